@@ -1,0 +1,266 @@
+"""The Discord bot: `python bot.py` starts it.
+
+This module is the adapter between Discord and the bot's logic: it decides which
+messages are conversation turns, keeps one `ChannelMemory` per channel, asks the model,
+and posts the answer split for Discord. Settings come from config.py, the text logic
+from memory.py, tokenizer.py and splitting.py, the API calls from chat_model.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import discord
+import openai
+import yarl
+from splitting import split_for_discord
+
+from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
+from config import ConfigError, Settings, load_settings, read_environment
+from memory import ChannelMemory, PromptBuilder, speaker_name
+from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
+
+log = logging.getLogger("chatbot")
+
+# What the bot needs in a channel: see it, read it back (replies need this), post in
+# channels and threads.
+PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    read_message_history=True,
+)
+CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+SHORTENED_NOTE = "-# Your message was too long for me to read whole; I answered its beginning."
+
+
+class ChatBot(discord.Client):
+    """A Discord client that chats with an OpenAI model in every channel it can read."""
+
+    def __init__(self, settings: Settings) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # privileged: must be enabled in the Developer Portal
+        super().__init__(
+            intents=intents,
+            # Nothing the bot posts may ping anyone, whatever the model writes.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.model: ChatModel | None = None
+        self.prompts: PromptBuilder | None = None
+        self.memories: dict[int, ChannelMemory] = {}
+        # One lock per channel: its messages are handled one at a time, in arrival order
+        # (asyncio.Lock wakes waiters first-in, first-out).
+        self.channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def setup_hook(self) -> None:
+        encoding_name = encoding_name_for_model(self.settings.openai_model)
+        # Building the encoding takes ~0.5 s of CPU; keep it off the event loop.
+        encoding = await asyncio.to_thread(load_encoding, encoding_name)
+        self.prompts = PromptBuilder(
+            TokenCounter(encoding), self.settings.system_prompt, self.settings.prompt_budget
+        )
+        self.model = ChatModel(self.settings)
+
+    async def close(self) -> None:
+        if self.model is not None:
+            await self.model.close()
+        await super().close()
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info(
+            "Connected as %s (id %s) to %d server(s), model %s. Invite link: %s",
+            self.user,
+            self.user.id,
+            len(self.guilds),
+            self.settings.openai_model,
+            discord.utils.oauth_url(
+                self.user.id, permissions=PERMISSIONS, scopes=("bot", "applications.commands")
+            ),
+        )
+
+    async def on_message(self, message: discord.Message) -> None:
+        if not self.is_conversation(message):
+            return
+        text = message.clean_content.strip()
+        if not text:
+            return  # an image or sticker alone, or content hidden without the intent
+        channel_id = message.channel.id
+        async with self.channel_locks[channel_id]:
+            await self.take_turn(message, text)
+
+    def is_conversation(self, message: discord.Message) -> bool:
+        """Whether `message` is a turn of the conversation (answered or kept as context)."""
+        if message.author.bot or message.webhook_id is not None:
+            return False  # itself, other bots, webhooks: never reply-loop
+        if message.type not in CONVERSATION_MESSAGE_TYPES:
+            return False  # joins, pins and other system messages
+        allowed = self.settings.allowed_channel_ids
+        if allowed and message.guild is not None:
+            channel = message.channel
+            scope = {
+                channel.id,
+                getattr(channel, "parent_id", None),  # a thread follows its parent
+                getattr(channel, "category_id", None),
+            }
+            if not scope & allowed:
+                return False
+        return True
+
+    def is_addressed(self, message: discord.Message) -> bool:
+        """Whether the bot should answer `message` (not only remember it)."""
+        if self.settings.reply_to == "all" or message.guild is None:
+            return True
+        assert self.user is not None
+        if self.user in message.mentions:
+            return True
+        replied_to = message.reference.resolved if message.reference else None
+        return isinstance(replied_to, discord.Message) and replied_to.author == self.user
+
+    async def take_turn(self, message: discord.Message, text: str) -> None:
+        """Remember `message` and, if it is addressed to the bot, answer it."""
+        assert self.prompts is not None and self.model is not None
+        channel_id = message.channel.id
+        memory = self.memories.get(channel_id)
+        if memory is None:
+            memory = self.memories[channel_id] = ChannelMemory(self.prompts.history_budget)
+        author = message.author
+        turn, shortened = self.prompts.turn(
+            "user", text, speaker_name(author.display_name, author.id)
+        )
+        memory.remember(turn)
+        log.debug("channel %s: %s said %r", channel_id, turn.name, text)
+        if not self.is_addressed(message):
+            return
+
+        prompt = self.prompts.prompt(memory)
+        started = time.perf_counter()
+        try:
+            async with show_typing(message.channel):
+                answer = await self.model.complete(prompt.messages)
+        except (openai.OpenAIError, EmptyAnswer) as error:
+            log.warning("channel %s: no answer from the model: %r", channel_id, error)
+            await self.post(message, [explain_failure(error)])
+            return
+        except Exception as error:  # a reply the SDK could not parse, say: keep serving
+            log.exception("channel %s: unexpected failure while asking the model", channel_id)
+            await self.post(message, [explain_failure(error)])
+            return
+        latency = time.perf_counter() - started
+
+        reply_text = f"{answer.text}\n\n{SHORTENED_NOTE}" if shortened else answer.text
+        if await self.post(message, split_for_discord(reply_text)):
+            reply, _ = self.prompts.turn("assistant", answer.text)
+            memory.remember(reply)
+        log_answer(channel_id, prompt.tokens, answer, latency)
+
+    async def post(self, message: discord.Message, chunks: list[str]) -> bool:
+        """Post `chunks` as the answer to `message`; whether any of it reached Discord.
+
+        The first chunk is a reply that does not ping the author; a failure (no
+        permission to post, say) is logged, never raised.
+        """
+        reference = message.to_reference(fail_if_not_exists=False)
+        posted = 0
+        try:
+            for chunk in chunks:
+                if posted == 0:
+                    await message.channel.send(chunk, reference=reference, mention_author=False)
+                else:
+                    await message.channel.send(chunk)
+                posted += 1
+        except discord.HTTPException as error:
+            log.warning(
+                "channel %s: could not post the answer (%s %s: %s)",
+                message.channel.id,
+                error.status,
+                error.code,
+                error.text,
+            )
+        return posted > 0
+
+
+@contextlib.asynccontextmanager
+async def show_typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
+    """Show "typing..." in `channel` for the duration; a channel that refuses is ignored."""
+    typing = channel.typing()
+    try:
+        await typing.__aenter__()
+    except discord.HTTPException as error:
+        log.debug("could not show typing: %s", error)
+        yield
+        return
+    try:
+        yield
+    finally:
+        await typing.__aexit__(None, None, None)
+
+
+def log_answer(channel_id: int, prompt_tokens: int, answer: Answer, latency: float) -> None:
+    """One INFO line per answered message; the API's usage figures when it sent them."""
+    log.info(
+        "answered channel=%s prompt_tokens=%s completion_tokens=%s latency=%.2fs",
+        channel_id,
+        answer.prompt_tokens if answer.prompt_tokens is not None else prompt_tokens,
+        answer.completion_tokens,
+        latency,
+    )
+
+
+def point_discord_at(url: str) -> None:
+    """Send discord.py's REST and gateway traffic to `url` (the test stand-in)."""
+    base = yarl.URL(url)
+    discord.http.Route.BASE = str(base / "api" / "v10")
+    scheme = "wss" if base.scheme == "https" else "ws"
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base.with_scheme(scheme) / "gateway"
+
+
+async def run(settings: Settings) -> None:
+    """Run the bot until it is closed by SIGINT or SIGTERM."""
+    if settings.discord_api_url:
+        point_discord_at(settings.discord_api_url)
+    bot = ChatBot(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
+    async with bot:
+        await bot.start(settings.discord_bot_token)
+
+
+def main() -> int:
+    """Start the bot; the exit status is 0 after a clean shutdown, 1 if it cannot start."""
+    try:
+        settings = load_settings(read_environment())
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 1
+    discord.utils.setup_logging(level=getattr(logging, settings.log_level))
+    try:
+        asyncio.run(run(settings))
+    except discord.LoginFailure:
+        print(
+            "Discord rejected DISCORD_BOT_TOKEN: copy a fresh token from the Developer Portal "
+            "(your application -> Bot -> Reset Token) into .env.",
+            file=sys.stderr,
+        )
+        return 1
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "Discord refused the Message Content intent: enable MESSAGE CONTENT INTENT in the "
+            "Developer Portal (your application -> Bot -> Privileged Gateway Intents).",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Calls to the chat-completions API, and what to tell a chat user when one fails.
+
+One `AsyncOpenAI` client serves the whole process; timeouts and retries are the SDK's
+own (`timeout`, `max_retries`), not ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import openai
+
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EmptyAnswer(Exception):
+    """The API answered, but with no text to post."""
+
+    def __init__(self, finish_reason: str | None) -> None:
+        super().__init__(f"the model returned no text (finish_reason={finish_reason!r})")
+        self.finish_reason = finish_reason
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A finished completion."""
+
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    finish_reason: str | None
+
+
+class ChatModel:
+    """The configured model behind one shared async client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.model = settings.openai_model
+        self.max_reply_tokens = settings.max_reply_tokens
+        self.client = openai.AsyncOpenAI(
+            # Local OpenAI-compatible servers ignore the key, but the SDK requires one.
+            api_key=settings.openai_api_key or "not-needed",
+            base_url=settings.openai_base_url,
+            timeout=settings.openai_timeout,
+        )
+
+    async def complete(self, messages: list[dict[str, str]]) -> Answer:
+        """The model's answer to `messages`.
+
+        Raises the SDK's `openai.OpenAIError`s, or `EmptyAnswer` when there is no text.
+        """
+        response = await self.client.chat.completions.create(
+            model=self.model,
+            messages=messages,  # type: ignore[arg-type]
+            max_completion_tokens=self.max_reply_tokens,
+        )
+        if not response.choices:
+            raise EmptyAnswer(None)
+        choice = response.choices[0]
+        text = (choice.message.content or "").strip()
+        if not text:
+            raise EmptyAnswer(choice.finish_reason)
+        usage = response.usage
+        return Answer(
+            text=text,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            finish_reason=choice.finish_reason,
+        )
+
+    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str | Answer]:
+        """Yield the answer's text as it arrives, then the finished `Answer` last.
+
+        Raises like `complete`; a stream that breaks raises mid-iteration.
+        """
+        stream = await self.client.chat.completions.create(
+            model=self.model,
+            messages=messages,  # type: ignore[arg-type]
+            max_completion_tokens=self.max_reply_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        parts: list[str] = []
+        finish_reason = None
+        usage = None
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage is not None:  # the last chunk: no choices, only usage
+                    usage = chunk.usage
+                for choice in chunk.choices[:1]:
+                    if choice.delta.content:
+                        parts.append(choice.delta.content)
+                        yield choice.delta.content
+                    finish_reason = choice.finish_reason or finish_reason
+        text = "".join(parts).strip()
+        if not text:
+            raise EmptyAnswer(finish_reason)
+        yield Answer(
+            text=text,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            finish_reason=finish_reason,
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def explain_failure(error: Exception) -> str:
+    """One short sentence for the chat user about why no answer came; never raw details."""
+    # Order matters: APITimeoutError is an APIConnectionError.
+    if isinstance(error, EmptyAnswer):
+        if error.finish_reason == "length":
+            return (
+                "The model used up its reply allowance before writing anything. "
+                "Try a simpler question, or ask the bot's owner to raise MAX_REPLY_TOKENS."
+            )
+        if error.finish_reason == "content_filter":
+            return "The model's content filter blocked this answer."
+        return "The model returned an empty answer. Please try again."
+    if isinstance(error, openai.RateLimitError):
+        if _error_code(error) == "insufficient_quota":
+            return (
+                "The bot's OpenAI account is out of credit, so I can't answer right now. "
+                "The bot's owner needs to check billing."
+            )
+        return "The model is busy right now (rate limited). Please try again in a minute."
+    if isinstance(error, openai.APITimeoutError):
+        return "The model took too long to answer. Please try again."
+    if isinstance(error, openai.APIConnectionError):
+        return "I couldn't reach the model service. Please try again in a little while."
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return (
+            "The model service rejected the bot's API key. "
+            "The bot's owner needs to check OPENAI_API_KEY."
+        )
+    if isinstance(error, openai.NotFoundError):
+        return "The configured model isn't available. The bot's owner needs to check OPENAI_MODEL."
+    if isinstance(error, openai.BadRequestError):
+        if _error_code(error) == "context_length_exceeded":
+            return (
+                "This conversation is too long for the model. "
+                "The bot's owner can lower MAX_CONTEXT_TOKENS."
+            )
+        return "The model service rejected this request. Try rephrasing your message."
+    if isinstance(error, openai.InternalServerError):
+        return "The model service had an internal error. Please try again."
+    return "Something went wrong while getting an answer. Please try again."
+
+
+def _error_code(error: Exception) -> str | None:
+    code = getattr(error, "code", None)
+    return code if isinstance(code, str) else None

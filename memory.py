@@ -1,0 +1,124 @@
+"""Per-channel conversation history, kept within the prompt's token budget.
+
+Each turn's token cost is counted once, when it is remembered; building a request then
+only adds cached numbers. A channel keeps no more than can ever be sent: when a new
+turn pushes the history past the budget, the oldest turns are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from tokenizer import REPLY_PRIMING, TokenCounter
+
+Role = Literal["system", "user", "assistant"]
+
+_NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]+")
+
+
+def speaker_name(display_name: str, user_id: int) -> str:
+    """A name OpenAI accepts (`^[a-zA-Z0-9_-]{1,64}$`) that still reads like `display_name`.
+
+    Accents are folded ("Zoë" -> "Zoe"), other characters become "_"; a name with
+    nothing usable left becomes "user_<id>".
+    """
+    folded = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
+    cleaned = _NAME_FORBIDDEN.sub("_", folded).strip("_")[:64]
+    return cleaned or f"user_{user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of the conversation, with its token cost in a request."""
+
+    role: Role
+    content: str
+    name: str | None
+    tokens: int
+
+    def as_message(self) -> dict[str, str]:
+        """The turn as a chat-completions message."""
+        message = {"role": self.role, "content": self.content}
+        if self.name is not None:
+            message["name"] = self.name
+        return message
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A request's messages and their total prompt tokens as the API counts them."""
+
+    messages: list[dict[str, str]]
+    tokens: int
+
+
+class PromptBuilder:
+    """Makes turns that fit the budget and assembles requests from a channel's history."""
+
+    def __init__(self, counter: TokenCounter, system_prompt: str, prompt_budget: int) -> None:
+        self.counter = counter
+        self.system = self._turn("system", system_prompt, None)
+        # Tokens the history may use: the budget less the system prompt and reply priming.
+        self.history_budget = prompt_budget - self.system.tokens - REPLY_PRIMING
+        if self.history_budget < 32:
+            raise ValueError("SYSTEM_PROMPT leaves too little of the prompt budget")
+
+    def turn(self, role: Role, content: str, name: str | None = None) -> tuple[Turn, bool]:
+        """A turn for `content`, shortened if it alone would not fit in a request.
+
+        Returns the turn and whether it was shortened.
+        """
+        turn = self._turn(role, content, name)
+        if turn.tokens <= self.history_budget:
+            return turn, False
+        overhead = turn.tokens - self.counter.count_text(content)
+        shortened = self.counter.truncate(content, self.history_budget - overhead)
+        return self._turn(role, shortened, name), True
+
+    def prompt(self, history: ChannelMemory) -> Prompt:
+        """The request for `history`: system prompt first, then the turns, oldest first."""
+        messages = [self.system.as_message(), *(t.as_message() for t in history)]
+        tokens = self.system.tokens + history.tokens + REPLY_PRIMING
+        return Prompt(messages, tokens)
+
+    def _turn(self, role: Role, content: str, name: str | None) -> Turn:
+        return Turn(role, content, name, self.counter.count_message(role, content, name))
+
+
+class ChannelMemory:
+    """One channel's turns, oldest first, never more tokens than `budget`."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._turns: deque[Turn] = deque()
+        self.tokens = 0
+
+    def remember(self, turn: Turn) -> list[Turn]:
+        """Add `turn` as the newest; drop and return the oldest turns that no longer fit.
+
+        The newest turn always stays (`PromptBuilder.turn` makes every turn fit alone).
+        """
+        self._turns.append(turn)
+        self.tokens += turn.tokens
+        dropped = []
+        while self.tokens > self.budget and len(self._turns) > 1:
+            old = self._turns.popleft()
+            self.tokens -= old.tokens
+            dropped.append(old)
+        return dropped
+
+    def clear(self) -> None:
+        """Forget the whole conversation."""
+        self._turns.clear()
+        self.tokens = 0
+
+    def __iter__(self) -> Iterator[Turn]:
+        return iter(self._turns)
+
+    def __len__(self) -> int:
+        return len(self._turns)

@@ -1,0 +1,108 @@
+"""Channel history within the budget: cached counts, oldest dropped, newest kept."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memory import ChannelMemory, PromptBuilder, speaker_name
+from tokenizer import REPLY_PRIMING, TokenCounter
+
+
+def request_tokens(counter: TokenCounter, messages: list[dict[str, str]]) -> int:
+    """Recount a whole request from scratch, independently of the cached counts."""
+    return REPLY_PRIMING + sum(
+        counter.count_message(m["role"], m["content"], m.get("name")) for m in messages
+    )
+
+
+@pytest.mark.parametrize(
+    ("display", "expected"),
+    [
+        ("Alice", "Alice"),
+        ("Zoë 🌟", "Zoe"),
+        ("the.real deal!", "the_real_deal"),
+        ("🌟🌟", "user_42"),
+        ("x" * 100, "x" * 64),
+        ("漢字", "user_42"),
+    ],
+)
+def test_speaker_names_are_valid_openai_names(display: str, expected: str) -> None:
+    assert speaker_name(display, 42) == expected
+
+
+def test_prompt_keeps_system_first_and_newest_last(o200k: TokenCounter) -> None:
+    builder = PromptBuilder(o200k, "You are terse.", prompt_budget=300)
+    memory = ChannelMemory(builder.history_budget)
+    for i in range(50):
+        turn, shortened = builder.turn("user", f"message number {i} with some padding text", "Ana")
+        assert not shortened
+        memory.remember(turn)
+    prompt = builder.prompt(memory)
+    assert prompt.messages[0] == {"role": "system", "content": "You are terse."}
+    assert prompt.messages[-1]["content"].startswith("message number 49 ")
+    assert prompt.tokens == request_tokens(o200k, prompt.messages) <= 300
+    assert 1 < len(memory) < 50  # older turns were dropped, in order
+    numbers = [int(m["content"].split()[2]) for m in prompt.messages[1:]]
+    assert numbers == sorted(numbers) and numbers[-1] == 49
+
+
+def test_an_oversized_message_is_shortened_to_fit(o200k: TokenCounter) -> None:
+    builder = PromptBuilder(o200k, "sys", prompt_budget=300)
+    memory = ChannelMemory(builder.history_budget)
+    memory.remember(builder.turn("user", "earlier", "Bob")[0])
+    turn, shortened = builder.turn("user", "long " * 4000, "Ana")
+    assert shortened and turn.content.startswith("long long")
+    memory.remember(turn)
+    prompt = builder.prompt(memory)
+    assert [m["content"] for m in prompt.messages[1:]] == [turn.content]
+    assert request_tokens(o200k, prompt.messages) <= 300
+
+
+def test_counts_are_cached_not_recomputed(o200k: TokenCounter, monkeypatch) -> None:
+    builder = PromptBuilder(o200k, "sys", prompt_budget=4000)
+    memory = ChannelMemory(builder.history_budget)
+    for _ in range(20):
+        memory.remember(builder.turn("user", "hello there " * 20)[0])
+    encoded: list[str] = []
+    original = o200k.count_text
+    monkeypatch.setattr(o200k, "count_text", lambda text: encoded.append(text) or original(text))
+    memory.remember(builder.turn("user", "the newest message")[0])
+    builder.prompt(memory)
+    assert "the newest message" in encoded
+    assert not any(text.startswith("hello there") for text in encoded)
+
+
+def test_a_system_prompt_that_fills_the_budget_is_refused(o200k: TokenCounter) -> None:
+    with pytest.raises(ValueError, match="SYSTEM_PROMPT"):
+        PromptBuilder(o200k, "word " * 400, prompt_budget=300)
+
+
+def test_clear_forgets_everything(o200k: TokenCounter) -> None:
+    builder = PromptBuilder(o200k, "sys", prompt_budget=300)
+    memory = ChannelMemory(builder.history_budget)
+    memory.remember(builder.turn("user", "hi")[0])
+    memory.clear()
+    assert len(memory) == 0 and memory.tokens == 0
+    assert builder.prompt(memory).messages == [{"role": "system", "content": "sys"}]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    turns=st.lists(
+        st.tuples(st.sampled_from(["user", "assistant"]), st.text(min_size=1, max_size=600)),
+        min_size=1,
+        max_size=30,
+    ),
+    budget=st.integers(min_value=120, max_value=1200),
+)
+def test_every_prompt_fits_the_budget(o200k: TokenCounter, turns, budget: int) -> None:
+    builder = PromptBuilder(o200k, "Be brief.", prompt_budget=budget)
+    memory = ChannelMemory(builder.history_budget)
+    for role, text in turns:
+        turn, _ = builder.turn(role, text, "Ana" if role == "user" else None)
+        memory.remember(turn)
+        prompt = builder.prompt(memory)
+        assert prompt.tokens == request_tokens(o200k, prompt.messages) <= budget
+        assert prompt.messages[-1]["content"] == turn.content
