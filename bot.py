@@ -24,6 +24,7 @@ from splitting import split_for_discord
 
 from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import ConfigError, Settings, load_settings, read_environment
+from live_reply import LiveReply
 from memory import ChannelMemory, PromptBuilder, speaker_name
 from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
@@ -142,25 +143,67 @@ class ChatBot(discord.Client):
             return
 
         prompt = self.prompts.prompt(memory)
+        note = SHORTENED_NOTE if shortened else None
         started = time.perf_counter()
+        if self.settings.stream_replies:
+            answer = await self.answer_streaming(message, prompt.messages, note)
+        else:
+            answer = await self.answer_whole(message, prompt.messages, note)
+        if answer is not None:
+            memory.remember(self.prompts.turn("assistant", answer.text)[0])
+            log_answer(channel_id, prompt.tokens, answer, time.perf_counter() - started)
+
+    async def answer_whole(
+        self, message: discord.Message, messages: list[dict[str, str]], note: str | None
+    ) -> Answer | None:
+        """Get the whole answer, then post it; the answer if any of it was posted."""
+        assert self.model is not None
         try:
             async with show_typing(message.channel):
-                answer = await self.model.complete(prompt.messages)
-        except (openai.OpenAIError, EmptyAnswer) as error:
-            log.warning("channel %s: no answer from the model: %r", channel_id, error)
-            await self.post(message, [explain_failure(error)])
-            return
-        except Exception as error:  # a reply the SDK could not parse, say: keep serving
-            log.exception("channel %s: unexpected failure while asking the model", channel_id)
-            await self.post(message, [explain_failure(error)])
-            return
-        latency = time.perf_counter() - started
+                answer = await self.model.complete(messages)
+        except Exception as error:
+            await self.report_failure(message, error)
+            return None
+        text = f"{answer.text}\n\n{note}" if note else answer.text
+        return answer if await self.post(message, split_for_discord(text)) else None
 
-        reply_text = f"{answer.text}\n\n{SHORTENED_NOTE}" if shortened else answer.text
-        if await self.post(message, split_for_discord(reply_text)):
-            reply, _ = self.prompts.turn("assistant", answer.text)
-            memory.remember(reply)
-        log_answer(channel_id, prompt.tokens, answer, latency)
+    async def answer_streaming(
+        self, message: discord.Message, messages: list[dict[str, str]], note: str | None
+    ) -> Answer | None:
+        """Show the answer while it streams; the answer (or what arrived) if it was shown.
+
+        A stream that breaks after some text keeps that text visible, marked as cut
+        off, and it is remembered as the bot's turn: it is what the channel saw.
+        """
+        assert self.model is not None
+        reply = LiveReply(message)
+        answer = None
+        try:
+            async with show_typing(message.channel):
+                async for piece in self.model.stream(messages):
+                    if isinstance(piece, Answer):
+                        answer = piece
+                    else:
+                        reply.add(piece)
+        except Exception as error:
+            if not reply.text:
+                await reply.finish()
+                await self.report_failure(message, error)
+                return None
+            log.warning("channel %s: the answer stream broke: %r", message.channel.id, error)
+            cut_off = f"-# ⚠️ The answer was cut off: {explain_failure(error)}"
+            note = "\n".join(filter(None, [cut_off, note]))
+            answer = Answer(reply.text, None, None, "interrupted")
+        await reply.finish(note)
+        return answer if reply.visible else None
+
+    async def report_failure(self, message: discord.Message, error: Exception) -> None:
+        """Tell the user briefly why no answer came; the log gets the detail."""
+        if isinstance(error, openai.OpenAIError | EmptyAnswer):
+            log.warning("channel %s: no answer from the model: %r", message.channel.id, error)
+        else:  # a reply the SDK could not parse, say: keep serving
+            log.error("channel %s: unexpected failure", message.channel.id, exc_info=error)
+        await self.post(message, [explain_failure(error)])
 
     async def post(self, message: discord.Message, chunks: list[str]) -> bool:
         """Post `chunks` as the answer to `message`; whether any of it reached Discord.
