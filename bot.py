@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator
 import discord
 import openai
 import yarl
-from splitting import split_for_discord
 
 from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import ConfigError, Settings, load_settings, read_environment
 from live_reply import LiveReply
 from memory import ChannelMemory, PromptBuilder, speaker_name
+from splitting import split_for_discord
 from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
@@ -52,6 +52,9 @@ class ChatBot(discord.Client):
             intents=intents,
             # Nothing the bot posts may ping anyone, whatever the model writes.
             allowed_mentions=discord.AllowedMentions.none(),
+            # discord.py waits this long after the last server arrives before on_ready
+            # (default 2 s). The bot needs no complete cache to answer, so don't wait long.
+            guild_ready_timeout=0.5,
         )
         self.settings = settings
         self.model: ChatModel | None = None

@@ -1,9 +1,17 @@
-"""Shared fixtures: the real encodings, loaded once per test run from the bundled files."""
+"""Shared fixtures: the real encodings, and the real bot wired to the stand-ins."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import discord
 import pytest
 
+from bot import ChatBot, point_discord_at
+from config import load_settings
+from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.openai_standin import OpenAIStandIn
 from tokenizer import TokenCounter, load_encoding
 
 
@@ -15,3 +23,75 @@ def o200k() -> TokenCounter:
 @pytest.fixture(scope="session")
 def cl100k() -> TokenCounter:
     return TokenCounter(load_encoding("cl100k_base"))
+
+
+# --- End-to-end: the real bot against the Discord and OpenAI stand-ins ---------------
+
+
+@pytest.fixture
+async def discord_api() -> AsyncIterator[DiscordStandIn]:
+    async with DiscordStandIn(heartbeat_interval_ms=200) as standin:
+        yield standin
+    assert standin.errors == []
+
+
+@pytest.fixture
+async def openai_api() -> AsyncIterator[OpenAIStandIn]:
+    async with OpenAIStandIn() as standin:
+        yield standin
+
+
+def bot_environment(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, **overrides: str
+) -> dict[str, str]:
+    """The settings a user would put in .env, pointed at the stand-ins."""
+    return {
+        "DISCORD_BOT_TOKEN": discord_api.bot_token,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": openai_api.base_url,
+        "DISCORD_API_URL": discord_api.url,
+        "STREAM_REPLIES": "false",
+        "OPENAI_TIMEOUT": "5",
+        **overrides,
+    }
+
+
+@pytest.fixture
+async def start_bot(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[..., Awaitable[ChatBot]]]:
+    """Start the real ChatBot in this event loop; settings as in .env (strings)."""
+    # point_discord_at changes discord.py's class attributes; undo that after the test.
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket,
+        "DEFAULT_GATEWAY",
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
+    )
+    running: list[tuple[ChatBot, asyncio.Task[None]]] = []
+
+    async def start(**overrides: str) -> ChatBot:
+        settings = load_settings(bot_environment(discord_api, openai_api, **overrides))
+        point_discord_at(discord_api.url)
+        bot = ChatBot(settings)
+        task = asyncio.create_task(bot.start(settings.discord_bot_token))
+        running.append((bot, task))
+        ready = asyncio.create_task(bot.wait_until_ready())
+        await asyncio.wait([task, ready], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()  # raise what stopped it
+        assert bot.is_ready()
+        return bot
+
+    yield start
+    for bot, task in running:
+        await bot.close()
+        await asyncio.wait_for(task, 5)
+
+
+async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait for `condition` that no stand-in records (a log line, say), checking often."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
