@@ -45,7 +45,7 @@ SHORTENED_NOTE = "-# Your message was too long for me to read whole; I answered 
 class ChatBot(discord.Client):
     """A Discord client that chats with an OpenAI model in every channel it can read."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, counter: TokenCounter) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: must be enabled in the Developer Portal
         super().__init__(
@@ -57,20 +57,15 @@ class ChatBot(discord.Client):
             guild_ready_timeout=0.5,
         )
         self.settings = settings
+        self.prompts = PromptBuilder(counter, settings.system_prompt, settings.prompt_budget)
         self.model: ChatModel | None = None
-        self.prompts: PromptBuilder | None = None
         self.memories: dict[int, ChannelMemory] = {}
         # One lock per channel: its messages are handled one at a time, in arrival order
         # (asyncio.Lock wakes waiters first-in, first-out).
         self.channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def setup_hook(self) -> None:
-        encoding_name = encoding_name_for_model(self.settings.openai_model)
-        # Building the encoding takes ~0.5 s of CPU; keep it off the event loop.
-        encoding = await asyncio.to_thread(load_encoding, encoding_name)
-        self.prompts = PromptBuilder(
-            TokenCounter(encoding), self.settings.system_prompt, self.settings.prompt_budget
-        )
+        # The HTTP client belongs to the running event loop, so it is made here.
         self.model = ChatModel(self.settings)
 
     async def close(self) -> None:
@@ -131,7 +126,6 @@ class ChatBot(discord.Client):
 
     async def take_turn(self, message: discord.Message, text: str) -> None:
         """Remember `message` and, if it is addressed to the bot, answer it."""
-        assert self.prompts is not None and self.model is not None
         channel_id = message.channel.id
         memory = self.memories.get(channel_id)
         if memory is None:
@@ -273,7 +267,10 @@ async def run(settings: Settings) -> None:
     """Run the bot until it is closed by SIGINT or SIGTERM."""
     if settings.discord_api_url:
         point_discord_at(settings.discord_api_url)
-    bot = ChatBot(settings)
+    # Building the encoding takes ~0.5 s of CPU; keep it off the event loop.
+    encoding_name = encoding_name_for_model(settings.openai_model)
+    encoding = await asyncio.to_thread(load_encoding, encoding_name)
+    bot = ChatBot(settings, TokenCounter(encoding))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))

@@ -58,7 +58,10 @@ def bot_environment(
 
 @pytest.fixture
 async def start_bot(
-    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch
+    discord_api: DiscordStandIn,
+    openai_api: OpenAIStandIn,
+    o200k: TokenCounter,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Callable[..., Awaitable[ChatBot]]]:
     """Start the real ChatBot in this event loop; settings as in .env (strings)."""
     # point_discord_at changes discord.py's class attributes; undo that after the test.
@@ -73,15 +76,13 @@ async def start_bot(
     async def start(**overrides: str) -> ChatBot:
         settings = load_settings(bot_environment(discord_api, openai_api, **overrides))
         point_discord_at(discord_api.url)
-        bot = ChatBot(settings)
+        bot = ChatBot(settings, o200k)  # the default model's encoding, loaded once
         task = asyncio.create_task(bot.start(settings.discord_bot_token))
         running.append((bot, task))
-        ready = asyncio.create_task(bot.wait_until_ready())
-        await asyncio.wait([task, ready], timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        # The bot handles messages as soon as the server is in its cache, before on_ready.
+        await until(lambda: task.done() or bot.get_guild(discord_api.guild_id), timeout=10)
         if task.done():
-            ready.cancel()
             task.result()  # raise what stopped it
-        assert bot.is_ready()
         return bot
 
     yield start

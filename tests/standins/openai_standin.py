@@ -432,6 +432,10 @@ class OpenAIStandIn(Recorder):
         for step in steps:
             self._script.extend([step] * step.times)
 
+    def clear_script(self) -> None:
+        """Drop the steps not used yet (a retry the client did not make, say)."""
+        self._script.clear()
+
     @property
     def unused_steps(self) -> list[Step]:
         """Steps queued but not used yet."""
