@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
+import aiohttp
 import discord
 import openai
 import yarl
@@ -286,6 +287,13 @@ def main() -> int:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 1
     discord.utils.setup_logging(level=getattr(logging, settings.log_level))
+    # A text bot needs no voice: skip discord.py's start-up warnings about voice libraries.
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+    if settings.log_level != "DEBUG":
+        # The OpenAI SDK's HTTP library logs every request at INFO; one line per answer
+        # (ours) is enough.
+        for name in ("httpx", "httpx2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         asyncio.run(run(settings))
     except discord.LoginFailure:
@@ -294,6 +302,9 @@ def main() -> int:
             "(your application -> Bot -> Reset Token) into .env.",
             file=sys.stderr,
         )
+        return 1
+    except (aiohttp.ClientError, OSError) as error:
+        print(f"Could not reach Discord ({error}): check the network connection.", file=sys.stderr)
         return 1
     except discord.PrivilegedIntentsRequired:
         print(

@@ -1,0 +1,123 @@
+"""`python bot.py` as a user runs it: a .env, the real entry point, signals, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.openai_standin import OpenAIStandIn, Reply
+from tests.test_e2e_chat import replies
+
+BOT = Path(__file__).resolve().parent.parent / "bot.py"
+
+
+async def launch(folder: Path, dotenv: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start `python bot.py` in `folder` with `dotenv` as its .env and a bare environment."""
+    (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(BOT),
+        cwd=folder,
+        env={"PATH": os.environ["PATH"], "HOME": str(folder)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish(process: asyncio.subprocess.Process) -> tuple[int, str]:
+    """Wait for the process to exit; its status and everything it printed."""
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, (stdout + stderr).decode()
+
+
+def dotenv_for(discord_api: DiscordStandIn, openai_api: OpenAIStandIn) -> dict[str, str]:
+    return {
+        "DISCORD_BOT_TOKEN": discord_api.bot_token,
+        "OPENAI_API_KEY": "sk-test-key",
+        "OPENAI_BASE_URL": openai_api.base_url,
+        "DISCORD_API_URL": discord_api.url,
+        "STREAM_REPLIES": "false",
+    }
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_runs_from_dotenv_answers_and_stops_cleanly(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, signum: int
+) -> None:
+    process = await launch(tmp_path, dotenv_for(discord_api, openai_api))
+    await discord_api.wait_until_ready(timeout=20)
+    openai_api.script(Reply("Hi from a real process"))
+    await discord_api.user_says("general", "alice", "hello?")
+    [answer] = await replies(discord_api, "general")
+    assert answer["content"] == "Hi from a real process"
+    [request] = openai_api.chat_requests
+    assert request.headers["authorization"] == "Bearer sk-test-key"
+
+    process.send_signal(signum)
+    status, output = await finish(process)
+    assert status == 0
+    assert "Traceback" not in output
+    assert "answered channel=" in output  # logging at INFO by default
+    assert "sk-test-key" not in output and discord_api.bot_token not in output
+    await discord_api.wait_for(lambda: not discord_api.connected)
+
+
+async def test_a_missing_setting_names_the_variable(tmp_path: Path) -> None:
+    process = await launch(tmp_path, {"OPENAI_API_KEY": "sk-test"})
+    status, output = await finish(process)
+    assert status == 1
+    assert output.strip().splitlines() == [
+        line for line in output.strip().splitlines() if "DISCORD_BOT_TOKEN" in line
+    ]
+    assert len(output.strip().splitlines()) == 1
+
+
+async def test_a_malformed_setting_names_the_variable(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    dotenv = {**dotenv_for(discord_api, openai_api), "MAX_CONTEXT_TOKENS": "4k"}
+    status, output = await finish(await launch(tmp_path, dotenv))
+    assert status == 1
+    assert output.strip() == (
+        "Configuration error: MAX_CONTEXT_TOKENS must be a whole number, got '4k'."
+    )
+
+
+async def test_a_rejected_token_says_what_to_fix(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    dotenv = {**dotenv_for(discord_api, openai_api), "DISCORD_BOT_TOKEN": "not-the-token"}
+    status, output = await finish(await launch(tmp_path, dotenv))
+    assert status == 1
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("Discord rejected DISCORD_BOT_TOKEN")
+    assert "not-the-token" not in output
+
+
+async def test_a_disabled_message_content_intent_says_what_to_fix(
+    tmp_path: Path, openai_api: OpenAIStandIn
+) -> None:
+    async with DiscordStandIn(message_content_intent_enabled=False) as discord_api:
+        status, output = await finish(await launch(tmp_path, dotenv_for(discord_api, openai_api)))
+    assert status == 1
+    assert "Traceback" not in output
+    assert "MESSAGE CONTENT INTENT" in output.strip().splitlines()[-1]
+
+
+async def test_unreachable_discord_says_so(tmp_path: Path, openai_api: OpenAIStandIn) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{free.getsockname()[1]}"
+    dotenv = {"DISCORD_BOT_TOKEN": "t", "OPENAI_API_KEY": "k", "DISCORD_API_URL": closed}
+    status, output = await finish(await launch(tmp_path, dotenv))
+    assert status == 1
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("Could not reach Discord")
