@@ -336,7 +336,10 @@ class DiscordStandIn(Recorder):
         bot_token: str = "test-bot-token",
         message_content_intent_enabled: bool = True,
         heartbeat_interval_ms: int = 41250,
+        extra_text_channels: int = 0,
     ) -> None:
+        """``extra_text_channels`` adds that many text channels named "channel-0", ...
+        (for load tests) to the fixed world."""
         super().__init__()
         self.bot_token = bot_token
         # The "Message Content Intent" switch in the Developer Portal.
@@ -351,6 +354,12 @@ class DiscordStandIn(Recorder):
 
         self._snowflake = SnowflakeFactory()
         self._build_world()
+        for n in range(extra_text_channels):
+            key = f"channel-{n}"
+            self.channels[key] = FakeChannel(
+                key, self._snowflake(), CHANNEL_TEXT, key, guild_id=self.guild_id,
+                parent_id=self.category.id, position=2 + n,
+            )  # fmt: skip
         # channel id -> message id -> stored message (gateway form, no referenced_message)
         self._messages: dict[int, dict[int, dict[str, Any]]] = {
             channel.id: {} for channel in self.channels.values()
