@@ -14,8 +14,9 @@ import logging
 import signal
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 import discord
@@ -24,6 +25,7 @@ import yarl
 
 from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import ConfigError, Settings, load_settings, read_environment
+from guards import Access, AccessRules, UserLimits
 from live_reply import LiveReply
 from memory import ChannelMemory, PromptBuilder, speaker_name
 from splitting import split_for_discord
@@ -41,6 +43,28 @@ PERMISSIONS = discord.Permissions(
 )
 CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 SHORTENED_NOTE = "-# Your message was too long for me to read whole; I answered its beginning."
+BLOCKED_NOTE = "Sorry, you can't use this bot."
+# More waiting messages than this in one channel are answered together, in one call.
+COALESCE_AFTER = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTurn:
+    """A message waiting for its channel's turn; `answer`: whether to answer it."""
+
+    message: discord.Message
+    text: str
+    answer: bool
+
+
+def channel_scope(channel: discord.abc.Messageable) -> set[int]:
+    """The ids the channel lists match: the channel, a thread's parent, the category."""
+    ids = {getattr(channel, "id", 0), getattr(channel, "parent_id", None)}
+    parent = getattr(channel, "parent", None)  # a thread's category is its parent's
+    for holder in (channel, parent):
+        ids.add(getattr(holder, "category_id", None))
+    ids.discard(None)
+    return ids  # type: ignore[return-value]
 
 
 class ChatBot(discord.Client):
@@ -60,9 +84,15 @@ class ChatBot(discord.Client):
         self.settings = settings
         self.prompts = PromptBuilder(counter, settings.system_prompt, settings.prompt_budget)
         self.model: ChatModel | None = None
+        self.access = AccessRules.from_settings(settings)
+        self.limits = UserLimits(
+            settings.user_rate_limit, settings.user_daily_tokens, settings.admin_user_ids
+        )
+        self.told_blocked: set[int] = set()  # blocked users already told so in a DM
         self.memories: dict[int, ChannelMemory] = {}
-        # One lock per channel: its messages are handled one at a time, in arrival order
-        # (asyncio.Lock wakes waiters first-in, first-out).
+        # Per channel, the messages not yet taken into the conversation, and a lock so
+        # that they are taken one turn at a time, in order.
+        self.waiting: defaultdict[int, deque[PendingTurn]] = defaultdict(deque)
         self.channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def setup_hook(self) -> None:
@@ -93,27 +123,45 @@ class ChatBot(discord.Client):
         text = message.clean_content.strip()
         if not text:
             return  # an image or sticker alone, or content hidden without the intent
-        channel_id = message.channel.id
-        async with self.channel_locks[channel_id]:
-            await self.take_turn(message, text)
+        access = self.access.check(
+            message.author.id,
+            [role.id for role in getattr(message.author, "roles", [])],
+            channel_scope(message.channel),
+            in_dm=message.guild is None,
+        )
+        if access is Access.BLOCKED_IN_DM and message.author.id not in self.told_blocked:
+            self.told_blocked.add(message.author.id)
+            await self.post(message, [BLOCKED_NOTE])
+        if access is not Access.ALLOWED:
+            return
+
+        answer = self.is_addressed(message)
+        notice = None
+        if answer:
+            now = discord.utils.utcnow()
+            answer, notice = self.limits.check(message.author.id, time.monotonic(), now)
+        # Queue before the first await, so the queue is in arrival order; whichever
+        # handler holds the channel's lock works from the head of the queue.
+        waiting = self.waiting[message.channel.id]
+        waiting.append(PendingTurn(message, text, answer))
+        if notice is not None:
+            await self.post(message, [notice])
+        async with self.channel_locks[message.channel.id]:
+            if not waiting:
+                return  # answered together with others
+            if len(waiting) > COALESCE_AFTER:
+                # Falling behind: answer the newest with everything waiting as context.
+                batch = list(waiting)
+                waiting.clear()
+            else:
+                batch = [waiting.popleft()]
+            await self.take_turns(batch)
 
     def is_conversation(self, message: discord.Message) -> bool:
-        """Whether `message` is a turn of the conversation (answered or kept as context)."""
+        """Whether `message` is a person's chat message (not a bot's or the system's)."""
         if message.author.bot or message.webhook_id is not None:
             return False  # itself, other bots, webhooks: never reply-loop
-        if message.type not in CONVERSATION_MESSAGE_TYPES:
-            return False  # joins, pins and other system messages
-        allowed = self.settings.allowed_channel_ids
-        if allowed and message.guild is not None:
-            channel = message.channel
-            scope = {
-                channel.id,
-                getattr(channel, "parent_id", None),  # a thread follows its parent
-                getattr(channel, "category_id", None),
-            }
-            if not scope & allowed:
-                return False
-        return True
+        return message.type in CONVERSATION_MESSAGE_TYPES  # not joins, pins...
 
     def is_addressed(self, message: discord.Message) -> bool:
         """Whether the bot should answer `message` (not only remember it)."""
@@ -125,31 +173,41 @@ class ChatBot(discord.Client):
         replied_to = message.reference.resolved if message.reference else None
         return isinstance(replied_to, discord.Message) and replied_to.author == self.user
 
-    async def take_turn(self, message: discord.Message, text: str) -> None:
-        """Remember `message` and, if it is addressed to the bot, answer it."""
-        channel_id = message.channel.id
+    async def take_turns(self, batch: list[PendingTurn]) -> None:
+        """Remember the messages of `batch`, in order, and answer the newest one to be
+        answered (if any), with all of them in the conversation."""
+        channel_id = batch[0].message.channel.id
         memory = self.memories.get(channel_id)
         if memory is None:
             memory = self.memories[channel_id] = ChannelMemory(self.prompts.history_budget)
-        author = message.author
-        turn, shortened = self.prompts.turn(
-            "user", text, speaker_name(author.display_name, author.id)
-        )
-        memory.remember(turn)
-        log.debug("channel %s: %s said %r", channel_id, turn.name, text)
-        if not self.is_addressed(message):
+        shortened = False
+        for pending in batch:
+            author = pending.message.author
+            turn, shortened = self.prompts.turn(
+                "user", pending.text, speaker_name(author.display_name, author.id)
+            )
+            memory.remember(turn)
+            log.debug("channel %s: %s said %r", channel_id, turn.name, pending.text)
+        to_answer = [pending for pending in batch if pending.answer]
+        if not to_answer:
             return
+        message = to_answer[-1].message
+        if len(batch) > 1:
+            log.info("channel %s: answering %d waiting messages at once", channel_id, len(batch))
 
         prompt = self.prompts.prompt(memory)
-        note = SHORTENED_NOTE if shortened else None
+        note = SHORTENED_NOTE if shortened and to_answer[-1] is batch[-1] else None
         started = time.perf_counter()
         if self.settings.stream_replies:
             answer = await self.answer_streaming(message, prompt.messages, note)
         else:
             answer = await self.answer_whole(message, prompt.messages, note)
-        if answer is not None:
-            memory.remember(self.prompts.turn("assistant", answer.text)[0])
-            log_answer(channel_id, prompt.tokens, answer, time.perf_counter() - started)
+        if answer is None:
+            return
+        memory.remember(self.prompts.turn("assistant", answer.text)[0])
+        log_answer(channel_id, prompt.tokens, answer, time.perf_counter() - started)
+        spent = (answer.prompt_tokens or prompt.tokens) + (answer.completion_tokens or 0)
+        self.limits.record_usage(message.author.id, spent, discord.utils.utcnow())
 
     async def answer_whole(
         self, message: discord.Message, messages: list[dict[str, str]], note: str | None

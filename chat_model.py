@@ -1,11 +1,14 @@
 """Calls to the chat-completions API, and what to tell a chat user when one fails.
 
 One `AsyncOpenAI` client serves the whole process; timeouts and retries are the SDK's
-own (`timeout`, `max_retries`), not ours.
+own (`timeout`, `max_retries`), not ours. At most MAX_CONCURRENT_REQUESTS calls are in
+flight; others wait their turn. Reasoning a model writes into its answer
+(`<think>...</think>`) is removed here, so nothing downstream ever sees it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 import openai
 
 from config import Settings
+from reasoning import ReasoningFilter, strip_reasoning
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +51,24 @@ class ChatModel:
             base_url=settings.openai_base_url,
             timeout=settings.openai_timeout,
         )
+        # asyncio.Semaphore wakes waiters first-come, first-served.
+        self.slots = asyncio.Semaphore(settings.max_concurrent_requests)
 
     async def complete(self, messages: list[dict[str, str]]) -> Answer:
         """The model's answer to `messages`.
 
         Raises the SDK's `openai.OpenAIError`s, or `EmptyAnswer` when there is no text.
         """
-        response = await self.client.chat.completions.create(
-            model=self.model,
-            messages=messages,  # type: ignore[arg-type]
-            max_completion_tokens=self.max_reply_tokens,
-        )
+        async with self.slots:
+            response = await self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_completion_tokens=self.max_reply_tokens,
+            )
         if not response.choices:
             raise EmptyAnswer(None)
         choice = response.choices[0]
-        text = (choice.message.content or "").strip()
+        text = strip_reasoning(choice.message.content or "").strip()
         if not text:
             raise EmptyAnswer(choice.finish_reason)
         usage = response.usage
@@ -77,25 +84,30 @@ class ChatModel:
 
         Raises like `complete`; a stream that breaks raises mid-iteration.
         """
-        stream = await self.client.chat.completions.create(
-            model=self.model,
-            messages=messages,  # type: ignore[arg-type]
-            max_completion_tokens=self.max_reply_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
         parts: list[str] = []
         finish_reason = None
         usage = None
-        async with stream:
-            async for chunk in stream:
-                if chunk.usage is not None:  # the last chunk: no choices, only usage
-                    usage = chunk.usage
-                for choice in chunk.choices[:1]:
-                    if choice.delta.content:
-                        parts.append(choice.delta.content)
-                        yield choice.delta.content
-                    finish_reason = choice.finish_reason or finish_reason
+        reasoning = ReasoningFilter()
+        async with self.slots:
+            stream = await self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_completion_tokens=self.max_reply_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:  # the last chunk: no choices, only usage
+                        usage = chunk.usage
+                    for choice in chunk.choices[:1]:
+                        if visible := reasoning.feed(choice.delta.content or ""):
+                            parts.append(visible)
+                            yield visible
+                        finish_reason = choice.finish_reason or finish_reason
+        if rest := reasoning.finish():
+            parts.append(rest)
+            yield rest
         text = "".join(parts).strip()
         if not text:
             raise EmptyAnswer(finish_reason)

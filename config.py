@@ -49,6 +49,16 @@ class Settings:
     max_reply_tokens: int = 1024
     reply_to: ReplyTo = "all"
     allowed_channel_ids: frozenset[int] = frozenset()
+    blocked_channel_ids: frozenset[int] = frozenset()
+    allowed_user_ids: frozenset[int] = frozenset()
+    blocked_user_ids: frozenset[int] = frozenset()
+    allowed_role_ids: frozenset[int] = frozenset()
+    blocked_role_ids: frozenset[int] = frozenset()
+    admin_user_ids: frozenset[int] = frozenset()
+    allow_dms: bool = True
+    user_rate_limit: int = 20  # messages per minute; 0 turns it off
+    user_daily_tokens: int = 0  # prompt + completion tokens per UTC day; 0: no limit
+    max_concurrent_requests: int = 8
     openai_timeout: float = 60.0
     stream_replies: bool = True
     log_level: str = "INFO"
@@ -149,6 +159,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_reply_tokens=max_reply,
         reply_to=reply_to,  # type: ignore[arg-type]  # checked above
         allowed_channel_ids=_id_list(get, "ALLOWED_CHANNEL_IDS"),
+        blocked_channel_ids=_id_list(get, "BLOCKED_CHANNEL_IDS"),
+        allowed_user_ids=_id_list(get, "ALLOWED_USER_IDS"),
+        blocked_user_ids=_id_list(get, "BLOCKED_USER_IDS"),
+        allowed_role_ids=_id_list(get, "ALLOWED_ROLE_IDS"),
+        blocked_role_ids=_id_list(get, "BLOCKED_ROLE_IDS"),
+        admin_user_ids=_id_list(get, "ADMIN_USER_IDS"),
+        allow_dms=_boolean(get, "ALLOW_DMS", default=True),
+        user_rate_limit=_integer(get, "USER_RATE_LIMIT", 20, minimum=0),
+        user_daily_tokens=_integer(get, "USER_DAILY_TOKENS", 0, minimum=0),
+        max_concurrent_requests=_integer(get, "MAX_CONCURRENT_REQUESTS", 8, minimum=1),
         openai_timeout=timeout,
         stream_replies=_boolean(get, "STREAM_REPLIES", default=True),
         log_level=log_level,
@@ -178,7 +198,7 @@ def _id_list(get: Getter, name: str) -> frozenset[int]:
         if not part.isdigit():
             raise ConfigError(
                 f"{name} must be Discord ids separated by commas, got {part!r} "
-                "(right-click a channel with Developer Mode on -> Copy Channel ID)."
+                "(with Developer Mode on, right-click a channel, user or role -> Copy ID)."
             )
         ids.add(int(part))
     return frozenset(ids)

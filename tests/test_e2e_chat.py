@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from splitting import split_for_discord
@@ -284,17 +283,28 @@ async def test_two_bursts_in_two_channels_interleave_without_mixing(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     await start_bot()
+    said: dict[str, list[dict]] = {"general": [], "random": []}
     for i in range(5):
-        await discord_api.user_says("general", "alice", f"g{i}")
-        await discord_api.user_says("random", "bob", f"r{i}")
-    general = await replies(discord_api, "general", 5)
-    rand = await replies(discord_api, "random", 5)
-    assert [m["content"] for m in general] == [f"echo: g{i}" for i in range(5)]
-    assert [m["content"] for m in rand] == [f"echo: r{i}" for i in range(5)]
-    await asyncio.sleep(0)  # no further answers are pending
-    last_general = max(
-        (r for r in openai_api.completions if r["messages"][-1]["content"].startswith("g")),
-        key=lambda r: len(r["messages"]),
-    )
-    contents = [m["content"] for m in last_general["messages"][1:]]
-    assert contents == [x for i in range(4) for x in (f"g{i}", f"echo: g{i}")] + ["g4"]
+        said["general"].append(await discord_api.user_says("general", "alice", f"g{i}"))
+        said["random"].append(await discord_api.user_says("random", "bob", f"r{i}"))
+    for channel, prefix in (("general", "g"), ("random", "r")):
+        # Everything said reaches the model, in order, and the newest is answered.
+        final = await openai_api.wait_for(
+            lambda p=prefix: next(
+                (r for r in openai_api.completions if r["messages"][-1]["content"] == f"{p}4"),
+                None,
+            )
+        )
+        users = [m["content"] for m in final["messages"][1:] if m["role"] == "user"]
+        assert users == [f"{prefix}{i}" for i in range(5)]
+        posted = await replies(discord_api, channel)
+        await discord_api.wait_for(
+            lambda c=channel: (
+                discord_api.bot_messages(c)[-1]["message_reference"]["message_id"]
+                == said[c][-1]["id"]
+            )
+        )
+        assert all(m["content"].startswith(f"echo: {prefix}") for m in posted)
+    for request in openai_api.completions:  # channels never mix
+        prefixes = {m["content"].removeprefix("echo: ")[0] for m in request["messages"][1:]}
+        assert len(prefixes) == 1
