@@ -27,7 +27,7 @@ from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import ConfigError, Settings, load_settings, read_environment
 from guards import Access, AccessRules, UserLimits
 from live_reply import LiveReply
-from memory import ChannelMemory, PromptBuilder, speaker_name
+from memory import ChannelMemory, Prompt, PromptBuilder, speaker_name
 from splitting import split_for_discord
 from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
@@ -199,32 +199,31 @@ class ChatBot(discord.Client):
         note = SHORTENED_NOTE if shortened and to_answer[-1] is batch[-1] else None
         started = time.perf_counter()
         if self.settings.stream_replies:
-            answer = await self.answer_streaming(message, prompt.messages, note)
+            answer = await self.answer_streaming(message, prompt, note)
         else:
-            answer = await self.answer_whole(message, prompt.messages, note)
+            answer = await self.answer_whole(message, prompt, note)
         if answer is None:
             return
         memory.remember(self.prompts.turn("assistant", answer.text)[0])
         log_answer(channel_id, prompt.tokens, answer, time.perf_counter() - started)
-        spent = (answer.prompt_tokens or prompt.tokens) + (answer.completion_tokens or 0)
-        self.limits.record_usage(message.author.id, spent, discord.utils.utcnow())
 
     async def answer_whole(
-        self, message: discord.Message, messages: list[dict[str, str]], note: str | None
+        self, message: discord.Message, prompt: Prompt, note: str | None
     ) -> Answer | None:
         """Get the whole answer, then post it; the answer if any of it was posted."""
         assert self.model is not None
         try:
             async with show_typing(message.channel):
-                answer = await self.model.complete(messages)
+                answer = await self.model.complete(prompt.messages)
         except Exception as error:
             await self.report_failure(message, error)
             return None
+        self.charge(message, prompt, answer)
         text = f"{answer.text}\n\n{note}" if note else answer.text
         return answer if await self.post(message, split_for_discord(text)) else None
 
     async def answer_streaming(
-        self, message: discord.Message, messages: list[dict[str, str]], note: str | None
+        self, message: discord.Message, prompt: Prompt, note: str | None
     ) -> Answer | None:
         """Show the answer while it streams; the answer (or what arrived) if it was shown.
 
@@ -236,9 +235,10 @@ class ChatBot(discord.Client):
         answer = None
         try:
             async with show_typing(message.channel):
-                async for piece in self.model.stream(messages):
+                async for piece in self.model.stream(prompt.messages):
                     if isinstance(piece, Answer):
                         answer = piece
+                        self.charge(message, prompt, answer)
                     else:
                         reply.add(piece)
         except Exception as error:
@@ -250,8 +250,18 @@ class ChatBot(discord.Client):
             cut_off = f"-# ⚠️ The answer was cut off: {explain_failure(error)}"
             note = "\n".join(filter(None, [cut_off, note]))
             answer = Answer(reply.text, None, None, "interrupted")
+            self.charge(message, prompt, answer)
         await reply.finish(note)
         return answer if reply.visible else None
+
+    def charge(self, message: discord.Message, prompt: Prompt, answer: Answer) -> None:
+        """Count an answer's tokens against its asker's daily allowance, before it is
+        shown, so their next message is judged with it."""
+        completion = answer.completion_tokens
+        if completion is None:
+            completion = self.prompts.counter.count_text(answer.text)
+        spent = (answer.prompt_tokens or prompt.tokens) + completion
+        self.limits.record_usage(message.author.id, spent, discord.utils.utcnow())
 
     async def report_failure(self, message: discord.Message, error: Exception) -> None:
         """Tell the user briefly why no answer came; the log gets the detail."""

@@ -56,7 +56,7 @@ class Settings:
     blocked_role_ids: frozenset[int] = frozenset()
     admin_user_ids: frozenset[int] = frozenset()
     allow_dms: bool = True
-    user_rate_limit: int = 20  # messages per minute; 0 turns it off
+    user_rate_limit: int = 0  # messages per minute; 0: no limit
     user_daily_tokens: int = 0  # prompt + completion tokens per UTC day; 0: no limit
     max_concurrent_requests: int = 8
     openai_timeout: float = 60.0
@@ -166,7 +166,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         blocked_role_ids=_id_list(get, "BLOCKED_ROLE_IDS"),
         admin_user_ids=_id_list(get, "ADMIN_USER_IDS"),
         allow_dms=_boolean(get, "ALLOW_DMS", default=True),
-        user_rate_limit=_integer(get, "USER_RATE_LIMIT", 20, minimum=0),
+        user_rate_limit=_integer(get, "USER_RATE_LIMIT", 0, minimum=0),
         user_daily_tokens=_integer(get, "USER_DAILY_TOKENS", 0, minimum=0),
         max_concurrent_requests=_integer(get, "MAX_CONCURRENT_REQUESTS", 8, minimum=1),
         openai_timeout=timeout,

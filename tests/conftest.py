@@ -29,8 +29,11 @@ def cl100k() -> TokenCounter:
 
 
 @pytest.fixture
-async def discord_api() -> AsyncIterator[DiscordStandIn]:
-    async with DiscordStandIn(heartbeat_interval_ms=200) as standin:
+async def discord_api(request: pytest.FixtureRequest) -> AsyncIterator[DiscordStandIn]:
+    """The Discord stand-in; `@pytest.mark.discord_world(**kwargs)` passes options to it."""
+    marker = request.node.get_closest_marker("discord_world")
+    options = marker.kwargs if marker else {}
+    async with DiscordStandIn(heartbeat_interval_ms=200, **options) as standin:
         yield standin
     assert standin.errors == []
 

@@ -21,6 +21,9 @@ def test_defaults() -> None:
     assert 0 < settings.openai_timeout < 600
     assert settings.stream_replies is True
     assert "Discord" in settings.system_prompt
+    assert settings.allow_dms is True
+    assert settings.user_rate_limit == settings.user_daily_tokens == 0  # no limits
+    assert settings.max_concurrent_requests == 8
 
 
 def test_secrets_stay_out_of_repr() -> None:
@@ -57,6 +60,31 @@ def test_values_are_parsed() -> None:
     assert settings.log_level == "DEBUG"
 
 
+def test_guard_settings_are_parsed() -> None:
+    settings = load_settings(
+        {
+            **MINIMAL,
+            "BLOCKED_CHANNEL_IDS": "1",
+            "ALLOWED_USER_IDS": "2,3",
+            "BLOCKED_USER_IDS": "4",
+            "ALLOWED_ROLE_IDS": "5",
+            "BLOCKED_ROLE_IDS": "6",
+            "ADMIN_USER_IDS": "7",
+            "ALLOW_DMS": "no",
+            "USER_RATE_LIMIT": "6",
+            "USER_DAILY_TOKENS": "20000",
+            "MAX_CONCURRENT_REQUESTS": "2",
+        }
+    )
+    assert settings.blocked_channel_ids == {1}
+    assert settings.allowed_user_ids == {2, 3}
+    assert (settings.blocked_user_ids, settings.allowed_role_ids) == ({4}, {5})
+    assert (settings.blocked_role_ids, settings.admin_user_ids) == ({6}, {7})
+    assert settings.allow_dms is False
+    assert (settings.user_rate_limit, settings.user_daily_tokens) == (6, 20000)
+    assert settings.max_concurrent_requests == 2
+
+
 @pytest.mark.parametrize(
     ("env", "variable"),
     [
@@ -74,6 +102,11 @@ def test_values_are_parsed() -> None:
         ({**MINIMAL, "OPENAI_TIMEOUT": "nan"}, "OPENAI_TIMEOUT"),
         ({**MINIMAL, "STREAM_REPLIES": "maybe"}, "STREAM_REPLIES"),
         ({**MINIMAL, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({**MINIMAL, "BLOCKED_ROLE_IDS": "@mods"}, "BLOCKED_ROLE_IDS"),
+        ({**MINIMAL, "ALLOW_DMS": "sometimes"}, "ALLOW_DMS"),
+        ({**MINIMAL, "USER_RATE_LIMIT": "-1"}, "USER_RATE_LIMIT"),
+        ({**MINIMAL, "USER_DAILY_TOKENS": "1e6"}, "USER_DAILY_TOKENS"),
+        ({**MINIMAL, "MAX_CONCURRENT_REQUESTS": "0"}, "MAX_CONCURRENT_REQUESTS"),
     ],
 )
 def test_bad_values_name_their_variable(env: dict[str, str], variable: str) -> None:
