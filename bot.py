@@ -15,20 +15,23 @@ import signal
 import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 import discord
 import openai
 import yarl
+from discord import app_commands
 
 from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import ConfigError, Settings, load_settings, read_environment
 from guards import Access, AccessRules, UserLimits
+from history import RESET_MESSAGE, read_back
 from live_reply import LiveReply
-from memory import ChannelMemory, Prompt, PromptBuilder, speaker_name
+from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from splitting import split_for_discord
+from summaries import SUMMARY_SHARE, Summarizer
 from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
@@ -89,20 +92,104 @@ class ChatBot(discord.Client):
             settings.user_rate_limit, settings.user_daily_tokens, settings.admin_user_ids
         )
         self.told_blocked: set[int] = set()  # blocked users already told so in a DM
-        self.memories: dict[int, ChannelMemory] = {}
+        self.summarizer: Summarizer | None = None
+        # With summaries, part of the history budget is kept for the summary.
+        self.memory_budget = self.prompts.history_budget
+        if settings.memory_strategy == "summarize":
+            self.memory_budget -= int(self.prompts.history_budget * SUMMARY_SHARE)
+        self.memories: dict[int, ChannelMemory] = {}  # filled from history on first use
         # Per channel, the messages not yet taken into the conversation, and a lock so
         # that they are taken one turn at a time, in order.
         self.waiting: defaultdict[int, deque[PendingTurn]] = defaultdict(deque)
         self.channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.tree = app_commands.CommandTree(self)
+        self.add_commands()
 
     async def setup_hook(self) -> None:
         # The HTTP client belongs to the running event loop, so it is made here.
         self.model = ChatModel(self.settings)
+        if self.settings.memory_strategy == "summarize":
+            self.summarizer = Summarizer(self.model, self.prompts)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands: in DEV_GUILD_ID at once, else globally (Discord
+        can take a while to show global changes)."""
+        guild = None
+        if self.settings.dev_guild_id is not None:
+            guild = discord.Object(self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException as error:
+            log.warning("could not register the slash commands: %s", error)
+            return
+        log.info("registered /%s", ", /".join(command.name for command in synced))
 
     async def close(self) -> None:
         if self.model is not None:
             await self.model.close()
         await super().close()
+
+    def add_commands(self) -> None:
+        """The slash commands: /reset and /memory (they work in threads and DMs too)."""
+
+        @self.tree.command(name="reset", description="Forget this channel's conversation.")
+        async def reset(interaction: discord.Interaction) -> None:
+            await self.reset_conversation(interaction)
+
+        @self.tree.command(name="memory", description="What I remember in this channel.")
+        async def memory(interaction: discord.Interaction) -> None:
+            await self.describe_memory(interaction)
+
+    async def reset_conversation(self, interaction: discord.Interaction) -> None:
+        """Forget the channel's conversation, with a visible message that marks the
+        boundary, so a restarted bot does not read back past it either."""
+        allowed = (
+            interaction.guild is None
+            or self.settings.reset_permission == "everyone"
+            or interaction.permissions.manage_messages
+        )
+        if not allowed:
+            await interaction.response.send_message(
+                "You need the Manage Messages permission to reset the conversation here.",
+                ephemeral=True,
+            )
+            return
+        channel_id = interaction.channel_id or 0
+        # A new, empty memory: an answer in progress finishes into the old one, unseen.
+        self.memories[channel_id] = ChannelMemory(self.memory_budget)
+        if self.summarizer is not None:
+            self.summarizer.forget(channel_id)
+        log.info("channel %s: conversation reset by %s", channel_id, interaction.user.id)
+        await interaction.response.send_message(RESET_MESSAGE)
+
+    async def describe_memory(self, interaction: discord.Interaction) -> None:
+        """Answer (only to the asker) what the bot remembers in this channel."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        channel = interaction.channel
+        assert channel is not None
+        async with self.channel_locks[channel.id]:
+            waiting = self.waiting[channel.id]
+            memory = await self.channel_memory(
+                channel,  # type: ignore[arg-type]
+                before=waiting[0].message if waiting else None,
+            )
+        if memory.summary is not None:
+            older = f"older messages are summarised ({memory.summary.tokens} tokens)"
+        elif self.settings.memory_strategy == "summarize":
+            older = "older messages will be summarised when they no longer fit"
+        else:
+            older = "older messages are forgotten when they no longer fit"
+        mode = "streamed" if self.settings.stream_replies else "posted when complete"
+        who = "every message" if self.settings.reply_to == "all" else "mentions, replies and DMs"
+        prompt = self.prompts.prompt(memory)
+        await interaction.followup.send(
+            f"**Memory in this channel:** {len(memory)} messages, {prompt.tokens:,} of "
+            f"{self.settings.prompt_budget:,} prompt tokens used; {older}.\n"
+            f"**Model:** {self.settings.openai_model}, answers {mode}, answering {who}.",
+            ephemeral=True,
+        )
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -123,15 +210,10 @@ class ChatBot(discord.Client):
         text = message.clean_content.strip()
         if not text:
             return  # an image or sticker alone, or content hidden without the intent
-        access = self.access.check(
-            message.author.id,
-            [role.id for role in getattr(message.author, "roles", [])],
-            channel_scope(message.channel),
-            in_dm=message.guild is None,
-        )
+        access = self.access_of(message)
         if access is Access.BLOCKED_IN_DM and message.author.id not in self.told_blocked:
             self.told_blocked.add(message.author.id)
-            await self.post(message, [BLOCKED_NOTE])
+            await self.post(message, [BLOCKED_NOTE], notice=True)
         if access is not Access.ALLOWED:
             return
 
@@ -145,7 +227,7 @@ class ChatBot(discord.Client):
         waiting = self.waiting[message.channel.id]
         waiting.append(PendingTurn(message, text, answer))
         if notice is not None:
-            await self.post(message, [notice])
+            await self.post(message, [notice], notice=True)
         async with self.channel_locks[message.channel.id]:
             if not waiting:
                 return  # answered together with others
@@ -163,6 +245,42 @@ class ChatBot(discord.Client):
             return False  # itself, other bots, webhooks: never reply-loop
         return message.type in CONVERSATION_MESSAGE_TYPES  # not joins, pins...
 
+    def access_of(self, message: discord.Message, author: discord.abc.User | None = None) -> Access:
+        """The access rules' verdict on `message` (by `author`, if looked up apart)."""
+        author = author or message.author
+        return self.access.check(
+            author.id,
+            [role.id for role in getattr(author, "roles", [])],
+            channel_scope(message.channel),
+            in_dm=message.guild is None,
+        )
+
+    def history_filter(self) -> Callable[[discord.Message], Awaitable[bool]]:
+        """Whether a message read back from history belongs in the conversation.
+
+        History comes without members' roles; where role rules are set, each author's
+        roles are looked up once (an author who left the server is left out).
+        """
+        members: dict[int, discord.Member | None] = {}
+        needs_roles = bool(self.access.allowed_roles or self.access.blocked_roles)
+
+        async def remembered(message: discord.Message) -> bool:
+            if not self.is_conversation(message):
+                return False
+            author = message.author
+            if needs_roles and message.guild and not isinstance(author, discord.Member):
+                if author.id not in members:
+                    try:
+                        members[author.id] = await message.guild.fetch_member(author.id)
+                    except discord.HTTPException:
+                        members[author.id] = None
+                if members[author.id] is None:
+                    return False
+                author = members[author.id]
+            return self.access_of(message, author) is Access.ALLOWED
+
+        return remembered
+
     def is_addressed(self, message: discord.Message) -> bool:
         """Whether the bot should answer `message` (not only remember it)."""
         if self.settings.reply_to == "all" or message.guild is None:
@@ -176,17 +294,16 @@ class ChatBot(discord.Client):
     async def take_turns(self, batch: list[PendingTurn]) -> None:
         """Remember the messages of `batch`, in order, and answer the newest one to be
         answered (if any), with all of them in the conversation."""
-        channel_id = batch[0].message.channel.id
-        memory = self.memories.get(channel_id)
-        if memory is None:
-            memory = self.memories[channel_id] = ChannelMemory(self.prompts.history_budget)
+        channel = batch[0].message.channel
+        channel_id = channel.id
+        memory = await self.channel_memory(channel, before=batch[0].message)
         shortened = False
         for pending in batch:
             author = pending.message.author
             turn, shortened = self.prompts.turn(
                 "user", pending.text, speaker_name(author.display_name, author.id)
             )
-            memory.remember(turn)
+            self.remember(channel_id, memory, turn)
             log.debug("channel %s: %s said %r", channel_id, turn.name, pending.text)
         to_answer = [pending for pending in batch if pending.answer]
         if not to_answer:
@@ -204,8 +321,46 @@ class ChatBot(discord.Client):
             answer = await self.answer_whole(message, prompt, note)
         if answer is None:
             return
-        memory.remember(self.prompts.turn("assistant", answer.text)[0])
+        self.remember(channel_id, memory, self.prompts.turn("assistant", answer.text)[0])
         log_answer(channel_id, prompt.tokens, answer, time.perf_counter() - started)
+
+    async def channel_memory(
+        self, channel: discord.abc.Messageable, before: discord.Message | None
+    ) -> ChannelMemory:
+        """The channel's memory; the first time, rebuilt from its history before `before`.
+
+        Call with the channel's lock held. A channel that cannot be read back starts empty.
+        """
+        channel_id = getattr(channel, "id", 0)
+        memory = self.memories.get(channel_id)
+        if memory is not None:
+            return memory
+        memory = self.memories[channel_id] = ChannelMemory(self.memory_budget)
+        assert self.user is not None
+        try:
+            turns = await read_back(
+                channel,
+                before=before,
+                bot_id=self.user.id,
+                prompts=self.prompts,
+                budget=self.memory_budget,
+                remembered=self.history_filter(),
+            )
+        except discord.HTTPException as error:
+            log.warning(
+                "channel %s: could not read its history, starting empty: %s", channel_id, error
+            )
+            return memory
+        for turn in turns:
+            memory.remember(turn)  # what does not fit is simply dropped, not summarised
+        log.info("channel %s: read back %d turns from its history", channel_id, len(memory))
+        return memory
+
+    def remember(self, channel_id: int, memory: ChannelMemory, turn: Turn) -> None:
+        """Add `turn`; with summaries on, turns that no longer fit go to the summarizer."""
+        dropped = memory.remember(turn)
+        if self.summarizer is not None:
+            self.summarizer.add(channel_id, memory, dropped)
 
     async def answer_whole(
         self, message: discord.Message, prompt: Prompt, note: str | None
@@ -269,22 +424,27 @@ class ChatBot(discord.Client):
             log.warning("channel %s: no answer from the model: %r", message.channel.id, error)
         else:  # a reply the SDK could not parse, say: keep serving
             log.error("channel %s: unexpected failure", message.channel.id, exc_info=error)
-        await self.post(message, [explain_failure(error)])
+        await self.post(message, [explain_failure(error)], notice=True)
 
-    async def post(self, message: discord.Message, chunks: list[str]) -> bool:
+    async def post(
+        self, message: discord.Message, chunks: list[str], *, notice: bool = False
+    ) -> bool:
         """Post `chunks` as the answer to `message`; whether any of it reached Discord.
 
         The first chunk is a reply that does not ping the author; a failure (no
-        permission to post, say) is logged, never raised.
+        permission to post, say) is logged, never raised. A `notice` (an error, a limit)
+        is posted silently, which also tells history read-back that it is no answer.
         """
         reference = message.to_reference(fail_if_not_exists=False)
         posted = 0
         try:
             for chunk in chunks:
                 if posted == 0:
-                    await message.channel.send(chunk, reference=reference, mention_author=False)
+                    await message.channel.send(
+                        chunk, reference=reference, mention_author=False, silent=notice
+                    )
                 else:
-                    await message.channel.send(chunk)
+                    await message.channel.send(chunk, silent=notice)
                 posted += 1
         except discord.HTTPException as error:
             log.warning(

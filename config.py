@@ -26,6 +26,8 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ReplyTo = Literal["all", "mention"]
+MemoryStrategy = Literal["drop", "summarize"]
+ResetPermission = Literal["manage_messages", "everyone"]
 Getter = Callable[[str], "str | None"]
 
 # A request needs room for the system prompt and at least a short conversation.
@@ -59,6 +61,9 @@ class Settings:
     user_rate_limit: int = 0  # messages per minute; 0: no limit
     user_daily_tokens: int = 0  # prompt + completion tokens per UTC day; 0: no limit
     max_concurrent_requests: int = 8
+    memory_strategy: MemoryStrategy = "drop"
+    reset_permission: ResetPermission = "manage_messages"
+    dev_guild_id: int | None = None
     openai_timeout: float = 60.0
     stream_replies: bool = True
     log_level: str = "INFO"
@@ -135,6 +140,20 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if reply_to not in ("all", "mention"):
         raise ConfigError(f"REPLY_TO must be 'all' or 'mention', got {reply_to!r}.")
 
+    memory_strategy = (get("MEMORY_STRATEGY") or "drop").lower()
+    if memory_strategy not in ("drop", "summarize"):
+        raise ConfigError(
+            f"MEMORY_STRATEGY must be 'drop' or 'summarize', got {memory_strategy!r}."
+        )
+    reset_permission = (get("RESET_PERMISSION") or "manage_messages").lower()
+    if reset_permission not in ("manage_messages", "everyone"):
+        raise ConfigError(
+            f"RESET_PERMISSION must be 'manage_messages' or 'everyone', got {reset_permission!r}."
+        )
+    dev_guild = _id_list(get, "DEV_GUILD_ID")
+    if len(dev_guild) > 1:
+        raise ConfigError("DEV_GUILD_ID must be one server id.")
+
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}.")
@@ -169,6 +188,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         user_rate_limit=_integer(get, "USER_RATE_LIMIT", 0, minimum=0),
         user_daily_tokens=_integer(get, "USER_DAILY_TOKENS", 0, minimum=0),
         max_concurrent_requests=_integer(get, "MAX_CONCURRENT_REQUESTS", 8, minimum=1),
+        memory_strategy=memory_strategy,  # type: ignore[arg-type]  # checked above
+        reset_permission=reset_permission,  # type: ignore[arg-type]  # checked above
+        dev_guild_id=next(iter(dev_guild), None),
         openai_timeout=timeout,
         stream_replies=_boolean(get, "STREAM_REPLIES", default=True),
         log_level=log_level,

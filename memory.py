@@ -19,6 +19,7 @@ from tokenizer import REPLY_PRIMING, TokenCounter
 Role = Literal["system", "user", "assistant"]
 
 _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]+")
+SUMMARY_HEADING = "Summary of the earlier conversation in this channel:"
 
 
 def speaker_name(display_name: str, user_id: int) -> str:
@@ -81,22 +82,36 @@ class PromptBuilder:
         return self._turn(role, shortened, name), True
 
     def prompt(self, history: ChannelMemory) -> Prompt:
-        """The request for `history`: system prompt first, then the turns, oldest first."""
-        messages = [self.system.as_message(), *(t.as_message() for t in history)]
-        tokens = self.system.tokens + history.tokens + REPLY_PRIMING
+        """The request for `history`: system prompt first, then the summary of older
+        turns if there is one, then the turns, oldest first."""
+        head = [self.system] if history.summary is None else [self.system, history.summary]
+        messages = [t.as_message() for t in head] + [t.as_message() for t in history]
+        tokens = sum(t.tokens for t in head) + history.tokens + REPLY_PRIMING
         return Prompt(messages, tokens)
+
+    def summary(self, text: str, max_tokens: int) -> Turn:
+        """The turn carrying a summary of dropped turns, at most `max_tokens`."""
+        turn, _ = self.turn("system", f"{SUMMARY_HEADING}\n{text}")
+        if turn.tokens > max_tokens:
+            overhead = turn.tokens - self.counter.count_text(turn.content)
+            turn = self._turn(
+                "system", self.counter.truncate(turn.content, max_tokens - overhead), None
+            )
+        return turn
 
     def _turn(self, role: Role, content: str, name: str | None) -> Turn:
         return Turn(role, content, name, self.counter.count_message(role, content, name))
 
 
 class ChannelMemory:
-    """One channel's turns, oldest first, never more tokens than `budget`."""
+    """One channel's turns, oldest first, never more tokens than `budget`, and
+    optionally a summary of the turns that no longer fit (kept outside the budget)."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self._turns: deque[Turn] = deque()
         self.tokens = 0
+        self.summary: Turn | None = None
 
     def remember(self, turn: Turn) -> list[Turn]:
         """Add `turn` as the newest; drop and return the oldest turns that no longer fit.
@@ -111,11 +126,6 @@ class ChannelMemory:
             self.tokens -= old.tokens
             dropped.append(old)
         return dropped
-
-    def clear(self) -> None:
-        """Forget the whole conversation."""
-        self._turns.clear()
-        self.tokens = 0
 
     def __iter__(self) -> Iterator[Turn]:
         return iter(self._turns)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory import ChannelMemory, PromptBuilder, speaker_name
+from memory import SUMMARY_HEADING, ChannelMemory, PromptBuilder, speaker_name
 from tokenizer import REPLY_PRIMING, TokenCounter
 
 
@@ -79,13 +79,16 @@ def test_a_system_prompt_that_fills_the_budget_is_refused(o200k: TokenCounter) -
         PromptBuilder(o200k, "word " * 400, prompt_budget=300)
 
 
-def test_clear_forgets_everything(o200k: TokenCounter) -> None:
+def test_a_summary_comes_right_after_the_system_prompt(o200k: TokenCounter) -> None:
     builder = PromptBuilder(o200k, "sys", prompt_budget=300)
-    memory = ChannelMemory(builder.history_budget)
-    memory.remember(builder.turn("user", "hi")[0])
-    memory.clear()
-    assert len(memory) == 0 and memory.tokens == 0
-    assert builder.prompt(memory).messages == [{"role": "system", "content": "sys"}]
+    memory = ChannelMemory(builder.history_budget - 60)
+    memory.remember(builder.turn("user", "hi", "Ana")[0])
+    memory.summary = builder.summary("Ana likes tea. " * 100, max_tokens=60)
+    prompt = builder.prompt(memory)
+    assert memory.summary.tokens <= 60
+    assert prompt.messages[1]["role"] == "system"
+    assert prompt.messages[1]["content"].startswith(SUMMARY_HEADING + "\nAna likes tea.")
+    assert prompt.tokens == request_tokens(o200k, prompt.messages) <= 300
 
 
 @settings(max_examples=60, deadline=None)
