@@ -10,7 +10,16 @@ down about discord.py 2.7:
 - a DM from a user whose DM channel the bot never opened arrives on a
   ``DMChannel`` whose ``recipient`` is None (Discord sends no CHANNEL_CREATE);
 - the gateway close code 4014 becomes ``PrivilegedIntentsRequired`` out of
-  ``connect()``; a 401 on GET /users/@me becomes ``LoginFailure`` out of ``login()``.
+  ``connect()``; a 401 on GET /users/@me becomes ``LoginFailure`` out of ``login()``;
+- slash commands: ``tree.sync()`` runs fine in ``setup_hook`` (login has set the
+  application id from GET /oauth2/applications/@me); it sends
+  ``default_member_permissions`` as an int, Discord answers a string. Interaction
+  callbacks always carry ``?with_response=1`` and no Authorization, and discord.py
+  reads the body (``data["interaction"]``), so a 204 there would crash it. An
+  INTERACTION_CREATE without ``attachment_size_limit`` raises KeyError in discord.py;
+  one for a guild command needs ``data.guild_id`` or the tree answers CommandNotFound.
+  A second answer through the same Interaction raises ``InteractionResponded``
+  without a request; after a refused answer (4xx) the bot may answer again.
 """
 
 from __future__ import annotations
@@ -18,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import discord
 import pytest
 import yarl
+from discord import app_commands
 
 from tests.standins.discord_standin import (
     INTENT_GUILD_MESSAGES,
@@ -108,8 +118,14 @@ async def make_client() -> AsyncIterator[Callable[..., Any]]:
     """Log clients in and connect them (ready); close them all after the test."""
     running: list[tuple[discord.Client, asyncio.Task[None] | None]] = []
 
-    async def make(token: str = TOKEN, *, wait_ready: bool = True, **options: Any) -> ProbeClient:
-        client = ProbeClient(**options)
+    async def make(
+        token: str = TOKEN,
+        *,
+        wait_ready: bool = True,
+        client_class: type[ProbeClient] = ProbeClient,
+        **options: Any,
+    ) -> Any:
+        client = client_class(**options)
         running.append((client, None))
         await client.login(token)
         task = asyncio.create_task(client.connect())
@@ -432,3 +448,413 @@ async def test_rest_hides_content_when_the_portal_switch_is_off(make_standin):
         newest_first = await response.json()
     assert [m["content"] for m in newest_first] == [f"<@{standin.bot_user_id}> shown", ""]
     assert standin.messages("general")[0]["content"] == "hidden"  # tests see everything
+
+
+# --- Slash commands: registration, interactions, responses --------------------------------
+
+
+class CommandClient(ProbeClient):
+    """A client with /reset and /memory in a CommandTree, synced in setup_hook (globally,
+    and to ``dev_guild_id`` too if given) as the bot does.
+
+    ``answers[name]`` is what a command does (default: a public reply); every run is kept
+    in ``runs`` once its answer returned, exceptions from answers in ``failures``.
+    """
+
+    def __init__(self, *, dev_guild_id: int | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.tree = app_commands.CommandTree(self)
+        self.dev_guild_id = dev_guild_id
+        self.synced: dict[int | None, list[app_commands.AppCommand]] = {}
+        self.answers: dict[str, Callable[[discord.Interaction], Awaitable[Any]]] = {}
+        self.runs: list[discord.Interaction] = []
+        self.failures: list[BaseException] = []
+        for name, description in (
+            ("reset", "Forget this channel's conversation"),
+            ("memory", "What I remember of this channel"),
+        ):
+            callback = self._callback_for(name)
+            self.tree.add_command(
+                app_commands.Command(name=name, description=description, callback=callback)
+            )
+
+    def _callback_for(self, name: str) -> Callable[[discord.Interaction], Awaitable[None]]:
+        async def callback(interaction: discord.Interaction) -> None:
+            try:
+                answer = self.answers.get(name)
+                if answer is None:
+                    await interaction.response.send_message(f"/{name} done")
+                else:
+                    await answer(interaction)
+            except Exception as failure:
+                self.failures.append(failure)
+            finally:
+                self.runs.append(interaction)
+                async with self._changed:
+                    self._changed.notify_all()
+
+        return callback
+
+    async def setup_hook(self) -> None:
+        self.synced[None] = await self.tree.sync()
+        if self.dev_guild_id is not None:
+            guild = discord.Object(self.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            self.synced[self.dev_guild_id] = await self.tree.sync(guild=guild)
+
+
+async def raw_api(
+    standin: DiscordStandIn, method: str, path: str, *, auth: bool = True, **kwargs: Any
+) -> tuple[int, Any]:
+    """One REST call without discord.py: (status, JSON body or None)."""
+    headers = {"Authorization": f"Bot {standin.bot_token}"} if auth else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, standin.api_url + path, headers=headers, **kwargs) as response,
+    ):
+        body = await response.json() if response.status != 204 else None
+        return response.status, body
+
+
+async def test_sync_registers_global_and_guild_commands(standin, make_client):
+    client = await make_client(client_class=CommandClient, dev_guild_id=standin.guild_id)
+    everywhere = standin.registered_commands()
+    in_guild = standin.registered_commands(standin.guild_id)
+    assert [c["name"] for c in everywhere] == [c["name"] for c in in_guild] == ["reset", "memory"]
+    assert {c["application_id"] for c in everywhere + in_guild} == {str(standin.bot_user_id)}
+    assert [c["guild_id"] for c in in_guild] == [str(standin.guild_id)] * 2
+    assert "guild_id" not in everywhere[0] and everywhere[0]["dm_permission"] is True
+    assert everywhere[0]["description"] == "Forget this channel's conversation"
+    assert everywhere[0]["default_member_permissions"] is None and everywhere[0]["type"] == 1
+    assert [c.id for c in client.synced[None]] == [int(c["id"]) for c in everywhere]
+    assert [c.guild_id for c in client.synced[standin.guild_id]] == [standin.guild_id] * 2
+    (put,) = standin.requests_to("PUT", r"/applications/\d+/commands")
+    assert put.headers["Authorization"] == f"Bot {TOKEN}" and put.status == 200
+    assert put.json[0]["name"] == "reset" and put.json[0]["options"] == []
+
+    fetched = await client.tree.fetch_commands(guild=discord.Object(standin.guild_id))
+    assert [c.id for c in fetched] == [int(c["id"]) for c in in_guild]
+    again = await client.tree.sync()  # an overwrite keeps the ids of commands it keeps
+    assert [c.id for c in again] == [c.id for c in client.synced[None]]
+
+    # In the guild its own copy is offered first; data.guild_id leads the tree to it.
+    sent = await standin.user_runs_command("general", "bob", "memory")
+    assert sent["data"]["id"] == in_guild[1]["id"]
+    assert sent["data"]["guild_id"] == str(standin.guild_id)
+    assert (await standin.wait_for_interaction_response(sent))["content"] == "/memory done"
+    sent = await standin.user_runs_command(standin.dm_channel("bob"), "bob", "memory")
+    assert sent["data"]["id"] == everywhere[1]["id"] and "guild_id" not in sent["data"]
+    await standin.wait_for_interaction_response(sent)
+
+
+async def test_command_registration_is_validated_like_discord(standin):
+    path = f"/applications/{standin.bot_user_id}/commands"
+    status, body = await raw_api(standin, "PUT", path, json=[{"name": "Reset", "description": "x"}])
+    assert (status, body["code"]) == (400, 50035)
+    assert body["errors"] == {
+        "0": {
+            "name": {
+                "_errors": [
+                    {
+                        "code": "APPLICATION_COMMAND_INVALID_NAME",
+                        "message": "Command name is invalid",
+                    }
+                ]
+            }
+        }
+    }
+    bad = [
+        [{"name": "x" * 33, "description": "x"}],
+        [{"name": "reset", "description": ""}],
+        [{"name": "reset", "description": "y" * 101}],
+        [{"name": "reset", "description": "x"}, {"name": "reset", "description": "y"}],
+        [{"name": "reset", "description": "x", "options": [{"type": 99, "name": "a"}]}],
+        [
+            {
+                "name": "ask",
+                "description": "x",
+                "options": [
+                    {"type": 3, "name": "a", "description": "a"},
+                    {"type": 3, "name": "b", "description": "b", "required": True},
+                ],
+            }
+        ],
+    ]
+    for commands in bad:
+        status, body = await raw_api(standin, "PUT", path, json=commands)
+        assert (status, body["code"]) == (400, 50035), commands
+    assert standin.registered_commands() == []  # nothing of a refused overwrite is kept
+    status, _ = await raw_api(standin, "PUT", path, auth=False, json=[])
+    assert status == 401
+    status, body = await raw_api(standin, "PUT", "/applications/1/commands", json=[])
+    assert (status, body["code"]) == (403, 50001)
+    status, body = await raw_api(
+        standin, "PUT", f"/applications/{standin.bot_user_id}/guilds/1/commands", json=[]
+    )
+    assert (status, body["code"]) == (404, 10004)
+
+    mods_only = {"name": "purge", "description": "x", "default_member_permissions": 1 << 13}
+    status, body = await raw_api(standin, "PUT", path, json=[mods_only])
+    assert status == 200 and body[0]["default_member_permissions"] == "8192"  # a string
+    status, listed = await raw_api(standin, "GET", path)
+    assert status == 200 and listed == body == standin.registered_commands()
+
+
+async def test_commands_reach_the_callback_in_a_channel_a_thread_and_a_dm(standin, make_client):
+    client = await make_client(client_class=CommandClient)
+    with pytest.raises(KeyError, match="not registered"):
+        await standin.user_runs_command("general", "alice", "nope")
+    runs = [("general", "carol"), ("thread", "alice"), (standin.dm_channel("alice"), "alice")]
+    for channel, user in runs:
+        sent = await standin.user_runs_command(channel, user, "reset")
+        assert (await standin.wait_for_interaction_response(sent))["content"] == "/reset done"
+    by_carol, in_thread, in_dm = client.runs
+    assert client.failures == []
+
+    assert isinstance(by_carol.channel, discord.TextChannel)
+    assert by_carol.channel.id == standin.general.id and by_carol.guild.id == standin.guild_id
+    assert isinstance(by_carol.user, discord.Member) and by_carol.user.id == standin.carol.id
+    assert by_carol.permissions.manage_messages and by_carol.user.guild_permissions.manage_messages
+    assert by_carol.app_permissions.send_messages and by_carol.context.guild
+    assert by_carol.command is not None and by_carol.command.name == "reset"
+    assert by_carol.application_id == client.application_id == standin.bot_user_id
+
+    assert (
+        isinstance(in_thread.channel, discord.Thread) and in_thread.channel.id == standin.thread.id
+    )
+    assert in_thread.user.id == standin.alice.id and not in_thread.permissions.manage_messages
+
+    assert isinstance(in_dm.channel, discord.DMChannel) and in_dm.guild is None
+    assert isinstance(in_dm.user, discord.User) and in_dm.user.id == standin.alice.id
+    assert in_dm.context.dm_channel and not in_dm.permissions.manage_messages
+    assert in_dm.channel.id == standin.dm_channel("alice").id
+    assert [m["content"] for m in standin.bot_messages(standin.dm_channel("alice"))] == [
+        "/reset done"
+    ]
+
+
+async def test_what_discord_offers_whom(standin, make_client):
+    await make_client(client_class=CommandClient)
+    path = f"/applications/{standin.bot_user_id}"
+    status, _ = await raw_api(
+        standin,
+        "PUT",
+        f"{path}/commands",
+        json=[
+            {"name": "reset", "description": "x", "default_member_permissions": str(1 << 13)},
+            {"name": "memory", "description": "x", "contexts": [0]},
+        ],
+    )
+    assert status == 200
+    with pytest.raises(PermissionError):
+        await standin.user_runs_command("general", "alice", "reset")
+    with pytest.raises(KeyError, match="not usable"):
+        await standin.user_runs_command(standin.dm_channel("alice"), "alice", "memory")
+    with pytest.raises(ValueError):
+        await standin.user_runs_command(standin.dm_channel("bob"), "alice", "reset")
+    # default_member_permissions do not apply in DMs; the owner is an administrator.
+    for channel, user in ((standin.dm_channel("alice"), "alice"), ("general", "owner")):
+        sent = await standin.user_runs_command(channel, user, "reset")
+        await standin.wait_for_interaction_response(sent)
+    sent = await standin.user_runs_command("general", "carol", "reset")
+    await standin.wait_for_interaction_response(sent)
+    assert int(sent["member"]["permissions"]) & (1 << 13)
+    assert sent["data"]["name"] == "reset" and "guild_id" not in sent["data"]  # global
+    assert sent["authorizing_integration_owners"] == {"0": str(standin.guild_id)}
+
+
+async def test_ephemeral_and_public_answers_and_only_one_initial_response(standin, make_client):
+    client = await make_client(client_class=CommandClient)
+    callbacks: list[discord.InteractionCallbackResponse] = []
+
+    async def memory(interaction: discord.Interaction) -> None:
+        callbacks.append(await interaction.response.send_message("12 turns", ephemeral=True))
+        await interaction.response.send_message("once more")  # InteractionResponded
+
+    async def reset(interaction: discord.Interaction) -> None:
+        callbacks.append(await interaction.response.send_message("Forgot this channel."))
+
+    client.answers.update(memory=memory, reset=reset)
+    asked = await standin.user_runs_command("general", "alice", "memory")
+    private = await standin.wait_for_interaction_response(asked)
+    assert (private["kind"], private["type"], private["content"]) == ("callback", 4, "12 turns")
+    assert private["ephemeral"] and private["flags"] == 64
+    await client.wait_until(lambda: client.failures)
+    assert isinstance(client.failures[0], discord.InteractionResponded)
+    assert callbacks[0].is_ephemeral() and callbacks[0].message_id == int(private["message_id"])
+
+    reset_run = await standin.user_runs_command("general", "carol", "reset")
+    public = await standin.wait_for_interaction_response(reset_run)
+    assert not public["ephemeral"] and public["content"] == "Forgot this channel."
+    (stored,) = standin.bot_messages("general")  # the ephemeral answer is not in history
+    assert stored["id"] == public["message_id"] and stored["type"] == 20
+    assert stored["interaction_metadata"]["user"]["id"] == str(standin.carol.id)
+    assert stored["interaction"]["name"] == "reset" and stored["webhook_id"] == str(
+        standin.bot_user_id
+    )
+    echoed = await client.next_message(lambda m: m.id == int(public["message_id"]))
+    assert echoed.type is discord.MessageType.chat_input_command and echoed.author == client.user
+    assert echoed.interaction_metadata is not None
+    assert echoed.interaction_metadata.user.id == standin.carol.id
+    assert isinstance(callbacks[1].resource, discord.InteractionMessage)
+    assert callbacks[1].resource.content == "Forgot this channel."
+
+    # On the wire: with_response=1, no bot token; Discord refuses a second answer.
+    (first, *_) = standin.requests_to("POST", r"/interactions/\d+/[^/]+/callback")
+    assert first.query == {"with_response": "1"} and "Authorization" not in first.headers
+    callback = f"/interactions/{asked['id']}/{asked['token']}/callback"
+    again = {"type": 4, "data": {"content": "late"}}
+    status, body = await raw_api(standin, "POST", callback, auth=False, json=again)
+    assert (status, body["code"]) == (400, 40060)
+    status, body = await raw_api(
+        standin, "POST", f"/interactions/1/{asked['token']}/callback", auth=False, json=again
+    )
+    assert (status, body["code"]) == (404, 10062)
+    assert [r["kind"] for r in standin.interaction_responses(asked)] == ["callback"]
+    assert len(standin.interaction_responses()) == 2
+
+
+async def test_a_refused_answer_does_not_count_and_three_seconds_are_the_limit(
+    standin, make_client
+):
+    client = await make_client(client_class=CommandClient)
+    refusals: list[discord.HTTPException] = []
+
+    async def too_long(interaction: discord.Interaction) -> None:
+        try:
+            await interaction.response.send_message("x" * 2001)
+        except discord.HTTPException as refused:
+            refusals.append(refused)
+        await interaction.response.send_message("x" * 2000)
+
+    client.answers["memory"] = too_long
+    sent = await standin.user_runs_command("random", "bob", "memory")
+    answer = await standin.wait_for_interaction_response(sent)
+    assert len(answer["content"]) == 2000
+    (refused,) = refusals
+    assert (refused.status, refused.code) == (400, 50035)
+    assert "In data.content: Must be 2000 or fewer in length." in refused.text
+
+    standin.interaction_response_deadline = 0.0  # the bot took too long
+    late = await standin.user_runs_command("random", "bob", "reset")
+    await client.wait_until(lambda: len(client.runs) == 2)
+    (expired,) = client.failures
+    assert isinstance(expired, discord.NotFound) and expired.code == 10062
+    assert standin.interaction_responses(late) == []
+
+
+async def test_defer_then_followups_and_edits(standin, make_client):
+    client = await make_client(client_class=CommandClient)
+    made: dict[str, Any] = {}
+
+    async def reset(interaction: discord.Interaction) -> None:
+        deferred = await interaction.response.defer(thinking=True)
+        made["thinking_id"] = deferred.message_id if deferred else None
+        made["first"] = await interaction.followup.send("Forgot 12 messages.", ephemeral=True)
+        made["second"] = await interaction.followup.send("(just so you know)", ephemeral=True)
+        made["edited"] = await interaction.edit_original_response(content="Forgot 12 messages!")
+        made["original"] = await interaction.original_response()
+
+    async def memory(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True)
+        await interaction.followup.send("only you can see this")
+
+    client.answers.update(reset=reset, memory=memory)
+    sent = await standin.user_runs_command("thread", "carol", "reset")
+    thinking = await standin.wait_for_interaction_response(sent, deferred=True)
+    assert (thinking["type"], thinking["deferred"], thinking["content"]) == (5, True, "")
+    answer = await standin.wait_for_interaction_response(sent)
+    # The first followup fills in the "thinking" message, ephemeral=True notwithstanding.
+    assert (answer["kind"], answer["content"], answer["ephemeral"]) == (
+        "followup",
+        "Forgot 12 messages.",
+        False,
+    )
+    assert answer["message_id"] == thinking["message_id"] == str(made["thinking_id"])
+    await client.wait_until(lambda: client.runs)
+    assert client.failures == []
+    assert made["first"].id == made["edited"].id == made["original"].id == made["thinking_id"]
+    assert made["second"].id != made["first"].id and made["second"].flags.ephemeral
+    assert made["original"].content == "Forgot 12 messages!"
+    kinds = [(r["kind"], r["type"]) for r in standin.interaction_responses(sent)]
+    assert kinds == [("callback", 5), ("followup", None), ("followup", None), ("edit", None)]
+    (stored,) = standin.bot_messages("thread")  # the ephemeral second followup is not there
+    assert stored["content"] == "Forgot 12 messages!" and stored["flags"] == 0
+    assert stored["type"] == 20
+    updated = await client.wait_until(
+        lambda: [m for m in client.edited if m.content == "Forgot 12 messages!"]
+    )
+    assert updated[0].id == made["thinking_id"]
+
+    private = await standin.user_runs_command("thread", "alice", "memory")
+    answer = await standin.wait_for_interaction_response(private)
+    assert answer["ephemeral"] and answer["content"] == "only you can see this"
+    assert len(standin.bot_messages("thread")) == 1
+    for verb, expected in (("GET", 200), ("DELETE", 204), ("GET", 404)):
+        url = f"/webhooks/{standin.bot_user_id}/{private['token']}/messages/@original"
+        status, _ = await raw_api(standin, verb, url, auth=False)
+        assert status == expected
+    status, body = await raw_api(
+        standin, "POST", f"/webhooks/{standin.bot_user_id}/nope", auth=False, json={"content": "x"}
+    )
+    assert (status, body["code"]) == (401, 50027)
+
+
+async def test_history_survives_a_restart_and_forbid_read(standin, make_client):
+    client = await make_client(client_class=CommandClient)
+    said = await standin.user_says("general", "alice", "hello", mention_bot=True)
+    await client.next_message(lambda m: m.id == int(said["id"]))
+    await client.get_channel(standin.general.id).send("hi alice")
+    await standin.user_says("general", "other_bot", "beep")
+    run = await standin.user_runs_command("general", "carol", "reset")
+    await standin.wait_for_interaction_response(run)
+    await client.close()
+
+    restarted = await make_client(client_class=CommandClient)
+    await standin.wait_until_ready(count=2)
+    assert len(standin.identifies) == 2
+    assert [c.id for c in restarted.synced[None]] == [c.id for c in client.synced[None]]
+    channel = restarted.get_channel(standin.general.id)
+    newest_first = [m async for m in channel.history(limit=10)]
+    assert [m.content for m in newest_first] == [
+        "/reset done",
+        "beep",
+        "hi alice",
+        f"<@{standin.bot_user_id}> hello",
+    ]
+    assert [m.author.bot for m in newest_first] == [True, True, True, False]
+    assert [m.author.id for m in newest_first[:3]] == [
+        standin.bot_user_id,
+        standin.other_bot.id,
+        standin.bot_user_id,
+    ]
+    assert newest_first[0].type is discord.MessageType.chat_input_command
+    assert newest_first[0].interaction_metadata.user.id == standin.carol.id
+    assert newest_first[1].type is discord.MessageType.default
+    oldest = newest_first[-1]
+    assert [m.content async for m in channel.history(limit=2, oldest_first=True)] == [
+        oldest.content,
+        "hi alice",
+    ]
+    assert [m.content async for m in channel.history(after=oldest, limit=2)] == [
+        "hi alice",
+        "beep",
+    ]
+    assert [m.content async for m in channel.history(before=newest_first[0], limit=2)] == [
+        "beep",
+        "hi alice",
+    ]
+    status, page = await raw_api(
+        standin, "GET", f"/channels/{standin.general.id}/messages", params={"after": oldest.id}
+    )
+    assert status == 200
+    assert [m["content"] for m in page] == ["/reset done", "beep", "hi alice"]  # newest first
+
+    standin.forbid_read("general")
+    with pytest.raises(discord.Forbidden) as refused:
+        [m async for m in channel.history(limit=5)]
+    assert (refused.value.status, refused.value.code) == (403, 50001)
+    with pytest.raises(discord.Forbidden):
+        await channel.fetch_message(oldest.id)
+    standin.allow("general")
+    assert len([m async for m in channel.history(limit=5)]) == 4

@@ -24,9 +24,20 @@ Behaviour copied from Discord (and relied on by discord.py):
   content, embeds, attachments and components unless they mention the bot or are
   the bot's own; DMs keep their content. MESSAGE_CREATE also needs the
   GUILD_MESSAGES / DIRECT_MESSAGES intents.
-* REST: every call needs ``Authorization: Bot <token>`` (else 401); errors use
-  Discord's JSON error bodies and codes; the bot's own posts and edits are echoed
-  over the gateway as MESSAGE_CREATE / MESSAGE_UPDATE.
+* REST: every call needs ``Authorization: Bot <token>`` (else 401) except the
+  interaction callback and webhook routes, where the token in the path is the
+  credential; errors use Discord's JSON error bodies and codes; the bot's own posts
+  and edits are echoed over the gateway as MESSAGE_CREATE / MESSAGE_UPDATE.
+* Slash commands: ``CommandTree.sync()`` bulk-overwrites validated commands (ids kept
+  by name); ``user_runs_command`` dispatches INTERACTION_CREATE for a registered one.
+  The bot answers once, within 3 s (``interaction_response_deadline``; else 10062; a
+  second answer 40060): type 4 posts a message (type 20; ephemeral ones, flag 64, stay
+  out of the history and the gateway), type 5 posts a "thinking" message (flag 128)
+  that the first followup or a PATCH of @original fills in. ``interaction_responses``
+  and ``wait_for_interaction_response`` show what it answered::
+
+      sent = await discord_.user_runs_command("general", "carol", "reset")
+      answer = await discord_.wait_for_interaction_response(sent)  # content, ephemeral...
 
 Adding a REST route: add a row to ``ROUTES`` (method, path under /api/v10, name of
 a handler method), then write ``async def api_<name>(self, call: ApiCall)`` on
@@ -39,6 +50,7 @@ token check happen for you. Gateway opcodes are dispatched the same way through
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import json
@@ -47,7 +59,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,7 +92,30 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("DELETE", "/channels/{channel_id}/messages/{message_id}", "delete_message"),
     ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", "add_reaction"),
     ("POST", "/channels/{channel_id}/typing", "trigger_typing"),
+    # Application commands: bulk overwrite (what CommandTree.sync calls) and listing.
+    ("GET", "/applications/{application_id}/commands", "get_global_commands"),
+    ("PUT", "/applications/{application_id}/commands", "overwrite_global_commands"),
+    ("GET", "/applications/{application_id}/guilds/{guild_id}/commands", "get_guild_commands"),
+    (
+        "PUT",
+        "/applications/{application_id}/guilds/{guild_id}/commands",
+        "overwrite_guild_commands",
+    ),
+    # Interactions: the initial response, then the interaction webhook (no bot token).
+    ("POST", "/interactions/{interaction_id}/{token}/callback", "interaction_callback"),
+    ("POST", "/webhooks/{application_id}/{token}", "create_followup"),
+    ("GET", "/webhooks/{application_id}/{token}/messages/{message_id}", "get_webhook_message"),
+    ("PATCH", "/webhooks/{application_id}/{token}/messages/{message_id}", "edit_webhook_message"),
+    (
+        "DELETE",
+        "/webhooks/{application_id}/{token}/messages/{message_id}",
+        "delete_webhook_message",
+    ),
 )
+
+# Paths (under /api/v10) Discord serves without ``Authorization``: the interaction
+# token in the path is the credential, and discord.py sends no bot token there.
+UNAUTHENTICATED_PATHS = re.compile(r"/interactions/\d+/[^/]+/callback|/webhooks/\d+/[^/]+(/.*)?")
 
 # Gateway opcodes the client may send -> handler method "_op_<name>".
 GATEWAY_OPS: dict[int, str] = {
@@ -117,6 +152,21 @@ APP_FLAG_MESSAGE_CONTENT_LIMITED = 1 << 19
 # Channel and message types.
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_CATEGORY, CHANNEL_PUBLIC_THREAD = 0, 1, 4, 11
 MESSAGE_DEFAULT, MESSAGE_USER_JOIN, MESSAGE_REPLY = 0, 7, 19
+MESSAGE_CHAT_INPUT_COMMAND = 20  # the message an interaction response creates
+
+# Message flags.
+FLAG_SUPPRESS_EMBEDS, FLAG_EPHEMERAL, FLAG_LOADING = 1 << 2, 1 << 6, 1 << 7
+
+# Application commands and interactions.
+COMMAND_CHAT_INPUT, COMMAND_USER, COMMAND_MESSAGE, COMMAND_PRIMARY_ENTRY_POINT = 1, 2, 3, 4
+INTERACTION_APPLICATION_COMMAND = 2
+CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2
+CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE = 4, 5
+OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP, OPTION_STRING, OPTION_INTEGER = 1, 2, 3, 4
+OPTION_BOOLEAN, OPTION_USER, OPTION_CHANNEL, OPTION_NUMBER = 5, 6, 7, 10
+COMMAND_NAME = re.compile(r"[-_'\w]{1,32}")  # Discord: [-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]
+MAX_COMMANDS, MAX_OPTIONS, MAX_CHOICES = 100, 25, 25
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # interactions carry it; discord.py requires it
 
 # Permission bits used by the fixed roles.
 P_CREATE_INVITE, P_KICK, P_ADD_REACTIONS = 1 << 0, 1 << 1, 1 << 6
@@ -125,15 +175,21 @@ P_EMBED_LINKS, P_ATTACH_FILES, P_READ_HISTORY = 1 << 14, 1 << 15, 1 << 16
 P_MENTION_EVERYONE, P_EXTERNAL_EMOJIS, P_CONNECT, P_SPEAK = 1 << 17, 1 << 18, 1 << 20, 1 << 21
 P_CHANGE_NICKNAME, P_MANAGE_THREADS, P_CREATE_PUBLIC_THREADS = 1 << 26, 1 << 34, 1 << 35
 P_SEND_IN_THREADS, P_MODERATE_MEMBERS = 1 << 38, 1 << 40
+P_ADMINISTRATOR, P_USE_APPLICATION_COMMANDS = 1 << 3, 1 << 31
 EVERYONE_PERMISSIONS = (
     P_CREATE_INVITE | P_ADD_REACTIONS | P_VIEW_CHANNEL | P_SEND_MESSAGES | P_EMBED_LINKS
     | P_ATTACH_FILES | P_READ_HISTORY | P_EXTERNAL_EMOJIS | P_CONNECT | P_SPEAK
-    | P_CHANGE_NICKNAME | P_CREATE_PUBLIC_THREADS | P_SEND_IN_THREADS
+    | P_CHANGE_NICKNAME | P_CREATE_PUBLIC_THREADS | P_SEND_IN_THREADS | P_USE_APPLICATION_COMMANDS
 )  # fmt: skip
 MODERATOR_PERMISSIONS = (
     P_KICK | P_MANAGE_MESSAGES | P_MENTION_EVERYONE | P_MANAGE_THREADS | P_MODERATE_MEMBERS
 )
 BOT_ROLE_PERMISSIONS = EVERYONE_PERMISSIONS | P_MANAGE_MESSAGES | P_MENTION_EVERYONE
+# What an app may do in a DM with its bot user (app_permissions of a DM interaction).
+DM_APP_PERMISSIONS = (
+    P_ADD_REACTIONS | P_VIEW_CHANNEL | P_SEND_MESSAGES | P_EMBED_LINKS | P_ATTACH_FILES
+    | P_READ_HISTORY | P_MENTION_EVERYONE | P_EXTERNAL_EMOJIS | P_USE_APPLICATION_COMMANDS
+)  # fmt: skip
 
 ALL_MENTIONS: dict[str, Any] = {"parse": ["users", "roles", "everyone"]}
 # What the middleware hands the route wrapper (parsed once, recorded and passed on).
@@ -196,6 +252,44 @@ def missing_permissions() -> DiscordError:
 
 def empty_message() -> DiscordError:
     return error(400, 50006, "Cannot send an empty message")
+
+
+def form_error(path: Sequence[str | int], code: str, message: str) -> DiscordError:
+    """400 / 50035 with the error nested at ``path``, e.g. ``["0", "options", "1", "name"]``.
+
+    An empty path puts it at the top: ``{"errors": {"_errors": [...]}}``.
+    """
+    errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for key in reversed(path):
+        errors = {str(key): errors}
+    return DiscordError(400, {"code": 50035, "errors": errors, "message": "Invalid Form Body"})
+
+
+def nested_form_error(failure: DiscordError, key: str) -> DiscordError:
+    """A 50035 raised for a body's fields, re-reported as fields of ``key`` ("data")."""
+    if failure.body.get("code") != 50035:
+        return failure
+    return DiscordError(400, {**failure.body, "errors": {key: failure.body["errors"]}})
+
+
+def missing_access() -> DiscordError:
+    return error(403, 50001, "Missing Access")
+
+
+def unknown_interaction() -> DiscordError:
+    return error(404, 10062, "Unknown interaction")
+
+
+def already_acknowledged() -> DiscordError:
+    return error(400, 40060, "Interaction has already been acknowledged.")
+
+
+def unknown_webhook() -> DiscordError:
+    return error(404, 10015, "Unknown Webhook")
+
+
+def invalid_webhook_token() -> DiscordError:
+    return error(401, 50027, "Invalid Webhook Token")
 
 
 # --------------------------------------------------------------------------------------
@@ -275,6 +369,28 @@ class ApiCall:
     files: list[dict[str, Any]]
 
 
+@dataclass(eq=False)
+class InteractionRecord:
+    """One INTERACTION_CREATE sent to the bot, and what the bot did with it."""
+
+    payload: dict[str, Any]  # as dispatched
+    channel: FakeChannel
+    user: FakeUser
+    created: float = field(default_factory=time.monotonic)
+    callback_type: int | None = None  # set by the (only) initial response
+    original_id: int | None = None  # the message the initial response created
+    # Every message made through this interaction (ephemeral ones live only here).
+    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def id(self) -> int:
+        return int(self.payload["id"])
+
+    @property
+    def token(self) -> str:
+        return str(self.payload["token"])
+
+
 @dataclass(eq=False)  # compared and hashed by identity: sessions live in a set
 class GatewaySession:
     """One websocket connection to the gateway."""
@@ -330,6 +446,11 @@ class DiscordStandIn(Recorder):
     ``gateway_frames`` (everything the bot sent on the gateway), ``ready_count``.
     """
 
+    # Seconds the bot has for its initial interaction response (then 10062, as on Discord).
+    interaction_response_deadline: float = 3.0
+    # Lifetime of an interaction token for followups and edits.
+    interaction_token_lifetime: float = 15 * 60.0
+
     def __init__(
         self,
         *,
@@ -365,6 +486,11 @@ class DiscordStandIn(Recorder):
             channel.id: {} for channel in self.channels.values()
         }
         self._forbidden: set[int] = set()
+        self._forbidden_read: set[int] = set()
+        # Application commands: guild id (None: global) -> commands as Discord stores them.
+        self._commands: dict[int | None, list[dict[str, Any]]] = {}
+        self._interactions: dict[int, InteractionRecord] = {}
+        self._interaction_log: list[dict[str, Any]] = []  # see interaction_responses()
         self._sessions: set[GatewaySession] = set()
         self._current: GatewaySession | None = None  # receives dispatched events
         self._runner: web.AppRunner | None = None
@@ -624,6 +750,77 @@ class DiscordStandIn(Recorder):
             return False
         return await self._send_dispatch(session, event, data)
 
+    async def user_runs_command(
+        self,
+        channel: FakeChannel | str | int,
+        user: FakeUser | str | int,
+        name: str,
+        options: Mapping[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """``user`` runs the slash command ``/name`` in ``channel``: INTERACTION_CREATE.
+
+        Only what Discord's client would offer can be run (else KeyError): a synced
+        command, guild commands in their guild, global ones in the guild and, unless
+        their ``contexts`` (or ``dm_permission``) exclude it, in the bot's DM with
+        ``user``. A member lacking the command's ``default_member_permissions`` gets
+        PermissionError (Discord hides the command from them).
+        ``options`` maps option names to values (str, int, float, bool; for user and
+        channel options a name, id or Fake* object, resolved as Discord does); a list is
+        sent as the raw ``options`` array. Returns the interaction as dispatched: pass it
+        to ``wait_for_interaction_response`` / ``interaction_responses``.
+        """
+        where, who = self.channel(channel), self.user(user)
+        if where.type == CHANNEL_CATEGORY:
+            raise ValueError("commands run in text channels, threads and DMs")
+        if where.is_dm and where.recipient_id != who.id:
+            raise ValueError(f"{who.key} is not in {where.key}")
+        self._require_connected_bot()
+        command = self._command_for(where, who, name)
+        in_guild = where.guild_id is not None
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": command["name"],
+            "type": command["type"],
+        }
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]  # discord.py looks guild commands up by it
+        raw_options, resolved = self._interaction_options(command, options, in_guild=in_guild)
+        if raw_options:
+            data["options"] = raw_options
+        if resolved:
+            data["resolved"] = resolved
+        interaction_id = self._snowflake()
+        secret = f"interaction:{interaction_id}:{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.application_id),
+            "type": INTERACTION_APPLICATION_COMMAND,
+            "data": data,
+            "channel_id": str(where.id),
+            "channel": self._interaction_channel_json(where, who),
+            "token": base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+            "version": 1,
+            "app_permissions": str(self._app_permissions(where)),
+            "locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id) if in_guild else "0"},
+            "context": CONTEXT_GUILD if in_guild else CONTEXT_BOT_DM,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+        }
+        if in_guild:
+            payload.update(
+                guild_id=str(self.guild_id),
+                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
+                guild_locale="en-US",
+                member={**self._member_json(who), "permissions": str(self._permissions(who))},
+            )
+        else:
+            payload["user"] = who.to_json()
+        self._interactions[interaction_id] = InteractionRecord(payload, where, who)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        await self.notify()
+        return copy.deepcopy(payload)
+
     # ---- fault injection ---------------------------------------------------------------
 
     def forbid(self, channel: FakeChannel | str | int) -> None:
@@ -634,9 +831,15 @@ class DiscordStandIn(Recorder):
         """
         self._forbidden.add(self.channel(channel).id)
 
+    def forbid_read(self, channel: FakeChannel | str | int) -> None:
+        """Reading ``channel`` over REST (history, one message) now gets 403 / 50001
+        Missing Access, as when the bot lost View Channel there. Posting is ``forbid``'s."""
+        self._forbidden_read.add(self.channel(channel).id)
+
     def allow(self, channel: FakeChannel | str | int) -> None:
-        """Undo ``forbid``."""
+        """Undo ``forbid`` and ``forbid_read``."""
         self._forbidden.discard(self.channel(channel).id)
+        self._forbidden_read.discard(self.channel(channel).id)
 
     # ---- inspecting what the bot did ---------------------------------------------------
 
@@ -675,11 +878,59 @@ class DiscordStandIn(Recorder):
         """POST /channels/{id}/typing requests for ``channel``."""
         return self.requests_to("POST", "/channels/{channel_id}/typing", channel)
 
+    def registered_commands(self, guild: int | str | None = None) -> list[dict[str, Any]]:
+        """The application commands as Discord stores them: global ones, or ``guild``'s."""
+        return copy.deepcopy(self._commands.get(None if guild is None else int(guild), []))
+
+    def interaction_responses(
+        self, interaction: dict[str, Any] | int | str | None = None
+    ) -> list[dict[str, Any]]:
+        """What the bot answered to interactions (or to ``interaction``), in order.
+
+        One entry per successful call: ``kind`` is "callback" (the initial response;
+        ``type`` 4 or 5), "followup", "edit" or "delete"; ``content``, ``flags``,
+        ``ephemeral`` and ``deferred`` (still "thinking") describe the message after the
+        call; ``message_id``, ``channel_id``, ``interaction_id``, ``command`` and the
+        request ``payload`` too. Ephemeral answers are here but not in ``messages()``.
+        """
+        wanted = None if interaction is None else self._interaction_id_of(interaction)
+        return [
+            copy.deepcopy(entry)
+            for entry in self._interaction_log
+            if wanted is None or entry["interaction_id"] == wanted
+        ]
+
+    async def wait_for_interaction_response(
+        self,
+        interaction: dict[str, Any] | int | str,
+        timeout: float = 2.0,
+        *,
+        deferred: bool = False,
+    ) -> dict[str, Any]:
+        """The first answer to ``interaction`` (an ``interaction_responses`` entry).
+
+        A bare deferral does not count unless ``deferred``: then this waits for the
+        followup or edit that fills in the "thinking" message.
+        """
+        wanted = self._interaction_id_of(interaction)
+
+        def answer() -> dict[str, Any] | None:
+            for entry in self._interaction_log:
+                if entry["interaction_id"] != wanted or entry["kind"] == "delete":
+                    continue
+                if deferred or not entry["deferred"]:
+                    return copy.deepcopy(entry)
+            return None
+
+        return await self.wait_for(answer, timeout)
+
     # ---- REST plumbing -----------------------------------------------------------------
 
     @web.middleware
     async def _api_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Record every request; answer unknown routes 404 and bad tokens 401.
+
+        Interaction callbacks and interaction webhooks need no token (as on Discord).
 
         The gateway's websocket upgrade passes straight through (it records itself).
         """
@@ -696,7 +947,9 @@ class DiscordStandIn(Recorder):
             record.json, record.files = await self._read_body(request)
             if request.match_info.http_exception is not None:
                 raise not_found()
-            if request.headers.get("Authorization") != f"Bot {self.bot_token}":
+            path = request.path.removeprefix(API_PREFIX)
+            needs_token = path == request.path or not UNAUTHENTICATED_PATHS.fullmatch(path)
+            if needs_token and request.headers.get("Authorization") != f"Bot {self.bot_token}":
                 raise unauthorized()
             request[BODY_KEY], request[FILES_KEY] = record.json, record.files
             response = await handler(request)
@@ -776,6 +1029,10 @@ class DiscordStandIn(Recorder):
     def _check_may_write(self, channel: FakeChannel) -> None:
         if channel.id in self._forbidden:
             raise missing_permissions()
+
+    def _check_may_read(self, channel: FakeChannel) -> None:
+        if channel.id in self._forbidden_read:
+            raise missing_access()
 
     # ---- REST routes (one per ROUTES row) ----------------------------------------------
 
@@ -857,8 +1114,13 @@ class DiscordStandIn(Recorder):
         return self._channel_json(self.dm_channel(recipient))
 
     async def api_list_messages(self, call: ApiCall) -> Any:
-        """Newest first, like Discord, for ``before``, ``after`` and ``around`` alike."""
+        """Newest first, like Discord, for ``before``, ``after`` and ``around`` alike.
+
+        ``after`` gives the ``limit`` messages right after it (discord.py's
+        ``history(after=...)`` reverses each page and pages on from ``data[0]``).
+        """
         channel = self._channel_param(call)
+        self._check_may_read(channel)
         try:
             limit = int(call.query.get("limit", 50))
         except ValueError:
@@ -880,6 +1142,7 @@ class DiscordStandIn(Recorder):
 
     async def api_get_message(self, call: ApiCall) -> Any:
         channel = self._channel_param(call)
+        self._check_may_read(channel)
         return self._rest_view(self._message_param(channel, call))
 
     async def api_create_message(self, call: ApiCall) -> Any:
@@ -972,6 +1235,599 @@ class DiscordStandIn(Recorder):
     async def api_trigger_typing(self, call: ApiCall) -> Any:
         channel = self._channel_param(call)
         self._check_may_write(channel)
+        return None
+
+    # ---- REST routes: application commands ----------------------------------------------
+
+    @property
+    def application_id(self) -> int:
+        """The app's id (READY's ``application.id``): the bot user's id, as for today's apps."""
+        return self.bot_user.id
+
+    def _check_application(self, call: ApiCall) -> None:
+        if call.params["application_id"] != str(self.application_id):
+            raise missing_access()
+
+    def _command_guild(self, call: ApiCall) -> int:
+        if call.params["guild_id"] != str(self.guild_id):
+            raise error(404, 10004, "Unknown Guild")
+        return self.guild_id
+
+    async def api_get_global_commands(self, call: ApiCall) -> Any:
+        self._check_application(call)
+        return self.registered_commands()
+
+    async def api_get_guild_commands(self, call: ApiCall) -> Any:
+        self._check_application(call)
+        return self.registered_commands(self._command_guild(call))
+
+    async def api_overwrite_global_commands(self, call: ApiCall) -> Any:
+        self._check_application(call)
+        return await self._overwrite_commands(None, call.body)
+
+    async def api_overwrite_guild_commands(self, call: ApiCall) -> Any:
+        self._check_application(call)
+        return await self._overwrite_commands(self._command_guild(call), call.body)
+
+    async def _overwrite_commands(self, guild_id: int | None, body: Any) -> list[dict[str, Any]]:
+        """Bulk overwrite: validate every command, then replace the scope's commands.
+
+        A command keeps its id (and version, if unchanged) when one of the same name and
+        type was there; the others get new ids; commands not in ``body`` are deleted.
+        """
+        if not isinstance(body, list):
+            raise form_error([], "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType.")
+        checked = [
+            self._checked_command(raw, [index], in_guild=guild_id is not None)
+            for index, raw in enumerate(body)
+        ]
+        if sum(c["type"] == COMMAND_CHAT_INPUT for c in checked) > MAX_COMMANDS:
+            raise form_error(
+                [], "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_COMMANDS} or fewer in length."
+            )
+        seen: set[tuple[str, int]] = set()
+        for index, command in enumerate(checked):
+            key = (command["name"], command["type"])
+            if key in seen:
+                raise form_error(
+                    [index, "name"],
+                    "APPLICATION_COMMANDS_DUPLICATE_NAME",
+                    "Application command names must be unique",
+                )
+            seen.add(key)
+        previous = {(c["name"], c["type"]): c for c in self._commands.get(guild_id, [])}
+        stored = []
+        for command in checked:
+            before = previous.get((command["name"], command["type"]))
+            unchanged = before is not None and all(before.get(k) == v for k, v in command.items())
+            stored.append(
+                {
+                    "id": before["id"] if before else str(self._snowflake()),
+                    "application_id": str(self.application_id),
+                    "version": before["version"]
+                    if before and unchanged
+                    else str(self._snowflake()),
+                    **command,
+                    **({"guild_id": str(guild_id)} if guild_id is not None else {}),
+                }
+            )
+        self._commands[guild_id] = stored
+        await self.notify()
+        return copy.deepcopy(stored)
+
+    @staticmethod
+    def _checked_name(name: Any, path: list[str | int], *, chat_input: bool) -> str:
+        if not isinstance(name, str):
+            raise form_error(path, "BASE_TYPE_REQUIRED", "This field is required")
+        if not 1 <= len(name) <= 32:
+            raise form_error(path, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+        if chat_input and (not COMMAND_NAME.fullmatch(name) or name != name.lower()):
+            raise form_error(path, "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+        return name
+
+    @staticmethod
+    def _checked_description(description: Any, path: list[str | int]) -> str:
+        if not isinstance(description, str):
+            raise form_error(path, "BASE_TYPE_REQUIRED", "This field is required")
+        if not 1 <= len(description) <= 100:
+            raise form_error(path, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+        return description
+
+    def _checked_command(
+        self, raw: Any, path: list[str | int], *, in_guild: bool
+    ) -> dict[str, Any]:
+        """One command of a bulk overwrite, as Discord stores it (without id and version)."""
+        if not isinstance(raw, dict):
+            raise form_error(
+                path, "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType"
+            )
+        kind = raw.get("type") or COMMAND_CHAT_INPUT
+        if kind not in (
+            COMMAND_CHAT_INPUT,
+            COMMAND_USER,
+            COMMAND_MESSAGE,
+            COMMAND_PRIMARY_ENTRY_POINT,
+        ):
+            raise form_error(
+                [*path, "type"], "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4}."
+            )
+        chat_input = kind == COMMAND_CHAT_INPUT
+        command: dict[str, Any] = {
+            "type": kind,
+            "name": self._checked_name(raw.get("name"), [*path, "name"], chat_input=chat_input),
+            "name_localizations": raw.get("name_localizations"),
+            # Context menu commands have an empty description.
+            "description": self._checked_description(raw.get("description"), [*path, "description"])
+            if chat_input
+            else "",
+            "description_localizations": raw.get("description_localizations"),
+            "default_member_permissions": None,
+            "nsfw": bool(raw.get("nsfw")),
+            "integration_types": [0],
+        }
+        permissions = raw.get("default_member_permissions")
+        if permissions is not None:
+            if isinstance(permissions, bool) or not str(permissions).isdigit():
+                raise form_error(
+                    [*path, "default_member_permissions"], "NUMBER_TYPE_COERCE", "Value is not int."
+                )
+            command["default_member_permissions"] = str(int(permissions))  # a string, always
+        if chat_input and raw.get("options"):
+            command["options"] = self._checked_options(raw["options"], [*path, "options"])
+        if not in_guild:  # contexts and install types only apply to global commands
+            command["dm_permission"] = raw.get("dm_permission") is not False
+            command["contexts"] = self._checked_values(
+                raw.get("contexts"), [*path, "contexts"], (0, 1, 2)
+            )
+            command["integration_types"] = self._checked_values(
+                raw.get("integration_types"), [*path, "integration_types"], (0, 1)
+            ) or [0]
+        return command
+
+    @staticmethod
+    def _checked_values(values: Any, path: list[str | int], allowed: tuple[int, ...]) -> Any:
+        if values is None:
+            return None
+        if not isinstance(values, list):
+            raise form_error(path, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType.")
+        for index, value in enumerate(values):
+            if value not in allowed:
+                choices = ", ".join(map(str, allowed))
+                raise form_error(
+                    [*path, index], "BASE_TYPE_CHOICES", f"Value must be one of {{{choices}}}."
+                )
+        return list(values)
+
+    def _checked_options(self, options: Any, path: list[str | int]) -> list[dict[str, Any]]:
+        """Options of a chat input command (or subcommand), checked like Discord does."""
+        if not isinstance(options, list):
+            raise form_error(path, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType.")
+        if len(options) > MAX_OPTIONS:
+            raise form_error(
+                path, "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_OPTIONS} or fewer in length."
+            )
+        checked: list[dict[str, Any]] = []
+        names: set[str] = set()
+        optional_seen = False
+        for index, raw in enumerate(options):
+            where: list[str | int] = [*path, index]
+            if not isinstance(raw, dict):
+                raise form_error(
+                    where, "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType"
+                )
+            kind = raw.get("type")
+            if kind not in range(1, 12):
+                raise form_error(
+                    [*where, "type"],
+                    "BASE_TYPE_CHOICES",
+                    "Value must be one of {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}.",
+                )
+            name = self._checked_name(raw.get("name"), [*where, "name"], chat_input=True)
+            if name in names:
+                raise form_error(
+                    [*where, "name"],
+                    "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
+                    "Option names must be unique",
+                )
+            names.add(name)
+            option = {k: v for k, v in raw.items() if v is not None}
+            option["description"] = self._checked_description(
+                raw.get("description"), [*where, "description"]
+            )
+            if kind in (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP):
+                if raw.get("options"):
+                    option["options"] = self._checked_options(raw["options"], [*where, "options"])
+            else:
+                required = bool(raw.get("required"))
+                if required and optional_seen:
+                    raise form_error(
+                        where,
+                        "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                        "Required options must be placed before non-required options",
+                    )
+                optional_seen = optional_seen or not required
+                if len(raw.get("choices") or []) > MAX_CHOICES:
+                    raise form_error(
+                        [*where, "choices"],
+                        "BASE_TYPE_MAX_LENGTH",
+                        f"Must be {MAX_CHOICES} or fewer in length.",
+                    )
+            checked.append(option)
+        return checked
+
+    # ---- interactions --------------------------------------------------------------------
+
+    def _command_for(self, where: FakeChannel, who: FakeUser, name: str) -> dict[str, Any]:
+        """The registered chat input command ``/name`` as ``who`` may run it in ``where``."""
+
+        def named(scope: int | None) -> list[dict[str, Any]]:
+            return [
+                c
+                for c in self._commands.get(scope, [])
+                if c["name"] == name and c["type"] == COMMAND_CHAT_INPUT
+            ]
+
+        context = CONTEXT_BOT_DM if where.is_dm else CONTEXT_GUILD
+        usable = (named(where.guild_id) if where.guild_id is not None else []) + [
+            c for c in named(None) if self._command_allowed_in(c, context)
+        ]
+        if not usable:
+            anywhere = any(named(scope) for scope in self._commands)
+            why = f"is not usable in {where.key}" if anywhere else "is not registered (not synced)"
+            raise KeyError(f"/{name} {why}")
+        command = usable[0]  # the guild's own command first, as Discord lists it
+        required = command.get("default_member_permissions")
+        if where.guild_id is not None and required is not None:
+            have, need = self._permissions(who), int(required)
+            if not (have & P_ADMINISTRATOR or (need and have & need == need)):
+                raise PermissionError(f"{who.key} may not use /{name} (needs permissions {need})")
+        return command
+
+    @staticmethod
+    def _command_allowed_in(command: dict[str, Any], context: int) -> bool:
+        contexts = command.get("contexts")
+        if contexts is not None:
+            return context in contexts
+        return context == CONTEXT_GUILD or bool(command.get("dm_permission", True))
+
+    def _interaction_options(
+        self,
+        command: dict[str, Any],
+        options: Mapping[str, Any] | list[dict[str, Any]] | None,
+        *,
+        in_guild: bool,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """``data.options`` and ``data.resolved`` for the given option values."""
+        if options is None:
+            options = {}
+        if isinstance(options, list):
+            return copy.deepcopy(options), {}
+        specs = {o["name"]: o for o in command.get("options", [])}
+        missing = [n for n, spec in specs.items() if spec.get("required") and n not in options]
+        if missing:
+            raise ValueError(f"/{command['name']} needs option(s) {missing}")
+        out: list[dict[str, Any]] = []
+        resolved: dict[str, Any] = {}
+        for key, value in options.items():
+            if key not in specs:
+                raise KeyError(f"/{command['name']} has no option {key!r}")
+            kind = specs[key]["type"]
+            if kind == OPTION_USER:
+                target = self.user(value)
+                value = str(target.id)
+                resolved.setdefault("users", {})[value] = target.to_json()
+                if in_guild:
+                    member = self._member_json(target, with_user=False)
+                    member["permissions"] = str(self._permissions(target))
+                    resolved.setdefault("members", {})[value] = member
+            elif kind == OPTION_CHANNEL:
+                place = self.channel(value)
+                value = str(place.id)
+                resolved.setdefault("channels", {})[value] = self._channel_json(place)
+            elif kind not in (OPTION_STRING, OPTION_INTEGER, OPTION_BOOLEAN, OPTION_NUMBER):
+                raise NotImplementedError(f"option type {kind}: pass options as a raw list")
+            out.append({"name": key, "type": kind, "value": value})
+        return out, resolved
+
+    def _interaction_channel_json(self, where: FakeChannel, who: FakeUser) -> dict[str, Any]:
+        """The interaction's ``channel``: the channel, with the user's permissions there."""
+        data = self._channel_json(where)
+        if where.guild_id is not None:
+            data["permissions"] = str(self._permissions(who))
+        return data
+
+    def _app_permissions(self, where: FakeChannel) -> int:
+        """The bot's permissions in ``where`` as Discord computes them for an interaction."""
+        permissions = DM_APP_PERMISSIONS if where.is_dm else self._permissions(self.bot_user)
+        if where.id in self._forbidden:
+            permissions &= ~(P_SEND_MESSAGES | P_SEND_IN_THREADS | P_ADD_REACTIONS)
+        if where.id in self._forbidden_read:
+            permissions &= ~(P_VIEW_CHANNEL | P_READ_HISTORY)
+        return permissions
+
+    @staticmethod
+    def _interaction_id_of(interaction: dict[str, Any] | int | str) -> str:
+        return str(interaction["id"] if isinstance(interaction, dict) else int(interaction))
+
+    def _interaction_for_callback(self, call: ApiCall) -> InteractionRecord:
+        try:
+            record = self._interactions[int(call.params["interaction_id"])]
+        except (KeyError, ValueError):
+            raise unknown_interaction() from None
+        if record.token != call.params["token"]:
+            raise unknown_interaction()
+        if record.callback_type is not None:
+            raise already_acknowledged()
+        if time.monotonic() - record.created > self.interaction_response_deadline:
+            raise unknown_interaction()  # the 3 s are over: Discord forgot it
+        return record
+
+    def _interaction_for_webhook(self, call: ApiCall) -> InteractionRecord:
+        if call.params["application_id"] != str(self.application_id):
+            raise unknown_webhook()
+        token = call.params["token"]
+        record = next((r for r in self._interactions.values() if r.token == token), None)
+        if record is None or time.monotonic() - record.created > self.interaction_token_lifetime:
+            raise invalid_webhook_token()
+        if record.callback_type is None:
+            raise unknown_webhook()  # no initial response yet
+        return record
+
+    def _webhook_message(self, record: InteractionRecord, call: ApiCall) -> dict[str, Any]:
+        """The interaction's message named by ``{message_id}`` ("@original" or an id)."""
+        raw = call.params["message_id"]
+        message_id = record.original_id if raw == "@original" else None
+        with contextlib.suppress(ValueError):
+            message_id = message_id or int(raw)
+        message = record.messages.get(message_id or 0)
+        if message is None or not (
+            message["flags"] & FLAG_EPHEMERAL
+            or int(message["id"]) in self._messages[record.channel.id]
+        ):
+            raise unknown_message()
+        return message
+
+    def _interaction_message(
+        self,
+        record: InteractionRecord,
+        payload: dict[str, Any],
+        files: Sequence[dict[str, Any]],
+        *,
+        flags: int,
+        reference: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A message sent through the interaction: by the bot, via the app's webhook."""
+        attachments = [
+            self._attachment_json(
+                record.channel, f["filename"] or "file", f["size"], f["content_type"]
+            )
+            for f in files
+        ]
+        message = self._new_message(
+            record.channel,
+            self.bot_user,
+            payload.get("content") or "",
+            message_type=MESSAGE_REPLY if reference else MESSAGE_CHAT_INPUT_COMMAND,
+            reference=reference,
+            attachments=attachments,
+            embeds=payload.get("embeds") or [],
+            components=payload.get("components") or [],
+            flags=flags,
+            tts=bool(payload.get("tts")),
+            allowed_mentions=payload.get("allowed_mentions"),
+        )
+        command = record.payload["data"]
+        metadata: dict[str, Any] = {
+            "id": str(record.id),
+            "type": INTERACTION_APPLICATION_COMMAND,
+            "user": record.user.to_json(),
+            "authorizing_integration_owners": dict(
+                record.payload["authorizing_integration_owners"]
+            ),
+            "name": command["name"],
+            "command_type": command["type"],
+        }
+        if reference is not None:
+            metadata["original_response_message_id"] = str(record.original_id)
+        legacy: dict[str, Any] = {
+            "id": str(record.id),
+            "type": INTERACTION_APPLICATION_COMMAND,
+            "name": command["name"],
+            "user": record.user.to_json(),
+        }
+        if record.channel.guild_id is not None:
+            legacy["member"] = self._member_json(record.user, with_user=False)
+        message.update(
+            webhook_id=str(self.application_id),
+            application_id=str(self.application_id),
+            interaction_metadata=metadata,
+            interaction=legacy,
+        )
+        record.messages[int(message["id"])] = message
+        return message
+
+    async def _publish_interaction_message(self, message: dict[str, Any]) -> None:
+        """Non-ephemeral messages join the channel's history and go out as MESSAGE_CREATE."""
+        if not message["flags"] & FLAG_EPHEMERAL:
+            self._store(message)
+            await self._dispatch_message_event("MESSAGE_CREATE", message)
+
+    async def _fill_in(
+        self,
+        message: dict[str, Any],
+        payload: dict[str, Any],
+        files: Sequence[dict[str, Any]],
+    ) -> None:
+        """Edit an interaction message (PATCH, or the first followup after a deferral).
+
+        Only SUPPRESS_EMBEDS of ``flags`` can change; EPHEMERAL stays as it was and
+        LOADING ("thinking") goes. Completing a deferral does not mark it edited.
+        """
+        self._validate_message_fields(payload)
+        new_files = [
+            self._attachment_json(
+                self.channel(int(message["channel_id"])), f["filename"] or "file", f["size"],
+                f["content_type"],
+            )
+            for f in files
+        ]  # fmt: skip
+        was_loading = bool(message["flags"] & FLAG_LOADING)
+        edited = copy.deepcopy(message)
+        self._apply_edit(edited, {k: v for k, v in payload.items() if k != "flags"}, new_files)
+        suppress = payload["flags"] if payload.get("flags") is not None else message["flags"]
+        edited["flags"] = message["flags"] & FLAG_EPHEMERAL | suppress & FLAG_SUPPRESS_EMBEDS
+        if was_loading:
+            edited["edited_timestamp"] = None
+        if not (
+            edited["content"] or edited["embeds"] or edited["attachments"] or edited["components"]
+        ):
+            raise empty_message()
+        message.clear()
+        message.update(edited)
+        if not message["flags"] & FLAG_EPHEMERAL:
+            await self._dispatch_message_event("MESSAGE_UPDATE", message)
+
+    def _log_interaction_response(
+        self,
+        record: InteractionRecord,
+        kind: str,
+        message: dict[str, Any],
+        payload: Any,
+        callback_type: int | None = None,
+    ) -> None:
+        self._interaction_log.append(
+            {
+                "interaction_id": str(record.id),
+                "command": record.payload["data"]["name"],
+                "kind": kind,
+                "type": callback_type,
+                "content": message["content"],
+                "flags": message["flags"],
+                "ephemeral": bool(message["flags"] & FLAG_EPHEMERAL),
+                "deferred": bool(message["flags"] & FLAG_LOADING),
+                "message_id": message["id"],
+                "channel_id": message["channel_id"],
+                "payload": copy.deepcopy(payload),
+            }
+        )
+
+    async def api_interaction_callback(self, call: ApiCall) -> Any:
+        """The initial response, once and within 3 s: type 4 (a message) or 5 (deferred).
+
+        With ``?with_response=true`` (discord.py always sends ``with_response=1`` and
+        reads the body) the answer is the interaction callback response object, else 204.
+        """
+        record = self._interaction_for_callback(call)
+        body = call.body if isinstance(call.body, dict) else {}
+        kind = body.get("type")
+        if kind not in (CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE):
+            if kind in (9, 12):  # modal, launch activity: valid, but not modelled here
+                raise NotImplementedError(f"interaction callback type {kind}")
+            raise form_error(["type"], "BASE_TYPE_CHOICES", "Value must be one of {4, 5, 9, 12}.")
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        flags = int(data.get("flags") or 0)
+        if kind == CALLBACK_CHANNEL_MESSAGE:
+            try:
+                self._validate_message_fields(data)
+            except DiscordError as failure:
+                raise nested_form_error(failure, "data") from None
+            if not (
+                data.get("content")
+                or any(data.get(k) for k in ("embeds", "components", "poll"))
+                or call.files
+            ):
+                raise empty_message()
+            allowed = FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | 1 << 12  # SUPPRESS_NOTIFICATIONS
+            message = self._interaction_message(record, data, call.files, flags=flags & allowed)
+        else:  # "ChatBot is thinking...": an empty message with the LOADING flag
+            message = self._interaction_message(
+                record, {}, (), flags=flags & FLAG_EPHEMERAL | FLAG_LOADING
+            )
+        record.callback_type, record.original_id = kind, int(message["id"])
+        await self._publish_interaction_message(message)
+        self._log_interaction_response(record, "callback", message, call.body, kind)
+        await self.notify()
+        if call.query.get("with_response", "").lower() not in ("true", "1"):
+            return None
+        resource: dict[str, Any] = {"type": kind}
+        if kind == CALLBACK_CHANNEL_MESSAGE:
+            resource["message"] = self._render(message, rest=True)
+        return {
+            "interaction": {
+                "id": str(record.id),
+                "type": INTERACTION_APPLICATION_COMMAND,
+                "response_message_id": message["id"],
+                "response_message_loading": kind == CALLBACK_DEFERRED_CHANNEL_MESSAGE,
+                "response_message_ephemeral": bool(message["flags"] & FLAG_EPHEMERAL),
+            },
+            "resource": resource,
+        }
+
+    async def api_create_followup(self, call: ApiCall) -> Any:
+        """A followup (POST /webhooks/{app}/{token}); the message itself with ``?wait=true``.
+
+        The first followup after a deferral fills in the "thinking" message and keeps
+        the deferral's ephemerality (its own ephemeral flag is ignored), as on Discord;
+        later ones are new messages replying to the original response.
+        """
+        record = self._interaction_for_webhook(call)
+        payload = call.body if isinstance(call.body, dict) else {}
+        self._validate_message_fields(payload)
+        has_other = any(payload.get(k) for k in ("embeds", "components", "poll"))
+        if not payload.get("content") and not has_other and not call.files:
+            raise empty_message()
+        original = record.messages.get(record.original_id or 0)
+        if original is not None and original["flags"] & FLAG_LOADING:
+            await self._fill_in(original, payload, call.files)
+            message = original
+        else:
+            reference = {
+                "type": 0,
+                "message_id": str(record.original_id),
+                "channel_id": str(record.channel.id),
+            }
+            if record.channel.guild_id is not None:
+                reference["guild_id"] = str(record.channel.guild_id)
+            allowed = FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | 1 << 12
+            flags = int(payload.get("flags") or 0) & allowed
+            message = self._interaction_message(
+                record, payload, call.files, flags=flags, reference=reference
+            )
+            await self._publish_interaction_message(message)
+        self._log_interaction_response(record, "followup", message, call.body)
+        await self.notify()
+        if call.query.get("wait", "").lower() in ("true", "1"):
+            return self._render(message, rest=True)
+        return None
+
+    async def api_get_webhook_message(self, call: ApiCall) -> Any:
+        record = self._interaction_for_webhook(call)
+        return self._render(self._webhook_message(record, call), rest=True)
+
+    async def api_edit_webhook_message(self, call: ApiCall) -> Any:
+        """PATCH @original (or a followup): edits it, MESSAGE_UPDATE unless ephemeral."""
+        record = self._interaction_for_webhook(call)
+        message = self._webhook_message(record, call)
+        payload = call.body if isinstance(call.body, dict) else {}
+        await self._fill_in(message, payload, call.files)
+        self._log_interaction_response(record, "edit", message, call.body)
+        await self.notify()
+        return self._render(message, rest=True)
+
+    async def api_delete_webhook_message(self, call: ApiCall) -> Any:
+        record = self._interaction_for_webhook(call)
+        message = self._webhook_message(record, call)
+        message_id = int(message["id"])
+        if message["flags"] & FLAG_EPHEMERAL:
+            del record.messages[message_id]
+        else:
+            del self._messages[record.channel.id][message_id]
+            event = {"id": message["id"], "channel_id": message["channel_id"]}
+            if record.channel.guild_id is not None:
+                event["guild_id"] = str(record.channel.guild_id)
+            await self.dispatch("MESSAGE_DELETE", event)
+        self._log_interaction_response(record, "delete", message, None)
+        await self.notify()
         return None
 
     # ---- messages ------------------------------------------------------------------------

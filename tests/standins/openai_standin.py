@@ -378,6 +378,7 @@ class OpenAIStandIn(Recorder):
     def __init__(self) -> None:
         super().__init__()
         self._script: deque[Step] = deque()
+        self._rules: list[tuple[Callable[[Mapping[str, Any]], bool], Step]] = []
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._in_flight: set[asyncio.Task] = set()
@@ -441,7 +442,15 @@ class OpenAIStandIn(Recorder):
         """Steps queued but not used yet."""
         return list(self._script)
 
+    def answer_when(self, condition: Callable[[Mapping[str, Any]], bool], step: Step) -> None:
+        """Answer every request whose body meets `condition` with `step`, whatever the
+        script says (for requests whose order is not known, like background calls)."""
+        self._rules.append((condition, step))
+
     def _next_step(self, body: Mapping[str, Any]) -> Step:
+        for condition, step in self._rules:
+            if condition(body):
+                return step
         if self._script:
             return self._script.popleft()
         return Reply(echo_text(body))
