@@ -24,6 +24,9 @@ def test_defaults() -> None:
     assert settings.allow_dms is True
     assert settings.user_rate_limit == settings.user_daily_tokens == 0  # no limits
     assert settings.max_concurrent_requests == 8
+    assert settings.memory_strategy == "drop"
+    assert settings.reset_permission == "manage_messages"
+    assert settings.dev_guild_id is None
 
 
 def test_secrets_stay_out_of_repr() -> None:
@@ -107,6 +110,10 @@ def test_guard_settings_are_parsed() -> None:
         ({**MINIMAL, "USER_RATE_LIMIT": "-1"}, "USER_RATE_LIMIT"),
         ({**MINIMAL, "USER_DAILY_TOKENS": "1e6"}, "USER_DAILY_TOKENS"),
         ({**MINIMAL, "MAX_CONCURRENT_REQUESTS": "0"}, "MAX_CONCURRENT_REQUESTS"),
+        ({**MINIMAL, "MEMORY_STRATEGY": "remember-all"}, "MEMORY_STRATEGY"),
+        ({**MINIMAL, "RESET_PERMISSION": "admins"}, "RESET_PERMISSION"),
+        ({**MINIMAL, "DEV_GUILD_ID": "1,2"}, "DEV_GUILD_ID"),
+        ({**MINIMAL, "DEV_GUILD_ID": "my-server"}, "DEV_GUILD_ID"),
     ],
 )
 def test_bad_values_name_their_variable(env: dict[str, str], variable: str) -> None:
