@@ -127,6 +127,8 @@ class ChatBot(discord.Client):
         log.info("registered /%s", ", /".join(command.name for command in synced))
 
     async def close(self) -> None:
+        if self.summarizer is not None:
+            await self.summarizer.close()
         if self.model is not None:
             await self.model.close()
         await super().close()

@@ -70,9 +70,15 @@ class Summarizer:
         self._waiting.pop(channel_id, None)
 
     async def wait(self) -> None:
-        """Wait until every summary in progress is done (tests and shutdown)."""
+        """Wait until every summary in progress is done."""
         while self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop the summaries in progress (the bot is shutting down)."""
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def _summarize(self, channel_id: int, memory: ChannelMemory) -> None:
         # Turns dropped while a summary is being written are folded in by the next round.
