@@ -121,3 +121,17 @@ async def test_unreachable_discord_says_so(tmp_path: Path, openai_api: OpenAISta
     assert status == 1
     assert "Traceback" not in output
     assert output.strip().splitlines()[-1].startswith("Could not reach Discord")
+
+
+async def test_sigterm_while_answering_exits_cleanly(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    process = await launch(tmp_path, dotenv_for(discord_api, openai_api))
+    await discord_api.wait_until_ready(timeout=20)
+    openai_api.script(Reply("too late", delay=30))
+    await discord_api.user_says("general", "alice", "a slow question")
+    await openai_api.wait_for_requests(1)
+    process.send_signal(signal.SIGTERM)
+    status, output = await finish(process)
+    assert status == 0
+    assert "Traceback" not in output
