@@ -60,7 +60,7 @@ class PendingTurn:
     answer: bool
 
 
-def channel_scope(channel: discord.abc.Messageable) -> set[int]:
+def channel_scope(channel: object) -> set[int]:
     """The ids the channel lists match: the channel, a thread's parent, the category."""
     ids = {getattr(channel, "id", 0), getattr(channel, "parent_id", None)}
     parent = getattr(channel, "parent", None)  # a thread's category is its parent's
@@ -138,11 +138,21 @@ class ChatBot(discord.Client):
 
         @self.tree.command(name="reset", description="Forget this channel's conversation.")
         async def reset(interaction: discord.Interaction) -> None:
-            await self.reset_conversation(interaction)
+            if await self.may_use_commands(interaction):
+                await self.reset_conversation(interaction)
 
         @self.tree.command(name="memory", description="What I remember in this channel.")
         async def memory(interaction: discord.Interaction) -> None:
-            await self.describe_memory(interaction)
+            if await self.may_use_commands(interaction):
+                await self.describe_memory(interaction)
+
+    async def may_use_commands(self, interaction: discord.Interaction) -> bool:
+        """The access rules apply to commands as to messages; say so if they refuse."""
+        access = self.access_of(interaction.user, interaction.channel, interaction.guild is None)
+        if access is Access.ALLOWED:
+            return True
+        await interaction.response.send_message("You can't use this bot here.", ephemeral=True)
+        return False
 
     async def reset_conversation(self, interaction: discord.Interaction) -> None:
         """Forget the channel's conversation, with a visible message that marks the
@@ -212,7 +222,7 @@ class ChatBot(discord.Client):
         text = message.clean_content.strip()
         if not text:
             return  # an image or sticker alone, or content hidden without the intent
-        access = self.access_of(message)
+        access = self.access_of(message.author, message.channel, message.guild is None)
         if access is Access.BLOCKED_IN_DM and message.author.id not in self.told_blocked:
             self.told_blocked.add(message.author.id)
             await self.post(message, [BLOCKED_NOTE], notice=True)
@@ -247,14 +257,13 @@ class ChatBot(discord.Client):
             return False  # itself, other bots, webhooks: never reply-loop
         return message.type in CONVERSATION_MESSAGE_TYPES  # not joins, pins...
 
-    def access_of(self, message: discord.Message, author: discord.abc.User | None = None) -> Access:
-        """The access rules' verdict on `message` (by `author`, if looked up apart)."""
-        author = author or message.author
+    def access_of(self, author: discord.abc.User, channel: object, in_dm: bool) -> Access:
+        """The access rules' verdict on `author` (a Member carries roles) in `channel`."""
         return self.access.check(
             author.id,
             [role.id for role in getattr(author, "roles", [])],
-            channel_scope(message.channel),
-            in_dm=message.guild is None,
+            channel_scope(channel) if channel is not None else set(),
+            in_dm=in_dm,
         )
 
     def history_filter(self) -> Callable[[discord.Message], Awaitable[bool]]:
@@ -279,7 +288,7 @@ class ChatBot(discord.Client):
                 if members[author.id] is None:
                     return False
                 author = members[author.id]
-            return self.access_of(message, author) is Access.ALLOWED
+            return self.access_of(author, message.channel, message.guild is None) is Access.ALLOWED
 
         return remembered
 

@@ -88,3 +88,12 @@ async def test_memory_reports_privately(
     assert "summarised when they no longer fit" in text
     assert "gpt-5.4-mini" in text and "posted when complete" in text
     assert len(discord_api.bot_messages("random")) == 2  # nothing posted in the channel
+
+
+async def test_commands_follow_the_access_rules(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot(BLOCKED_USER_IDS=str(discord_api.users["carol"].id))
+    refused = await discord_api.user_runs_command("general", "carol", "reset")
+    response = await discord_api.wait_for_interaction_response(refused)
+    assert response["ephemeral"] and "can't use this bot" in response["content"]
