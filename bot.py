@@ -470,18 +470,31 @@ class ChatBot(discord.Client):
 
 @contextlib.asynccontextmanager
 async def show_typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
-    """Show "typing..." in `channel` for the duration; a channel that refuses is ignored."""
-    typing = channel.typing()
-    try:
-        await typing.__aenter__()
-    except discord.HTTPException as error:
-        log.debug("could not show typing: %s", error)
-        yield
-        return
+    """Show "typing..." in `channel` while the block runs.
+
+    The indicator is sent from a task of its own, so the block (the model call) never
+    waits for a round trip to Discord; a channel that refuses is left alone.
+    """
+
+    sending = asyncio.Lock()
+
+    async def keep_typing() -> None:
+        try:
+            while True:
+                async with sending:
+                    await channel.typing()  # lasts about 10 s on Discord's side
+                await asyncio.sleep(8)
+        except discord.HTTPException as error:
+            log.debug("could not show typing: %s", error)
+
+    task = asyncio.create_task(keep_typing())
     try:
         yield
     finally:
-        await typing.__aexit__(None, None, None)
+        # An indicator that reached Discord after the answer would show "typing..."
+        # for 10 s more, so let one in flight land first.
+        async with sending:
+            task.cancel()
 
 
 def log_answer(channel_id: int, prompt_tokens: int, answer: Answer, latency: float) -> None:

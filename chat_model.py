@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 
@@ -62,8 +63,8 @@ class ChatModel:
         async with self.slots:
             response = await self.client.chat.completions.create(
                 model=self.model,
-                messages=messages,  # type: ignore[arg-type]
                 max_completion_tokens=self.max_reply_tokens,
+                **_as_sent(messages),
             )
         if not response.choices:
             raise EmptyAnswer(None)
@@ -91,10 +92,10 @@ class ChatModel:
         async with self.slots:
             stream = await self.client.chat.completions.create(
                 model=self.model,
-                messages=messages,  # type: ignore[arg-type]
                 max_completion_tokens=self.max_reply_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
+                **_as_sent(messages),
             )
             async with stream:
                 async for chunk in stream:
@@ -120,6 +121,17 @@ class ChatModel:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _as_sent(messages: list[dict[str, str]]) -> dict[str, Any]:
+    """Arguments that send `messages` in the request body exactly as they are.
+
+    `create()` walks every message through the SDK's parameter transformer, pure Python
+    that takes ~10 ms for a full 4k-token history: most of the bot's own time per
+    answer. Our messages are plain JSON-ready dicts with nothing to transform, so they
+    go in `extra_body`, which replaces the (empty) transformed list.
+    """
+    return {"messages": [], "extra_body": {"messages": messages}}
 
 
 def explain_failure(error: Exception) -> str:

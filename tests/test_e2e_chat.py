@@ -33,7 +33,9 @@ async def test_answers_in_a_channel_as_a_non_pinging_reply(
     [post] = discord_api.posts("general")
     assert post.json["allowed_mentions"] == NO_PINGS
     assert post.json["message_reference"]["fail_if_not_exists"] is False
-    assert discord_api.typing_requests("general")
+    # "typing..." was shown, and never lands after the answer (it would linger 10 s).
+    [typing] = discord_api.typing_requests("general")
+    assert typing.at < post.at
 
     [request] = openai_api.completions
     assert request["model"] == "gpt-5.4-mini"
