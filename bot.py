@@ -31,7 +31,7 @@ from history import RESET_MESSAGE, read_back
 from live_reply import LiveReply
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from splitting import split_for_discord
-from summaries import SUMMARY_SHARE, Summarizer
+from summaries import Summarizer
 from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
@@ -73,7 +73,9 @@ def channel_scope(channel: object) -> set[int]:
 class ChatBot(discord.Client):
     """A Discord client that chats with an OpenAI model in every channel it can read."""
 
-    def __init__(self, settings: Settings, counter: TokenCounter) -> None:
+    def __init__(self, settings: Settings, tokenizer: Awaitable[TokenCounter]) -> None:
+        """`tokenizer` may still be loading (it takes ~0.5 s): the bot connects meanwhile
+        and waits for it only before its first conversation turn (`ready_to_chat`)."""
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: must be enabled in the Developer Portal
         super().__init__(
@@ -85,7 +87,10 @@ class ChatBot(discord.Client):
             guild_ready_timeout=0.5,
         )
         self.settings = settings
-        self.prompts = PromptBuilder(counter, settings.system_prompt, settings.prompt_budget)
+        self.tokenizer = asyncio.ensure_future(tokenizer)
+        # Set by ready_to_chat(), before anything uses them.
+        self.prompts: PromptBuilder
+        self.memory_budget: int
         self.model: ChatModel | None = None
         self.access = AccessRules.from_settings(settings)
         self.limits = UserLimits(
@@ -93,10 +98,6 @@ class ChatBot(discord.Client):
         )
         self.told_blocked: set[int] = set()  # blocked users already told so in a DM
         self.summarizer: Summarizer | None = None
-        # With summaries, part of the history budget is kept for the summary.
-        self.memory_budget = self.prompts.history_budget
-        if settings.memory_strategy == "summarize":
-            self.memory_budget -= int(self.prompts.history_budget * SUMMARY_SHARE)
         self.memories: dict[int, ChannelMemory] = {}  # filled from history on first use
         # Per channel, the messages not yet taken into the conversation, and a lock so
         # that they are taken one turn at a time, in order.
@@ -108,9 +109,21 @@ class ChatBot(discord.Client):
     async def setup_hook(self) -> None:
         # The HTTP client belongs to the running event loop, so it is made here.
         self.model = ChatModel(self.settings)
-        if self.settings.memory_strategy == "summarize":
-            self.summarizer = Summarizer(self.model, self.prompts)
         await self.sync_commands()
+
+    async def ready_to_chat(self) -> None:
+        """Finish setting up what needs the tokenizer, the first time it is needed."""
+        if hasattr(self, "prompts"):
+            return
+        counter = await self.tokenizer
+        prompts = PromptBuilder(counter, self.settings.system_prompt, self.settings.prompt_budget)
+        # With summaries, part of the history budget is kept for the summary.
+        self.memory_budget = prompts.history_budget
+        if self.settings.memory_strategy == "summarize":
+            assert self.model is not None
+            self.summarizer = Summarizer(self.model, prompts)
+            self.memory_budget -= self.summarizer.max_tokens
+        self.prompts = prompts
 
     async def sync_commands(self) -> None:
         """Register the slash commands: in DEV_GUILD_ID at once, else globally (Discord
@@ -168,6 +181,7 @@ class ChatBot(discord.Client):
                 ephemeral=True,
             )
             return
+        await self.ready_to_chat()
         channel_id = interaction.channel_id or 0
         # A new, empty memory: an answer in progress finishes into the old one, unseen.
         self.memories[channel_id] = ChannelMemory(self.memory_budget)
@@ -179,6 +193,7 @@ class ChatBot(discord.Client):
     async def describe_memory(self, interaction: discord.Interaction) -> None:
         """Answer (only to the asker) what the bot remembers in this channel."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.ready_to_chat()
         channel = interaction.channel
         assert channel is not None
         async with self.channel_locks[channel.id]:
@@ -305,6 +320,7 @@ class ChatBot(discord.Client):
     async def take_turns(self, batch: list[PendingTurn]) -> None:
         """Remember the messages of `batch`, in order, and answer the newest one to be
         answered (if any), with all of them in the conversation."""
+        await self.ready_to_chat()
         channel = batch[0].message.channel
         channel_id = channel.id
         memory = await self.channel_memory(channel, before=batch[0].message)
@@ -520,10 +536,10 @@ async def run(settings: Settings) -> None:
     """Run the bot until it is closed by SIGINT or SIGTERM."""
     if settings.discord_api_url:
         point_discord_at(settings.discord_api_url)
-    # Building the encoding takes ~0.5 s of CPU; keep it off the event loop.
+    # Building the encoding takes ~0.5 s of CPU: do it in a thread while the bot connects.
     encoding_name = encoding_name_for_model(settings.openai_model)
-    encoding = await asyncio.to_thread(load_encoding, encoding_name)
-    bot = ChatBot(settings, TokenCounter(encoding))
+    tokenizer = asyncio.to_thread(lambda: TokenCounter(load_encoding(encoding_name)))
+    bot = ChatBot(settings, tokenizer)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))

@@ -79,7 +79,9 @@ async def start_bot(
     async def start(**overrides: str) -> ChatBot:
         settings = load_settings(bot_environment(discord_api, openai_api, **overrides))
         point_discord_at(discord_api.url)
-        bot = ChatBot(settings, o200k)  # the default model's encoding, loaded once
+        loaded = asyncio.get_running_loop().create_future()
+        loaded.set_result(o200k)  # the default model's encoding, loaded once per run
+        bot = ChatBot(settings, loaded)
         task = asyncio.create_task(bot.start(settings.discord_bot_token))
         running.append((bot, task))
         # The bot handles messages as soon as the server is in its cache, before on_ready.

@@ -19,6 +19,7 @@ from tests.standins.openai_standin import (
     Step,
 )
 from tests.test_e2e_chat import replies
+from tests.test_e2e_streaming import final_messages
 
 # The SDK retries rate limits, server errors and dropped connections twice.
 ATTEMPTS = 3
@@ -69,8 +70,8 @@ async def test_each_failure_gets_one_clear_message_and_the_next_turn_works(
     openai_api.clear_script()
 
     await discord_api.user_says("general", "alice", "second question")
-    _, answer = await replies(discord_api, "general", 2)
-    assert answer["content"] == "echo: second question"
+    _, answer = await final_messages(discord_api, "general", 2)
+    assert answer == "echo: second question"
     # The failed turn's question stays in memory; no failed answer was stored.
     last = openai_api.completions[-1]
     assert [(m["role"], m["content"]) for m in last["messages"][1:]] == [
