@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from openai.types import CompletionUsage
 
 from config import Settings
 from reasoning import ReasoningFilter, strip_reasoning
@@ -72,13 +73,7 @@ class ChatModel:
         text = strip_reasoning(choice.message.content or "").strip()
         if not text:
             raise EmptyAnswer(choice.finish_reason)
-        usage = response.usage
-        return Answer(
-            text=text,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            finish_reason=choice.finish_reason,
-        )
+        return _answer(text, response.usage, choice.finish_reason)
 
     async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str | Answer]:
         """Yield the answer's text as it arrives, then the finished `Answer` last.
@@ -112,15 +107,20 @@ class ChatModel:
         text = "".join(parts).strip()
         if not text:
             raise EmptyAnswer(finish_reason)
-        yield Answer(
-            text=text,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            finish_reason=finish_reason,
-        )
+        yield _answer(text, usage, finish_reason)
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _answer(text: str, usage: CompletionUsage | None, finish_reason: str | None) -> Answer:
+    """An `Answer`, with the API's token counts when it sent them."""
+    return Answer(
+        text=text,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        finish_reason=finish_reason,
+    )
 
 
 def _as_sent(messages: list[dict[str, str]]) -> dict[str, Any]:
