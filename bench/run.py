@@ -18,10 +18,16 @@ through real bot processes); `--quick` is a ~25 s smoke run with less of everyth
 
 1. Dispatch -> model. From the dispatch of a MESSAGE_CREATE to the chat-completions
    request arriving at the OpenAI stand-in: what the bot does before asking the model
-   (gateway parsing, memory, prompt, typing indicator, SDK request). Bots in-process,
-   non-streamed. The JSON splits ours at its typing indicator's POST, which runs
-   beside the model call. Both bots share this process's event loop with the
-   stand-ins, so the relay's figure is the floor of the harness itself.
+   (gateway parsing, memory, prompt, typing indicator, SDK request). Each bot runs as
+   its own process, as in figure 4 (non-streamed, no per-user rate limit), with the
+   stand-ins in this process: the stand-ins' own work (sending the event, parsing
+   requests, the OpenAI stand-in's token count) is not on the bot's event loop. Both
+   ends are still timed here (`time.monotonic()` is CLOCK_MONOTONIC, one clock for
+   all processes), so the interval includes the stand-ins sending the event and
+   reading the request; the relay's figure is that floor plus what every bot pays
+   (discord.py's gateway parsing, the OpenAI SDK building its request). The JSON
+   splits ours at its typing indicator's POST, which the bot sends beside the model
+   call.
    (a) short history: turns spread over 50 channels, a few turns each;
    (b) full budget: one channel first filled with ~64-token turns until the history is
    trimmed, so every request carries ~the whole prompt budget (MAX_CONTEXT_TOKENS -
@@ -31,7 +37,8 @@ through real bot processes); `--quick` is a ~25 s smoke run with less of everyth
    channels, median only. The relay always sends the one message. The short-history
    channels get one untimed message first, so (a) never includes a read-back.
 2. Answer -> Discord. From the model's answer being complete (`finished_at`) to the
-   bot's first POST of it arriving at the Discord stand-in; the full-budget turns of 1.
+   bot's first POST of it arriving at the Discord stand-in; the full-budget turns of 1,
+   so the bots are processes here too.
 3. Throughput. 50 channels x 20 messages dispatched at once, instant model (the
    stand-in's echo), bots in-process: time from the first dispatch until all 1000
    messages are handled (the last answer posted), and messages per second. The relay
@@ -246,18 +253,22 @@ class LatencySamples:
     first: list[TurnTiming]  # first message in a channel with a budget's worth of history
 
 
-async def latency_turns(kind: Kind, plan: Plan, counter: TokenCounter) -> LatencySamples:
-    """Figure 1's samples of one bot, in-process, one message at a time."""
+async def latency_turns(kind: Kind, plan: Plan) -> LatencySamples:
+    """Figure 1's samples of one bot process, one message at a time."""
     short_channels = [f"channel-{c}" for c in range(SHORT_CHANNELS)]
     first_channels = [f"channel-{SHORT_CHANNELS + c}" for c in range(plan.first_contacts)]
-    async with standins(extra_text_channels=SHORT_CHANNELS + plan.first_contacts) as apis:
-        # History the bot never saw live (as after a restart): our bot reads it back
-        # on the first message in the channel.
-        for c, channel in enumerate(first_channels):
-            for i in range(UNSEEN_HISTORY):
-                text = chat_text(100_000 * c + i, LONG_TURN_CHARS)
-                await apis.discord.user_says(channel, ("alice", "bob")[i % 2], text, deliver=False)
-        async with bot_in_process(kind, apis, counter):
+    with tempfile.TemporaryDirectory() as folder:
+        async with (
+            standins(extra_text_channels=SHORT_CHANNELS + plan.first_contacts) as apis,
+            bot_process(kind, apis, Path(folder)),
+        ):
+            # History the bot never saw live (stored, not sent to it, as if posted while
+            # it was away): our bot reads it back on the first message in the channel.
+            for c, channel in enumerate(first_channels):
+                for i in range(UNSEEN_HISTORY):
+                    text = chat_text(100_000 * c + i, LONG_TURN_CHARS)
+                    author = ("alice", "bob")[i % 2]
+                    await apis.discord.user_says(channel, author, text, deliver=False)
             for i in range(plan.warmup):
                 await timed_turn(apis, "random", chat_text(i, 60))
             for channel in short_channels:  # its first message: nothing to read back
@@ -282,8 +293,9 @@ async def latency_turns(kind: Kind, plan: Plan, counter: TokenCounter) -> Latenc
 def typing_breakdown(turns: list[TurnTiming]) -> dict[str, float] | None:
     """Medians of dispatch -> typing POST arrived -> model request arrived, in ms.
 
-    Our bot awaits the typing indicator's POST before it calls the model, so the
-    second interval includes that request's whole round trip.
+    Our bot sends the typing indicator from a task of its own while the SDK sends the
+    model request, so the two overlap: the second interval is short, and negative
+    when the model request arrived first.
     """
     typed = [t for t in turns if t.typing_at is not None]
     if not typed:
@@ -298,14 +310,14 @@ def typing_breakdown(turns: list[TurnTiming]) -> dict[str, float] | None:
     }
 
 
-async def figures_1_2(plan: Plan, counter: TokenCounter, results: Results) -> None:
+async def figures_1_2(plan: Plan, results: Results) -> None:
     short: dict[Kind, Distribution] = {}
     full: dict[Kind, Distribution] = {}
     first: dict[Kind, Distribution] = {}
     to_post: dict[Kind, Distribution] = {}
     details: dict[str, Any] = {}
     for kind in KINDS:
-        samples = await latency_turns(kind, plan, counter)
+        samples = await latency_turns(kind, plan)
         short[kind] = Distribution.of([ms(t.to_model) for t in samples.short])
         full[kind] = Distribution.of([ms(t.to_model) for t in samples.full])
         first[kind] = Distribution.of([ms(t.to_model) for t in samples.first])
@@ -723,7 +735,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
 
     steps: list[tuple[str, str, Callable[[], Awaitable[None]]]] = [
         ("6", "launch -> READY", lambda: figure_6(plan, results)),
-        ("1", "latency around the model", lambda: figures_1_2(plan, counter, results)),
+        ("1", "latency around the model", lambda: figures_1_2(plan, results)),
         ("5", "token work per turn", lambda: figure_5(plan, encoding, results)),
         ("3", "throughput", lambda: figure_3(plan, counter, results)),
         ("7", "streaming", lambda: figure_7(plan, results)),
