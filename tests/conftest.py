@@ -10,6 +10,7 @@ import pytest
 
 from bot import ChatBot, point_discord_at
 from config import load_settings
+from tests.e2e import until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from tokenizer import TokenCounter, load_encoding
@@ -94,10 +95,3 @@ async def start_bot(
     for bot, task in running:
         await bot.close()
         await asyncio.wait_for(task, 5)
-
-
-async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    """Wait for `condition` that no stand-in records (a log line, say), checking often."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)

@@ -5,18 +5,11 @@ from __future__ import annotations
 import logging
 
 from splitting import split_for_discord
-from tests.conftest import until
+from tests.e2e import replies, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, prompt_tokens
 
 NO_PINGS = {"parse": [], "replied_user": False}
-
-
-async def replies(discord_api: DiscordStandIn, channel: str, count: int = 1) -> list[dict]:
-    """Wait until the bot has posted `count` messages in `channel`; return them."""
-    return await discord_api.wait_for(
-        lambda: (posted := discord_api.bot_messages(channel)) and len(posted) >= count and posted
-    )
 
 
 async def test_answers_in_a_channel_as_a_non_pinging_reply(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from tests.e2e import conversation, replies
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
-from tests.test_e2e_chat import replies
-from tests.test_e2e_memory import conversation
 
 
 async def test_commands_are_registered_globally_or_in_the_dev_guild(

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from tests.e2e import final_messages, replies
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import (
     CutStream,
@@ -18,8 +19,6 @@ from tests.standins.openai_standin import (
     Reply,
     Step,
 )
-from tests.test_e2e_chat import replies
-from tests.test_e2e_streaming import final_messages
 
 # The SDK retries rate limits, server errors and dropped connections twice.
 ATTEMPTS = 3

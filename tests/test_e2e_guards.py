@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e import final_messages, replies
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
-from tests.test_e2e_chat import replies
-from tests.test_e2e_streaming import final_messages
 
 
 def answered(openai_api: OpenAIStandIn) -> list[str]:

@@ -5,18 +5,13 @@ from __future__ import annotations
 import logging
 
 from splitting import split_for_discord
-from tests.conftest import until
+from tests.e2e import conversation, replies, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import Error, OpenAIStandIn, Reply, prompt_tokens
-from tests.test_e2e_chat import replies
 
 
 def is_summary_request(body) -> bool:
     return body["messages"][0]["content"].startswith("You keep a running summary")
-
-
-def conversation(request: dict) -> list[tuple[str, str]]:
-    return [(m["role"], m["content"]) for m in request["messages"][1:]]
 
 
 async def test_a_restarted_bot_reads_the_conversation_back(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import replies
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
-from tests.test_e2e_chat import replies
 
 BOT = Path(__file__).resolve().parent.parent / "bot.py"
 

@@ -6,12 +6,9 @@ import logging
 from collections import defaultdict
 
 from splitting import split_for_discord
-from tests.conftest import until
+from tests.e2e import MARKER, final_messages, replies, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import CutStream, OpenAIStandIn, Reply, default_chunks
-from tests.test_e2e_chat import replies
-
-MARKER = "▌"
 
 
 def words(text: str, per_chunk: int = 4) -> list[str]:
@@ -21,19 +18,6 @@ def words(text: str, per_chunk: int = 4) -> list[str]:
         " ".join(parts[i : i + per_chunk]) + (" " if i + per_chunk < len(parts) else "")
         for i in range(0, len(parts), per_chunk)
     ]
-
-
-async def final_messages(discord_api: DiscordStandIn, channel: str, count: int) -> list[str]:
-    """Wait until the bot shows `count` messages in `channel`, none still being written."""
-    posted = await discord_api.wait_for(
-        lambda: (
-            len(m := discord_api.bot_messages(channel)) == count
-            and not any(x["content"].endswith(MARKER) for x in m)
-            and m
-        ),
-        timeout=20,
-    )
-    return [m["content"] for m in posted]
 
 
 def edit_times_per_message(discord_api: DiscordStandIn, channel: str) -> dict[str, list[float]]:
