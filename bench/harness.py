@@ -81,8 +81,8 @@ def bot_environment(apis: StandIns, *, stream: bool = False) -> dict[str, str]:
         "OPENAI_MODEL": MODEL,
         "DISCORD_API_URL": apis.discord.url,
         "STREAM_REPLIES": "true" if stream else "false",
-        # All the load comes from one user (alice): measure the bot's work, not its
-        # per-user rate limiter (whose default may be on).
+        # All the load comes from one user (alice): measure the bot's work, never its
+        # per-user rate limiter, whatever that setting's default.
         "USER_RATE_LIMIT": "0",
     }
 

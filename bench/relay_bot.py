@@ -59,7 +59,11 @@ class RelayBot(discord.Client):
 
 
 def point_discord_at(url: str) -> None:
-    """Send discord.py's REST and gateway traffic to `url` (the same seam as bot.py's)."""
+    """Send discord.py's REST and gateway traffic to `url` (the same seam as bot.py's).
+
+    Copied rather than imported: importing bot.py would load the bot's modules and
+    tokenizer into the relay, which is the floor for memory and start-up figures.
+    """
     base = yarl.URL(url)
     discord.http.Route.BASE = str(base / "api" / "v10")
     scheme = "wss" if base.scheme == "https" else "ws"
