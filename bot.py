@@ -439,6 +439,8 @@ class ChatBot(discord.Client):
     def charge(self, message: discord.Message, prompt: Prompt, answer: Answer) -> None:
         """Count an answer's tokens against its asker's daily allowance, before it is
         shown, so their next message is judged with it."""
+        if not self.limits.daily_tokens:
+            return  # no allowance to count against: skip re-encoding an answer without usage
         completion = answer.completion_tokens
         if completion is None:
             completion = self.prompts.counter.count_text(answer.text)
