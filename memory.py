@@ -19,6 +19,8 @@ from tokenizer import REPLY_PRIMING, TokenCounter
 Role = Literal["system", "user", "assistant"]
 
 _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]+")
+# The least room a request must leave for the conversation after the system prompt.
+MIN_HISTORY_BUDGET = 32
 SUMMARY_HEADING = "Summary of the earlier conversation in this channel:"
 
 
@@ -62,12 +64,19 @@ class PromptBuilder:
     """Makes turns that fit the budget and assembles requests from a channel's history."""
 
     def __init__(self, counter: TokenCounter, system_prompt: str, prompt_budget: int) -> None:
+        """Raises ValueError (naming SYSTEM_PROMPT, for the user) if the system prompt
+        leaves fewer than MIN_HISTORY_BUDGET tokens of `prompt_budget`."""
         self.counter = counter
         self.system = self._turn("system", system_prompt, None)
         # Tokens the history may use: the budget less the system prompt and reply priming.
         self.history_budget = prompt_budget - self.system.tokens - REPLY_PRIMING
-        if self.history_budget < 32:
-            raise ValueError("SYSTEM_PROMPT leaves too little of the prompt budget")
+        if self.history_budget < MIN_HISTORY_BUDGET:
+            raise ValueError(
+                f"SYSTEM_PROMPT is {self.system.tokens:,} tokens, which leaves "
+                f"{max(self.history_budget, 0):,} of the {prompt_budget:,}-token prompt budget "
+                f"(MAX_CONTEXT_TOKENS - MAX_REPLY_TOKENS) for the conversation; at least "
+                f"{MIN_HISTORY_BUDGET} are needed: shorten it or raise MAX_CONTEXT_TOKENS."
+            )
 
     def turn(self, role: Role, content: str, name: str | None = None) -> tuple[Turn, bool]:
         """A turn for `content`, shortened if it alone would not fit in a request.

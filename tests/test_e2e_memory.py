@@ -91,8 +91,9 @@ async def test_summaries_keep_dropped_facts_within_the_budget(
     for n in range(8):
         await discord_api.user_says("general", "bob", f"filler {n} " + "talk talk talk " * 30)
         await replies(discord_api, "general", n + 2)
-    assert bot.summarizer is not None
-    await bot.summarizer.wait()
+    summarizer = (await bot.conversations()).summarizer
+    assert summarizer is not None
+    await summarizer.wait()
     await discord_api.user_says("general", "alice", "What was the code?")
 
     def asked() -> dict | None:
@@ -121,8 +122,9 @@ async def test_a_failed_summary_falls_back_to_dropping(
     for n in range(8):
         await discord_api.user_says("general", "bob", f"filler {n} " + "talk talk talk " * 30)
         await replies(discord_api, "general", n + 1)
-    assert bot.summarizer is not None
-    await bot.summarizer.wait()
+    summarizer = (await bot.conversations()).summarizer
+    assert summarizer is not None
+    await summarizer.wait()
     await until(lambda: "could not summarise" in caplog.text)
     await discord_api.user_says("general", "bob", "still there?")
     await replies(discord_api, "general", 9)

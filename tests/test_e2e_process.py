@@ -135,3 +135,19 @@ async def test_sigterm_while_answering_exits_cleanly(
     status, output = await finish(process)
     assert status == 0
     assert "Traceback" not in output
+
+
+async def test_a_system_prompt_that_leaves_no_room_stops_start_up(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # The budget is checked once the tokenizer has loaded, which happens while the bot
+    # connects: it must still end in one line and exit 1, not a bot that never answers.
+    dotenv = dotenv_for(discord_api, openai_api)
+    dotenv |= {"SYSTEM_PROMPT": "word " * 400, "MAX_CONTEXT_TOKENS": "700"}
+    dotenv |= {"MAX_REPLY_TOKENS": "300"}
+    status, output = await finish(await launch(tmp_path, dotenv))
+    assert status == 1
+    errors = [line for line in output.splitlines() if "Configuration error" in line]
+    assert len(errors) == 1 and "SYSTEM_PROMPT is 404 tokens" in errors[0]
+    assert "of the 400-token prompt budget" in errors[0]
+    assert "Traceback" not in output

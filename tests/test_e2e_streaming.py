@@ -99,7 +99,7 @@ async def test_two_channels_stream_at_once(
 async def test_a_broken_stream_keeps_what_arrived_and_the_channel_works(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
-    await start_bot(STREAM_REPLIES="true")
+    first = await start_bot(STREAM_REPLIES="true")
     text = "The first part of the answer arrived but then the connection dropped."
     openai_api.script(CutStream(after_chunks=3, text=text))
     await discord_api.user_says("general", "alice", "explain")
@@ -110,12 +110,22 @@ async def test_a_broken_stream_keeps_what_arrived_and_the_channel_works(
 
     await discord_api.user_says("general", "alice", "please continue")
     await final_messages(discord_api, "general", 2)
-    # The interrupted answer is remembered as what the channel saw.
+    # The interrupted answer is remembered as what the channel saw, note included...
     second = openai_api.completions[-1]
     assert [(m["role"], m["content"]) for m in second["messages"][1:]] == [
         ("user", "explain"),
-        ("assistant", arrived),
+        ("assistant", shown),
         ("user", "please continue"),
+    ]
+    # ...and read back the same after a restart.
+    await first.close()
+    await start_bot(STREAM_REPLIES="true")
+    await discord_api.user_says("general", "alice", "and now?")
+    await final_messages(discord_api, "general", 3)
+    third = openai_api.completions[-1]
+    assert [(m["role"], m["content"]) for m in third["messages"][1:3]] == [
+        ("user", "explain"),
+        ("assistant", shown),
     ]
 
 
