@@ -10,7 +10,7 @@ import pytest
 
 from bot import ChatBot, point_discord_at
 from config import load_settings
-from tests.e2e import until
+from tests.e2e import bot_environment, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from tokenizer import TokenCounter, load_encoding
@@ -43,21 +43,6 @@ async def discord_api(request: pytest.FixtureRequest) -> AsyncIterator[DiscordSt
 async def openai_api() -> AsyncIterator[OpenAIStandIn]:
     async with OpenAIStandIn() as standin:
         yield standin
-
-
-def bot_environment(
-    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, **overrides: str
-) -> dict[str, str]:
-    """The settings a user would put in .env, pointed at the stand-ins."""
-    return {
-        "DISCORD_BOT_TOKEN": discord_api.bot_token,
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_BASE_URL": openai_api.base_url,
-        "DISCORD_API_URL": discord_api.url,
-        "STREAM_REPLIES": "false",
-        "OPENAI_TIMEOUT": "5",
-        **overrides,
-    }
 
 
 @pytest.fixture

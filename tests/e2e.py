@@ -6,9 +6,11 @@ The fixtures that start the stand-ins and the bot are in conftest.py.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 
 from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.openai_standin import OpenAIStandIn
 
 MARKER = "▌"  # the end of a streamed message still being written
 
@@ -42,3 +44,30 @@ async def final_messages(discord_api: DiscordStandIn, channel: str, count: int) 
 
 def conversation(request: dict) -> list[tuple[str, str]]:
     return [(m["role"], m["content"]) for m in request["messages"][1:]]
+
+
+def answered(openai_api: OpenAIStandIn) -> list[str]:
+    """The newest user message of each model request, in order."""
+    return [r["messages"][-1]["content"] for r in openai_api.completions]
+
+
+def closed_port_url() -> str:
+    """An http URL on loopback where nothing listens (the port was just free)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{free.getsockname()[1]}"
+
+
+def bot_environment(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, **overrides: str
+) -> dict[str, str]:
+    """The settings a user would put in .env, pointed at the stand-ins."""
+    return {
+        "DISCORD_BOT_TOKEN": discord_api.bot_token,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": openai_api.base_url,
+        "DISCORD_API_URL": discord_api.url,
+        "STREAM_REPLIES": "false",
+        "OPENAI_TIMEOUT": "5",
+        **overrides,
+    }

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e import final_messages, replies
+from tests.e2e import answered, final_messages, replies
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
-
-
-def answered(openai_api: OpenAIStandIn) -> list[str]:
-    """The newest user message of each model request, in order."""
-    return [r["messages"][-1]["content"] for r in openai_api.completions]
 
 
 async def test_a_burst_from_one_user_gets_one_notice_and_stays_in_context(

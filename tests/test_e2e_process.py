@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import replies
+from tests.e2e import closed_port_url, replies
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
@@ -113,10 +112,7 @@ async def test_a_disabled_message_content_intent_says_what_to_fix(
 
 
 async def test_unreachable_discord_says_so(tmp_path: Path, openai_api: OpenAIStandIn) -> None:
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{free.getsockname()[1]}"
-    dotenv = {"DISCORD_BOT_TOKEN": "t", "OPENAI_API_KEY": "k", "DISCORD_API_URL": closed}
+    dotenv = {"DISCORD_BOT_TOKEN": "t", "OPENAI_API_KEY": "k", "DISCORD_API_URL": closed_port_url()}
     status, output = await finish(await launch(tmp_path, dotenv))
     assert status == 1
     assert "Traceback" not in output
