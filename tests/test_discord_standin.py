@@ -858,3 +858,90 @@ async def test_history_survives_a_restart_and_forbid_read(standin, make_client):
         await channel.fetch_message(oldest.id)
     standin.allow("general")
     assert len([m async for m in channel.history(limit=5)]) == 4
+
+
+# --- Injected faults ----------------------------------------------------------------------
+
+
+async def test_injected_server_errors_hit_only_the_matching_requests(standin):
+    general = f"/channels/{standin.general.id}/messages"
+    down = standin.fail_requests("POST", "create_message", status=503, channel="general")
+    status, body = await raw_api(standin, "POST", f"/channels/{standin.random.id}/messages",
+                                 json={"content": "elsewhere"})  # fmt: skip
+    assert status == 200 and down.hits == []  # another channel is not affected
+    status, body = await raw_api(standin, "POST", general, auth=False, json={"content": "x"})
+    assert status == 401 and down.hits == []  # the token is checked first
+    status, body = await raw_api(standin, "POST", general, json={"content": "lost"})
+    assert (status, body) == (503, {"message": "503: Service Unavailable", "code": 0})
+    assert standin.messages("general") == []  # refused before Discord handled it
+    status, _ = await raw_api(standin, "POST", general, json={"content": "through"})
+    assert status == 200 and [m["content"] for m in standin.messages("general")] == ["through"]
+    (hit,) = down.hits
+    assert hit.fault == "503 application/json" and hit.status == 503
+    assert hit.json == {"content": "lost"} and standin.injected_failures() == [hit]
+
+    standin.fail_with_cloudflare_502("GET", r"/channels/\d+/messages", times=2)
+    standin.fail_requests("POST", lambda path: path.endswith("/messages"), status=500,
+                          take_effect=True)  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        auth = {"Authorization": f"Bot {standin.bot_token}"}
+        for _ in range(2):
+            async with http.get(standin.api_url + general, headers=auth) as response:
+                assert response.status == 502
+                assert response.headers["Content-Type"] == "text/html"
+                page = await response.text()
+                assert "<title>502 Bad Gateway</title>" in page and "cloudflare" in page
+        async with http.get(standin.api_url + general, headers=auth) as response:
+            assert response.status == 200 and len(await response.json()) == 1
+        async with http.post(
+            standin.api_url + general, headers=auth, json={"content": "twice?"}
+        ) as r:
+            assert r.status == 500 and (await r.json())["code"] == 0
+    # take_effect: the answer was an error, but the message was posted all the same.
+    assert [m["content"] for m in standin.messages("general")] == ["through", "twice?"]
+    assert [r.fault for r in standin.injected_failures()] == [
+        "503 application/json",
+        "502 cloudflare html",
+        "502 cloudflare html",
+        "500 application/json",
+    ]
+
+
+async def test_discord_py_waits_out_a_429_and_retries_a_502(standin, client):
+    channel = client.get_channel(standin.general.id)
+    limited = standin.rate_limit("POST", "create_message", retry_after=0.3, channel="general")
+    started = asyncio.get_running_loop().time()
+    sent = await channel.send("after the wait")
+    assert asyncio.get_running_loop().time() - started >= 0.3
+    assert [r.status for r in standin.posts("general")] == [429, 200]
+    (hit,) = limited.hits
+    assert hit.fault == "429 rate limit" and limited.remaining == 0
+    assert [m["id"] for m in standin.bot_messages("general")] == [str(sent.id)]
+
+    status, _ = await raw_api(standin, "GET", "/users/@me")
+    assert status == 200  # a used-up fault does nothing more
+    standin.rate_limit("GET", "get_current_user", retry_after=2.5, is_global=True)
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bot {standin.bot_token}"}
+        async with http.get(f"{standin.api_url}/users/@me", headers=headers) as response:
+            assert response.status == 429
+            assert response.headers["Retry-After"] == "3"
+            assert response.headers["X-RateLimit-Global"] == "true"
+            assert response.headers["X-RateLimit-Scope"] == "global"
+            assert await response.json() == {
+                "message": "You are being rate limited.",
+                "retry_after": 2.5,
+                "global": True,
+            }
+
+    standin.fail_with_cloudflare_502("POST", "create_message", channel="general")
+    await channel.send("after a 502")  # discord.py sleeps 1 s and tries again
+    assert [r.status for r in standin.posts("general")] == [429, 200, 502, 200]
+    standin.fail_requests("POST", "create_message", status=503, times=5)
+    with pytest.raises(discord.DiscordServerError) as refused:
+        await channel.send("not retried")
+    assert refused.value.status == 503 and refused.value.text == "503: Service Unavailable"
+    assert [m["content"] for m in standin.bot_messages("general")] == [
+        "after the wait",
+        "after a 502",
+    ]

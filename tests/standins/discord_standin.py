@@ -55,6 +55,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import re
 import socket
 import time
@@ -62,6 +63,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -112,6 +114,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
         "delete_webhook_message",
     ),
 )
+
+ROUTE_NAMES = frozenset(name for _, _, name in ROUTES)
 
 # Paths (under /api/v10) Discord serves without ``Authorization``: the interaction
 # token in the path is the credential, and discord.py sends no bot token there.
@@ -406,6 +410,52 @@ class GatewaySession:
         return bool(self.intents & intent)
 
 
+# A Cloudflare error page, as discord.py logs it when Discord's edge answers for the API.
+CLOUDFLARE_502_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(eq=False)
+class InjectedFault:
+    """Requests that will be answered with a canned failure instead of Discord's answer.
+
+    Made by ``DiscordStandIn.fail_requests`` (and its 502 / 429 variants). The next
+    ``remaining`` requests that match ``method``, ``route`` and ``channel_id`` get
+    ``status`` with ``body`` (bytes, of ``content_type``) and ``headers``; each one is
+    kept in ``hits`` (its ``RecordedRequest.fault`` is ``description``).
+    """
+
+    method: str
+    route: str | Callable[[str], bool]  # a ROUTES handler name, a path regex or a predicate
+    channel_id: int | None
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+    remaining: int
+    description: str
+    take_effect: bool = False  # handle the request first (it happened), then fail the answer
+    delay: float = 0.0  # seconds to wait before answering
+    hits: list[RecordedRequest] = field(default_factory=list)
+
+    def matches(
+        self, method: str, route_name: str | None, path: str, channel_id: str | None
+    ) -> bool:
+        """Whether a request (path under /api/v10) is one this fault is for."""
+        if self.remaining <= 0 or method != self.method:
+            return False
+        if self.channel_id is not None and channel_id != str(self.channel_id):
+            return False
+        if callable(self.route):
+            return bool(self.route(path))
+        if self.route in ROUTE_NAMES:
+            return route_name == self.route
+        return re.fullmatch(self.route, path) is not None
+
+
 class SnowflakeFactory:
     """Discord ids: milliseconds since 2015 in the high bits, strictly increasing."""
 
@@ -487,6 +537,8 @@ class DiscordStandIn(Recorder):
         }
         self._forbidden: set[int] = set()
         self._forbidden_read: set[int] = set()
+        self._faults: list[InjectedFault] = []
+        self._route_names: dict[tuple[str, str], str] = {}  # (method, path pattern) -> name
         # Application commands: guild id (None: global) -> commands as Discord stores them.
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._interactions: dict[int, InteractionRecord] = {}
@@ -609,6 +661,7 @@ class DiscordStandIn(Recorder):
         for method, path, name in ROUTES:
             handler = self._route(getattr(self, f"api_{name}"))
             app.router.add_route(method, API_PREFIX + path, handler)
+            self._route_names[method, API_PREFIX + path] = name
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -841,6 +894,138 @@ class DiscordStandIn(Recorder):
         self._forbidden.discard(self.channel(channel).id)
         self._forbidden_read.discard(self.channel(channel).id)
 
+    def fail_requests(
+        self,
+        method: str,
+        route: str | Callable[[str], bool],
+        *,
+        status: int = 503,
+        body: Mapping[str, Any] | str | bytes | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+        channel: FakeChannel | str | int | None = None,
+        take_effect: bool = False,
+        delay: float = 0.0,
+        description: str | None = None,
+    ) -> InjectedFault:
+        """Answer the next ``times`` matching REST requests with ``status`` and ``body``.
+
+        ``route`` is a handler name from ``ROUTES`` ("create_message"), a regular
+        expression for the whole path under /api/v10 (as in ``requests_to``), or a
+        predicate on that path; ``channel`` narrows it to requests whose path names that
+        channel. The default body is Discord's JSON for a server error,
+        ``{"message": "503: Service Unavailable", "code": 0}``; a dict is sent as
+        ``application/json``, a str or bytes as ``content_type`` (default text/plain).
+        ``take_effect=True`` handles the request first (a message is posted, events go
+        out) and then answers with the failure, as when Discord's edge times out on a
+        request Discord completed; ``delay`` waits that many seconds before answering.
+        The token check comes first (a 401 is not replaced). Faults are used in the
+        order they were added; each hit is recorded with ``RecordedRequest.fault`` set.
+
+        discord.py retries 500, 502, 504 and 524 up to five times (sleeping 1, 3, 5, 7 s)
+        and 429s after ``retry_after``; other statuses raise at once::
+
+            standin.fail_requests("POST", "create_message", status=503, channel="general")
+        """
+        if body is None:
+            body = {"message": f"{status}: {HTTPStatus(status).phrase}", "code": 0}
+        if isinstance(body, Mapping):
+            raw = json.dumps(body, ensure_ascii=False).encode()
+            content_type = content_type or "application/json"
+        else:
+            raw = body.encode() if isinstance(body, str) else bytes(body)
+            content_type = content_type or "text/plain"
+        where = None if channel is None else self.channel(channel).id
+        fault = InjectedFault(
+            method=method.upper(),
+            route=route,
+            channel_id=where,
+            status=status,
+            body=raw,
+            content_type=content_type,
+            headers=dict(headers or {}),
+            remaining=times,
+            description=description or f"{status} {content_type.split(';')[0]}",
+            take_effect=take_effect,
+            delay=delay,
+        )
+        self._faults.append(fault)
+        return fault
+
+    def fail_with_cloudflare_502(
+        self,
+        method: str,
+        route: str | Callable[[str], bool],
+        *,
+        times: int = 1,
+        channel: FakeChannel | str | int | None = None,
+        take_effect: bool = False,
+    ) -> InjectedFault:
+        """Cloudflare's HTML "502 Bad Gateway" page (``text/html``) instead of Discord's
+        JSON, as Discord's edge answers while the API behind it is down. discord.py gets
+        the page as a str (``HTTPException.text``) and retries 502s itself::
+
+            standin.fail_with_cloudflare_502("POST", "create_message", times=5)
+        """
+        return self.fail_requests(
+            method, route, status=502, body=CLOUDFLARE_502_PAGE, content_type="text/html",
+            headers={"Server": "cloudflare"}, times=times, channel=channel,
+            take_effect=take_effect, description="502 cloudflare html",
+        )  # fmt: skip
+
+    def rate_limit(
+        self,
+        method: str,
+        route: str | Callable[[str], bool],
+        *,
+        retry_after: float = 0.2,
+        is_global: bool = False,
+        scope: str = "user",
+        code: int | None = None,
+        times: int = 1,
+        channel: FakeChannel | str | int | None = None,
+    ) -> InjectedFault:
+        """A 429 with Discord's rate-limit body and headers (topics/rate-limits.mdx).
+
+        Body ``{"message": "You are being rate limited.", "retry_after": 0.2,
+        "global": false}`` (plus ``code`` if given, e.g. 20028 for a channel's write
+        limit); headers ``Retry-After`` (whole seconds), ``X-RateLimit-*`` with
+        ``X-RateLimit-Scope`` ("user", "shared"; "global" with ``X-RateLimit-Global``)
+        and ``Via``: discord.py treats a 429 without ``Via`` as a Cloudflare ban and
+        raises instead of waiting. discord.py sleeps ``retry_after`` and retries::
+
+            standin.rate_limit("POST", "create_message", retry_after=0.5, channel="general")
+        """
+        body: dict[str, Any] = {
+            "message": "You are being rate limited.", "retry_after": retry_after,
+            "global": is_global,
+        }  # fmt: skip
+        if code is not None:
+            body["code"] = code
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after))), "Via": "1.1 google"}
+        if is_global:
+            headers.update({"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"})
+        else:
+            headers.update(
+                {
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                    "X-RateLimit-Bucket": "stand-in-" + route if isinstance(route, str) else "x",
+                    "X-RateLimit-Scope": scope,
+                }
+            )
+        return self.fail_requests(
+            method, route, status=429, body=body, headers=headers, times=times, channel=channel,
+            description="429 rate limit",
+        )  # fmt: skip
+
+    def injected_failures(self) -> list[RecordedRequest]:
+        """Requests answered with an injected fault, in order."""
+        return [r for r in self.requests if r.fault is not None]
+
     # ---- inspecting what the bot did ---------------------------------------------------
 
     def messages(self, channel: FakeChannel | str | int) -> list[dict[str, Any]]:
@@ -952,7 +1137,16 @@ class DiscordStandIn(Recorder):
             if needs_token and request.headers.get("Authorization") != f"Bot {self.bot_token}":
                 raise unauthorized()
             request[BODY_KEY], request[FILES_KEY] = record.json, record.files
-            response = await handler(request)
+            fault = self._take_fault(request)
+            if fault is None or fault.take_effect:
+                try:
+                    response = await handler(request)
+                except DiscordError as failure:
+                    if fault is None:
+                        raise
+                    log.debug("request failed before its injected fault: %r", failure)
+            if fault is not None:
+                response = await self._fault_response(fault, record)
         except DiscordError as failure:
             response = json_response(failure.body, failure.status)
         except Exception as failure:  # a bug in the stand-in: make it visible to tests
@@ -961,6 +1155,30 @@ class DiscordStandIn(Recorder):
             response = json_response({"message": "500: Internal Server Error", "code": 0}, 500)
         record.status = response.status
         await self.record(record)
+        return response
+
+    def _take_fault(self, request: web.Request) -> InjectedFault | None:
+        """The first injected fault this request matches (one use of it), if any."""
+        route = request.match_info.route.resource
+        pattern = route.canonical if route is not None else ""
+        name = self._route_names.get((request.method, pattern))
+        path = request.path.removeprefix(API_PREFIX)
+        channel_id = request.match_info.get("channel_id")
+        for fault in self._faults:
+            if fault.matches(request.method, name, path, channel_id):
+                fault.remaining -= 1
+                return fault
+        return None
+
+    async def _fault_response(self, fault: InjectedFault, record: RecordedRequest) -> web.Response:
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        record.fault = fault.description
+        fault.hits.append(record)
+        response = web.Response(status=fault.status, body=fault.body, headers=fault.headers)
+        response.content_type = fault.content_type.split(";")[0]
+        if "charset=" in fault.content_type:
+            response.charset = fault.content_type.split("charset=")[1]
         return response
 
     @staticmethod
@@ -2419,4 +2637,12 @@ class DiscordStandIn(Recorder):
         return True
 
 
-__all__ = ["ROUTES", "ApiCall", "DiscordError", "DiscordStandIn", "FakeChannel", "FakeUser"]
+__all__ = [
+    "ROUTES",
+    "ApiCall",
+    "DiscordError",
+    "DiscordStandIn",
+    "FakeChannel",
+    "FakeUser",
+    "InjectedFault",
+]
