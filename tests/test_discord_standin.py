@@ -55,6 +55,10 @@ class ProbeClient(discord.Client):
         self.ready = asyncio.Event()
         self.received: list[discord.Message] = []
         self.edited: list[discord.Message] = []
+        self.raw_edits: list[discord.RawMessageUpdateEvent] = []
+        self.raw_deletes: list[
+            discord.RawMessageDeleteEvent | discord.RawBulkMessageDeleteEvent
+        ] = []
         self._changed = asyncio.Condition()
 
     async def on_ready(self) -> None:
@@ -68,6 +72,21 @@ class ProbeClient(discord.Client):
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         # on_message_edit fires only for messages in discord.py's cache; this always does.
         self.edited.append(payload.message)
+        self.raw_edits.append(payload)
+        await self._wake()
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.raw_deletes.append(payload)
+        await self._wake()
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self.raw_deletes.append(payload)
+        await self._wake()
+
+    async def on_guild_channel_update(self, before: Any, after: Any) -> None:
+        await self._wake()  # permission overwrites changed: wait_until re-checks
+
+    async def _wake(self) -> None:
         async with self._changed:
             self._changed.notify_all()
 
@@ -945,3 +964,95 @@ async def test_discord_py_waits_out_a_429_and_retries_a_502(standin, client):
         "after the wait",
         "after a 502",
     ]
+
+
+# --- The bot's permissions per channel ----------------------------------------------------
+
+
+async def test_denied_permissions_are_shown_to_discord_py_and_enforced(standin, client):
+    guild = client.get_guild(standin.guild_id)
+    general = guild.get_channel(standin.general.id)
+    thread = guild.get_thread(standin.thread.id)
+    said = await standin.user_says("general", "alice", "question?")
+    question = await client.next_message(lambda m: m.id == int(said["id"]))
+    assert general.permissions_for(guild.me).read_message_history
+
+    await standin.deny("general", "READ_MESSAGE_HISTORY")
+    await client.wait_until(lambda: not general.permissions_for(guild.me).read_message_history)
+    assert general.overwrites_for(guild.me).read_message_history is False
+    assert general.permissions_for(guild.me).send_messages  # only what was denied
+    assert not thread.permissions_for(guild.me).read_message_history  # inherited
+    status, channel_json = await raw_api(standin, "GET", f"/channels/{standin.general.id}")
+    assert status == 200 and channel_json["permission_overwrites"] == [
+        {"id": str(standin.bot_user_id), "type": 1, "allow": "0", "deny": str(1 << 16)}
+    ]
+    with pytest.raises(discord.Forbidden) as refused:
+        await general.send("answer", reference=question)
+    assert (refused.value.status, refused.value.code) == (403, 160002)
+    assert refused.value.text == "Cannot reply without permission to read message history"
+    plain = await general.send("answer without a reply")
+    assert [m async for m in general.history(limit=10)] == []  # 200 with no messages
+    with pytest.raises(discord.Forbidden) as refused:
+        await general.fetch_message(plain.id)
+    assert refused.value.code == 50013
+    with pytest.raises(discord.Forbidden):
+        await question.add_reaction("👍")
+    assert [m["content"] for m in standin.bot_messages("general")] == ["answer without a reply"]
+
+    await standin.deny("general", "SEND_MESSAGES_IN_THREADS", "ATTACH_FILES")
+    await client.wait_until(lambda: not thread.permissions_for(guild.me).send_messages_in_threads)
+    with pytest.raises(discord.Forbidden) as refused:
+        await thread.send("in the thread")
+    assert refused.value.code == 50013
+    with pytest.raises(discord.Forbidden):
+        await general.send("a file", file=discord.File(io.BytesIO(b"x"), filename="x.txt"))
+    await general.send("no file")
+    with pytest.raises(ValueError, match="thread"):
+        await standin.deny("thread", "SEND_MESSAGES")
+
+    await standin.deny("general", "SEND_MESSAGES")
+    await client.wait_until(lambda: not general.permissions_for(guild.me).send_messages)
+    assert not general.permissions_for(guild.me).embed_links  # implicitly denied too
+    with pytest.raises(discord.Forbidden) as refused:
+        await general.send("muted")
+    assert refused.value.code == 50013
+    with pytest.raises(discord.Forbidden):
+        await general.typing().__aenter__()
+
+    await standin.deny("random", "VIEW_CHANNEL")
+    random = guild.get_channel(standin.random.id)
+    await client.wait_until(lambda: not random.permissions_for(guild.me).view_channel)
+    for attempt in (random.send("hello?"), random.fetch_message(plain.id)):
+        with pytest.raises(discord.Forbidden) as refused:
+            await attempt
+        assert refused.value.code == 50001
+    assert standin.bot_permissions("random") == 0
+
+    assert await standin.restore("general", "SEND_MESSAGES") == (1 << 16) | (1 << 38) | (1 << 15)
+    assert await standin.restore("general") == 0
+    await standin.restore("random")
+    await client.wait_until(lambda: random.permissions_for(guild.me).view_channel)
+    assert general.overwrites_for(guild.me).is_empty()
+    await general.send("back", reference=question)
+    await thread.send("back in the thread")
+    await random.send("and here")
+    assert len([m async for m in general.history(limit=10)]) == 4
+
+
+async def test_a_hidden_denial_leaves_the_bot_s_cache_stale(standin, client):
+    guild = client.get_guild(standin.guild_id)
+    general = guild.get_channel(standin.general.id)
+    said = await standin.user_says("general", "alice", "question?")
+    question = await client.next_message(lambda m: m.id == int(said["id"]))
+    await standin.deny("thread", "SEND_MESSAGES_IN_THREADS", tell_bot=False)
+    await standin.deny("general", "READ_MESSAGE_HISTORY", tell_bot=False)
+    assert general.permissions_for(guild.me).read_message_history  # it was not told
+    with pytest.raises(discord.Forbidden) as refused:
+        await question.reply("hi")
+    assert refused.value.code == 160002
+    with pytest.raises(discord.Forbidden):
+        await guild.get_thread(standin.thread.id).send("hi")
+    standin.allow("general")
+    standin.allow("thread")
+    await question.reply("hi")
+    assert [r.status for r in standin.posts("general")] == [403, 200]

@@ -155,6 +155,8 @@ APP_FLAG_MESSAGE_CONTENT_LIMITED = 1 << 19
 
 # Channel and message types.
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_CATEGORY, CHANNEL_PUBLIC_THREAD = 0, 1, 4, 11
+CHANNEL_PRIVATE_THREAD = 12
+THREAD_TYPES = frozenset({CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD})
 MESSAGE_DEFAULT, MESSAGE_USER_JOIN, MESSAGE_REPLY = 0, 7, 19
 MESSAGE_CHAT_INPUT_COMMAND = 20  # the message an interaction response creates
 
@@ -180,6 +182,33 @@ P_MENTION_EVERYONE, P_EXTERNAL_EMOJIS, P_CONNECT, P_SPEAK = 1 << 17, 1 << 18, 1 
 P_CHANGE_NICKNAME, P_MANAGE_THREADS, P_CREATE_PUBLIC_THREADS = 1 << 26, 1 << 34, 1 << 35
 P_SEND_IN_THREADS, P_MODERATE_MEMBERS = 1 << 38, 1 << 40
 P_ADMINISTRATOR, P_USE_APPLICATION_COMMANDS = 1 << 3, 1 << 31
+P_SEND_TTS, P_CREATE_PRIVATE_THREADS = 1 << 12, 1 << 36
+ALL_PERMISSIONS = (1 << 53) - 1
+# Discord's names for the permission bits a test may deny the bot in a channel
+# (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags).
+PERMISSIONS: dict[str, int] = {
+    "CREATE_INSTANT_INVITE": P_CREATE_INVITE,
+    "ADD_REACTIONS": P_ADD_REACTIONS,
+    "VIEW_CHANNEL": P_VIEW_CHANNEL,
+    "SEND_MESSAGES": P_SEND_MESSAGES,
+    "SEND_TTS_MESSAGES": P_SEND_TTS,
+    "MANAGE_MESSAGES": P_MANAGE_MESSAGES,
+    "EMBED_LINKS": P_EMBED_LINKS,
+    "ATTACH_FILES": P_ATTACH_FILES,
+    "READ_MESSAGE_HISTORY": P_READ_HISTORY,
+    "MENTION_EVERYONE": P_MENTION_EVERYONE,
+    "USE_EXTERNAL_EMOJIS": P_EXTERNAL_EMOJIS,
+    "CONNECT": P_CONNECT,
+    "SPEAK": P_SPEAK,
+    "USE_APPLICATION_COMMANDS": P_USE_APPLICATION_COMMANDS,
+    "MANAGE_THREADS": P_MANAGE_THREADS,
+    "CREATE_PUBLIC_THREADS": P_CREATE_PUBLIC_THREADS,
+    "CREATE_PRIVATE_THREADS": P_CREATE_PRIVATE_THREADS,
+    "SEND_MESSAGES_IN_THREADS": P_SEND_IN_THREADS,
+}
+# Denying SEND_MESSAGES implicitly denies these too (topics/permissions#implicit-permissions).
+IMPLIED_BY_SEND = P_MENTION_EVERYONE | P_SEND_TTS | P_ATTACH_FILES | P_EMBED_LINKS
+OVERWRITE_ROLE, OVERWRITE_MEMBER = 0, 1
 EVERYONE_PERMISSIONS = (
     P_CREATE_INVITE | P_ADD_REACTIONS | P_VIEW_CHANNEL | P_SEND_MESSAGES | P_EMBED_LINKS
     | P_ATTACH_FILES | P_READ_HISTORY | P_EXTERNAL_EMOJIS | P_CONNECT | P_SPEAK
@@ -280,6 +309,10 @@ def missing_access() -> DiscordError:
     return error(403, 50001, "Missing Access")
 
 
+def cannot_reply_without_history() -> DiscordError:
+    return error(403, 160002, "Cannot reply without permission to read message history")
+
+
 def unknown_interaction() -> DiscordError:
     return error(404, 10062, "Unknown interaction")
 
@@ -356,6 +389,10 @@ class FakeChannel:
     @property
     def is_dm(self) -> bool:
         return self.type == CHANNEL_DM
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
 
     @property
     def mention(self) -> str:
@@ -535,7 +572,10 @@ class DiscordStandIn(Recorder):
         self._messages: dict[int, dict[int, dict[str, Any]]] = {
             channel.id: {} for channel in self.channels.values()
         }
-        self._forbidden: set[int] = set()
+        # Permissions taken from the bot per channel id: ``_denied`` is shown to the bot as
+        # a member permission overwrite; ``_hidden_denied`` is not (see ``deny``).
+        self._denied: dict[int, int] = {}
+        self._hidden_denied: dict[int, int] = {}
         self._forbidden_read: set[int] = set()
         self._faults: list[InjectedFault] = []
         self._route_names: dict[tuple[str, str], str] = {}  # (method, path pattern) -> name
@@ -877,12 +917,19 @@ class DiscordStandIn(Recorder):
     # ---- fault injection ---------------------------------------------------------------
 
     def forbid(self, channel: FakeChannel | str | int) -> None:
-        """Posts, edits and typing in ``channel`` now get 403 / 50013 Missing Permissions.
+        """Posts, edits, reactions and typing in ``channel`` now get 403 / 50013 Missing
+        Permissions (Send Messages, or Send Messages in Threads in a thread, and Add
+        Reactions are gone).
 
         The bot is not told (its cached permissions still say it may post), like a
-        moderator removing the permission in a way the bot did not follow.
+        moderator removing the permission in a way the bot did not follow. ``deny``
+        is the general form.
         """
-        self._forbidden.add(self.channel(channel).id)
+        where = self.channel(channel)
+        send = P_SEND_IN_THREADS if where.is_thread else P_SEND_MESSAGES
+        self._hidden_denied[where.id] = (
+            self._hidden_denied.get(where.id, 0) | send | P_ADD_REACTIONS
+        )
 
     def forbid_read(self, channel: FakeChannel | str | int) -> None:
         """Reading ``channel`` over REST (history, one message) now gets 403 / 50001
@@ -890,9 +937,116 @@ class DiscordStandIn(Recorder):
         self._forbidden_read.add(self.channel(channel).id)
 
     def allow(self, channel: FakeChannel | str | int) -> None:
-        """Undo ``forbid`` and ``forbid_read``."""
-        self._forbidden.discard(self.channel(channel).id)
+        """Undo ``forbid``, ``forbid_read`` and ``deny(..., tell_bot=False)`` (silently);
+        ``restore`` gives back what ``deny`` took and tells the bot."""
+        self._hidden_denied.pop(self.channel(channel).id, None)
         self._forbidden_read.discard(self.channel(channel).id)
+
+    async def deny(
+        self,
+        channel: FakeChannel | str | int,
+        *permissions: str | int,
+        tell_bot: bool = True,
+    ) -> int:
+        """Take ``permissions`` ("READ_MESSAGE_HISTORY", or bits) from the bot in ``channel``.
+
+        As a moderator would: a member permission overwrite for the bot
+        (``{"id": BOT_ID, "type": 1, "allow": "0", "deny": "65536"}``) in the channel's
+        ``permission_overwrites``, in GUILD_CREATE and, if the bot is connected, in a
+        CHANNEL_UPDATE now, so discord.py's ``channel.permissions_for(guild.me)`` agrees.
+        Threads have no overwrites: deny on the parent channel (SEND_MESSAGES_IN_THREADS,
+        READ_MESSAGE_HISTORY, ...); the thread inherits it. ``tell_bot=False`` keeps the
+        overwrite secret (the bot's cache is stale), and works on threads too.
+
+        REST then refuses like Discord (``bot_permissions`` has the result): without
+        VIEW_CHANNEL every call on the channel gets 403 / 50001; without SEND_MESSAGES
+        (SEND_MESSAGES_IN_THREADS in a thread) posting, editing and typing get 403 / 50013,
+        and ATTACH_FILES, EMBED_LINKS, MENTION_EVERYONE go too (implicit permissions);
+        without ATTACH_FILES uploads get 50013; without READ_MESSAGE_HISTORY a reply
+        (``message_reference``) gets 403 / 160002 while a plain post works, GET messages
+        answers ``[]`` (resources/message#get-channel-messages), one message and reactions
+        50013. Returns the bits now denied in ``channel``::
+
+            await standin.deny("general", "READ_MESSAGE_HISTORY")
+        """
+        where = self.channel(channel)
+        bits = self._permission_bits(permissions)
+        if where.is_dm or where.guild_id is None:
+            raise ValueError("DMs have no permission overwrites")
+        if not tell_bot:
+            self._hidden_denied[where.id] = self._hidden_denied.get(where.id, 0) | bits
+            return self._hidden_denied[where.id]
+        if where.is_thread:
+            raise ValueError(
+                f"{where.key} is a thread: threads take their permissions from their parent; "
+                "deny on the parent channel (or pass tell_bot=False)"
+            )
+        self._denied[where.id] = self._denied.get(where.id, 0) | bits
+        await self._channel_updated(where)
+        return self._denied[where.id]
+
+    async def restore(self, channel: FakeChannel | str | int, *permissions: str | int) -> int:
+        """Give back ``permissions`` (all, if none are named) that ``deny`` took in
+        ``channel``, told to the bot as ``deny`` was (CHANNEL_UPDATE); the bits still
+        denied::
+
+            await standin.restore("general", "READ_MESSAGE_HISTORY")
+        """
+        where = self.channel(channel)
+        bits = self._permission_bits(permissions) if permissions else ALL_PERMISSIONS
+        for denied in (self._denied, self._hidden_denied):
+            left = denied.get(where.id, 0) & ~bits
+            if left:
+                denied[where.id] = left
+            else:
+                denied.pop(where.id, None)
+        if not where.is_thread:
+            await self._channel_updated(where)
+        return self._denied.get(where.id, 0) | self._hidden_denied.get(where.id, 0)
+
+    def bot_permissions(self, channel: FakeChannel | str | int) -> int:
+        """The bot's permissions in ``channel`` as Discord computes them (what REST enforces):
+        its roles, the channel's (for a thread: its parent's) overwrites, hidden denials,
+        then the implicit rules for VIEW_CHANNEL and SEND_MESSAGES."""
+        where = self.channel(channel)
+        if where.is_dm:
+            return DM_APP_PERMISSIONS
+        permissions = self._permissions(self.bot_user)
+        if permissions & P_ADMINISTRATOR:
+            return ALL_PERMISSIONS
+        source = self.channel(where.parent_id) if where.is_thread and where.parent_id else where
+        for denied in (self._denied, self._hidden_denied):
+            permissions &= ~denied.get(source.id, 0)
+        permissions &= ~self._hidden_denied.get(where.id, 0)
+        if not permissions & P_VIEW_CHANNEL:
+            return 0
+        send = P_SEND_IN_THREADS if where.is_thread else P_SEND_MESSAGES
+        if not permissions & send:
+            permissions &= ~IMPLIED_BY_SEND
+        return permissions
+
+    @staticmethod
+    def _permission_bits(permissions: Sequence[str | int]) -> int:
+        bits = 0
+        for permission in permissions:
+            if isinstance(permission, str):
+                try:
+                    bits |= PERMISSIONS[permission.upper()]
+                except KeyError:
+                    raise KeyError(
+                        f"unknown permission {permission!r}; known: {sorted(PERMISSIONS)}"
+                    ) from None
+            else:
+                bits |= int(permission)
+        if not bits:
+            raise ValueError("name at least one permission")
+        return bits
+
+    async def _channel_updated(self, channel: FakeChannel) -> None:
+        """CHANNEL_UPDATE to the connected bot (if any), as Discord sends on an overwrite change."""
+        if self.connected:
+            await self.dispatch("CHANNEL_UPDATE", self._channel_json(channel))
+        await self.notify()
 
     def fail_requests(
         self,
@@ -1244,13 +1398,27 @@ class DiscordStandIn(Recorder):
         except (KeyError, ValueError):
             raise unknown_message() from None
 
-    def _check_may_write(self, channel: FakeChannel) -> None:
-        if channel.id in self._forbidden:
-            raise missing_permissions()
+    def _check_may_view(self, channel: FakeChannel) -> int:
+        """The bot's permissions in ``channel``; 403 / 50001 if it cannot see it."""
+        permissions = self.bot_permissions(channel)
+        if not permissions & P_VIEW_CHANNEL:
+            raise missing_access()
+        return permissions
 
-    def _check_may_read(self, channel: FakeChannel) -> None:
+    def _check_may_write(self, channel: FakeChannel, *also: int) -> int:
+        """50001 without View Channel; 50013 without Send Messages (in Threads) or ``also``."""
+        permissions = self._check_may_view(channel)
+        need = P_SEND_IN_THREADS if channel.is_thread else P_SEND_MESSAGES
+        for bit in (need, *also):
+            if not permissions & bit:
+                raise missing_permissions()
+        return permissions
+
+    def _check_may_read(self, channel: FakeChannel) -> int:
+        """50001 if the bot cannot see the channel (or ``forbid_read`` says so)."""
         if channel.id in self._forbidden_read:
             raise missing_access()
+        return self._check_may_view(channel)
 
     # ---- REST routes (one per ROUTES row) ----------------------------------------------
 
@@ -1320,7 +1488,9 @@ class DiscordStandIn(Recorder):
         return self._member_json(user)
 
     async def api_get_channel(self, call: ApiCall) -> Any:
-        return self._channel_json(self._channel_param(call))
+        channel = self._channel_param(call)
+        self._check_may_view(channel)
+        return self._channel_json(channel)
 
     async def api_create_dm(self, call: ApiCall) -> Any:
         try:
@@ -1338,7 +1508,7 @@ class DiscordStandIn(Recorder):
         ``history(after=...)`` reverses each page and pages on from ``data[0]``).
         """
         channel = self._channel_param(call)
-        self._check_may_read(channel)
+        permissions = self._check_may_read(channel)
         try:
             limit = int(call.query.get("limit", 50))
         except ValueError:
@@ -1356,18 +1526,25 @@ class DiscordStandIn(Recorder):
         else:
             before = int(call.query.get("before", 1 << 63))
             chosen = [i for i in ids if i < before][-limit:]
+        if not permissions & P_READ_HISTORY:
+            return []  # "no messages will be returned" (resources/message#get-channel-messages)
         return [self._rest_view(self._messages[channel.id][i]) for i in reversed(chosen)]
 
     async def api_get_message(self, call: ApiCall) -> Any:
         channel = self._channel_param(call)
-        self._check_may_read(channel)
+        if not self._check_may_read(channel) & P_READ_HISTORY:
+            raise missing_permissions()
         return self._rest_view(self._message_param(channel, call))
 
     async def api_create_message(self, call: ApiCall) -> Any:
         """Validate like Discord, store, echo MESSAGE_CREATE, return the message."""
         channel = self._channel_param(call)
-        self._check_may_write(channel)
+        permissions = self._check_may_write(channel)
         payload = call.body if isinstance(call.body, dict) else {}
+        if payload.get("message_reference") and not permissions & P_READ_HISTORY:
+            raise cannot_reply_without_history()
+        if call.files and not permissions & P_ATTACH_FILES:
+            raise missing_permissions()
         if channel.is_dm and self.user(channel.recipient_id or 0).bot:
             raise error(400, 50007, "Cannot send messages to this user")
         self._validate_message_fields(payload)
@@ -1445,9 +1622,12 @@ class DiscordStandIn(Recorder):
         return None
 
     async def api_add_reaction(self, call: ApiCall) -> Any:
+        """Needs Read Message History and Add Reactions (not Send Messages)."""
         channel = self._channel_param(call)
+        permissions = self._check_may_view(channel)
+        if not (permissions & P_READ_HISTORY and permissions & P_ADD_REACTIONS):
+            raise missing_permissions()
         self._message_param(channel, call)
-        self._check_may_write(channel)
         return None
 
     async def api_trigger_typing(self, call: ApiCall) -> Any:
@@ -1756,9 +1936,7 @@ class DiscordStandIn(Recorder):
 
     def _app_permissions(self, where: FakeChannel) -> int:
         """The bot's permissions in ``where`` as Discord computes them for an interaction."""
-        permissions = DM_APP_PERMISSIONS if where.is_dm else self._permissions(self.bot_user)
-        if where.id in self._forbidden:
-            permissions &= ~(P_SEND_MESSAGES | P_SEND_IN_THREADS | P_ADD_REACTIONS)
+        permissions = self.bot_permissions(where)
         if where.id in self._forbidden_read:
             permissions &= ~(P_VIEW_CHANNEL | P_READ_HISTORY)
         return permissions
@@ -2398,7 +2576,17 @@ class DiscordStandIn(Recorder):
                     "create_timestamp": self.joined_at,
                 },
             }
-        data.update(position=channel.position, permission_overwrites=[], nsfw=False)
+        overwrites = []
+        if self._denied.get(channel.id):
+            overwrites.append(
+                {
+                    "id": str(self.bot_user.id),
+                    "type": OVERWRITE_MEMBER,
+                    "allow": "0",
+                    "deny": str(self._denied[channel.id]),
+                }
+            )
+        data.update(position=channel.position, permission_overwrites=overwrites, nsfw=False)
         if channel.type == CHANNEL_TEXT:
             data.update(
                 topic=None,
