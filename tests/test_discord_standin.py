@@ -1056,3 +1056,33 @@ async def test_a_hidden_denial_leaves_the_bot_s_cache_stale(standin, client):
     standin.allow("thread")
     await question.reply("hi")
     assert [r.status for r in standin.posts("general")] == [403, 200]
+
+
+# --- Role mentions --------------------------------------------------------------------
+
+
+async def test_the_bot_s_managed_role_and_an_ordinary_role_can_be_mentioned(standin, client):
+    guild = client.get_guild(standin.guild_id)
+    bot_role = guild.self_role  # found by its tags.bot_id
+    assert bot_role is not None and bot_role.id == standin.role("bot") == standin.bot_role_id
+    assert bot_role.managed and bot_role.is_bot_managed() and bot_role.name == "ChatBot"
+    assert bot_role.tags is not None and bot_role.tags.bot_id == standin.bot_user_id
+    assert bot_role in guild.me.roles
+    helpers = guild.get_role(standin.role("helpers"))
+    assert helpers.name == "Helpers" and helpers.mentionable and not helpers.managed
+
+    said = await standin.user_says("general", "alice", "are you there?", mention_roles=["bot"])
+    assert said["content"] == f"<@&{standin.bot_role_id}> are you there?"
+    assert said["mention_roles"] == [str(standin.bot_role_id)] and said["mentions"] == []
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    assert message.role_mentions == [bot_role]
+    assert client.user not in message.mentions and not message.mention_everyone
+
+    said = await standin.user_says(
+        "thread", "bob", f"<@&{standin.helpers_role_id}> and <@{standin.bot_user_id}>, help"
+    )
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    assert message.role_mentions == [helpers] and message.mentions == [guild.me]
+    assert said["mention_roles"] == [str(standin.helpers_role_id)]
+    with pytest.raises(KeyError):
+        standin.role("admins")

@@ -596,6 +596,14 @@ class DiscordStandIn(Recorder):
         self.everyone_role_id = self.guild_id  # as on Discord
         self.moderators_role_id = new_id()
         self.bot_role_id = new_id()  # the managed role Discord gives a bot on joining
+        self.helpers_role_id = new_id()  # an ordinary, mentionable role nobody holds
+        # Roles by name, for user_says(mention_roles=...) and role().
+        self.roles: dict[str, int] = {
+            "everyone": self.everyone_role_id,
+            "moderators": self.moderators_role_id,
+            "helpers": self.helpers_role_id,
+            "bot": self.bot_role_id,
+        }
         self.guild_name = "Stand-in Guild"
 
         def user(key: str, username: str, global_name: str | None, **kw: Any) -> FakeUser:
@@ -653,6 +661,16 @@ class DiscordStandIn(Recorder):
                 if candidate.id == wanted:
                     return candidate
         raise KeyError(f"no user {ref!r}; known: {sorted(self.users)}")
+
+    def role(self, ref: str | int) -> int:
+        """The id of the role named ``ref`` in ``roles`` ("bot": the bot's managed role,
+        "moderators", "helpers", "everyone"), or ``ref`` itself if it is a role's id."""
+        if isinstance(ref, str) and ref in self.roles:
+            return self.roles[ref]
+        with contextlib.suppress(TypeError, ValueError):
+            if int(ref) in self.roles.values():
+                return int(ref)
+        raise KeyError(f"no role {ref!r}; known: {sorted(self.roles)}")
 
     def channel(self, ref: FakeChannel | str | int) -> FakeChannel:
         """The channel named ``ref`` ("general", "dm:alice"), or with that id."""
@@ -763,6 +781,7 @@ class DiscordStandIn(Recorder):
         content: str,
         *,
         mention_bot: bool = False,
+        mention_roles: Sequence[str | int] = (),
         reply_to: dict[str, Any] | str | int | None = None,
         ping_reply: bool = True,
         attachments: Sequence[str] = (),
@@ -771,6 +790,11 @@ class DiscordStandIn(Recorder):
         """``user`` posts ``content`` in ``channel``; the bot gets MESSAGE_CREATE.
 
         ``mention_bot`` puts ``<@BOT_ID>`` in front of the content unless it is there.
+        ``mention_roles`` (names in ``roles`` or ids; "bot" is the bot's managed role,
+        which Discord's client offers next to the bot when someone types "@ChatBot")
+        puts ``<@&ROLE_ID>`` in front for each role not already in the content; every
+        role mentioned in the content is listed in ``mention_roles``, and the bot user
+        is not in ``mentions`` for a role mention.
         ``reply_to`` (a message dict or id in the same channel) makes it a reply
         (type 19) that pings the replied-to author unless ``ping_reply`` is False.
         ``attachments`` are file names; they become attachment objects.
@@ -778,6 +802,10 @@ class DiscordStandIn(Recorder):
         otherwise a bot must be connected. Returns the full message as stored.
         """
         where, author = self.channel(channel), self.user(user)
+        for role in reversed(mention_roles):
+            role_mention = f"<@&{self.role(role)}>"
+            if role_mention not in content:
+                content = f"{role_mention} {content}"
         if mention_bot and self.bot_user.mention not in content:
             content = f"{self.bot_user.mention} {content}"
         reference = None
@@ -2366,7 +2394,7 @@ class DiscordStandIn(Recorder):
             else u.to_json()
             for u in mentioned
         ]
-        known_roles = {self.moderators_role_id, self.bot_role_id}
+        known_roles = set(self.roles.values()) - {self.everyone_role_id}
         message["mention_roles"] = [
             raw
             for raw in dict.fromkeys(ROLE_MENTION.findall(content))
@@ -2645,6 +2673,7 @@ class DiscordStandIn(Recorder):
                 self._role_json(
                     self.moderators_role_id, "Moderators", MODERATOR_PERMISSIONS, 1, hoist=True
                 ),
+                self._role_json(self.helpers_role_id, "Helpers", 0, 1, mentionable=True),
                 self._role_json(
                     self.bot_role_id,
                     self.bot_user.username,
