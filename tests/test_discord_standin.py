@@ -1086,3 +1086,68 @@ async def test_the_bot_s_managed_role_and_an_ordinary_role_can_be_mentioned(stan
     assert said["mention_roles"] == [str(standin.helpers_role_id)]
     with pytest.raises(KeyError):
         standin.role("admins")
+
+
+# --- Edits and deletions by users -----------------------------------------------------
+
+
+async def test_edits_and_deletions_of_messages_the_bot_never_saw(standin, make_client):
+    offline = [
+        await standin.user_says("general", user, text, deliver=False)
+        for user, text in (("alice", "one"), ("bob", "two"), ("carol", "three"), ("alice", "4"))
+    ]
+    client = await make_client()
+    live = await standin.user_says("general", "bob", "live")
+    await client.next_message(lambda m: m.id == int(live["id"]))
+
+    edited = await standin.user_edits(offline[0], f"one, <@{standin.carol.id}>")
+    (update,) = await client.wait_until(lambda: client.raw_edits)
+    assert update.cached_message is None and update.message_id == int(offline[0]["id"])
+    assert update.message.content == f"one, <@{standin.carol.id}>"
+    assert update.message.edited_at is not None and update.guild_id == standin.guild_id
+    data = update.data  # the whole message, as in MESSAGE_CREATE
+    assert data["edited_timestamp"] == edited["edited_timestamp"] is not None
+    assert data["member"]["roles"] == [] and data["author"]["id"] == str(standin.alice.id)
+    assert data["tts"] is False and [u["id"] for u in data["mentions"]] == [str(standin.carol.id)]
+    assert data["timestamp"] == offline[0]["timestamp"]  # the original time stays
+
+    event = await standin.user_deletes(offline[1])
+    assert event == {
+        "id": offline[1]["id"],
+        "channel_id": str(standin.general.id),
+        "guild_id": str(standin.guild_id),
+    }
+    await standin.user_deletes(live)
+    await client.wait_until(lambda: len(client.raw_deletes) == 2)
+    first, second = client.raw_deletes
+    assert isinstance(first, discord.RawMessageDeleteEvent)
+    assert first.message_id == int(offline[1]["id"]) and first.cached_message is None
+    assert second.cached_message is not None and second.cached_message.content == "live"
+
+    bulk = await standin.bulk_delete("general", [offline[2], offline[3]])
+    assert set(bulk) == {"ids", "channel_id", "guild_id"}
+    await client.wait_until(lambda: len(client.raw_deletes) == 3)
+    gone = client.raw_deletes[2]
+    assert isinstance(gone, discord.RawBulkMessageDeleteEvent)
+    assert gone.message_ids == {int(offline[2]["id"]), int(offline[3]["id"])}
+    assert gone.channel_id == standin.general.id and gone.cached_messages == []
+
+    channel = client.get_channel(standin.general.id)
+    assert [m.content async for m in channel.history(limit=10)] == [f"one, <@{standin.carol.id}>"]
+    with pytest.raises(discord.NotFound):
+        await channel.fetch_message(int(offline[1]["id"]))
+    with pytest.raises(ValueError):
+        await standin.bulk_delete("general", [offline[0]])  # Discord wants 2 to 100
+
+
+async def test_edits_and_deletions_while_the_bot_is_away_change_only_history(standin):
+    said = await standin.user_says("general", "alice", "typo", deliver=False)
+    reply = await standin.user_says("general", "bob", "what?", reply_to=said, deliver=False)
+    await standin.user_edits(said, "fixed", deliver=False)
+    (stored, _) = standin.messages("general")
+    assert stored["content"] == "fixed" and stored["edited_timestamp"] is not None
+    await standin.user_deletes(said, deliver=False)
+    (left,) = standin.messages("general")
+    assert left["id"] == reply["id"] and left["referenced_message"] is None
+    assert left["message_reference"]["message_id"] == said["id"]
+    assert standin.gateway_frames == []

@@ -852,17 +852,93 @@ class DiscordStandIn(Recorder):
         )
         return await self._post_as_user(message, deliver)
 
-    async def user_edits(self, message: dict[str, Any] | str | int, content: str) -> dict[str, Any]:
-        """The author of ``message`` edits it; the bot gets MESSAGE_UPDATE."""
+    async def user_edits(
+        self, message: dict[str, Any] | str | int, content: str, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """The author of ``message`` edits it; the bot gets MESSAGE_UPDATE.
+
+        As on Discord (events/gateway-events#message-update) the event carries the whole
+        message as MESSAGE_CREATE would, with ``edited_timestamp`` set, ``tts`` false and
+        mentions parsed again; the stored history shows the edit. discord.py fires
+        ``on_message_edit`` only for messages in its cache, ``on_raw_message_edit``
+        always. ``deliver=False`` edits the history only (done while the bot was away).
+        """
+        stored = self._stored_message(message)
+        if deliver:
+            self._require_connected_bot()
+        self._apply_edit(stored, {"content": content})
+        stored["tts"] = False
+        if deliver:
+            await self._dispatch_message_event("MESSAGE_UPDATE", stored)
+        await self.notify()
+        return self._render(stored, rest=False)
+
+    async def user_deletes(
+        self, message: dict[str, Any] | str | int, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """``message`` is deleted (by its author or a moderator: Discord does not say who).
+
+        It leaves the history; the bot gets MESSAGE_DELETE ``{id, channel_id, guild_id}``
+        (events/gateway-events#message-delete); replies to it keep their
+        ``message_reference`` and get ``referenced_message: null``. discord.py fires
+        ``on_message_delete`` only for cached messages, ``on_raw_message_delete`` always.
+        Returns the event; ``deliver=False`` deletes without telling the bot.
+        """
+        stored = self._stored_message(message)
+        if deliver:
+            self._require_connected_bot()
+        channel = self.channel(int(stored["channel_id"]))
+        del self._messages[channel.id][int(stored["id"])]
+        event = {"id": stored["id"], "channel_id": str(channel.id)}
+        if channel.guild_id is not None:
+            event["guild_id"] = str(channel.guild_id)
+        if deliver:
+            await self.dispatch("MESSAGE_DELETE", event)
+        await self.notify()
+        return event
+
+    async def bulk_delete(
+        self,
+        channel: FakeChannel | str | int,
+        messages: Sequence[dict[str, Any] | str | int],
+        *,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """A moderator (or a moderation bot) deletes ``messages`` of ``channel`` at once.
+
+        They leave the history; the bot gets one MESSAGE_DELETE_BULK ``{ids, channel_id,
+        guild_id}`` (events/gateway-events#message-delete-bulk); discord.py fires
+        ``on_bulk_message_delete`` (cached ones) and ``on_raw_bulk_message_delete``.
+        Guild channels only, 2 to 100 messages, as Discord's bulk delete allows.
+        """
+        where = self.channel(channel)
+        if where.guild_id is None:
+            raise ValueError("bulk deletion exists only in guild channels")
+        if not 2 <= len(messages) <= 100:
+            raise ValueError("Discord bulk-deletes 2 to 100 messages at a time")
+        stored = [self._stored_message(m) for m in messages]
+        if any(int(m["channel_id"]) != where.id for m in stored):
+            raise ValueError(f"every message must be in {where.key}")
+        if deliver:
+            self._require_connected_bot()
+        for message in stored:
+            del self._messages[where.id][int(message["id"])]
+        event = {
+            "ids": [m["id"] for m in stored],
+            "channel_id": str(where.id),
+            "guild_id": str(where.guild_id),
+        }
+        if deliver:
+            await self.dispatch("MESSAGE_DELETE_BULK", event)
+        await self.notify()
+        return event
+
+    def _stored_message(self, message: dict[str, Any] | str | int) -> dict[str, Any]:
         message_id = int(message["id"] if isinstance(message, dict) else message)
         stored = self._find_message(message_id)
         if stored is None:
             raise KeyError(f"no message {message_id}")
-        self._require_connected_bot()
-        self._apply_edit(stored, {"content": content})
-        await self._dispatch_message_event("MESSAGE_UPDATE", stored)
-        await self.notify()
-        return self._render(stored, rest=False)
+        return stored
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> bool:
         """Send any DISPATCH event to the connected bot; whether it was sent."""
