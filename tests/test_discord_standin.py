@@ -1151,3 +1151,28 @@ async def test_edits_and_deletions_while_the_bot_is_away_change_only_history(sta
     assert left["id"] == reply["id"] and left["referenced_message"] is None
     assert left["message_reference"]["message_id"] == said["id"]
     assert standin.gateway_frames == []
+
+
+# --- Bursts of many people -------------------------------------------------------------
+
+
+async def test_a_burst_of_five_hundred_members_arrives_in_order(standin, client):
+    started = asyncio.get_running_loop().time()
+    said = await standin.burst("general", 500, mention_bot=True)
+    sent_in = asyncio.get_running_loop().time() - started
+    await client.wait_until(lambda: len(client.received) == 500, timeout=10.0)
+    assert sent_in < 5.0, sent_in  # hundreds of MESSAGE_CREATE quickly, even on a busy host
+    assert [m.id for m in client.received] == [int(m["id"]) for m in said]
+    authors = [m.author for m in client.received]
+    assert len({a.id for a in authors}) == 500
+    assert all(isinstance(a, discord.Member) for a in authors)
+    assert authors[17].display_name == "User 17" and authors[17].name == "user_17"
+    assert client.received[17].content == f"<@{standin.bot_user_id}> message 17 from user_17"
+    assert standin.user("user_17").id == authors[17].id  # made once, then reused
+    assert len(standin.messages("general")) == 500
+
+    lines = [("user_3", "again"), ("alice", "me too"), (standin.user("user_600"), "new")]
+    more = await standin.crowd_says("random", lines)
+    assert [m["author"]["username"] for m in more] == ["user_3", "alice", "user_600"]
+    await client.wait_until(lambda: len(client.received) == 503)
+    assert client.received[500].author.id == authors[3].id

@@ -230,6 +230,8 @@ BODY_KEY = web.RequestKey("discord_standin_body", object)
 FILES_KEY = web.RequestKey("discord_standin_files", list)
 USER_MENTION = re.compile(r"<@!?(\d+)>")
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
+# Users made on first mention ("user_0", "user_1", ...): a crowd for load and burst tests.
+CROWD_USER = re.compile(r"user_(\d+)")
 
 
 # --------------------------------------------------------------------------------------
@@ -562,6 +564,7 @@ class DiscordStandIn(Recorder):
 
         self._snowflake = SnowflakeFactory()
         self._build_world()
+        self._users_by_id: dict[int, FakeUser] = {u.id: u for u in self.users.values()}
         for n in range(extra_text_channels):
             key = f"channel-{n}"
             self.channels[key] = FakeChannel(
@@ -650,16 +653,24 @@ class DiscordStandIn(Recorder):
         }
 
     def user(self, ref: FakeUser | str | int) -> FakeUser:
-        """The user named ``ref`` ("alice"), or with that id (int or digit string)."""
+        """The user named ``ref`` ("alice"), or with that id (int or digit string).
+
+        "user_0", "user_1", ... name a crowd of ordinary members without roles, made on
+        first use (username "user_17", display name "User 17")."""
         if isinstance(ref, FakeUser):
             return ref
         if isinstance(ref, str) and ref in self.users:
             return self.users[ref]
+        if isinstance(ref, str) and (crowd := CROWD_USER.fullmatch(ref)):
+            member = FakeUser(ref, self._snowflake(), ref, f"User {int(crowd[1])}")
+            self.users[ref] = member
+            self._users_by_id[member.id] = member
+            self.member_roles[member.id] = []
+            return member
         with contextlib.suppress(TypeError, ValueError):
-            wanted = int(ref)
-            for candidate in self.users.values():
-                if candidate.id == wanted:
-                    return candidate
+            found = self._users_by_id.get(int(ref))
+            if found is not None:
+                return found
         raise KeyError(f"no user {ref!r}; known: {sorted(self.users)}")
 
     def role(self, ref: str | int) -> int:
@@ -830,6 +841,53 @@ class DiscordStandIn(Recorder):
             allowed_mentions=None if ping_reply else {**ALL_MENTIONS, "replied_user": False},
         )
         return await self._post_as_user(message, deliver)
+
+    async def crowd_says(
+        self,
+        channel: FakeChannel | str | int,
+        lines: Sequence[tuple[FakeUser | str | int, str]],
+        *,
+        mention_bot: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Each ``(user, content)`` of ``lines`` is posted in ``channel`` at once, in order.
+
+        Like ``user_says`` for every line (stored, then MESSAGE_CREATE each), but built
+        first and sent back to back without waking waiters in between, so hundreds go
+        out in a fraction of a second, as in a busy channel. Returns the messages.
+        """
+        where = self.channel(channel)
+        self._require_connected_bot()
+        messages = []
+        for user, content in lines:
+            if mention_bot and self.bot_user.mention not in content:
+                content = f"{self.bot_user.mention} {content}"
+            message = self._new_message(where, self.user(user), content)
+            self._store(message)
+            messages.append(message)
+        for message in messages:
+            await self._dispatch_message_event("MESSAGE_CREATE", message)
+        await self.notify()
+        return [self._render(m, rest=False) for m in messages]
+
+    async def burst(
+        self,
+        channel: FakeChannel | str | int,
+        count: int,
+        *,
+        text: str = "message {n} from {user}",
+        first: int = 0,
+        mention_bot: bool = False,
+    ) -> list[dict[str, Any]]:
+        """``count`` different members ("user_{first}" ... "user_{first + count - 1}")
+        each say ``text`` (formatted with ``n`` and ``user``) in ``channel`` at once::
+
+            said = await standin.burst("general", 500, mention_bot=True)
+        """
+        lines = [
+            (f"user_{first + n}", text.format(n=n, user=f"user_{first + n}"))
+            for n in range(count)
+        ]
+        return await self.crowd_says(channel, lines, mention_bot=mention_bot)
 
     async def user_dms(
         self, user: FakeUser | str | int, content: str, *, deliver: bool = True
