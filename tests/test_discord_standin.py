@@ -1176,3 +1176,38 @@ async def test_a_burst_of_five_hundred_members_arrives_in_order(standin, client)
     assert [m["author"]["username"] for m in more] == ["user_3", "alice", "user_600"]
     await client.wait_until(lambda: len(client.received) == 503)
     assert client.received[500].author.id == authors[3].id
+
+
+# --- Other kinds of channel ---------------------------------------------------------------
+
+
+async def test_voice_stage_announcement_and_private_thread_chats(standin, client):
+    guild = client.get_guild(standin.guild_id)
+    expected = {
+        "voice": (discord.VoiceChannel, discord.ChannelType.voice),
+        "stage": (discord.StageChannel, discord.ChannelType.stage_voice),
+        "announcements": (discord.TextChannel, discord.ChannelType.news),
+        "private_thread": (discord.Thread, discord.ChannelType.private_thread),
+    }
+    for key, (kind, channel_type) in expected.items():
+        said = await standin.user_says(key, "carol", f"hello from {key}", mention_bot=True)
+        message = await client.next_message(lambda m, said=said: m.id == int(said["id"]))
+        channel = message.channel
+        assert isinstance(channel, kind) and channel.type is channel_type, key
+        assert channel.id == standin.channels[key].id and message.guild == guild
+        assert channel.permissions_for(guild.me).send_messages, key
+        answer = await channel.send(f"hi in {key}", reference=message)
+        assert answer.reference.message_id == message.id
+        assert [m.id async for m in channel.history(limit=5)] == [answer.id, message.id]
+
+    private = guild.get_thread(standin.private_thread.id)
+    assert private.is_private() and private.parent_id == standin.general.id
+    assert private.me is not None and private.me.id == standin.bot_user_id  # a member
+    assert private.invitable and guild.get_channel(standin.announcements.id).is_news()
+    assert guild.get_channel(standin.voice.id).bitrate == 64000
+    assert [m["content"] for m in standin.bot_messages("stage")] == ["hi in stage"]
+
+    await standin.deny("voice", "CONNECT", tell_bot=False)
+    with pytest.raises(discord.Forbidden) as refused:  # voice chat needs Connect as well
+        await guild.get_channel(standin.voice.id).send("still here?")
+    assert refused.value.code == 50001

@@ -2,10 +2,13 @@
 
 The bot under test runs unmodified (discord.py included) and talks real HTTP and a
 real websocket to this server, which holds a small fixed world: one guild with a
-category, two text channels and a thread; users alice, bob (display name "Zoë 🌟"),
-carol (Moderators role), other_bot and owner (owns the guild and the app) besides the
-bot "ChatBot"; DMs made on demand. Tests drive it like people on Discord would and
-inspect what the bot did::
+category, two text channels ("general", "random"), a thread in general, an
+announcement channel, a voice and a stage channel (with their text chat) and a
+private thread the bot was added to; users alice, bob (display name "Zoë 🌟"), carol
+(Moderators role), other_bot and owner (owns the guild and the app) besides the bot
+"ChatBot" (with its managed role), plus "user_0", "user_1", ... made on first use;
+DMs made on demand. Tests drive it like people on Discord would and inspect what the
+bot did::
 
     async with DiscordStandIn() as discord_:
         # point the bot at discord_.url (REST under /api/v10) and discord_.gateway_url
@@ -155,7 +158,8 @@ APP_FLAG_MESSAGE_CONTENT_LIMITED = 1 << 19
 
 # Channel and message types.
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_CATEGORY, CHANNEL_PUBLIC_THREAD = 0, 1, 4, 11
-CHANNEL_PRIVATE_THREAD = 12
+CHANNEL_VOICE, CHANNEL_ANNOUNCEMENT, CHANNEL_PRIVATE_THREAD, CHANNEL_STAGE = 2, 5, 12, 13
+VOICE_TYPES = frozenset({CHANNEL_VOICE, CHANNEL_STAGE})  # their text chat needs Connect too
 THREAD_TYPES = frozenset({CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD})
 MESSAGE_DEFAULT, MESSAGE_USER_JOIN, MESSAGE_REPLY = 0, 7, 19
 MESSAGE_CHAT_INPUT_COMMAND = 20  # the message an interaction response creates
@@ -648,9 +652,25 @@ class DiscordStandIn(Recorder):
             "thread", new_id(), CHANNEL_PUBLIC_THREAD, "a thread", parent_id=self.general.id,
             owner_id=self.alice.id, **guild,
         )  # fmt: skip
+        # Other kinds of channel with text chat (resources/channel#channel-object-channel-types).
+        self.announcements = FakeChannel(
+            "announcements", new_id(), CHANNEL_ANNOUNCEMENT, "announcements",
+            parent_id=self.category.id, position=2, **guild,
+        )  # fmt: skip
+        self.voice = FakeChannel("voice", new_id(), CHANNEL_VOICE, "Lounge", **guild)
+        self.stage = FakeChannel("stage", new_id(), CHANNEL_STAGE, "Town Hall", position=1, **guild)
+        # A private thread: only its members (the bot was added) and moderators see it.
+        self.private_thread = FakeChannel(
+            "private_thread", new_id(), CHANNEL_PRIVATE_THREAD, "a private thread",
+            parent_id=self.general.id, owner_id=self.carol.id, **guild,
+        )  # fmt: skip
         self.channels: dict[str, FakeChannel] = {
-            c.key: c for c in (self.category, self.general, self.random, self.thread)
-        }
+            c.key: c
+            for c in (
+                self.category, self.general, self.random, self.thread, self.announcements,
+                self.voice, self.stage, self.private_thread,
+            )
+        }  # fmt: skip
 
     def user(self, ref: FakeUser | str | int) -> FakeUser:
         """The user named ``ref`` ("alice"), or with that id (int or digit string).
@@ -884,8 +904,7 @@ class DiscordStandIn(Recorder):
             said = await standin.burst("general", 500, mention_bot=True)
         """
         lines = [
-            (f"user_{first + n}", text.format(n=n, user=f"user_{first + n}"))
-            for n in range(count)
+            (f"user_{first + n}", text.format(n=n, user=f"user_{first + n}")) for n in range(count)
         ]
         return await self.crowd_says(channel, lines, mention_bot=mention_bot)
 
@@ -1565,6 +1584,8 @@ class DiscordStandIn(Recorder):
         permissions = self.bot_permissions(channel)
         if not permissions & P_VIEW_CHANNEL:
             raise missing_access()
+        if channel.type in VOICE_TYPES and not permissions & P_CONNECT:
+            raise missing_access()  # a voice channel's chat also needs Connect
         return permissions
 
     def _check_may_write(self, channel: FakeChannel, *also: int) -> int:
@@ -2721,8 +2742,8 @@ class DiscordStandIn(Recorder):
             "parent_id": str(channel.parent_id) if channel.parent_id else None,
             "flags": 0,
         }
-        if channel.type == CHANNEL_PUBLIC_THREAD:
-            return {
+        if channel.is_thread:
+            thread = {
                 **data,
                 "owner_id": str(channel.owner_id),
                 "last_message_id": self._last_message_id(channel),
@@ -2738,6 +2759,17 @@ class DiscordStandIn(Recorder):
                     "create_timestamp": self.joined_at,
                 },
             }
+            if channel.type == CHANNEL_PRIVATE_THREAD:
+                thread["thread_metadata"]["invitable"] = True
+                thread["member_count"] = 2
+                # The bot's own thread member (topics/threads#thread-membership): it was added.
+                thread["member"] = {
+                    "id": str(channel.id),
+                    "user_id": str(self.bot_user.id),
+                    "join_timestamp": self.joined_at,
+                    "flags": 0,
+                }
+            return thread
         overwrites = []
         if self._denied.get(channel.id):
             overwrites.append(
@@ -2749,13 +2781,25 @@ class DiscordStandIn(Recorder):
                 }
             )
         data.update(position=channel.position, permission_overwrites=overwrites, nsfw=False)
-        if channel.type == CHANNEL_TEXT:
+        if channel.type in (CHANNEL_TEXT, CHANNEL_ANNOUNCEMENT):
             data.update(
                 topic=None,
                 last_message_id=self._last_message_id(channel),
                 rate_limit_per_user=0,
                 default_auto_archive_duration=1440,
             )
+        elif channel.type in VOICE_TYPES:
+            data.update(
+                bitrate=64000,
+                user_limit=0,
+                rtc_region=None,
+                last_message_id=self._last_message_id(channel),
+                rate_limit_per_user=0,
+            )
+            if channel.type == CHANNEL_VOICE:
+                data["video_quality_mode"] = 1
+            else:
+                data["topic"] = None
         return data
 
     def _guild_json(self, session: GatewaySession) -> dict[str, Any]:
@@ -2819,12 +2863,8 @@ class DiscordStandIn(Recorder):
             ],
             "emojis": [],
             "stickers": [],
-            "channels": [
-                self._channel_json(c) for c in guild_channels if c.type != CHANNEL_PUBLIC_THREAD
-            ],
-            "threads": [
-                self._channel_json(c) for c in guild_channels if c.type == CHANNEL_PUBLIC_THREAD
-            ],
+            "channels": [self._channel_json(c) for c in guild_channels if not c.is_thread],
+            "threads": [self._channel_json(c) for c in guild_channels if c.is_thread],
             "members": [self._member_json(u) for u in listed],
             "presences": [],
             "voice_states": [],
