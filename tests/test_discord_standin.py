@@ -40,6 +40,7 @@ from tests.standins.discord_standin import (
     INTENT_GUILD_MESSAGES,
     INTENT_MESSAGE_CONTENT,
     DiscordStandIn,
+    FakeAttachment,
 )
 
 TOKEN = "test-bot-token"
@@ -1211,3 +1212,74 @@ async def test_voice_stage_announcement_and_private_thread_chats(standin, client
     with pytest.raises(discord.Forbidden) as refused:  # voice chat needs Connect as well
         await guild.get_channel(standin.voice.id).send("still here?")
     assert refused.value.code == 50001
+
+
+# --- Attachments on users' messages -------------------------------------------------------
+
+
+async def test_attachments_are_served_like_the_cdn_and_downloads_are_recorded(standin, client):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
+    said = await standin.user_says(
+        "general",
+        "alice",
+        "",
+        attachments=[
+            FakeAttachment("cat.png", png, width=64, height=48, description="a cat"),
+            FakeAttachment("message.txt", "long paste ✓".encode()),
+            FakeAttachment("clip.mp4", b"", size=50 * 1024 * 1024, content_type="video/mp4"),
+            FakeAttachment("notes", b"plain", guess_content_type=False),
+        ],
+    )
+    cat, paste, clip, notes = said["attachments"]
+    assert set(cat) == {
+        "id", "filename", "size", "url", "proxy_url", "content_type", "width", "height",
+        "description",
+    }  # fmt: skip
+    assert (cat["size"], cat["content_type"], cat["width"], cat["height"]) == (
+        len(png),
+        "image/png",
+        64,
+        48,
+    )
+    assert paste["content_type"] == "text/plain; charset=utf-8" and "content_type" not in notes
+    assert clip["size"] == 50 * 1024 * 1024 and "width" not in clip
+    assert cat["url"].startswith(f"{standin.url}/attachments/{standin.general.id}/{cat['id']}/")
+    assert "?ex=" in cat["url"] and "&hm=" in cat["url"]
+    assert cat["proxy_url"].startswith(f"{standin.url}/media/attachments/")
+
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    files = {a.filename: a for a in message.attachments}
+    assert files["cat.png"].width == 64 and files["notes"].content_type is None
+    assert await files["cat.png"].read() == png
+    assert await files["message.txt"].read(use_cached=True) == "long paste ✓".encode()
+    assert [r.path.split("/")[1] for r in standin.downloaded()] == ["attachments", "media"]
+    assert [r.status for r in standin.downloaded(cat)] == [200]
+    assert standin.downloaded(clip) == []  # the big video was never fetched
+
+    standin.fail_downloads(notes, status=404)
+    standin.fail_downloads(notes, status=500)
+    with pytest.raises(discord.NotFound):
+        await files["notes"].read()
+    with pytest.raises(discord.HTTPException) as failed:
+        await files["notes"].read()
+    assert failed.value.status == 500
+    assert await files["notes"].read() == b"plain"
+    assert [(r.status, r.fault) for r in standin.downloaded(notes)] == [
+        (404, "404 download"),
+        (500, "500 download"),
+        (200, None),
+    ]
+    standin.fail_downloads(cat, hang=True)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(files["cat.png"].read(), 0.3)
+    assert standin.downloaded(cat)[-1].fault == "hang"
+
+    channel = client.get_channel(standin.general.id)
+    (stored,) = [m async for m in channel.history(limit=1)]
+    assert [a.url for a in stored.attachments] == [a["url"] for a in said["attachments"]]
+    async with aiohttp.ClientSession() as http, http.get(f"{standin.url}/attachments/1/2/x") as r:
+        assert r.status == 404 and await r.text() == "This content is no longer available."
+
+    upload = discord.File(io.BytesIO(b"bot bytes"), filename="reply.txt")
+    sent = await channel.send(file=upload)
+    assert await sent.attachments[0].read() == b"bot bytes"  # the bot's own uploads too

@@ -59,6 +59,7 @@ import copy
 import json
 import logging
 import math
+import mimetypes
 import re
 import socket
 import time
@@ -68,6 +69,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -135,6 +137,12 @@ GATEWAY_OPS: dict[int, str] = {
 }
 
 API_PREFIX = "/api/v10"
+# Attachment downloads: ``url`` is /attachments/... (cdn.discordapp.com on Discord) and
+# ``proxy_url`` /media/attachments/... (media.discordapp.net).
+CDN_MEDIA_PREFIX = "media"
+CDN_PATHS = ("/attachments/{channel_id}/{attachment_id}/{filename}",
+             "/media/attachments/{channel_id}/{attachment_id}/{filename}")  # fmt: skip
+CDN_GONE = "This content is no longer available."
 GATEWAY_PATH = "/gateway"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 MAX_CONTENT_LENGTH = 2000
@@ -405,6 +413,44 @@ class FakeChannel:
         return f"<#{self.id}>"
 
 
+@dataclass(frozen=True)
+class FakeAttachment:
+    """A file a user attaches to a message (``user_says(..., attachments=[...])``).
+
+    ``data`` is what a download gets; ``size`` is the size the attachment object
+    declares (default ``len(data)``): a "50 MB video" need not be backed by 50 MB.
+    ``content_type`` is sent as given; if None it is guessed from the file name (text
+    types get ``; charset=utf-8``, as Discord labels them) unless
+    ``guess_content_type`` is False, and then the field is missing, which Discord does
+    for some files. ``width``/``height`` are for images and videos::
+
+        FakeAttachment("clip.mp4", b"", size=50 * 1024 * 1024, content_type="video/mp4")
+    """
+
+    filename: str
+    data: bytes = b""
+    size: int | None = None
+    content_type: str | None = None
+    guess_content_type: bool = True
+    width: int | None = None
+    height: int | None = None
+    description: str | None = None
+    duration_secs: float | None = None
+
+    @property
+    def declared_size(self) -> int:
+        return len(self.data) if self.size is None else self.size
+
+    def media_type(self) -> str | None:
+        """The ``content_type`` field, or None to leave it out."""
+        if self.content_type is not None or not self.guess_content_type:
+            return self.content_type
+        guessed, _ = mimetypes.guess_type(self.filename)
+        if guessed is not None and guessed.startswith("text/"):
+            return f"{guessed}; charset=utf-8"
+        return guessed
+
+
 @dataclass
 class ApiCall:
     """What a REST route handler gets: path parameters, parsed body, query, uploads."""
@@ -482,6 +528,7 @@ class InjectedFault:
     description: str
     take_effect: bool = False  # handle the request first (it happened), then fail the answer
     delay: float = 0.0  # seconds to wait before answering
+    hang: bool = False  # never answer (until the stand-in stops)
     hits: list[RecordedRequest] = field(default_factory=list)
 
     def matches(
@@ -585,6 +632,11 @@ class DiscordStandIn(Recorder):
         self._hidden_denied: dict[int, int] = {}
         self._forbidden_read: set[int] = set()
         self._faults: list[InjectedFault] = []
+        # Attachments: id -> (channel id, file); downloads of them and faults for them.
+        self._files: dict[int, tuple[int, FakeAttachment]] = {}
+        self.downloads: list[RecordedRequest] = []  # every GET of an attachment URL
+        self._download_faults: list[InjectedFault] = []
+        self._stopping = asyncio.Event()  # releases hanging answers when the server stops
         self._route_names: dict[tuple[str, str], str] = {}  # (method, path pattern) -> name
         # Application commands: guild id (None: global) -> commands as Discord stores them.
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
@@ -747,6 +799,8 @@ class DiscordStandIn(Recorder):
         app = web.Application(middlewares=[self._api_middleware])
         app.router.add_get(GATEWAY_PATH, self._gateway)
         app.router.add_get(GATEWAY_PATH + "/", self._gateway)
+        for path in CDN_PATHS:
+            app.router.add_get(path, self._cdn)
         for method, path, name in ROUTES:
             handler = self._route(getattr(self, f"api_{name}"))
             app.router.add_route(method, API_PREFIX + path, handler)
@@ -760,6 +814,7 @@ class DiscordStandIn(Recorder):
 
     async def stop(self) -> None:
         """Close every gateway connection (code 1001) and the server."""
+        self._stopping.set()
         for session in list(self._sessions):
             with contextlib.suppress(Exception):
                 await session.ws.close(code=1001, message=b"Stand-in shutting down")
@@ -815,7 +870,7 @@ class DiscordStandIn(Recorder):
         mention_roles: Sequence[str | int] = (),
         reply_to: dict[str, Any] | str | int | None = None,
         ping_reply: bool = True,
-        attachments: Sequence[str] = (),
+        attachments: Sequence[FakeAttachment | str] = (),
         deliver: bool = True,
     ) -> dict[str, Any]:
         """``user`` posts ``content`` in ``channel``; the bot gets MESSAGE_CREATE.
@@ -828,7 +883,10 @@ class DiscordStandIn(Recorder):
         is not in ``mentions`` for a role mention.
         ``reply_to`` (a message dict or id in the same channel) makes it a reply
         (type 19) that pings the replied-to author unless ``ping_reply`` is False.
-        ``attachments`` are file names; they become attachment objects.
+        ``attachments`` are ``FakeAttachment``s (or bare file names: the name is the
+        content, no content_type); they become attachment objects whose ``url`` and
+        ``proxy_url`` this server serves (see ``downloads``, ``fail_downloads``), e.g.
+        ``attachments=[FakeAttachment("cat.png", png, width=64, height=48)]``.
         ``deliver=False`` only stores the message (history the bot never saw live);
         otherwise a bot must be connected. Returns the full message as stored.
         """
@@ -848,8 +906,13 @@ class DiscordStandIn(Recorder):
             if where.guild_id is not None:
                 reference["guild_id"] = str(where.guild_id)
         files = [
-            self._attachment_json(where, name, size=len(name), content_type=None)
-            for name in attachments
+            self._attachment_json(
+                where,
+                file
+                if isinstance(file, FakeAttachment)
+                else FakeAttachment(file, file.encode(), guess_content_type=False),
+            )
+            for file in attachments
         ]
         message = self._new_message(
             where,
@@ -1242,6 +1305,7 @@ class DiscordStandIn(Recorder):
         channel: FakeChannel | str | int | None = None,
         take_effect: bool = False,
         delay: float = 0.0,
+        hang: bool = False,
         description: str | None = None,
     ) -> InjectedFault:
         """Answer the next ``times`` matching REST requests with ``status`` and ``body``.
@@ -1254,7 +1318,8 @@ class DiscordStandIn(Recorder):
         ``application/json``, a str or bytes as ``content_type`` (default text/plain).
         ``take_effect=True`` handles the request first (a message is posted, events go
         out) and then answers with the failure, as when Discord's edge times out on a
-        request Discord completed; ``delay`` waits that many seconds before answering.
+        request Discord completed; ``delay`` waits that many seconds before answering and
+        ``hang`` never answers (until the stand-in stops: discord.py has no REST timeout).
         The token check comes first (a 401 is not replaced). Faults are used in the
         order they were added; each hit is recorded with ``RecordedRequest.fault`` set.
 
@@ -1284,6 +1349,7 @@ class DiscordStandIn(Recorder):
             description=description or f"{status} {content_type.split(';')[0]}",
             take_effect=take_effect,
             delay=delay,
+            hang=hang,
         )
         self._faults.append(fault)
         return fault
@@ -1356,6 +1422,80 @@ class DiscordStandIn(Recorder):
             method, route, status=429, body=body, headers=headers, times=times, channel=channel,
             description="429 rate limit",
         )  # fmt: skip
+
+    def fail_downloads(
+        self,
+        attachment: dict[str, Any] | str | int | None = None,
+        *,
+        status: int = 404,
+        times: int = 1,
+        hang: bool = False,
+    ) -> InjectedFault:
+        """The next ``times`` downloads of ``attachment`` (an attachment object or id; None:
+        any) fail with ``status`` (404: the CDN's "This content is no longer available.",
+        as for an expired link; else its status phrase) or, with ``hang``, never answer
+        (until the stand-in stops; the client must time out). Hits are in ``downloads``
+        with ``fault`` set::
+
+            standin.fail_downloads(said["attachments"][0], status=500)
+        """
+        wanted = None
+        if attachment is not None:
+            wanted = str(attachment["id"] if isinstance(attachment, dict) else int(attachment))
+        body = CDN_GONE if status == 404 else f"{status}: {HTTPStatus(status).phrase}"
+        fault = InjectedFault(
+            method="GET",
+            route=lambda path: wanted is None or f"/{wanted}/" in path,
+            channel_id=None,
+            status=status,
+            body=body.encode(),
+            content_type="text/plain",
+            headers={},
+            remaining=times,
+            description="hang" if hang else f"{status} download",
+            hang=hang,
+        )
+        self._download_faults.append(fault)
+        return fault
+
+    def downloaded(
+        self, attachment: dict[str, Any] | str | int | None = None
+    ) -> list[RecordedRequest]:
+        """Downloads (``url`` or ``proxy_url``) of ``attachment`` (None: of any), in order,
+        failed ones included: a test can check that a 50 MB video was never fetched."""
+        if attachment is None:
+            return list(self.downloads)
+        wanted = str(attachment["id"] if isinstance(attachment, dict) else int(attachment))
+        return [r for r in self.downloads if r.path.split("/")[-2] == wanted]
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        """An attachment's bytes, as Discord's CDN serves them (no token needed)."""
+        record = RecordedRequest(
+            method=request.method, path=request.path, json=None,
+            headers=dict(request.headers), query=dict(request.query),
+        )  # fmt: skip
+        self.downloads.append(record)
+        fault = next(
+            (f for f in self._download_faults if f.matches("GET", None, request.path, None)), None
+        )
+        if fault is not None:
+            fault.remaining -= 1
+            response = await self._fault_response(fault, record)
+        else:
+            found = None
+            with contextlib.suppress(ValueError):
+                found = self._files.get(int(request.match_info["attachment_id"]))
+            if found is None or str(found[0]) != request.match_info["channel_id"]:
+                response = web.Response(status=404, text=CDN_GONE)
+            else:
+                file = found[1]
+                response = web.Response(body=file.data)
+                response.content_type = (file.media_type() or "application/octet-stream").split(
+                    ";"
+                )[0]
+        record.status = response.status
+        await self.notify()
+        return response
 
     def injected_failures(self) -> list[RecordedRequest]:
         """Requests answered with an injected fault, in order."""
@@ -1456,6 +1596,8 @@ class DiscordStandIn(Recorder):
         """
         if request.path.rstrip("/") == GATEWAY_PATH and request.match_info.http_exception is None:
             return await handler(request)
+        if request.match_info.get("attachment_id") is not None:
+            return await handler(request)  # the CDN: no token, recorded in ``downloads``
         record = RecordedRequest(
             method=request.method,
             path=request.path,
@@ -1506,10 +1648,13 @@ class DiscordStandIn(Recorder):
         return None
 
     async def _fault_response(self, fault: InjectedFault, record: RecordedRequest) -> web.Response:
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
         record.fault = fault.description
         fault.hits.append(record)
+        if fault.hang:
+            await self.notify()  # a test may wait for the request to be hanging
+            await self._stopping.wait()
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
         response = web.Response(status=fault.status, body=fault.body, headers=fault.headers)
         response.content_type = fault.content_type.split(";")[0]
         if "charset=" in fault.content_type:
@@ -1731,10 +1876,7 @@ class DiscordStandIn(Recorder):
         if channel.is_dm and self.user(channel.recipient_id or 0).bot:
             raise error(400, 50007, "Cannot send messages to this user")
         self._validate_message_fields(payload)
-        attachments = [
-            self._attachment_json(channel, f["filename"] or "file", f["size"], f["content_type"])
-            for f in call.files
-        ]
+        attachments = self._uploaded(channel, call.files)
         has_other = any(payload.get(k) for k in ("embeds", "sticker_ids", "components"))
         if not payload.get("content") and not has_other and not attachments:
             raise empty_message()
@@ -1775,10 +1917,7 @@ class DiscordStandIn(Recorder):
             raise error(403, 50005, "Cannot edit a message authored by another user")
         payload = call.body if isinstance(call.body, dict) else {}
         self._validate_message_fields(payload)
-        new_files = [
-            self._attachment_json(channel, f["filename"] or "file", f["size"], f["content_type"])
-            for f in call.files
-        ]
+        new_files = self._uploaded(channel, call.files)
         edited = copy.deepcopy(message)
         self._apply_edit(edited, payload, new_files)
         if not (
@@ -2176,12 +2315,7 @@ class DiscordStandIn(Recorder):
         reference: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A message sent through the interaction: by the bot, via the app's webhook."""
-        attachments = [
-            self._attachment_json(
-                record.channel, f["filename"] or "file", f["size"], f["content_type"]
-            )
-            for f in files
-        ]
+        attachments = self._uploaded(record.channel, files)
         message = self._new_message(
             record.channel,
             self.bot_user,
@@ -2243,13 +2377,7 @@ class DiscordStandIn(Recorder):
         LOADING ("thinking") goes. Completing a deferral does not mark it edited.
         """
         self._validate_message_fields(payload)
-        new_files = [
-            self._attachment_json(
-                self.channel(int(message["channel_id"])), f["filename"] or "file", f["size"],
-                f["content_type"],
-            )
-            for f in files
-        ]  # fmt: skip
+        new_files = self._uploaded(self.channel(int(message["channel_id"])), files)
         was_loading = bool(message["flags"] & FLAG_LOADING)
         edited = copy.deepcopy(message)
         self._apply_edit(edited, {k: v for k, v in payload.items() if k != "flags"}, new_files)
@@ -2584,21 +2712,48 @@ class DiscordStandIn(Recorder):
         message["edited_timestamp"] = iso_timestamp()
         self._fill_mentions(message, payload.get("allowed_mentions"))
 
-    def _attachment_json(
-        self, channel: FakeChannel, filename: str, size: int, content_type: str | None
-    ) -> dict[str, Any]:
+    def _attachment_json(self, channel: FakeChannel, file: FakeAttachment) -> dict[str, Any]:
+        """An attachment object (resources/message#attachment-object) whose ``url`` (and
+        ``proxy_url``) this server serves, signed and expiring in form like Discord's CDN
+        links; the bytes are kept for the download."""
         attachment_id = self._snowflake()
-        url = f"https://cdn.discordapp.com/attachments/{channel.id}/{attachment_id}/{filename}"
-        data = {
+        now = int(time.time())
+        signature = uuid.uuid5(uuid.NAMESPACE_URL, str(attachment_id)).hex * 2
+        query = f"?ex={now + 86400:x}&is={now:x}&hm={signature}&"
+        path = f"attachments/{channel.id}/{attachment_id}/{quote(file.filename)}"
+        data: dict[str, Any] = {
             "id": str(attachment_id),
-            "filename": filename,
-            "size": size,
-            "url": url,
-            "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
+            "filename": file.filename,
+            "size": file.declared_size,
+            "url": f"{self.url}/{path}{query}",
+            "proxy_url": f"{self.url}/{CDN_MEDIA_PREFIX}/{path}{query}",
         }
+        content_type = file.media_type()
         if content_type:
             data["content_type"] = content_type
+        if file.width is not None and file.height is not None:
+            data.update(width=file.width, height=file.height)
+        if file.description is not None:
+            data["description"] = file.description
+        if file.duration_secs is not None:
+            data["duration_secs"] = file.duration_secs
+        self._files[attachment_id] = (channel.id, file)
         return data
+
+    def _uploaded(
+        self, channel: FakeChannel, files: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Attachment objects for files the bot uploaded (multipart parts), served back."""
+        return [
+            self._attachment_json(
+                channel,
+                FakeAttachment(
+                    f["filename"] or "file", f["data"], content_type=f["content_type"],
+                    guess_content_type=False,
+                ),
+            )
+            for f in files
+        ]  # fmt: skip
 
     def _store(self, message: dict[str, Any]) -> None:
         self._messages[int(message["channel_id"])][int(message["id"])] = message
@@ -3033,6 +3188,7 @@ __all__ = [
     "ApiCall",
     "DiscordError",
     "DiscordStandIn",
+    "FakeAttachment",
     "FakeChannel",
     "FakeUser",
     "InjectedFault",
