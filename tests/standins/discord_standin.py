@@ -42,6 +42,14 @@ Behaviour copied from Discord (and relied on by discord.py):
       sent = await discord_.user_runs_command("general", "carol", "reset")
       answer = await discord_.wait_for_interaction_response(sent)  # content, ephemeral...
 
+Situations and faults tests can inject (each method's docstring has the details):
+``fail_requests`` / ``fail_with_cloudflare_502`` / ``rate_limit`` (REST answers),
+``deny`` / ``restore`` (the bot's permissions per channel; ``forbid``, ``forbid_read``
+and ``allow`` are the older, silent forms), ``user_says(mention_roles=...)``,
+``user_edits`` / ``user_deletes`` / ``bulk_delete`` (``deliver=False``: while the bot
+is away), ``burst`` / ``crowd_says`` (many members at once), ``FakeAttachment`` with
+``fail_downloads`` and ``downloaded`` (the CDN).
+
 Adding a REST route: add a row to ``ROUTES`` (method, path under /api/v10, name of
 a handler method), then write ``async def api_<name>(self, call: ApiCall)`` on
 ``DiscordStandIn``. The handler returns the JSON body (status 200), or None for
