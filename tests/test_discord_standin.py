@@ -40,6 +40,7 @@ from tests.standins.discord_standin import (
     INTENT_GUILD_MESSAGES,
     INTENT_MESSAGE_CONTENT,
     DiscordStandIn,
+    FakeAttachment,
 )
 
 TOKEN = "test-bot-token"
@@ -55,6 +56,10 @@ class ProbeClient(discord.Client):
         self.ready = asyncio.Event()
         self.received: list[discord.Message] = []
         self.edited: list[discord.Message] = []
+        self.raw_edits: list[discord.RawMessageUpdateEvent] = []
+        self.raw_deletes: list[
+            discord.RawMessageDeleteEvent | discord.RawBulkMessageDeleteEvent
+        ] = []
         self._changed = asyncio.Condition()
 
     async def on_ready(self) -> None:
@@ -68,6 +73,21 @@ class ProbeClient(discord.Client):
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         # on_message_edit fires only for messages in discord.py's cache; this always does.
         self.edited.append(payload.message)
+        self.raw_edits.append(payload)
+        await self._wake()
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.raw_deletes.append(payload)
+        await self._wake()
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self.raw_deletes.append(payload)
+        await self._wake()
+
+    async def on_guild_channel_update(self, before: Any, after: Any) -> None:
+        await self._wake()  # permission overwrites changed: wait_until re-checks
+
+    async def _wake(self) -> None:
         async with self._changed:
             self._changed.notify_all()
 
@@ -858,3 +878,408 @@ async def test_history_survives_a_restart_and_forbid_read(standin, make_client):
         await channel.fetch_message(oldest.id)
     standin.allow("general")
     assert len([m async for m in channel.history(limit=5)]) == 4
+
+
+# --- Injected faults ----------------------------------------------------------------------
+
+
+async def test_injected_server_errors_hit_only_the_matching_requests(standin):
+    general = f"/channels/{standin.general.id}/messages"
+    down = standin.fail_requests("POST", "create_message", status=503, channel="general")
+    status, body = await raw_api(standin, "POST", f"/channels/{standin.random.id}/messages",
+                                 json={"content": "elsewhere"})  # fmt: skip
+    assert status == 200 and down.hits == []  # another channel is not affected
+    status, body = await raw_api(standin, "POST", general, auth=False, json={"content": "x"})
+    assert status == 401 and down.hits == []  # the token is checked first
+    status, body = await raw_api(standin, "POST", general, json={"content": "lost"})
+    assert (status, body) == (503, {"message": "503: Service Unavailable", "code": 0})
+    assert standin.messages("general") == []  # refused before Discord handled it
+    status, _ = await raw_api(standin, "POST", general, json={"content": "through"})
+    assert status == 200 and [m["content"] for m in standin.messages("general")] == ["through"]
+    (hit,) = down.hits
+    assert hit.fault == "503 application/json" and hit.status == 503
+    assert hit.json == {"content": "lost"} and standin.injected_failures() == [hit]
+
+    standin.fail_with_cloudflare_502("GET", r"/channels/\d+/messages", times=2)
+    standin.fail_requests("POST", lambda path: path.endswith("/messages"), status=500,
+                          take_effect=True)  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        auth = {"Authorization": f"Bot {standin.bot_token}"}
+        for _ in range(2):
+            async with http.get(standin.api_url + general, headers=auth) as response:
+                assert response.status == 502
+                assert response.headers["Content-Type"] == "text/html"
+                page = await response.text()
+                assert "<title>502 Bad Gateway</title>" in page and "cloudflare" in page
+        async with http.get(standin.api_url + general, headers=auth) as response:
+            assert response.status == 200 and len(await response.json()) == 1
+        async with http.post(
+            standin.api_url + general, headers=auth, json={"content": "twice?"}
+        ) as r:
+            assert r.status == 500 and (await r.json())["code"] == 0
+    # take_effect: the answer was an error, but the message was posted all the same.
+    assert [m["content"] for m in standin.messages("general")] == ["through", "twice?"]
+    assert [r.fault for r in standin.injected_failures()] == [
+        "503 application/json",
+        "502 cloudflare html",
+        "502 cloudflare html",
+        "500 application/json",
+    ]
+
+
+async def test_discord_py_waits_out_a_429_and_retries_a_502(standin, client):
+    channel = client.get_channel(standin.general.id)
+    limited = standin.rate_limit("POST", "create_message", retry_after=0.3, channel="general")
+    started = asyncio.get_running_loop().time()
+    sent = await channel.send("after the wait")
+    assert asyncio.get_running_loop().time() - started >= 0.3
+    assert [r.status for r in standin.posts("general")] == [429, 200]
+    (hit,) = limited.hits
+    assert hit.fault == "429 rate limit" and limited.remaining == 0
+    assert [m["id"] for m in standin.bot_messages("general")] == [str(sent.id)]
+
+    status, _ = await raw_api(standin, "GET", "/users/@me")
+    assert status == 200  # a used-up fault does nothing more
+    standin.rate_limit("GET", "get_current_user", retry_after=2.5, is_global=True)
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bot {standin.bot_token}"}
+        async with http.get(f"{standin.api_url}/users/@me", headers=headers) as response:
+            assert response.status == 429
+            assert response.headers["Retry-After"] == "3"
+            assert response.headers["X-RateLimit-Global"] == "true"
+            assert response.headers["X-RateLimit-Scope"] == "global"
+            assert await response.json() == {
+                "message": "You are being rate limited.",
+                "retry_after": 2.5,
+                "global": True,
+            }
+
+    standin.fail_with_cloudflare_502("POST", "create_message", channel="general")
+    await channel.send("after a 502")  # discord.py sleeps 1 s and tries again
+    assert [r.status for r in standin.posts("general")] == [429, 200, 502, 200]
+    standin.fail_requests("POST", "create_message", status=503, times=5)
+    with pytest.raises(discord.DiscordServerError) as refused:
+        await channel.send("not retried")
+    assert refused.value.status == 503 and refused.value.text == "503: Service Unavailable"
+    assert [m["content"] for m in standin.bot_messages("general")] == [
+        "after the wait",
+        "after a 502",
+    ]
+
+
+# --- The bot's permissions per channel ----------------------------------------------------
+
+
+async def test_denied_permissions_are_shown_to_discord_py_and_enforced(standin, client):
+    guild = client.get_guild(standin.guild_id)
+    general = guild.get_channel(standin.general.id)
+    thread = guild.get_thread(standin.thread.id)
+    said = await standin.user_says("general", "alice", "question?")
+    question = await client.next_message(lambda m: m.id == int(said["id"]))
+    assert general.permissions_for(guild.me).read_message_history
+
+    await standin.deny("general", "READ_MESSAGE_HISTORY")
+    await client.wait_until(lambda: not general.permissions_for(guild.me).read_message_history)
+    assert general.overwrites_for(guild.me).read_message_history is False
+    assert general.permissions_for(guild.me).send_messages  # only what was denied
+    assert not thread.permissions_for(guild.me).read_message_history  # inherited
+    status, channel_json = await raw_api(standin, "GET", f"/channels/{standin.general.id}")
+    assert status == 200 and channel_json["permission_overwrites"] == [
+        {"id": str(standin.bot_user_id), "type": 1, "allow": "0", "deny": str(1 << 16)}
+    ]
+    with pytest.raises(discord.Forbidden) as refused:
+        await general.send("answer", reference=question)
+    assert (refused.value.status, refused.value.code) == (403, 160002)
+    assert refused.value.text == "Cannot reply without permission to read message history"
+    plain = await general.send("answer without a reply")
+    assert [m async for m in general.history(limit=10)] == []  # 200 with no messages
+    with pytest.raises(discord.Forbidden) as refused:
+        await general.fetch_message(plain.id)
+    assert refused.value.code == 50013
+    with pytest.raises(discord.Forbidden):
+        await question.add_reaction("👍")
+    assert [m["content"] for m in standin.bot_messages("general")] == ["answer without a reply"]
+
+    await standin.deny("general", "SEND_MESSAGES_IN_THREADS", "ATTACH_FILES")
+    await client.wait_until(lambda: not thread.permissions_for(guild.me).send_messages_in_threads)
+    with pytest.raises(discord.Forbidden) as refused:
+        await thread.send("in the thread")
+    assert refused.value.code == 50013
+    with pytest.raises(discord.Forbidden):
+        await general.send("a file", file=discord.File(io.BytesIO(b"x"), filename="x.txt"))
+    await general.send("no file")
+    with pytest.raises(ValueError, match="thread"):
+        await standin.deny("thread", "SEND_MESSAGES")
+
+    await standin.deny("general", "SEND_MESSAGES")
+    await client.wait_until(lambda: not general.permissions_for(guild.me).send_messages)
+    assert not general.permissions_for(guild.me).embed_links  # implicitly denied too
+    with pytest.raises(discord.Forbidden) as refused:
+        await general.send("muted")
+    assert refused.value.code == 50013
+    with pytest.raises(discord.Forbidden):
+        await general.typing().__aenter__()
+
+    await standin.deny("random", "VIEW_CHANNEL")
+    random = guild.get_channel(standin.random.id)
+    await client.wait_until(lambda: not random.permissions_for(guild.me).view_channel)
+    for attempt in (random.send("hello?"), random.fetch_message(plain.id)):
+        with pytest.raises(discord.Forbidden) as refused:
+            await attempt
+        assert refused.value.code == 50001
+    assert standin.bot_permissions("random") == 0
+
+    assert await standin.restore("general", "SEND_MESSAGES") == (1 << 16) | (1 << 38) | (1 << 15)
+    assert await standin.restore("general") == 0
+    await standin.restore("random")
+    await client.wait_until(lambda: random.permissions_for(guild.me).view_channel)
+    assert general.overwrites_for(guild.me).is_empty()
+    await general.send("back", reference=question)
+    await thread.send("back in the thread")
+    await random.send("and here")
+    assert len([m async for m in general.history(limit=10)]) == 4
+
+
+async def test_a_hidden_denial_leaves_the_bot_s_cache_stale(standin, client):
+    guild = client.get_guild(standin.guild_id)
+    general = guild.get_channel(standin.general.id)
+    said = await standin.user_says("general", "alice", "question?")
+    question = await client.next_message(lambda m: m.id == int(said["id"]))
+    await standin.deny("thread", "SEND_MESSAGES_IN_THREADS", tell_bot=False)
+    await standin.deny("general", "READ_MESSAGE_HISTORY", tell_bot=False)
+    assert general.permissions_for(guild.me).read_message_history  # it was not told
+    with pytest.raises(discord.Forbidden) as refused:
+        await question.reply("hi")
+    assert refused.value.code == 160002
+    with pytest.raises(discord.Forbidden):
+        await guild.get_thread(standin.thread.id).send("hi")
+    standin.allow("general")
+    standin.allow("thread")
+    await question.reply("hi")
+    assert [r.status for r in standin.posts("general")] == [403, 200]
+
+
+# --- Role mentions --------------------------------------------------------------------
+
+
+async def test_the_bot_s_managed_role_and_an_ordinary_role_can_be_mentioned(standin, client):
+    guild = client.get_guild(standin.guild_id)
+    bot_role = guild.self_role  # found by its tags.bot_id
+    assert bot_role is not None and bot_role.id == standin.role("bot") == standin.bot_role_id
+    assert bot_role.managed and bot_role.is_bot_managed() and bot_role.name == "ChatBot"
+    assert bot_role.tags is not None and bot_role.tags.bot_id == standin.bot_user_id
+    assert bot_role in guild.me.roles
+    helpers = guild.get_role(standin.role("helpers"))
+    assert helpers.name == "Helpers" and helpers.mentionable and not helpers.managed
+
+    said = await standin.user_says("general", "alice", "are you there?", mention_roles=["bot"])
+    assert said["content"] == f"<@&{standin.bot_role_id}> are you there?"
+    assert said["mention_roles"] == [str(standin.bot_role_id)] and said["mentions"] == []
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    assert message.role_mentions == [bot_role]
+    assert client.user not in message.mentions and not message.mention_everyone
+
+    said = await standin.user_says(
+        "thread", "bob", f"<@&{standin.helpers_role_id}> and <@{standin.bot_user_id}>, help"
+    )
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    assert message.role_mentions == [helpers] and message.mentions == [guild.me]
+    assert said["mention_roles"] == [str(standin.helpers_role_id)]
+    with pytest.raises(KeyError):
+        standin.role("admins")
+
+
+# --- Edits and deletions by users -----------------------------------------------------
+
+
+async def test_edits_and_deletions_of_messages_the_bot_never_saw(standin, make_client):
+    offline = [
+        await standin.user_says("general", user, text, deliver=False)
+        for user, text in (("alice", "one"), ("bob", "two"), ("carol", "three"), ("alice", "4"))
+    ]
+    client = await make_client()
+    live = await standin.user_says("general", "bob", "live")
+    await client.next_message(lambda m: m.id == int(live["id"]))
+
+    edited = await standin.user_edits(offline[0], f"one, <@{standin.carol.id}>")
+    (update,) = await client.wait_until(lambda: client.raw_edits)
+    assert update.cached_message is None and update.message_id == int(offline[0]["id"])
+    assert update.message.content == f"one, <@{standin.carol.id}>"
+    assert update.message.edited_at is not None and update.guild_id == standin.guild_id
+    data = update.data  # the whole message, as in MESSAGE_CREATE
+    assert data["edited_timestamp"] == edited["edited_timestamp"] is not None
+    assert data["member"]["roles"] == [] and data["author"]["id"] == str(standin.alice.id)
+    assert data["tts"] is False and [u["id"] for u in data["mentions"]] == [str(standin.carol.id)]
+    assert data["timestamp"] == offline[0]["timestamp"]  # the original time stays
+
+    event = await standin.user_deletes(offline[1])
+    assert event == {
+        "id": offline[1]["id"],
+        "channel_id": str(standin.general.id),
+        "guild_id": str(standin.guild_id),
+    }
+    await standin.user_deletes(live)
+    await client.wait_until(lambda: len(client.raw_deletes) == 2)
+    first, second = client.raw_deletes
+    assert isinstance(first, discord.RawMessageDeleteEvent)
+    assert first.message_id == int(offline[1]["id"]) and first.cached_message is None
+    assert second.cached_message is not None and second.cached_message.content == "live"
+
+    bulk = await standin.bulk_delete("general", [offline[2], offline[3]])
+    assert set(bulk) == {"ids", "channel_id", "guild_id"}
+    await client.wait_until(lambda: len(client.raw_deletes) == 3)
+    gone = client.raw_deletes[2]
+    assert isinstance(gone, discord.RawBulkMessageDeleteEvent)
+    assert gone.message_ids == {int(offline[2]["id"]), int(offline[3]["id"])}
+    assert gone.channel_id == standin.general.id and gone.cached_messages == []
+
+    channel = client.get_channel(standin.general.id)
+    assert [m.content async for m in channel.history(limit=10)] == [f"one, <@{standin.carol.id}>"]
+    with pytest.raises(discord.NotFound):
+        await channel.fetch_message(int(offline[1]["id"]))
+    with pytest.raises(ValueError):
+        await standin.bulk_delete("general", [offline[0]])  # Discord wants 2 to 100
+
+
+async def test_edits_and_deletions_while_the_bot_is_away_change_only_history(standin):
+    said = await standin.user_says("general", "alice", "typo", deliver=False)
+    reply = await standin.user_says("general", "bob", "what?", reply_to=said, deliver=False)
+    await standin.user_edits(said, "fixed", deliver=False)
+    (stored, _) = standin.messages("general")
+    assert stored["content"] == "fixed" and stored["edited_timestamp"] is not None
+    await standin.user_deletes(said, deliver=False)
+    (left,) = standin.messages("general")
+    assert left["id"] == reply["id"] and left["referenced_message"] is None
+    assert left["message_reference"]["message_id"] == said["id"]
+    assert standin.gateway_frames == []
+
+
+# --- Bursts of many people -------------------------------------------------------------
+
+
+async def test_a_burst_of_five_hundred_members_arrives_in_order(standin, client):
+    started = asyncio.get_running_loop().time()
+    said = await standin.burst("general", 500, mention_bot=True)
+    sent_in = asyncio.get_running_loop().time() - started
+    await client.wait_until(lambda: len(client.received) == 500, timeout=10.0)
+    assert sent_in < 5.0, sent_in  # hundreds of MESSAGE_CREATE quickly, even on a busy host
+    assert [m.id for m in client.received] == [int(m["id"]) for m in said]
+    authors = [m.author for m in client.received]
+    assert len({a.id for a in authors}) == 500
+    assert all(isinstance(a, discord.Member) for a in authors)
+    assert authors[17].display_name == "User 17" and authors[17].name == "user_17"
+    assert client.received[17].content == f"<@{standin.bot_user_id}> message 17 from user_17"
+    assert standin.user("user_17").id == authors[17].id  # made once, then reused
+    assert len(standin.messages("general")) == 500
+
+    lines = [("user_3", "again"), ("alice", "me too"), (standin.user("user_600"), "new")]
+    more = await standin.crowd_says("random", lines)
+    assert [m["author"]["username"] for m in more] == ["user_3", "alice", "user_600"]
+    await client.wait_until(lambda: len(client.received) == 503)
+    assert client.received[500].author.id == authors[3].id
+
+
+# --- Other kinds of channel ---------------------------------------------------------------
+
+
+async def test_voice_stage_announcement_and_private_thread_chats(standin, client):
+    guild = client.get_guild(standin.guild_id)
+    expected = {
+        "voice": (discord.VoiceChannel, discord.ChannelType.voice),
+        "stage": (discord.StageChannel, discord.ChannelType.stage_voice),
+        "announcements": (discord.TextChannel, discord.ChannelType.news),
+        "private_thread": (discord.Thread, discord.ChannelType.private_thread),
+    }
+    for key, (kind, channel_type) in expected.items():
+        said = await standin.user_says(key, "carol", f"hello from {key}", mention_bot=True)
+        message = await client.next_message(lambda m, said=said: m.id == int(said["id"]))
+        channel = message.channel
+        assert isinstance(channel, kind) and channel.type is channel_type, key
+        assert channel.id == standin.channels[key].id and message.guild == guild
+        assert channel.permissions_for(guild.me).send_messages, key
+        answer = await channel.send(f"hi in {key}", reference=message)
+        assert answer.reference.message_id == message.id
+        assert [m.id async for m in channel.history(limit=5)] == [answer.id, message.id]
+
+    private = guild.get_thread(standin.private_thread.id)
+    assert private.is_private() and private.parent_id == standin.general.id
+    assert private.me is not None and private.me.id == standin.bot_user_id  # a member
+    assert private.invitable and guild.get_channel(standin.announcements.id).is_news()
+    assert guild.get_channel(standin.voice.id).bitrate == 64000
+    assert [m["content"] for m in standin.bot_messages("stage")] == ["hi in stage"]
+
+    await standin.deny("voice", "CONNECT", tell_bot=False)
+    with pytest.raises(discord.Forbidden) as refused:  # voice chat needs Connect as well
+        await guild.get_channel(standin.voice.id).send("still here?")
+    assert refused.value.code == 50001
+
+
+# --- Attachments on users' messages -------------------------------------------------------
+
+
+async def test_attachments_are_served_like_the_cdn_and_downloads_are_recorded(standin, client):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
+    said = await standin.user_says(
+        "general",
+        "alice",
+        "",
+        attachments=[
+            FakeAttachment("cat.png", png, width=64, height=48, description="a cat"),
+            FakeAttachment("message.txt", "long paste ✓".encode()),
+            FakeAttachment("clip.mp4", b"", size=50 * 1024 * 1024, content_type="video/mp4"),
+            FakeAttachment("notes", b"plain", guess_content_type=False),
+        ],
+    )
+    cat, paste, clip, notes = said["attachments"]
+    assert set(cat) == {
+        "id", "filename", "size", "url", "proxy_url", "content_type", "width", "height",
+        "description",
+    }  # fmt: skip
+    assert (cat["size"], cat["content_type"], cat["width"], cat["height"]) == (
+        len(png),
+        "image/png",
+        64,
+        48,
+    )
+    assert paste["content_type"] == "text/plain; charset=utf-8" and "content_type" not in notes
+    assert clip["size"] == 50 * 1024 * 1024 and "width" not in clip
+    assert cat["url"].startswith(f"{standin.url}/attachments/{standin.general.id}/{cat['id']}/")
+    assert "?ex=" in cat["url"] and "&hm=" in cat["url"]
+    assert cat["proxy_url"].startswith(f"{standin.url}/media/attachments/")
+
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    files = {a.filename: a for a in message.attachments}
+    assert files["cat.png"].width == 64 and files["notes"].content_type is None
+    assert await files["cat.png"].read() == png
+    assert await files["message.txt"].read(use_cached=True) == "long paste ✓".encode()
+    assert [r.path.split("/")[1] for r in standin.downloaded()] == ["attachments", "media"]
+    assert [r.status for r in standin.downloaded(cat)] == [200]
+    assert standin.downloaded(clip) == []  # the big video was never fetched
+
+    standin.fail_downloads(notes, status=404)
+    standin.fail_downloads(notes, status=500)
+    with pytest.raises(discord.NotFound):
+        await files["notes"].read()
+    with pytest.raises(discord.HTTPException) as failed:
+        await files["notes"].read()
+    assert failed.value.status == 500
+    assert await files["notes"].read() == b"plain"
+    assert [(r.status, r.fault) for r in standin.downloaded(notes)] == [
+        (404, "404 download"),
+        (500, "500 download"),
+        (200, None),
+    ]
+    standin.fail_downloads(cat, hang=True)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(files["cat.png"].read(), 0.3)
+    assert standin.downloaded(cat)[-1].fault == "hang"
+
+    channel = client.get_channel(standin.general.id)
+    (stored,) = [m async for m in channel.history(limit=1)]
+    assert [a.url for a in stored.attachments] == [a["url"] for a in said["attachments"]]
+    async with aiohttp.ClientSession() as http, http.get(f"{standin.url}/attachments/1/2/x") as r:
+        assert r.status == 404 and await r.text() == "This content is no longer available."
+
+    upload = discord.File(io.BytesIO(b"bot bytes"), filename="reply.txt")
+    sent = await channel.send(file=upload)
+    assert await sent.attachments[0].read() == b"bot bytes"  # the bot's own uploads too

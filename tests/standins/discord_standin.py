@@ -2,10 +2,13 @@
 
 The bot under test runs unmodified (discord.py included) and talks real HTTP and a
 real websocket to this server, which holds a small fixed world: one guild with a
-category, two text channels and a thread; users alice, bob (display name "Zoë 🌟"),
-carol (Moderators role), other_bot and owner (owns the guild and the app) besides the
-bot "ChatBot"; DMs made on demand. Tests drive it like people on Discord would and
-inspect what the bot did::
+category, two text channels ("general", "random"), a thread in general, an
+announcement channel, a voice and a stage channel (with their text chat) and a
+private thread the bot was added to; users alice, bob (display name "Zoë 🌟"), carol
+(Moderators role), other_bot and owner (owns the guild and the app) besides the bot
+"ChatBot" (with its managed role), plus "user_0", "user_1", ... made on first use;
+DMs made on demand. Tests drive it like people on Discord would and inspect what the
+bot did::
 
     async with DiscordStandIn() as discord_:
         # point the bot at discord_.url (REST under /api/v10) and discord_.gateway_url
@@ -39,6 +42,14 @@ Behaviour copied from Discord (and relied on by discord.py):
       sent = await discord_.user_runs_command("general", "carol", "reset")
       answer = await discord_.wait_for_interaction_response(sent)  # content, ephemeral...
 
+Situations and faults tests can inject (each method's docstring has the details):
+``fail_requests`` / ``fail_with_cloudflare_502`` / ``rate_limit`` (REST answers),
+``deny`` / ``restore`` (the bot's permissions per channel; ``forbid``, ``forbid_read``
+and ``allow`` are the older, silent forms), ``user_says(mention_roles=...)``,
+``user_edits`` / ``user_deletes`` / ``bulk_delete`` (``deliver=False``: while the bot
+is away), ``burst`` / ``crowd_says`` (many members at once), ``FakeAttachment`` with
+``fail_downloads`` and ``downloaded`` (the CDN).
+
 Adding a REST route: add a row to ``ROUTES`` (method, path under /api/v10, name of
 a handler method), then write ``async def api_<name>(self, call: ApiCall)`` on
 ``DiscordStandIn``. The handler returns the JSON body (status 200), or None for
@@ -55,6 +66,8 @@ import contextlib
 import copy
 import json
 import logging
+import math
+import mimetypes
 import re
 import socket
 import time
@@ -62,7 +75,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -113,6 +128,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ),
 )
 
+ROUTE_NAMES = frozenset(name for _, _, name in ROUTES)
+
 # Paths (under /api/v10) Discord serves without ``Authorization``: the interaction
 # token in the path is the credential, and discord.py sends no bot token there.
 UNAUTHENTICATED_PATHS = re.compile(r"/interactions/\d+/[^/]+/callback|/webhooks/\d+/[^/]+(/.*)?")
@@ -128,6 +145,12 @@ GATEWAY_OPS: dict[int, str] = {
 }
 
 API_PREFIX = "/api/v10"
+# Attachment downloads: ``url`` is /attachments/... (cdn.discordapp.com on Discord) and
+# ``proxy_url`` /media/attachments/... (media.discordapp.net).
+CDN_MEDIA_PREFIX = "media"
+CDN_PATHS = ("/attachments/{channel_id}/{attachment_id}/{filename}",
+             "/media/attachments/{channel_id}/{attachment_id}/{filename}")  # fmt: skip
+CDN_GONE = "This content is no longer available."
 GATEWAY_PATH = "/gateway"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 MAX_CONTENT_LENGTH = 2000
@@ -151,6 +174,9 @@ APP_FLAG_MESSAGE_CONTENT_LIMITED = 1 << 19
 
 # Channel and message types.
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_CATEGORY, CHANNEL_PUBLIC_THREAD = 0, 1, 4, 11
+CHANNEL_VOICE, CHANNEL_ANNOUNCEMENT, CHANNEL_PRIVATE_THREAD, CHANNEL_STAGE = 2, 5, 12, 13
+VOICE_TYPES = frozenset({CHANNEL_VOICE, CHANNEL_STAGE})  # their text chat needs Connect too
+THREAD_TYPES = frozenset({CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD})
 MESSAGE_DEFAULT, MESSAGE_USER_JOIN, MESSAGE_REPLY = 0, 7, 19
 MESSAGE_CHAT_INPUT_COMMAND = 20  # the message an interaction response creates
 
@@ -176,6 +202,33 @@ P_MENTION_EVERYONE, P_EXTERNAL_EMOJIS, P_CONNECT, P_SPEAK = 1 << 17, 1 << 18, 1 
 P_CHANGE_NICKNAME, P_MANAGE_THREADS, P_CREATE_PUBLIC_THREADS = 1 << 26, 1 << 34, 1 << 35
 P_SEND_IN_THREADS, P_MODERATE_MEMBERS = 1 << 38, 1 << 40
 P_ADMINISTRATOR, P_USE_APPLICATION_COMMANDS = 1 << 3, 1 << 31
+P_SEND_TTS, P_CREATE_PRIVATE_THREADS = 1 << 12, 1 << 36
+ALL_PERMISSIONS = (1 << 53) - 1
+# Discord's names for the permission bits a test may deny the bot in a channel
+# (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags).
+PERMISSIONS: dict[str, int] = {
+    "CREATE_INSTANT_INVITE": P_CREATE_INVITE,
+    "ADD_REACTIONS": P_ADD_REACTIONS,
+    "VIEW_CHANNEL": P_VIEW_CHANNEL,
+    "SEND_MESSAGES": P_SEND_MESSAGES,
+    "SEND_TTS_MESSAGES": P_SEND_TTS,
+    "MANAGE_MESSAGES": P_MANAGE_MESSAGES,
+    "EMBED_LINKS": P_EMBED_LINKS,
+    "ATTACH_FILES": P_ATTACH_FILES,
+    "READ_MESSAGE_HISTORY": P_READ_HISTORY,
+    "MENTION_EVERYONE": P_MENTION_EVERYONE,
+    "USE_EXTERNAL_EMOJIS": P_EXTERNAL_EMOJIS,
+    "CONNECT": P_CONNECT,
+    "SPEAK": P_SPEAK,
+    "USE_APPLICATION_COMMANDS": P_USE_APPLICATION_COMMANDS,
+    "MANAGE_THREADS": P_MANAGE_THREADS,
+    "CREATE_PUBLIC_THREADS": P_CREATE_PUBLIC_THREADS,
+    "CREATE_PRIVATE_THREADS": P_CREATE_PRIVATE_THREADS,
+    "SEND_MESSAGES_IN_THREADS": P_SEND_IN_THREADS,
+}
+# Denying SEND_MESSAGES implicitly denies these too (topics/permissions#implicit-permissions).
+IMPLIED_BY_SEND = P_MENTION_EVERYONE | P_SEND_TTS | P_ATTACH_FILES | P_EMBED_LINKS
+OVERWRITE_ROLE, OVERWRITE_MEMBER = 0, 1
 EVERYONE_PERMISSIONS = (
     P_CREATE_INVITE | P_ADD_REACTIONS | P_VIEW_CHANNEL | P_SEND_MESSAGES | P_EMBED_LINKS
     | P_ATTACH_FILES | P_READ_HISTORY | P_EXTERNAL_EMOJIS | P_CONNECT | P_SPEAK
@@ -197,6 +250,8 @@ BODY_KEY = web.RequestKey("discord_standin_body", object)
 FILES_KEY = web.RequestKey("discord_standin_files", list)
 USER_MENTION = re.compile(r"<@!?(\d+)>")
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
+# Users made on first mention ("user_0", "user_1", ...): a crowd for load and burst tests.
+CROWD_USER = re.compile(r"user_(\d+)")
 
 
 # --------------------------------------------------------------------------------------
@@ -274,6 +329,10 @@ def nested_form_error(failure: DiscordError, key: str) -> DiscordError:
 
 def missing_access() -> DiscordError:
     return error(403, 50001, "Missing Access")
+
+
+def cannot_reply_without_history() -> DiscordError:
+    return error(403, 160002, "Cannot reply without permission to read message history")
 
 
 def unknown_interaction() -> DiscordError:
@@ -354,8 +413,50 @@ class FakeChannel:
         return self.type == CHANNEL_DM
 
     @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
+
+    @property
     def mention(self) -> str:
         return f"<#{self.id}>"
+
+
+@dataclass(frozen=True)
+class FakeAttachment:
+    """A file a user attaches to a message (``user_says(..., attachments=[...])``).
+
+    ``data`` is what a download gets; ``size`` is the size the attachment object
+    declares (default ``len(data)``): a "50 MB video" need not be backed by 50 MB.
+    ``content_type`` is sent as given; if None it is guessed from the file name (text
+    types get ``; charset=utf-8``, as Discord labels them) unless
+    ``guess_content_type`` is False, and then the field is missing, which Discord does
+    for some files. ``width``/``height`` are for images and videos::
+
+        FakeAttachment("clip.mp4", b"", size=50 * 1024 * 1024, content_type="video/mp4")
+    """
+
+    filename: str
+    data: bytes = b""
+    size: int | None = None
+    content_type: str | None = None
+    guess_content_type: bool = True
+    width: int | None = None
+    height: int | None = None
+    description: str | None = None
+    duration_secs: float | None = None
+
+    @property
+    def declared_size(self) -> int:
+        return len(self.data) if self.size is None else self.size
+
+    def media_type(self) -> str | None:
+        """The ``content_type`` field, or None to leave it out."""
+        if self.content_type is not None or not self.guess_content_type:
+            return self.content_type
+        guessed, _ = mimetypes.guess_type(self.filename)
+        if guessed is not None and guessed.startswith("text/"):
+            return f"{guessed}; charset=utf-8"
+        return guessed
 
 
 @dataclass
@@ -404,6 +505,53 @@ class GatewaySession:
 
     def has(self, intent: int) -> bool:
         return bool(self.intents & intent)
+
+
+# A Cloudflare error page, as discord.py logs it when Discord's edge answers for the API.
+CLOUDFLARE_502_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(eq=False)
+class InjectedFault:
+    """Requests that will be answered with a canned failure instead of Discord's answer.
+
+    Made by ``DiscordStandIn.fail_requests`` (and its 502 / 429 variants). The next
+    ``remaining`` requests that match ``method``, ``route`` and ``channel_id`` get
+    ``status`` with ``body`` (bytes, of ``content_type``) and ``headers``; each one is
+    kept in ``hits`` (its ``RecordedRequest.fault`` is ``description``).
+    """
+
+    method: str
+    route: str | Callable[[str], bool]  # a ROUTES handler name, a path regex or a predicate
+    channel_id: int | None
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+    remaining: int
+    description: str
+    take_effect: bool = False  # handle the request first (it happened), then fail the answer
+    delay: float = 0.0  # seconds to wait before answering
+    hang: bool = False  # never answer (until the stand-in stops)
+    hits: list[RecordedRequest] = field(default_factory=list)
+
+    def matches(
+        self, method: str, route_name: str | None, path: str, channel_id: str | None
+    ) -> bool:
+        """Whether a request (path under /api/v10) is one this fault is for."""
+        if self.remaining <= 0 or method != self.method:
+            return False
+        if self.channel_id is not None and channel_id != str(self.channel_id):
+            return False
+        if callable(self.route):
+            return bool(self.route(path))
+        if self.route in ROUTE_NAMES:
+            return route_name == self.route
+        return re.fullmatch(self.route, path) is not None
 
 
 class SnowflakeFactory:
@@ -475,6 +623,7 @@ class DiscordStandIn(Recorder):
 
         self._snowflake = SnowflakeFactory()
         self._build_world()
+        self._users_by_id: dict[int, FakeUser] = {u.id: u for u in self.users.values()}
         for n in range(extra_text_channels):
             key = f"channel-{n}"
             self.channels[key] = FakeChannel(
@@ -485,8 +634,18 @@ class DiscordStandIn(Recorder):
         self._messages: dict[int, dict[int, dict[str, Any]]] = {
             channel.id: {} for channel in self.channels.values()
         }
-        self._forbidden: set[int] = set()
+        # Permissions taken from the bot per channel id: ``_denied`` is shown to the bot as
+        # a member permission overwrite; ``_hidden_denied`` is not (see ``deny``).
+        self._denied: dict[int, int] = {}
+        self._hidden_denied: dict[int, int] = {}
         self._forbidden_read: set[int] = set()
+        self._faults: list[InjectedFault] = []
+        # Attachments: id -> (channel id, file); downloads of them and faults for them.
+        self._files: dict[int, tuple[int, FakeAttachment]] = {}
+        self.downloads: list[RecordedRequest] = []  # every GET of an attachment URL
+        self._download_faults: list[InjectedFault] = []
+        self._stopping = asyncio.Event()  # releases hanging answers when the server stops
+        self._route_names: dict[tuple[str, str], str] = {}  # (method, path pattern) -> name
         # Application commands: guild id (None: global) -> commands as Discord stores them.
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._interactions: dict[int, InteractionRecord] = {}
@@ -504,6 +663,14 @@ class DiscordStandIn(Recorder):
         self.everyone_role_id = self.guild_id  # as on Discord
         self.moderators_role_id = new_id()
         self.bot_role_id = new_id()  # the managed role Discord gives a bot on joining
+        self.helpers_role_id = new_id()  # an ordinary, mentionable role nobody holds
+        # Roles by name, for user_says(mention_roles=...) and role().
+        self.roles: dict[str, int] = {
+            "everyone": self.everyone_role_id,
+            "moderators": self.moderators_role_id,
+            "helpers": self.helpers_role_id,
+            "bot": self.bot_role_id,
+        }
         self.guild_name = "Stand-in Guild"
 
         def user(key: str, username: str, global_name: str | None, **kw: Any) -> FakeUser:
@@ -545,22 +712,56 @@ class DiscordStandIn(Recorder):
             "thread", new_id(), CHANNEL_PUBLIC_THREAD, "a thread", parent_id=self.general.id,
             owner_id=self.alice.id, **guild,
         )  # fmt: skip
+        # Other kinds of channel with text chat (resources/channel#channel-object-channel-types).
+        self.announcements = FakeChannel(
+            "announcements", new_id(), CHANNEL_ANNOUNCEMENT, "announcements",
+            parent_id=self.category.id, position=2, **guild,
+        )  # fmt: skip
+        self.voice = FakeChannel("voice", new_id(), CHANNEL_VOICE, "Lounge", **guild)
+        self.stage = FakeChannel("stage", new_id(), CHANNEL_STAGE, "Town Hall", position=1, **guild)
+        # A private thread: only its members (the bot was added) and moderators see it.
+        self.private_thread = FakeChannel(
+            "private_thread", new_id(), CHANNEL_PRIVATE_THREAD, "a private thread",
+            parent_id=self.general.id, owner_id=self.carol.id, **guild,
+        )  # fmt: skip
         self.channels: dict[str, FakeChannel] = {
-            c.key: c for c in (self.category, self.general, self.random, self.thread)
-        }
+            c.key: c
+            for c in (
+                self.category, self.general, self.random, self.thread, self.announcements,
+                self.voice, self.stage, self.private_thread,
+            )
+        }  # fmt: skip
 
     def user(self, ref: FakeUser | str | int) -> FakeUser:
-        """The user named ``ref`` ("alice"), or with that id (int or digit string)."""
+        """The user named ``ref`` ("alice"), or with that id (int or digit string).
+
+        "user_0", "user_1", ... name a crowd of ordinary members without roles, made on
+        first use (username "user_17", display name "User 17")."""
         if isinstance(ref, FakeUser):
             return ref
         if isinstance(ref, str) and ref in self.users:
             return self.users[ref]
+        if isinstance(ref, str) and (crowd := CROWD_USER.fullmatch(ref)):
+            member = FakeUser(ref, self._snowflake(), ref, f"User {int(crowd[1])}")
+            self.users[ref] = member
+            self._users_by_id[member.id] = member
+            self.member_roles[member.id] = []
+            return member
         with contextlib.suppress(TypeError, ValueError):
-            wanted = int(ref)
-            for candidate in self.users.values():
-                if candidate.id == wanted:
-                    return candidate
+            found = self._users_by_id.get(int(ref))
+            if found is not None:
+                return found
         raise KeyError(f"no user {ref!r}; known: {sorted(self.users)}")
+
+    def role(self, ref: str | int) -> int:
+        """The id of the role named ``ref`` in ``roles`` ("bot": the bot's managed role,
+        "moderators", "helpers", "everyone"), or ``ref`` itself if it is a role's id."""
+        if isinstance(ref, str) and ref in self.roles:
+            return self.roles[ref]
+        with contextlib.suppress(TypeError, ValueError):
+            if int(ref) in self.roles.values():
+                return int(ref)
+        raise KeyError(f"no role {ref!r}; known: {sorted(self.roles)}")
 
     def channel(self, ref: FakeChannel | str | int) -> FakeChannel:
         """The channel named ``ref`` ("general", "dm:alice"), or with that id."""
@@ -606,9 +807,12 @@ class DiscordStandIn(Recorder):
         app = web.Application(middlewares=[self._api_middleware])
         app.router.add_get(GATEWAY_PATH, self._gateway)
         app.router.add_get(GATEWAY_PATH + "/", self._gateway)
+        for path in CDN_PATHS:
+            app.router.add_get(path, self._cdn)
         for method, path, name in ROUTES:
             handler = self._route(getattr(self, f"api_{name}"))
             app.router.add_route(method, API_PREFIX + path, handler)
+            self._route_names[method, API_PREFIX + path] = name
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -618,6 +822,7 @@ class DiscordStandIn(Recorder):
 
     async def stop(self) -> None:
         """Close every gateway connection (code 1001) and the server."""
+        self._stopping.set()
         for session in list(self._sessions):
             with contextlib.suppress(Exception):
                 await session.ws.close(code=1001, message=b"Stand-in shutting down")
@@ -670,21 +875,34 @@ class DiscordStandIn(Recorder):
         content: str,
         *,
         mention_bot: bool = False,
+        mention_roles: Sequence[str | int] = (),
         reply_to: dict[str, Any] | str | int | None = None,
         ping_reply: bool = True,
-        attachments: Sequence[str] = (),
+        attachments: Sequence[FakeAttachment | str] = (),
         deliver: bool = True,
     ) -> dict[str, Any]:
         """``user`` posts ``content`` in ``channel``; the bot gets MESSAGE_CREATE.
 
         ``mention_bot`` puts ``<@BOT_ID>`` in front of the content unless it is there.
+        ``mention_roles`` (names in ``roles`` or ids; "bot" is the bot's managed role,
+        which Discord's client offers next to the bot when someone types "@ChatBot")
+        puts ``<@&ROLE_ID>`` in front for each role not already in the content; every
+        role mentioned in the content is listed in ``mention_roles``, and the bot user
+        is not in ``mentions`` for a role mention.
         ``reply_to`` (a message dict or id in the same channel) makes it a reply
         (type 19) that pings the replied-to author unless ``ping_reply`` is False.
-        ``attachments`` are file names; they become attachment objects.
+        ``attachments`` are ``FakeAttachment``s (or bare file names: the name is the
+        content, no content_type); they become attachment objects whose ``url`` and
+        ``proxy_url`` this server serves (see ``downloads``, ``fail_downloads``), e.g.
+        ``attachments=[FakeAttachment("cat.png", png, width=64, height=48)]``.
         ``deliver=False`` only stores the message (history the bot never saw live);
         otherwise a bot must be connected. Returns the full message as stored.
         """
         where, author = self.channel(channel), self.user(user)
+        for role in reversed(mention_roles):
+            role_mention = f"<@&{self.role(role)}>"
+            if role_mention not in content:
+                content = f"{role_mention} {content}"
         if mention_bot and self.bot_user.mention not in content:
             content = f"{self.bot_user.mention} {content}"
         reference = None
@@ -696,8 +914,13 @@ class DiscordStandIn(Recorder):
             if where.guild_id is not None:
                 reference["guild_id"] = str(where.guild_id)
         files = [
-            self._attachment_json(where, name, size=len(name), content_type=None)
-            for name in attachments
+            self._attachment_json(
+                where,
+                file
+                if isinstance(file, FakeAttachment)
+                else FakeAttachment(file, file.encode(), guess_content_type=False),
+            )
+            for file in attachments
         ]
         message = self._new_message(
             where,
@@ -709,6 +932,52 @@ class DiscordStandIn(Recorder):
             allowed_mentions=None if ping_reply else {**ALL_MENTIONS, "replied_user": False},
         )
         return await self._post_as_user(message, deliver)
+
+    async def crowd_says(
+        self,
+        channel: FakeChannel | str | int,
+        lines: Sequence[tuple[FakeUser | str | int, str]],
+        *,
+        mention_bot: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Each ``(user, content)`` of ``lines`` is posted in ``channel`` at once, in order.
+
+        Like ``user_says`` for every line (stored, then MESSAGE_CREATE each), but built
+        first and sent back to back without waking waiters in between, so hundreds go
+        out in a fraction of a second, as in a busy channel. Returns the messages.
+        """
+        where = self.channel(channel)
+        self._require_connected_bot()
+        messages = []
+        for user, content in lines:
+            if mention_bot and self.bot_user.mention not in content:
+                content = f"{self.bot_user.mention} {content}"
+            message = self._new_message(where, self.user(user), content)
+            self._store(message)
+            messages.append(message)
+        for message in messages:
+            await self._dispatch_message_event("MESSAGE_CREATE", message)
+        await self.notify()
+        return [self._render(m, rest=False) for m in messages]
+
+    async def burst(
+        self,
+        channel: FakeChannel | str | int,
+        count: int,
+        *,
+        text: str = "message {n} from {user}",
+        first: int = 0,
+        mention_bot: bool = False,
+    ) -> list[dict[str, Any]]:
+        """``count`` different members ("user_{first}" ... "user_{first + count - 1}")
+        each say ``text`` (formatted with ``n`` and ``user``) in ``channel`` at once::
+
+            said = await standin.burst("general", 500, mention_bot=True)
+        """
+        lines = [
+            (f"user_{first + n}", text.format(n=n, user=f"user_{first + n}")) for n in range(count)
+        ]
+        return await self.crowd_says(channel, lines, mention_bot=mention_bot)
 
     async def user_dms(
         self, user: FakeUser | str | int, content: str, *, deliver: bool = True
@@ -731,17 +1000,93 @@ class DiscordStandIn(Recorder):
         )
         return await self._post_as_user(message, deliver)
 
-    async def user_edits(self, message: dict[str, Any] | str | int, content: str) -> dict[str, Any]:
-        """The author of ``message`` edits it; the bot gets MESSAGE_UPDATE."""
+    async def user_edits(
+        self, message: dict[str, Any] | str | int, content: str, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """The author of ``message`` edits it; the bot gets MESSAGE_UPDATE.
+
+        As on Discord (events/gateway-events#message-update) the event carries the whole
+        message as MESSAGE_CREATE would, with ``edited_timestamp`` set, ``tts`` false and
+        mentions parsed again; the stored history shows the edit. discord.py fires
+        ``on_message_edit`` only for messages in its cache, ``on_raw_message_edit``
+        always. ``deliver=False`` edits the history only (done while the bot was away).
+        """
+        stored = self._stored_message(message)
+        if deliver:
+            self._require_connected_bot()
+        self._apply_edit(stored, {"content": content})
+        stored["tts"] = False
+        if deliver:
+            await self._dispatch_message_event("MESSAGE_UPDATE", stored)
+        await self.notify()
+        return self._render(stored, rest=False)
+
+    async def user_deletes(
+        self, message: dict[str, Any] | str | int, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """``message`` is deleted (by its author or a moderator: Discord does not say who).
+
+        It leaves the history; the bot gets MESSAGE_DELETE ``{id, channel_id, guild_id}``
+        (events/gateway-events#message-delete); replies to it keep their
+        ``message_reference`` and get ``referenced_message: null``. discord.py fires
+        ``on_message_delete`` only for cached messages, ``on_raw_message_delete`` always.
+        Returns the event; ``deliver=False`` deletes without telling the bot.
+        """
+        stored = self._stored_message(message)
+        if deliver:
+            self._require_connected_bot()
+        channel = self.channel(int(stored["channel_id"]))
+        del self._messages[channel.id][int(stored["id"])]
+        event = {"id": stored["id"], "channel_id": str(channel.id)}
+        if channel.guild_id is not None:
+            event["guild_id"] = str(channel.guild_id)
+        if deliver:
+            await self.dispatch("MESSAGE_DELETE", event)
+        await self.notify()
+        return event
+
+    async def bulk_delete(
+        self,
+        channel: FakeChannel | str | int,
+        messages: Sequence[dict[str, Any] | str | int],
+        *,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """A moderator (or a moderation bot) deletes ``messages`` of ``channel`` at once.
+
+        They leave the history; the bot gets one MESSAGE_DELETE_BULK ``{ids, channel_id,
+        guild_id}`` (events/gateway-events#message-delete-bulk); discord.py fires
+        ``on_bulk_message_delete`` (cached ones) and ``on_raw_bulk_message_delete``.
+        Guild channels only, 2 to 100 messages, as Discord's bulk delete allows.
+        """
+        where = self.channel(channel)
+        if where.guild_id is None:
+            raise ValueError("bulk deletion exists only in guild channels")
+        if not 2 <= len(messages) <= 100:
+            raise ValueError("Discord bulk-deletes 2 to 100 messages at a time")
+        stored = [self._stored_message(m) for m in messages]
+        if any(int(m["channel_id"]) != where.id for m in stored):
+            raise ValueError(f"every message must be in {where.key}")
+        if deliver:
+            self._require_connected_bot()
+        for message in stored:
+            del self._messages[where.id][int(message["id"])]
+        event = {
+            "ids": [m["id"] for m in stored],
+            "channel_id": str(where.id),
+            "guild_id": str(where.guild_id),
+        }
+        if deliver:
+            await self.dispatch("MESSAGE_DELETE_BULK", event)
+        await self.notify()
+        return event
+
+    def _stored_message(self, message: dict[str, Any] | str | int) -> dict[str, Any]:
         message_id = int(message["id"] if isinstance(message, dict) else message)
         stored = self._find_message(message_id)
         if stored is None:
             raise KeyError(f"no message {message_id}")
-        self._require_connected_bot()
-        self._apply_edit(stored, {"content": content})
-        await self._dispatch_message_event("MESSAGE_UPDATE", stored)
-        await self.notify()
-        return self._render(stored, rest=False)
+        return stored
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> bool:
         """Send any DISPATCH event to the connected bot; whether it was sent."""
@@ -824,12 +1169,19 @@ class DiscordStandIn(Recorder):
     # ---- fault injection ---------------------------------------------------------------
 
     def forbid(self, channel: FakeChannel | str | int) -> None:
-        """Posts, edits and typing in ``channel`` now get 403 / 50013 Missing Permissions.
+        """Posts, edits, reactions and typing in ``channel`` now get 403 / 50013 Missing
+        Permissions (Send Messages, or Send Messages in Threads in a thread, and Add
+        Reactions are gone).
 
         The bot is not told (its cached permissions still say it may post), like a
-        moderator removing the permission in a way the bot did not follow.
+        moderator removing the permission in a way the bot did not follow. ``deny``
+        is the general form.
         """
-        self._forbidden.add(self.channel(channel).id)
+        where = self.channel(channel)
+        send = P_SEND_IN_THREADS if where.is_thread else P_SEND_MESSAGES
+        self._hidden_denied[where.id] = (
+            self._hidden_denied.get(where.id, 0) | send | P_ADD_REACTIONS
+        )
 
     def forbid_read(self, channel: FakeChannel | str | int) -> None:
         """Reading ``channel`` over REST (history, one message) now gets 403 / 50001
@@ -837,9 +1189,325 @@ class DiscordStandIn(Recorder):
         self._forbidden_read.add(self.channel(channel).id)
 
     def allow(self, channel: FakeChannel | str | int) -> None:
-        """Undo ``forbid`` and ``forbid_read``."""
-        self._forbidden.discard(self.channel(channel).id)
+        """Undo ``forbid``, ``forbid_read`` and ``deny(..., tell_bot=False)`` (silently);
+        ``restore`` gives back what ``deny`` took and tells the bot."""
+        self._hidden_denied.pop(self.channel(channel).id, None)
         self._forbidden_read.discard(self.channel(channel).id)
+
+    async def deny(
+        self,
+        channel: FakeChannel | str | int,
+        *permissions: str | int,
+        tell_bot: bool = True,
+    ) -> int:
+        """Take ``permissions`` ("READ_MESSAGE_HISTORY", or bits) from the bot in ``channel``.
+
+        As a moderator would: a member permission overwrite for the bot
+        (``{"id": BOT_ID, "type": 1, "allow": "0", "deny": "65536"}``) in the channel's
+        ``permission_overwrites``, in GUILD_CREATE and, if the bot is connected, in a
+        CHANNEL_UPDATE now, so discord.py's ``channel.permissions_for(guild.me)`` agrees.
+        Threads have no overwrites: deny on the parent channel (SEND_MESSAGES_IN_THREADS,
+        READ_MESSAGE_HISTORY, ...); the thread inherits it. ``tell_bot=False`` keeps the
+        overwrite secret (the bot's cache is stale), and works on threads too.
+
+        REST then refuses like Discord (``bot_permissions`` has the result): without
+        VIEW_CHANNEL every call on the channel gets 403 / 50001; without SEND_MESSAGES
+        (SEND_MESSAGES_IN_THREADS in a thread) posting, editing and typing get 403 / 50013,
+        and ATTACH_FILES, EMBED_LINKS, MENTION_EVERYONE go too (implicit permissions);
+        without ATTACH_FILES uploads get 50013; without READ_MESSAGE_HISTORY a reply
+        (``message_reference``) gets 403 / 160002 while a plain post works, GET messages
+        answers ``[]`` (resources/message#get-channel-messages), one message and reactions
+        50013. Returns the bits now denied in ``channel``::
+
+            await standin.deny("general", "READ_MESSAGE_HISTORY")
+        """
+        where = self.channel(channel)
+        bits = self._permission_bits(permissions)
+        if where.is_dm or where.guild_id is None:
+            raise ValueError("DMs have no permission overwrites")
+        if not tell_bot:
+            self._hidden_denied[where.id] = self._hidden_denied.get(where.id, 0) | bits
+            return self._hidden_denied[where.id]
+        if where.is_thread:
+            raise ValueError(
+                f"{where.key} is a thread: threads take their permissions from their parent; "
+                "deny on the parent channel (or pass tell_bot=False)"
+            )
+        self._denied[where.id] = self._denied.get(where.id, 0) | bits
+        await self._channel_updated(where)
+        return self._denied[where.id]
+
+    async def restore(self, channel: FakeChannel | str | int, *permissions: str | int) -> int:
+        """Give back ``permissions`` (all, if none are named) that ``deny`` took in
+        ``channel``, told to the bot as ``deny`` was (CHANNEL_UPDATE); the bits still
+        denied::
+
+            await standin.restore("general", "READ_MESSAGE_HISTORY")
+        """
+        where = self.channel(channel)
+        bits = self._permission_bits(permissions) if permissions else ALL_PERMISSIONS
+        for denied in (self._denied, self._hidden_denied):
+            left = denied.get(where.id, 0) & ~bits
+            if left:
+                denied[where.id] = left
+            else:
+                denied.pop(where.id, None)
+        if not where.is_thread:
+            await self._channel_updated(where)
+        return self._denied.get(where.id, 0) | self._hidden_denied.get(where.id, 0)
+
+    def bot_permissions(self, channel: FakeChannel | str | int) -> int:
+        """The bot's permissions in ``channel`` as Discord computes them (what REST enforces):
+        its roles, the channel's (for a thread: its parent's) overwrites, hidden denials,
+        then the implicit rules for VIEW_CHANNEL and SEND_MESSAGES."""
+        where = self.channel(channel)
+        if where.is_dm:
+            return DM_APP_PERMISSIONS
+        permissions = self._permissions(self.bot_user)
+        if permissions & P_ADMINISTRATOR:
+            return ALL_PERMISSIONS
+        source = self.channel(where.parent_id) if where.is_thread and where.parent_id else where
+        for denied in (self._denied, self._hidden_denied):
+            permissions &= ~denied.get(source.id, 0)
+        permissions &= ~self._hidden_denied.get(where.id, 0)
+        if not permissions & P_VIEW_CHANNEL:
+            return 0
+        send = P_SEND_IN_THREADS if where.is_thread else P_SEND_MESSAGES
+        if not permissions & send:
+            permissions &= ~IMPLIED_BY_SEND
+        return permissions
+
+    @staticmethod
+    def _permission_bits(permissions: Sequence[str | int]) -> int:
+        bits = 0
+        for permission in permissions:
+            if isinstance(permission, str):
+                try:
+                    bits |= PERMISSIONS[permission.upper()]
+                except KeyError:
+                    raise KeyError(
+                        f"unknown permission {permission!r}; known: {sorted(PERMISSIONS)}"
+                    ) from None
+            else:
+                bits |= int(permission)
+        if not bits:
+            raise ValueError("name at least one permission")
+        return bits
+
+    async def _channel_updated(self, channel: FakeChannel) -> None:
+        """CHANNEL_UPDATE to the connected bot (if any), as Discord sends on an overwrite change."""
+        if self.connected:
+            await self.dispatch("CHANNEL_UPDATE", self._channel_json(channel))
+        await self.notify()
+
+    def fail_requests(
+        self,
+        method: str,
+        route: str | Callable[[str], bool],
+        *,
+        status: int = 503,
+        body: Mapping[str, Any] | str | bytes | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+        channel: FakeChannel | str | int | None = None,
+        take_effect: bool = False,
+        delay: float = 0.0,
+        hang: bool = False,
+        description: str | None = None,
+    ) -> InjectedFault:
+        """Answer the next ``times`` matching REST requests with ``status`` and ``body``.
+
+        ``route`` is a handler name from ``ROUTES`` ("create_message"), a regular
+        expression for the whole path under /api/v10 (as in ``requests_to``), or a
+        predicate on that path; ``channel`` narrows it to requests whose path names that
+        channel. The default body is Discord's JSON for a server error,
+        ``{"message": "503: Service Unavailable", "code": 0}``; a dict is sent as
+        ``application/json``, a str or bytes as ``content_type`` (default text/plain).
+        ``take_effect=True`` handles the request first (a message is posted, events go
+        out) and then answers with the failure, as when Discord's edge times out on a
+        request Discord completed; ``delay`` waits that many seconds before answering and
+        ``hang`` never answers (until the stand-in stops: discord.py has no REST timeout).
+        The token check comes first (a 401 is not replaced). Faults are used in the
+        order they were added; each hit is recorded with ``RecordedRequest.fault`` set.
+
+        discord.py retries 500, 502, 504 and 524 up to five times (sleeping 1, 3, 5, 7 s)
+        and 429s after ``retry_after``; other statuses raise at once::
+
+            standin.fail_requests("POST", "create_message", status=503, channel="general")
+        """
+        if body is None:
+            body = {"message": f"{status}: {HTTPStatus(status).phrase}", "code": 0}
+        if isinstance(body, Mapping):
+            raw = json.dumps(body, ensure_ascii=False).encode()
+            content_type = content_type or "application/json"
+        else:
+            raw = body.encode() if isinstance(body, str) else bytes(body)
+            content_type = content_type or "text/plain"
+        where = None if channel is None else self.channel(channel).id
+        fault = InjectedFault(
+            method=method.upper(),
+            route=route,
+            channel_id=where,
+            status=status,
+            body=raw,
+            content_type=content_type,
+            headers=dict(headers or {}),
+            remaining=times,
+            description=description or f"{status} {content_type.split(';')[0]}",
+            take_effect=take_effect,
+            delay=delay,
+            hang=hang,
+        )
+        self._faults.append(fault)
+        return fault
+
+    def fail_with_cloudflare_502(
+        self,
+        method: str,
+        route: str | Callable[[str], bool],
+        *,
+        times: int = 1,
+        channel: FakeChannel | str | int | None = None,
+        take_effect: bool = False,
+    ) -> InjectedFault:
+        """Cloudflare's HTML "502 Bad Gateway" page (``text/html``) instead of Discord's
+        JSON, as Discord's edge answers while the API behind it is down. discord.py gets
+        the page as a str (``HTTPException.text``) and retries 502s itself::
+
+            standin.fail_with_cloudflare_502("POST", "create_message", times=5)
+        """
+        return self.fail_requests(
+            method, route, status=502, body=CLOUDFLARE_502_PAGE, content_type="text/html",
+            headers={"Server": "cloudflare"}, times=times, channel=channel,
+            take_effect=take_effect, description="502 cloudflare html",
+        )  # fmt: skip
+
+    def rate_limit(
+        self,
+        method: str,
+        route: str | Callable[[str], bool],
+        *,
+        retry_after: float = 0.2,
+        is_global: bool = False,
+        scope: str = "user",
+        code: int | None = None,
+        times: int = 1,
+        channel: FakeChannel | str | int | None = None,
+    ) -> InjectedFault:
+        """A 429 with Discord's rate-limit body and headers (topics/rate-limits.mdx).
+
+        Body ``{"message": "You are being rate limited.", "retry_after": 0.2,
+        "global": false}`` (plus ``code`` if given, e.g. 20028 for a channel's write
+        limit); headers ``Retry-After`` (whole seconds), ``X-RateLimit-*`` with
+        ``X-RateLimit-Scope`` ("user", "shared"; "global" with ``X-RateLimit-Global``)
+        and ``Via``: discord.py treats a 429 without ``Via`` as a Cloudflare ban and
+        raises instead of waiting. discord.py sleeps ``retry_after`` and retries::
+
+            standin.rate_limit("POST", "create_message", retry_after=0.5, channel="general")
+        """
+        body: dict[str, Any] = {
+            "message": "You are being rate limited.", "retry_after": retry_after,
+            "global": is_global,
+        }  # fmt: skip
+        if code is not None:
+            body["code"] = code
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after))), "Via": "1.1 google"}
+        if is_global:
+            headers.update({"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"})
+        else:
+            headers.update(
+                {
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                    "X-RateLimit-Bucket": "stand-in-" + route if isinstance(route, str) else "x",
+                    "X-RateLimit-Scope": scope,
+                }
+            )
+        return self.fail_requests(
+            method, route, status=429, body=body, headers=headers, times=times, channel=channel,
+            description="429 rate limit",
+        )  # fmt: skip
+
+    def fail_downloads(
+        self,
+        attachment: dict[str, Any] | str | int | None = None,
+        *,
+        status: int = 404,
+        times: int = 1,
+        hang: bool = False,
+    ) -> InjectedFault:
+        """The next ``times`` downloads of ``attachment`` (an attachment object or id; None:
+        any) fail with ``status`` (404: the CDN's "This content is no longer available.",
+        as for an expired link; else its status phrase) or, with ``hang``, never answer
+        (until the stand-in stops; the client must time out). Hits are in ``downloads``
+        with ``fault`` set::
+
+            standin.fail_downloads(said["attachments"][0], status=500)
+        """
+        wanted = None
+        if attachment is not None:
+            wanted = str(attachment["id"] if isinstance(attachment, dict) else int(attachment))
+        body = CDN_GONE if status == 404 else f"{status}: {HTTPStatus(status).phrase}"
+        fault = InjectedFault(
+            method="GET",
+            route=lambda path: wanted is None or f"/{wanted}/" in path,
+            channel_id=None,
+            status=status,
+            body=body.encode(),
+            content_type="text/plain",
+            headers={},
+            remaining=times,
+            description="hang" if hang else f"{status} download",
+            hang=hang,
+        )
+        self._download_faults.append(fault)
+        return fault
+
+    def downloaded(
+        self, attachment: dict[str, Any] | str | int | None = None
+    ) -> list[RecordedRequest]:
+        """Downloads (``url`` or ``proxy_url``) of ``attachment`` (None: of any), in order,
+        failed ones included: a test can check that a 50 MB video was never fetched."""
+        if attachment is None:
+            return list(self.downloads)
+        wanted = str(attachment["id"] if isinstance(attachment, dict) else int(attachment))
+        return [r for r in self.downloads if r.path.split("/")[-2] == wanted]
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        """An attachment's bytes, as Discord's CDN serves them (no token needed)."""
+        record = RecordedRequest(
+            method=request.method, path=request.path, json=None,
+            headers=dict(request.headers), query=dict(request.query),
+        )  # fmt: skip
+        self.downloads.append(record)
+        fault = next(
+            (f for f in self._download_faults if f.matches("GET", None, request.path, None)), None
+        )
+        if fault is not None:
+            fault.remaining -= 1
+            response = await self._fault_response(fault, record)
+        else:
+            found = None
+            with contextlib.suppress(ValueError):
+                found = self._files.get(int(request.match_info["attachment_id"]))
+            if found is None or str(found[0]) != request.match_info["channel_id"]:
+                response = web.Response(status=404, text=CDN_GONE)
+            else:
+                file = found[1]
+                response = web.Response(body=file.data)
+                response.content_type = (file.media_type() or "application/octet-stream").split(
+                    ";"
+                )[0]
+        record.status = response.status
+        await self.notify()
+        return response
+
+    def injected_failures(self) -> list[RecordedRequest]:
+        """Requests answered with an injected fault, in order."""
+        return [r for r in self.requests if r.fault is not None]
 
     # ---- inspecting what the bot did ---------------------------------------------------
 
@@ -936,6 +1604,8 @@ class DiscordStandIn(Recorder):
         """
         if request.path.rstrip("/") == GATEWAY_PATH and request.match_info.http_exception is None:
             return await handler(request)
+        if request.match_info.get("attachment_id") is not None:
+            return await handler(request)  # the CDN: no token, recorded in ``downloads``
         record = RecordedRequest(
             method=request.method,
             path=request.path,
@@ -952,7 +1622,16 @@ class DiscordStandIn(Recorder):
             if needs_token and request.headers.get("Authorization") != f"Bot {self.bot_token}":
                 raise unauthorized()
             request[BODY_KEY], request[FILES_KEY] = record.json, record.files
-            response = await handler(request)
+            fault = self._take_fault(request)
+            if fault is None or fault.take_effect:
+                try:
+                    response = await handler(request)
+                except DiscordError as failure:
+                    if fault is None:
+                        raise
+                    log.debug("request failed before its injected fault: %r", failure)
+            if fault is not None:
+                response = await self._fault_response(fault, record)
         except DiscordError as failure:
             response = json_response(failure.body, failure.status)
         except Exception as failure:  # a bug in the stand-in: make it visible to tests
@@ -961,6 +1640,33 @@ class DiscordStandIn(Recorder):
             response = json_response({"message": "500: Internal Server Error", "code": 0}, 500)
         record.status = response.status
         await self.record(record)
+        return response
+
+    def _take_fault(self, request: web.Request) -> InjectedFault | None:
+        """The first injected fault this request matches (one use of it), if any."""
+        route = request.match_info.route.resource
+        pattern = route.canonical if route is not None else ""
+        name = self._route_names.get((request.method, pattern))
+        path = request.path.removeprefix(API_PREFIX)
+        channel_id = request.match_info.get("channel_id")
+        for fault in self._faults:
+            if fault.matches(request.method, name, path, channel_id):
+                fault.remaining -= 1
+                return fault
+        return None
+
+    async def _fault_response(self, fault: InjectedFault, record: RecordedRequest) -> web.Response:
+        record.fault = fault.description
+        fault.hits.append(record)
+        if fault.hang:
+            await self.notify()  # a test may wait for the request to be hanging
+            await self._stopping.wait()
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        response = web.Response(status=fault.status, body=fault.body, headers=fault.headers)
+        response.content_type = fault.content_type.split(";")[0]
+        if "charset=" in fault.content_type:
+            response.charset = fault.content_type.split("charset=")[1]
         return response
 
     @staticmethod
@@ -1026,13 +1732,29 @@ class DiscordStandIn(Recorder):
         except (KeyError, ValueError):
             raise unknown_message() from None
 
-    def _check_may_write(self, channel: FakeChannel) -> None:
-        if channel.id in self._forbidden:
-            raise missing_permissions()
+    def _check_may_view(self, channel: FakeChannel) -> int:
+        """The bot's permissions in ``channel``; 403 / 50001 if it cannot see it."""
+        permissions = self.bot_permissions(channel)
+        if not permissions & P_VIEW_CHANNEL:
+            raise missing_access()
+        if channel.type in VOICE_TYPES and not permissions & P_CONNECT:
+            raise missing_access()  # a voice channel's chat also needs Connect
+        return permissions
 
-    def _check_may_read(self, channel: FakeChannel) -> None:
+    def _check_may_write(self, channel: FakeChannel, *also: int) -> int:
+        """50001 without View Channel; 50013 without Send Messages (in Threads) or ``also``."""
+        permissions = self._check_may_view(channel)
+        need = P_SEND_IN_THREADS if channel.is_thread else P_SEND_MESSAGES
+        for bit in (need, *also):
+            if not permissions & bit:
+                raise missing_permissions()
+        return permissions
+
+    def _check_may_read(self, channel: FakeChannel) -> int:
+        """50001 if the bot cannot see the channel (or ``forbid_read`` says so)."""
         if channel.id in self._forbidden_read:
             raise missing_access()
+        return self._check_may_view(channel)
 
     # ---- REST routes (one per ROUTES row) ----------------------------------------------
 
@@ -1102,7 +1824,9 @@ class DiscordStandIn(Recorder):
         return self._member_json(user)
 
     async def api_get_channel(self, call: ApiCall) -> Any:
-        return self._channel_json(self._channel_param(call))
+        channel = self._channel_param(call)
+        self._check_may_view(channel)
+        return self._channel_json(channel)
 
     async def api_create_dm(self, call: ApiCall) -> Any:
         try:
@@ -1120,7 +1844,7 @@ class DiscordStandIn(Recorder):
         ``history(after=...)`` reverses each page and pages on from ``data[0]``).
         """
         channel = self._channel_param(call)
-        self._check_may_read(channel)
+        permissions = self._check_may_read(channel)
         try:
             limit = int(call.query.get("limit", 50))
         except ValueError:
@@ -1138,25 +1862,29 @@ class DiscordStandIn(Recorder):
         else:
             before = int(call.query.get("before", 1 << 63))
             chosen = [i for i in ids if i < before][-limit:]
+        if not permissions & P_READ_HISTORY:
+            return []  # "no messages will be returned" (resources/message#get-channel-messages)
         return [self._rest_view(self._messages[channel.id][i]) for i in reversed(chosen)]
 
     async def api_get_message(self, call: ApiCall) -> Any:
         channel = self._channel_param(call)
-        self._check_may_read(channel)
+        if not self._check_may_read(channel) & P_READ_HISTORY:
+            raise missing_permissions()
         return self._rest_view(self._message_param(channel, call))
 
     async def api_create_message(self, call: ApiCall) -> Any:
         """Validate like Discord, store, echo MESSAGE_CREATE, return the message."""
         channel = self._channel_param(call)
-        self._check_may_write(channel)
+        permissions = self._check_may_write(channel)
         payload = call.body if isinstance(call.body, dict) else {}
+        if payload.get("message_reference") and not permissions & P_READ_HISTORY:
+            raise cannot_reply_without_history()
+        if call.files and not permissions & P_ATTACH_FILES:
+            raise missing_permissions()
         if channel.is_dm and self.user(channel.recipient_id or 0).bot:
             raise error(400, 50007, "Cannot send messages to this user")
         self._validate_message_fields(payload)
-        attachments = [
-            self._attachment_json(channel, f["filename"] or "file", f["size"], f["content_type"])
-            for f in call.files
-        ]
+        attachments = self._uploaded(channel, call.files)
         has_other = any(payload.get(k) for k in ("embeds", "sticker_ids", "components"))
         if not payload.get("content") and not has_other and not attachments:
             raise empty_message()
@@ -1197,10 +1925,7 @@ class DiscordStandIn(Recorder):
             raise error(403, 50005, "Cannot edit a message authored by another user")
         payload = call.body if isinstance(call.body, dict) else {}
         self._validate_message_fields(payload)
-        new_files = [
-            self._attachment_json(channel, f["filename"] or "file", f["size"], f["content_type"])
-            for f in call.files
-        ]
+        new_files = self._uploaded(channel, call.files)
         edited = copy.deepcopy(message)
         self._apply_edit(edited, payload, new_files)
         if not (
@@ -1227,9 +1952,12 @@ class DiscordStandIn(Recorder):
         return None
 
     async def api_add_reaction(self, call: ApiCall) -> Any:
+        """Needs Read Message History and Add Reactions (not Send Messages)."""
         channel = self._channel_param(call)
+        permissions = self._check_may_view(channel)
+        if not (permissions & P_READ_HISTORY and permissions & P_ADD_REACTIONS):
+            raise missing_permissions()
         self._message_param(channel, call)
-        self._check_may_write(channel)
         return None
 
     async def api_trigger_typing(self, call: ApiCall) -> Any:
@@ -1538,9 +2266,7 @@ class DiscordStandIn(Recorder):
 
     def _app_permissions(self, where: FakeChannel) -> int:
         """The bot's permissions in ``where`` as Discord computes them for an interaction."""
-        permissions = DM_APP_PERMISSIONS if where.is_dm else self._permissions(self.bot_user)
-        if where.id in self._forbidden:
-            permissions &= ~(P_SEND_MESSAGES | P_SEND_IN_THREADS | P_ADD_REACTIONS)
+        permissions = self.bot_permissions(where)
         if where.id in self._forbidden_read:
             permissions &= ~(P_VIEW_CHANNEL | P_READ_HISTORY)
         return permissions
@@ -1597,12 +2323,7 @@ class DiscordStandIn(Recorder):
         reference: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A message sent through the interaction: by the bot, via the app's webhook."""
-        attachments = [
-            self._attachment_json(
-                record.channel, f["filename"] or "file", f["size"], f["content_type"]
-            )
-            for f in files
-        ]
+        attachments = self._uploaded(record.channel, files)
         message = self._new_message(
             record.channel,
             self.bot_user,
@@ -1664,13 +2385,7 @@ class DiscordStandIn(Recorder):
         LOADING ("thinking") goes. Completing a deferral does not mark it edited.
         """
         self._validate_message_fields(payload)
-        new_files = [
-            self._attachment_json(
-                self.channel(int(message["channel_id"])), f["filename"] or "file", f["size"],
-                f["content_type"],
-            )
-            for f in files
-        ]  # fmt: skip
+        new_files = self._uploaded(self.channel(int(message["channel_id"])), files)
         was_loading = bool(message["flags"] & FLAG_LOADING)
         edited = copy.deepcopy(message)
         self._apply_edit(edited, {k: v for k, v in payload.items() if k != "flags"}, new_files)
@@ -1970,7 +2685,7 @@ class DiscordStandIn(Recorder):
             else u.to_json()
             for u in mentioned
         ]
-        known_roles = {self.moderators_role_id, self.bot_role_id}
+        known_roles = set(self.roles.values()) - {self.everyone_role_id}
         message["mention_roles"] = [
             raw
             for raw in dict.fromkeys(ROLE_MENTION.findall(content))
@@ -2005,21 +2720,48 @@ class DiscordStandIn(Recorder):
         message["edited_timestamp"] = iso_timestamp()
         self._fill_mentions(message, payload.get("allowed_mentions"))
 
-    def _attachment_json(
-        self, channel: FakeChannel, filename: str, size: int, content_type: str | None
-    ) -> dict[str, Any]:
+    def _attachment_json(self, channel: FakeChannel, file: FakeAttachment) -> dict[str, Any]:
+        """An attachment object (resources/message#attachment-object) whose ``url`` (and
+        ``proxy_url``) this server serves, signed and expiring in form like Discord's CDN
+        links; the bytes are kept for the download."""
         attachment_id = self._snowflake()
-        url = f"https://cdn.discordapp.com/attachments/{channel.id}/{attachment_id}/{filename}"
-        data = {
+        now = int(time.time())
+        signature = uuid.uuid5(uuid.NAMESPACE_URL, str(attachment_id)).hex * 2
+        query = f"?ex={now + 86400:x}&is={now:x}&hm={signature}&"
+        path = f"attachments/{channel.id}/{attachment_id}/{quote(file.filename)}"
+        data: dict[str, Any] = {
             "id": str(attachment_id),
-            "filename": filename,
-            "size": size,
-            "url": url,
-            "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
+            "filename": file.filename,
+            "size": file.declared_size,
+            "url": f"{self.url}/{path}{query}",
+            "proxy_url": f"{self.url}/{CDN_MEDIA_PREFIX}/{path}{query}",
         }
+        content_type = file.media_type()
         if content_type:
             data["content_type"] = content_type
+        if file.width is not None and file.height is not None:
+            data.update(width=file.width, height=file.height)
+        if file.description is not None:
+            data["description"] = file.description
+        if file.duration_secs is not None:
+            data["duration_secs"] = file.duration_secs
+        self._files[attachment_id] = (channel.id, file)
         return data
+
+    def _uploaded(
+        self, channel: FakeChannel, files: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Attachment objects for files the bot uploaded (multipart parts), served back."""
+        return [
+            self._attachment_json(
+                channel,
+                FakeAttachment(
+                    f["filename"] or "file", f["data"], content_type=f["content_type"],
+                    guess_content_type=False,
+                ),
+            )
+            for f in files
+        ]  # fmt: skip
 
     def _store(self, message: dict[str, Any]) -> None:
         self._messages[int(message["channel_id"])][int(message["id"])] = message
@@ -2163,8 +2905,8 @@ class DiscordStandIn(Recorder):
             "parent_id": str(channel.parent_id) if channel.parent_id else None,
             "flags": 0,
         }
-        if channel.type == CHANNEL_PUBLIC_THREAD:
-            return {
+        if channel.is_thread:
+            thread = {
                 **data,
                 "owner_id": str(channel.owner_id),
                 "last_message_id": self._last_message_id(channel),
@@ -2180,14 +2922,47 @@ class DiscordStandIn(Recorder):
                     "create_timestamp": self.joined_at,
                 },
             }
-        data.update(position=channel.position, permission_overwrites=[], nsfw=False)
-        if channel.type == CHANNEL_TEXT:
+            if channel.type == CHANNEL_PRIVATE_THREAD:
+                thread["thread_metadata"]["invitable"] = True
+                thread["member_count"] = 2
+                # The bot's own thread member (topics/threads#thread-membership): it was added.
+                thread["member"] = {
+                    "id": str(channel.id),
+                    "user_id": str(self.bot_user.id),
+                    "join_timestamp": self.joined_at,
+                    "flags": 0,
+                }
+            return thread
+        overwrites = []
+        if self._denied.get(channel.id):
+            overwrites.append(
+                {
+                    "id": str(self.bot_user.id),
+                    "type": OVERWRITE_MEMBER,
+                    "allow": "0",
+                    "deny": str(self._denied[channel.id]),
+                }
+            )
+        data.update(position=channel.position, permission_overwrites=overwrites, nsfw=False)
+        if channel.type in (CHANNEL_TEXT, CHANNEL_ANNOUNCEMENT):
             data.update(
                 topic=None,
                 last_message_id=self._last_message_id(channel),
                 rate_limit_per_user=0,
                 default_auto_archive_duration=1440,
             )
+        elif channel.type in VOICE_TYPES:
+            data.update(
+                bitrate=64000,
+                user_limit=0,
+                rtc_region=None,
+                last_message_id=self._last_message_id(channel),
+                rate_limit_per_user=0,
+            )
+            if channel.type == CHANNEL_VOICE:
+                data["video_quality_mode"] = 1
+            else:
+                data["topic"] = None
         return data
 
     def _guild_json(self, session: GatewaySession) -> dict[str, Any]:
@@ -2239,6 +3014,7 @@ class DiscordStandIn(Recorder):
                 self._role_json(
                     self.moderators_role_id, "Moderators", MODERATOR_PERMISSIONS, 1, hoist=True
                 ),
+                self._role_json(self.helpers_role_id, "Helpers", 0, 1, mentionable=True),
                 self._role_json(
                     self.bot_role_id,
                     self.bot_user.username,
@@ -2250,12 +3026,8 @@ class DiscordStandIn(Recorder):
             ],
             "emojis": [],
             "stickers": [],
-            "channels": [
-                self._channel_json(c) for c in guild_channels if c.type != CHANNEL_PUBLIC_THREAD
-            ],
-            "threads": [
-                self._channel_json(c) for c in guild_channels if c.type == CHANNEL_PUBLIC_THREAD
-            ],
+            "channels": [self._channel_json(c) for c in guild_channels if not c.is_thread],
+            "threads": [self._channel_json(c) for c in guild_channels if c.is_thread],
             "members": [self._member_json(u) for u in listed],
             "presences": [],
             "voice_states": [],
@@ -2419,4 +3191,13 @@ class DiscordStandIn(Recorder):
         return True
 
 
-__all__ = ["ROUTES", "ApiCall", "DiscordError", "DiscordStandIn", "FakeChannel", "FakeUser"]
+__all__ = [
+    "ROUTES",
+    "ApiCall",
+    "DiscordError",
+    "DiscordStandIn",
+    "FakeAttachment",
+    "FakeChannel",
+    "FakeUser",
+    "InjectedFault",
+]

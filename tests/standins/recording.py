@@ -28,6 +28,9 @@ class RecordedRequest:
     at: float = field(default_factory=time.monotonic)
     query: dict[str, str] = field(default_factory=dict)  # URL query parameters
     files: list[dict[str, Any]] = field(default_factory=list)  # uploads in a multipart body
+    # Set when the stand-in answered with an injected fault instead of (or after) handling
+    # the request: a short description such as "503 json" or "429 rate limit".
+    fault: str | None = None
 
 
 class Recorder:
