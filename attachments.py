@@ -535,7 +535,8 @@ def read_text_file(
         line_end = kept.rfind("\n") + 1
         if not one_line and 2 * line_end >= len(kept):
             kept = kept[:line_end]  # end on a whole line, unless that loses most of it
-        read = len(kept) if one_line else _lines(kept)
+        # Whole lines only: a partly kept last line is not counted as read.
+        read = len(kept) if one_line else kept.count("\n")
         content = _render(filename, language, kept, _shortened_note(read, total, unit))
         tokens = counter.count_text(content)
         if tokens <= max_tokens or not kept:
@@ -763,7 +764,10 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
         return rgba
     if image.mode in ("RGB", "L"):
         return image
-    return image.convert("RGB")  # P, CMYK, I;16, 1, YCbCr ...
+    if image.mode.startswith(("I;16", "I")):
+        # 16-bit greys: a plain convert clips everything above 255 to white.
+        return image.convert("I").point(lambda value: value / 256).convert("L")
+    return image.convert("RGB")  # P, CMYK, 1, YCbCr, F ...
 
 
 def _encode(filename: str, image: Image.Image, width: int, height: int) -> PreparedImage:
