@@ -514,11 +514,11 @@ def read_text_file(
     lines_total = _lines(text)
     one_line = lines_total <= 1
 
-    whole = _render(filename, language, text, "")
-    # Tokenising megabytes to keep a few thousand tokens is wasted work: a token is
-    # rarely more than 16 characters, so only that much text can ever be kept.
-    window = text[: max_tokens * 16]
+    # Tokenising megabytes to keep a few thousand tokens is wasted work. A token is
+    # hardly ever 64 characters (long runs of spaces at most), so no more can be kept.
+    window = text[: max_tokens * 64]
     if len(window) == len(text):
+        whole = _render(filename, language, text, "")
         tokens = counter.count_text(whole)
         if tokens <= max_tokens:
             unit = "characters" if one_line else "lines"
@@ -597,7 +597,7 @@ def read_pdf(
         piece = f"[page {number + 1}]\n{page_text}\n" if page_text else ""
         cost = counter.count_text(piece)
         if used + cost > budget:
-            if not pieces:  # the first page with text is too long alone: keep its start
+            if used == 0:  # the first page with text is too long alone: keep its start
                 pieces.append(counter.truncate(piece, max(budget, 0)))
                 cut = True
             break
@@ -680,8 +680,8 @@ def fitted_size(width: int, height: int, detail: Detail) -> tuple[int, int]:
     if detail == "low":
         scale = min(1.0, LOW_DETAIL_BOX / max(width, height))
     elif detail in ("high", "auto"):
-        scale = min(1.0, HIGH_DETAIL_BOX / max(width, height))
-        scale = min(scale, HIGH_DETAIL_SHORT_SIDE / (min(width, height) * scale) * scale)
+        long_side, short_side = max(width, height), min(width, height)
+        scale = min(1.0, HIGH_DETAIL_BOX / long_side, HIGH_DETAIL_SHORT_SIDE / short_side)
     else:
         raise ValueError(f"detail must be 'low', 'high' or 'auto', not {detail!r}")
     return max(1, math.floor(width * scale + 1e-9)), max(1, math.floor(height * scale + 1e-9))
