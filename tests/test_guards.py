@@ -1,15 +1,10 @@
-"""Access rules, per-user limits and reasoning removal, tested directly."""
+"""Access rules and per-user limits, tested directly."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import pairwise
-
-from hypothesis import given
-from hypothesis import strategies as st
 
 from guards import Access, AccessRules, UserLimits
-from reasoning import ReasoningFilter, strip_reasoning
 
 GENERAL, THREAD, CATEGORY, OTHER = 10, 11, 1, 20
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -81,24 +76,3 @@ def test_daily_tokens_reset_at_utc_midnight() -> None:
     assert limits.check(1, 2.0, tomorrow) == (True, None)
     limits.record_usage(9, 10_000, NOON)
     assert limits.check(9, 3.0, NOON) == (True, None)  # admins have no limits
-
-
-def test_reasoning_is_removed() -> None:
-    assert strip_reasoning("<think>hmm, let me see</think>The answer is 4.") == "The answer is 4."
-    assert strip_reasoning("a<think>x</think>b<think>y</think>c") == "abc"
-    assert strip_reasoning("<think>never closed") == ""
-    assert strip_reasoning("x < y and <thin> is not a tag") == "x < y and <thin> is not a tag"
-
-
-@given(
-    text=st.lists(
-        st.sampled_from(["<think>", "</think>", "<", "think", ">", "</", "a", "b ", "<thi"])
-    ).map("".join),
-    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=8),
-)
-def test_reasoning_filter_is_the_same_however_the_stream_is_cut(text: str, cuts) -> None:
-    bounds = sorted({0, len(text), *(c for c in cuts if c <= len(text))})
-    reasoning = ReasoningFilter()
-    streamed = "".join(reasoning.feed(text[a:b]) for a, b in pairwise(bounds))
-    assert streamed + reasoning.finish() == strip_reasoning(text)
-    assert "<think>" not in strip_reasoning(text)
