@@ -97,11 +97,11 @@ class ChatModel:
                     if chunk.usage is not None:  # the last chunk: no choices, only usage
                         usage = chunk.usage
                     for choice in chunk.choices[:1]:
-                        if visible := reasoning.feed(choice.delta.content or ""):
+                        if visible := reasoning.feed(choice.delta.content or "").visible:
                             parts.append(visible)
                             yield visible
                         finish_reason = choice.finish_reason or finish_reason
-        if rest := reasoning.finish():
+        if rest := reasoning.finish().visible:
             parts.append(rest)
             yield rest
         text = "".join(parts).strip()
