@@ -40,6 +40,7 @@ from tests.standins.openai_standin import (
     count_tokens,
     default_chunks,
     encoding_name_for,
+    first_tokens,
     prompt_tokens,
     refusal_body,
 )
@@ -526,6 +527,64 @@ def test_refusal_body_names_all_fields_for_azure_and_the_first_for_openai():
     )
     assert openai_body["error"]["param"] == "reasoning_effort"
     assert refusal_body({"model": "m", "messages": []}, fields, "vllm") is None
+
+
+# ---------------------------------------------------------------- other servers: reply caps
+
+LONG = "one two three four five six seven eight nine ten"
+
+
+async def test_caps_are_ignored_by_default(standin, client):
+    standin.script(Reply(LONG))
+
+    completion = await client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_completion_tokens=3, max_tokens=3
+    )
+
+    assert completion.choices[0].message.content == LONG
+    assert completion.choices[0].finish_reason == "stop"
+
+
+async def test_llama_cpp_honours_only_max_tokens(standin, client):
+    standin.reply_cap_fields = ("max_tokens",)
+    pieces = ["one two", " three four", " five six seven eight nine ten"]
+    standin.script(Reply(LONG), Reply(LONG), Reply(LONG, chunks=pieces))
+
+    ignored = await client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_completion_tokens=3
+    )
+    capped = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=3)
+    stream = await client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_tokens=3, stream=True
+    )
+    chunks = await collect(stream)
+
+    assert (ignored.choices[0].message.content, ignored.choices[0].finish_reason) == (LONG, "stop")
+    # " one" " two" " three": each word is one o200k_base token.
+    assert capped.choices[0].message.content == "one two three"
+    assert capped.choices[0].finish_reason == "length"
+    assert capped.usage.completion_tokens == 3
+    assert [c.choices[0].delta.content for c in chunks[1:-1]] == ["one two", " three"]
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert [r.reply_text for r in standin.chat_requests] == [LONG, "one two three", "one two three"]
+
+
+async def test_openai_cap_prefers_max_completion_tokens(standin, client):
+    standin.reply_cap_fields = ("max_completion_tokens", "max_tokens")
+
+    completion = await client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_completion_tokens=2, max_tokens=100
+    )
+
+    assert completion.choices[0].message.content == "echo:"
+    assert completion.choices[0].finish_reason == "length"
+
+
+def test_first_tokens_never_splits_a_character():
+    assert first_tokens("héllo wörld", 100, "gpt-4o") == "héllo wörld"
+    cut = first_tokens("日本語のテスト", 1, "gpt-4o")
+    assert "日本語のテスト".startswith(cut)
+    assert first_tokens("anything", 0, "gpt-4o") == ""
 
 
 # ---------------------------------------------------------------- token counting

