@@ -37,6 +37,7 @@ from tests.standins.openai_standin import (
     NoChoices,
     OpenAIStandIn,
     Reply,
+    context_overflow,
     count_tokens,
     default_chunks,
     encoding_name_for,
@@ -585,6 +586,147 @@ def test_first_tokens_never_splits_a_character():
     cut = first_tokens("日本語のテスト", 1, "gpt-4o")
     assert "日本語のテスト".startswith(cut)
     assert first_tokens("anything", 0, "gpt-4o") == ""
+
+
+# ---------------------------------------------------------------- other servers: context window
+
+PROMPT = prompt_tokens({"model": "gpt-4o", "messages": MESSAGES})
+
+
+async def test_openai_context_refusal(standin, client):
+    standin.limit_context(PROMPT - 1)
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    assert raised.value.body == {
+        "message": f"This model's maximum context length is {PROMPT - 1} tokens. However, "
+        f"your messages resulted in {PROMPT} tokens. Please reduce the length of the messages.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+    standin.limit_context(PROMPT)  # exactly full still fits
+    fits = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert fits.usage.prompt_tokens == PROMPT
+    assert [r.prompt_count for r in standin.chat_requests] == [PROMPT, PROMPT]
+
+
+async def test_vllm_context_refusal_counts_the_requested_output(standin, client):
+    standin.limit_context(PROMPT + 49, style="vllm")
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_completion_tokens=50
+        )
+    fits = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=49)
+
+    assert raised.value.body == {
+        "message": f"This model's maximum context length is {PROMPT + 49} tokens. However, "
+        f"you requested 50 output tokens and your prompt contains at least {PROMPT} input "
+        f"tokens, for a total of at least {PROMPT + 50} tokens. Please reduce the length of "
+        "the input prompt or the number of requested output tokens. "
+        f"(parameter=input_tokens, value={PROMPT})",
+        "type": "BadRequestError",
+        "param": "input_tokens",
+        "code": 400,
+    }
+    assert fits.choices[0].message.content == "echo: Hello there, bot!"
+
+
+async def test_llama_cpp_python_refuses_plain_and_sends_an_empty_stream(standin, client):
+    standin.limit_context(PROMPT, style="llama_cpp_python")  # the prompt alone fills it
+
+    with pytest.raises(openai.BadRequestError) as without_cap:
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(openai.BadRequestError) as with_cap:
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=16)
+    stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    chunks = await collect(stream)
+
+    assert without_cap.value.body == {
+        "message": f"This model's maximum context length is {PROMPT} tokens. However, you "
+        f"requested {PROMPT} tokens ({PROMPT} in the messages, None in the completion). "
+        "Please reduce the length of the messages or completion.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+    assert f"requested {PROMPT + 16} tokens ({PROMPT} in the messages, 16 in the" in (
+        with_cap.value.message
+    )
+    assert chunks == []
+    assert [r.status for r in standin.chat_requests] == [400, 400, 200]
+    assert standin.chat_requests[-1].sent_chunks == []
+
+
+async def test_litellm_wraps_the_providers_text(standin, client):
+    standin.limit_context(PROMPT, style="litellm")
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(model="local", messages=MESSAGES, stream=True)
+
+    provider = (
+        f"This model's maximum context length is {PROMPT} tokens. However, you requested "
+        f"{PROMPT} tokens ({PROMPT} in the messages, None in the completion). Please reduce "
+        "the length of the messages or completion."
+    )
+    assert raised.value.body == {
+        "message": "litellm.ContextWindowExceededError: litellm.BadRequestError: "
+        f"ContextWindowExceededError: OpenAIException - {provider}\n"
+        "Received Model Group=local\nAvailable Model Group Fallbacks=None",
+        "type": None,
+        "param": None,
+        "code": "400",
+    }
+    assert raised.value.code == "400"
+
+
+async def test_llama_cpp_server_refusal_carries_the_counts(standin, client):
+    standin.limit_context(PROMPT, style="llama_cpp")
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+
+    assert raised.value.body == {
+        "code": 400,
+        "message": f"request ({PROMPT} tokens) exceeds the available context size ({PROMPT} "
+        "tokens), try increasing it",
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": PROMPT,
+        "n_ctx": PROMPT,
+    }
+
+
+async def test_a_tokenizer_that_counts_double(standin, client):
+    standin.limit_context(2 * PROMPT - 1, style="llama_cpp", factor=2)
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    standin.limit_context(2 * PROMPT + 1, style="llama_cpp", factor=2)
+    fits = await client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    *_, usage = await collect(fits)
+
+    assert raised.value.body["n_prompt_tokens"] == 2 * PROMPT
+    assert usage.usage.prompt_tokens == 2 * PROMPT
+
+
+def test_context_overflow_boundaries_per_server():
+    body = {"model": "gpt-4o", "messages": MESSAGES}
+    assert context_overflow(body, 10, 10, "openai", streamed=False) is None
+    assert context_overflow(body, 10, 10, "llama_cpp", streamed=False)[0] == 400
+    assert context_overflow(body, 10, 11, "llama_cpp", streamed=True) is None
+
+
+async def test_limit_context_none_lifts_the_limit(standin, client):
+    standin.limit_context(1, factor=1.5)
+    standin.limit_context(None)
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    assert completion.usage.prompt_tokens == PROMPT
 
 
 # ---------------------------------------------------------------- token counting

@@ -338,9 +338,13 @@ def prompt_tokens(request_body: Mapping[str, Any]) -> int:
     return total
 
 
-def _usage(request_body: Mapping[str, Any], reply_text: str | None) -> dict[str, Any]:
-    """A usage object as OpenAI sends it, counted by the stand-in."""
-    prompt = prompt_tokens(request_body)
+def _usage(
+    request_body: Mapping[str, Any], reply_text: str | None, prompt: int | None = None
+) -> dict[str, Any]:
+    """A usage object as OpenAI sends it, counted by the stand-in (``prompt``: the
+    server's own prompt count, when it differs from ``prompt_tokens``)."""
+    if prompt is None:
+        prompt = prompt_tokens(request_body)
     completion = count_tokens(reply_text or "", request_body.get("model", ""))
     return {
         "prompt_tokens": prompt,
@@ -459,6 +463,133 @@ def refusal_body(
 
 
 # --------------------------------------------------------------------------
+# Other servers' shapes: a context window too small for the request.
+# --------------------------------------------------------------------------
+
+# Whose refusal a too-long request gets (see ``context_overflow``).
+ContextStyle = Literal["openai", "vllm", "litellm", "llama_cpp_python", "llama_cpp"]
+
+# llama-cpp-python's answer to a streamed request that does not fit: the 200 and its
+# event-stream headers are already sent when the model raises, so the client sees a
+# stream with no chunks. [DONE] follows, as observed here (shared/FACTS.md).
+EMPTY_STREAM = "empty stream"
+
+
+def _requested_output(body: Mapping[str, Any]) -> int:
+    """The output cap a request asks for (max_completion_tokens, else max_tokens, else 0)."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
+def _llama_cpp_python_text(n_ctx: int, prompt: int, max_tokens: Any) -> str:
+    # llama_cpp/server/errors.py (ErrorResponseFormatters.context_length_exceeded), which
+    # reads only max_tokens and prints None when it is missing.
+    requested = prompt + (max_tokens if isinstance(max_tokens, int) else 0)
+    return (
+        f"This model's maximum context length is {n_ctx} tokens. However, you requested "
+        f"{requested} tokens ({prompt} in the messages, {max_tokens} in the completion). "
+        "Please reduce the length of the messages or completion."
+    )
+
+
+def context_overflow(
+    body: Mapping[str, Any], prompt: int, n_ctx: int, style: ContextStyle, *, streamed: bool
+) -> tuple[int, Any] | None:
+    """``(status, body)`` of the refusal a server of ``style`` with an ``n_ctx``-token window
+    sends for a request whose prompt is ``prompt`` tokens, or None if it fits.
+    ``body`` is ``EMPTY_STREAM`` for llama-cpp-python's streamed refusal.
+
+    - ``"openai"``, prompt > n_ctx: 400 ``{"error": {"message": "This model's maximum
+      context length is N tokens. However, your messages resulted in M tokens. Please
+      reduce the length of the messages.", "type": "invalid_request_error", "param":
+      "messages", "code": "context_length_exceeded"}}`` (crewAIInc/crewAI-tools#235).
+    - ``"vllm"``, prompt + requested output > n_ctx: 400 ``{"error": {"message": "This
+      model's maximum context length is N tokens. However, you requested O output tokens
+      and your prompt contains at least M input tokens, for a total of at least M+O tokens.
+      Please reduce the length of the input prompt or the number of requested output
+      tokens. (parameter=input_tokens, value=M)", "type": "BadRequestError", "param":
+      "input_tokens", "code": 400}}``: the wording of recent vLLM as users quote it (the
+      text has changed across releases; older ones said "However, your request has M input
+      tokens. Please reduce the length of the input messages.").
+    - ``"llama_cpp_python"``, prompt >= n_ctx (llama_cpp/llama.py refuses when the prompt
+      alone fills the window): 400 ``{"error": {"message": "This model's maximum context
+      length is N tokens. However, you requested M+C tokens (M in the messages, C in the
+      completion). Please reduce the length of the messages or completion.", "type":
+      "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}``
+      with C the request's max_tokens (``None`` when absent); streamed: ``EMPTY_STREAM``.
+    - ``"litellm"``: a LiteLLM proxy in front of llama-cpp-python, same condition; 400
+      ``{"error": {"message": "litellm.ContextWindowExceededError: litellm.BadRequestError:
+      ContextWindowExceededError: OpenAIException - <llama-cpp-python's text>\nReceived
+      Model Group=<model>\nAvailable Model Group Fallbacks=None", "type": null, "param":
+      null, "code": "400"}}`` (agent0ai/agent-zero#1102, OpenHands/OpenHands#5350),
+      streamed too (not observed).
+    - ``"llama_cpp"``: llama.cpp's own llama-server, prompt >= n_ctx
+      (tools/server/server-context.cpp, server-task.cpp): 400 ``{"error": {"code": 400,
+      "message": "request (M tokens) exceeds the available context size (N tokens), try
+      increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": M, "n_ctx":
+      N}}``, streamed too (older builds said "the request exceeds the available context
+      size, try increasing it").
+    """
+    match style:
+        case "openai":
+            if prompt <= n_ctx:
+                return None
+            message = (
+                f"This model's maximum context length is {n_ctx} tokens. However, your "
+                f"messages resulted in {prompt} tokens. Please reduce the length of the messages."
+            )
+            return 400, _error_body(
+                message, "invalid_request_error", "context_length_exceeded", "messages"
+            )
+        case "vllm":
+            output = _requested_output(body)
+            if prompt + output <= n_ctx:
+                return None
+            message = (
+                f"This model's maximum context length is {n_ctx} tokens. However, you "
+                f"requested {output} output tokens and your prompt contains at least {prompt} "
+                f"input tokens, for a total of at least {prompt + output} tokens. Please "
+                "reduce the length of the input prompt or the number of requested output "
+                f"tokens. (parameter=input_tokens, value={prompt})"
+            )
+            error = {"message": message, "type": "BadRequestError", "param": "input_tokens"}
+            return 400, {"error": {**error, "code": 400}}
+        case "llama_cpp_python":
+            if prompt < n_ctx:
+                return None
+            if streamed:
+                return 200, EMPTY_STREAM
+            message = _llama_cpp_python_text(n_ctx, prompt, body.get("max_tokens"))
+            return 400, _error_body(
+                message, "invalid_request_error", "context_length_exceeded", "messages"
+            )
+        case "litellm":
+            if prompt < n_ctx:
+                return None
+            provider = _llama_cpp_python_text(n_ctx, prompt, body.get("max_tokens"))
+            message = (
+                "litellm.ContextWindowExceededError: litellm.BadRequestError: "
+                f"ContextWindowExceededError: OpenAIException - {provider}\n"
+                f"Received Model Group={body.get('model')}\n"
+                "Available Model Group Fallbacks=None"
+            )
+            return 400, {"error": {"message": message, "type": None, "param": None, "code": "400"}}
+        case "llama_cpp":
+            if prompt < n_ctx:
+                return None
+            message = (
+                f"request ({prompt} tokens) exceeds the available context size ({n_ctx} "
+                "tokens), try increasing it"
+            )
+            error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
+            return 400, {"error": {**error, "n_prompt_tokens": prompt, "n_ctx": n_ctx}}
+    raise ValueError(f"unknown context style {style!r}")
+
+
+# --------------------------------------------------------------------------
 # The server.
 # --------------------------------------------------------------------------
 
@@ -470,15 +601,18 @@ class OpenAIRequest(RecordedRequest):
     ``json`` is the parsed body (``None`` if it was not JSON); header names are
     lower-case. ``step`` is the script step that answered (for the default answer,
     the ``Reply`` made up for it). ``sent_chunks`` lists ``(monotonic time,
-    content)`` for each streamed chunk that carried content. ``finished_at`` is
-    when the stand-in finished (or cut) its answer; ``disconnected_at`` when the
-    client closed the connection before the answer was complete.
+    content)`` for each streamed chunk that carried content. ``prompt_count`` is the
+    prompt size as this server counts it (``prompt_tokens`` times ``token_factor``).
+    ``finished_at`` is when the stand-in finished (or cut) its answer;
+    ``disconnected_at`` when the client closed the connection before the answer was
+    complete.
     """
 
     step: Step | None = None
     reply_text: str | None = None
     sent_chunks: list[tuple[float, str]] = field(default_factory=list)
     usage: dict[str, Any] | None = None
+    prompt_count: int | None = None
     finished_at: float | None = None
     disconnected_at: float | None = None
 
@@ -510,6 +644,11 @@ class OpenAIStandIn(Recorder):
         # ("max_tokens",) is llama.cpp / llama-cpp-python, which ignore
         # max_completion_tokens; ("max_completion_tokens", "max_tokens") is OpenAI.
         self.reply_cap_fields: tuple[str, ...] = ()
+        # The server's context window in tokens (None: unlimited), whose refusal it sends,
+        # and how much more its tokenizer counts than the stand-in's (see limit_context).
+        self.context_window: int | None = None
+        self.context_style: ContextStyle = "openai"
+        self.token_factor: float = 1.0
         # Request fields this server refuses, and how (see ``refuse_fields``).
         self.refused_fields: tuple[str, ...] = ()
         self.refusal_style: RefusalStyle = "unknown_parameter"
@@ -578,6 +717,20 @@ class OpenAIStandIn(Recorder):
         self.refused_fields = fields
         self.refusal_style = style
 
+    def limit_context(
+        self, n_ctx: int | None, *, style: ContextStyle = "openai", factor: float = 1.0
+    ) -> None:
+        """From now on, refuse requests that do not fit an ``n_ctx``-token window the way a
+        server of ``style`` does (see ``context_overflow``), before the script is consulted.
+
+        The prompt is counted with ``prompt_tokens`` times ``factor`` (rounded up): a server
+        whose tokenizer counts about twice what the bot estimates is ``factor=2``. The same
+        count is reported as ``usage.prompt_tokens``. ``None`` lifts the limit.
+        """
+        self.context_window = n_ctx
+        self.context_style = style
+        self.token_factor = factor
+
     def answer_when(self, condition: Callable[[Mapping[str, Any]], bool], step: Step) -> None:
         """Answer every request whose body meets `condition` with `step`, whatever the
         script says (for requests whose order is not known, like background calls)."""
@@ -645,6 +798,21 @@ class OpenAIStandIn(Recorder):
         refusal = refusal_body(record.json, self.refused_fields, self.refusal_style)
         if refusal is not None:
             return await self._finish(record, self._json_response(400, refusal))
+        record.prompt_count = math.ceil(prompt_tokens(record.json) * self.token_factor)
+        if self.context_window is not None:
+            overflow = context_overflow(
+                record.json,
+                record.prompt_count,
+                self.context_window,
+                self.context_style,
+                streamed=record.streamed,
+            )
+            if overflow == (200, EMPTY_STREAM):
+                response = await self._start_stream(request, record)
+                await response.write(b"data: [DONE]\n\n")
+                return await self._finish(record, response)
+            if overflow is not None:
+                return await self._finish(record, self._json_response(*overflow))
         step = self._next_step(record.json)
         record.step = step
         task = asyncio.current_task()
@@ -699,6 +867,10 @@ class OpenAIStandIn(Recorder):
 
     # ----- answers
 
+    @staticmethod
+    def _usage(record: OpenAIRequest, reply_text: str | None) -> dict[str, Any]:
+        return _usage(record.json, reply_text, record.prompt_count)
+
     def _capped(
         self, body: Mapping[str, Any], text: str, pieces: Sequence[str], finish_reason: str
     ) -> tuple[str, list[str], str]:
@@ -743,7 +915,7 @@ class OpenAIStandIn(Recorder):
         self, record: OpenAIRequest, content: str | None, finish_reason: str
     ) -> web.StreamResponse:
         record.reply_text = content
-        record.usage = _usage(record.json, content)
+        record.usage = self._usage(record, content)
         completion = self._completion(record.json, content, finish_reason, record.usage)
         return await self._finish(record, self._json_response(200, completion))
 
@@ -818,7 +990,7 @@ class OpenAIStandIn(Recorder):
         finish_reason: str,
     ) -> web.StreamResponse:
         record.reply_text = content
-        record.usage = _usage(record.json, content)
+        record.usage = self._usage(record, content)
         chunk, include_usage = self._chunker(record.json)
         response = await self._start_stream(request, record)
         if content is None:
@@ -843,7 +1015,7 @@ class OpenAIStandIn(Recorder):
             await self._send_content(response, record, chunk, pieces, 0.0)
         else:
             record.reply_text = text
-            body = _compact(self._completion(record.json, text, "stop", _usage(record.json, text)))
+            body = _compact(self._completion(record.json, text, "stop", self._usage(record, text)))
             response = web.StreamResponse(status=200, headers={"content-type": "application/json"})
             response.content_length = len(body)
             await response.prepare(request)
@@ -856,7 +1028,7 @@ class OpenAIStandIn(Recorder):
         return response
 
     async def _no_choices(self, request: web.Request, record: OpenAIRequest) -> web.StreamResponse:
-        record.usage = _usage(record.json, "")
+        record.usage = self._usage(record, "")
         if not record.streamed:
             completion = self._completion(record.json, "", "stop", record.usage)
             completion["choices"] = []
