@@ -37,6 +37,7 @@ from tests.standins.openai_standin import (
     NoChoices,
     OpenAIStandIn,
     Reply,
+    Stall,
     context_overflow,
     count_tokens,
     default_chunks,
@@ -727,6 +728,92 @@ async def test_limit_context_none_lifts_the_limit(standin, client):
     completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
 
     assert completion.usage.prompt_tokens == PROMPT
+
+
+# ---------------------------------------------------------------- other servers: keep-alive stalls
+
+
+async def raw_stream(standin, body: dict) -> tuple[int, bytes]:
+    """POST a chat request and read the whole raw response (to see SSE comments)."""
+    async with aiohttp.ClientSession() as http:
+        url = f"{standin.base_url}/chat/completions"
+        async with http.post(url, json=body) as response:
+            return response.status, await response.read()
+
+
+async def test_stall_pings_then_answers(standin, client):
+    standin.script(Stall(0.5, after="late answer", ping_every=0.2), Stall(0.5, ping_every=0.2))
+
+    chunks = await collect(
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    )
+    status, raw = await raw_stream(
+        standin, {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
+    )
+
+    # The SDK skips the comments; the answer arrives after the stall.
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "late answer"
+    first = standin.chat_requests[0]
+    assert len(first.pings) == 2  # at 0.2 s and 0.4 s
+    assert first.sent_chunks[0][0] - first.at >= 0.5
+    assert status == 200
+    lines = raw.decode().split("\n\n")
+    assert lines[0].startswith(": ping - ") and lines[1].startswith(": ping - ")
+    assert lines[2].startswith("data: {")  # nothing but pings before the answer
+    assert raw.endswith(b"data: [DONE]\n\n")
+
+
+async def test_stall_mid_stream_after_some_text(standin, client):
+    standin.script(Stall(0.3, before="Hello there ", after="friend.", ping_every=0.1))
+    received: list[tuple[float, str]] = []
+
+    stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            received.append((time.monotonic(), chunk.choices[0].delta.content))
+
+    assert "".join(text for _, text in received) == "Hello there friend."
+    [request] = standin.chat_requests
+    assert len(request.pings) >= 2
+    assert request.pings[0] > request.sent_chunks[0][0]  # pings come after the text
+    assert received[-1][0] - received[0][0] >= 0.3
+    assert request.reply_text == "Hello there friend."
+
+
+async def test_stall_forever_until_the_client_gives_up(standin, client):
+    standin.script(Stall(ping_every=0.05))
+
+    stream = await client.with_options(timeout=0.2).chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, stream=True
+    )
+    task = asyncio.create_task(collect(stream))
+    [request] = await standin.wait_for_requests(1)
+    await standin.wait_for(lambda: len(request.pings) >= 10)  # 0.5 s, past the timeout
+    # Each ping resets the SDK's read timeout: only the bot's own deadline ends this.
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await stream.close()
+
+    assert await standin.wait_for(lambda: request.disconnected_at)
+    assert request.sent_chunks == []
+
+
+async def test_plain_stall_holds_the_connection_silently(standin, client):
+    standin.script(Stall(0.3, after="slow"), Stall())
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(openai.APITimeoutError):
+        await client.with_options(timeout=0.2).chat.completions.create(
+            model="gpt-4o", messages=MESSAGES
+        )
+
+    assert completion.choices[0].message.content == "slow"
+    first, second = standin.chat_requests
+    assert first.finished_at - first.at >= 0.3
+    assert first.pings == [] and second.pings == []
+    assert await standin.wait_for(lambda: second.disconnected_at)
 
 
 # ---------------------------------------------------------------- token counting

