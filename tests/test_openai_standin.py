@@ -816,6 +816,40 @@ async def test_plain_stall_holds_the_connection_silently(standin, client):
     assert await standin.wait_for(lambda: second.disconnected_at)
 
 
+# ---------------------------------------------------------------- other servers: no usage
+
+
+async def test_usage_missing_in_plain_and_streamed_answers(standin, client):
+    standin.usage_missing = True
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    chunks = await collect(
+        await client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    status, raw = await raw_stream(
+        standin,
+        {
+            "model": "m",
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": {"include_usage": 1},
+        },
+    )
+
+    assert completion.usage is None
+    assert completion.choices[0].message.content == "echo: Hello there, bot!"
+    assert all(c.choices for c in chunks)  # no usage chunk
+    assert all(c.usage is None for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert status == 200 and b'"usage"' not in raw
+    assert [r.usage for r in standin.chat_requests] == [None, None, None]
+
+
 # ---------------------------------------------------------------- token counting
 
 # The example from OpenAI's cookbook "How to count tokens with tiktoken", with the

@@ -673,6 +673,9 @@ class OpenAIStandIn(Recorder):
         self.context_window: int | None = None
         self.context_style: ContextStyle = "openai"
         self.token_factor: float = 1.0
+        # True: like servers that report no usage, plain answers carry no ``usage`` and
+        # streams no usage chunk (stream_options is ignored, as llama-cpp-python does).
+        self.usage_missing = False
         # Request fields this server refuses, and how (see ``refuse_fields``).
         self.refused_fields: tuple[str, ...] = ()
         self.refusal_style: RefusalStyle = "unknown_parameter"
@@ -893,8 +896,9 @@ class OpenAIStandIn(Recorder):
 
     # ----- answers
 
-    @staticmethod
-    def _usage(record: OpenAIRequest, reply_text: str | None) -> dict[str, Any]:
+    def _usage(self, record: OpenAIRequest, reply_text: str | None) -> dict[str, Any] | None:
+        if self.usage_missing:
+            return None
         return _usage(record.json, reply_text, record.prompt_count)
 
     def _capped(
@@ -920,10 +924,10 @@ class OpenAIStandIn(Recorder):
         self,
         body: Mapping[str, Any],
         content: str | None,
-        finish_reason: str,
-        usage: dict[str, Any],
+        finish_reason: str | None,
+        usage: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        """A ``chat.completion`` object."""
+        """A ``chat.completion`` object (without ``usage`` when it is None)."""
         message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         return {
@@ -932,7 +936,7 @@ class OpenAIStandIn(Recorder):
             "created": int(time.time()),
             "model": body["model"],
             "choices": [choice],
-            "usage": usage,
+            **({} if usage is None else {"usage": usage}),
             "service_tier": "default",
             "system_fingerprint": "fp_standin",
         }
@@ -967,6 +971,7 @@ class OpenAIStandIn(Recorder):
         the request asked for a usage chunk (``stream_options.include_usage``)."""
         chunk_id, created = self._new_id(), int(time.time())
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = include_usage and not self.usage_missing
 
         def chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
             obj: dict[str, Any] = {
