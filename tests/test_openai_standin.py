@@ -850,6 +850,81 @@ async def test_usage_missing_in_plain_and_streamed_answers(standin, client):
     assert [r.usage for r in standin.chat_requests] == [None, None, None]
 
 
+# ---------------------------------------------------------------- other servers: reasoning
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_reasoning_in_a_separate_field(standin, client, field):
+    thought = "The user greets me. I should greet back."
+    standin.script(*[Reply("Hi!", reasoning=thought, reasoning_in=field)] * 2)
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    chunks = await collect(
+        await client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+
+    message = completion.choices[0].message
+    assert message.content == "Hi!"
+    assert message.model_extra[field] == thought  # not a field the SDK declares
+    expected = count_tokens(thought, "gpt-4o")
+    assert completion.usage.completion_tokens_details.reasoning_tokens == expected
+    assert completion.usage.completion_tokens == expected + count_tokens("Hi!", "gpt-4o")
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    reasoning_deltas = [d.model_extra[field] for d in deltas if field in d.model_extra]
+    assert "".join(reasoning_deltas) == thought
+    # All the reasoning comes before the first content.
+    order = [field in d.model_extra for d in deltas if d.content or field in d.model_extra]
+    assert order == sorted(order, reverse=True) and order[0]
+    assert "".join(d.content or "" for d in deltas) == "Hi!"
+    assert [r.reasoning_text for r in standin.chat_requests] == [thought, thought]
+    assert [r.reply_text for r in standin.chat_requests] == ["Hi!", "Hi!"]
+
+
+@pytest.mark.parametrize(
+    ("place", "content"),
+    [("<think>", "<think>Be brief.</think>Hello!"), ("</think>", "Be brief.</think>Hello!")],
+)
+async def test_reasoning_inline_in_the_content(standin, client, place, content):
+    standin.script(*[Reply("Hello!", reasoning="Be brief.", reasoning_in=place)] * 2)
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    chunks = await collect(
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    )
+
+    assert completion.choices[0].message.content == content
+    pieces = [c.choices[0].delta.content for c in chunks[1:-1]]
+    assert "".join(pieces) == content
+    assert "</think>" in pieces  # the closing tag arrives as a chunk of its own
+    assert standin.chat_requests[0].reasoning_text is None
+
+
+# ---------------------------------------------------------------- other servers: finish reasons
+
+
+async def test_stream_interrupted_without_a_finish_reason(standin, client):
+    standin.script(Reply("cut short", finish_reason=None), Reply("Trunc", finish_reason="length"))
+
+    status, raw = await raw_stream(standin, {"model": "m", "messages": MESSAGES, "stream": True})
+    plain = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    events = [json.loads(e[6:]) for e in raw.decode().split("\n\n") if e.startswith("data: {")]
+    assert status == 200 and raw.endswith(b"data: [DONE]\n\n")
+    assert all(e["choices"][0]["finish_reason"] is None for e in events)
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events) == "cut short"
+    assert plain.choices[0].finish_reason == "length"
+
+
+async def test_plain_reply_without_a_finish_reason(standin, client):
+    standin.script(Reply("odd", finish_reason=None))
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    assert completion.choices[0].finish_reason is None
+
+
 # ---------------------------------------------------------------- token counting
 
 # The example from OpenAI's cookbook "How to count tokens with tiktoken", with the

@@ -63,6 +63,11 @@ class Step:
     times: int = 1
 
 
+# Where a reply's reasoning goes (``Reply.reasoning_in``): a separate field of the
+# message / delta, or inline in the content before the answer.
+ReasoningPlace = Literal["reasoning_content", "reasoning", "<think>", "</think>"]
+
+
 @dataclass(frozen=True)
 class Reply(Step):
     """A normal answer whose message content is ``text``.
@@ -71,6 +76,24 @@ class Reply(Step):
     line, for plain and streamed requests alike). When streamed, the text is sent
     in ``chunks`` (default: a few words per chunk, see ``default_chunks``) with
     ``chunk_delay`` seconds before each content chunk after the first.
+
+    ``finish_reason=None``: streamed, no finish chunk at all, the stream just ends with
+    [DONE] (llama-cpp-python's server when a second request interrupts a stream);
+    plain, ``"finish_reason": null``.
+
+    ``reasoning`` is text the model "thought" before ``text``; ``reasoning_in`` says where
+    it goes:
+
+    - ``"reasoning_content"`` (DeepSeek, vLLM's reasoning parsers) or ``"reasoning"``
+      (Ollama, OpenRouter): a separate field, ``message.<field>`` in a plain answer;
+      streamed, ``delta.<field>`` chunks after the role chunk and before any content.
+      Counted in ``usage.completion_tokens`` and ``completion_tokens_details``.
+    - ``"<think>"``: inline, the content is ``<think>reasoning</think>text``.
+    - ``"</think>"``: inline with a lone closer and no opener, ``reasoning</think>text``
+      (chat templates that open the think block in the prompt, as Qwen3's and
+      DeepSeek-R1's do, so the model's output starts inside it).
+
+    Inline tags are streamed as chunks of their own, like the single tokens they are.
     """
 
     text: str
@@ -78,15 +101,33 @@ class Reply(Step):
     delay: float = 0.0
     chunks: Sequence[str] | None = None
     chunk_delay: float = 0.0
-    finish_reason: str = "stop"
+    finish_reason: str | None = "stop"
+    reasoning: str | None = None
+    reasoning_in: ReasoningPlace = "reasoning_content"
 
     def __post_init__(self) -> None:
         if self.chunks is not None and "".join(self.chunks) != self.text:
             raise ValueError("Reply chunks must join up to exactly the reply text")
 
     def stream_chunks(self) -> list[str]:
-        """The content pieces sent when the request is streamed."""
-        return list(self.chunks) if self.chunks is not None else default_chunks(self.text)
+        """The content pieces sent when the request is streamed (inline reasoning first)."""
+        pieces = list(self.chunks) if self.chunks is not None else default_chunks(self.text)
+        if self.reasoning is None or self.reasoning_in not in ("<think>", "</think>"):
+            return pieces
+        opener = ["<think>"] if self.reasoning_in == "<think>" else []
+        return [*opener, *default_chunks(self.reasoning), "</think>", *pieces]
+
+    @property
+    def content(self) -> str:
+        """The message content: ``text``, after the reasoning when that is inline."""
+        return "".join(self.stream_chunks())
+
+    @property
+    def separate_reasoning(self) -> tuple[str, str] | None:
+        """``(field, reasoning)`` when the reasoning goes in a field of its own."""
+        if self.reasoning is None or self.reasoning_in in ("<think>", "</think>"):
+            return None
+        return self.reasoning_in, self.reasoning
 
 
 def _error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
@@ -361,20 +402,26 @@ def prompt_tokens(request_body: Mapping[str, Any]) -> int:
 
 
 def _usage(
-    request_body: Mapping[str, Any], reply_text: str | None, prompt: int | None = None
+    request_body: Mapping[str, Any],
+    reply_text: str | None,
+    prompt: int | None = None,
+    reasoning: str | None = None,
 ) -> dict[str, Any]:
     """A usage object as OpenAI sends it, counted by the stand-in (``prompt``: the
-    server's own prompt count, when it differs from ``prompt_tokens``)."""
+    server's own prompt count, when it differs from ``prompt_tokens``; ``reasoning``:
+    reasoning sent in a field of its own, counted as completion tokens too)."""
     if prompt is None:
         prompt = prompt_tokens(request_body)
-    completion = count_tokens(reply_text or "", request_body.get("model", ""))
+    model = request_body.get("model", "")
+    reasoning_tokens = count_tokens(reasoning or "", model)
+    completion = count_tokens(reply_text or "", model) + reasoning_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -625,6 +672,7 @@ class OpenAIRequest(RecordedRequest):
     the ``Reply`` made up for it). ``sent_chunks`` lists ``(monotonic time,
     content)`` for each streamed chunk that carried content. ``prompt_count`` is the
     prompt size as this server counts it (``prompt_tokens`` times ``token_factor``).
+    ``reasoning_text`` is reasoning sent in a field of its own (``Reply.reasoning``).
     ``pings`` lists when each keep-alive comment was sent (``Stall``).
     ``finished_at`` is when the stand-in finished (or cut) its answer;
     ``disconnected_at`` when the client closed the connection before the answer was
@@ -633,6 +681,7 @@ class OpenAIRequest(RecordedRequest):
 
     step: Step | None = None
     reply_text: str | None = None
+    reasoning_text: str | None = None
     sent_chunks: list[tuple[float, str]] = field(default_factory=list)
     usage: dict[str, Any] | None = None
     prompt_count: int | None = None
@@ -867,13 +916,16 @@ class OpenAIStandIn(Recorder):
             case Reply():
                 await asyncio.sleep(step.delay)
                 text, pieces, finish_reason = self._capped(
-                    record.json, step.text, step.stream_chunks(), step.finish_reason
+                    record.json, step.content, step.stream_chunks(), step.finish_reason
                 )
+                reasoning = step.separate_reasoning
+                if reasoning is not None:
+                    record.reasoning_text = reasoning[1]
                 if streamed:
                     return await self._stream(
-                        request, record, text, pieces, step.chunk_delay, finish_reason
+                        request, record, text, pieces, step.chunk_delay, finish_reason, reasoning
                     )
-                return await self._plain(record, text, finish_reason)
+                return await self._plain(record, text, finish_reason, reasoning)
             case EmptyReply():
                 if streamed:
                     return await self._stream(request, record, step.content, [], 0.0, "stop")
@@ -899,11 +951,15 @@ class OpenAIStandIn(Recorder):
     def _usage(self, record: OpenAIRequest, reply_text: str | None) -> dict[str, Any] | None:
         if self.usage_missing:
             return None
-        return _usage(record.json, reply_text, record.prompt_count)
+        return _usage(record.json, reply_text, record.prompt_count, record.reasoning_text)
 
     def _capped(
-        self, body: Mapping[str, Any], text: str, pieces: Sequence[str], finish_reason: str
-    ) -> tuple[str, list[str], str]:
+        self,
+        body: Mapping[str, Any],
+        text: str,
+        pieces: Sequence[str],
+        finish_reason: str | None,
+    ) -> tuple[str, list[str], str | None]:
         """``text`` and its stream ``pieces`` cut at the request's token cap (read from
         ``reply_cap_fields``), with finish reason ``"length"`` when cut."""
         for name in self.reply_cap_fields:
@@ -942,11 +998,18 @@ class OpenAIStandIn(Recorder):
         }
 
     async def _plain(
-        self, record: OpenAIRequest, content: str | None, finish_reason: str
+        self,
+        record: OpenAIRequest,
+        content: str | None,
+        finish_reason: str | None,
+        reasoning: tuple[str, str] | None = None,
     ) -> web.StreamResponse:
         record.reply_text = content
         record.usage = self._usage(record, content)
         completion = self._completion(record.json, content, finish_reason, record.usage)
+        if reasoning is not None:
+            field_name, text = reasoning
+            completion["choices"][0]["message"][field_name] = text
         return await self._finish(record, self._json_response(200, completion))
 
     async def _start_stream(
@@ -1000,9 +1063,15 @@ class OpenAIStandIn(Recorder):
         chunk: ChunkMaker,
         pieces: Sequence[str],
         chunk_delay: float,
+        reasoning: tuple[str, str] | None = None,
     ) -> None:
-        """The role chunk, then one chunk per content piece (recorded as sent)."""
+        """The role chunk, the reasoning's chunks if any, then one chunk per content piece
+        (recorded as sent)."""
         await response.write(chunk(self._delta({"role": "assistant", "content": ""})))
+        if reasoning is not None:
+            field_name, text = reasoning
+            for piece in default_chunks(text):
+                await response.write(chunk(self._delta({field_name: piece})))
         for i, piece in enumerate(pieces):
             if i and chunk_delay:
                 await asyncio.sleep(chunk_delay)
@@ -1018,7 +1087,8 @@ class OpenAIStandIn(Recorder):
         content: str | None,
         pieces: Sequence[str],
         chunk_delay: float,
-        finish_reason: str,
+        finish_reason: str | None,
+        reasoning: tuple[str, str] | None = None,
     ) -> web.StreamResponse:
         record.reply_text = content
         record.usage = self._usage(record, content)
@@ -1027,8 +1097,9 @@ class OpenAIStandIn(Recorder):
         if content is None:
             await response.write(chunk(self._delta({"role": "assistant", "content": None})))
         else:
-            await self._send_content(response, record, chunk, pieces, chunk_delay)
-        await response.write(chunk(self._delta({}, finish_reason)))
+            await self._send_content(response, record, chunk, pieces, chunk_delay, reasoning)
+        if finish_reason is not None:
+            await response.write(chunk(self._delta({}, finish_reason)))
         if include_usage:
             await response.write(chunk([], record.usage))
         await response.write(b"data: [DONE]\n\n")
