@@ -925,6 +925,25 @@ async def test_plain_reply_without_a_finish_reason(standin, client):
     assert completion.choices[0].finish_reason is None
 
 
+# ---------------------------------------------------------------- GET /v1/models
+
+
+async def test_models_listing_is_configurable(standin, client):
+    with pytest.raises(openai.NotFoundError):
+        await client.models.list()
+
+    standin.models = ["gpt-4o", "local-llama"]
+    page = await client.models.list()
+
+    assert [m.id for m in page.data] == ["gpt-4o", "local-llama"]
+    assert all(m.object == "model" for m in page.data)
+    assert [(r.method, r.path, r.status) for r in standin.requests] == [
+        ("GET", "/v1/models", 404),
+        ("GET", "/v1/models", 200),
+    ]
+    assert standin.chat_requests == []
+
+
 # ---------------------------------------------------------------- token counting
 
 # The example from OpenAI's cookbook "How to count tokens with tiktoken", with the

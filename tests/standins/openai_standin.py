@@ -43,6 +43,7 @@ from aiohttp import web
 from tests.standins.recording import RecordedRequest, Recorder
 
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
 
 # Makes one SSE event (``data: {...}\n\n``) from a chunk's choices and usage.
 ChunkMaker = Callable[..., bytes]
@@ -722,6 +723,9 @@ class OpenAIStandIn(Recorder):
         self.context_window: int | None = None
         self.context_style: ContextStyle = "openai"
         self.token_factor: float = 1.0
+        # The model ids GET /v1/models lists; None (the default): 404, as on servers
+        # without that endpoint.
+        self.models: list[str] | None = None
         # True: like servers that report no usage, plain answers carry no ``usage`` and
         # streams no usage chunk (stream_options is ignored, as llama-cpp-python does).
         self.usage_missing = False
@@ -736,6 +740,7 @@ class OpenAIStandIn(Recorder):
         await asyncio.to_thread(_load_encodings)
         app = web.Application()
         app.router.add_post(CHAT_COMPLETIONS_PATH, self._chat_completions)
+        app.router.add_get(MODELS_PATH, self._models)
         app.router.add_route("*", "/{tail:.*}", self._unknown_path)
         # handler_cancellation: a handler is cancelled when its client goes away,
         # which is how a hanging request learns that the client gave up.
@@ -850,6 +855,21 @@ class OpenAIStandIn(Recorder):
             f"Invalid URL ({request.method} {request.path})", "invalid_request_error", None
         )
         return await self._finish(record, self._json_response(404, body))
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1/models: OpenAI's list object for ``self.models``, or the 404 of an
+        unknown path when it is None."""
+        if self.models is None:
+            return await self._unknown_path(request)
+        record = await self._record_arrival(request)
+        body = {
+            "object": "list",
+            "data": [
+                {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+                for model in self.models
+            ],
+        }
+        return await self._finish(record, self._json_response(200, body))
 
     async def _record_arrival(self, request: web.Request) -> OpenAIRequest:
         raw = await request.read()
