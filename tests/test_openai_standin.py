@@ -742,7 +742,7 @@ async def raw_stream(standin, body: dict) -> tuple[int, bytes]:
 
 
 async def test_stall_pings_then_answers(standin, client):
-    standin.script(Stall(0.5, after="late answer", ping_every=0.2), Stall(0.5, ping_every=0.2))
+    standin.script(Stall(0.5, after="late answer", ping_every=0.1), Stall(0.5, ping_every=0.1))
 
     chunks = await collect(
         await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
@@ -754,12 +754,14 @@ async def test_stall_pings_then_answers(standin, client):
     # The SDK skips the comments; the answer arrives after the stall.
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "late answer"
     first = standin.chat_requests[0]
-    assert len(first.pings) == 2  # at 0.2 s and 0.4 s
+    assert 2 <= len(first.pings) <= 4  # every 0.1 s for 0.5 s, fewer on a slow machine
     assert first.sent_chunks[0][0] - first.at >= 0.5
     assert status == 200
-    lines = raw.decode().split("\n\n")
-    assert lines[0].startswith(": ping - ") and lines[1].startswith(": ping - ")
-    assert lines[2].startswith("data: {")  # nothing but pings before the answer
+    events = raw.decode().split("\n\n")
+    pings = [e for e in events if e.startswith(": ping - ")]
+    assert len(pings) >= 2
+    assert events[: len(pings)] == pings  # nothing but pings before the answer
+    assert all(e.startswith("data: ") for e in events[len(pings) : -1])
     assert raw.endswith(b"data: [DONE]\n\n")
 
 
@@ -774,9 +776,12 @@ async def test_stall_mid_stream_after_some_text(standin, client):
 
     assert "".join(text for _, text in received) == "Hello there friend."
     [request] = standin.chat_requests
-    assert len(request.pings) >= 2
-    assert request.pings[0] > request.sent_chunks[0][0]  # pings come after the text
-    assert received[-1][0] - received[0][0] >= 0.3
+    # Pings at about 0.1 s and 0.2 s (fewer if the machine is slow to wake the server).
+    assert 1 <= len(request.pings) <= 2
+    first_sent, last_sent = request.sent_chunks[0][0], request.sent_chunks[-1][0]
+    assert first_sent < request.pings[0] and request.pings[-1] < last_sent
+    assert last_sent - first_sent >= 0.3
+    assert received[-1][0] - received[0][0] >= 0.2  # the client saw the gap too
     assert request.reply_text == "Hello there friend."
 
 
