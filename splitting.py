@@ -36,7 +36,7 @@ _MAX_TAG = 32
 _MIN_LIMIT = len(_FENCE) + _MAX_TAG + len("\n") + len(_CLOSE) + 1
 # Room a preview leaves for the caller's "still writing" marker.
 _MARKER_ROOM = 2
-_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")  # the last whitespace character
+_WHITESPACE = re.compile(r"\s")
 _CLUSTER = regex.compile(r"\X")
 # Matches up to the start of the last grapheme cluster: the giving back of one \X is the
 # regex engine's own, so no cluster list is built.
@@ -211,14 +211,13 @@ def _find_cut(head: str, budget: int) -> tuple[int, int]:
         at = window.rfind(separator)
         if at != -1 and window[:at].strip():
             return at, at
-    # The last whitespace character that is a cluster of its own: one joined to its
-    # neighbour is part of a visible character. Joined ones are rare, so this loops rarely.
-    end = len(window)
-    while (space := _LAST_SPACE.search(window, 0, end)) and window[: space.start()].strip():
+    # The last whitespace character that is a cluster of its own (one joined to a neighbour
+    # is part of a visible character) and has text before it.
+    text_from = len(window) - len(window.lstrip())
+    for space in reversed(list(_WHITESPACE.finditer(window, text_from))):
         at = space.start()
         if not _joined(head[at - 1 : at + 1]) and not _joined(head[at : at + 2]):
             return at, at + 1  # drop the one separating space
-        end = at
     # One word longer than the budget. Only it can precede the hard cut, with at most an
     # indentation narrower than the budget (_settle_head), so the message is not whitespace.
     at = _cluster_cut(window, budget)
@@ -238,7 +237,16 @@ def _cluster_cut(text: str, size: int) -> int:
         return len(text)
     # The clusters of text[:size + 1]: the last one starts at or before size, and where it
     # starts is fixed, as the character after that start has arrived.
-    return _LAST_CLUSTER_START.match(text[: size + 1]).end()
+    head = text[: size + 1]
+    # Segmenting from a cluster boundary gives the same clusters after it, so start from the
+    # last one known without segmenting: after a whitespace character that the next one does
+    # not join. Usually that is the start of the last word, not of the window.
+    start = 0
+    for space in reversed(list(_WHITESPACE.finditer(head, 0, size))):
+        if not _joined(head[space.start() : space.start() + 2]):
+            start = space.start() + 1
+            break
+    return _LAST_CLUSTER_START.match(head, start).end()
 
 
 def _joined(pair: str) -> bool:

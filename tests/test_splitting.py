@@ -417,6 +417,12 @@ def test_a_cluster_boundary_is_fixed_once_the_next_character_arrives(
     # ReplySplitter relies on this property of \X: a cut decided on the text so far, with one
     # character after it, stays right whatever text comes later.
     text = "".join(pieces)
+    edges = cluster_edges(text)
     arrived = data.draw(st.integers(1, len(text)))
     so_far = {edge for edge in cluster_edges(text[:arrived]) if edge < arrived}
-    assert so_far == {edge for edge in cluster_edges(text) if edge < arrived}
+    assert so_far == {edge for edge in edges if edge < arrived}
+    # And segmenting from any cluster boundary gives the clusters after it.
+    start = data.draw(st.sampled_from(sorted(edges)))
+    assert {start + edge for edge in cluster_edges(text[start:])} == {
+        edge for edge in edges if edge >= start
+    }
