@@ -26,7 +26,7 @@ from discord import app_commands
 
 from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import ConfigError, Settings, load_settings, read_environment
-from guards import Access, AccessRules, UserLimits
+from guards import Access, UserLimits
 from history import RESET_MESSAGE, read_back
 from live_reply import LiveReply
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
@@ -92,9 +92,9 @@ class ChatBot(discord.Client):
         self.prompts: PromptBuilder
         self.memory_budget: int
         self.model: ChatModel | None = None
-        self.access = AccessRules.from_settings(settings)
+        self.access = settings.access
         self.limits = UserLimits(
-            settings.user_rate_limit, settings.user_daily_tokens, settings.admin_user_ids
+            settings.user_rate_limit, settings.user_daily_tokens, settings.access.admins
         )
         self.told_blocked: set[int] = set()  # blocked users already told so in a DM
         self.summarizer: Summarizer | None = None

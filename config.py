@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar, get_args
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
+
+from guards import AccessRules
 
 DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULT_SYSTEM_PROMPT = (
@@ -24,11 +26,12 @@ DEFAULT_SYSTEM_PROMPT = (
     "fenced code blocks with a language tag); there are no tables or images, so keep "
     "answers concise and readable in a chat."
 )
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ReplyTo = Literal["all", "mention"]
 MemoryStrategy = Literal["drop", "summarize"]
 ResetPermission = Literal["manage_messages", "everyone"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Getter = Callable[[str], "str | None"]
+Word = TypeVar("Word", bound=str)
 
 # A request needs room for the system prompt and at least a short conversation.
 MIN_PROMPT_BUDGET = 256
@@ -50,14 +53,8 @@ class Settings:
     max_context_tokens: int = 4096
     max_reply_tokens: int = 1024
     reply_to: ReplyTo = "all"
-    allowed_channel_ids: frozenset[int] = frozenset()
-    blocked_channel_ids: frozenset[int] = frozenset()
-    allowed_user_ids: frozenset[int] = frozenset()
-    blocked_user_ids: frozenset[int] = frozenset()
-    allowed_role_ids: frozenset[int] = frozenset()
-    blocked_role_ids: frozenset[int] = frozenset()
-    admin_user_ids: frozenset[int] = frozenset()
-    allow_dms: bool = True
+    # The ALLOWED_* / BLOCKED_* lists, ADMIN_USER_IDS and ALLOW_DMS.
+    access: AccessRules = field(default_factory=AccessRules)
     user_rate_limit: int = 0  # messages per minute; 0: no limit
     user_daily_tokens: int = 0  # prompt + completion tokens per UTC day; 0: no limit
     max_concurrent_requests: int = 8
@@ -66,7 +63,7 @@ class Settings:
     dev_guild_id: int | None = None
     openai_timeout: float = 60.0
     stream_replies: bool = True
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     # Test seam: where discord.py sends REST and gateway traffic. Unset in production.
     discord_api_url: str | None = None
 
@@ -136,27 +133,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "or raise MAX_CONTEXT_TOKENS."
         )
 
-    reply_to = (get("REPLY_TO") or "all").lower()
-    if reply_to not in ("all", "mention"):
-        raise ConfigError(f"REPLY_TO must be 'all' or 'mention', got {reply_to!r}.")
-
-    memory_strategy = (get("MEMORY_STRATEGY") or "drop").lower()
-    if memory_strategy not in ("drop", "summarize"):
-        raise ConfigError(
-            f"MEMORY_STRATEGY must be 'drop' or 'summarize', got {memory_strategy!r}."
-        )
-    reset_permission = (get("RESET_PERMISSION") or "manage_messages").lower()
-    if reset_permission not in ("manage_messages", "everyone"):
-        raise ConfigError(
-            f"RESET_PERMISSION must be 'manage_messages' or 'everyone', got {reset_permission!r}."
-        )
     dev_guild = _id_list(get, "DEV_GUILD_ID")
     if len(dev_guild) > 1:
         raise ConfigError("DEV_GUILD_ID must be one server id.")
-
-    log_level = (get("LOG_LEVEL") or "INFO").upper()
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}.")
 
     timeout_text = get("OPENAI_TIMEOUT") or "60"
     try:
@@ -176,24 +155,28 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         system_prompt=get("SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT,
         max_context_tokens=max_context,
         max_reply_tokens=max_reply,
-        reply_to=reply_to,  # type: ignore[arg-type]  # checked above
-        allowed_channel_ids=_id_list(get, "ALLOWED_CHANNEL_IDS"),
-        blocked_channel_ids=_id_list(get, "BLOCKED_CHANNEL_IDS"),
-        allowed_user_ids=_id_list(get, "ALLOWED_USER_IDS"),
-        blocked_user_ids=_id_list(get, "BLOCKED_USER_IDS"),
-        allowed_role_ids=_id_list(get, "ALLOWED_ROLE_IDS"),
-        blocked_role_ids=_id_list(get, "BLOCKED_ROLE_IDS"),
-        admin_user_ids=_id_list(get, "ADMIN_USER_IDS"),
-        allow_dms=_boolean(get, "ALLOW_DMS", default=True),
+        reply_to=_word(get, "REPLY_TO", get_args(ReplyTo), "all"),
+        access=AccessRules(
+            allowed_channels=_id_list(get, "ALLOWED_CHANNEL_IDS"),
+            blocked_channels=_id_list(get, "BLOCKED_CHANNEL_IDS"),
+            allowed_users=_id_list(get, "ALLOWED_USER_IDS"),
+            blocked_users=_id_list(get, "BLOCKED_USER_IDS"),
+            allowed_roles=_id_list(get, "ALLOWED_ROLE_IDS"),
+            blocked_roles=_id_list(get, "BLOCKED_ROLE_IDS"),
+            admins=_id_list(get, "ADMIN_USER_IDS"),
+            allow_dms=_boolean(get, "ALLOW_DMS", default=True),
+        ),
         user_rate_limit=_integer(get, "USER_RATE_LIMIT", 0, minimum=0),
         user_daily_tokens=_integer(get, "USER_DAILY_TOKENS", 0, minimum=0),
         max_concurrent_requests=_integer(get, "MAX_CONCURRENT_REQUESTS", 8, minimum=1),
-        memory_strategy=memory_strategy,  # type: ignore[arg-type]  # checked above
-        reset_permission=reset_permission,  # type: ignore[arg-type]  # checked above
+        memory_strategy=_word(get, "MEMORY_STRATEGY", get_args(MemoryStrategy), "drop"),
+        reset_permission=_word(
+            get, "RESET_PERMISSION", get_args(ResetPermission), "manage_messages"
+        ),
         dev_guild_id=next(iter(dev_guild), None),
         openai_timeout=timeout,
         stream_replies=_boolean(get, "STREAM_REPLIES", default=True),
-        log_level=log_level,
+        log_level=_word(get, "LOG_LEVEL", get_args(LogLevel), "INFO"),
         discord_api_url=get("DISCORD_API_URL"),
     )
 
@@ -209,6 +192,23 @@ def _integer(get: Getter, name: str, default: int, *, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}.")
     return value
+
+
+def _word(get: Getter, name: str, words: tuple[Word, ...], default: Word) -> Word:
+    """The one of `words` that `name` is set to, in any case; `default` if unset."""
+    text = get(name)
+    if text is None:
+        return default
+    # The words are all lower case (LOG_LEVEL's, like logging's, all upper case).
+    given = text.upper() if words[0].isupper() else text.lower()
+    for word in words:
+        if word == given:
+            return word
+    if len(words) == 2:
+        choices = f"{words[0]!r} or {words[1]!r}"
+    else:
+        choices = f"one of {', '.join(words)}"
+    raise ConfigError(f"{name} must be {choices}, got {given!r}.")
 
 
 def _id_list(get: Getter, name: str) -> frozenset[int]:

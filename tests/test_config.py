@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from config import DEFAULT_MODEL, ConfigError, load_settings, read_environment
+from guards import AccessRules
 
 MINIMAL = {"DISCORD_BOT_TOKEN": "abc.def.ghi", "OPENAI_API_KEY": "sk-test"}
 
@@ -17,11 +18,10 @@ def test_defaults() -> None:
     assert settings.max_context_tokens == 4096
     assert settings.prompt_budget == 4096 - settings.max_reply_tokens
     assert settings.reply_to == "all"
-    assert settings.allowed_channel_ids == frozenset()
+    assert settings.access == AccessRules()  # everyone, everywhere, DMs too
     assert 0 < settings.openai_timeout < 600
     assert settings.stream_replies is True
     assert "Discord" in settings.system_prompt
-    assert settings.allow_dms is True
     assert settings.user_rate_limit == settings.user_daily_tokens == 0  # no limits
     assert settings.max_concurrent_requests == 8
     assert settings.memory_strategy == "drop"
@@ -56,7 +56,7 @@ def test_values_are_parsed() -> None:
         }
     )
     assert settings.reply_to == "mention"
-    assert settings.allowed_channel_ids == {123, 456, 789}
+    assert settings.access.allowed_channels == {123, 456, 789}
     assert settings.prompt_budget == 7500
     assert settings.openai_timeout == 12.5
     assert settings.stream_replies is False
@@ -79,11 +79,15 @@ def test_guard_settings_are_parsed() -> None:
             "MAX_CONCURRENT_REQUESTS": "2",
         }
     )
-    assert settings.blocked_channel_ids == {1}
-    assert settings.allowed_user_ids == {2, 3}
-    assert (settings.blocked_user_ids, settings.allowed_role_ids) == ({4}, {5})
-    assert (settings.blocked_role_ids, settings.admin_user_ids) == ({6}, {7})
-    assert settings.allow_dms is False
+    assert settings.access == AccessRules(
+        blocked_channels=frozenset({1}),
+        allowed_users=frozenset({2, 3}),
+        blocked_users=frozenset({4}),
+        allowed_roles=frozenset({5}),
+        blocked_roles=frozenset({6}),
+        admins=frozenset({7}),
+        allow_dms=False,
+    )
     assert (settings.user_rate_limit, settings.user_daily_tokens) == (6, 20000)
     assert settings.max_concurrent_requests == 2
 
@@ -131,3 +135,39 @@ def test_real_environment_wins_over_dotenv(tmp_path: Path, monkeypatch) -> None:
     env = read_environment(env_file)
     assert env["OPENAI_MODEL"] == "from-environment"
     assert env["SYSTEM_PROMPT"] == "Be kind."
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("REPLY_TO", "Everyone", "REPLY_TO must be 'all' or 'mention', got 'everyone'."),
+        (
+            "MEMORY_STRATEGY",
+            "keep",
+            "MEMORY_STRATEGY must be 'drop' or 'summarize', got 'keep'.",
+        ),
+        (
+            "RESET_PERMISSION",
+            "Admins",
+            "RESET_PERMISSION must be 'manage_messages' or 'everyone', got 'admins'.",
+        ),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'."),
+    ],
+)
+def test_a_word_setting_lists_its_choices(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**MINIMAL, variable: value})
+    assert str(raised.value) == message
+
+
+def test_word_settings_take_any_case() -> None:
+    settings = load_settings(
+        {
+            **MINIMAL,
+            "MEMORY_STRATEGY": "Summarize",
+            "RESET_PERMISSION": "EVERYONE",
+            "LOG_LEVEL": "warning",
+        }
+    )
+    assert (settings.memory_strategy, settings.reset_permission) == ("summarize", "everyone")
+    assert settings.log_level == "WARNING"
