@@ -15,6 +15,7 @@ from dotenv import dotenv_values
 from hypothesis import given
 from hypothesis import strategies as st
 
+import config
 from config import (
     DEFAULT_MODEL,
     MAX_SNOWFLAKE,
@@ -402,6 +403,15 @@ def test_text_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     env_file.write_bytes(b"SYSTEM_PROMPT=caf\xe9\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         read_environment(env_file)
+
+
+def test_an_unreadable_dotenv_is_a_config_error(tmp_path: Path, monkeypatch) -> None:
+    def refuse(path: Path, encoding: str) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(config, "dotenv_values", refuse)  # root could read a chmod 000 file
+    with pytest.raises(ConfigError, match=r"\.env cannot be read: Permission denied\."):
+        read_environment(tmp_path / ".env")
 
 
 def test_a_system_prompt_that_leaves_no_room_is_explained() -> None:
