@@ -260,20 +260,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     )
 
 
-def system_prompt_error(settings: Settings, prompt_tokens: int) -> ConfigError:
-    """The start-up error for a SYSTEM_PROMPT of `prompt_tokens` tokens that leaves too
-    little of `settings.prompt_budget` for the conversation.
-
-    Counting needs the tokenizer, which loads after `load_settings`, so bot.py makes
-    this check itself and raises (or prints) what this returns.
-    """
-    return ConfigError(
-        f"SYSTEM_PROMPT takes {prompt_tokens:,} of the {settings.prompt_budget:,} prompt "
-        "tokens (MAX_CONTEXT_TOKENS - MAX_REPLY_TOKENS), leaving too little for the "
-        "conversation: shorten it or raise MAX_CONTEXT_TOKENS."
-    )
-
-
 def _quote(text: str) -> str:
     """`text` as an error message shows it: quoted, escaped onto one line, cut if long."""
     return repr(text) if len(text) <= 60 else f"{text[:60]!r}..."

@@ -26,7 +26,6 @@ from config import (
     Settings,
     load_settings,
     read_environment,
-    system_prompt_error,
 )
 from guards import AccessRules
 
@@ -412,12 +411,6 @@ def test_an_unreadable_dotenv_is_a_config_error(tmp_path: Path, monkeypatch) -> 
     monkeypatch.setattr(config, "dotenv_values", refuse)  # root could read a chmod 000 file
     with pytest.raises(ConfigError, match=r"\.env cannot be read: Permission denied\."):
         read_environment(tmp_path / ".env")
-
-
-def test_a_system_prompt_that_leaves_no_room_is_explained() -> None:
-    message = str(system_prompt_error(load_settings(MINIMAL), 5000))
-    assert message.startswith("SYSTEM_PROMPT takes 5,000 of the 3,072 prompt tokens")
-    assert "\n" not in message
 
 
 # Pieces of the junk that broke the bot or could: unicode digits, huge numbers, control
