@@ -313,7 +313,7 @@ def _url_problem(url: str) -> str | None:
         return "it must start with http:// or https://"
     match = HOST_AND_PORT.fullmatch(parts.netloc.rpartition("@")[2])
     if match is None:
-        return "the brackets around an IPv6 address must be balanced"
+        return "brackets may only enclose an IPv6 address, with at most :port after it"
     if match["ipv6"] is not None:
         try:
             ipaddress.IPv6Address(match["ipv6"])
@@ -336,7 +336,7 @@ def _url_problem(url: str) -> str | None:
             return f"{match['host']!r} is not an IPv4 address"
     port = match["port"]
     if port is not None and not (
-        port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535
+        port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535  # ASCII: checked above
     ):
         return f"the port must be a number from 1 to 65535, got {port!r}"
     return None
