@@ -389,18 +389,22 @@ async def _migrate(engine: AsyncEngine, migrations: Sequence[Migration]) -> None
     backends run DDL inside transactions, so a migration is all or nothing. This is one
     code path on both, with no advisory lock (which only PostgreSQL has).
 
-    The schema_version table itself is created with checkfirst; two processes can both
-    see it missing, and the loser's CREATE fails, so that step is retried.
+    The schema_version table itself is created with checkfirst (a read, then CREATE), so
+    two processes can both see it missing: the loser's CREATE fails ("already exists" on
+    PostgreSQL; on SQLite "database is locked", as a read transaction that tries to
+    write while another writes is refused at once, without the busy wait). That step
+    is retried, and the retry sees the table.
     """
-    for attempt in range(3):
+    attempts = 10
+    for attempt in range(attempts):
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(schema_version.create, checkfirst=True)
             break
         except exc.DBAPIError:
-            if attempt == 2:
+            if attempt == attempts - 1:
                 raise
-            await asyncio.sleep(0.05 * (attempt + 1))
+            await asyncio.sleep(0.02 * (attempt + 1))
 
     known = max((m.version for m in migrations), default=0)
     for migration in migrations:
