@@ -37,6 +37,10 @@ DEFAULT_RETENTION_DAYS = 90
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # How long connecting to PostgreSQL may take before open() or a query gives up.
 POSTGRES_CONNECT_TIMEOUT_S = 10.0
+# Column widths, checked before writing: PostgreSQL enforces them and SQLite does not,
+# so an over-long value must fail the same way (ValueError) on both.
+MAX_KEY_LENGTH = 100
+MAX_MODEL_LENGTH = 200
 # UPDATE-then-INSERT rounds before giving up; each lost race is followed by an UPDATE
 # that finds the other writer's row, so more than two rounds means something else is wrong.
 _WRITE_ATTEMPTS = 5
@@ -168,7 +172,7 @@ settings_table = sa.Table(
     metadata,
     sa.Column("scope_kind", sa.String(16), primary_key=True),
     sa.Column("scope_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY_LENGTH), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_by", sa.BigInteger, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -181,7 +185,7 @@ usage_table = sa.Table(
     sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("guild_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("channel_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("model", sa.String(MAX_MODEL_LENGTH), primary_key=True),
     sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
     sa.Column("completion_tokens", sa.BigInteger, nullable=False),
     sa.Column("answers", sa.BigInteger, nullable=False),
@@ -519,10 +523,14 @@ class Store:
     async def set_setting(
         self, scope: Scope, key: str, value: str, *, updated_by: int | None = None
     ) -> None:
-        """Store `value` for `key` in `scope`, replacing any value it had."""
+        """Store `value` for `key` in `scope`, replacing any value it had.
+
+        Raises ValueError for an unknown scope kind or a key that is empty or longer
+        than MAX_KEY_LENGTH.
+        """
         scope = _check_scope(scope)
-        if not key:
-            raise ValueError("setting key must not be empty")
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            raise ValueError(f"setting key must be 1 to {MAX_KEY_LENGTH} characters")
         table = settings_table
         now = dt.datetime.now(dt.UTC)
         where = sa.and_(
@@ -613,10 +621,13 @@ class Store:
         """Add one answer's tokens to the (UTC day, user, guild, channel, model) row.
 
         `guild_id` None (a DM) is stored as 0. `day` defaults to today in UTC. Counts
-        must be >= 0. Safe against concurrent writers in this and other processes.
+        must be >= 0 and `model` at most MAX_MODEL_LENGTH characters (else ValueError).
+        Safe against concurrent writers in this and other processes.
         """
         if min(prompt_tokens, completion_tokens, answers) < 0:
             raise ValueError("usage counts must not be negative")
+        if len(model) > MAX_MODEL_LENGTH:
+            raise ValueError(f"model name longer than {MAX_MODEL_LENGTH} characters")
         table = usage_table
         key = {
             "day": day or _utc_today(),

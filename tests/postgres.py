@@ -114,17 +114,22 @@ class PostgresServer:
         self._client("createdb", name)
         return self.url(name)
 
+    def drop_database(self, name: str) -> None:
+        """Drop a database, disconnecting whoever is still connected to it."""
+        self._client("dropdb", "--force", "--if-exists", name)
+
     def sql(self, database: str, statement: str) -> None:
         """Run SQL as the superuser in `database` (for set-up the store cannot do)."""
         self._client("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database,
                      "-c", statement)  # fmt: skip
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown) and delete the cluster."""
+        """Stop the server and delete the cluster."""
         try:
             if (self.data_dir / "postmaster.pid").exists():
-                self._run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w",
-                          "stop")  # fmt: skip
+                # Immediate: skip the shutdown checkpoint, as the cluster is deleted next.
+                self._run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate",
+                          "-w", "stop")  # fmt: skip
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,12 +36,16 @@ def days_ago(n: int) -> dt.date:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL of an empty database: a file under a not-yet-existing data/, or a new PG db."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/data/bot.db"
+        yield f"sqlite:///{tmp_path}/data/bot.db"
+        return
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database()
+    url = server.create_database()
+    yield url
+    # Each database is a copy of the template (megabytes): do not keep fifty of them.
+    server.drop_database(url.rsplit("/", 1)[1])
 
 
 @pytest.fixture
@@ -242,9 +246,18 @@ async def test_scope_chain_most_specific_wins(store: Store) -> None:
     assert await store.get_settings([]) == {}
 
 
-async def test_settings_refuse_an_unknown_scope_kind(store: Store) -> None:
+async def test_invalid_arguments_fail_alike_on_both_backends(store: Store) -> None:
     with pytest.raises(ValueError, match="scope kind"):
         await store.set_setting(Scope("server", 1), "model", "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="setting key"):
+        await store.set_setting(Scope("guild", 1), "k" * 101, "x")
+    with pytest.raises(ValueError, match="model name"):
+        await record(store, TODAY, 1, 1, model="m" * 201)
+    # The longest allowed values fit on both (PostgreSQL enforces the widths).
+    await store.set_setting(Scope("guild", 1), "k" * 100, "x")
+    await record(store, TODAY, 1, 1, model="m" * 200)
+    assert await store.resolve_settings([Scope("guild", 1)]) == {"k" * 100: "x"}
+    assert (await store.usage_rows(100, days=1, today=TODAY))[0].model == "m" * 200
 
 
 # --- Usage ---------------------------------------------------------------------------
