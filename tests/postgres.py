@@ -90,13 +90,22 @@ class PostgresServer:
             self.bin_dir / "initdb", "-D", self.data_dir, "-U", SUPERUSER,
             "--auth=trust", "--encoding=UTF8", "--no-sync",
         )  # fmt: skip
+        self.resume()
+        self.create_database("bot")
+
+    def resume(self) -> None:
+        """Start the server process on the existing cluster (after `halt`)."""
         # fsync off: a test cluster need not survive a power cut, and it is much faster.
         options = f"-h {self.host} -p {self.port} -k {self.socket_dir} -c fsync=off"
         self._run(
             self.bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.log_file,
             "-o", options, "-w", "-t", "60", "start",
         )  # fmt: skip
-        self.create_database("bot")
+
+    def halt(self) -> None:
+        """Stop the server process as a crash would (immediate), keeping the cluster."""
+        self._run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w",
+                  "stop")  # fmt: skip
 
     def _client(self, program: str, *args: str) -> None:
         done = subprocess.run(
@@ -128,8 +137,7 @@ class PostgresServer:
         try:
             if (self.data_dir / "postmaster.pid").exists():
                 # Immediate: skip the shutdown checkpoint, as the cluster is deleted next.
-                self._run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate",
-                          "-w", "stop")  # fmt: skip
+                self.halt()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -147,9 +155,7 @@ def _run_as_user() -> str | None:
     return SUPERUSER
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A running PostgreSQL for the whole session; skips where none is installed."""
+def _running_server() -> Iterator[PostgresServer]:
     bin_dir = find_server_binaries()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
@@ -159,6 +165,18 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A running PostgreSQL for the whole session; skips where none is installed."""
+    yield from _running_server()
+
+
+@pytest.fixture
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, which it may halt and resume; skips likewise."""
+    yield from _running_server()
 
 
 @pytest.fixture(scope="session")

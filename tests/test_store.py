@@ -25,7 +25,13 @@ from store import (
     UserUsage,
     database_url,
 )
-from tests.postgres import SUPERUSER, PostgresServer, free_port, postgres_server  # noqa: F401
+from tests.postgres import (  # noqa: F401 - fixtures
+    SUPERUSER,
+    PostgresServer,
+    free_port,
+    own_postgres_server,
+    postgres_server,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = dt.date(2026, 3, 31)
@@ -523,6 +529,27 @@ async def test_a_failing_database_raises_store_error_from_the_method(store: Stor
     # The rest of the store still works.
     await store.put_summary(1, "still fine", tokens=1, last_message_id=1)
     assert (await store.get_summary(1)) is not None
+
+
+async def test_postgres_going_away_raises_store_error_then_recovers(
+    own_postgres_server: PostgresServer,  # noqa: F811
+) -> None:
+    server = own_postgres_server
+    opened = await Store.open(server.url())
+    try:
+        await record(opened, TODAY, 1, 1)
+        await asyncio.to_thread(server.halt)
+        with pytest.raises(StoreError) as raised:
+            await record(opened, TODAY, 1, 1)
+        assert str(raised.value) == (
+            f"cannot record usage in PostgreSQL at 127.0.0.1:{server.port}: connection refused"
+        )
+        await asyncio.to_thread(server.resume)
+        # Pooled connections to the old server are replaced on their next use.
+        await record(opened, TODAY, 2, 2)
+        assert (await opened.user_totals(1, today=TODAY)).today == Totals(3, 3, 2)
+    finally:
+        await opened.close()
 
 
 # --- Several processes ---------------------------------------------------------------
