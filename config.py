@@ -28,10 +28,14 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ReplyTo = Literal["all", "mention"]
 MemoryStrategy = Literal["drop", "summarize"]
 ResetPermission = Literal["manage_messages", "everyone"]
+Vision = Literal["auto", "on", "off"]
+ImageDetail = Literal["low", "high", "auto"]
 Getter = Callable[[str], "str | None"]
 
 # A request needs room for the system prompt and at least a short conversation.
 MIN_PROMPT_BUDGET = 256
+# Attachments: Discord's free upload limit is 10 MiB; larger files are not downloaded.
+DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -67,6 +71,11 @@ class Settings:
     openai_timeout: float = 60.0
     stream_replies: bool = True
     log_level: str = "INFO"
+    # Attachments (files.py): bytes downloaded per message at most; whether images go to
+    # the model (auto: if the model is known to take them); the detail images are sent at.
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    vision: Vision = "auto"
+    image_detail: ImageDetail = "low"
     # Test seam: where discord.py sends REST and gateway traffic. Unset in production.
     discord_api_url: str | None = None
 
@@ -195,7 +204,25 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         stream_replies=_boolean(get, "STREAM_REPLIES", default=True),
         log_level=log_level,
         discord_api_url=get("DISCORD_API_URL"),
+        **_attachment_settings(get),
     )
+
+
+def _attachment_settings(get: Getter) -> dict[str, object]:
+    """MAX_ATTACHMENT_BYTES, VISION and IMAGE_DETAIL, as `Settings` fields."""
+    vision = (get("VISION") or "auto").lower()
+    if vision not in ("auto", "on", "off"):
+        raise ConfigError(f"VISION must be 'auto', 'on' or 'off', got {vision!r}.")
+    detail = (get("IMAGE_DETAIL") or "low").lower()
+    if detail not in ("low", "high", "auto"):
+        raise ConfigError(f"IMAGE_DETAIL must be 'low', 'high' or 'auto', got {detail!r}.")
+    return {
+        "max_attachment_bytes": _integer(
+            get, "MAX_ATTACHMENT_BYTES", DEFAULT_MAX_ATTACHMENT_BYTES, minimum=0
+        ),
+        "vision": vision,
+        "image_detail": detail,
+    }
 
 
 def _integer(get: Getter, name: str, default: int, *, minimum: int) -> int:

@@ -131,3 +131,22 @@ def test_real_environment_wins_over_dotenv(tmp_path: Path, monkeypatch) -> None:
     env = read_environment(env_file)
     assert env["OPENAI_MODEL"] == "from-environment"
     assert env["SYSTEM_PROMPT"] == "Be kind."
+
+
+def test_attachment_settings() -> None:
+    defaults = load_settings(MINIMAL)
+    assert defaults.max_attachment_bytes == 10 * 1024 * 1024
+    assert (defaults.vision, defaults.image_detail) == ("auto", "low")
+    settings = load_settings(
+        {**MINIMAL, "MAX_ATTACHMENT_BYTES": "0", "VISION": "Off", "IMAGE_DETAIL": "HIGH"}
+    )
+    assert settings.max_attachment_bytes == 0  # no file is downloaded
+    assert (settings.vision, settings.image_detail) == ("off", "high")
+    for env, variable in [
+        ({"MAX_ATTACHMENT_BYTES": "10MB"}, "MAX_ATTACHMENT_BYTES"),
+        ({"MAX_ATTACHMENT_BYTES": "-1"}, "MAX_ATTACHMENT_BYTES"),
+        ({"VISION": "maybe"}, "VISION"),
+        ({"IMAGE_DETAIL": "medium"}, "IMAGE_DETAIL"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^{variable} "):
+            load_settings({**MINIMAL, **env})
