@@ -134,7 +134,7 @@ class Conversations:
         who = "every message" if self.settings.reply_to == "all" else "mentions, replies and DMs"
         prompt = self.prompts.prompt(memory)
         files, images = memory.attachments
-        attached = f" ({files} attachments, {images} images sent)" if files else ""
+        attached = f" ({_count(files, 'attachment')}, {_count(images, 'image')} sent)"
         return (
             f"**Memory in this channel:** {len(memory)} messages{attached}, {prompt.tokens:,} of "
             f"{self.settings.prompt_budget:,} prompt tokens used; {older}.\n"
@@ -353,6 +353,10 @@ class Conversations:
         else:  # a reply the SDK could not parse, say: keep serving
             log.error("channel %s: unexpected failure", channel_id, exc_info=error)
         await reply.notice(explain_failure(error))
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" + ("" if number == 1 else "s")
 
 
 def _has_images(prompt: Prompt) -> bool:

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 MAX_FILES = 5  # attachments read per message; Discord allows 10
 DOWNLOAD_TIMEOUT = 20.0  # seconds for one file from Discord's CDN
 IMAGE_SHARE = 0.5  # of the history budget, at most, for one message's images
+# Parts are joined by blank lines, which can also merge with a neighbour's tokens.
+SEPARATOR_ROOM = 8
 NOTE_PREFIX = "-# "  # Discord's small grey "subtext" line, as for the bot's other notes
 
 
@@ -184,8 +186,7 @@ class FileReader:
             if isinstance(data, Skipped):
                 skipped.append(data)
                 continue
-            # The parts are joined by blank lines: 2 tokens is ample room for one.
-            cap = max(MIN_PART_TOKENS, room // left - 2)
+            cap = max(MIN_PART_TOKENS, room // left - SEPARATOR_ROOM)
             if kind is Kind.PDF:
                 read = await asyncio.to_thread(
                     read_pdf, attachment.filename, data, self.counter, cap
@@ -195,7 +196,7 @@ class FileReader:
             if isinstance(read, Skipped):
                 skipped.append(read)
                 continue
-            room -= read.tokens + 2
+            room -= read.tokens + SEPARATOR_ROOM
             parts[attachment.id] = read.content
             names.append(attachment.filename)
             if read.shortened:
