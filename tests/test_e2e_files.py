@@ -12,7 +12,7 @@ from attachments import model_accepts_images
 from config import DEFAULT_MODEL
 from conversations import NO_VISION_NOTE
 from memory import IMAGE_TURNS, ChannelMemory
-from tests.e2e import replies
+from tests.e2e import final_messages, replies
 from tests.standins.discord_standin import DiscordStandIn, FakeAttachment
 from tests.standins.openai_standin import (
     OpenAIStandIn,
@@ -151,24 +151,24 @@ async def test_a_screenshot_goes_to_a_vision_model_as_a_data_url_within_budget(
         assert their_image == 85 + 170 * 6  # 1228 x 768 is 3 x 2 tiles of 512 px
 
 
-@pytest.mark.parametrize("style", ["openai", "llama_cpp"])
+@pytest.mark.parametrize(("style", "stream"), [("openai", "false"), ("llama_cpp", "true")])
 async def test_a_text_only_model_is_told_once_and_the_text_answered(
-    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, style: str
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, style: str, stream: str
 ) -> None:
     openai_api.text_only(style)
-    await start_bot(VISION="on")
+    await start_bot(VISION="on", STREAM_REPLIES=stream)
     first = FakeAttachment("a.png", screenshot(400, 300), width=400, height=300)
     await discord_api.user_says("general", "alice", "What is this?", attachments=[first])
-    [answer] = await replies(discord_api, "general")
-    assert answer["content"] == f"echo: What is this?\n\n[image: a.png]\n{NO_VISION_NOTE}"
+    [answer] = await final_messages(discord_api, "general", 1)
+    assert answer == f"echo: What is this?\n\n[image: a.png]\n{NO_VISION_NOTE}"
     refused = [r for r in openai_api.chat_requests if image_parts(r.json["messages"][-1])]
     assert refused and all(r.status in (400, 500) for r in refused)
     assert user_content(openai_api.completions[-1]) == "What is this?\n\n[image: a.png]"
 
     second = FakeAttachment("b.png", screenshot(400, 300), width=400, height=300)
     said = await discord_api.user_says("general", "bob", "And this one?", attachments=[second])
-    answers = await replies(discord_api, "general", 2)
-    assert answers[-1]["content"] == "echo: And this one?"  # told once: no note again
+    answers = await final_messages(discord_api, "general", 2)
+    assert answers[-1] == "echo: And this one?"  # told once: no note again
     assert discord_api.downloaded(said["attachments"][0]) == []  # not fetched for nothing
     assert not any(image_parts(m) for m in openai_api.completions[-1]["messages"])
 
