@@ -124,8 +124,8 @@ class ChatBot(discord.Client):
         if not is_conversation(message):
             return
         text = message.clean_content.strip()
-        if not text:
-            return  # an image or sticker alone, or content hidden without the intent
+        if not text and not message.attachments:
+            return  # a sticker alone, or content hidden without the intent
         assert self.user is not None
         verdict = self.audience.judge(message, self.user)
         if verdict.remember or verdict.notices:

@@ -33,6 +33,8 @@ ReplyTo = Literal["all", "mention"]
 MemoryStrategy = Literal["drop", "summarize"]
 ResetPermission = Literal["manage_messages", "everyone"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Vision = Literal["auto", "on", "off"]
+ImageDetail = Literal["low", "high", "auto"]
 Getter = Callable[[str], "str | None"]
 Word = TypeVar("Word", bound=str)
 
@@ -63,6 +65,9 @@ VARIABLES = (
     "RESET_PERMISSION",
     "DEV_GUILD_ID",
     "LOG_LEVEL",
+    "MAX_ATTACHMENT_BYTES",
+    "VISION",
+    "IMAGE_DETAIL",
     "DISCORD_API_URL",  # test seam, unset in production: not in .env.example
 )
 
@@ -89,6 +94,9 @@ QUOTES = "\"'`‘’‚‛“”„‟«»‹›"  # noqa: RUF001
 HOST_AND_PORT = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^\[\]:]*))(?::(?P<port>.*))?")
 HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 NUMERIC_HOST = re.compile(r"[0-9.]+")
+# Attachments: Discord's free upload limit is 10 MiB; no upload is larger than 1 GiB.
+DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+MAX_ATTACHMENT_BYTES = 1024 * 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -118,6 +126,11 @@ class Settings:
     openai_timeout: float = 60.0
     stream_replies: bool = True
     log_level: LogLevel = "INFO"
+    # Attachments (files.py): bytes downloaded per message at most; whether images go to
+    # the model (auto: if the model is known to take them); the detail images are sent at.
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    vision: Vision = "auto"
+    image_detail: ImageDetail = "low"
     # Test seam: where discord.py sends REST and gateway traffic. Unset in production.
     discord_api_url: str | None = None
 
@@ -257,7 +270,23 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         stream_replies=_boolean(get, "STREAM_REPLIES", default=True),
         log_level=_word(get, "LOG_LEVEL", get_args(LogLevel), "INFO"),
         discord_api_url=_url(get, "DISCORD_API_URL", example="http://127.0.0.1:8080"),
+        **_attachment_settings(get),
     )
+
+
+def _attachment_settings(get: Getter) -> dict[str, object]:
+    """MAX_ATTACHMENT_BYTES, VISION and IMAGE_DETAIL, as `Settings` fields."""
+    return {
+        "max_attachment_bytes": _integer(
+            get,
+            "MAX_ATTACHMENT_BYTES",
+            DEFAULT_MAX_ATTACHMENT_BYTES,
+            minimum=0,
+            maximum=MAX_ATTACHMENT_BYTES,
+        ),
+        "vision": _word(get, "VISION", get_args(Vision), "auto"),
+        "image_detail": _word(get, "IMAGE_DETAIL", get_args(ImageDetail), "low"),
+    }
 
 
 def _quote(text: str) -> str:

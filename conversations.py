@@ -8,6 +8,10 @@ asked of the model (chat_model.py) and posted through one `Reply` (replies.py).
 
 The turn remembered for an answer is what the channel shows (`Reply.shown_text`,
 notes included), which is also what read-back rebuilds after a restart.
+
+A message's attachments (files.py) become part of its user turn; what was skipped or
+shortened is said in the answer's note. A server that refuses images gets the request
+again without them, and no images for the rest of the process.
 """
 
 from __future__ import annotations
@@ -24,16 +28,23 @@ import openai
 from audience import Audience, Verdict
 from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import Settings
+from files import FileReader, Files
 from history import read_back
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
+from model_failures import Cause, classify
 from replies import Reply, show_typing
 from summaries import Summarizer
 
 log = logging.getLogger("chatbot")
 
 SHORTENED_NOTE = "-# Your message was too long for me to read whole; I answered its beginning."
+NO_VISION_NOTE = "-# This model can't see pictures, so I answered from the text alone."
 # More waiting messages than this in one channel are answered together, in one call.
 COALESCE_AFTER = 3
+
+
+class ImagesRefused(Exception):
+    """The model's server refused the image parts of a request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +83,8 @@ class Conversations:
         # that they are taken one turn at a time, in order.
         self.waiting: defaultdict[int, deque[PendingTurn]] = defaultdict(deque)
         self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.files = FileReader(settings, prompts.counter, prompts.history_budget)
+        self.told_no_vision = False  # users are told once per process that images are unseen
 
     async def receive(self, message: discord.Message, text: str, verdict: Verdict) -> None:
         """Take `message` (its text `text`) into its channel's conversation as `verdict`
@@ -120,8 +133,10 @@ class Conversations:
         mode = "streamed" if self.settings.stream_replies else "posted when complete"
         who = "every message" if self.settings.reply_to == "all" else "mentions, replies and DMs"
         prompt = self.prompts.prompt(memory)
+        files, images = memory.attachments
+        attached = f" ({_count(files, 'attachment')}, {_count(images, 'image')} sent)"
         return (
-            f"**Memory in this channel:** {len(memory)} messages, {prompt.tokens:,} of "
+            f"**Memory in this channel:** {len(memory)} messages{attached}, {prompt.tokens:,} of "
             f"{self.settings.prompt_budget:,} prompt tokens used; {older}.\n"
             f"**Model:** {self.settings.openai_model}, answers {mode}, answering {who}."
         )
@@ -138,11 +153,26 @@ class Conversations:
         channel = batch[0].message.channel
         memory = await self._memory(channel, before=batch[0].message)
         shortened = False
+        notes: list[str] = []
+        has_turn = unseen_images = False
         for pending in batch:
             author = pending.message.author
+            files = await self._read_files(pending)
+            if pending.answer:
+                notes += files.notes(tell_no_vision=not self.told_no_vision)
+                unseen_images |= files.unseen_images
+            text = "\n\n".join(filter(None, [pending.text, files.text]))
+            shortened = has_turn = False
+            if not text:
+                continue  # only files that could not be read: nothing to remember
             turn, shortened = self.prompts.turn(
-                "user", pending.text, speaker_name(author.display_name, author.id)
+                "user",
+                text,
+                speaker_name(author.display_name, author.id),
+                files.images,
+                files.names,
             )
+            has_turn = True
             self._remember(channel.id, memory, turn)
             log.debug("channel %s: %s said %r", channel.id, turn.name, pending.text)
         to_answer = [pending for pending in batch if pending.answer]
@@ -151,19 +181,70 @@ class Conversations:
         message = to_answer[-1].message
         if len(batch) > 1:
             log.info("channel %s: answering %d waiting messages at once", channel.id, len(batch))
+        self.told_no_vision |= unseen_images
+        if not has_turn and to_answer[-1] is batch[-1]:
+            # Nothing of the message could be read: say why instead of staying silent.
+            if notes:
+                await Reply(message).notice("\n".join(notes))
+            return
 
         prompt = self.prompts.prompt(memory)
-        note = SHORTENED_NOTE if shortened and to_answer[-1] is batch[-1] else None
+        note_lines = [SHORTENED_NOTE] if shortened and to_answer[-1] is batch[-1] else []
+        note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
         reply = Reply(message)
-        if self.settings.stream_replies:
-            answer = await self._answer_streaming(reply, prompt, note)
-        else:
-            answer = await self._answer_whole(reply, prompt, note)
+        try:
+            answer = await self._answer(reply, prompt, note)
+        except ImagesRefused as refused:
+            if not _has_images(prompt):  # the server's words, but not about our request
+                await reply.notice(explain_failure(refused.__cause__ or refused))
+                return
+            log.warning("channel %s: the model refused images; sending none again", channel.id)
+            self._refuse_images()
+            prompt = self.prompts.prompt(memory)
+            reply = Reply(message)
+            answer = await self._answer_once_more(
+                reply, prompt, "\n".join([NO_VISION_NOTE, *note_lines, *notes])
+            )
         if answer is None or not reply.visible:
             return
         self._remember(channel.id, memory, self.prompts.turn("assistant", reply.shown_text)[0])
         log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
+
+    async def _read_files(self, pending: PendingTurn) -> Files:
+        """What the message's attachments add to its turn (nothing without any)."""
+        attachments = pending.message.attachments
+        if not attachments:
+            return Files()
+        author = pending.message.author
+        name = speaker_name(author.display_name, author.id)
+        text_tokens = self.prompts.counter.count_message("user", pending.text, name)
+        return await self.files.read(attachments, text_tokens=text_tokens)
+
+    def _refuse_images(self) -> None:
+        """The model takes no images: send none again, in any channel."""
+        self.files.refuse_images()
+        self.told_no_vision = True
+        for memory in self.memories.values():
+            memory.drop_images()
+
+    async def _answer(self, reply: Reply, prompt: Prompt, note: str | None) -> Answer | None:
+        """The answer, shown as STREAM_REPLIES says; None if it failed (and was reported).
+
+        Raises ImagesRefused, with nothing shown, if the server refused images."""
+        if self.settings.stream_replies:
+            return await self._answer_streaming(reply, prompt, note)
+        return await self._answer_whole(reply, prompt, note)
+
+    async def _answer_once_more(
+        self, reply: Reply, prompt: Prompt, note: str | None
+    ) -> Answer | None:
+        """`_answer` for a request without images: a refusal now is a plain failure."""
+        try:
+            return await self._answer(reply, prompt, note)
+        except ImagesRefused as refused:
+            await reply.notice(explain_failure(refused.__cause__ or refused))
+            return None
 
     async def _memory(
         self, channel: discord.abc.Messageable, before: discord.Message | None
@@ -186,6 +267,7 @@ class Conversations:
                 prompts=self.prompts,
                 budget=self.memory_budget,
                 remembered=self.audience.history_filter(),
+                files=self.files,
             )
         except discord.HTTPException as error:
             log.warning(
@@ -259,13 +341,26 @@ class Conversations:
         limits.record_usage(message.author.id, spent, discord.utils.utcnow())
 
     async def _report_failure(self, reply: Reply, error: Exception) -> None:
-        """Tell the user briefly why no answer came; the log gets the detail."""
+        """Tell the user briefly why no answer came; the log gets the detail.
+
+        Raises ImagesRefused instead when the server refused images (the caller retries
+        without them)."""
         channel_id = reply.message.channel.id
+        if classify(error).cause is Cause.IMAGES_REFUSED:
+            raise ImagesRefused from error
         if isinstance(error, openai.OpenAIError | EmptyAnswer):
             log.warning("channel %s: no answer from the model: %r", channel_id, error)
         else:  # a reply the SDK could not parse, say: keep serving
             log.error("channel %s: unexpected failure", channel_id, exc_info=error)
         await reply.notice(explain_failure(error))
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" + ("" if number == 1 else "s")
+
+
+def _has_images(prompt: Prompt) -> bool:
+    return any(isinstance(message["content"], list) for message in prompt.messages)
 
 
 def log_answer(channel_id: int, prompt_tokens: int, answer: Answer, latency: float) -> None:

@@ -3,7 +3,9 @@
 Discord keeps every message, so the bot needs no database for continuity: the first
 time it needs a channel's memory, it reads the recent history back (newest first,
 until the prompt budget is full or the bot's own "conversation reset" message is
-reached) and rebuilds the turns.
+reached) and rebuilds the turns. A message's attachments are read again (files.py) into
+the same turn; images are fetched again only for the newest IMAGE_TURNS messages with
+images, as the memory keeps them, and older ones keep their "[image: name]" line.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
-from memory import PromptBuilder, Turn, speaker_name
+from files import FileReader, has_images
+from memory import IMAGE_TURNS, ImagePart, PromptBuilder, Turn, speaker_name
 
 # The bot's visible answer to /reset: the boundary history is never read past.
 RESET_MESSAGE = (
@@ -33,18 +36,21 @@ async def read_back(
     prompts: PromptBuilder,
     budget: int,
     remembered: Callable[[discord.Message], Awaitable[bool]],
+    files: FileReader | None = None,
 ) -> list[Turn]:
     """The channel's latest turns before `before`, oldest first, about `budget` tokens.
 
     The bot's own messages become assistant turns; the several messages of one answer
     (a split or streamed answer starts with a reply) become one turn. The bot's notices
     (posted silently: errors, limits) are skipped, and so are messages `remembered`
-    rejects (other bots, blocked users...). Raises discord.HTTPException if the
-    history cannot be read.
+    rejects (other bots, blocked users...). With `files`, a message's attachments are
+    read into its turn as when it arrived. Raises discord.HTTPException if the history
+    cannot be read.
     """
     newest_first: list[Turn] = []
     tokens = 0
     answer_parts: list[str] = []  # the bot's messages of one answer, newest first
+    image_turns = 0  # messages whose images were fetched again
     async for message in channel.history(limit=MAX_MESSAGES_READ, before=before):
         if message.author.id == bot_id:
             if is_reset_boundary(message, bot_id):
@@ -56,9 +62,27 @@ async def read_back(
                 continue  # a later part of an answer; its first part is still to come
             turn, _ = prompts.turn("assistant", "\n".join(reversed(answer_parts)))
             answer_parts.clear()
-        elif (text := message.clean_content.strip()) and await remembered(message):
+        elif (
+            (text := message.clean_content.strip()) or (files and message.attachments)
+        ) and await remembered(message):
             author = message.author
-            turn, _ = prompts.turn("user", text, speaker_name(author.display_name, author.id))
+            name = speaker_name(author.display_name, author.id)
+            images: tuple[ImagePart, ...] = ()
+            names: tuple[str, ...] = ()
+            if files is not None and message.attachments:
+                fetch_images = files.vision and has_images(message.attachments)
+                fetch_images = fetch_images and image_turns < IMAGE_TURNS
+                image_turns += fetch_images
+                read = await files.read(
+                    message.attachments,
+                    text_tokens=prompts.counter.count_message("user", text, name),
+                    images=fetch_images,
+                )
+                text = "\n\n".join(filter(None, [text, read.text]))
+                images, names = read.images, read.names
+                if not text:
+                    continue
+            turn, _ = prompts.turn("user", text, name, images, names)
         else:
             continue
         newest_first.append(turn)

@@ -3,6 +3,12 @@
 Each turn's token cost is counted once, when it is remembered; building a request then
 only adds cached numbers. A channel keeps no more than can ever be sent: when a new
 turn pushes the history past the budget, the oldest turns are dropped.
+
+A user turn may carry images (`ImagePart`, from files.py): its message content is then
+a list of parts, the text first, then one `image_url` part per image. An image costs
+the prompt tokens OpenAI's vision rule gives it (attachments.image_tokens). Only the
+newest IMAGE_TURNS turns with images keep them; older ones keep their text, which names
+each image ("[image: name]"), so a channel full of screenshots still fits.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from tokenizer import REPLY_PRIMING, TokenCounter
 
@@ -22,6 +28,9 @@ _NAME_FORBIDDEN = re.compile(r"[^a-zA-Z0-9_-]+")
 # The least room a request must leave for the conversation after the system prompt.
 MIN_HISTORY_BUDGET = 32
 SUMMARY_HEADING = "Summary of the earlier conversation in this channel:"
+# How many of a channel's newest turns with images keep them (read-back re-fetches
+# images for as many messages).
+IMAGE_TURNS = 2
 
 
 def speaker_name(display_name: str, user_id: int) -> str:
@@ -35,28 +44,65 @@ def speaker_name(display_name: str, user_id: int) -> str:
     return cleaned or f"user_{user_id}"
 
 
+def image_placeholder(filename: str) -> str:
+    """The line that stands for an image in a turn's text: "[image: name]"."""
+    return f"[image: {filename}]"
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image in a turn: a data URL sent at `detail`, costing `tokens` prompt tokens."""
+
+    filename: str
+    url: str
+    detail: Literal["low", "high", "auto"]
+    tokens: int
+
+    def as_part(self) -> dict[str, Any]:
+        """The chat-completions `image_url` content part."""
+        return {"type": "image_url", "image_url": {"url": self.url, "detail": self.detail}}
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One message of the conversation, with its token cost in a request."""
+    """One message of the conversation, with its token cost in a request.
+
+    `content` is the turn's text; `images` are sent after it as content parts, and
+    their tokens are part of `tokens`. `files` names the message's attachments that
+    are part of the turn (text files, PDFs, images), for /memory.
+    """
 
     role: Role
     content: str
     name: str | None
     tokens: int
+    images: tuple[ImagePart, ...] = ()
+    files: tuple[str, ...] = ()
 
-    def as_message(self) -> dict[str, str]:
-        """The turn as a chat-completions message."""
-        message = {"role": self.role, "content": self.content}
+    def as_message(self) -> dict[str, Any]:
+        """The turn as a chat-completions message (content parts when it has images)."""
+        content: str | list[dict[str, Any]] = self.content
+        if self.images:
+            content = [{"type": "text", "text": self.content}]
+            content += [image.as_part() for image in self.images]
+        message: dict[str, Any] = {"role": self.role, "content": content}
         if self.name is not None:
             message["name"] = self.name
         return message
+
+    def without_images(self) -> Turn:
+        """The same turn with its images left out (its text still names them)."""
+        if not self.images:
+            return self
+        image_tokens = sum(image.tokens for image in self.images)
+        return Turn(self.role, self.content, self.name, self.tokens - image_tokens, (), self.files)
 
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """A request's messages and their total prompt tokens as the API counts them."""
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     tokens: int
 
 
@@ -78,17 +124,27 @@ class PromptBuilder:
                 f"{MIN_HISTORY_BUDGET} are needed: shorten it or raise MAX_CONTEXT_TOKENS."
             )
 
-    def turn(self, role: Role, content: str, name: str | None = None) -> tuple[Turn, bool]:
-        """A turn for `content`, shortened if it alone would not fit in a request.
+    def turn(
+        self,
+        role: Role,
+        content: str,
+        name: str | None = None,
+        images: tuple[ImagePart, ...] = (),
+        files: tuple[str, ...] = (),
+    ) -> tuple[Turn, bool]:
+        """A turn for `content` (and `images`), its text shortened if the turn alone
+        would not fit in a request. Images that alone leave no room are left out.
 
         Returns the turn and whether it was shortened.
         """
-        turn = self._turn(role, content, name)
+        turn = self._turn(role, content, name, images, files)
         if turn.tokens <= self.history_budget:
             return turn, False
+        if turn.tokens - turn.without_images().tokens >= self.history_budget:
+            turn, images = turn.without_images(), ()
         overhead = turn.tokens - self.counter.count_text(content)
         shortened = self.counter.truncate(content, self.history_budget - overhead)
-        return self._turn(role, shortened, name), True
+        return self._turn(role, shortened, name, images, files), True
 
     def prompt(self, history: ChannelMemory) -> Prompt:
         """The request for `history`: system prompt first, then the summary of older
@@ -108,16 +164,28 @@ class PromptBuilder:
             )
         return turn
 
-    def _turn(self, role: Role, content: str, name: str | None) -> Turn:
-        return Turn(role, content, name, self.counter.count_message(role, content, name))
+    def _turn(
+        self,
+        role: Role,
+        content: str,
+        name: str | None,
+        images: tuple[ImagePart, ...] = (),
+        files: tuple[str, ...] = (),
+    ) -> Turn:
+        tokens = self.counter.count_message(role, content, name)
+        tokens += sum(image.tokens for image in images)
+        return Turn(role, content, name, tokens, images, files)
 
 
 class ChannelMemory:
     """One channel's turns, oldest first, never more tokens than `budget`, and
-    optionally a summary of the turns that no longer fit (kept outside the budget)."""
+    optionally a summary of the turns that no longer fit (kept outside the budget).
 
-    def __init__(self, budget: int) -> None:
+    Images stay in the newest `image_turns` turns that have them (see `remember`)."""
+
+    def __init__(self, budget: int, image_turns: int = IMAGE_TURNS) -> None:
         self.budget = budget
+        self.image_turns = image_turns
         self._turns: deque[Turn] = deque()
         self.tokens = 0
         self.summary: Turn | None = None
@@ -126,15 +194,33 @@ class ChannelMemory:
         """Add `turn` as the newest; drop and return the oldest turns that no longer fit.
 
         The newest turn always stays (`PromptBuilder.turn` makes every turn fit alone).
+        Images of turns older than the newest `image_turns` with images are let go first.
         """
         self._turns.append(turn)
         self.tokens += turn.tokens
+        if turn.images:
+            self.drop_images(keep=self.image_turns)
         dropped = []
         while self.tokens > self.budget and len(self._turns) > 1:
             old = self._turns.popleft()
             self.tokens -= old.tokens
             dropped.append(old)
         return dropped
+
+    def drop_images(self, keep: int = 0) -> None:
+        """Let go of the images of all but the newest `keep` turns that have them
+        (0: all, e.g. once the model turned out to take no images)."""
+        with_images = [i for i, turn in enumerate(self._turns) if turn.images]
+        for index in with_images[: max(len(with_images) - keep, 0)]:
+            old = self._turns[index]
+            self._turns[index] = old.without_images()
+            self.tokens -= old.tokens - self._turns[index].tokens
+
+    @property
+    def attachments(self) -> tuple[int, int]:
+        """(attachments read into the remembered turns, images still sent with them)."""
+        files = sum(len(turn.files) for turn in self._turns)
+        return files, sum(len(turn.images) for turn in self._turns)
 
     def __iter__(self) -> Iterator[Turn]:
         return iter(self._turns)

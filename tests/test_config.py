@@ -57,6 +57,9 @@ EVERY = {
     "RESET_PERMISSION": "everyone",
     "DEV_GUILD_ID": "8",
     "LOG_LEVEL": "DEBUG",
+    "MAX_ATTACHMENT_BYTES": "1000000",
+    "VISION": "on",
+    "IMAGE_DETAIL": "high",
     "DISCORD_API_URL": "http://127.0.0.1:8080",
 }
 
@@ -524,3 +527,22 @@ def test_bot_py_prints_one_line_for_a_bad_setting(
     assert "Traceback" not in done.stdout + done.stderr
     [line] = done.stderr.splitlines()
     assert line.startswith(f"Configuration error: {variable}")
+
+
+def test_attachment_settings() -> None:
+    defaults = load_settings(MINIMAL)
+    assert defaults.max_attachment_bytes == 10 * 1024 * 1024
+    assert (defaults.vision, defaults.image_detail) == ("auto", "low")
+    settings = load_settings(
+        {**MINIMAL, "MAX_ATTACHMENT_BYTES": "0", "VISION": "Off", "IMAGE_DETAIL": "HIGH"}
+    )
+    assert settings.max_attachment_bytes == 0  # no file is downloaded
+    assert (settings.vision, settings.image_detail) == ("off", "high")
+    for env, variable in [
+        ({"MAX_ATTACHMENT_BYTES": "10MB"}, "MAX_ATTACHMENT_BYTES"),
+        ({"MAX_ATTACHMENT_BYTES": "-1"}, "MAX_ATTACHMENT_BYTES"),
+        ({"VISION": "maybe"}, "VISION"),
+        ({"IMAGE_DETAIL": "medium"}, "IMAGE_DETAIL"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^{variable} "):
+            load_settings({**MINIMAL, **env})

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory import SUMMARY_HEADING, ChannelMemory, PromptBuilder, speaker_name
+from memory import (
+    SUMMARY_HEADING,
+    ChannelMemory,
+    ImagePart,
+    PromptBuilder,
+    image_placeholder,
+    speaker_name,
+)
 from tokenizer import REPLY_PRIMING, TokenCounter
 
 
@@ -109,3 +116,70 @@ def test_every_prompt_fits_the_budget(o200k: TokenCounter, turns, budget: int) -
         prompt = builder.prompt(memory)
         assert prompt.tokens == request_tokens(o200k, prompt.messages) <= budget
         assert prompt.messages[-1]["content"] == turn.content
+
+
+# --- Images in turns -----------------------------------------------------------------
+
+
+def image(name: str, tokens: int) -> ImagePart:
+    return ImagePart(name, f"data:image/png;base64,{name}", "low", tokens)
+
+
+def test_a_turn_with_images_is_a_list_of_parts_and_counts_them(o200k: TokenCounter) -> None:
+    builder = PromptBuilder(o200k, "Be brief.", prompt_budget=2000)
+    text = f"what is this?\n\n{image_placeholder('cat.png')}"
+    turn, shortened = builder.turn("user", text, "Ana", (image("cat.png", 85),), ("cat.png",))
+    assert not shortened
+    assert turn.tokens == o200k.count_message("user", text, "Ana") + 85
+    assert turn.as_message() == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": text},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,cat.png",
+                                                "detail": "low"}},
+        ],
+        "name": "Ana",
+    }  # fmt: skip
+    plain = turn.without_images()
+    assert plain.as_message()["content"] == text  # the placeholder still names the image
+    assert plain.tokens == turn.tokens - 85 and plain.files == ("cat.png",)
+
+
+def test_only_the_newest_turns_with_images_keep_them(o200k: TokenCounter) -> None:
+    builder = PromptBuilder(o200k, "Be brief.", prompt_budget=20_000)
+    memory = ChannelMemory(builder.history_budget, image_turns=2)
+    for n in range(5):
+        name = f"shot{n}.png"
+        turn, _ = builder.turn("user", image_placeholder(name), "Ana", (image(name, 500),), (name,))
+        memory.remember(turn)
+        memory.remember(builder.turn("assistant", f"answer {n}")[0])
+    kept = [turn.images[0].filename for turn in memory if turn.images]
+    assert kept == ["shot3.png", "shot4.png"]
+    assert memory.tokens == sum(turn.tokens for turn in memory)
+    assert memory.attachments == (5, 2)
+    prompt = builder.prompt(memory)
+    assert request_tokens_with_images(o200k, prompt.messages, 500) == prompt.tokens
+    memory.drop_images()  # the model turned out to take no images
+    assert memory.attachments == (5, 0)
+    assert memory.tokens == sum(turn.tokens for turn in memory)
+
+
+def test_images_that_alone_overflow_the_budget_are_left_out(o200k: TokenCounter) -> None:
+    builder = PromptBuilder(o200k, "Be brief.", prompt_budget=300)
+    turn, shortened = builder.turn("user", "look", "Ana", (image("huge.png", 5000),))
+    assert shortened and turn.images == ()
+    assert turn.tokens == o200k.count_message("user", "look", "Ana")
+
+
+def request_tokens_with_images(counter: TokenCounter, messages: list[dict], per_image: int) -> int:
+    """Recount a request from scratch: text as usual, `per_image` tokens per image part."""
+    total = REPLY_PRIMING
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, list):
+            text = "".join(p["text"] for p in content if p["type"] == "text")
+            total += sum(per_image for p in content if p["type"] == "image_url")
+        else:
+            text = content
+        total += counter.count_message(m["role"], text, m.get("name"))
+    return total
