@@ -858,10 +858,18 @@ def image_rule(model: str) -> TileRule | PatchRule | None:
     versioned = _GPT_5_PLUS.match(name)
     if versioned:
         minor = int(versioned.group(1))
+        # No multiplier is published for gpt-5.2 and later. A mini or nano is counted
+        # like gpt-5-mini or gpt-5-nano, the published figures of its size, so the
+        # prompt is never under-counted; the others take the forum's measured 1.2.
+        multiplier = Fraction("1.2")
+        if "-mini" in name:
+            multiplier = Fraction("1.62")
+        elif "-nano" in name:
+            multiplier = Fraction("2.46")
         if minor >= 4:
-            return PatchRule(Fraction("1.2"), budget=2500)
+            return PatchRule(multiplier, budget=2500)
         if minor >= 2:
-            return PatchRule(Fraction("1.2"))
+            return PatchRule(multiplier)
         return None  # gpt-5.1: not in the guide
     for prefix, rule in _RULES:
         if name == prefix or name.startswith(prefix + "-"):

@@ -117,7 +117,9 @@ async def test_a_screenshot_goes_to_a_vision_model_as_a_data_url_within_budget(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, model: str
 ) -> None:
     assert model_accepts_images(model)
-    bot = await start_bot(OPENAI_MODEL=model, VISION="auto", IMAGE_DETAIL="high")
+    bot = await start_bot(
+        OPENAI_MODEL=model, VISION="auto", IMAGE_DETAIL="high", MAX_CONTEXT_TOKENS="8192"
+    )
     shot = FakeAttachment("screenshot.png", screenshot(), width=1280, height=800)
     await discord_api.user_says("general", "alice", "What does it say?", attachments=[shot])
     [answer] = await replies(discord_api, "general")
@@ -146,9 +148,11 @@ async def test_a_screenshot_goes_to_a_vision_model_as_a_data_url_within_budget(
     assert theirs <= conversations.settings.prompt_budget
     their_image = image_tokens(*size, "high", model)
     assert ours - user_turn.images[0].tokens == theirs - their_image  # the text, exactly
-    if model == "gpt-4.1":  # a tile-rule model: both follow the published table exactly
-        assert ours == theirs
+    assert ours == theirs
+    if model == "gpt-4.1":  # a tile-rule model
         assert their_image == 85 + 170 * 6  # 1228 x 768 is 3 x 2 tiles of 512 px
+    else:  # a patch-rule model: 39 x 24 patches of 32 px, x 1.62 (gpt-5-mini's figure)
+        assert their_image == 1517
 
 
 @pytest.mark.parametrize(("style", "stream"), [("openai", "false"), ("llama_cpp", "true")])

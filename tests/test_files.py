@@ -116,10 +116,10 @@ async def test_an_image_too_costly_at_high_detail_goes_at_low_then_is_skipped(
     shot = cdn.attach("shot.png", png(2000, 1200), "image/png")
     roomy = await reader(o200k, 20_000, VISION="on", IMAGE_DETAIL="high").read([shot])
     assert roomy.images[0].detail == "high"
-    # gpt-5.4-mini at "high": 1280 x 768 is 40 x 24 patches, x 1.2 -> 1152 tokens; half
-    # of a 2000-token budget is too little, so it goes at "low" (16 x 10 patches -> 192).
+    # gpt-5.4-mini at "high": 1280 x 768 is 40 x 24 patches, x 1.62 -> 1556 tokens; half
+    # of a 2000-token budget is too little, so it goes at "low" (16 x 10 patches -> 260).
     tight = await reader(o200k, 2000, VISION="on", IMAGE_DETAIL="high").read([shot])
-    assert [(i.detail, i.tokens) for i in tight.images] == [("low", 192)]
+    assert [(i.detail, i.tokens) for i in tight.images] == [("low", 260)]
     assert tight.text == "[image: shot.png]"
     starved = await reader(o200k, 300, VISION="on", IMAGE_DETAIL="high").read([shot])
     assert starved.images == () and starved.text == ""
