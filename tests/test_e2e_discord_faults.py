@@ -155,3 +155,23 @@ async def test_every_kind_of_text_channel_is_answered(
     await discord_api.user_says(where, "carol", "and again", mention_bot=True)
     await final_messages(discord_api, where, 2)
     assert [c for _, c in conversation(openai_api.completions[-1])][-2] == "not for you"
+
+
+async def test_mentions_of_the_bots_role_and_replies_to_it_address_the_bot(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot(REPLY_TO="mention")
+    await discord_api.user_says("general", "alice", "hi all", mention_roles=["bot"])
+    [answer] = await final_messages(discord_api, "general", 1)
+    assert answer == "echo: @ChatBot hi all"
+    await discord_api.user_says("general", "bob", "helpers?", mention_roles=["helpers"])
+    await discord_api.user_says(
+        "general", "bob", "noted", reply_to=discord_api.bot_messages("general")[0]["id"]
+    )
+    await final_messages(discord_api, "general", 2)
+    assert [c for _, c in conversation(openai_api.completions[-1])] == [
+        "@ChatBot hi all",
+        "echo: @ChatBot hi all",
+        "@Helpers helpers?",
+        "noted",
+    ]
