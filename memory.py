@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,12 +37,17 @@ def speaker_name(display_name: str, user_id: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One message of the conversation, with its token cost in a request."""
+    """One message of the conversation, with its token cost in a request.
+
+    `message_ids`: the Discord messages it came from (a user's message; every message
+    of a split answer), so a deletion or an edit on Discord can find it.
+    """
 
     role: Role
     content: str
     name: str | None
     tokens: int
+    message_ids: tuple[int, ...] = ()
 
     def as_message(self) -> dict[str, str]:
         """The turn as a chat-completions message."""
@@ -134,6 +139,35 @@ class ChannelMemory:
             old = self._turns.popleft()
             self.tokens -= old.tokens
             dropped.append(old)
+        return dropped
+
+    def forget(self, message_ids: Collection[int]) -> list[Turn]:
+        """Drop every turn that came from any of `message_ids`; the turns dropped.
+
+        An answer goes whole when any of its messages is deleted."""
+        gone = set(message_ids)
+        kept = deque(t for t in self._turns if gone.isdisjoint(t.message_ids))
+        forgotten = [t for t in self._turns if not gone.isdisjoint(t.message_ids)]
+        self._turns = kept
+        self.tokens -= sum(t.tokens for t in forgotten)
+        return forgotten
+
+    def replace(self, message_id: int, turn: Turn) -> list[Turn] | None:
+        """Put `turn` in place of the turn that came from `message_id` (an edited
+        message); None if no turn did, else the oldest turns dropped because the
+        history no longer fits the budget (never `turn` itself)."""
+        for index, old in enumerate(self._turns):
+            if message_id in old.message_ids:
+                self._turns[index] = turn
+                self.tokens += turn.tokens - old.tokens
+                break
+        else:
+            return None
+        dropped = []
+        while self.tokens > self.budget and self._turns[0] is not turn:
+            oldest = self._turns.popleft()
+            self.tokens -= oldest.tokens
+            dropped.append(oldest)
         return dropped
 
     def __iter__(self) -> Iterator[Turn]:
