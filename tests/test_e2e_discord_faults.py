@@ -11,9 +11,9 @@ import logging
 
 import pytest
 
-from tests.e2e import MARKER, conversation, final_messages, replies, until
+from tests.e2e import MARKER, answered, conversation, final_messages, replies, until
 from tests.standins.discord_standin import DiscordStandIn
-from tests.standins.openai_standin import OpenAIStandIn, Reply
+from tests.standins.openai_standin import OpenAIStandIn, Reply, prompt_tokens
 
 STREAMED = {"STREAM_REPLIES": "true"}
 
@@ -175,3 +175,51 @@ async def test_mentions_of_the_bots_role_and_replies_to_it_address_the_bot(
         "@Helpers helpers?",
         "noted",
     ]
+
+
+async def test_a_burst_of_hundreds_reaches_the_model_in_order_within_the_budget(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot(MAX_CONTEXT_TOKENS="1000", MAX_REPLY_TOKENS="300")
+    said = await discord_api.burst("general", 300)
+    last = said[-1]["content"]
+    await openai_api.wait_for(lambda: answered(openai_api)[-1:] == [last], timeout=60)
+    seen: list[str] = []
+    for request in openai_api.completions:
+        assert prompt_tokens(request) <= 700
+        new = [m["content"] for m in request["messages"] if m["role"] == "user"]
+        seen += [c for c in new if c not in seen]
+    assert seen == [m["content"] for m in said]  # every message, in order
+    # Batches fill the budget: a few hundred short messages take a few dozen calls.
+    assert 5 <= len(openai_api.completions) <= 40
+
+
+async def test_a_history_payload_discord_py_cannot_parse_starts_the_channel_empty(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
+) -> None:
+    caplog.set_level(logging.WARNING)
+    await start_bot()
+    discord_api.fail_requests(
+        "GET", "list_messages", status=200, body='[{"id": "1"}]', content_type="application/json"
+    )
+    await discord_api.user_says("general", "alice", "hello")
+    assert await final_messages(discord_api, "general", 1) == ["echo: hello"]
+    assert conversation(openai_api.completions[-1]) == [("user", "hello")]
+    assert "could not read its history, starting empty: KeyError" in caplog.text
+
+
+async def test_a_command_registration_discord_py_cannot_parse_is_logged_and_the_bot_runs(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
+) -> None:
+    caplog.set_level(logging.WARNING)
+    discord_api.fail_requests(
+        "PUT",
+        "overwrite_global_commands",
+        status=200,
+        body='{"not": "a list"}',
+        content_type="application/json",
+    )
+    await start_bot()
+    await until(lambda: "could not register the slash commands" in caplog.text)
+    await discord_api.user_says("general", "alice", "still there?")
+    assert await final_messages(discord_api, "general", 1) == ["echo: still there?"]
