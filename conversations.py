@@ -278,19 +278,28 @@ class Conversations:
     async def _answer_until_shutdown(
         self, reply: Reply, prompt: Prompt, note: str | None
     ) -> Answer | None:
-        """Answer in a task `close` can cut off while the model is still writing; an
-        answer cut off is closed off on Discord with SHUTDOWN_NOTE and not remembered."""
-        if self.settings.stream_replies:
-            answering = asyncio.create_task(self._answer_streaming(reply, prompt, note))
-        else:
-            answering = asyncio.create_task(self._answer_whole(reply, prompt, note))
+        """Answer in a task that `close` can cut off while the model is still writing."""
+        answering = asyncio.create_task(self._answer_or_close_off(reply, prompt, note))
         self.answering[answering] = reply
         try:
             await asyncio.wait([answering])
         finally:
             del self.answering[answering]
-        if not answering.cancelled():
-            return answering.result()
+        return answering.result()
+
+    async def _answer_or_close_off(
+        self, reply: Reply, prompt: Prompt, note: str | None
+    ) -> Answer | None:
+        """The answer; one cut off by `close` is closed off on Discord with
+        SHUTDOWN_NOTE (or SHUTDOWN_NOTICE if nothing was shown) and not remembered."""
+        try:
+            if self.settings.stream_replies:
+                return await self._answer_streaming(reply, prompt, note)
+            return await self._answer_whole(reply, prompt, note)
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]  # ours, handled
         if reply.text:
             await reply.finish(SHUTDOWN_NOTE)
         else:

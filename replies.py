@@ -263,7 +263,7 @@ class Reply:
             sent = await self._retrying(lambda: channel.send(text, **options))
         except (discord.HTTPException, aiohttp.ClientError) as error:
             if as_reply and missing_permission(error, channel) == HISTORY:
-                self._lacks(HISTORY)
+                self._lacks(HISTORY, error=error)
                 return await self._send(text, silent=silent)  # now without the reference
             self._refused("post", error)
             if not is_transient(error):
@@ -288,11 +288,16 @@ class Reply:
         self._lacks(HISTORY, channel_id)
         return False
 
-    def _lacks(self, permission: str, channel_id: int | None = None) -> None:
+    def _lacks(
+        self, permission: str, channel_id: int | None = None, error: Exception | None = None
+    ) -> None:
+        consequence = CONSEQUENCES[permission]
+        if isinstance(error, discord.HTTPException):
+            consequence += f" (Discord error {error.code})"
         self.warnings.missing(
             self.message.channel.id if channel_id is None else channel_id,
             permission,
-            CONSEQUENCES[permission],
+            consequence,
         )
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
@@ -316,7 +321,7 @@ class Reply:
     def _refused(self, what: str, error: Exception) -> None:
         channel = self.message.channel
         if (permission := missing_permission(error, channel)) is not None:
-            self._lacks(permission)
+            self._lacks(permission, error=error)
             return
         log.warning("channel %s: could not %s the answer (%s)", channel.id, what, describe(error))
 
