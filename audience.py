@@ -1,7 +1,8 @@
 """Which Discord messages are conversation, who may use the bot, and whom it answers.
 
 The Discord side of the access rules and limits in guards.py: these functions read
-discord.py objects and hand plain ids to the pure rules. Answering and history
+discord.py objects and hand plain ids to the pure rules. `addresses_bot` is the one
+place that decides whether a message is addressed to the bot. Answering and history
 read-back use the same judgements, so what the bot remembers after a restart is what it
 remembered before.
 """
@@ -26,6 +27,30 @@ def is_conversation(message: discord.Message) -> bool:
     if message.author.bot or message.webhook_id is not None:
         return False  # itself, other bots, webhooks: never reply-loop
     return message.type in CONVERSATION_MESSAGE_TYPES  # not joins, pins...
+
+
+def addresses_bot(message: discord.Message, me: discord.abc.User) -> bool:
+    """Whether `message` is addressed to the bot `me`: it mentions the bot, mentions a
+    role the bot holds (its managed role, which Discord's autocomplete offers next to
+    the bot for "@ChatBot", or any other), or replies to one of the bot's messages."""
+    if any(user.id == me.id for user in message.mentions):
+        return True
+    if message.raw_role_mentions and message.guild is not None:
+        if set(message.raw_role_mentions) & bot_role_ids(message.guild):
+            return True
+    reference = message.reference
+    if reference is None:
+        return False
+    replied_to = reference.resolved or reference.cached_message
+    return isinstance(replied_to, discord.Message) and replied_to.author.id == me.id
+
+
+def bot_role_ids(guild: discord.Guild) -> set[int]:
+    """The ids of the roles the bot holds in `guild`, @everyone aside."""
+    ids = {role.id for role in guild.me.roles if not role.is_default()} if guild.me else set()
+    if guild.self_role is not None:  # the managed role, even if the member is not cached
+        ids.add(guild.self_role.id)
+    return ids
 
 
 def channel_scope(channel: object) -> set[int]:
@@ -83,13 +108,11 @@ class Audience:
         return Verdict(remember=True, answer=answer, notices=(notice,) if notice else ())
 
     def is_addressed(self, message: discord.Message, me: discord.ClientUser) -> bool:
-        """Whether the bot should answer `message` (not only remember it)."""
+        """Whether the bot should answer `message` (not only remember it): every
+        message with REPLY_TO=all and in DMs, else those `addresses_bot`."""
         if self.settings.reply_to == "all" or message.guild is None:
             return True
-        if me in message.mentions:
-            return True
-        replied_to = message.reference.resolved if message.reference else None
-        return isinstance(replied_to, discord.Message) and replied_to.author == me
+        return addresses_bot(message, me)
 
     def history_filter(self) -> Callable[[discord.Message], Awaitable[bool]]:
         """Whether a message read back from history belongs in the conversation.

@@ -100,11 +100,14 @@ class ChatBot(discord.Client):
                 raise task.exception()  # type: ignore[misc]
 
     async def close(self) -> None:
-        if self._conversations is not None:
-            if self._conversations.done() and self._conversations.exception() is None:
-                await self._conversations.result().close()
+        """Finish or close off the answers in flight, then close the model client, then
+        Discord (closing off an answer needs Discord). Safe to call again."""
+        task = self._conversations
+        if task is not None:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                await task.result().close()
             else:
-                self._conversations.cancel()
+                task.cancel()
         await super().close()
 
     async def on_ready(self) -> None:
@@ -131,6 +134,34 @@ class ChatBot(discord.Client):
         if verdict.remember or verdict.notices:
             conversations = await self.conversations()
             await conversations.receive(message, text, verdict)
+
+    # Raw events: discord.py fires them whether or not the message is in its cache
+    # (on_message_delete and on_message_edit only fire for cached messages).
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self._forget(payload.channel_id, {payload.message_id})
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self._forget(payload.channel_id, set(payload.message_ids))
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        message = payload.message
+        if not is_conversation(message) or "content" not in payload.data:
+            return  # the bot's own edits, or an update without text (an embed unfurled)
+        if (conversations := self._opened()) is not None:
+            conversations.replace(message, message.clean_content.strip())
+
+    async def _forget(self, channel_id: int, message_ids: set[int]) -> None:
+        if (conversations := self._opened()) is not None:
+            conversations.forget(channel_id, message_ids)
+
+    def _opened(self) -> Conversations | None:
+        """The conversations, if open: before that no memory is loaded, so an edit or
+        deletion needs nothing done (read-back will see the channel as it is)."""
+        task = self._conversations
+        if task is None or not task.done() or task.cancelled() or task.exception():
+            return None
+        return task.result()
 
 
 def point_discord_at(url: str) -> None:

@@ -27,16 +27,17 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
 
     async def register(self, dev_guild_id: int | None) -> None:
         """Register the slash commands with Discord: in the `dev_guild_id` server at once,
-        else globally (Discord can take a while to show global changes). A refusal is
-        logged; the bot runs on without commands."""
+        else globally (Discord can take a while to show global changes). A failure of
+        any kind (a refusal, or an answer discord.py cannot parse) is logged; the bot
+        runs on without commands."""
         guild = None
         if dev_guild_id is not None:
             guild = discord.Object(dev_guild_id)
             self.copy_global_to(guild=guild)
         try:
             synced = await self.sync(guild=guild)
-        except discord.HTTPException as error:
-            log.warning("could not register the slash commands: %s", error)
+        except Exception as error:
+            log.warning("could not register the slash commands, running without: %r", error)
             return
         log.info("registered /%s", ", /".join(command.name for command in synced))
 

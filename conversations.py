@@ -17,6 +17,7 @@ again without them, and no images for the rest of the process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import defaultdict, deque
@@ -39,6 +40,12 @@ log = logging.getLogger("chatbot")
 
 SHORTENED_NOTE = "-# Your message was too long for me to read whole; I answered its beginning."
 NO_VISION_NOTE = "-# This model can't see pictures, so I answered from the text alone."
+SHUTDOWN_NOTE = "-# ⚠️ The bot is shutting down; this answer was cut off."
+SHUTDOWN_NOTICE = "The bot is shutting down, so I couldn't answer this. Please ask again later."
+# On shutdown, answers in flight get this many seconds to finish before they are cut
+# off (then their final edits may take a few seconds more: Discord is still there).
+SHUTDOWN_GRACE = 2.0
+SHUTDOWN_CLOSE_OFF = 6.0
 # More waiting messages than this in one channel are answered together, in one call.
 COALESCE_AFTER = 3
 
@@ -85,10 +92,15 @@ class Conversations:
         self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.files = FileReader(settings, prompts.counter, prompts.history_budget)
         self.told_no_vision = False  # users are told once per process that images are unseen
+        self.answering: dict[asyncio.Task[Answer | None], Reply] = {}  # answers in flight
+        self.closing = False
 
     async def receive(self, message: discord.Message, text: str, verdict: Verdict) -> None:
         """Take `message` (its text `text`) into its channel's conversation as `verdict`
-        says: post its notices, remember it, and answer it in its turn."""
+        says: post its notices, remember it, and answer it in its turn. Nothing new is
+        taken once the bot is shutting down."""
+        if self.closing:
+            return
         if not verdict.remember:
             for notice in verdict.notices:
                 await Reply(message).notice(notice)
@@ -100,15 +112,67 @@ class Conversations:
         for notice in verdict.notices:
             await Reply(message).notice(notice)
         async with self.locks[message.channel.id]:
-            if not waiting:
+            if not waiting or self.closing:
                 return  # answered together with others
-            if len(waiting) > COALESCE_AFTER:
-                # Falling behind: answer the newest with everything waiting as context.
-                batch = list(waiting)
-                waiting.clear()
-            else:
-                batch = [waiting.popleft()]
-            await self._take_turns(batch)
+            await self._take_turns(self._next_batch(waiting))
+
+    def _next_batch(self, waiting: deque[PendingTurn]) -> list[PendingTurn]:
+        """Take the messages to answer in the next turn from the head of `waiting`.
+
+        Normally the first one. A channel falling behind (more than COALESCE_AFTER
+        waiting) answers its backlog together, but never more of it than fits the
+        memory budget, so every message is in the request that answers it; the rest
+        waits for the next turn, in order.
+        """
+        if len(waiting) <= COALESCE_AFTER:
+            return [waiting.popleft()]
+        batch = [waiting.popleft()]
+        tokens = self._estimate(batch[0])
+        while waiting and tokens + (cost := self._estimate(waiting[0])) <= self.memory_budget:
+            batch.append(waiting.popleft())
+            tokens += cost
+        return batch
+
+    def _estimate(self, pending: PendingTurn) -> int:
+        """The tokens `pending`'s turn will cost (as `_take_turns` makes it)."""
+        author = pending.message.author
+        name = speaker_name(author.display_name, author.id)
+        return self.prompts.turn("user", pending.text, name)[0].tokens
+
+    def forget(self, channel_id: int, message_ids: set[int]) -> None:
+        """Deleted messages: take them out of the channel's waiting messages and its
+        memory (an answer goes whole if any of its messages is deleted). A channel
+        whose memory is not loaded has nothing to forget: read-back sees the truth."""
+        waiting = self.waiting.get(channel_id)
+        if waiting:
+            kept = [p for p in waiting if p.message.id not in message_ids]
+            waiting.clear()
+            waiting.extend(kept)
+        memory = self.memories.get(channel_id)
+        if memory is not None and (forgotten := memory.forget(message_ids)):
+            log.info("channel %s: forgot %d deleted turn(s)", channel_id, len(forgotten))
+
+    def replace(self, message: discord.Message, text: str) -> None:
+        """An edited message: its remembered (or waiting) text becomes `text`,
+        counted again as a new turn would be; an edit that leaves no text forgets it."""
+        channel_id = message.channel.id
+        if not text:
+            self.forget(channel_id, {message.id})
+            return
+        waiting = self.waiting.get(channel_id, ())
+        for index, pending in enumerate(waiting):
+            if pending.message.id == message.id:
+                waiting[index] = dataclasses.replace(pending, text=text)  # type: ignore[index]
+        memory = self.memories.get(channel_id)
+        if memory is None:
+            return
+        author = message.author
+        turn, _ = self.prompts.turn("user", text, speaker_name(author.display_name, author.id))
+        dropped = memory.replace(message.id, dataclasses.replace(turn, message_ids=(message.id,)))
+        if dropped is not None:
+            log.info("channel %s: a remembered message was edited", channel_id)
+            if self.summarizer is not None:
+                self.summarizer.add(channel_id, memory, dropped)
 
     def reset(self, channel_id: int) -> None:
         """Forget the channel's conversation. The caller posts the reset message, the
@@ -142,7 +206,19 @@ class Conversations:
         )
 
     async def close(self) -> None:
-        """Stop background summaries and close the model client."""
+        """Shut down: take no new messages, let answers in flight finish for
+        SHUTDOWN_GRACE seconds, close off the rest with SHUTDOWN_NOTE (waiting up to
+        SHUTDOWN_CLOSE_OFF seconds for Discord), then stop background summaries and
+        close the model client. Discord must still be connected meanwhile."""
+        self.closing = True
+        if self.answering:
+            log.info("shutting down: finishing %d answer(s) in flight", len(self.answering))
+            _, late = await asyncio.wait(list(self.answering), timeout=SHUTDOWN_GRACE)
+            for task in late:
+                if not self.answering[task].final_pass:  # never cut off a post mid-request
+                    task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=SHUTDOWN_CLOSE_OFF)
         if self.summarizer is not None:
             await self.summarizer.close()
         await self.model.close()
@@ -173,6 +249,7 @@ class Conversations:
                 files.names,
             )
             has_turn = True
+            turn = dataclasses.replace(turn, message_ids=(pending.message.id,))
             self._remember(channel.id, memory, turn)
             log.debug("channel %s: %s said %r", channel.id, turn.name, pending.text)
         to_answer = [pending for pending in batch if pending.answer]
@@ -194,7 +271,7 @@ class Conversations:
         started = time.perf_counter()
         reply = Reply(message)
         try:
-            answer = await self._answer(reply, prompt, note)
+            answer = await self._answer_until_shutdown(reply, prompt, note)
         except ImagesRefused as refused:
             if not _has_images(prompt):  # the server's words, but not about our request
                 await reply.notice(explain_failure(refused.__cause__ or refused))
@@ -208,7 +285,9 @@ class Conversations:
             )
         if answer is None or not reply.visible:
             return
-        self._remember(channel.id, memory, self.prompts.turn("assistant", reply.shown_text)[0])
+        turn = self.prompts.turn("assistant", reply.shown_text)[0]
+        turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reply.posted))
+        self._remember(channel.id, memory, turn)
         log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
 
     async def _read_files(self, pending: PendingTurn) -> Files:
@@ -241,7 +320,7 @@ class Conversations:
     ) -> Answer | None:
         """`_answer` for a request without images: a refusal now is a plain failure."""
         try:
-            return await self._answer(reply, prompt, note)
+            return await self._answer_until_shutdown(reply, prompt, note)
         except ImagesRefused as refused:
             await reply.notice(explain_failure(refused.__cause__ or refused))
             return None
@@ -251,7 +330,9 @@ class Conversations:
     ) -> ChannelMemory:
         """The channel's memory; the first time, rebuilt from its history before `before`.
 
-        Call with the channel's lock held. A channel that cannot be read back starts empty.
+        Call with the channel's lock held. A channel that cannot be read back, for
+        whatever reason (Discord refuses, or sends what discord.py cannot parse), starts
+        empty.
         """
         channel_id = getattr(channel, "id", 0)
         memory = self.memories.get(channel_id)
@@ -269,15 +350,45 @@ class Conversations:
                 remembered=self.audience.history_filter(),
                 files=self.files,
             )
-        except discord.HTTPException as error:
+        except Exception as error:  # a refusal, or a payload discord.py could not parse
             log.warning(
-                "channel %s: could not read its history, starting empty: %s", channel_id, error
+                "channel %s: could not read its history, starting empty: %r", channel_id, error
             )
             return memory
         for turn in turns:
             memory.remember(turn)  # what does not fit is simply dropped, not summarised
         log.info("channel %s: read back %d turns from its history", channel_id, len(memory))
         return memory
+
+    async def _answer_until_shutdown(
+        self, reply: Reply, prompt: Prompt, note: str | None
+    ) -> Answer | None:
+        """Answer in a task that `close` can cut off while the model is still writing."""
+        answering = asyncio.create_task(self._answer_or_close_off(reply, prompt, note))
+        self.answering[answering] = reply
+        try:
+            await asyncio.wait([answering])
+        finally:
+            del self.answering[answering]
+        return answering.result()
+
+    async def _answer_or_close_off(
+        self, reply: Reply, prompt: Prompt, note: str | None
+    ) -> Answer | None:
+        """The answer; one cut off by `close` is closed off on Discord with
+        SHUTDOWN_NOTE (or SHUTDOWN_NOTICE if nothing was shown) and not remembered."""
+        try:
+            return await self._answer(reply, prompt, note)
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]  # ours, handled
+        if reply.text:
+            await reply.finish(SHUTDOWN_NOTE)
+        else:
+            await reply.finish()  # a painter may have nothing to show yet
+            await reply.notice(SHUTDOWN_NOTICE)
+        return None
 
     def _remember(self, channel_id: int, memory: ChannelMemory, turn: Turn) -> None:
         """Add `turn`; with summaries on, turns that no longer fit go to the summarizer."""

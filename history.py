@@ -10,6 +10,7 @@ images, as the memory keeps them, and older ones keep their "[image: name]" line
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 import discord
@@ -41,30 +42,42 @@ async def read_back(
     """The channel's latest turns before `before`, oldest first, about `budget` tokens.
 
     The bot's own messages become assistant turns; the several messages of one answer
-    (a split or streamed answer starts with a reply) become one turn. The bot's notices
+    (a split or streamed answer starts with a reply, or, where Discord refused the
+    reply, follows a user's message) become one turn. The bot's notices
     (posted silently: errors, limits) are skipped, and so are messages `remembered`
     rejects (other bots, blocked users...). With `files`, a message's attachments are
-    read into its turn as when it arrived. Raises discord.HTTPException if the history
-    cannot be read.
+    read into its turn as when it arrived. Each turn keeps the ids of the messages it
+    came from. Raises discord.HTTPException if the history cannot be read (and whatever
+    a malformed payload makes discord.py raise).
     """
     newest_first: list[Turn] = []
     tokens = 0
-    answer_parts: list[str] = []  # the bot's messages of one answer, newest first
+    parts: list[discord.Message] = []  # the bot's messages of one answer, newest first
     image_turns = 0  # messages whose images were fetched again
+
+    def answer() -> Turn:
+        turn, _ = prompts.turn("assistant", "\n".join(m.content for m in reversed(parts)))
+        turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reversed(parts)))
+        parts.clear()
+        return turn
+
     async for message in channel.history(limit=MAX_MESSAGES_READ, before=before):
+        turn: Turn | None = None
         if message.author.id == bot_id:
             if is_reset_boundary(message, bot_id):
                 break
             if message.flags.suppress_notifications or not message.content:
                 continue
-            answer_parts.append(message.content)
+            parts.append(message)
             if message.reference is None:
                 continue  # a later part of an answer; its first part is still to come
-            turn, _ = prompts.turn("assistant", "\n".join(reversed(answer_parts)))
-            answer_parts.clear()
+            turn = answer()
         elif (
             (text := message.clean_content.strip()) or (files and message.attachments)
         ) and await remembered(message):
+            if parts:  # an answer posted plain (Discord refused the reply) ends here
+                newest_first.append(answer())
+                tokens += newest_first[-1].tokens
             author = message.author
             name = speaker_name(author.display_name, author.id)
             images: tuple[ImagePart, ...] = ()
@@ -83,10 +96,12 @@ async def read_back(
                 if not text:
                     continue
             turn, _ = prompts.turn("user", text, name, images, names)
-        else:
-            continue
-        newest_first.append(turn)
-        tokens += turn.tokens
+            turn = dataclasses.replace(turn, message_ids=(message.id,))
+        if turn is not None:
+            newest_first.append(turn)
+            tokens += turn.tokens
         if tokens >= budget:
             break
+    if parts:  # the oldest answer read was posted plain, or began before the reset
+        newest_first.append(answer())
     return newest_first[::-1]

@@ -13,10 +13,11 @@ each image ("[image: name]"), so a channel full of screenshots still fits.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -70,6 +71,8 @@ class Turn:
     `content` is the turn's text; `images` are sent after it as content parts, and
     their tokens are part of `tokens`. `files` names the message's attachments that
     are part of the turn (text files, PDFs, images), for /memory.
+    `message_ids`: the Discord messages it came from (a user's message; every message
+    of a split answer), so a deletion or an edit on Discord can find it.
     """
 
     role: Role
@@ -78,6 +81,7 @@ class Turn:
     tokens: int
     images: tuple[ImagePart, ...] = ()
     files: tuple[str, ...] = ()
+    message_ids: tuple[int, ...] = ()
 
     def as_message(self) -> dict[str, Any]:
         """The turn as a chat-completions message (content parts when it has images)."""
@@ -95,7 +99,7 @@ class Turn:
         if not self.images:
             return self
         image_tokens = sum(image.tokens for image in self.images)
-        return Turn(self.role, self.content, self.name, self.tokens - image_tokens, (), self.files)
+        return dataclasses.replace(self, tokens=self.tokens - image_tokens, images=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,35 @@ class ChannelMemory:
         """(attachments read into the remembered turns, images still sent with them)."""
         files = sum(len(turn.files) for turn in self._turns)
         return files, sum(len(turn.images) for turn in self._turns)
+
+    def forget(self, message_ids: Collection[int]) -> list[Turn]:
+        """Drop every turn that came from any of `message_ids`; the turns dropped.
+
+        An answer goes whole when any of its messages is deleted."""
+        gone = set(message_ids)
+        kept = deque(t for t in self._turns if gone.isdisjoint(t.message_ids))
+        forgotten = [t for t in self._turns if not gone.isdisjoint(t.message_ids)]
+        self._turns = kept
+        self.tokens -= sum(t.tokens for t in forgotten)
+        return forgotten
+
+    def replace(self, message_id: int, turn: Turn) -> list[Turn] | None:
+        """Put `turn` in place of the turn that came from `message_id` (an edited
+        message); None if no turn did, else the oldest turns dropped because the
+        history no longer fits the budget (never `turn` itself)."""
+        for index, old in enumerate(self._turns):
+            if message_id in old.message_ids:
+                self._turns[index] = turn
+                self.tokens += turn.tokens - old.tokens
+                break
+        else:
+            return None
+        dropped = []
+        while self.tokens > self.budget and self._turns[0] is not turn:
+            oldest = self._turns.popleft()
+            self.tokens -= oldest.tokens
+            dropped.append(oldest)
+        return dropped
 
     def __iter__(self) -> Iterator[Turn]:
         return iter(self._turns)

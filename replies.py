@@ -8,7 +8,15 @@ and silent notices, so the rules live in one place:
 * A notice (an error, a limit) is posted with the silent flag
   (`SUPPRESS_NOTIFICATIONS`). That flag is also how history read-back knows a message
   is no answer: notices are never part of the conversation (see history.py).
-* A post Discord refuses is logged, never raised, and nothing more is posted.
+* A transient failure (a 5xx discord.py does not retry itself, such as 503, or a
+  dropped connection) is retried a few times with backoff (`retry_delays`); every post
+  carries a nonce that Discord enforces, so a retried post that did land is not doubled.
+* The reply decoration is optional: when Discord refuses the reference (403 / 160002,
+  the bot lacks Read Message History) or the cached permissions already say so, the
+  same message goes out plain. Each missing permission is logged once per channel,
+  by name (`PermissionWarnings`).
+* A post Discord refuses for good is logged, never raised, and nothing more is posted;
+  an edit that fails is logged and the final edit is still attempted.
 
 A streamed answer is shown while it grows: the model's text goes into a
 `ReplySplitter`, and a separate painter task shows the splitter's state in Discord, so a
@@ -18,8 +26,8 @@ outgrows a message, that message gets its final chunk and the stream continues i
 one. The final messages are exactly `split_for_discord(text)` plus any note.
 
 What the channel shows is what the bot remembers: `shown_text` is the posted messages
-joined by newlines, which is also what read-back rebuilds after a restart. Notes under
-an answer ("cut off", "too long") are part of it.
+as Discord last accepted them, joined by newlines, which is also what read-back
+rebuilds after a restart. Notes under an answer ("cut off", "too long") are part of it.
 """
 
 from __future__ import annotations
@@ -28,8 +36,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
+import aiohttp
 import discord
 
 from splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter
@@ -37,21 +48,100 @@ from splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter
 log = logging.getLogger(__name__)
 
 WRITING_MARKER = " ▌"  # shown at the end of a message that is still being written
+# Seconds to wait before each further attempt at a post or edit that failed transiently.
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+# discord.py's HTTPClient.request already retries these statuses itself (five tries,
+# sleeping 1, 3, 5, 7 s): retrying them again would only stretch a long outage.
+RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
+
+# Discord's JSON error codes (topics/opcodes-and-status-codes#json-json-error-codes)
+# that mean the bot lacks a permission in the channel, and which permission it is.
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
+REPLY_WITHOUT_HISTORY = 160002  # "Cannot reply without permission to read message history"
+HISTORY = "Read Message History"
+
+T = TypeVar("T")
+
+
+def is_transient(error: Exception) -> bool:
+    """Whether a failed Discord request may well succeed if tried again soon: a server
+    error discord.py did not already retry, or a connection that broke."""
+    if isinstance(error, discord.DiscordServerError):
+        return error.status not in RETRIED_BY_DISCORD_PY
+    return isinstance(error, aiohttp.ClientError)
+
+
+def missing_permission(error: Exception, channel: object) -> str | None:
+    """The name of the permission a refusal says the bot lacks in `channel`, if any."""
+    if not isinstance(error, discord.Forbidden):
+        return None
+    if error.code == REPLY_WITHOUT_HISTORY:
+        return HISTORY
+    if error.code == MISSING_ACCESS:
+        return "View Channel"
+    if error.code == MISSING_PERMISSIONS:
+        in_thread = isinstance(channel, discord.Thread)
+        return "Send Messages in Threads" if in_thread else "Send Messages"
+    return None
+
+
+class PermissionWarnings:
+    """Logs each permission the bot lacks once per channel, with what it means."""
+
+    def __init__(self) -> None:
+        self._logged: set[tuple[int, str]] = set()
+
+    def missing(self, channel_id: int, permission: str, consequence: str) -> bool:
+        """Log that the bot lacks `permission` in the channel, unless already logged;
+        whether this call logged it."""
+        if (channel_id, permission) in self._logged:
+            return False
+        self._logged.add((channel_id, permission))
+        log.warning(
+            "channel %s: the bot lacks the %s permission there; %s",
+            channel_id,
+            permission,
+            consequence,
+        )
+        return True
+
+    def lacks(self, channel_id: int, permission: str) -> bool:
+        """Whether the bot is known to lack `permission` in the channel."""
+        return (channel_id, permission) in self._logged
+
+
+# One log per process: a Reply lives for one answer, a missing permission for longer.
+PERMISSION_WARNINGS = PermissionWarnings()
 
 
 class Reply:
     """The bot's messages answering `message`, whole, streamed or as a notice."""
 
-    def __init__(self, message: discord.Message, edit_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        message: discord.Message,
+        edit_interval: float = 1.0,
+        *,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        warnings: PermissionWarnings = PERMISSION_WARNINGS,
+    ) -> None:
+        """`edit_interval`: seconds between edits of one message; `retry_delays`: the
+        waits before each further attempt at a transiently failed post or edit."""
         self.message = message
         self.edit_interval = edit_interval
+        self.retry_delays = retry_delays
+        self.warnings = warnings
         self.splitter = ReplySplitter()
         self._parts: list[str] = []
         self.final_chunks: list[str] = []
         self.posted: list[discord.Message] = []  # the bot's messages, in order
         self.shown: list[str] = []  # what each posted message shows now
         self.last_edit: list[float] = []  # per posted message, for pacing
-        self.failed = False  # Discord refused a post or edit: stop trying
+        self.failed = False  # Discord refused a post for good: post nothing more
+        # The answer's own task is showing its final messages or a notice: from then on
+        # it talks only to Discord, and cancelling it could lose a post (see `finish`).
+        self.final_pass = False
         self._changed = asyncio.Event()
         self._finishing = asyncio.Event()
         self._painter: asyncio.Task[None] | None = None
@@ -73,6 +163,7 @@ class Reply:
 
     async def notice(self, text: str) -> bool:
         """Post `text` as a silent notice (an error, a limit); whether it was posted."""
+        self.final_pass = True
         return await self._send(text, silent=True) is not None
 
     async def whole(self, text: str, note: str | None = None) -> bool:
@@ -92,7 +183,10 @@ class Reply:
             self._painter = asyncio.create_task(self._paint_while_streaming())
 
     async def finish(self, note: str | None = None) -> None:
-        """Show the whole answer as its final messages, with `note` after it if given."""
+        """Show the whole answer as its final messages, with `note` after it if given.
+
+        Every posted message gets its final edit attempted, whatever failed before."""
+        self.final_pass = True
         if self._painter is not None:
             # Never cancel the painter: a post cut off mid-request could leave a
             # message on Discord that we do not know about. Wake it and let it stop.
@@ -116,63 +210,139 @@ class Reply:
             preview = self.splitter.preview()
             wanted = self.final_chunks + ([preview + WRITING_MARKER] if preview else [])
             await self._show(wanted, pace=False)
+            if self.failed:
+                return  # nothing more can be posted; `finish` still edits what was
             # Rest until the next edit is due, or until the answer is complete.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._finishing.wait(), self.edit_interval)
 
     async def _show(self, wanted: list[str], *, pace: bool) -> None:
-        """Make the posted messages show `wanted`, posting new ones as needed."""
+        """Make the posted messages show `wanted`, posting new ones as needed.
+
+        Messages are brought up to date in order; an edit that fails is left as it was
+        and the next message is still done; the first post that fails ends the pass."""
         for index, text in enumerate(wanted):
-            if self.failed:
-                return
             if index == len(self.posted):
-                if await self._send(text, silent=False) is None:
+                if self.failed or await self._send(text, silent=False) is None:
                     return
             elif self.shown[index] != text:
                 if pace:  # even the last edit keeps the per-message pace
                     wait = self.last_edit[index] + self.edit_interval - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
-                try:
-                    await self.posted[index].edit(content=text)
-                except discord.HTTPException as error:
-                    self._refused("edit", error)
-                    return
-                self.shown[index] = text
-                self.last_edit[index] = time.monotonic()
+                await self._edit(index, text)
+
+    async def _edit(self, index: int, text: str) -> bool:
+        """Make posted message `index` show `text`; whether Discord accepted it."""
+        self.last_edit[index] = time.monotonic()
+        try:
+            await self._retrying(lambda: self.posted[index].edit(content=text))
+        except (discord.HTTPException, aiohttp.ClientError) as error:
+            self._refused("edit", error)
+            return False
+        self.shown[index] = text
+        self.last_edit[index] = time.monotonic()
+        return True
 
     async def _send(self, text: str, *, silent: bool) -> discord.Message | None:
         """Post `text`: the one way this reply reaches Discord. The first message
-        replies to the user's message without pinging; None if Discord refused."""
+        replies to the user's message without pinging, if Discord lets it; None if
+        Discord refused."""
         channel = self.message.channel
+        as_reply = not self.posted and self._may_reply()
+        # Discord enforces the nonce for a few minutes: a retried post that did land
+        # the first time returns that message instead of posting it twice.
+        nonce = uuid.uuid4().hex[:25]
+        options = {"silent": silent, "nonce": nonce}
+        if as_reply:
+            options |= {
+                "reference": self.message.to_reference(fail_if_not_exists=False),
+                "mention_author": False,
+            }
         try:
-            if self.posted:
-                sent = await channel.send(text, silent=silent)
-            else:
-                sent = await channel.send(
-                    text,
-                    reference=self.message.to_reference(fail_if_not_exists=False),
-                    mention_author=False,
-                    silent=silent,
-                )
-        except discord.HTTPException as error:
+            sent = await self._retrying(lambda: channel.send(text, **options))
+        except (discord.HTTPException, aiohttp.ClientError) as error:
+            if as_reply and missing_permission(error, channel) == HISTORY:
+                self._lacks(HISTORY, error=error)
+                return await self._send(text, silent=silent)  # now without the reference
             self._refused("post", error)
+            if not is_transient(error):
+                self.failed = True
             return None
         self.posted.append(sent)
         self.shown.append(text)
         self.last_edit.append(time.monotonic())
         return sent
 
-    def _refused(self, what: str, error: discord.HTTPException) -> None:
-        self.failed = True
-        log.warning(
-            "channel %s: could not %s the answer (%s %s: %s)",
-            self.message.channel.id,
-            what,
-            error.status,
-            error.code,
-            error.text,
+    def _may_reply(self) -> bool:
+        """Whether a reply (with a reference) may work: not where the bot is known to
+        lack Read Message History (Discord refuses replies there: 403 / 160002)."""
+        if self.warnings.lacks(channel_id := self.message.channel.id, HISTORY):
+            return False
+        guild = self.message.guild
+        permissions_for = getattr(self.message.channel, "permissions_for", None)
+        if guild is None or guild.me is None or permissions_for is None:
+            return True
+        if permissions_for(guild.me).read_message_history:
+            return True  # the cache may be stale: a refusal is still handled
+        self._lacks(HISTORY, channel_id)
+        return False
+
+    def _lacks(
+        self, permission: str, channel_id: int | None = None, error: Exception | None = None
+    ) -> None:
+        consequence = CONSEQUENCES[permission]
+        if isinstance(error, discord.HTTPException):
+            consequence += f" (Discord error {error.code})"
+        self.warnings.missing(
+            self.message.channel.id if channel_id is None else channel_id,
+            permission,
+            consequence,
         )
+
+    async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
+        """`request()`, tried again after each of `retry_delays` while it fails
+        transiently; the last failure is raised."""
+        for delay in self.retry_delays:
+            try:
+                return await request()
+            except (discord.HTTPException, aiohttp.ClientError) as error:
+                if not is_transient(error):
+                    raise
+                log.info(
+                    "channel %s: Discord failed transiently (%s); trying again in %.1f s",
+                    self.message.channel.id,
+                    describe(error),
+                    delay,
+                )
+            await asyncio.sleep(delay)
+        return await request()
+
+    def _refused(self, what: str, error: Exception) -> None:
+        channel = self.message.channel
+        if (permission := missing_permission(error, channel)) is not None:
+            self._lacks(permission, error=error)
+            return
+        log.warning("channel %s: could not %s the answer (%s)", channel.id, what, describe(error))
+
+
+# What the bot does without each permission, for the log line naming it.
+CONSEQUENCES = {
+    HISTORY: "answers are posted as plain messages instead of replies, and the "
+    "conversation cannot be read back after a restart",
+    "View Channel": "it cannot post there",
+    "Send Messages": "it cannot answer there",
+    "Send Messages in Threads": "it cannot answer in threads there",
+}
+
+
+def describe(error: Exception) -> str:
+    """A short description of a failed Discord request for the log (no page bodies)."""
+    if isinstance(error, discord.HTTPException):
+        # An edge proxy's error page (Cloudflare's HTML) says nothing the status does not.
+        text = "an HTML error page" if error.text.lstrip().startswith("<") else error.text
+        return f"{error.status} {error.code}: {text[:200]}"
+    return repr(error)
 
 
 @contextlib.asynccontextmanager

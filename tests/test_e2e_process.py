@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import closed_port_url, replies
+from conversations import SHUTDOWN_GRACE, SHUTDOWN_NOTE, SHUTDOWN_NOTICE
+from tests.e2e import MARKER, closed_port_url, replies
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
@@ -131,6 +132,36 @@ async def test_sigterm_while_answering_exits_cleanly(
     status, output = await finish(process)
     assert status == 0
     assert "Traceback" not in output
+    [notice] = discord_api.bot_messages("general")
+    assert notice["content"] == SHUTDOWN_NOTICE
+
+
+async def test_sigterm_during_a_streamed_answer_closes_it_off_then_exits(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    dotenv = {**dotenv_for(discord_api, openai_api), "STREAM_REPLIES": "true"}
+    process = await launch(tmp_path, dotenv)
+    await discord_api.wait_until_ready(timeout=20)
+    text = " ".join(f"word{n}" for n in range(60))
+    chunks = [f"word{n} " for n in range(59)] + ["word59"]
+    openai_api.script(Reply(text, chunks=chunks, chunk_delay=0.5))  # 30 s of streaming
+    await discord_api.user_says("general", "alice", "a long story, please")
+    await discord_api.wait_for(lambda: discord_api.bot_messages("general"), timeout=20)
+    loop = asyncio.get_running_loop()
+    signalled = loop.time()
+    process.send_signal(signal.SIGTERM)
+    status, output = await finish(process)
+    assert loop.time() - signalled < SHUTDOWN_GRACE + 4  # finished off within seconds
+    assert status == 0
+    assert "Traceback" not in output
+    [message] = discord_api.bot_messages("general")
+    shown, note = message["content"].rsplit("\n", 1)
+    assert note == SHUTDOWN_NOTE
+    assert MARKER not in message["content"]
+    assert text.startswith(shown) and len(shown) >= len("word0")
+    # The model's stream was cut off (it had 25 s to go), not waited for.
+    [request] = openai_api.chat_requests
+    assert request.finished_at is None and request.disconnected_at is not None
 
 
 async def test_a_system_prompt_that_leaves_no_room_stops_start_up(
