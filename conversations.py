@@ -38,11 +38,13 @@ COALESCE_AFTER = 3
 
 @dataclass(frozen=True, slots=True)
 class PendingTurn:
-    """A message waiting for its channel's turn; `answer`: whether to answer it."""
+    """A message waiting for its channel's turn; `answer`: whether to answer it;
+    `channel`: the conversation it joins (its own channel, or a thread started from it)."""
 
     message: discord.Message
     text: str
     answer: bool
+    channel: discord.abc.Messageable
 
 
 class Conversations:
@@ -73,20 +75,29 @@ class Conversations:
         self.waiting: defaultdict[int, deque[PendingTurn]] = defaultdict(deque)
         self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def receive(self, message: discord.Message, text: str, verdict: Verdict) -> None:
-        """Take `message` (its text `text`) into its channel's conversation as `verdict`
-        says: post its notices, remember it, and answer it in its turn."""
+    async def receive(
+        self,
+        message: discord.Message,
+        text: str,
+        verdict: Verdict,
+        channel: discord.abc.Messageable | None = None,
+    ) -> None:
+        """Take `message` (its text `text`) into the conversation of `channel` (default:
+        its own channel; a thread started from it in thread mode) as `verdict` says:
+        post its notices, remember it, and answer it in its turn."""
         if not verdict.remember:
             for notice in verdict.notices:
                 await Reply(message).notice(notice)
             return
         # Queue before the first await, so the queue is in arrival order; whichever
         # handler holds the channel's lock works from the head of the queue.
-        waiting = self.waiting[message.channel.id]
-        waiting.append(PendingTurn(message, text, verdict.answer))
+        channel = channel if channel is not None else message.channel
+        channel_id = getattr(channel, "id", 0)
+        waiting = self.waiting[channel_id]
+        waiting.append(PendingTurn(message, text, verdict.answer, channel))
         for notice in verdict.notices:
             await Reply(message).notice(notice)
-        async with self.locks[message.channel.id]:
+        async with self.locks[channel_id]:
             if not waiting:
                 return  # answered together with others
             if len(waiting) > COALESCE_AFTER:
@@ -102,6 +113,13 @@ class Conversations:
         boundary read-back never crosses (history.RESET_MESSAGE)."""
         # A new, empty memory: an answer in progress finishes into the old one, unseen.
         self.memories[channel_id] = ChannelMemory(self.memory_budget)
+        if self.summarizer is not None:
+            self.summarizer.forget(channel_id)
+
+    def forget(self, channel_id: int) -> None:
+        """Drop a deleted channel's (a thread's) memory; an answer in progress ends
+        quietly, as Discord refuses its posts."""
+        self.memories.pop(channel_id, None)
         if self.summarizer is not None:
             self.summarizer.forget(channel_id)
 
@@ -135,7 +153,7 @@ class Conversations:
     async def _take_turns(self, batch: list[PendingTurn]) -> None:
         """Remember the messages of `batch`, in order, and answer the newest one to be
         answered (if any), with all of them in the conversation."""
-        channel = batch[0].message.channel
+        channel = batch[0].channel
         memory = await self._memory(channel, before=batch[0].message)
         shortened = False
         for pending in batch:
@@ -155,7 +173,7 @@ class Conversations:
         prompt = self.prompts.prompt(memory)
         note = SHORTENED_NOTE if shortened and to_answer[-1] is batch[-1] else None
         started = time.perf_counter()
-        reply = Reply(message)
+        reply = Reply(message, channel=channel)
         if self.settings.stream_replies:
             answer = await self._answer_streaming(reply, prompt, note)
         else:
@@ -206,7 +224,7 @@ class Conversations:
     async def _answer_whole(self, reply: Reply, prompt: Prompt, note: str | None) -> Answer | None:
         """Get the whole answer, then post it; the answer, or None if it failed."""
         try:
-            async with show_typing(reply.message.channel):
+            async with show_typing(reply.channel):
                 answer = await self.model.complete(prompt.messages)
         except Exception as error:
             await self._report_failure(reply, error)
@@ -226,7 +244,7 @@ class Conversations:
         message = reply.message
         answer = None
         try:
-            async with show_typing(message.channel):
+            async with show_typing(reply.channel):
                 async for piece in self.model.stream(prompt.messages):
                     if isinstance(piece, Answer):
                         answer = piece

@@ -4,6 +4,10 @@ Discord keeps every message, so the bot needs no database for continuity: the fi
 time it needs a channel's memory, it reads the recent history back (newest first,
 until the prompt budget is full or the bot's own "conversation reset" message is
 reached) and rebuilds the turns.
+
+A thread's conversation starts with its starter message, which lives in the parent
+channel (a forum post's lives in the post, with the title in front: threads.py); in the
+parent, a message a thread was started from belongs to the thread, not the channel.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import discord
 
 from memory import PromptBuilder, Turn, speaker_name
+from threads import opening_text
 
 # The bot's visible answer to /reset: the boundary history is never read past.
 RESET_MESSAGE = (
@@ -45,7 +50,11 @@ async def read_back(
     newest_first: list[Turn] = []
     tokens = 0
     answer_parts: list[str] = []  # the bot's messages of one answer, newest first
+    read = 0
     async for message in channel.history(limit=MAX_MESSAGES_READ, before=before):
+        read += 1
+        if message.flags.has_thread:
+            continue  # it opened a thread: it is that thread's conversation
         if message.author.id == bot_id:
             if is_reset_boundary(message, bot_id):
                 break
@@ -57,12 +66,41 @@ async def read_back(
             turn, _ = prompts.turn("assistant", "\n".join(reversed(answer_parts)))
             answer_parts.clear()
         elif (text := message.clean_content.strip()) and await remembered(message):
-            author = message.author
-            turn, _ = prompts.turn("user", text, speaker_name(author.display_name, author.id))
+            turn = _user_turn(prompts, message, opening_text(message, text))
         else:
             continue
         newest_first.append(turn)
         tokens += turn.tokens
         if tokens >= budget:
-            break
+            return newest_first[::-1]
+    else:  # the whole history was read: a thread's oldest part is where it started
+        if read < MAX_MESSAGES_READ:
+            if answer_parts:  # an answer in a thread opens with no reply: nothing to reply to
+                newest_first.append(prompts.turn("assistant", "\n".join(reversed(answer_parts)))[0])
+            starter = await _starter_message(channel, before)
+            if starter is not None and (text := starter.clean_content.strip()):
+                if await remembered(starter):
+                    newest_first.append(_user_turn(prompts, starter, text))
     return newest_first[::-1]
+
+
+def _user_turn(prompts: PromptBuilder, message: discord.Message, text: str) -> Turn:
+    author = message.author
+    return prompts.turn("user", text, speaker_name(author.display_name, author.id))[0]
+
+
+async def _starter_message(
+    channel: discord.abc.Messageable, before: discord.Message | None
+) -> discord.Message | None:
+    """The message a thread was started from, in its parent channel (it has the thread's
+    id), if it comes before `before`; None for other channels or if it was deleted."""
+    if not isinstance(channel, discord.Thread) or not isinstance(
+        channel.parent, discord.TextChannel
+    ):
+        return None
+    if before is not None and before.id <= channel.id:
+        return None
+    try:
+        return await channel.parent.fetch_message(channel.id)
+    except discord.HTTPException:  # deleted, or the parent cannot be read: start without it
+        return None

@@ -42,8 +42,16 @@ WRITING_MARKER = " ▌"  # shown at the end of a message that is still being wri
 class Reply:
     """The bot's messages answering `message`, whole, streamed or as a notice."""
 
-    def __init__(self, message: discord.Message, edit_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        message: discord.Message,
+        edit_interval: float = 1.0,
+        channel: discord.abc.Messageable | None = None,
+    ) -> None:
+        """`channel`: where to answer, if not in `message`'s channel (a thread started
+        from it); there the answer is no reply, the thread shows the message on top."""
         self.message = message
+        self.channel = channel if channel is not None else message.channel
         self.edit_interval = edit_interval
         self.splitter = ReplySplitter()
         self._parts: list[str] = []
@@ -144,9 +152,9 @@ class Reply:
     async def _send(self, text: str, *, silent: bool) -> discord.Message | None:
         """Post `text`: the one way this reply reaches Discord. The first message
         replies to the user's message without pinging; None if Discord refused."""
-        channel = self.message.channel
+        channel = self.channel
         try:
-            if self.posted:
+            if self.posted or channel is not self.message.channel:
                 sent = await channel.send(text, silent=silent)
             else:
                 sent = await channel.send(
@@ -167,7 +175,7 @@ class Reply:
         self.failed = True
         log.warning(
             "channel %s: could not %s the answer (%s %s: %s)",
-            self.message.channel.id,
+            getattr(self.channel, "id", None),
             what,
             error.status,
             error.code,
