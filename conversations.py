@@ -28,6 +28,7 @@ from history import read_back
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from replies import Reply, show_typing
 from summaries import Summarizer
+from threads import reply_mode
 
 log = logging.getLogger("chatbot")
 
@@ -136,7 +137,10 @@ class Conversations:
         else:
             older = "older messages are forgotten when they no longer fit"
         mode = "streamed" if self.settings.stream_replies else "posted when complete"
-        who = "every message" if self.settings.reply_to == "all" else "mentions, replies and DMs"
+        who = {
+            "all": "every message",
+            "thread": "every message, each new question in a thread of its own",
+        }.get(reply_mode(self.settings, channel), "mentions, replies and DMs")
         prompt = self.prompts.prompt(memory)
         return (
             f"**Memory in this channel:** {len(memory)} messages, {prompt.tokens:,} of "

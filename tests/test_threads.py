@@ -6,9 +6,11 @@ import discord
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot import PERMISSIONS
 from threads import (
     ELLIPSIS,
     MAX_THREAD_NAME,
+    THREAD_MODE_PERMISSIONS,
     UNNAMED_THREAD,
     missing_permissions,
     permission_label,
@@ -67,3 +69,7 @@ def test_missing_thread_permissions_are_named_as_discord_names_them() -> None:
     names = ("create_public_threads", "send_messages_in_threads")
     assert missing_permissions(permissions, names) == ["create_public_threads"]
     assert permission_label("create_public_threads") == "Create Public Threads"
+
+
+def test_the_invite_link_asks_for_what_thread_mode_needs() -> None:
+    assert missing_permissions(PERMISSIONS, THREAD_MODE_PERMISSIONS) == []
