@@ -17,6 +17,7 @@ import discord
 
 from config import Settings
 from guards import Access, UserLimits
+from threads import reply_mode
 
 CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 BLOCKED_NOTE = "Sorry, you can't use this bot."
@@ -109,8 +110,9 @@ class Audience:
 
     def is_addressed(self, message: discord.Message, me: discord.ClientUser) -> bool:
         """Whether the bot should answer `message` (not only remember it): every
-        message with REPLY_TO=all and in DMs, else those `addresses_bot`."""
-        if self.settings.reply_to == "all" or message.guild is None:
+        message with REPLY_TO=all or thread, and in DMs; else those `addresses_bot`."""
+        # In thread mode every message is answered, in a thread of its own (threads.py).
+        if reply_mode(self.settings, message.channel) in ("all", "thread") or not message.guild:
             return True
         return addresses_bot(message, me)
 

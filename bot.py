@@ -8,6 +8,7 @@ which remembers it, asks the model and posts the answer through replies.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -24,16 +25,18 @@ from config import ConfigError, Settings, load_settings, read_environment
 from conversations import Conversations
 from guards import UserLimits
 from memory import PromptBuilder
+from threads import Threads, opening_text
 from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
 
 # What the bot needs in a channel: see it, read it back (replies need this), post in
-# channels and threads.
+# channels and threads, and start a thread per question (REPLY_TO=thread).
 PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
     send_messages_in_threads=True,
+    create_public_threads=True,
     read_message_history=True,
 )
 
@@ -61,6 +64,7 @@ class ChatBot(discord.Client):
                 settings.user_rate_limit, settings.user_daily_tokens, settings.access.admins
             ),
         )
+        self.threads = Threads(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
         self._conversations: asyncio.Task[Conversations] | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -130,10 +134,23 @@ class ChatBot(discord.Client):
         if not text and not message.attachments:
             return  # a sticker alone, or content hidden without the intent
         assert self.user is not None
+        text = opening_text(message, text)  # a forum post: its title, then its first message
         verdict = self.audience.judge(message, self.user)
+        if verdict.answer and not self.threads.may_answer_in(message.channel):
+            verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
         if verdict.remember or verdict.notices:
             conversations = await self.conversations()
-            await conversations.receive(message, text, verdict)
+            channel = message.channel
+            if verdict.answer:  # in thread mode, a thread of its own
+                channel = await self.threads.answer_channel(message, text, self.user)
+            await conversations.receive(message, text, verdict, channel)
+
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        # Raw: a thread the cache no longer holds (archived, say) may be deleted too.
+        self.threads.forget(payload.thread_id)
+        task = self._conversations
+        if task is not None and task.done() and not task.cancelled() and not task.exception():
+            task.result().forget_channel(payload.thread_id)
 
     # Raw events: discord.py fires them whether or not the message is in its cache
     # (on_message_delete and on_message_edit only fire for cached messages).

@@ -35,6 +35,7 @@ from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from model_failures import Cause, classify
 from replies import Reply, show_typing
 from summaries import Summarizer
+from threads import reply_mode
 
 log = logging.getLogger("chatbot")
 
@@ -56,11 +57,13 @@ class ImagesRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PendingTurn:
-    """A message waiting for its channel's turn; `answer`: whether to answer it."""
+    """A message waiting for its channel's turn; `answer`: whether to answer it;
+    `channel`: the conversation it joins (its own channel, or a thread started from it)."""
 
     message: discord.Message
     text: str
     answer: bool
+    channel: discord.abc.Messageable
 
 
 class Conversations:
@@ -95,9 +98,16 @@ class Conversations:
         self.answering: dict[asyncio.Task[Answer | None], Reply] = {}  # answers in flight
         self.closing = False
 
-    async def receive(self, message: discord.Message, text: str, verdict: Verdict) -> None:
-        """Take `message` (its text `text`) into its channel's conversation as `verdict`
-        says: post its notices, remember it, and answer it in its turn. Nothing new is
+    async def receive(
+        self,
+        message: discord.Message,
+        text: str,
+        verdict: Verdict,
+        channel: discord.abc.Messageable | None = None,
+    ) -> None:
+        """Take `message` (its text `text`) into the conversation of `channel` (default:
+        its own channel; a thread started from it in thread mode) as `verdict` says:
+        post its notices, remember it, and answer it in its turn. Nothing new is
         taken once the bot is shutting down."""
         if self.closing:
             return
@@ -107,11 +117,13 @@ class Conversations:
             return
         # Queue before the first await, so the queue is in arrival order; whichever
         # handler holds the channel's lock works from the head of the queue.
-        waiting = self.waiting[message.channel.id]
-        waiting.append(PendingTurn(message, text, verdict.answer))
+        channel = channel if channel is not None else message.channel
+        channel_id = getattr(channel, "id", 0)
+        waiting = self.waiting[channel_id]
+        waiting.append(PendingTurn(message, text, verdict.answer, channel))
         for notice in verdict.notices:
             await Reply(message).notice(notice)
-        async with self.locks[message.channel.id]:
+        async with self.locks[channel_id]:
             if not waiting or self.closing:
                 return  # answered together with others
             await self._take_turns(self._next_batch(waiting))
@@ -182,6 +194,13 @@ class Conversations:
         if self.summarizer is not None:
             self.summarizer.forget(channel_id)
 
+    def forget_channel(self, channel_id: int) -> None:
+        """Drop a deleted channel's (a thread's) memory; an answer in progress ends
+        quietly, as Discord refuses its posts."""
+        self.memories.pop(channel_id, None)
+        if self.summarizer is not None:
+            self.summarizer.forget(channel_id)
+
     async def report(self, channel: discord.abc.Messageable) -> str:
         """What the bot remembers in `channel`, for /memory (Discord markdown)."""
         channel_id = getattr(channel, "id", 0)
@@ -195,7 +214,10 @@ class Conversations:
         else:
             older = "older messages are forgotten when they no longer fit"
         mode = "streamed" if self.settings.stream_replies else "posted when complete"
-        who = "every message" if self.settings.reply_to == "all" else "mentions, replies and DMs"
+        who = {
+            "all": "every message",
+            "thread": "every message, each new question in a thread of its own",
+        }.get(reply_mode(self.settings, channel), "mentions, replies and DMs")
         prompt = self.prompts.prompt(memory)
         files, images = memory.attachments
         attached = f" ({_count(files, 'attachment')}, {_count(images, 'image')} sent)"
@@ -226,7 +248,7 @@ class Conversations:
     async def _take_turns(self, batch: list[PendingTurn]) -> None:
         """Remember the messages of `batch`, in order, and answer the newest one to be
         answered (if any), with all of them in the conversation."""
-        channel = batch[0].message.channel
+        channel = batch[0].channel
         memory = await self._memory(channel, before=batch[0].message)
         shortened = False
         notes: list[str] = []
@@ -269,7 +291,7 @@ class Conversations:
         note_lines = [SHORTENED_NOTE] if shortened and to_answer[-1] is batch[-1] else []
         note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
-        reply = Reply(message)
+        reply = Reply(message, channel=channel)
         try:
             answer = await self._answer_until_shutdown(reply, prompt, note)
         except ImagesRefused as refused:
@@ -279,7 +301,7 @@ class Conversations:
             log.warning("channel %s: the model refused images; sending none again", channel.id)
             self._refuse_images()
             prompt = self.prompts.prompt(memory)
-            reply = Reply(message)
+            reply = Reply(message, channel=channel)
             answer = await self._answer_once_more(
                 reply, prompt, "\n".join([NO_VISION_NOTE, *note_lines, *notes])
             )
@@ -399,7 +421,7 @@ class Conversations:
     async def _answer_whole(self, reply: Reply, prompt: Prompt, note: str | None) -> Answer | None:
         """Get the whole answer, then post it; the answer, or None if it failed."""
         try:
-            async with show_typing(reply.message.channel):
+            async with show_typing(reply.channel):
                 answer = await self.model.complete(prompt.messages)
         except Exception as error:
             await self._report_failure(reply, error)
@@ -419,7 +441,7 @@ class Conversations:
         message = reply.message
         answer = None
         try:
-            async with show_typing(message.channel):
+            async with show_typing(reply.channel):
                 async for piece in self.model.stream(prompt.messages):
                     if isinstance(piece, Answer):
                         answer = piece

@@ -6,6 +6,10 @@ until the prompt budget is full or the bot's own "conversation reset" message is
 reached) and rebuilds the turns. A message's attachments are read again (files.py) into
 the same turn; images are fetched again only for the newest IMAGE_TURNS messages with
 images, as the memory keeps them, and older ones keep their "[image: name]" line.
+
+A thread's conversation starts with its starter message, which lives in the parent
+channel (a forum post's lives in the post, with the title in front: threads.py); in the
+parent, a message a thread was started from belongs to the thread, not the channel.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import discord
 
 from files import FileReader, has_images
 from memory import IMAGE_TURNS, ImagePart, PromptBuilder, Turn, speaker_name
+from threads import opening_text
 
 # The bot's visible answer to /reset: the boundary history is never read past.
 RESET_MESSAGE = (
@@ -54,6 +59,7 @@ async def read_back(
     tokens = 0
     parts: list[discord.Message] = []  # the bot's messages of one answer, newest first
     image_turns = 0  # messages whose images were fetched again
+    read = 0
 
     def answer() -> Turn:
         turn, _ = prompts.turn("assistant", "\n".join(m.content for m in reversed(parts)))
@@ -61,7 +67,32 @@ async def read_back(
         parts.clear()
         return turn
 
+    async def user_turn(message: discord.Message, text: str) -> Turn | None:
+        nonlocal image_turns
+        author = message.author
+        name = speaker_name(author.display_name, author.id)
+        images: tuple[ImagePart, ...] = ()
+        names: tuple[str, ...] = ()
+        if files is not None and message.attachments:
+            fetch_images = files.vision and has_images(message.attachments)
+            fetch_images = fetch_images and image_turns < IMAGE_TURNS
+            image_turns += fetch_images
+            got = await files.read(
+                message.attachments,
+                text_tokens=prompts.counter.count_message("user", text, name),
+                images=fetch_images,
+            )
+            text = "\n\n".join(filter(None, [text, got.text]))
+            images, names = got.images, got.names
+        if not text:
+            return None
+        turn, _ = prompts.turn("user", text, name, images, names)
+        return dataclasses.replace(turn, message_ids=(message.id,))
+
     async for message in channel.history(limit=MAX_MESSAGES_READ, before=before):
+        read += 1
+        if message.flags.has_thread:
+            continue  # it opened a thread: it is that thread's conversation
         turn: Turn | None = None
         if message.author.id == bot_id:
             if is_reset_boundary(message, bot_id):
@@ -78,30 +109,38 @@ async def read_back(
             if parts:  # an answer posted plain (Discord refused the reply) ends here
                 newest_first.append(answer())
                 tokens += newest_first[-1].tokens
-            author = message.author
-            name = speaker_name(author.display_name, author.id)
-            images: tuple[ImagePart, ...] = ()
-            names: tuple[str, ...] = ()
-            if files is not None and message.attachments:
-                fetch_images = files.vision and has_images(message.attachments)
-                fetch_images = fetch_images and image_turns < IMAGE_TURNS
-                image_turns += fetch_images
-                read = await files.read(
-                    message.attachments,
-                    text_tokens=prompts.counter.count_message("user", text, name),
-                    images=fetch_images,
-                )
-                text = "\n\n".join(filter(None, [text, read.text]))
-                images, names = read.images, read.names
-                if not text:
-                    continue
-            turn, _ = prompts.turn("user", text, name, images, names)
-            turn = dataclasses.replace(turn, message_ids=(message.id,))
+            turn = await user_turn(message, opening_text(message, text))
         if turn is not None:
             newest_first.append(turn)
             tokens += turn.tokens
         if tokens >= budget:
-            break
+            return newest_first[::-1]
+    else:  # the whole history was read: a thread's oldest part is where it started
+        if read < MAX_MESSAGES_READ:
+            if parts:  # an answer in a thread opens with no reply: nothing to reply to
+                newest_first.append(answer())
+            starter = await _starter_message(channel, before)
+            if starter is not None and (text := starter.clean_content.strip()):
+                if await remembered(starter) and (turn := await user_turn(starter, text)):
+                    newest_first.append(turn)
+            return newest_first[::-1]
     if parts:  # the oldest answer read was posted plain, or began before the reset
         newest_first.append(answer())
     return newest_first[::-1]
+
+
+async def _starter_message(
+    channel: discord.abc.Messageable, before: discord.Message | None
+) -> discord.Message | None:
+    """The message a thread was started from, in its parent channel (it has the thread's
+    id), if it comes before `before`; None for other channels or if it was deleted."""
+    if not isinstance(channel, discord.Thread) or not isinstance(
+        channel.parent, discord.TextChannel
+    ):
+        return None
+    if before is not None and before.id <= channel.id:
+        return None
+    try:
+        return await channel.parent.fetch_message(channel.id)
+    except discord.HTTPException:  # deleted, or the parent cannot be read: start without it
+        return None

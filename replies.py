@@ -122,13 +122,17 @@ class Reply:
         self,
         message: discord.Message,
         edit_interval: float = 1.0,
+        channel: discord.abc.Messageable | None = None,
         *,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         warnings: PermissionWarnings = PERMISSION_WARNINGS,
     ) -> None:
-        """`edit_interval`: seconds between edits of one message; `retry_delays`: the
+        """`edit_interval`: seconds between edits of one message; `channel`: where to
+        answer, if not in `message`'s channel (a thread started from it; there the
+        answer is no reply, the thread shows the message on top); `retry_delays`: the
         waits before each further attempt at a transiently failed post or edit."""
         self.message = message
+        self.channel = channel if channel is not None else message.channel
         self.edit_interval = edit_interval
         self.retry_delays = retry_delays
         self.warnings = warnings
@@ -139,6 +143,8 @@ class Reply:
         self.shown: list[str] = []  # what each posted message shows now
         self.last_edit: list[float] = []  # per posted message, for pacing
         self.failed = False  # Discord refused a post for good: post nothing more
+        # The channel itself is gone or out of reach (deleted, say): edit nothing more.
+        self.channel_gone = False
         # The answer's own task is showing its final messages or a notice: from then on
         # it talks only to Discord, and cancelling it could lose a post (see `finish`).
         self.final_pass = False
@@ -222,6 +228,8 @@ class Reply:
         Messages are brought up to date in order; an edit that fails is left as it was
         and the next message is still done; the first post that fails ends the pass."""
         for index, text in enumerate(wanted):
+            if self.channel_gone:
+                return
             if index == len(self.posted):
                 if self.failed or await self._send(text, silent=False) is None:
                     return
@@ -248,8 +256,8 @@ class Reply:
         """Post `text`: the one way this reply reaches Discord. The first message
         replies to the user's message without pinging, if Discord lets it; None if
         Discord refused."""
-        channel = self.message.channel
-        as_reply = not self.posted and self._may_reply()
+        channel = self.channel
+        as_reply = not self.posted and channel is self.message.channel and self._may_reply()
         # Discord enforces the nonce for a few minutes: a retried post that did land
         # the first time returns that message instead of posting it twice.
         nonce = uuid.uuid4().hex[:25]
@@ -295,7 +303,7 @@ class Reply:
         if isinstance(error, discord.HTTPException):
             consequence += f" (Discord error {error.code})"
         self.warnings.missing(
-            self.message.channel.id if channel_id is None else channel_id,
+            self.channel.id if channel_id is None else channel_id,
             permission,
             consequence,
         )
@@ -311,7 +319,7 @@ class Reply:
                     raise
                 log.info(
                     "channel %s: Discord failed transiently (%s); trying again in %.1f s",
-                    self.message.channel.id,
+                    getattr(self.channel, "id", None),
                     describe(error),
                     delay,
                 )
@@ -319,12 +327,18 @@ class Reply:
         return await request()
 
     def _refused(self, what: str, error: Exception) -> None:
-        channel = self.message.channel
+        channel = self.channel
+        if isinstance(error, discord.HTTPException) and error.code in CHANNEL_GONE:
+            self.channel_gone = self.failed = True
         if (permission := missing_permission(error, channel)) is not None:
             self._lacks(permission, error=error)
             return
         log.warning("channel %s: could not %s the answer (%s)", channel.id, what, describe(error))
 
+
+# Discord's error codes for a channel that is no longer there for the bot (Unknown
+# Channel, Missing Access): nothing more can be posted or edited in it.
+CHANNEL_GONE = frozenset({10003, 50001})
 
 # What the bot does without each permission, for the log line naming it.
 CONSEQUENCES = {

@@ -1283,3 +1283,111 @@ async def test_attachments_are_served_like_the_cdn_and_downloads_are_recorded(st
     upload = discord.File(io.BytesIO(b"bot bytes"), filename="reply.txt")
     sent = await channel.send(file=upload)
     assert await sent.attachments[0].read() == b"bot bytes"  # the bot's own uploads too
+
+
+class ThreadProbe(ProbeClient):
+    """A ProbeClient that also keeps the thread events it receives."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.thread_events: list[tuple[str, int]] = []
+
+    async def on_thread_create(self, thread: discord.Thread) -> None:
+        self.thread_events.append(("create", thread.id))
+        await self._wake()
+
+    async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
+        self.thread_events.append(("update", payload.thread_id))
+        await self._wake()
+
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        self.thread_events.append(("delete", payload.thread_id))
+        await self._wake()
+
+
+async def test_a_thread_started_from_a_message_has_its_id(standin, make_client):
+    client = await make_client(client_class=ThreadProbe)
+    said = await standin.user_says("general", "alice", "how do magnets work?")
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    thread = await message.create_thread(name="how do magnets work?")
+    assert thread.id == message.id and thread.parent_id == standin.general.id
+    assert (
+        thread.type is discord.ChannelType.public_thread and thread.name == "how do magnets work?"
+    )
+    assert await client.wait_until(lambda: ("create", thread.id) in client.thread_events)
+    assert client.get_channel(thread.id) is not None
+    assert standin.threads_in("general")[-1] == standin.channel(thread.id)
+    assert standin.messages("general")[-1]["flags"] & (1 << 5)  # HAS_THREAD
+    await thread.send("the answer")
+    assert [m["content"] for m in standin.bot_messages(thread.id)] == ["the answer"]
+    with pytest.raises(discord.HTTPException) as twice:
+        await message.create_thread(name="again")
+    assert twice.value.code == 160004
+
+
+async def test_starting_a_thread_checks_the_name_and_the_permission(standin, make_client):
+    client = await make_client(client_class=ThreadProbe)
+    said = await standin.user_says("general", "alice", "question")
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    for name in ("", "x" * 101):
+        with pytest.raises(discord.HTTPException) as refused:
+            await message.create_thread(name=name)
+        assert (refused.value.status, refused.value.code) == (400, 50035)
+    await standin.deny("general", "CREATE_PUBLIC_THREADS")
+    with pytest.raises(discord.Forbidden) as forbidden:
+        await message.create_thread(name="x" * 100)
+    assert forbidden.value.code == 50013
+    await standin.restore("general")
+    thread = await message.create_thread(name="x" * 100)
+    assert thread.name == "x" * 100
+    dm = await standin.user_dms("alice", "in a DM")
+    in_dm = await client.next_message(lambda m: m.id == int(dm["id"]))
+    with pytest.raises(discord.HTTPException):
+        await client.http.start_thread_with_message(
+            in_dm.channel.id, in_dm.id, name="no", auto_archive_duration=1440
+        )
+
+
+async def test_a_forum_post_is_a_thread_with_its_starter_message(standin, make_client):
+    client = await make_client(client_class=ThreadProbe)
+    forum = client.get_channel(standin.forum.id)
+    assert isinstance(forum, discord.ForumChannel)
+    thread, starter = await standin.user_posts_in_forum(
+        "forum", "bob", "Rust or Go?", "for a small CLI tool"
+    )
+    message = await client.next_message(lambda m: m.id == int(starter["id"]))
+    assert message.id == message.channel.id == thread.id
+    assert isinstance(message.channel, discord.Thread) and message.channel.name == "Rust or Go?"
+    assert message.channel.parent == forum and message.content == "for a small CLI tool"
+    assert client.thread_events[0] == ("create", thread.id)
+    with pytest.raises(ValueError):
+        await standin.user_says("forum", "bob", "not a post")
+
+
+async def test_archive_lock_and_delete_threads(standin, make_client):
+    client = await make_client(client_class=ThreadProbe)
+    thread, _ = await standin.user_posts_in_forum("forum", "alice", "Title", "body")
+    await standin.archive_thread(thread)
+    assert await client.wait_until(lambda: ("update", thread.id) in client.thread_events)
+    assert standin.thread_state(thread) == {"archived": True, "locked": False}
+    # A person's message unarchives it: THREAD_UPDATE first, then the message.
+    said = await standin.user_says(thread, "alice", "still there?")
+    message = await client.next_message(lambda m: m.id == int(said["id"]))
+    assert isinstance(message.channel, discord.Thread) and not message.channel.archived
+    # The bot's post in an archived (unlocked) thread unarchives it too.
+    await standin.archive_thread(thread)
+    await message.channel.send("yes")
+    assert standin.thread_state(thread)["archived"] is False
+    # Locked: people without Manage Threads and the bot may not post; moderators may.
+    await standin.lock_thread(thread)
+    with pytest.raises(ValueError):
+        await standin.user_says(thread, "alice", "let me in")
+    await standin.user_says(thread, "carol", "locked by a moderator")
+    with pytest.raises(discord.Forbidden):
+        await message.channel.send("me too")
+    await standin.delete_thread(thread)
+    assert await client.wait_until(lambda: ("delete", thread.id) in client.thread_events)
+    with pytest.raises(discord.NotFound) as gone:
+        await message.channel.send("anyone?")
+    assert gone.value.code == 10003
+    assert standin.threads_in("forum") == []

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import discord
+
 from history import MAX_MESSAGES_READ, RESET_MESSAGE, read_back
 from memory import PromptBuilder
 from tokenizer import TokenCounter
@@ -42,7 +44,11 @@ class Message:
 
     @property
     def flags(self) -> Any:
-        return SimpleNamespace(suppress_notifications=self.silent)
+        return discord.MessageFlags(suppress_notifications=self.silent)
+
+    @property
+    def channel(self) -> Any:
+        return SimpleNamespace(id=10)  # a plain text channel
 
     @property
     def reference(self) -> Any:

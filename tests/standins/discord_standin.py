@@ -3,12 +3,12 @@
 The bot under test runs unmodified (discord.py included) and talks real HTTP and a
 real websocket to this server, which holds a small fixed world: one guild with a
 category, two text channels ("general", "random"), a thread in general, an
-announcement channel, a voice and a stage channel (with their text chat) and a
-private thread the bot was added to; users alice, bob (display name "Zoë 🌟"), carol
-(Moderators role), other_bot and owner (owns the guild and the app) besides the bot
-"ChatBot" (with its managed role), plus "user_0", "user_1", ... made on first use;
-DMs made on demand. Tests drive it like people on Discord would and inspect what the
-bot did::
+announcement channel, a voice and a stage channel (with their text chat), a
+private thread the bot was added to and a forum channel ("forum"); users alice, bob
+(display name "Zoë 🌟"), carol (Moderators role), other_bot and owner (owns the guild
+and the app) besides the bot "ChatBot" (with its managed role), plus "user_0",
+"user_1", ... made on first use; DMs made on demand. Tests drive it like people on
+Discord would and inspect what the bot did::
 
     async with DiscordStandIn() as discord_:
         # point the bot at discord_.url (REST under /api/v10) and discord_.gateway_url
@@ -48,7 +48,11 @@ Situations and faults tests can inject (each method's docstring has the details)
 and ``allow`` are the older, silent forms), ``user_says(mention_roles=...)``,
 ``user_edits`` / ``user_deletes`` / ``bulk_delete`` (``deliver=False``: while the bot
 is away), ``burst`` / ``crowd_says`` (many members at once), ``FakeAttachment`` with
-``fail_downloads`` and ``downloaded`` (the CDN).
+``fail_downloads`` and ``downloaded`` (the CDN). Threads: the bot starts them from a
+message (``POST .../messages/{id}/threads``; ``threads_in`` lists them; the thread has
+the message's id), ``user_posts_in_forum`` (a post: a thread whose starter message has
+its id), ``archive_thread`` / ``lock_thread`` / ``delete_thread`` (THREAD_UPDATE,
+THREAD_DELETE; a person's message unarchives, a locked thread refuses the bot).
 
 Adding a REST route: add a row to ``ROUTES`` (method, path under /api/v10, name of
 a handler method), then write ``async def api_<name>(self, call: ApiCall)`` on
@@ -106,6 +110,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PATCH", "/channels/{channel_id}/messages/{message_id}", "edit_message"),
     ("DELETE", "/channels/{channel_id}/messages/{message_id}", "delete_message"),
     ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", "add_reaction"),
+    ("POST", "/channels/{channel_id}/messages/{message_id}/threads", "start_thread"),
     ("POST", "/channels/{channel_id}/typing", "trigger_typing"),
     # Application commands: bulk overwrite (what CommandTree.sync calls) and listing.
     ("GET", "/applications/{application_id}/commands", "get_global_commands"),
@@ -175,6 +180,7 @@ APP_FLAG_MESSAGE_CONTENT_LIMITED = 1 << 19
 # Channel and message types.
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_CATEGORY, CHANNEL_PUBLIC_THREAD = 0, 1, 4, 11
 CHANNEL_VOICE, CHANNEL_ANNOUNCEMENT, CHANNEL_PRIVATE_THREAD, CHANNEL_STAGE = 2, 5, 12, 13
+CHANNEL_FORUM = 15  # its posts are public threads (resources/channel#channel-object-channel-types)
 VOICE_TYPES = frozenset({CHANNEL_VOICE, CHANNEL_STAGE})  # their text chat needs Connect too
 THREAD_TYPES = frozenset({CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD})
 MESSAGE_DEFAULT, MESSAGE_USER_JOIN, MESSAGE_REPLY = 0, 7, 19
@@ -182,6 +188,10 @@ MESSAGE_CHAT_INPUT_COMMAND = 20  # the message an interaction response creates
 
 # Message flags.
 FLAG_SUPPRESS_EMBEDS, FLAG_EPHEMERAL, FLAG_LOADING = 1 << 2, 1 << 6, 1 << 7
+FLAG_HAS_THREAD = 1 << 5  # a thread was started from this message
+MAX_THREAD_NAME = (
+    100  # a thread's name: 1-100 characters (resources/channel#start-thread-from-message)
+)
 
 # Application commands and interactions.
 COMMAND_CHAT_INPUT, COMMAND_USER, COMMAND_MESSAGE, COMMAND_PRIMARY_ENTRY_POINT = 1, 2, 3, 4
@@ -244,6 +254,7 @@ DM_APP_PERMISSIONS = (
     | P_READ_HISTORY | P_MENTION_EVERYONE | P_EXTERNAL_EMOJIS | P_USE_APPLICATION_COMMANDS
 )  # fmt: skip
 
+_OPEN_THREAD = {"archived": False, "locked": False}
 ALL_MENTIONS: dict[str, Any] = {"parse": ["users", "roles", "everyone"]}
 # What the middleware hands the route wrapper (parsed once, recorded and passed on).
 BODY_KEY = web.RequestKey("discord_standin_body", object)
@@ -639,6 +650,8 @@ class DiscordStandIn(Recorder):
         self._denied: dict[int, int] = {}
         self._hidden_denied: dict[int, int] = {}
         self._forbidden_read: set[int] = set()
+        # Thread id -> {"archived": bool, "locked": bool}; threads not listed are open.
+        self._thread_state: dict[int, dict[str, bool]] = {}
         self._faults: list[InjectedFault] = []
         # Attachments: id -> (channel id, file); downloads of them and faults for them.
         self._files: dict[int, tuple[int, FakeAttachment]] = {}
@@ -724,11 +737,16 @@ class DiscordStandIn(Recorder):
             "private_thread", new_id(), CHANNEL_PRIVATE_THREAD, "a private thread",
             parent_id=self.general.id, owner_id=self.carol.id, **guild,
         )  # fmt: skip
+        # A forum channel: its posts are threads (see ``user_posts_in_forum``).
+        self.forum = FakeChannel(
+            "forum", new_id(), CHANNEL_FORUM, "help-forum", parent_id=self.category.id,
+            position=3, **guild,
+        )  # fmt: skip
         self.channels: dict[str, FakeChannel] = {
             c.key: c
             for c in (
                 self.category, self.general, self.random, self.thread, self.announcements,
-                self.voice, self.stage, self.private_thread,
+                self.voice, self.stage, self.private_thread, self.forum,
             )
         }  # fmt: skip
 
@@ -899,6 +917,10 @@ class DiscordStandIn(Recorder):
         otherwise a bot must be connected. Returns the full message as stored.
         """
         where, author = self.channel(channel), self.user(user)
+        if where.type == CHANNEL_FORUM:
+            raise ValueError("a forum takes posts, not messages: use user_posts_in_forum")
+        if where.is_thread and deliver:
+            await self._before_post_in_thread(where, author)
         for role in reversed(mention_roles):
             role_mention = f"<@&{self.role(role)}>"
             if role_mention not in content:
@@ -1165,6 +1187,115 @@ class DiscordStandIn(Recorder):
         await self.dispatch("INTERACTION_CREATE", payload)
         await self.notify()
         return copy.deepcopy(payload)
+
+    # ---- threads and forum posts ----------------------------------------------------------
+
+    def threads_in(self, parent: FakeChannel | str | int) -> list[FakeChannel]:
+        """The threads of ``parent`` (a text or forum channel), oldest first."""
+        where = self.channel(parent)
+        found = [c for c in self.channels.values() if c.is_thread and c.parent_id == where.id]
+        return sorted(found, key=lambda c: c.id)
+
+    def thread_state(self, thread: FakeChannel | str | int) -> dict[str, bool]:
+        """``{"archived": ..., "locked": ...}`` of ``thread`` now."""
+        return dict(self._thread_state.get(self.channel(thread).id, _OPEN_THREAD))
+
+    async def user_posts_in_forum(
+        self,
+        forum: FakeChannel | str | int,
+        user: FakeUser | str | int,
+        title: str,
+        content: str,
+        *,
+        mention_bot: bool = False,
+    ) -> tuple[FakeChannel, dict[str, Any]]:
+        """``user`` creates a post titled ``title`` in the forum channel ``forum``.
+
+        As on Discord, the post is a public thread (type 11) named ``title`` whose
+        starter message (``content``) is inside it and has the thread's id; the bot gets
+        THREAD_CREATE (``newly_created``) and then MESSAGE_CREATE. Returns the thread and
+        the starter message."""
+        where, author = self.channel(forum), self.user(user)
+        if where.type != CHANNEL_FORUM:
+            raise ValueError(f"{where.key} is not a forum channel")
+        if not 1 <= len(title) <= MAX_THREAD_NAME:
+            raise ValueError("a post's title has 1-100 characters")
+        self._require_connected_bot()
+        if mention_bot and self.bot_user.mention not in content:
+            content = f"{self.bot_user.mention} {content}"
+        thread_id = self._snowflake()
+        thread = self._add_thread(where, thread_id, title, author)
+        message = self._new_message(thread, author, content, message_id=thread_id)
+        self._store(message)
+        await self.dispatch("THREAD_CREATE", {**self._channel_json(thread), "newly_created": True})
+        await self._dispatch_message_event("MESSAGE_CREATE", message)
+        await self.notify()
+        return thread, self._render(message, rest=False)
+
+    async def archive_thread(
+        self, thread: FakeChannel | str | int, *, locked: bool = False
+    ) -> None:
+        """Archive ``thread`` (and lock it if ``locked``), as auto-archiving or a moderator
+        would; the bot gets THREAD_UPDATE. A person's next message unarchives it unless it
+        is locked (see ``user_says``)."""
+        await self._set_thread_state(self.channel(thread), archived=True, locked=locked)
+
+    async def lock_thread(self, thread: FakeChannel | str | int) -> None:
+        """A moderator locks ``thread`` (it stays open): only members with Manage Threads
+        may post in it now; the bot (without it) gets 403 / 50013. THREAD_UPDATE."""
+        await self._set_thread_state(self.channel(thread), archived=False, locked=True)
+
+    async def delete_thread(self, thread: FakeChannel | str | int) -> None:
+        """Delete ``thread`` and its messages; the bot gets THREAD_DELETE, and every REST
+        call on it then answers 404 / 10003 Unknown Channel."""
+        where = self.channel(thread)
+        if not where.is_thread:
+            raise ValueError(f"{where.key} is not a thread")
+        del self.channels[where.key]
+        self._messages.pop(where.id, None)
+        self._thread_state.pop(where.id, None)
+        event = {
+            "id": str(where.id),
+            "guild_id": str(where.guild_id),
+            "parent_id": str(where.parent_id),
+            "type": where.type,
+        }
+        await self.dispatch("THREAD_DELETE", event)
+        await self.notify()
+
+    def _add_thread(
+        self, parent: FakeChannel, thread_id: int, name: str, owner: FakeUser
+    ) -> FakeChannel:
+        thread = FakeChannel(
+            f"thread-{thread_id}", thread_id, CHANNEL_PUBLIC_THREAD, name,
+            guild_id=parent.guild_id, parent_id=parent.id, owner_id=owner.id,
+        )  # fmt: skip
+        self.channels[thread.key] = thread
+        self._messages[thread.id] = {}
+        return thread
+
+    async def _set_thread_state(self, thread: FakeChannel, **state: bool) -> None:
+        if not thread.is_thread:
+            raise ValueError(f"{thread.key} is not a thread")
+        self._thread_state[thread.id] = {**self.thread_state(thread), **state}
+        await self.dispatch("THREAD_UPDATE", self._channel_json(thread))
+        await self.notify()
+
+    def _may_manage_threads(self, user: FakeUser, thread: FakeChannel) -> bool:
+        if user.id == self.bot_user.id:
+            return bool(self.bot_permissions(thread) & P_MANAGE_THREADS)
+        return bool(self._permissions(user) & P_MANAGE_THREADS)
+
+    async def _before_post_in_thread(self, thread: FakeChannel, author: FakeUser) -> None:
+        """Discord's rules for a post in a thread: a locked thread takes posts only from
+        members with Manage Threads; a post in an archived thread unarchives it."""
+        state = self.thread_state(thread)
+        if state["locked"] and not self._may_manage_threads(author, thread):
+            if author.id == self.bot_user.id:
+                raise missing_permissions()
+            raise ValueError(f"{thread.key} is locked: only moderators may post in it")
+        if state["archived"]:
+            await self._set_thread_state(thread, archived=False)
 
     # ---- fault injection ---------------------------------------------------------------
 
@@ -1876,6 +2007,8 @@ class DiscordStandIn(Recorder):
         """Validate like Discord, store, echo MESSAGE_CREATE, return the message."""
         channel = self._channel_param(call)
         permissions = self._check_may_write(channel)
+        if channel.is_thread:
+            await self._before_post_in_thread(channel, self.bot_user)
         payload = call.body if isinstance(call.body, dict) else {}
         if payload.get("message_reference") and not permissions & P_READ_HISTORY:
             raise cannot_reply_without_history()
@@ -1921,6 +2054,11 @@ class DiscordStandIn(Recorder):
         channel = self._channel_param(call)
         message = self._message_param(channel, call)
         self._check_may_write(channel)
+        if channel.is_thread and self.thread_state(channel)["archived"]:
+            raise error(400, 50083, "Thread is archived")
+        if channel.is_thread and self.thread_state(channel)["locked"]:
+            if not self._may_manage_threads(self.bot_user, channel):
+                raise missing_permissions()
         if message["author"]["id"] != str(self.bot_user.id):
             raise error(403, 50005, "Cannot edit a message authored by another user")
         payload = call.body if isinstance(call.body, dict) else {}
@@ -1950,6 +2088,45 @@ class DiscordStandIn(Recorder):
         await self.dispatch("MESSAGE_DELETE", event)
         await self.notify()
         return None
+
+    async def api_start_thread(self, call: ApiCall) -> Any:
+        """Start a public thread from a message (resources/channel#start-thread-from-message).
+
+        Like Discord: only in text and announcement channels (else 400 / 50024); needs
+        Create Public Threads (403 / 50013); ``name`` 1-100 characters (50035);
+        ``auto_archive_duration`` one of 60, 1440, 4320, 10080; one thread per message
+        (400 / 160004). The thread gets the message's id; the message gets the
+        HAS_THREAD flag (MESSAGE_UPDATE); THREAD_CREATE goes to the bot."""
+        channel = self._channel_param(call)
+        permissions = self._check_may_view(channel)
+        if channel.type not in (CHANNEL_TEXT, CHANNEL_ANNOUNCEMENT):
+            raise error(400, 50024, "Cannot execute action on this channel type")
+        message = self._message_param(channel, call)
+        if not permissions & P_CREATE_PUBLIC_THREADS:
+            raise missing_permissions()
+        payload = call.body if isinstance(call.body, dict) else {}
+        name = payload.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise form_error(["name"], "BASE_TYPE_REQUIRED", "This field is required")
+        if len(name) > MAX_THREAD_NAME:
+            raise form_error(
+                ["name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+            )
+        duration = payload.get("auto_archive_duration", 1440)
+        if duration not in (60, 1440, 4320, 10080):
+            raise form_error(
+                ["auto_archive_duration"],
+                "BASE_TYPE_CHOICES",
+                "Value must be one of {60, 1440, 4320, 10080}.",
+            )
+        if message["flags"] & FLAG_HAS_THREAD:
+            raise error(400, 160004, "A thread has already been created for this message")
+        thread = self._add_thread(channel, int(message["id"]), name, self.bot_user)
+        message["flags"] |= FLAG_HAS_THREAD
+        await self._dispatch_message_event("MESSAGE_UPDATE", message)
+        await self.dispatch("THREAD_CREATE", {**self._channel_json(thread), "newly_created": True})
+        await self.notify()
+        return self._channel_json(thread)
 
     async def api_add_reaction(self, call: ApiCall) -> Any:
         """Needs Read Message History and Add Reactions (not Send Messages)."""
@@ -2615,9 +2792,11 @@ class DiscordStandIn(Recorder):
         nonce: str | int | None = None,
         allowed_mentions: dict[str, Any] | None = None,
         sticker_ids: Sequence[str] = (),
+        message_id: int | None = None,
     ) -> dict[str, Any]:
-        """A full message object in gateway form (guild_id and member for guild channels)."""
-        message_id = self._snowflake()
+        """A full message object in gateway form (guild_id and member for guild channels);
+        ``message_id`` is given only to a forum post's starter message (the thread's id)."""
+        message_id = message_id if message_id is not None else self._snowflake()
         message: dict[str, Any] = {
             "id": str(message_id),
             "channel_id": str(channel.id),
@@ -2915,10 +3094,9 @@ class DiscordStandIn(Recorder):
                 "member_count": 1,
                 "total_message_sent": len(self._messages[channel.id]),
                 "thread_metadata": {
-                    "archived": False,
+                    **self.thread_state(channel),
                     "auto_archive_duration": 1440,
                     "archive_timestamp": self.joined_at,
-                    "locked": False,
                     "create_timestamp": self.joined_at,
                 },
             }
@@ -2944,7 +3122,19 @@ class DiscordStandIn(Recorder):
                 }
             )
         data.update(position=channel.position, permission_overwrites=overwrites, nsfw=False)
-        if channel.type in (CHANNEL_TEXT, CHANNEL_ANNOUNCEMENT):
+        if channel.type == CHANNEL_FORUM:
+            data.update(
+                topic=None,
+                last_message_id=self._last_message_id(channel),
+                rate_limit_per_user=0,
+                default_auto_archive_duration=1440,
+                default_thread_rate_limit_per_user=0,
+                available_tags=[],
+                default_reaction_emoji=None,
+                default_sort_order=None,
+                default_forum_layout=0,
+            )
+        elif channel.type in (CHANNEL_TEXT, CHANNEL_ANNOUNCEMENT):
             data.update(
                 topic=None,
                 last_message_id=self._last_message_id(channel),
@@ -3027,7 +3217,11 @@ class DiscordStandIn(Recorder):
             "emojis": [],
             "stickers": [],
             "channels": [self._channel_json(c) for c in guild_channels if not c.is_thread],
-            "threads": [self._channel_json(c) for c in guild_channels if c.is_thread],
+            "threads": [  # the active threads only, as on Discord
+                self._channel_json(c)
+                for c in guild_channels
+                if c.is_thread and not self.thread_state(c)["archived"]
+            ],
             "members": [self._member_json(u) for u in listed],
             "presences": [],
             "voice_states": [],

@@ -1,0 +1,144 @@
+"""Conversations in threads: thread mode, forum posts and the thread lifecycle.
+
+In a channel whose reply mode is `thread`, a new top-level message is answered in a
+public thread started from it (the thread has the message's id, as Discord gives it),
+named after the question. The thread is a channel of its own, so it has its own
+conversation and memory, which starts with that message; the parent channel does not
+remember it. A forum post is a thread too: its title and starter message (which has
+the thread's id) are its first turn.
+
+Discord's rules this module follows (developer docs, topics/threads and
+resources/channel#start-thread-from-message): a thread's name has 1-100 characters;
+starting one needs Create Public Threads and posting in one Send Messages in Threads;
+a person's message unarchives an archived thread; a locked thread takes posts only
+from members with Manage Threads.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from config import Settings
+
+log = logging.getLogger("chatbot")
+
+MAX_THREAD_NAME = 100  # Discord: a thread's name has 1-100 characters
+UNNAMED_THREAD = "Conversation"  # for a question with no words (an image alone, say)
+ELLIPSIS = "…"
+# What the bot needs to answer a channel's messages in threads, by discord.py's names.
+THREAD_MODE_PERMISSIONS = ("create_public_threads", "send_messages_in_threads")
+
+
+def thread_name(question: str, limit: int = MAX_THREAD_NAME) -> str:
+    """A thread's name for `question`: its words on one line, at most `limit` characters
+    (Discord's limit is 100, counted in code points), cut after a whole word and marked
+    with "…" when shortened (a single over-long word is cut inside), never empty."""
+    text = " ".join(question.split())
+    if not text:
+        return UNNAMED_THREAD
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ELLIPSIS) + 1]  # one more: is the cut right before a space?
+    if cut.endswith(" "):
+        cut = cut.rstrip()
+    else:
+        cut = cut[:-1]
+        space = cut.rfind(" ")
+        if space > 0:
+            cut = cut[:space]
+    return cut + ELLIPSIS
+
+
+def opening_text(message: discord.Message, text: str) -> str:
+    """A conversation message's text; a forum post's starter message (its id is the
+    post's) gets the post's title in front, as the first line."""
+    channel = message.channel
+    if (
+        isinstance(channel, discord.Thread)
+        and message.id == channel.id
+        and isinstance(channel.parent, discord.ForumChannel)
+    ):
+        return f"{channel.name}\n{text}"
+    return text
+
+
+def reply_mode(settings: Settings, channel: object) -> str:
+    """The reply mode ("all", "mention" or "thread") of `channel`; a thread has its
+    parent's. The one place a per-channel setting plugs in; today it is `REPLY_TO`."""
+    return settings.reply_to
+
+
+def missing_permissions(permissions: discord.Permissions, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` (discord.py's permission names) `permissions` lacks."""
+    return [name for name in names if not getattr(permissions, name)]
+
+
+def permission_label(name: str) -> str:
+    """Discord's wording of a discord.py permission name: "Create Public Threads"."""
+    return " ".join(word.capitalize() for word in name.split("_"))
+
+
+class Threads:
+    """Where the bot answers: a new thread in thread mode, and whether a thread takes an
+    answer. Each refusal (a permission missing, a locked thread) is logged once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._logged: set[tuple[int, str]] = set()  # (channel id, what) already logged
+
+    async def answer_channel(
+        self, message: discord.Message, text: str, me: discord.ClientUser
+    ) -> discord.abc.Messageable:
+        """Where to answer `message` (its text `text`): a thread started from it when its
+        channel is in thread mode and the bot may start one, else its own channel."""
+        channel = message.channel
+        if not isinstance(channel, discord.TextChannel) or channel.is_news():
+            return channel  # threads, forums (a post is a thread), DMs, voice chat...
+        if reply_mode(self.settings, channel) != "thread":
+            return channel
+        missing = missing_permissions(
+            channel.permissions_for(channel.guild.me), THREAD_MODE_PERMISSIONS
+        )
+        if missing:
+            labels = " and ".join(permission_label(name) for name in missing)
+            self._log_once(channel.id, "permissions", "answering in the channel: needs %s", labels)
+            return channel
+        question = text.replace(f"@{getattr(channel.guild.me, 'display_name', me.name)}", "")
+        try:
+            return await message.create_thread(name=thread_name(question))
+        except discord.HTTPException as error:
+            log.warning(
+                "channel %s: could not start a thread, answering in the channel (%s %s: %s)",
+                channel.id,
+                error.status,
+                error.code,
+                error.text,
+            )
+            return channel
+
+    def may_answer_in(self, channel: object) -> bool:
+        """Whether the bot may post in `channel`: not in a thread that is locked (without
+        Manage Threads) or where it may not send (logged once per thread)."""
+        if not isinstance(channel, discord.Thread):
+            return True
+        permissions = channel.permissions_for(channel.guild.me)
+        if channel.locked and not permissions.manage_threads:
+            self._log_once(channel.id, "locked", "the thread is locked: reading, not answering")
+            return False
+        if not permissions.send_messages_in_threads:
+            self._log_once(
+                channel.id, "send", "reading, not answering: needs Send Messages in Threads"
+            )
+            return False
+        return True
+
+    def forget(self, channel_id: int) -> None:
+        """A thread was deleted: forget what was logged about it."""
+        self._logged = {entry for entry in self._logged if entry[0] != channel_id}
+
+    def _log_once(self, channel_id: int, what: str, text: str, *args: object) -> None:
+        if (channel_id, what) not in self._logged:
+            self._logged.add((channel_id, what))
+            log.warning("channel %s: " + text, channel_id, *args)
