@@ -339,9 +339,11 @@ def test_text_parts_fit_the_cap_and_keep_the_fence_whole(o200k, text, cap, name)
     assert part.tokens == o200k.count_text(part.content) <= cap
     fence, inside = body_of(part)
     assert "`" * len(fence) not in inside
+    assert part.shortened == (part.read < part.total)
+    if "\x00" in text:
+        return  # UTF-8 with zero bytes can equally be UTF-16 text: either reading is right
     normalised = text.replace("\r\n", "\n").replace("\r", "\n")
     assert normalised.startswith(inside.removesuffix("\n")) or inside == normalised + "\n"
-    assert part.shortened == (part.read < part.total)
 
 
 @given(st.binary(max_size=3000))
