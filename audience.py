@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import discord
 
-from config import Settings
+from config import ReplyTo, Settings
 from guards import Access, UserLimits
 
 CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
@@ -66,25 +66,30 @@ class Audience:
             in_dm=in_dm,
         )
 
-    def judge(self, message: discord.Message, me: discord.ClientUser) -> Verdict:
+    def judge(
+        self, message: discord.Message, me: discord.ClientUser, reply_to: ReplyTo | None = None
+    ) -> Verdict:
         """The verdict on a conversation message (see `is_conversation`). An answered
-        message counts toward its author's rate limit."""
+        message counts toward its author's rate limit. `reply_to`: the channel's
+        setting (default REPLY_TO)."""
         access = self.access_of(message.author, message.channel, message.guild is None)
         if access is Access.BLOCKED_IN_DM and message.author.id not in self.told_blocked:
             self.told_blocked.add(message.author.id)
             return Verdict(remember=False, answer=False, notices=(BLOCKED_NOTE,))
         if access is not Access.ALLOWED:
             return Verdict(remember=False, answer=False)
-        if not self.is_addressed(message, me):
+        if not self.is_addressed(message, me, reply_to):
             return Verdict(remember=True, answer=False)
         answer, notice = self.limits.check(
             message.author.id, time.monotonic(), discord.utils.utcnow()
         )
         return Verdict(remember=True, answer=answer, notices=(notice,) if notice else ())
 
-    def is_addressed(self, message: discord.Message, me: discord.ClientUser) -> bool:
+    def is_addressed(
+        self, message: discord.Message, me: discord.ClientUser, reply_to: ReplyTo | None = None
+    ) -> bool:
         """Whether the bot should answer `message` (not only remember it)."""
-        if self.settings.reply_to == "all" or message.guild is None:
+        if (reply_to or self.settings.reply_to) == "all" or message.guild is None:
             return True
         if me in message.mentions:
             return True

@@ -18,13 +18,16 @@ import discord
 import yarl
 
 from audience import Audience, is_conversation
+from channel_settings import ChannelSettings
 from chat_model import ChatModel
 from commands import COMMANDS, ChatTree
 from config import ConfigError, Settings, load_settings, read_environment
 from conversations import Conversations
 from guards import UserLimits
 from memory import PromptBuilder
-from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
+from store import Store, StoreError
+from tokenizer import TokenCounter, TokenCounters, encoding_name_for_model, load_encoding
+from usage import UsageLedger
 
 log = logging.getLogger("chatbot")
 
@@ -63,6 +66,7 @@ class ChatBot(discord.Client):
         )
         self.tokenizer = asyncio.ensure_future(tokenizer)
         self._conversations: asyncio.Task[Conversations] | None = None
+        self.store: Store | None = None  # opened at start-up (DATABASE_URL)
         self._closing: asyncio.Task[None] | None = None
         self.tree = ChatTree(self)
         for command in COMMANDS:
@@ -79,14 +83,31 @@ class ChatBot(discord.Client):
         return await self._conversations
 
     async def _open_conversations(self) -> Conversations:
-        counter = await self.tokenizer
         settings = self.settings
+        try:
+            self.store = await Store.open(settings.database_url)
+        except StoreError as error:  # not openable or not writable: stop with one line
+            raise ConfigError(f"DATABASE_URL: {error}") from None
+        log.info("storing settings and usage in %s", self.store.where)
+        counter = await self.tokenizer
         try:
             prompts = PromptBuilder(counter, settings.system_prompt, settings.prompt_budget)
         except ValueError as error:  # the system prompt leaves no room for a conversation
             raise ConfigError(str(error)) from None
+        usage = UsageLedger(self.store)
+        usage.start_pruning(settings.usage_retention_days)
+        counters = TokenCounters({encoding_name_for_model(settings.openai_model): counter})
         # The model's HTTP client belongs to the running event loop, so it is made here.
-        return Conversations(settings, prompts, ChatModel(settings), self.audience, self)
+        return Conversations(
+            settings,
+            prompts,
+            ChatModel(settings),
+            self.audience,
+            self,
+            channel_settings=ChannelSettings(self.store, settings),
+            usage=usage,
+            counters=counters,
+        )
 
     def _close_if_failed(self, task: asyncio.Task[Conversations]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -101,10 +122,16 @@ class ChatBot(discord.Client):
 
     async def close(self) -> None:
         if self._conversations is not None:
-            if self._conversations.done() and self._conversations.exception() is None:
-                await self._conversations.result().close()
+            task = self._conversations
+            if task.done() and not task.cancelled() and task.exception() is None:
+                conversations = self._conversations.result()
+                await conversations.close()
+                await conversations.usage.close()
             else:
                 self._conversations.cancel()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
         await super().close()
 
     async def on_ready(self) -> None:
@@ -127,9 +154,9 @@ class ChatBot(discord.Client):
         if not text:
             return  # an image or sticker alone, or content hidden without the intent
         assert self.user is not None
-        verdict = self.audience.judge(message, self.user)
+        conversations = await self.conversations()
+        verdict = await conversations.judge(message, self.user)
         if verdict.remember or verdict.notices:
-            conversations = await self.conversations()
             await conversations.receive(message, text, verdict)
 
 
