@@ -20,7 +20,7 @@ import yarl
 from audience import Audience, is_conversation
 from channel_settings import ChannelSettings
 from chat_model import ChatModel
-from commands import COMMANDS, ChatTree
+from commands import COMMANDS, ChatTree, ModelList
 from config import ConfigError, Settings, load_settings, read_environment
 from conversations import Conversations
 from guards import UserLimits
@@ -68,6 +68,7 @@ class ChatBot(discord.Client):
         self._conversations: asyncio.Task[Conversations] | None = None
         self.store: Store | None = None  # opened at start-up (DATABASE_URL)
         self._closing: asyncio.Task[None] | None = None
+        self.model_list = ModelList()  # for /settings model
         self.tree = ChatTree(self)
         for command in COMMANDS:
             self.tree.add_command(command)
@@ -180,7 +181,13 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
     async with bot:
-        await bot.start(settings.discord_bot_token)
+        try:
+            await bot.start(settings.discord_bot_token)
+        except (aiohttp.ClientError, OSError):
+            # A start-up failure (the database) closes the bot, and with it the
+            # connection it was logging in on: report that failure, not the connection.
+            bot.raise_startup_error()
+            raise
     bot.raise_startup_error()
 
 

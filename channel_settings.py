@@ -226,8 +226,7 @@ def value_of(effective: Effective, key: SettingKey) -> str | None:
 def show(effective: Effective) -> str:
     """The /settings show report: each setting, its value and where it comes from."""
     return "\n".join(
-        f"**{LABELS[key]}:** {describe(key, value_of(effective, key))} "
-        f"({effective.sources[key]})"
+        f"**{LABELS[key]}:** {describe(key, value_of(effective, key))} ({effective.sources[key]})"
         for key in SETTING_KEYS
     )
 
@@ -286,6 +285,15 @@ class ChannelSettings:
         await self.store.set_setting(scope, key, text, updated_by=by)
         self._read.pop(scope, None)
         return text
+
+    async def unset(self, scope: Scope, key: SettingKey) -> bool:
+        """Remove `key` from `scope` (back to inherited); True if it was set there.
+
+        Raises StoreError when the database fails.
+        """
+        removed = await self.store.delete_setting(scope, key)
+        self._read.pop(scope, None)
+        return removed
 
     async def reset(self, scope: Scope) -> int:
         """Remove every setting of `scope` (back to inherited); how many there were.
