@@ -124,12 +124,14 @@ class ChatBot(discord.Client):
     async def close(self) -> None:
         if self._conversations is not None:
             task = self._conversations
-            if task.done() and not task.cancelled() and task.exception() is None:
-                conversations = self._conversations.result()
+            # Let a start-up in progress finish rather than cancel it (it takes about a
+            # second): a database connection cancelled while opening leaves its driver
+            # thread behind, which keeps the process from exiting.
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is None:
+                conversations = task.result()
                 await conversations.close()
                 await conversations.usage.close()
-            else:
-                self._conversations.cancel()
         if self.store is not None:
             await self.store.close()
             self.store = None
