@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import discord
 
-from config import Settings
+from config import ReplyTo, Settings
 from guards import Access, UserLimits
 from threads import reply_mode
 
@@ -92,27 +92,34 @@ class Audience:
             in_dm=in_dm,
         )
 
-    def judge(self, message: discord.Message, me: discord.ClientUser) -> Verdict:
+    def judge(
+        self, message: discord.Message, me: discord.ClientUser, reply_to: ReplyTo | None = None
+    ) -> Verdict:
         """The verdict on a conversation message (see `is_conversation`). An answered
-        message counts toward its author's rate limit."""
+        message counts toward its author's rate limit. `reply_to`: the channel's
+        setting (default REPLY_TO)."""
         access = self.access_of(message.author, message.channel, message.guild is None)
         if access is Access.BLOCKED_IN_DM and message.author.id not in self.told_blocked:
             self.told_blocked.add(message.author.id)
             return Verdict(remember=False, answer=False, notices=(BLOCKED_NOTE,))
         if access is not Access.ALLOWED:
             return Verdict(remember=False, answer=False)
-        if not self.is_addressed(message, me):
+        if not self.is_addressed(message, me, reply_to):
             return Verdict(remember=True, answer=False)
         answer, notice = self.limits.check(
             message.author.id, time.monotonic(), discord.utils.utcnow()
         )
         return Verdict(remember=True, answer=answer, notices=(notice,) if notice else ())
 
-    def is_addressed(self, message: discord.Message, me: discord.ClientUser) -> bool:
-        """Whether the bot should answer `message` (not only remember it): every
-        message with REPLY_TO=all or thread, and in DMs; else those `addresses_bot`."""
+    def is_addressed(
+        self, message: discord.Message, me: discord.ClientUser, reply_to: str | None = None
+    ) -> bool:
+        """Whether the bot should answer `message` (not only remember it): every message
+        in DMs and where the reply mode (`reply_to`: the channel's setting, else
+        REPLY_TO) is all or thread; else those `addresses_bot`."""
+        mode = reply_to or reply_mode(self.settings, message.channel)
         # In thread mode every message is answered, in a thread of its own (threads.py).
-        if reply_mode(self.settings, message.channel) in ("all", "thread") or not message.guild:
+        if mode in ("all", "thread") or message.guild is None:
             return True
         return addresses_bot(message, me)
 

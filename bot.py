@@ -19,14 +19,17 @@ import discord
 import yarl
 
 from audience import Audience, is_conversation
+from channel_settings import ChannelSettings
 from chat_model import ChatModel
-from commands import COMMANDS, ChatTree
+from commands import COMMANDS, ChatTree, ModelList
 from config import ConfigError, Settings, load_settings, read_environment
 from conversations import Conversations
 from guards import UserLimits
 from memory import PromptBuilder
+from store import Store, StoreError
 from threads import Threads, opening_text
-from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
+from tokenizer import TokenCounter, TokenCounters, encoding_name_for_model, load_encoding
+from usage import UsageLedger
 
 log = logging.getLogger("chatbot")
 
@@ -67,7 +70,9 @@ class ChatBot(discord.Client):
         self.threads = Threads(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
         self._conversations: asyncio.Task[Conversations] | None = None
+        self.store: Store | None = None  # opened at start-up (DATABASE_URL)
         self._closing: asyncio.Task[None] | None = None
+        self.model_list = ModelList()  # for /settings model
         self.tree = ChatTree(self)
         for command in COMMANDS:
             self.tree.add_command(command)
@@ -83,14 +88,31 @@ class ChatBot(discord.Client):
         return await self._conversations
 
     async def _open_conversations(self) -> Conversations:
-        counter = await self.tokenizer
         settings = self.settings
+        try:
+            self.store = await Store.open(settings.database_url)
+        except StoreError as error:  # not openable or not writable: stop with one line
+            raise ConfigError(f"DATABASE_URL: {error}") from None
+        log.info("storing settings and usage in %s", self.store.where)
+        counter = await self.tokenizer
         try:
             prompts = PromptBuilder(counter, settings.system_prompt, settings.prompt_budget)
         except ValueError as error:  # the system prompt leaves no room for a conversation
             raise ConfigError(str(error)) from None
+        usage = UsageLedger(self.store)
+        usage.start_pruning(settings.usage_retention_days)
+        counters = TokenCounters({encoding_name_for_model(settings.openai_model): counter})
         # The model's HTTP client belongs to the running event loop, so it is made here.
-        return Conversations(settings, prompts, ChatModel(settings), self.audience, self)
+        return Conversations(
+            settings,
+            prompts,
+            ChatModel(settings),
+            self.audience,
+            self,
+            channel_settings=ChannelSettings(self.store, settings),
+            usage=usage,
+            counters=counters,
+        )
 
     def _close_if_failed(self, task: asyncio.Task[Conversations]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -104,14 +126,21 @@ class ChatBot(discord.Client):
                 raise task.exception()  # type: ignore[misc]
 
     async def close(self) -> None:
-        """Finish or close off the answers in flight, then close the model client, then
-        Discord (closing off an answer needs Discord). Safe to call again."""
-        task = self._conversations
-        if task is not None:
-            if task.done() and not task.cancelled() and task.exception() is None:
-                await task.result().close()
-            else:
-                task.cancel()
+        """Finish or close off the answers in flight, then close the model client, the
+        store, then Discord (closing off an answer needs Discord). Safe to call again."""
+        if self._conversations is not None:
+            task = self._conversations
+            # Let a start-up in progress finish rather than cancel it (it takes about a
+            # second): a database connection cancelled while opening leaves its driver
+            # thread behind, which keeps the process from exiting.
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is None:
+                conversations = task.result()
+                await conversations.close()
+                await conversations.usage.close()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
         await super().close()
 
     async def on_ready(self) -> None:
@@ -135,11 +164,11 @@ class ChatBot(discord.Client):
             return  # a sticker alone, or content hidden without the intent
         assert self.user is not None
         text = opening_text(message, text)  # a forum post: its title, then its first message
-        verdict = self.audience.judge(message, self.user)
+        conversations = await self.conversations()
+        verdict = await conversations.judge(message, self.user)
         if verdict.answer and not self.threads.may_answer_in(message.channel):
             verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
         if verdict.remember or verdict.notices:
-            conversations = await self.conversations()
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own
                 channel = await self.threads.answer_channel(message, text, self.user)
@@ -201,7 +230,13 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
     async with bot:
-        await bot.start(settings.discord_bot_token)
+        try:
+            await bot.start(settings.discord_bot_token)
+        except (aiohttp.ClientError, OSError):
+            # A start-up failure (the database) closes the bot, and with it the
+            # connection it was logging in on: report that failure, not the connection.
+            bot.raise_startup_error()
+            raise
     bot.raise_startup_error()
 
 

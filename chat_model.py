@@ -56,15 +56,23 @@ class ChatModel:
         # asyncio.Semaphore wakes waiters first-come, first-served.
         self.slots = asyncio.Semaphore(settings.max_concurrent_requests)
 
-    async def complete(self, messages: list[dict[str, str]]) -> Answer:
-        """The model's answer to `messages`.
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        model: str | None = None,
+        reasoning_effort: str | None = None,
+    ) -> Answer:
+        """The answer of `model` (default OPENAI_MODEL) to `messages`; `reasoning_effort`
+        is sent only when given (models without reasoning refuse it).
 
         Raises the SDK's `openai.OpenAIError`s, or `EmptyAnswer` when there is no text.
         """
         async with self.slots:
             response = await self.client.chat.completions.create(
-                model=self.model,
+                model=model or self.model,
                 max_completion_tokens=self.max_reply_tokens,
+                **_optional(reasoning_effort),
                 **_as_sent(messages),
             )
         if not response.choices:
@@ -75,10 +83,17 @@ class ChatModel:
             raise EmptyAnswer(choice.finish_reason)
         return _answer(text, response.usage, choice.finish_reason)
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str | Answer]:
+    async def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        model: str | None = None,
+        reasoning_effort: str | None = None,
+    ) -> AsyncIterator[str | Answer]:
         """Yield the answer's text as it arrives, then the finished `Answer` last.
 
-        Raises like `complete`; a stream that breaks raises mid-iteration.
+        `model` and `reasoning_effort` as for `complete`. Raises like `complete`; a
+        stream that breaks raises mid-iteration.
         """
         parts: list[str] = []
         finish_reason = None
@@ -86,8 +101,9 @@ class ChatModel:
         reasoning = ReasoningFilter()
         async with self.slots:
             stream = await self.client.chat.completions.create(
-                model=self.model,
+                model=model or self.model,
                 max_completion_tokens=self.max_reply_tokens,
+                **_optional(reasoning_effort),
                 stream=True,
                 stream_options={"include_usage": True},
                 **_as_sent(messages),
@@ -109,6 +125,15 @@ class ChatModel:
             raise EmptyAnswer(finish_reason)
         yield _answer(text, usage, finish_reason)
 
+    async def list_models(self) -> list[str]:
+        """The model ids the server lists at GET /models, sorted.
+
+        Raises the SDK's `openai.OpenAIError`s (e.g. NotFoundError from a server that
+        has no such endpoint).
+        """
+        page = await self.client.models.list()
+        return sorted({model.id async for model in page})
+
     async def close(self) -> None:
         await self.client.close()
 
@@ -121,6 +146,11 @@ def _answer(text: str, usage: CompletionUsage | None, finish_reason: str | None)
         completion_tokens=usage.completion_tokens if usage else None,
         finish_reason=finish_reason,
     )
+
+
+def _optional(reasoning_effort: str | None) -> dict[str, Any]:
+    """`reasoning_effort` as a request argument, only when set (a /settings choice)."""
+    return {} if reasoning_effort is None else {"reasoning_effort": reasoning_effort}
 
 
 def _as_sent(messages: list[dict[str, str]]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from guards import AccessRules
+from store import DEFAULT_RETENTION_DAYS, StoreError, database_url
 
 DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULT_SYSTEM_PROMPT = (
@@ -68,6 +69,10 @@ VARIABLES = (
     "MAX_ATTACHMENT_BYTES",
     "VISION",
     "IMAGE_DETAIL",
+    "DATABASE_URL",
+    "USAGE_RETENTION_DAYS",
+    "PRICE_INPUT_PER_MILLION",
+    "PRICE_OUTPUT_PER_MILLION",
     "DISCORD_API_URL",  # test seam, unset in production: not in .env.example
 )
 
@@ -84,6 +89,11 @@ MAX_DAILY_TOKENS = 1_000_000_000
 MAX_CONCURRENT = 1_000
 MAX_URL_LENGTH = 2_000  # what browsers and servers reliably take
 MAX_SNOWFLAKE = 2**64 - 1  # Discord ids are unsigned 64-bit numbers, never 0
+# The store's default: a SQLite file in data/ beside bot.py (git-ignored), made on first run.
+DEFAULT_DATABASE_URL = str(Path(__file__).resolve().parent / "data" / "bot.db")
+MAX_RETENTION_DAYS = 3_650  # ten years of daily usage rows
+# No model costs anywhere near this per million tokens; a typo fails at start-up.
+MAX_PRICE_PER_MILLION = 10_000.0
 
 INTEGER = re.compile(r"-?[0-9]+")
 DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
@@ -131,6 +141,12 @@ class Settings:
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     vision: Vision = "auto"
     image_detail: ImageDetail = "low"
+    # The store (store.py): a file path, sqlite:///path or postgresql://...
+    database_url: str = DEFAULT_DATABASE_URL
+    usage_retention_days: int = DEFAULT_RETENTION_DAYS  # UTC days of usage kept
+    # Prices per million prompt/completion tokens, for /usage; None: no costs shown.
+    price_input_per_million: float | None = None
+    price_output_per_million: float | None = None
     # Test seam: where discord.py sends REST and gateway traffic. Unset in production.
     discord_api_url: str | None = None
 
@@ -233,6 +249,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"got {_quote(timeout_text)}."
         )
 
+    database = get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if not database.isprintable():
+        raise ConfigError(
+            "DATABASE_URL must be a file path or a database URL on one line, "
+            f"got {_quote(database)}."
+        )
+    try:
+        database_url(database)
+    except StoreError as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
+
     return Settings(
         discord_bot_token=token,
         openai_api_key=api_key,
@@ -269,6 +296,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         openai_timeout=timeout,
         stream_replies=_boolean(get, "STREAM_REPLIES", default=True),
         log_level=_word(get, "LOG_LEVEL", get_args(LogLevel), "INFO"),
+        database_url=database,
+        usage_retention_days=_integer(
+            get,
+            "USAGE_RETENTION_DAYS",
+            DEFAULT_RETENTION_DAYS,
+            minimum=1,
+            maximum=MAX_RETENTION_DAYS,
+        ),
+        price_input_per_million=_price(get, "PRICE_INPUT_PER_MILLION"),
+        price_output_per_million=_price(get, "PRICE_OUTPUT_PER_MILLION"),
         discord_api_url=_url(get, "DISCORD_API_URL", example="http://127.0.0.1:8080"),
         **_attachment_settings(get),
     )
@@ -418,6 +455,21 @@ def _id_list(get: Getter, name: str) -> frozenset[int]:
             )
         ids.add(int(part))
     return frozenset(ids)
+
+
+def _price(get: Getter, name: str) -> float | None:
+    """A price in the owner's currency per million tokens, or None when unset."""
+    text = get(name)
+    if text is None:
+        return None
+    # Plain decimals only, as for OPENAI_TIMEOUT: float() would take 'nan' and 'inf'.
+    price = float(text) if DECIMAL.fullmatch(text) else math.nan
+    if not 0 <= price <= MAX_PRICE_PER_MILLION:
+        raise ConfigError(
+            f"{name} must be a price per million tokens from 0 to {MAX_PRICE_PER_MILLION:,.0f}, "
+            f"such as 0.40, got {_quote(text)}."
+        )
+    return price
 
 
 def _boolean(get: Getter, name: str, *, default: bool) -> bool:

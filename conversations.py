@@ -27,6 +27,7 @@ import discord
 import openai
 
 from audience import Audience, Verdict
+from channel_settings import ChannelSettings, Effective, Place
 from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import Settings
 from files import FileReader, Files
@@ -34,8 +35,10 @@ from history import read_back
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from model_failures import Cause, classify
 from replies import Reply, show_typing
+from store import StoreError
 from summaries import Summarizer
-from threads import reply_mode
+from tokenizer import TokenCounters
+from usage import UsageLedger
 
 log = logging.getLogger("chatbot")
 
@@ -76,7 +79,13 @@ class Conversations:
         model: ChatModel,
         audience: Audience,
         client: discord.Client,
+        *,
+        channel_settings: ChannelSettings,
+        usage: UsageLedger,
+        counters: TokenCounters,
     ) -> None:
+        """`prompts` counts with OPENAI_MODEL's encoding and SYSTEM_PROMPT; a channel
+        whose /settings choose another model or persona gets its own (`_profile`)."""
         self.settings = settings
         self.prompts = prompts
         self.model = model
@@ -97,6 +106,14 @@ class Conversations:
         self.told_no_vision = False  # users are told once per process that images are unseen
         self.answering: dict[asyncio.Task[Answer | None], Reply] = {}  # answers in flight
         self.closing = False
+        self.channel_settings = channel_settings
+        self.arrivals: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.usage = usage
+        self.counters = counters
+        # One PromptBuilder per (encoding, persona); per channel, the settings and
+        # builder of its latest turn (its memory was counted with that builder).
+        self._builders: dict[tuple[str, str], PromptBuilder] = {}
+        self._in_use: dict[int, tuple[Effective, PromptBuilder]] = {}
 
     async def receive(
         self,
@@ -190,7 +207,8 @@ class Conversations:
         """Forget the channel's conversation. The caller posts the reset message, the
         boundary read-back never crosses (history.RESET_MESSAGE)."""
         # A new, empty memory: an answer in progress finishes into the old one, unseen.
-        self.memories[channel_id] = ChannelMemory(self.memory_budget)
+        prompts = self._in_use[channel_id][1] if channel_id in self._in_use else self.prompts
+        self.memories[channel_id] = ChannelMemory(self._memory_budget(prompts))
         if self.summarizer is not None:
             self.summarizer.forget(channel_id)
 
@@ -206,6 +224,7 @@ class Conversations:
         channel_id = getattr(channel, "id", 0)
         async with self.locks[channel_id]:
             waiting = self.waiting[channel_id]
+            await self._profile(channel)
             memory = await self._memory(channel, before=waiting[0].message if waiting else None)
         if memory.summary is not None:
             older = f"older messages are summarised ({memory.summary.tokens} tokens)"
@@ -213,18 +232,19 @@ class Conversations:
             older = "older messages will be summarised when they no longer fit"
         else:
             older = "older messages are forgotten when they no longer fit"
-        mode = "streamed" if self.settings.stream_replies else "posted when complete"
+        effective, prompts = self._in_use[channel_id]  # set by _profile above
+        mode = "streamed" if effective.streaming else "posted when complete"
         who = {
             "all": "every message",
             "thread": "every message, each new question in a thread of its own",
-        }.get(reply_mode(self.settings, channel), "mentions, replies and DMs")
-        prompt = self.prompts.prompt(memory)
+        }.get(effective.reply_to, "mentions, replies and DMs")
+        prompt = prompts.prompt(memory)
         files, images = memory.attachments
         attached = f" ({_count(files, 'attachment')}, {_count(images, 'image')} sent)"
         return (
             f"**Memory in this channel:** {len(memory)} messages{attached}, {prompt.tokens:,} of "
             f"{self.settings.prompt_budget:,} prompt tokens used; {older}.\n"
-            f"**Model:** {self.settings.openai_model}, answers {mode}, answering {who}."
+            f"**Model:** {effective.model}, answers {mode}, answering {who}."
         )
 
     async def close(self) -> None:
@@ -249,6 +269,7 @@ class Conversations:
         """Remember the messages of `batch`, in order, and answer the newest one to be
         answered (if any), with all of them in the conversation."""
         channel = batch[0].channel
+        _, prompts = await self._profile(channel)
         memory = await self._memory(channel, before=batch[0].message)
         shortened = False
         notes: list[str] = []
@@ -263,7 +284,7 @@ class Conversations:
             shortened = has_turn = False
             if not text:
                 continue  # only files that could not be read: nothing to remember
-            turn, shortened = self.prompts.turn(
+            turn, shortened = prompts.turn(
                 "user",
                 text,
                 speaker_name(author.display_name, author.id),
@@ -287,7 +308,7 @@ class Conversations:
                 await Reply(message).notice("\n".join(notes))
             return
 
-        prompt = self.prompts.prompt(memory)
+        prompt = prompts.prompt(memory)
         note_lines = [SHORTENED_NOTE] if shortened and to_answer[-1] is batch[-1] else []
         note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
@@ -300,14 +321,14 @@ class Conversations:
                 return
             log.warning("channel %s: the model refused images; sending none again", channel.id)
             self._refuse_images()
-            prompt = self.prompts.prompt(memory)
+            prompt = prompts.prompt(memory)
             reply = Reply(message, channel=channel)
             answer = await self._answer_once_more(
                 reply, prompt, "\n".join([NO_VISION_NOTE, *note_lines, *notes])
             )
         if answer is None or not reply.visible:
             return
-        turn = self.prompts.turn("assistant", reply.shown_text)[0]
+        turn = prompts.turn("assistant", reply.shown_text)[0]
         turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reply.posted))
         self._remember(channel.id, memory, turn)
         log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
@@ -330,10 +351,12 @@ class Conversations:
             memory.drop_images()
 
     async def _answer(self, reply: Reply, prompt: Prompt, note: str | None) -> Answer | None:
-        """The answer, shown as STREAM_REPLIES says; None if it failed (and was reported).
+        """The answer, streamed or whole as the channel's settings say; None if it
+        failed (and was reported).
 
         Raises ImagesRefused, with nothing shown, if the server refused images."""
-        if self.settings.stream_replies:
+        in_use = self._in_use.get(reply.channel.id)
+        if in_use[0].streaming if in_use else self.settings.stream_replies:
             return await self._answer_streaming(reply, prompt, note)
         return await self._answer_whole(reply, prompt, note)
 
@@ -360,15 +383,17 @@ class Conversations:
         memory = self.memories.get(channel_id)
         if memory is not None:
             return memory
-        memory = self.memories[channel_id] = ChannelMemory(self.memory_budget)
+        prompts = self._in_use[channel_id][1] if channel_id in self._in_use else self.prompts
+        budget = self._memory_budget(prompts)
+        memory = self.memories[channel_id] = ChannelMemory(budget)
         assert self.client.user is not None
         try:
             turns = await read_back(
                 channel,
                 before=before,
                 bot_id=self.client.user.id,
-                prompts=self.prompts,
-                budget=self.memory_budget,
+                prompts=prompts,
+                budget=budget,
                 remembered=self.audience.history_filter(),
                 files=self.files,
             )
@@ -422,7 +447,9 @@ class Conversations:
         """Get the whole answer, then post it; the answer, or None if it failed."""
         try:
             async with show_typing(reply.channel):
-                answer = await self.model.complete(prompt.messages)
+                answer = await self.model.complete(
+                    prompt.messages, **self._request_options(reply.channel.id)
+                )
         except Exception as error:
             await self._report_failure(reply, error)
             return None
@@ -442,7 +469,8 @@ class Conversations:
         answer = None
         try:
             async with show_typing(reply.channel):
-                async for piece in self.model.stream(prompt.messages):
+                options = self._request_options(reply.channel.id)
+                async for piece in self.model.stream(prompt.messages, **options):
                     if isinstance(piece, Answer):
                         answer = piece
                         self._charge(message, prompt, answer)
@@ -462,16 +490,27 @@ class Conversations:
         return answer
 
     def _charge(self, message: discord.Message, prompt: Prompt, answer: Answer) -> None:
-        """Count an answer's tokens against its asker's daily allowance, before it is
-        shown, so their next message is judged with it."""
-        limits = self.audience.limits
-        if not limits.daily_tokens:
-            return  # no allowance to count against: skip re-encoding an answer without usage
+        """Record an answer's tokens (the server's usage when sent, else our count) in
+        the stored usage and against its asker's daily allowance, before it is shown,
+        so their next message is judged with it."""
+        effective, prompts = self._in_use.get(message.channel.id, (None, self.prompts))
         completion = answer.completion_tokens
         if completion is None:
-            completion = self.prompts.counter.count_text(answer.text)
-        spent = (answer.prompt_tokens or prompt.tokens) + completion
-        limits.record_usage(message.author.id, spent, discord.utils.utcnow())
+            completion = prompts.counter.count_text(answer.text)
+        prompt_tokens = answer.prompt_tokens or prompt.tokens
+        self.usage.record(
+            user_id=message.author.id,
+            guild_id=message.guild.id if message.guild else None,
+            channel_id=message.channel.id,
+            model=effective.model if effective else self.settings.openai_model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
+        )
+        limits = self.audience.limits
+        if limits.daily_tokens:
+            limits.record_usage(
+                message.author.id, prompt_tokens + completion, discord.utils.utcnow()
+            )
 
     async def _report_failure(self, reply: Reply, error: Exception) -> None:
         """Tell the user briefly why no answer came; the log gets the detail.
@@ -486,6 +525,79 @@ class Conversations:
         else:  # a reply the SDK could not parse, say: keep serving
             log.error("channel %s: unexpected failure", channel_id, exc_info=error)
         await reply.notice(explain_failure(error))
+
+    # --- Settings per channel and stored usage (channel_settings.py, usage.py) ---------
+
+    async def judge(self, message: discord.Message, me: discord.ClientUser) -> Verdict:
+        """The audience's verdict on `message` with its channel's reply-to setting and
+        its author's daily allowance as stored.
+
+        Messages of one channel are judged in arrival order (a lock taken before the
+        first await), so `receive`, called right after, queues them in that order.
+        """
+        async with self.arrivals[message.channel.id]:
+            effective = await self.channel_settings.effective(Place.of(message.channel))
+            await self.load_allowance(message.author.id)
+            return self.audience.judge(message, me, effective.reply_to)
+
+    async def load_allowance(self, user_id: int) -> None:
+        """Bring the user's tokens today from the store (every process's answers) into
+        the daily allowance; keeps the in-memory count if the database fails."""
+        limits = self.audience.limits
+        if not limits.daily_tokens or user_id in limits.admins:
+            return
+        now = discord.utils.utcnow()
+        try:
+            spent = await self.usage.tokens_on_day(user_id, now.date())
+        except StoreError as error:
+            log.warning("usage: daily allowance counted in memory: %s", error)
+            return
+        limits.set_usage(user_id, max(spent, limits.tokens_spent(user_id, now)), now)
+
+    async def _profile(self, channel: discord.abc.Messageable) -> tuple[Effective, PromptBuilder]:
+        """The channel's effective settings and the PromptBuilder for its model's
+        encoding and persona. When either changed since the channel's memory was
+        built, the memory is dropped and read back again, counted the new way."""
+        channel_id = getattr(channel, "id", 0)
+        effective = await self.channel_settings.effective(Place.of(channel))
+        encoding = self.counters.encoding_name(effective.model)
+        key = (encoding, effective.persona)
+        prompts = self._builders.get(key)
+        if prompts is None:
+            default = (
+                self.counters.encoding_name(self.settings.openai_model),
+                self.settings.system_prompt,
+            )
+            if key == default:
+                prompts = self.prompts
+            else:
+                counter = await self.counters.for_model(effective.model)
+                try:
+                    prompts = PromptBuilder(counter, effective.persona, self.settings.prompt_budget)
+                except ValueError as error:  # checked by /settings persona; be safe anyway
+                    log.warning(
+                        "channel %s: persona refused, using SYSTEM_PROMPT: %s", channel_id, error
+                    )
+                    prompts = self.prompts
+            self._builders[key] = prompts
+        previous = self._in_use.get(channel_id)
+        if previous is not None and previous[1] is not prompts:
+            self.memories.pop(channel_id, None)
+        self._in_use[channel_id] = (effective, prompts)
+        return effective, prompts
+
+    def _memory_budget(self, prompts: PromptBuilder) -> int:
+        """Tokens a channel's turns may use with `prompts` (less the summary's share)."""
+        if self.summarizer is None:
+            return prompts.history_budget
+        return prompts.history_budget - self.summarizer.max_tokens
+
+    def _request_options(self, channel_id: int) -> dict[str, str | None]:
+        """The model and reasoning effort the channel's settings choose, for ChatModel."""
+        effective = self._in_use[channel_id][0] if channel_id in self._in_use else None
+        if effective is None:
+            return {}
+        return {"model": effective.model, "reasoning_effort": effective.reasoning_effort}
 
 
 def _count(number: int, thing: str) -> str:

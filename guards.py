@@ -74,7 +74,8 @@ class UserLimits:
 
     `check` says whether a user's message may be answered now and, the first time a
     user hits a limit, the one notice to send them; further messages while limited
-    get no notice (no spam). Usage is kept in memory: a restart resets it.
+    get no notice (no spam). Usage is counted here as answers are given; the bot also
+    sets it from the stored usage (`set_usage`), so it holds across restarts.
     """
 
     def __init__(self, rate_limit: int, daily_tokens: int, admins: frozenset[int]) -> None:
@@ -111,6 +112,10 @@ class UserLimits:
     def record_usage(self, user_id: int, tokens: int, today: datetime) -> None:
         """Add `tokens` (prompt + completion) to what `user_id` spent on `today`."""
         self._spent[user_id] = (str(today.date()), self.tokens_spent(user_id, today) + tokens)
+
+    def set_usage(self, user_id: int, tokens: int, today: datetime) -> None:
+        """Set what `user_id` spent on `today` (read back from the stored usage)."""
+        self._spent[user_id] = (str(today.date()), tokens)
 
     def tokens_spent(self, user_id: int, today: datetime) -> int:
         day, tokens = self._spent.get(user_id, ("", 0))

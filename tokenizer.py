@@ -8,6 +8,7 @@ build tiktoken's fast `Encoding` from them, so counts are byte-for-byte tiktoken
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -126,3 +127,38 @@ class TokenCounter:
             if keep == 0 or self.count_text(start) <= max_tokens:
                 return start
             keep -= 1
+
+
+class TokenCounters:
+    """A `TokenCounter` per encoding, each loaded on first use in a thread and cached.
+
+    Used when a channel's model differs from OPENAI_MODEL: its encoding is built once
+    (~1 s of CPU, off the event loop) and shared by every channel that uses it.
+    """
+
+    def __init__(self, preloaded: dict[str, TokenCounter] | None = None) -> None:
+        self._loading: dict[str, asyncio.Future[TokenCounter]] = {}
+        for name, counter in (preloaded or {}).items():
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(counter)
+            self._loading[name] = done
+        self._names: dict[str, str] = {}  # model -> encoding name, logged once per model
+
+    def encoding_name(self, model: str) -> str:
+        """The encoding `model` uses (see `encoding_name_for_model`)."""
+        if model not in self._names:
+            self._names[model] = encoding_name_for_model(model)
+        return self._names[model]
+
+    async def for_model(self, model: str) -> TokenCounter:
+        """The counter for `model`'s encoding; raises ValueError like `load_encoding`."""
+        name = self.encoding_name(model)
+        loading = self._loading.get(name)
+        if loading is None or (loading.done() and loading.exception() is not None):
+            log.info("loading the %s encoding for model %s", name, model)
+            loading = asyncio.ensure_future(
+                asyncio.to_thread(lambda: TokenCounter(load_encoding(name)))
+            )
+            self._loading[name] = loading
+        # shield: a caller that is cancelled must not cancel the load others wait for.
+        return await asyncio.shield(loading)

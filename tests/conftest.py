@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import discord
 import pytest
@@ -51,8 +52,11 @@ async def start_bot(
     openai_api: OpenAIStandIn,
     o200k: TokenCounter,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> AsyncIterator[Callable[..., Awaitable[ChatBot]]]:
-    """Start the real ChatBot in this event loop; settings as in .env (strings)."""
+    """Start the real ChatBot in this event loop; settings as in .env (strings).
+
+    Every bot of one test shares one database file (a restart keeps its state)."""
     # point_discord_at changes discord.py's class attributes; undo that after the test.
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     monkeypatch.setattr(
@@ -63,6 +67,7 @@ async def start_bot(
     running: list[tuple[ChatBot, asyncio.Task[None]]] = []
 
     async def start(**overrides: str) -> ChatBot:
+        overrides = {"DATABASE_URL": str(tmp_path / "data" / "bot.db"), **overrides}
         settings = load_settings(bot_environment(discord_api, openai_api, **overrides))
         point_discord_at(discord_api.url)
         loaded = asyncio.get_running_loop().create_future()

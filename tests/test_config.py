@@ -28,6 +28,7 @@ from config import (
     read_environment,
 )
 from guards import AccessRules
+from store import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = {"DISCORD_BOT_TOKEN": "abc.def.ghi", "OPENAI_API_KEY": "sk-test"}
@@ -60,6 +61,10 @@ EVERY = {
     "MAX_ATTACHMENT_BYTES": "1000000",
     "VISION": "on",
     "IMAGE_DETAIL": "high",
+    "DATABASE_URL": "sqlite:///data/test.db",
+    "USAGE_RETENTION_DAYS": "30",
+    "PRICE_INPUT_PER_MILLION": "0.40",
+    "PRICE_OUTPUT_PER_MILLION": "1.6",
     "DISCORD_API_URL": "http://127.0.0.1:8080",
 }
 
@@ -482,6 +487,10 @@ def assert_usable(settings: Settings) -> None:
     ids += [*access.blocked_users, *access.allowed_roles, *access.blocked_roles]
     ids += [*access.admins, settings.dev_guild_id or 1]
     assert all(1 <= i <= MAX_SNOWFLAKE for i in ids)
+    assert database_url(settings.database_url).get_backend_name() in ("sqlite", "postgresql")
+    assert settings.database_url.isprintable() and 1 <= settings.usage_retention_days <= 3650
+    for price in (settings.price_input_per_million, settings.price_output_per_million):
+        assert price is None or (math.isfinite(price) and price >= 0)
 
 
 @pytest.mark.parametrize("variable", VARIABLES)
@@ -546,3 +555,17 @@ def test_attachment_settings() -> None:
     ]:
         with pytest.raises(ConfigError, match=f"^{variable} "):
             load_settings({**MINIMAL, **env})
+def test_store_settings_default_to_a_file_beside_the_bot_and_are_checked() -> None:
+    settings = load_settings(MINIMAL)
+    assert settings.database_url == str(ROOT / "data" / "bot.db")
+    assert settings.usage_retention_days == 90
+    assert settings.price_input_per_million is settings.price_output_per_million is None
+    chosen = load_settings(EVERY)
+    assert chosen.database_url == "sqlite:///data/test.db"
+    assert (chosen.price_input_per_million, chosen.price_output_per_million) == (0.4, 1.6)
+    assert refusal({**MINIMAL, "DATABASE_URL": "mysql://db/bot"}) == (
+        "DATABASE_URL: unsupported scheme 'mysql': use a file path, sqlite:///path or "
+        "postgresql://..."
+    )
+    assert "from 0 to 10,000" in refusal({**MINIMAL, "PRICE_OUTPUT_PER_MILLION": "inf"})
+    assert "from 1 to 3,650" in refusal({**MINIMAL, "USAGE_RETENTION_DAYS": "0"})

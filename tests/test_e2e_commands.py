@@ -11,11 +11,12 @@ async def test_commands_are_registered_globally_or_in_the_dev_guild(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
     first = await start_bot()
-    assert {c["name"] for c in discord_api.registered_commands()} == {"reset", "memory"}
+    names = {c["name"] for c in discord_api.registered_commands()}
+    assert names == {"reset", "memory", "settings", "usage"}
     await first.close()
     await start_bot(DEV_GUILD_ID=str(discord_api.guild_id))
     guild_commands = discord_api.registered_commands(discord_api.guild_id)
-    assert {c["name"] for c in guild_commands} == {"reset", "memory"}
+    assert {c["name"] for c in guild_commands} == {"reset", "memory", "settings", "usage"}
 
 
 async def test_reset_forgets_and_the_boundary_survives_a_restart(

@@ -20,6 +20,7 @@ BOT = Path(__file__).resolve().parent.parent / "bot.py"
 
 async def launch(folder: Path, dotenv: dict[str, str]) -> asyncio.subprocess.Process:
     """Start `python bot.py` in `folder` with `dotenv` as its .env and a bare environment."""
+    dotenv = {"DATABASE_URL": str(folder / "data" / "bot.db"), **dotenv}
     (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
     return await asyncio.create_subprocess_exec(
         sys.executable,

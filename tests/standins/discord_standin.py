@@ -200,6 +200,7 @@ CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2
 CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE = 4, 5
 OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP, OPTION_STRING, OPTION_INTEGER = 1, 2, 3, 4
 OPTION_BOOLEAN, OPTION_USER, OPTION_CHANNEL, OPTION_NUMBER = 5, 6, 7, 10
+SUBCOMMAND_TYPES = (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP)
 COMMAND_NAME = re.compile(r"[-_'\w]{1,32}")  # Discord: [-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]
 MAX_COMMANDS, MAX_OPTIONS, MAX_CHOICES = 100, 25, 25
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # interactions carry it; discord.py requires it
@@ -1133,9 +1134,13 @@ class DiscordStandIn(Recorder):
         PermissionError (Discord hides the command from them).
         ``options`` maps option names to values (str, int, float, bool; for user and
         channel options a name, id or Fake* object, resolved as Discord does); a list is
-        sent as the raw ``options`` array. Returns the interaction as dispatched: pass it
-        to ``wait_for_interaction_response`` / ``interaction_responses``.
+        sent as the raw ``options`` array. A subcommand is named by its path, as a user
+        types it: ``"settings persona"`` or ``"group sub command"``; its options are
+        sent nested in the subcommand (group) options, as Discord does. Returns the
+        interaction as dispatched: pass it to ``wait_for_interaction_response`` /
+        ``interaction_responses``.
         """
+        name, *path = name.split()
         where, who = self.channel(channel), self.user(user)
         if where.type == CHANNEL_CATEGORY:
             raise ValueError("commands run in text channels, threads and DMs")
@@ -1151,7 +1156,9 @@ class DiscordStandIn(Recorder):
         }
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]  # discord.py looks guild commands up by it
-        raw_options, resolved = self._interaction_options(command, options, in_guild=in_guild)
+        leaf, nest = self._subcommand(command, path)
+        raw_options, resolved = self._interaction_options(leaf, options, in_guild=in_guild)
+        raw_options = nest(raw_options)
         if raw_options:
             data["options"] = raw_options
         if resolved:
@@ -2433,6 +2440,36 @@ class DiscordStandIn(Recorder):
                 raise NotImplementedError(f"option type {kind}: pass options as a raw list")
             out.append({"name": key, "type": kind, "value": value})
         return out, resolved
+
+    @staticmethod
+    def _subcommand(
+        command: dict[str, Any], path: Sequence[str]
+    ) -> tuple[dict[str, Any], Callable[[list[dict[str, Any]]], list[dict[str, Any]]]]:
+        """The (sub)command ``path`` names under ``command``, and how to nest its options
+        (a subcommand's options go inside it, and it inside its group)."""
+        leaf, names = command, []
+        for part in path:
+            found = next(
+                (
+                    o
+                    for o in leaf.get("options", [])
+                    if o["name"] == part and o["type"] in SUBCOMMAND_TYPES
+                ),
+                None,
+            )
+            if found is None:
+                raise KeyError(f"/{command['name']} has no subcommand {' '.join(path)!r}")
+            leaf = found
+            names.append((part, found["type"]))
+        if any(o["type"] in SUBCOMMAND_TYPES for o in leaf.get("options", [])):
+            raise ValueError(f"/{command['name']} {' '.join(path)} needs a subcommand")
+
+        def nest(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for part, kind in reversed(names):
+                options = [{"name": part, "type": kind, "options": options}]
+            return options
+
+        return leaf, nest
 
     def _interaction_channel_json(self, where: FakeChannel, who: FakeUser) -> dict[str, Any]:
         """The interaction's ``channel``: the channel, with the user's permissions there."""

@@ -1,0 +1,305 @@
+"""Settings per channel: persona, model, reply-to, reasoning effort and streaming.
+
+The effective value of each setting for a channel is the most specific one stored in
+its chain of scopes (store.Scope), over the environment's value (config.Settings):
+
+    environment  <  server defaults  <  the channel  <  a thread's own settings
+
+A thread inherits its parent channel's settings. A DM's chain is only its own scope.
+`resolve` is the pure rule; `ChannelSettings` reads the store through a short cache
+(so a change made by another bot process shows within CACHE_SECONDS), forgets a scope
+when it is changed here, and, when the database fails while running, keeps using the
+values of the last good read (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from config import ReplyTo, Settings
+from store import Scope, Store, StoreError
+
+log = logging.getLogger("chatbot")
+
+SettingKey = Literal["persona", "model", "reply_to", "reasoning_effort", "streaming"]
+SETTING_KEYS: tuple[SettingKey, ...] = get_args(SettingKey)
+# What the commands call each setting.
+LABELS: dict[SettingKey, str] = {
+    "persona": "Persona",
+    "model": "Model",
+    "reply_to": "Reply to",
+    "reasoning_effort": "Reasoning effort",
+    "streaming": "Streaming",
+}
+# The environment variable each setting defaults to (reasoning effort has none: unset).
+ENVIRONMENT: dict[SettingKey, str] = {
+    "persona": "SYSTEM_PROMPT",
+    "model": "OPENAI_MODEL",
+    "reply_to": "REPLY_TO",
+    "streaming": "STREAM_REPLIES",
+}
+# OpenAI's values for `reasoning_effort` (chat completions API reference); models
+# without reasoning refuse the parameter, so it is sent only when set.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+# How long a scope's stored settings are trusted before they are read again.
+CACHE_SECONDS = 30.0
+# A persona may use at most this share of the prompt budget, so the conversation keeps
+# the rest.
+PERSONA_SHARE = 0.5
+MAX_MODEL_NAME = 200  # store.MAX_MODEL_LENGTH: usage rows are keyed by the model name
+
+ScopeTarget = Literal["channel", "server"]
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a message or command is: a server channel or thread, or a DM."""
+
+    guild_id: int | None
+    channel_id: int
+    parent_id: int | None = None  # a thread's parent channel
+
+    @classmethod
+    def of(cls, channel: object) -> Place:
+        """The place of a discord.py channel (a thread carries `parent_id`; a DM has no
+        `guild`)."""
+        guild = getattr(channel, "guild", None)
+        return cls(
+            guild_id=guild.id if guild is not None else None,
+            channel_id=getattr(channel, "id", 0),
+            parent_id=getattr(channel, "parent_id", None),
+        )
+
+    def chain(self) -> list[tuple[Scope, str]]:
+        """The scopes whose settings apply here, most general first, each with a label."""
+        if self.guild_id is None:
+            return [(Scope("dm", self.channel_id), "this DM")]
+        chain = [(Scope("guild", self.guild_id), "server default")]
+        if self.parent_id is not None:
+            chain.append((Scope("channel", self.parent_id), "parent channel"))
+        own = "this thread" if self.parent_id is not None else "this channel"
+        return [*chain, (Scope("channel", self.channel_id), own)]
+
+    def scope(self, target: ScopeTarget) -> Scope:
+        """The scope a change aimed at `target` writes to (in a DM: the DM's own)."""
+        if self.guild_id is None:
+            return Scope("dm", self.channel_id)
+        if target == "server":
+            return Scope("guild", self.guild_id)
+        return Scope("channel", self.channel_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """The settings that apply in one place, and where each comes from (`sources`:
+    a chain label such as "this channel", or "environment (OPENAI_MODEL)")."""
+
+    persona: str
+    model: str
+    reply_to: ReplyTo
+    reasoning_effort: str | None
+    streaming: bool
+    sources: Mapping[SettingKey, str]
+
+
+def parse(key: SettingKey, text: str) -> str:
+    """`text` as stored for `key` (normalised), or ValueError with a reason for the user."""
+    value = text.strip()
+    if key == "persona":
+        if not value:
+            raise ValueError("the persona is empty")
+        return value
+    if key == "model":
+        if not value or not value.isprintable() or any(c.isspace() for c in value):
+            raise ValueError("a model name has no spaces or control characters")
+        if len(value) > MAX_MODEL_NAME:
+            raise ValueError(f"a model name is at most {MAX_MODEL_NAME} characters")
+        return value
+    choices = {
+        "reply_to": get_args(ReplyTo),
+        "reasoning_effort": REASONING_EFFORTS,
+        "streaming": ("on", "off"),
+    }[key]
+    if value.lower() not in choices:
+        raise ValueError(f"{LABELS[key].lower()} is one of {', '.join(choices)}")
+    return value.lower()
+
+
+def resolve(settings: Settings, layers: Sequence[tuple[str, Mapping[str, str]]]) -> Effective:
+    """The effective settings: each key from the last of `layers` (label, {key: text})
+    that holds a valid value for it, else the environment's. Stored values that no
+    longer parse (written by a newer bot, say) are skipped."""
+    values: dict[SettingKey, str | None] = {
+        "persona": settings.system_prompt,
+        "model": settings.openai_model,
+        "reply_to": settings.reply_to,
+        "reasoning_effort": None,
+        "streaming": "on" if settings.stream_replies else "off",
+    }
+    sources: dict[SettingKey, str] = {
+        key: f"environment ({ENVIRONMENT[key]})" if key in ENVIRONMENT else "not set"
+        for key in SETTING_KEYS
+    }
+    for label, stored in layers:
+        for key in SETTING_KEYS:
+            if key not in stored:
+                continue
+            try:
+                values[key] = parse(key, stored[key])
+            except ValueError:
+                log.warning("ignoring the stored %s %r (%s)", key, stored[key], label)
+                continue
+            sources[key] = label
+    return Effective(
+        persona=values["persona"] or settings.system_prompt,
+        model=values["model"] or settings.openai_model,
+        reply_to="mention" if values["reply_to"] == "mention" else "all",
+        reasoning_effort=values["reasoning_effort"],
+        streaming=values["streaming"] == "on",
+        sources=sources,
+    )
+
+
+def persona_refusal(persona_tokens: int, prompt_budget: int) -> str | None:
+    """Why a persona of `persona_tokens` (its whole system message) is refused, or None.
+
+    It may use at most PERSONA_SHARE of the prompt budget (MAX_CONTEXT_TOKENS -
+    MAX_REPLY_TOKENS), so that the conversation keeps the rest.
+    """
+    allowed = int(prompt_budget * PERSONA_SHARE)
+    if persona_tokens <= allowed:
+        return None
+    return (
+        f"That persona is {persona_tokens:,} tokens; a persona may use at most {allowed:,} "
+        f"of the {prompt_budget:,}-token prompt budget, so the conversation keeps room. "
+        "Shorten it."
+    )
+
+
+def change_refusal(
+    target: ScopeTarget,
+    *,
+    in_dm: bool,
+    is_admin: bool,
+    manage_channels: bool,
+    manage_guild: bool,
+) -> str | None:
+    """Why this person may not change settings at `target`, in one line, or None.
+
+    Manage Channels for a channel's (or thread's) settings, Manage Server for the
+    server's defaults, ADMIN_USER_IDS everywhere; in a DM, its person for that DM.
+    """
+    if in_dm:
+        if target == "server":
+            return "There is no server here: in a DM, use scope channel (this DM)."
+        return None
+    if is_admin:
+        return None
+    if target == "server" and not manage_guild:
+        return "You need the Manage Server permission to change the server's defaults."
+    if target == "channel" and not manage_channels:
+        return "You need the Manage Channels permission to change this channel's settings."
+    return None
+
+
+def describe(key: SettingKey, value: str | None) -> str:
+    """A setting's value as the commands show it (a long persona is shortened)."""
+    if value is None:
+        return "not set"
+    if key == "persona":
+        one_line = " ".join(value.split())
+        return f"“{one_line[:150]}…”" if len(one_line) > 150 else f"“{one_line}”"
+    return f"`{value}`"
+
+
+def value_of(effective: Effective, key: SettingKey) -> str | None:
+    """`key`'s effective value as text (the form `parse` returns)."""
+    if key == "streaming":
+        return "on" if effective.streaming else "off"
+    return getattr(effective, key)
+
+
+def show(effective: Effective) -> str:
+    """The /settings show report: each setting, its value and where it comes from."""
+    return "\n".join(
+        f"**{LABELS[key]}:** {describe(key, value_of(effective, key))} ({effective.sources[key]})"
+        for key in SETTING_KEYS
+    )
+
+
+class ChannelSettings:
+    """The effective settings of each place, from the store over the environment.
+
+    One store read per lookup at most (only the scopes not read in the last
+    `ttl` seconds); a change made here is seen at once, one made by another process
+    within `ttl`. When the database fails, the last good read of each scope is used
+    (none: the environment's values) and the failure is logged once until it recovers.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        ttl: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.ttl = ttl
+        self.clock = clock
+        self._read: dict[Scope, tuple[float, dict[str, str]]] = {}  # scope -> (when, values)
+        self._failing = False
+
+    async def effective(self, place: Place) -> Effective:
+        """The settings that apply at `place`; never raises for a database failure."""
+        chain = place.chain()
+        now = self.clock()
+        stale = [s for s, _ in chain if s not in self._read or now - self._read[s][0] >= self.ttl]
+        if stale:
+            try:
+                found = await self.store.get_settings(stale)
+            except StoreError as error:
+                if not self._failing:
+                    log.warning("settings: using the last good read: %s", error)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("settings: the database answers again")
+                self._failing = False
+                for scope in stale:
+                    self._read[scope] = (now, {k: s.value for k, s in found[scope].items()})
+        layers = [(label, self._read.get(scope, (0.0, {}))[1]) for scope, label in chain]
+        return resolve(self.settings, layers)
+
+    async def change(self, scope: Scope, key: SettingKey, value: str, *, by: int) -> str:
+        """Store `key` = `value` (checked by `parse`) for `scope`; returns the stored text.
+
+        Raises ValueError for a bad value, StoreError when the database fails.
+        """
+        text = parse(key, value)
+        await self.store.set_setting(scope, key, text, updated_by=by)
+        self._read.pop(scope, None)
+        return text
+
+    async def unset(self, scope: Scope, key: SettingKey) -> bool:
+        """Remove `key` from `scope` (back to inherited); True if it was set there.
+
+        Raises StoreError when the database fails.
+        """
+        removed = await self.store.delete_setting(scope, key)
+        self._read.pop(scope, None)
+        return removed
+
+    async def reset(self, scope: Scope) -> int:
+        """Remove every setting of `scope` (back to inherited); how many there were.
+
+        Raises StoreError when the database fails.
+        """
+        removed = await self.store.clear_scope(scope)
+        self._read.pop(scope, None)
+        return removed
