@@ -7,7 +7,14 @@ A channel that falls behind answers its backlog together, in one call. The answe
 asked of the model (chat_model.py) and posted through one `Reply` (replies.py).
 
 The turn remembered for an answer is what the channel shows (`Reply.shown_text`,
-notes included), which is also what read-back rebuilds after a restart.
+notes included), which is also what read-back rebuilds after a restart. An answer cut
+short (by the reply cap, by its deadline, by a stream that ended without a finish
+reason) is shown and remembered with a note that says so.
+
+Each answer has one deadline (OPENAI_TIMEOUT, chat_model.py) covering its retries. A
+prompt the server refuses as too long is retried once, with the history shortened to
+the budget learnt from the refusal (context_window.py); the server's usage calibrates
+that budget and counts against the daily token limits.
 """
 
 from __future__ import annotations
@@ -22,18 +29,44 @@ import discord
 import openai
 
 from audience import Audience, Verdict
-from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
+from chat_model import RETRACT, Answer, ChatModel, DeadlinePassed, EmptyAnswer
 from config import Settings
+from context_window import ContextWindow
 from history import read_back
-from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
+from memory import MIN_HISTORY_BUDGET, ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
+from model_failures import Cause, Failure, classify, user_message
 from replies import Reply, show_typing
 from summaries import Summarizer
+from tokenizer import REPLY_PRIMING, counts_exactly
 
 log = logging.getLogger("chatbot")
 
 SHORTENED_NOTE = "-# Your message was too long for me to read whole; I answered its beginning."
 # More waiting messages than this in one channel are answered together, in one call.
 COALESCE_AFTER = 3
+CUT_BY_CAP_NOTE = "-# ⚠️ Cut off: the answer reached the reply length limit (MAX_REPLY_TOKENS)."
+NO_FINISH_NOTE = (
+    "-# ⚠️ This answer may be incomplete: the model service ended it without saying it was finished."
+)
+FILTERED_NOTE = "-# ⚠️ Cut off by the model's content filter."
+# An empty stream from a prompt using at least this share of the budget is read as
+# llama-cpp-python's refusal of a prompt too long for its window.
+EMPTY_STREAM_SHARE = 0.25
+
+
+def finish_note(finish_reason: str | None) -> str | None:
+    """The note for an answer that did not finish normally ("stop"), else None.
+
+    OpenAI's finish reasons: "length" (the reply cap), "content_filter"; a missing one
+    means the server ended the answer without saying it was complete.
+    """
+    if finish_reason == "length":
+        return CUT_BY_CAP_NOTE
+    if finish_reason == "content_filter":
+        return FILTERED_NOTE
+    if finish_reason is None:
+        return NO_FINISH_NOTE
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +100,14 @@ class Conversations:
         if settings.memory_strategy == "summarize":
             self.summarizer = Summarizer(model, prompts)
             self.memory_budget -= self.summarizer.max_tokens
+        # The prompt budget this model's server really takes, learnt from its answers.
+        self.window = ContextWindow(
+            settings.openai_model,
+            settings.prompt_budget,
+            reply_tokens=settings.max_reply_tokens,
+            exact=counts_exactly(settings.openai_model),
+            floor=prompts.system.tokens + MIN_HISTORY_BUDGET + REPLY_PRIMING,
+        )
         self.memories: dict[int, ChannelMemory] = {}  # filled from history on first use
         # Per channel, the messages not yet taken into the conversation, and a lock so
         # that they are taken one turn at a time, in order.
@@ -119,11 +160,14 @@ class Conversations:
             older = "older messages are forgotten when they no longer fit"
         mode = "streamed" if self.settings.stream_replies else "posted when complete"
         who = "every message" if self.settings.reply_to == "all" else "mentions, replies and DMs"
-        prompt = self.prompts.prompt(memory)
+        budget = self.window.budget
+        prompt = self.prompts.prompt(memory, budget)
+        learnt = " (learnt from the model service)" if self.window.learnt else ""
         return (
             f"**Memory in this channel:** {len(memory)} messages, {prompt.tokens:,} of "
-            f"{self.settings.prompt_budget:,} prompt tokens used; {older}.\n"
-            f"**Model:** {self.settings.openai_model}, answers {mode}, answering {who}."
+            f"{budget:,} prompt tokens used{learnt}; {older}.\n"
+            f"**Model:** {self.settings.openai_model}, answers {mode}, answering {who}; "
+            f"token counts {self.window.describe()}."
         )
 
     async def close(self) -> None:
@@ -152,16 +196,13 @@ class Conversations:
         if len(batch) > 1:
             log.info("channel %s: answering %d waiting messages at once", channel.id, len(batch))
 
-        prompt = self.prompts.prompt(memory)
         note = SHORTENED_NOTE if shortened and to_answer[-1] is batch[-1] else None
         started = time.perf_counter()
         reply = Reply(message)
-        if self.settings.stream_replies:
-            answer = await self._answer_streaming(reply, prompt, note)
-        else:
-            answer = await self._answer_whole(reply, prompt, note)
-        if answer is None or not reply.visible:
+        answered = await self._answer(reply, memory, note)
+        if answered is None or not reply.visible:
             return
+        answer, prompt = answered
         self._remember(channel.id, memory, self.prompts.turn("assistant", reply.shown_text)[0])
         log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
 
@@ -203,69 +244,157 @@ class Conversations:
         if self.summarizer is not None:
             self.summarizer.add(channel_id, memory, dropped)
 
-    async def _answer_whole(self, reply: Reply, prompt: Prompt, note: str | None) -> Answer | None:
-        """Get the whole answer, then post it; the answer, or None if it failed."""
-        try:
-            async with show_typing(reply.message.channel):
-                answer = await self.model.complete(prompt.messages)
-        except Exception as error:
-            await self._report_failure(reply, error)
-            return None
+    async def _answer(
+        self, reply: Reply, memory: ChannelMemory, note: str | None
+    ) -> tuple[Answer, Prompt] | None:
+        """Answer from `memory` by one deadline; the answer and the prompt it was given,
+        or None when it failed (the user is told why).
+
+        A prompt refused as too long is retried once, shortened to the budget the
+        refusal taught `self.window`.
+        """
+        channel_id = reply.message.channel.id
+        deadline = self.model.deadline()
+        shortened = False
+        while True:
+            prompt = self.prompts.prompt(memory, self.window.budget)
+            try:
+                if self.settings.stream_replies:
+                    answer = await self._answer_streaming(reply, prompt, note, deadline)
+                else:
+                    answer = await self._answer_whole(reply, prompt, note, deadline)
+            except Exception as error:
+                failure = self._classify(error, prompt)
+                if failure.cause is Cause.CONTEXT_TOO_LONG and not shortened:
+                    budget = self.window.refused(
+                        prompt.tokens,
+                        window=failure.context_window,
+                        server_count=failure.prompt_tokens,
+                    )
+                    log.warning(
+                        "channel %s: the model service found the prompt too long (%d tokens "
+                        "by the bot's count; window %s); using a budget of %d tokens for "
+                        "model %s from now on, and asking again",
+                        channel_id,
+                        prompt.tokens,
+                        failure.context_window or "not stated",
+                        budget,
+                        self.window.model,
+                    )
+                    shortened = True
+                    continue
+                await self._report_failure(reply, error, failure, history_shortened=shortened)
+                return None
+            if answer.prompt_tokens is not None:
+                self.window.observe(prompt.tokens, answer.prompt_tokens)
+            return answer, prompt
+
+    def _classify(self, error: Exception, prompt: Prompt) -> Failure:
+        """The failure `error` reports; an empty stream after a long prompt is what
+        llama-cpp-python sends for a prompt too long for its window."""
+        if (
+            isinstance(error, EmptyAnswer)
+            and error.silent
+            and prompt.tokens >= self.window.budget * EMPTY_STREAM_SHARE
+        ):
+            return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
+        return classify(error, deadline=self.settings.openai_timeout)
+
+    async def _answer_whole(
+        self, reply: Reply, prompt: Prompt, note: str | None, deadline: float
+    ) -> Answer:
+        """Get the whole answer, then post it with a note if it was cut short.
+
+        Raises what `ChatModel.complete` raises; nothing was posted then.
+        """
+        async with show_typing(reply.message.channel):
+            answer = await self.model.complete(prompt.messages, deadline=deadline)
         self._charge(reply.message, prompt, answer)
-        await reply.whole(answer.text, note)
+        notes = [finish_note(answer.finish_reason), note]
+        await reply.whole(answer.text, "\n".join(filter(None, notes)) or None)
         return answer
 
     async def _answer_streaming(
-        self, reply: Reply, prompt: Prompt, note: str | None
-    ) -> Answer | None:
-        """Show the answer while it streams; the answer (or what arrived), or None.
+        self, reply: Reply, prompt: Prompt, note: str | None, deadline: float
+    ) -> Answer:
+        """Show the answer while it streams; the answer (or what arrived).
 
-        A stream that breaks after some text keeps that text visible, marked as cut
-        off, and it is remembered as the bot's turn: it is what the channel saw.
+        A stream that breaks or stalls after some text keeps that text visible, marked
+        as cut off, and it is remembered as the bot's turn: it is what the channel saw.
+        Raises what `ChatModel.stream` raises when nothing is shown.
         """
         message = reply.message
         answer = None
         try:
             async with show_typing(message.channel):
-                async for piece in self.model.stream(prompt.messages):
+                async for piece in self.model.stream(prompt.messages, deadline=deadline):
                     if isinstance(piece, Answer):
                         answer = piece
                         self._charge(message, prompt, answer)
+                    elif piece is RETRACT:
+                        await reply.retract()
                     else:
                         reply.add(piece)
         except Exception as error:
             if not reply.text:
                 await reply.finish()
-                await self._report_failure(reply, error)
-                return None
-            log.warning("channel %s: the answer stream broke: %r", message.channel.id, error)
-            cut_off = f"-# ⚠️ The answer was cut off: {explain_failure(error)}"
+                raise
+            if isinstance(error, DeadlinePassed):
+                log.warning("channel %s: the answer stream stalled: %s", message.channel.id, error)
+            else:
+                log.warning("channel %s: the answer stream broke: %r", message.channel.id, error)
+            if isinstance(error, DeadlinePassed):
+                why = f"the model stopped writing for {error.seconds:g} seconds."
+            else:
+                why = user_message(classify(error, deadline=self.settings.openai_timeout))
+            cut_off = f"-# ⚠️ The answer was cut off: {why}"
             note = "\n".join(filter(None, [cut_off, note]))
             answer = Answer(reply.text, None, None, "interrupted")
             self._charge(message, prompt, answer)
+        else:
+            assert answer is not None  # the stream ends with its Answer or raises
+            note = "\n".join(filter(None, [finish_note(answer.finish_reason), note])) or None
         await reply.finish(note)
         return answer
 
     def _charge(self, message: discord.Message, prompt: Prompt, answer: Answer) -> None:
         """Count an answer's tokens against its asker's daily allowance, before it is
-        shown, so their next message is judged with it."""
+        shown, so their next message is judged with it: the server's usage when it sent
+        it, else the bot's count calibrated to the server's (context_window.py)."""
         limits = self.audience.limits
         if not limits.daily_tokens:
             return  # no allowance to count against: skip re-encoding an answer without usage
         completion = answer.completion_tokens
         if completion is None:
-            completion = self.prompts.counter.count_text(answer.text)
-        spent = (answer.prompt_tokens or prompt.tokens) + completion
+            completion = self.window.server_tokens(self.prompts.counter.count_text(answer.text))
+        spent = completion + (
+            answer.prompt_tokens
+            if answer.prompt_tokens is not None
+            else self.window.server_tokens(prompt.tokens)
+        )
         limits.record_usage(message.author.id, spent, discord.utils.utcnow())
 
-    async def _report_failure(self, reply: Reply, error: Exception) -> None:
-        """Tell the user briefly why no answer came; the log gets the detail."""
+    async def _report_failure(
+        self, reply: Reply, error: Exception, failure: Failure, *, history_shortened: bool
+    ) -> None:
+        """Tell the user briefly why no answer came, by its cause; the log gets the detail."""
         channel_id = reply.message.channel.id
-        if isinstance(error, openai.OpenAIError | EmptyAnswer):
-            log.warning("channel %s: no answer from the model: %r", channel_id, error)
+        if isinstance(error, DeadlinePassed):
+            log.warning("channel %s: no answer from the model: %s", channel_id, error)
+        elif isinstance(error, openai.OpenAIError | EmptyAnswer | TimeoutError):
+            log.warning(
+                "channel %s: no answer from the model (%s): %r",
+                channel_id,
+                failure.cause.value,
+                error,
+            )
         else:  # a reply the SDK could not parse, say: keep serving
             log.error("channel %s: unexpected failure", channel_id, exc_info=error)
-        await reply.notice(explain_failure(error))
+        if isinstance(error, EmptyAnswer) and failure.cause is not Cause.CONTEXT_TOO_LONG:
+            text = error.user_message()
+        else:
+            text = user_message(failure, history_shortened=history_shortened)
+        await reply.notice(text)
 
 
 def log_answer(channel_id: int, prompt_tokens: int, answer: Answer, latency: float) -> None:

@@ -79,15 +79,16 @@ def test_a_system_prompt_that_fills_the_budget_is_refused(o200k: TokenCounter) -
         PromptBuilder(o200k, "word " * 400, prompt_budget=300)
 
 
-def test_a_summary_comes_right_after_the_system_prompt(o200k: TokenCounter) -> None:
+def test_a_summary_goes_inside_the_one_system_message(o200k: TokenCounter) -> None:
+    # Chat templates (ChatML in llama.cpp, Ollama's) keep only the first system message.
     builder = PromptBuilder(o200k, "sys", prompt_budget=300)
     memory = ChannelMemory(builder.history_budget - 60)
     memory.remember(builder.turn("user", "hi", "Ana")[0])
     memory.summary = builder.summary("Ana likes tea. " * 100, max_tokens=60)
     prompt = builder.prompt(memory)
     assert memory.summary.tokens <= 60
-    assert prompt.messages[1]["role"] == "system"
-    assert prompt.messages[1]["content"].startswith(SUMMARY_HEADING + "\nAna likes tea.")
+    assert [m["role"] for m in prompt.messages] == ["system", "user"]
+    assert prompt.messages[0]["content"].startswith(f"sys\n\n{SUMMARY_HEADING}\nAna likes tea.")
     assert prompt.tokens == request_tokens(o200k, prompt.messages) <= 300
 
 
