@@ -390,11 +390,18 @@ class Conversations:
             )
         else:  # a reply the SDK could not parse, say: keep serving
             log.error("channel %s: unexpected failure", channel_id, exc_info=error)
-        if isinstance(error, EmptyAnswer) and failure.cause is not Cause.CONTEXT_TOO_LONG:
-            text = error.user_message()
-        else:
-            text = user_message(failure, history_shortened=history_shortened)
-        await reply.notice(text)
+        await reply.notice(failure_sentence(error, failure, history_shortened=history_shortened))
+
+
+def failure_sentence(
+    error: BaseException, failure: Failure, *, history_shortened: bool = False
+) -> str:
+    """The one sentence the chat user reads when `error` (classified as `failure`) left
+    them without an answer: an empty answer's own, else the failure's cause's
+    (model_failures.user_message)."""
+    if isinstance(error, EmptyAnswer) and failure.cause is not Cause.CONTEXT_TOO_LONG:
+        return error.user_message()
+    return user_message(failure, history_shortened=history_shortened)
 
 
 def log_answer(channel_id: int, prompt_tokens: int, answer: Answer, latency: float) -> None:
