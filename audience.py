@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import discord
 
 from config import Settings
-from guards import Access, AccessRules, UserLimits
+from guards import Access, UserLimits
 
 CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 BLOCKED_NOTE = "Sorry, you can't use this bot."
@@ -53,7 +53,7 @@ class Audience:
 
     def __init__(self, settings: Settings, limits: UserLimits) -> None:
         self.settings = settings
-        self.access = AccessRules.from_settings(settings)
+        self.access = settings.access
         self.limits = limits
         self.told_blocked: set[int] = set()  # blocked users already told so in a DM
 

@@ -58,7 +58,7 @@ class ChatBot(discord.Client):
         self.audience = Audience(
             settings,
             UserLimits(
-                settings.user_rate_limit, settings.user_daily_tokens, settings.admin_user_ids
+                settings.user_rate_limit, settings.user_daily_tokens, settings.access.admins
             ),
         )
         self.tokenizer = asyncio.ensure_future(tokenizer)

@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from config import Settings
-
 RATE_WINDOW = 60.0  # seconds: USER_RATE_LIMIT counts messages per minute
 
 
@@ -45,19 +43,6 @@ class AccessRules:
     blocked_roles: frozenset[int] = frozenset()
     admins: frozenset[int] = frozenset()
     allow_dms: bool = True
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AccessRules:
-        return cls(
-            allowed_channels=settings.allowed_channel_ids,
-            blocked_channels=settings.blocked_channel_ids,
-            allowed_users=settings.allowed_user_ids,
-            blocked_users=settings.blocked_user_ids,
-            allowed_roles=settings.allowed_role_ids,
-            blocked_roles=settings.blocked_role_ids,
-            admins=settings.admin_user_ids,
-            allow_dms=settings.allow_dms,
-        )
 
     def check(
         self, user_id: int, role_ids: Iterable[int], channel_ids: Iterable[int], in_dm: bool

@@ -1,4 +1,4 @@
-"""Split a model's answer into Discord messages, whole or while it streams in.
+r"""Split a model's answer into Discord messages, whole or while it streams in.
 
 The rules, in short:
 
@@ -7,6 +7,14 @@ The rules, in short:
 * Text that does not fit is cut at the last paragraph break in the window, else the last line
   break, else the last whitespace, else hard at the window size. The whitespace at a cut is
   dropped; the indentation of the line after it is kept (it may be code).
+* No cut, and no dropping of whitespace, splits a grapheme cluster: what a reader sees as one
+  character, such as an emoji family joined by zero-width joiners, a flag (a pair of regional
+  indicators), an emoji with its skin tone, or a letter with its combining accents. Clusters are
+  the `regex` library's ``\X``. So a hard cut falls at the last cluster boundary in the window,
+  and a whitespace character that is part of a larger cluster (a space carrying a combining
+  mark, or following a prepended mark) counts as visible text, not as whitespace. Only a
+  single cluster longer than a whole message (thousands of marks on one letter) is cut between
+  code points, as nothing else can fit it into messages.
 * A cut inside a ``` code block closes the block at the end of the message and reopens it, with
   its language tag, at the start of the next one, so each message renders on its own.
 
@@ -15,6 +23,8 @@ whole answer at once, so a streamed answer ends as exactly the messages a non-st
 """
 
 import re
+
+import regex
 
 DISCORD_MESSAGE_LIMIT = 2000
 
@@ -26,7 +36,11 @@ _MAX_TAG = 32
 _MIN_LIMIT = len(_FENCE) + _MAX_TAG + len("\n") + len(_CLOSE) + 1
 # Room a preview leaves for the caller's "still writing" marker.
 _MARKER_ROOM = 2
-_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")  # the last whitespace character
+_WHITESPACE = re.compile(r"\s")
+_CLUSTER = regex.compile(r"\X")
+# Matches up to the start of the last grapheme cluster: the giving back of one \X is the
+# regex engine's own, so no cluster list is built.
+_LAST_CLUSTER_START = regex.compile(r"\X*(?=\X)")
 
 
 def split_for_discord(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
@@ -66,12 +80,13 @@ class ReplySplitter:
         pending text, without trailing whitespace, is longer than any message could hold, so
         the non-streamed split cuts it too, at the same place.
         """
-        if not self._started:
-            delta = delta.lstrip()  # the answer's leading whitespace, dropped as it arrives
-            self._started = bool(delta)
         self._pending += delta
+        if not self._started:
+            self._drop_leading_whitespace()
         self._settle_head()
         messages = []
+        # Plain rstrip may drop a space that _rstrip keeps (one joined to the character before
+        # it), so this length never exceeds the one finish() sees: the cut is due there too.
         while len(self._pending.rstrip()) > self._limit - len(self._reopen_prefix()):
             messages.append(self._cut())
         return messages
@@ -82,8 +97,13 @@ class ReplySplitter:
         The reopen prefix and the pending text, with an open code block closed so it renders,
         truncated to at most limit - 2 characters so the caller can append a 2-character
         "still writing" marker. "" while there is no non-whitespace pending text.
+
+        A truncation falls between grapheme clusters. The end of the pending text is shown as
+        it has arrived, so it may be a cluster still growing (a family whose next member has
+        not arrived yet); the next preview shows it whole.
         """
-        body = self._pending[: self._budget() - _MARKER_ROOM].rstrip()
+        room = self._budget() - _MARKER_ROOM
+        body = _rstrip(self._pending[: _cluster_cut(self._pending, room)]) if room > 0 else ""
         return self._enclose(body) if body else ""
 
     def finish(self) -> list[str]:
@@ -91,7 +111,7 @@ class ReplySplitter:
 
         Call once, after the last feed().
         """
-        self._pending = self._pending.rstrip()
+        self._pending = _rstrip(self._pending)
         messages = []
         # Only here may the rest turn out to fit in one message: no more text can come.
         while len(self._enclose(self._pending)) > self._limit:
@@ -120,12 +140,16 @@ class ReplySplitter:
     def _cut(self) -> str:
         """Finalise the next message from the head of pending; the rest stays pending.
 
-        The cut looks only at pending[:budget + 1], all of which has arrived whenever a cut is
-        due (pending then holds more than budget + 4 characters), so a streamed answer is cut
-        exactly where the whole one is. The one code path for feed() and finish().
+        The cut looks only at pending[:budget + 2]: the window of budget + 1 characters, and
+        the character after it, which tells whether the window ends inside a grapheme cluster.
+        All of that has arrived whenever a cut is due (pending then holds more than budget + 4
+        characters), and a cluster boundary never moves once the character after it has
+        arrived, so a streamed answer is cut exactly where the whole one is, even when a
+        cluster arrives split across deltas. The one code path for feed() and finish().
         """
-        end, start = _find_cut(self._pending[: self._budget() + 1])
-        body = self._pending[:end].rstrip()
+        budget = self._budget()
+        end, start = _find_cut(self._pending[: budget + 2], budget)
+        body = _rstrip(self._pending[:end])
         message = self._enclose(body)
         self._tag = _fence_after(body, self._tag)
         self._pending = self._pending[start:]
@@ -133,13 +157,27 @@ class ReplySplitter:
         self._settle_head()
         return message
 
+    def _drop_leading_whitespace(self) -> None:
+        """Drop the answer's leading whitespace, as it arrives.
+
+        The last whitespace character is held until the next character shows whether it
+        carries that one (a combining mark on a space), and is kept if so.
+        """
+        text = self._pending.lstrip()
+        if not text:
+            self._pending = self._pending[-1:]
+            return
+        self._started = True
+        self._pending = _joined_head(self._pending[: len(self._pending) - len(text)], text) + text
+
     def _settle_head(self) -> None:
         """Drop the whitespace that the message after a cut must not start with.
 
         That is the newlines and whitespace-only lines after the cut, as they arrive, and,
         once the first non-whitespace character has arrived, an indentation at least as wide
         as the budget: a hard cut in it would make a whitespace-only message. Any narrower
-        indentation is kept; it may be code.
+        indentation is kept; it may be code. So is the last whitespace character of a wide
+        one if the text after it joins it in one cluster.
         """
         if not self._settling:
             return
@@ -149,30 +187,91 @@ class ReplySplitter:
         if text:
             self._settling = False
             if len(indent) >= self._budget():
-                indent = ""
+                indent = _joined_head(indent, text)
         self._pending = indent + text
 
 
-def _find_cut(window: str) -> tuple[int, int]:
-    """Choose where to cut the text that starts with window (budget + 1 characters).
+def _find_cut(head: str, budget: int) -> tuple[int, int]:
+    """Choose where to cut the text that starts with head.
+
+    head is budget + 2 characters of the text (all of it if shorter, which happens only once
+    no more text can come): the window of budget + 1 characters and the one after, which
+    tells whether the window ends inside a grapheme cluster.
 
     Returns (end, start): the message takes text[:end] less its trailing whitespace, the rest
     is text[start:]. Newlines at the start of the rest are dropped later, by _settle_head.
-    Never returns an end before which there is only whitespace.
+    Never returns an end before which there is only whitespace. Both are cluster boundaries
+    unless the first cluster of the window is longer than the budget.
     """
+    window = head[: budget + 1]
     # Only the last separator needs checking: if only whitespace precedes it, the same is
-    # true of any earlier one.
+    # true of any earlier one. A line break is always a cluster boundary (a CR before it is
+    # whitespace, dropped with it).
     for separator in ("\n\n", "\n"):
         at = window.rfind(separator)
         if at != -1 and window[:at].strip():
             return at, at
-    space = _LAST_SPACE.search(window)
-    if space and window[: space.start()].strip():
-        return space.start(), space.start() + 1  # drop the one separating space
+    # The last whitespace character that is a cluster of its own (one joined to a neighbour
+    # is part of a visible character) and has text before it.
+    text_from = len(window) - len(window.lstrip())
+    for space in reversed(list(_WHITESPACE.finditer(window, text_from))):
+        at = space.start()
+        if not _joined(head[at - 1 : at + 1]) and not _joined(head[at : at + 2]):
+            return at, at + 1  # drop the one separating space
     # One word longer than the budget. Only it can precede the hard cut, with at most an
     # indentation narrower than the budget (_settle_head), so the message is not whitespace.
-    budget = len(window) - 1
+    at = _cluster_cut(window, budget)
+    if window[:at].strip():
+        return at, at
+    # The word's first cluster alone is longer than the budget: no cut can keep it whole.
     return budget, budget
+
+
+def _cluster_cut(text: str, size: int) -> int:
+    """The length of the longest prefix of text, at most size, that ends between clusters.
+
+    text[:size + 1] must have arrived, or text must be shorter than size + 1: all of it is
+    then taken. 0 if the first cluster is longer than size.
+    """
+    if len(text) <= size:
+        return len(text)
+    # The clusters of text[:size + 1]: the last one starts at or before size, and where it
+    # starts is fixed, as the character after that start has arrived.
+    head = text[: size + 1]
+    # Segmenting from a cluster boundary gives the same clusters after it, so start from the
+    # last one known without segmenting: after a whitespace character that the next one does
+    # not join. Usually that is the start of the last word, not of the window.
+    start = 0
+    for space in reversed(list(_WHITESPACE.finditer(head, 0, size))):
+        if not _joined(head[space.start() : space.start() + 2]):
+            start = space.start() + 1
+            break
+    return _LAST_CLUSTER_START.match(head, start).end()
+
+
+def _joined(pair: str) -> bool:
+    """Whether pair is two characters of one grapheme cluster.
+
+    Asked only of pairs with a whitespace character, whose joining depends on the pair alone:
+    a whitespace character is no mark, joiner, regional indicator, emoji or syllable part, so
+    only its neighbour can join it (a mark after it, a prepended mark before it, CR with LF).
+    """
+    return len(pair) == 2 and len(_CLUSTER.match(pair).group()) == 2
+
+
+def _joined_head(blank: str, text: str) -> str:
+    """What to keep of whitespace blank that is dropped before text: its last character if
+    text's first one joins it in a cluster (a combining mark on a space), else nothing."""
+    return blank[-1:] if blank and _joined(blank[-1] + text[0]) else ""
+
+
+def _rstrip(text: str) -> str:
+    """text without trailing whitespace, except a first whitespace character joined to the
+    character before it in a cluster (as a space is to a prepended mark)."""
+    kept = text.rstrip()
+    if kept and len(kept) < len(text) and _joined(text[len(kept) - 1 : len(kept) + 1]):
+        return text[: len(kept) + 1]
+    return kept
 
 
 def _fence_after(text: str, tag: str | None) -> str | None:

@@ -80,3 +80,7 @@ async def start_bot(
     for bot, task in running:
         await bot.close()
         await asyncio.wait_for(task, 5)
+
+
+# The llama.cpp server fixture `llama_server` and its hooks (tests/llama_server.py).
+pytest_plugins = ["tests.llama_server"]

@@ -2,13 +2,70 @@
 
 from __future__ import annotations
 
+import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx2
 import pytest
+import yarl
+from dotenv import dotenv_values
+from hypothesis import given
+from hypothesis import strategies as st
 
-from config import DEFAULT_MODEL, ConfigError, load_settings, read_environment
+import config
+from config import (
+    DEFAULT_MODEL,
+    MAX_SNOWFLAKE,
+    MAX_TOKENS,
+    QUOTES,
+    VARIABLES,
+    ConfigError,
+    Settings,
+    load_settings,
+    read_environment,
+)
+from guards import AccessRules
 
+ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = {"DISCORD_BOT_TOKEN": "abc.def.ghi", "OPENAI_API_KEY": "sk-test"}
+# A good value for every variable, so that a bad one put in its place is the only fault.
+EVERY = {
+    **MINIMAL,
+    "OPENAI_MODEL": "gpt-4o",
+    "OPENAI_BASE_URL": "http://localhost:11434/v1",
+    "SYSTEM_PROMPT": "Be brief.",
+    "MAX_CONTEXT_TOKENS": "8000",
+    "MAX_REPLY_TOKENS": "500",
+    "REPLY_TO": "mention",
+    "ALLOWED_CHANNEL_IDS": "1",
+    "BLOCKED_CHANNEL_IDS": "2",
+    "ALLOWED_USER_IDS": "3",
+    "BLOCKED_USER_IDS": "4",
+    "ALLOWED_ROLE_IDS": "5",
+    "BLOCKED_ROLE_IDS": "6",
+    "ADMIN_USER_IDS": "7",
+    "ALLOW_DMS": "false",
+    "USER_RATE_LIMIT": "5",
+    "USER_DAILY_TOKENS": "1000",
+    "MAX_CONCURRENT_REQUESTS": "3",
+    "STREAM_REPLIES": "false",
+    "OPENAI_TIMEOUT": "30",
+    "MEMORY_STRATEGY": "summarize",
+    "RESET_PERMISSION": "everyone",
+    "DEV_GUILD_ID": "8",
+    "LOG_LEVEL": "DEBUG",
+    "DISCORD_API_URL": "http://127.0.0.1:8080",
+}
+
+
+def refusal(env: dict[str, str]) -> str:
+    """The message of the ConfigError that `env` raises."""
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    return str(raised.value)
 
 
 def test_defaults() -> None:
@@ -17,11 +74,10 @@ def test_defaults() -> None:
     assert settings.max_context_tokens == 4096
     assert settings.prompt_budget == 4096 - settings.max_reply_tokens
     assert settings.reply_to == "all"
-    assert settings.allowed_channel_ids == frozenset()
+    assert settings.access == AccessRules()  # everyone, everywhere, DMs too
     assert 0 < settings.openai_timeout < 600
     assert settings.stream_replies is True
     assert "Discord" in settings.system_prompt
-    assert settings.allow_dms is True
     assert settings.user_rate_limit == settings.user_daily_tokens == 0  # no limits
     assert settings.max_concurrent_requests == 8
     assert settings.memory_strategy == "drop"
@@ -56,7 +112,7 @@ def test_values_are_parsed() -> None:
         }
     )
     assert settings.reply_to == "mention"
-    assert settings.allowed_channel_ids == {123, 456, 789}
+    assert settings.access.allowed_channels == {123, 456, 789}
     assert settings.prompt_budget == 7500
     assert settings.openai_timeout == 12.5
     assert settings.stream_replies is False
@@ -79,11 +135,15 @@ def test_guard_settings_are_parsed() -> None:
             "MAX_CONCURRENT_REQUESTS": "2",
         }
     )
-    assert settings.blocked_channel_ids == {1}
-    assert settings.allowed_user_ids == {2, 3}
-    assert (settings.blocked_user_ids, settings.allowed_role_ids) == ({4}, {5})
-    assert (settings.blocked_role_ids, settings.admin_user_ids) == ({6}, {7})
-    assert settings.allow_dms is False
+    assert settings.access == AccessRules(
+        blocked_channels=frozenset({1}),
+        allowed_users=frozenset({2, 3}),
+        blocked_users=frozenset({4}),
+        allowed_roles=frozenset({5}),
+        blocked_roles=frozenset({6}),
+        admins=frozenset({7}),
+        allow_dms=False,
+    )
     assert (settings.user_rate_limit, settings.user_daily_tokens) == (6, 20000)
     assert settings.max_concurrent_requests == 2
 
@@ -131,3 +191,336 @@ def test_real_environment_wins_over_dotenv(tmp_path: Path, monkeypatch) -> None:
     env = read_environment(env_file)
     assert env["OPENAI_MODEL"] == "from-environment"
     assert env["SYSTEM_PROMPT"] == "Be kind."
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("REPLY_TO", "Everyone", "REPLY_TO must be 'all' or 'mention', got 'everyone'."),
+        (
+            "MEMORY_STRATEGY",
+            "keep",
+            "MEMORY_STRATEGY must be 'drop' or 'summarize', got 'keep'.",
+        ),
+        (
+            "RESET_PERMISSION",
+            "Admins",
+            "RESET_PERMISSION must be 'manage_messages' or 'everyone', got 'admins'.",
+        ),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'."),
+    ],
+)
+def test_a_word_setting_lists_its_choices(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**MINIMAL, variable: value})
+    assert str(raised.value) == message
+
+
+def test_word_settings_take_any_case() -> None:
+    settings = load_settings(
+        {
+            **MINIMAL,
+            "MEMORY_STRATEGY": "Summarize",
+            "RESET_PERMISSION": "EVERYONE",
+            "LOG_LEVEL": "warning",
+        }
+    )
+    assert (settings.memory_strategy, settings.reset_permission) == ("summarize", "everyone")
+    assert settings.log_level == "WARNING"
+
+
+# --- Every setting is checked at start-up ----------------------------------------------
+
+
+def test_every_variable_is_listed_and_read() -> None:
+    read: list[str] = []
+
+    class Recording(dict):
+        def get(self, name, default=None):
+            read.append(name)
+            return super().get(name, default)
+
+    load_settings(Recording(EVERY))
+    assert sorted(set(read)) == sorted(VARIABLES) == sorted(EVERY)
+
+
+def test_the_example_env_lists_every_setting_at_its_default() -> None:
+    example_env = dotenv_values(ROOT / ".env.example")
+    assert list(example_env) == [v for v in VARIABLES if v != "DISCORD_API_URL"]
+    filled = {k: v for k, v in example_env.items() if v} | MINIMAL
+    assert load_settings(filled) == load_settings(MINIMAL)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ALLOWED_USER_IDS", "²"),  # str.isdigit() says yes; int() refuses it
+        ("BLOCKED_CHANNEL_IDS", "12, ٣٤"),  # int() would read Arabic-Indic digits
+        ("ADMIN_USER_IDS", "0"),
+        ("ALLOWED_ROLE_IDS", str(MAX_SNOWFLAKE + 1)),
+        ("BLOCKED_USER_IDS", "9" * 5000),  # more digits than int() converts
+        ("DEV_GUILD_ID", "\uff11\uff12\uff13"),  # fullwidth digits
+    ],
+)
+def test_ids_must_be_discord_snowflakes(variable: str, value: str) -> None:
+    message = refusal({**MINIMAL, variable: value})
+    assert message.startswith(f"{variable} must be Discord ids")
+    assert len(message) < 300  # junk is shown cut short
+
+
+def test_the_largest_snowflake_is_an_id() -> None:
+    settings = load_settings({**MINIMAL, "ALLOWED_USER_IDS": f"1, {MAX_SNOWFLAKE}"})
+    assert settings.access.allowed_users == {1, MAX_SNOWFLAKE}
+
+
+@pytest.mark.parametrize("variable", ["OPENAI_BASE_URL", "DISCORD_API_URL"])
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://[::1", "cannot be read"),  # urlsplit raises ValueError
+        ("http://::1]:8080/", "cannot be read"),
+        ("http://[::1]x/", "brackets"),
+        ("http://[not:an:address]/", "cannot be read"),
+        ("http://[fe80::1%25eth0]/", "zone id"),
+        ("http://localhost:65536/v1", "port"),
+        ("http://localhost:0/v1", "port"),
+        ("http://localhost:/v1", "port"),
+        ("http://localhost:80a/v1", "port"),
+        ("http://localhost:1:2/v1", "port"),
+        ("http://my host/v1", "no spaces"),
+        ("http://local\thost/v1", "no spaces"),  # urlsplit would silently drop a tab
+        ("http://héllo.example/v1", "ASCII"),
+        ("http://1.2.3.999/v1", "not an IPv4 address"),
+        ("http://loc@lhost!/v1", "host must be"),
+        ("http:///v1", "host name is missing"),
+        ("ws://localhost:8080", "http:// or https://"),
+        ("localhost:11434", "http:// or https://"),
+        ("http://localhost/" + "v" * 2000, "longer than"),
+    ],
+)
+def test_urls_are_checked_whole(variable: str, url: str, problem: str) -> None:
+    message = refusal({**EVERY, variable: url})
+    assert message.startswith(f"{variable} must be an http(s) URL")
+    assert problem in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/v1",
+        "http://[::1]:11434/v1",
+        "http://user:secret@my_server.lan:8080/v1/",
+        "http://192.168.1.10:1",
+        "HTTP://LOCALHOST:65535",
+    ],
+)
+def test_good_urls_are_kept_as_given(url: str) -> None:
+    settings = load_settings({**EVERY, "OPENAI_BASE_URL": url, "DISCORD_API_URL": url})
+    assert settings.openai_base_url == settings.discord_api_url == url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MAX_CONTEXT_TOKENS", "1" + "0" * 30),
+        ("MAX_CONTEXT_TOKENS", str(MAX_TOKENS + 1)),
+        ("MAX_CONTEXT_TOKENS", "9" * 5000),
+        ("MAX_CONTEXT_TOKENS", "-" + "9" * 5000),
+        ("MAX_CONTEXT_TOKENS", "8_000"),
+        ("MAX_CONTEXT_TOKENS", "+8000"),
+        ("MAX_CONTEXT_TOKENS", "٨٠٠٠"),
+        ("MAX_CONTEXT_TOKENS", "8000.0"),
+        ("MAX_REPLY_TOKENS", "99999999999"),
+        ("USER_RATE_LIMIT", "1001"),
+        ("USER_DAILY_TOKENS", "1000000001"),
+        ("MAX_CONCURRENT_REQUESTS", "1001"),
+    ],
+)
+def test_whole_numbers_are_plain_digits_within_bounds(variable: str, value: str) -> None:
+    message = refusal({**MINIMAL, variable: value})
+    assert message.startswith(f"{variable} must be a whole number")
+    assert len(message) < 300
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    settings = load_settings(
+        {
+            **MINIMAL,
+            "MAX_CONTEXT_TOKENS": str(MAX_TOKENS),
+            "MAX_REPLY_TOKENS": "0100",
+            "USER_RATE_LIMIT": "1000",
+            "USER_DAILY_TOKENS": "1000000000",
+            "MAX_CONCURRENT_REQUESTS": "1000",
+        }
+    )
+    assert (settings.max_context_tokens, settings.max_reply_tokens) == (MAX_TOKENS, 100)
+    assert settings.user_daily_tokens == 1_000_000_000
+
+
+@pytest.mark.parametrize("variable", ["OPENAI_API_KEY", "DISCORD_BOT_TOKEN"])
+@pytest.mark.parametrize(
+    ("secret", "hint"),
+    [
+        ("“sk-abc123”", "quote"),
+        ('"sk-abc123"', "quote"),
+        ("'sk-abc123'", "quote"),
+        ("sk-abc123\u2019", "quote"),
+        ("sk-äbc123", "U+00E4"),
+        ("sk-abc\u200b123", "U+200B"),  # zero-width space, invisible when pasted
+        ("sk-abc\x7f123", "U+007F"),
+        ("sk-abc\x00123", "U+0000"),
+    ],
+)
+def test_secrets_must_fit_in_an_http_header(variable: str, secret: str, hint: str) -> None:
+    message = refusal({**MINIMAL, variable: secret})
+    assert message.startswith(variable)
+    assert hint in message
+    assert "abc" not in message  # the secret itself is never shown
+
+
+def test_an_api_key_with_a_space_is_refused() -> None:
+    message = refusal({**MINIMAL, "OPENAI_API_KEY": "sk-abc 123"})
+    assert message.startswith("OPENAI_API_KEY contains a space")
+
+
+@pytest.mark.parametrize("model", ["gpt 4o", "gpt-4o\x00", "gpt\u200b4o", "gpt-4o\u2028mini"])
+def test_a_model_name_is_printable_without_spaces(model: str) -> None:
+    assert refusal({**MINIMAL, "OPENAI_MODEL": model}).startswith("OPENAI_MODEL must be")
+
+
+@pytest.mark.parametrize("timeout", ["inf", "-inf", "nan", "infinity", "1e1", "1_0", "٣", "600.01"])
+def test_a_timeout_is_a_plain_number_of_seconds(timeout: str) -> None:
+    message = refusal({**MINIMAL, "OPENAI_TIMEOUT": timeout})
+    assert message.startswith("OPENAI_TIMEOUT must be a number of seconds")
+
+
+def test_text_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    # os.environ carries undecodable bytes as lone surrogates.
+    assert refusal({**MINIMAL, "SYSTEM_PROMPT": "caf\udce9"}).startswith("SYSTEM_PROMPT")
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"SYSTEM_PROMPT=caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_environment(env_file)
+
+
+def test_an_unreadable_dotenv_is_a_config_error(tmp_path: Path, monkeypatch) -> None:
+    def refuse(path: Path, encoding: str) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(config, "dotenv_values", refuse)  # root could read a chmod 000 file
+    with pytest.raises(ConfigError, match=r"\.env cannot be read: Permission denied\."):
+        read_environment(tmp_path / ".env")
+
+
+# Pieces of the junk that broke the bot or could: unicode digits, huge numbers, control
+# characters, brackets, quotes, URL parts, lone surrogates.
+FRAGMENTS = [
+    "0", "1", "9", "²", "٣", "\uff11", "_", "+", "-", ".", ",", " ", "\t", "\n", "\x00", "\x7f",
+    "\u200b", "\u2028", "\udc80", "[", "]", ":", "/", "@", "%", "'", '"', "“", "”", "e",
+    "nan", "inf", "http://", "https://", "ws://", "localhost", "::1", "Bot ", "true", "é",
+    "18446744073709551616", "65536", "DEBUG", "summarize",
+]  # fmt: skip
+JUNK = st.one_of(
+    st.text(),
+    st.integers().map(str),
+    st.integers(min_value=0, max_value=6000).map(lambda n: "9" * n),
+    st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=3))).map("".join),
+)
+# Junk shaped like a URL or a secret, for the settings that are one: mostly right, so
+# that the part that is wrong gets through the checks before it.
+URL_JUNK = st.tuples(
+    st.one_of(st.just("http://"), st.sampled_from(["https://", "HTTP://", "ws://", "http:", ""])),
+    st.sampled_from(["", "user:pw@", "@"]),
+    st.one_of(
+        st.sampled_from(
+            "localhost,[::1],[::1,::1],[::1]x,[fe80::1%eth0],1.2.3.4,1.2.3.999,999,a.1,"
+            "my host,h\u00e9llo,a..b,-,_,".split(",")
+        ),
+        st.lists(st.integers(0, 999).map(str), min_size=4, max_size=4).map(".".join),
+        st.text(max_size=4),
+    ),
+    st.one_of(
+        st.just(""),
+        st.integers(min_value=-1, max_value=70_000).map(lambda n: f":{n}"),
+        st.integers().map(lambda n: f":{n}"),
+        st.text(max_size=4).map(lambda t: f":{t}"),
+    ),
+    st.sampled_from(["", "/", "/v1", "/v1?x=1#y", "/\\^{}|", "/v1 x"]),
+).map("".join)
+QUOTE_OR_NOT = st.one_of(st.just(""), st.sampled_from(QUOTES))
+SECRET_JUNK = st.tuples(QUOTE_OR_NOT, st.text(st.characters(codec="ascii")), QUOTE_OR_NOT)
+SHAPED = {
+    "OPENAI_BASE_URL": URL_JUNK,
+    "DISCORD_API_URL": URL_JUNK,
+    "OPENAI_API_KEY": SECRET_JUNK.map("".join),
+    "DISCORD_BOT_TOKEN": SECRET_JUNK.map("".join),
+}
+
+
+def assert_usable(settings: Settings) -> None:
+    """What the bot relies on from every accepted setting, checked with the libraries
+    that will use each value."""
+    for url in (settings.openai_base_url, settings.discord_api_url):
+        if url is not None:
+            assert httpx2.URL(url).scheme in ("http", "https")  # the OpenAI SDK's client
+            port = yarl.URL(url).explicit_port  # discord.py's, via point_discord_at
+            assert port is None or 1 <= port <= 65535
+    for secret in (settings.discord_bot_token, settings.openai_api_key or "sk"):
+        assert httpx2.Headers({"Authorization": f"Bearer {secret}"})["authorization"]
+        assert secret.isascii() and secret.isprintable() and " " not in secret
+        assert secret[0] not in QUOTES and secret[-1] not in QUOTES
+    assert settings.openai_model.isprintable() and not settings.openai_model.isspace()
+    settings.system_prompt.encode("utf-8")
+    assert settings.prompt_budget >= 256 and settings.max_context_tokens <= MAX_TOKENS
+    assert math.isfinite(settings.openai_timeout) and 0 < settings.openai_timeout <= 600
+    access = settings.access
+    ids = [*access.allowed_channels, *access.blocked_channels, *access.allowed_users]
+    ids += [*access.blocked_users, *access.allowed_roles, *access.blocked_roles]
+    ids += [*access.admins, settings.dev_guild_id or 1]
+    assert all(1 <= i <= MAX_SNOWFLAKE for i in ids)
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+@given(data=st.data())
+def test_junk_in_any_setting_is_accepted_usable_or_named(
+    variable: str, data: st.DataObject
+) -> None:
+    junk = data.draw(SHAPED.get(variable, st.nothing()) | JUNK, label=variable)
+    try:
+        settings = load_settings({**EVERY, variable: junk})
+    except ConfigError as error:
+        message = str(error)
+        assert variable in message
+        assert "\n" not in message and "\r" not in message
+    else:
+        assert_usable(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ALLOWED_CHANNEL_IDS", "²"),
+        ("OPENAI_BASE_URL", "http://[::1"),
+    ],
+)
+def test_bot_py_prints_one_line_for_a_bad_setting(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    # A closed local port for Discord, so that a setting wrongly accepted cannot reach out.
+    dotenv = {**MINIMAL, "DISCORD_API_URL": "http://127.0.0.1:9", variable: value}
+    (tmp_path / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in dotenv.items()), encoding="utf-8"
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bot.py")],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"Configuration error: {variable}")

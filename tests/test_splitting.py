@@ -4,6 +4,7 @@ import itertools
 import re
 
 import pytest
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +12,15 @@ from splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter, split_for_discord
 
 # Written independently of the module: up to 3 spaces, then three backticks.
 FENCE_LINE = re.compile(r" {0,3}```")
+REOPENED = re.compile(r"```[^\n]*\n")
+CLUSTER = regex.compile(r"\X")
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy
+TONED_FAMILY = "\U0001f469\U0001f3fd\u200d\U0001f468\U0001f3ff\u200d\U0001f466\U0001f3fb"
+FLAGS = "\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea\U0001f1ef\U0001f1f5"  # France, Germany, Japan
+THUMBS_UP = "\U0001f44d\U0001f3fd"  # with a medium skin tone
+RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"
+ACCENTED = "e\u0301\u0308"  # e, acute, diaeresis
 
 
 def fence_count(message: str) -> int:
@@ -21,6 +31,55 @@ def visible_text(text: str) -> str:
     """The non-whitespace characters of text, in order, outside fence lines."""
     lines = [line for line in text.split("\n") if not FENCE_LINE.match(line)]
     return "".join("".join(line.split()) for line in lines)
+
+
+def clusters(text: str) -> list[tuple[int, int]]:
+    """The (start, end) of each grapheme cluster of text."""
+    return [match.span() for match in CLUSTER.finditer(text)]
+
+
+def cluster_edges(text: str) -> set[int]:
+    """The positions in text between grapheme clusters, its two ends included."""
+    return {0, len(text)} | {start for start, _ in clusters(text)}
+
+
+def message_bodies(message: str) -> list[str]:
+    """What of message may be answer text: all of it, or less a reopen line the splitter may
+    have put before it or a closing fence it may have put after it."""
+    bodies = [message]
+    if opened := REOPENED.match(message):
+        bodies.append(message[opened.end() :])
+    bodies += [body[: -len("\n```")] for body in bodies if body.endswith("\n```")]
+    return [body for body in bodies if body]
+
+
+def locate(text: str, messages: list[str]) -> list[tuple[int, int]] | None:
+    """The (start, end) in text of each message's answer text, found in order with only
+    whitespace around them; None if there is no such reading of the messages."""
+    # A depth-first search over which fences were added; a dead end is left at once.
+    stack: list[tuple[int, int, tuple]] = [(0, 0, ())]
+    seen = set()
+    while stack:
+        index, at, found = stack.pop()
+        if index == len(messages):
+            if not text[at:].strip():
+                spans = []
+                while found:
+                    span, found = found
+                    spans.append(span)
+                return spans[::-1]
+            continue
+        if (index, at) in seen:
+            continue
+        seen.add((index, at))
+        blank_end = len(text) - len(text[at:].lstrip())
+        for body in message_bodies(messages[index]):
+            for start in range(at, blank_end + 1):
+                if text.startswith(body, start):
+                    stack.append(
+                        (index + 1, start + len(body), ((start, start + len(body)), found))
+                    )
+    return None
 
 
 def stream(text: str, deltas: list[str], limit: int) -> list[str]:
@@ -157,6 +216,71 @@ def test_streaming_one_character_at_a_time_matches() -> None:
     assert stream(text, list(text), 120) == split_for_discord(text, 120)
 
 
+def test_hard_cut_keeps_an_emoji_family_whole() -> None:
+    text = "x" * 1994 + FAMILY  # 2001 code points: the window ends inside the family
+    assert split_for_discord(text) == ["x" * 1994, FAMILY]
+    assert stream(text, list(text), DISCORD_MESSAGE_LIMIT) == ["x" * 1994, FAMILY]
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [FAMILY, TONED_FAMILY, FLAGS, THUMBS_UP, RAINBOW_FLAG, ACCENTED, FAMILY + FLAGS + ACCENTED],
+)
+def test_long_run_of_clusters_is_split_between_them(unit: str) -> None:
+    # The "x" puts the window's end at an odd offset in the run of units.
+    text = "x" + unit * (2 * DISCORD_MESSAGE_LIMIT // len(unit) + 1)
+    whole = set(CLUSTER.findall(text))
+    messages = split_for_discord(text)
+    assert len(messages) >= 3
+    assert "".join(messages) == text
+    for message in messages:
+        assert len(message) <= DISCORD_MESSAGE_LIMIT
+        assert set(CLUSTER.findall(message)) <= whole  # e.g. no flag made of two halves
+    for size in (1, 3):
+        deltas = [text[i : i + size] for i in range(0, len(text), size)]
+        assert stream(text, deltas, DISCORD_MESSAGE_LIMIT) == messages
+
+
+def test_run_of_clusters_between_words_is_cut_at_a_space() -> None:
+    text = " ".join(["family", FAMILY * 3, "flags", FLAGS, "thumbs", THUMBS_UP * 4] * 40)
+    messages = split_for_discord(text)
+    assert len(messages) >= 2
+    assert " ".join(messages) == text  # every cut at a space, and only the space dropped
+
+
+def test_cluster_longer_than_a_message_is_cut_between_code_points() -> None:
+    # Pathological: one letter with 4,999 combining marks. Nothing else can fit it.
+    text = "a" + "\u0301" * 4999
+    messages = split_for_discord(text)
+    assert messages == [text[:1996], text[1996:3992], text[3992:]]
+    assert stream(text, [text[i : i + 3] for i in range(0, len(text), 3)], 2000) == messages
+
+
+def test_space_carrying_a_mark_is_text_not_whitespace() -> None:
+    # A combining mark joins the space before it; the pair is one visible character.
+    assert split_for_discord("\n \u0301x") == [" \u0301x"]
+    assert stream("\n \u0301x", ["\n ", "\u0301", "x"], 100) == [" \u0301x"]
+    assert split_for_discord("a" * 60 + " \u0301" + "b" * 60, limit=100) == [
+        "a" * 60 + " \u0301" + "b" * 34,
+        "b" * 26,
+    ]
+    assert split_for_discord("intro\n" + " " * 3000 + "\u0301code", limit=100) == [
+        "intro",
+        " \u0301code",
+    ]
+    # A prepended mark (ARABIC NUMBER SIGN) joins the space after it.
+    assert split_for_discord("x\u0600 \n") == ["x\u0600 "]
+
+
+def test_preview_truncates_between_clusters() -> None:
+    splitter = ReplySplitter(100)
+    assert splitter.feed(FAMILY * 14) == []  # 98 code points: over the preview's 94
+    assert splitter.preview() == FAMILY * 13
+    splitter.feed("\U0001f468\u200d")  # a family whose next member has not arrived yet
+    assert splitter.feed("\U0001f469") == [FAMILY * 13]
+    assert splitter.finish() == [FAMILY + "\U0001f468\u200d\U0001f469"]
+
+
 # --- Properties -----------------------------------------------------------------------------
 
 WORD_CHARS = "abcxyzABC0129.,;:!?()*_-#'\"" + "éßñø" + "日本語中文" + "😀🎉👍🏽" + "\u0301\u0308"
@@ -177,8 +301,52 @@ filler = st.builds(
     st.sampled_from(["lorem ipsum ", "    code(line)\n", "para one.\n\n", "日本語 "]),
     st.integers(1, 200),
 )
+SKIN_TONES = [chr(code) for code in range(0x1F3FB, 0x1F400)]
+REGIONAL_INDICATORS = [chr(code) for code in range(0x1F1E6, 0x1F200)]
+MARKS = ["\u0301", "\u0308", "\u0327", "\u0323", "\u030a", "\u20dd"]
+people = st.builds(
+    str.__add__,
+    st.sampled_from(["\U0001f468", "\U0001f469", "\U0001f467", "\U0001f466"]),
+    st.sampled_from(["", *SKIN_TONES]),
+)
+graphemes = st.one_of(
+    st.lists(people, min_size=2, max_size=4).map("\u200d".join),  # ZWJ families
+    st.lists(st.sampled_from(REGIONAL_INDICATORS), min_size=2, max_size=2).map("".join),
+    st.builds(
+        str.__add__,
+        st.sampled_from(["\U0001f44d", "\U0001f44b", "\u270b"]),
+        st.sampled_from(SKIN_TONES),
+    ),
+    st.builds(
+        lambda base, marks: base + "".join(marks),
+        st.sampled_from("aeoAEOnc"),
+        st.lists(st.sampled_from(MARKS), min_size=1, max_size=4),
+    ),
+    st.sampled_from(
+        [
+            RAINBOW_FLAG,
+            "\u2764\ufe0f\u200d\U0001f525",  # heart on fire
+            "\U0001f1eb",  # a lone regional indicator: shifts the pairing of those after it
+            "\u200d",  # a lone joiner
+            " \u0301",  # a space carrying a mark
+            "\u0600 ",  # a prepended mark joined to a space
+            "\r\n",
+            "\u0915\u094d\u0937",  # a Devanagari conjunct
+            "\u1100\u1161\u11a8",  # a Hangul syllable in jamo
+        ]
+    ),
+)
+emoji_words = st.lists(st.one_of(graphemes, words), min_size=1, max_size=6).map("".join)
+grapheme_runs = st.builds(
+    lambda units, n: "".join(units) * n,
+    st.lists(graphemes, min_size=1, max_size=3),
+    st.integers(1, 150),
+)
 answers = st.lists(
-    st.one_of(words, words, spaces, newlines, fences, long_words, filler), max_size=40
+    st.one_of(
+        words, words, spaces, newlines, fences, long_words, filler, emoji_words, grapheme_runs
+    ),
+    max_size=40,
 ).map("".join)
 limits = st.one_of(st.integers(50, 300), st.just(DISCORD_MESSAGE_LIMIT))
 
@@ -208,3 +376,53 @@ def test_streaming_gives_the_same_messages(text: str, limit: int, data: st.DataO
 def test_streaming_in_tiny_deltas_gives_the_same_messages(text: str, limit: int, size: int) -> None:
     deltas = [text[i : i + size] for i in range(0, len(text), size)]
     assert stream(text, deltas, limit) == split_for_discord(text, limit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(answers, limits)
+def test_no_message_starts_or_ends_inside_a_cluster(text: str, limit: int) -> None:
+    messages = split_for_discord(text, limit)
+    spans = locate(text, messages)
+    # Each message is a piece of the answer (less the fences the splitter adds), in order,
+    # and only whitespace is left out: the text joined again is the answer less that.
+    assert spans is not None
+    edges = cluster_edges(text)
+    # A cluster longer than the smallest budget (limit less a reopen line and a closing fence)
+    # is the one thing that may be cut inside.
+    too_long = [(start, end) for start, end in clusters(text) if end - start > limit - 40]
+    for span in spans:
+        for edge in span:
+            assert edge in edges or any(start < edge < end for start, end in too_long)
+        assert not text[span[0] : span[1]].isspace()
+
+
+@settings(max_examples=100, deadline=None)
+@given(answers, limits, st.data())
+def test_streaming_cut_inside_every_cluster_gives_the_same_messages(
+    text: str, limit: int, data: st.DataObject
+) -> None:
+    # Every cluster of more than one code point arrives in pieces, plus some random cuts.
+    edges = cluster_edges(text)
+    inside = [at for at in range(1, len(text)) if at not in edges]
+    cuts = sorted({*inside, *data.draw(st.lists(st.integers(0, len(text)), max_size=20))})
+    deltas = [text[a:b] for a, b in itertools.pairwise([0, *cuts, len(text)])]
+    assert stream(text, deltas, limit) == split_for_discord(text, limit)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(graphemes, words, spaces, newlines), min_size=1, max_size=30), st.data())
+def test_a_cluster_boundary_is_fixed_once_the_next_character_arrives(
+    pieces: list[str], data: st.DataObject
+) -> None:
+    # ReplySplitter relies on this property of \X: a cut decided on the text so far, with one
+    # character after it, stays right whatever text comes later.
+    text = "".join(pieces)
+    edges = cluster_edges(text)
+    arrived = data.draw(st.integers(1, len(text)))
+    so_far = {edge for edge in cluster_edges(text[:arrived]) if edge < arrived}
+    assert so_far == {edge for edge in edges if edge < arrived}
+    # And segmenting from any cluster boundary gives the clusters after it.
+    start = data.draw(st.sampled_from(sorted(edges)))
+    assert {start + edge for edge in cluster_edges(text[start:])} == {
+        edge for edge in edges if edge >= start
+    }

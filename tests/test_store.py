@@ -1,0 +1,639 @@
+"""The store against a real SQLite file and a real PostgreSQL server (tests/postgres.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import store as store_module
+from store import (
+    MIGRATIONS,
+    ChannelUsage,
+    Scope,
+    Store,
+    StoreError,
+    Totals,
+    UsageRow,
+    UserUsage,
+    database_url,
+)
+from tests.postgres import (  # noqa: F401 - fixtures
+    SUPERUSER,
+    PostgresServer,
+    free_port,
+    own_postgres_server,
+    postgres_server,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TODAY = dt.date(2026, 3, 31)
+
+
+def days_ago(n: int) -> dt.date:
+    return TODAY - dt.timedelta(days=n)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: a file under a not-yet-existing data/, or a new PG db."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/data/bot.db"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    # Each database is a copy of the template (megabytes): do not keep fifty of them.
+    server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(store_url)
+    yield opened
+    await opened.close()
+
+
+async def schema_versions(url: str) -> list[int]:
+    """The versions recorded in schema_version, read around the store."""
+    engine = store_module._engine_for(database_url(url))
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(store_module.schema_version.c.version).order_by("version")
+            )
+            return list(rows.scalars())
+    finally:
+        await engine.dispose()
+
+
+async def run_python(code: str, *args: str) -> asyncio.subprocess.Process:
+    """Start `code` in a separate Python process that can import the bot's modules."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, *args,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+# --- Opening -------------------------------------------------------------------------
+
+
+def test_database_url_maps_to_the_async_drivers() -> None:
+    assert database_url("postgres://u:p@db:5433/bot").render_as_string(hide_password=False) == (
+        "postgresql+asyncpg://u:p@db:5433/bot"
+    )
+    assert str(database_url("postgresql://db/bot")) == "postgresql+asyncpg://db/bot"
+    assert str(database_url("postgresql+psycopg2://db/bot")) == "postgresql+asyncpg://db/bot"
+    assert str(database_url("sqlite:///data/bot.db")) == "sqlite+aiosqlite:///data/bot.db"
+    assert str(database_url("sqlite:////var/bot.db")) == "sqlite+aiosqlite:////var/bot.db"
+    assert database_url("data/bot.db").database == "data/bot.db"
+    assert database_url("/var/lib/bot.db").database == "/var/lib/bot.db"
+    assert database_url("data/bot.db").drivername == "sqlite+aiosqlite"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mysql://db/bot", "unsupported scheme 'mysql'"),
+        ("sqlite://", "sqlite:// needs a file path"),
+        ("sqlite:///:memory:", "sqlite:// needs a file path"),
+        ("sqlite:///bot.db?mode=ro", "take no ?options"),
+        ("  ", "empty"),
+    ],
+)
+def test_database_url_rejects_what_it_cannot_open(url: str, reason: str) -> None:
+    with pytest.raises(StoreError, match=reason.replace("?", r"\?")):
+        database_url(url)
+
+
+async def test_open_creates_the_directory_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "data" / "bot.db"
+    opened = await Store.open(str(path))
+    await opened.close()
+    assert path.is_file()
+    assert opened.where == str(path)
+
+
+async def test_open_where_a_file_blocks_the_directory(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a directory")
+    with pytest.raises(StoreError) as raised:
+        await Store.open(f"sqlite:///{tmp_path}/data/bot.db")
+    assert str(raised.value) == (
+        f"cannot create {tmp_path}/data: {tmp_path}/data is not a directory"
+    )
+
+
+async def test_open_a_directory_as_the_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=f"^cannot open {tmp_path}: it is a directory$"):
+        await Store.open(str(tmp_path))
+
+
+async def test_open_unreachable_postgres_says_where_and_why() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(StoreError) as raised:
+        await Store.open(f"postgresql://bot@127.0.0.1:{port}/bot")
+    assert str(raised.value) == (
+        f"cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused"
+    )
+
+
+async def test_open_postgres_without_write_permission(
+    postgres_server: PostgresServer,  # noqa: F811
+) -> None:
+    url = postgres_server.create_database()
+    owner = await Store.open(url)  # migrates as the owner
+    await owner.close()
+    database = url.rsplit("/", 1)[1]
+    reader = f"reader_{database}"
+    postgres_server.sql(
+        database,
+        f"CREATE ROLE {reader} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader};",
+    )
+    with pytest.raises(StoreError) as raised:
+        await Store.open(url.replace(f"//{SUPERUSER}@", f"//{reader}@"))
+    assert str(raised.value) == (
+        f"cannot write to PostgreSQL at 127.0.0.1:{postgres_server.port}: "
+        "permission denied for table schema_version"
+    )
+
+
+async def test_sqlite_runs_in_wal_with_full_sync_and_a_busy_timeout(tmp_path: Path) -> None:
+    opened = await Store.open(str(tmp_path / "bot.db"))
+    try:
+        async with opened._engine.connect() as conn:
+            pragmas = {
+                name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
+                for name in ("journal_mode", "synchronous", "busy_timeout")
+            }
+    finally:
+        await opened.close()
+    # synchronous 2 is FULL.
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "busy_timeout": store_module.SQLITE_BUSY_TIMEOUT_MS,
+    }
+
+
+# --- Settings ------------------------------------------------------------------------
+
+
+async def test_settings_round_trip(store: Store) -> None:
+    guild = Scope("guild", 10)
+    before = dt.datetime.now(dt.UTC)
+    await store.set_setting(guild, "model", "gpt-4o", updated_by=501)
+    await store.set_setting(guild, "temperature", "0.3", updated_by=501)
+
+    found = (await store.get_settings([guild]))[guild]
+    assert {key: s.value for key, s in found.items()} == {"model": "gpt-4o", "temperature": "0.3"}
+    assert found["model"].updated_by == 501
+    assert found["model"].scope == guild
+    assert before - dt.timedelta(seconds=1) <= found["model"].updated_at
+    assert found["model"].updated_at <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+
+    await store.set_setting(guild, "model", "o3", updated_by=None)
+    changed = (await store.get_settings([guild]))[guild]["model"]
+    assert (changed.value, changed.updated_by) == ("o3", None)
+    assert changed.updated_at >= found["model"].updated_at
+
+    assert await store.delete_setting(guild, "model") is True
+    assert await store.delete_setting(guild, "model") is False
+    assert await store.resolve_settings([guild]) == {"temperature": "0.3"}
+
+    await store.set_setting(guild, "persona", "pirate")
+    await store.set_setting(Scope("channel", 10), "persona", "judge")
+    assert await store.clear_scope(guild) == 2
+    assert await store.clear_scope(guild) == 0
+    # Same id, other kind: untouched.
+    assert await store.resolve_settings([Scope("channel", 10)]) == {"persona": "judge"}
+
+
+async def test_settings_values_keep_text_exactly(store: Store) -> None:
+    text = "Line one\n«quotes» 'single' \"double\" — emoji 🦜 and a % and a _"
+    await store.set_setting(Scope("dm", 77), "system_prompt", text)
+    assert await store.resolve_settings([Scope("dm", 77)]) == {"system_prompt": text}
+
+
+async def test_scope_chain_most_specific_wins(store: Store) -> None:
+    guild, parent, thread = Scope("guild", 1), Scope("channel", 2), Scope("channel", 3)
+    await store.set_setting(guild, "model", "guild-model")
+    await store.set_setting(guild, "temperature", "0.2")
+    await store.set_setting(guild, "persona", "guild-persona")
+    await store.set_setting(parent, "model", "parent-model")
+    await store.set_setting(parent, "persona", "parent-persona")
+    await store.set_setting(thread, "persona", "thread-persona")
+    await store.set_setting(Scope("guild", 99), "model", "other-guild")
+
+    assert await store.resolve_settings([guild, parent, thread]) == {
+        "model": "parent-model",
+        "temperature": "0.2",
+        "persona": "thread-persona",
+    }
+    assert await store.resolve_settings([guild]) == {
+        "model": "guild-model",
+        "temperature": "0.2",
+        "persona": "guild-persona",
+    }
+    everything = await store.get_settings([guild, parent, thread, Scope("dm", 5)])
+    assert list(everything) == [guild, parent, thread, Scope("dm", 5)]
+    assert sorted(everything[parent]) == ["model", "persona"]
+    assert everything[Scope("dm", 5)] == {}
+    assert await store.get_settings([]) == {}
+
+
+async def test_invalid_arguments_fail_alike_on_both_backends(store: Store) -> None:
+    with pytest.raises(ValueError, match="scope kind"):
+        await store.set_setting(Scope("server", 1), "model", "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="setting key"):
+        await store.set_setting(Scope("guild", 1), "k" * 101, "x")
+    with pytest.raises(ValueError, match="model name"):
+        await record(store, TODAY, 1, 1, model="m" * 201)
+    # The longest allowed values fit on both (PostgreSQL enforces the widths).
+    await store.set_setting(Scope("guild", 1), "k" * 100, "x")
+    await record(store, TODAY, 1, 1, model="m" * 200)
+    assert await store.resolve_settings([Scope("guild", 1)]) == {"k" * 100: "x"}
+    assert (await store.usage_rows(100, days=1, today=TODAY))[0].model == "m" * 200
+
+
+# --- Usage ---------------------------------------------------------------------------
+
+
+async def record(
+    store: Store,
+    day: dt.date,
+    prompt: int,
+    completion: int,
+    *,
+    user: int = 1,
+    guild: int | None = 100,
+    channel: int = 200,
+    model: str = "gpt-4o",
+) -> None:
+    await store.record_usage(
+        user_id=user, guild_id=guild, channel_id=channel, model=model,
+        prompt_tokens=prompt, completion_tokens=completion, day=day,
+    )  # fmt: skip
+
+
+async def test_usage_increments_one_row_per_day_user_channel_model(store: Store) -> None:
+    await record(store, TODAY, 100, 10)
+    await record(store, TODAY, 50, 5)
+    await record(store, TODAY, 1, 1, model="o3")
+    await record(store, TODAY, 7, 3, guild=None, channel=900)  # a DM
+    await store.record_usage(
+        user_id=1, guild_id=100, channel_id=200, model="gpt-4o",
+        prompt_tokens=0, completion_tokens=0, answers=0, day=TODAY,
+    )  # fmt: skip
+
+    rows = await store.usage_rows(100, days=1, today=TODAY)
+    assert rows == [
+        UsageRow(TODAY, 1, 100, 200, "gpt-4o", 150, 15, 2),
+        UsageRow(TODAY, 1, 100, 200, "o3", 1, 1, 1),
+    ]
+    assert await store.usage_rows(0, days=1, today=TODAY) == [
+        UsageRow(TODAY, 1, 0, 900, "gpt-4o", 7, 3, 1)
+    ]
+    with pytest.raises(ValueError):
+        await record(store, TODAY, -1, 0)
+
+
+async def test_user_totals_today_7_and_30_days(store: Store) -> None:
+    await record(store, TODAY, 100, 10)
+    await record(store, TODAY, 1, 1, guild=None, channel=900)
+    await record(store, days_ago(6), 20, 2)  # last day inside the 7-day window
+    await record(store, days_ago(7), 3000, 300, guild=555)  # just outside it
+    await record(store, days_ago(29), 40000, 4000)  # last day inside 30
+    await record(store, days_ago(30), 999999, 99999)  # outside everything
+    await record(store, TODAY, 5, 5, user=2)  # somebody else
+
+    totals = await store.user_totals(1, today=TODAY)
+    assert totals.today == Totals(101, 11, 2)
+    assert totals.last_7_days == Totals(121, 13, 3)
+    assert totals.last_30_days == Totals(43121, 4313, 5)
+    assert totals.last_30_days.tokens == 47434
+
+    in_guild = await store.user_totals(1, guild_id=100, today=TODAY)
+    assert in_guild.today == Totals(100, 10, 1)
+    assert in_guild.last_7_days == Totals(120, 12, 2)
+    assert in_guild.last_30_days == Totals(40120, 4012, 3)
+    assert (await store.user_totals(1, guild_id=0, today=TODAY)).today == Totals(1, 1, 1)
+
+    nobody = await store.user_totals(42, today=TODAY)
+    assert nobody.today == nobody.last_30_days == Totals(0, 0, 0)
+
+
+async def test_top_users_and_channels_of_a_guild(store: Store) -> None:
+    await record(store, TODAY, 100, 0, user=1, channel=10)
+    await record(store, days_ago(3), 100, 50, user=2, channel=10)
+    await record(store, days_ago(29), 100, 100, user=3, channel=11)
+    await record(store, days_ago(29), 0, 100, user=1, channel=12)  # ties user 3 in total
+    await record(store, days_ago(30), 10**6, 0, user=4, channel=13)  # too old
+    await record(store, TODAY, 10**6, 0, user=5, guild=999, channel=14)  # another guild
+
+    users = await store.top_users(100, today=TODAY)
+    assert users == [
+        UserUsage(1, Totals(100, 100, 2)),  # ties with 3 on 200 tokens: lower id first
+        UserUsage(3, Totals(100, 100, 1)),
+        UserUsage(2, Totals(100, 50, 1)),
+    ]
+    assert await store.top_users(100, limit=1, today=TODAY) == users[:1]
+    assert await store.top_users(100, days=7, today=TODAY) == [
+        UserUsage(2, Totals(100, 50, 1)),
+        UserUsage(1, Totals(100, 0, 1)),
+    ]
+
+    channels = await store.top_channels(100, today=TODAY)
+    assert channels == [
+        ChannelUsage(10, Totals(200, 50, 2)),
+        ChannelUsage(11, Totals(100, 100, 1)),
+        ChannelUsage(12, Totals(0, 100, 1)),
+    ]
+    assert await store.top_channels(12345, today=TODAY) == []
+
+
+async def test_usage_rows_for_export_cover_n_days_in_order(store: Store) -> None:
+    await record(store, TODAY, 1, 1, user=2, channel=20)
+    await record(store, TODAY, 2, 2, user=1, channel=21, model="b")
+    await record(store, TODAY, 3, 3, user=1, channel=21, model="a")
+    await record(store, days_ago(2), 4, 4, user=9)
+    await record(store, days_ago(3), 5, 5, user=9)  # outside 3 days
+    await record(store, TODAY, 6, 6, guild=7)  # another guild
+
+    rows = await store.usage_rows(100, days=3, today=TODAY)
+    assert [(r.day, r.user_id, r.channel_id, r.model) for r in rows] == [
+        (days_ago(2), 9, 200, "gpt-4o"),
+        (TODAY, 1, 21, "a"),
+        (TODAY, 1, 21, "b"),
+        (TODAY, 2, 20, "gpt-4o"),
+    ]
+    assert all(r.guild_id == 100 for r in rows)
+    assert rows[1] == UsageRow(TODAY, 1, 100, 21, "a", 3, 3, 1)
+
+
+async def test_tokens_on_a_day_count_every_guild_and_dm(store: Store) -> None:
+    await record(store, TODAY, 100, 20, guild=1)
+    await record(store, TODAY, 30, 4, guild=2, model="o3")
+    await record(store, TODAY, 5, 1, guild=None, channel=3)
+    await record(store, days_ago(1), 1000, 1000)
+    await record(store, TODAY, 1000, 1000, user=2)
+
+    assert await store.tokens_on_day(1, TODAY) == 160
+    assert await store.tokens_on_day(1, days_ago(1)) == 2000
+    assert await store.tokens_on_day(1, days_ago(2)) == 0
+
+
+async def test_prune_keeps_exactly_the_retention_window(store: Store) -> None:
+    for age in (0, 1, 89, 90, 91, 400):
+        await record(store, days_ago(age), age + 1, 0, channel=age)
+
+    assert await store.prune_usage(90, today=TODAY) == 3  # ages 90, 91 and 400
+    kept = await store.usage_rows(100, days=1000, today=TODAY)
+    assert sorted(r.channel_id for r in kept) == [0, 1, 89]
+    assert await store.prune_usage(90, today=TODAY) == 0
+    assert await store.prune_usage(1, today=TODAY) == 2
+    with pytest.raises(ValueError):
+        await store.prune_usage(0, today=TODAY)
+
+
+# --- Summaries -----------------------------------------------------------------------
+
+
+async def test_summaries_round_trip(store: Store) -> None:
+    assert await store.get_summary(300) is None
+    await store.put_summary(300, "Ana asked about tides.", tokens=7, last_message_id=2**62)
+    first = await store.get_summary(300)
+    assert first is not None
+    assert (first.channel_id, first.text, first.tokens, first.last_message_id) == (
+        300, "Ana asked about tides.", 7, 2**62,
+    )  # fmt: skip
+    assert first.updated_at.tzinfo is not None
+
+    await store.put_summary(300, "Ana and Bo discussed tides.", tokens=9, last_message_id=2**62 + 5)
+    second = await store.get_summary(300)
+    assert second is not None
+    assert (second.text, second.tokens, second.last_message_id) == (
+        "Ana and Bo discussed tides.", 9, 2**62 + 5,
+    )  # fmt: skip
+    assert second.updated_at >= first.updated_at
+    assert await store.get_summary(301) is None
+
+    assert await store.delete_summary(300) is True
+    assert await store.delete_summary(300) is False
+    assert await store.get_summary(300) is None
+
+
+# --- Schema --------------------------------------------------------------------------
+
+
+async def test_migrated_schema_matches_the_tables_the_queries_use(store_url: str) -> None:
+    opened = await Store.open(store_url)
+    try:
+
+        def shape(conn: sa.Connection) -> dict[str, object]:
+            inspector = sa.inspect(conn)
+            return {
+                name: (
+                    sorted(c["name"] for c in inspector.get_columns(name)),
+                    sorted(i["name"] for i in inspector.get_indexes(name)),
+                )
+                for name in inspector.get_table_names()
+            }
+
+        async with opened._engine.connect() as conn:
+            found = await conn.run_sync(shape)
+    finally:
+        await opened.close()
+    expected_columns = {
+        table.name: sorted(c.name for c in table.columns)
+        for table in store_module.metadata.sorted_tables
+    }
+    assert {name: columns for name, (columns, _) in found.items()} == expected_columns
+    assert found["usage"][1] == ["usage_guild_day", "usage_user_day"]
+    assert await schema_versions(store_url) == [m.version for m in MIGRATIONS]
+
+
+async def test_upgrade_from_version_1_keeps_the_data(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
+        old = await Store.open(store_url)
+        await old.set_setting(Scope("guild", 1), "model", "kept")
+        await record(old, TODAY, 11, 22)
+        await old.put_summary(5, "kept summary", tokens=2, last_message_id=9)
+        await old.close()
+    assert await schema_versions(store_url) == [1]
+
+    new = await Store.open(store_url)
+    try:
+        assert await schema_versions(store_url) == [1, 2]
+        assert await new.resolve_settings([Scope("guild", 1)]) == {"model": "kept"}
+        assert (await new.user_totals(1, today=TODAY)).today == Totals(11, 22, 1)
+        summary = await new.get_summary(5)
+        assert summary is not None and summary.text == "kept summary"
+    finally:
+        await new.close()
+
+
+async def test_reopening_changes_nothing(store_url: str) -> None:
+    first = await Store.open(store_url)
+    await first.set_setting(Scope("channel", 4), "model", "m")
+    await first.close()
+    before = await schema_versions(store_url)
+
+    again = await Store.open(store_url)
+    try:
+        assert await again.resolve_settings([Scope("channel", 4)]) == {"model": "m"}
+    finally:
+        await again.close()
+    assert await schema_versions(store_url) == before == [1, 2]
+
+
+async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> None:
+    # Each migration's DDL has no IF NOT EXISTS: running one twice would fail an open.
+    opened = await asyncio.gather(*(Store.open(store_url) for _ in range(4)))
+    for each in opened:
+        await each.close()
+    assert await schema_versions(store_url) == [1, 2]
+
+
+async def test_a_newer_schema_is_refused(store_url: str) -> None:
+    opened = await Store.open(store_url)
+    async with opened._engine.begin() as conn:
+        await conn.execute(
+            sa.insert(store_module.schema_version).values(
+                version=99, applied_at=dt.datetime.now(dt.UTC)
+            )
+        )
+    await opened.close()
+    with pytest.raises(StoreError, match="schema version 99, newer than this bot's 2"):
+        await Store.open(store_url)
+
+
+async def test_a_failing_database_raises_store_error_from_the_method(store: Store) -> None:
+    async with store._engine.begin() as conn:
+        await conn.run_sync(store_module.usage_table.drop)
+    with pytest.raises(StoreError, match=r"^cannot record usage in \S"):
+        await record(store, TODAY, 1, 1)
+    # The rest of the store still works.
+    await store.put_summary(1, "still fine", tokens=1, last_message_id=1)
+    assert (await store.get_summary(1)) is not None
+
+
+async def test_postgres_going_away_raises_store_error_then_recovers(
+    own_postgres_server: PostgresServer,  # noqa: F811
+) -> None:
+    server = own_postgres_server
+    opened = await Store.open(server.url())
+    try:
+        await record(opened, TODAY, 1, 1)
+        await asyncio.to_thread(server.halt)
+        with pytest.raises(StoreError) as raised:
+            await record(opened, TODAY, 1, 1)
+        assert str(raised.value) == (
+            f"cannot record usage in PostgreSQL at 127.0.0.1:{server.port}: connection refused"
+        )
+        await asyncio.to_thread(server.resume)
+        # Pooled connections to the old server are replaced on their next use.
+        await record(opened, TODAY, 2, 2)
+        assert (await opened.user_totals(1, today=TODAY)).today == Totals(3, 3, 2)
+    finally:
+        await opened.close()
+
+
+# --- Several processes ---------------------------------------------------------------
+
+INCREMENTS = """
+import asyncio, datetime, sys
+from store import Store
+
+async def main(url: str, count: int) -> None:
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together with the other process
+    store = await Store.open(url)
+    for _ in range(count):
+        await store.record_usage(
+            user_id=7, guild_id=1, channel_id=2, model="m",
+            prompt_tokens=3, completion_tokens=2, day=datetime.date(2026, 3, 31),
+        )
+    await store.close()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def test_two_processes_incrementing_at_once_are_both_counted(store_url: str) -> None:
+    count = 200
+    # The database is fresh, so the two processes also race through the migrations.
+    children = [await run_python(INCREMENTS, store_url, str(count)) for _ in range(2)]
+    for child in children:
+        assert child.stdout is not None
+        assert await asyncio.wait_for(child.stdout.readline(), 30) == b"ready\n"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+    results = await asyncio.wait_for(asyncio.gather(*(c.communicate() for c in children)), 50)
+    for child, (_, stderr) in zip(children, results, strict=True):
+        assert child.returncode == 0, stderr.decode()
+
+    opened = await Store.open(store_url)
+    try:
+        totals = await opened.user_totals(7, today=TODAY)
+        assert totals.today == Totals(3 * 2 * count, 2 * 2 * count, 2 * count)
+        assert len(await opened.usage_rows(1, days=1, today=TODAY)) == 1
+    finally:
+        await opened.close()
+
+
+WRITE_THEN_HANG = """
+import asyncio, datetime, sys, time
+from store import Scope, Store
+
+async def main(url: str) -> None:
+    store = await Store.open(url)
+    await store.set_setting(Scope("guild", 1), "model", "survives")
+    await store.record_usage(
+        user_id=7, guild_id=1, channel_id=2, model="m",
+        prompt_tokens=30, completion_tokens=20, day=datetime.date(2026, 3, 31),
+    )
+    await store.put_summary(2, "survives too", tokens=3, last_message_id=44)
+    print("committed", flush=True)
+    time.sleep(60)  # killed long before; never closes the store or checkpoints
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_committed_write_survives_sigkill(store_url: str) -> None:
+    child = await run_python(WRITE_THEN_HANG, store_url)
+    assert child.stdout is not None and child.stderr is not None
+    line = await asyncio.wait_for(child.stdout.readline(), 30)
+    assert line == b"committed\n", (await child.stderr.read()).decode()
+    child.send_signal(signal.SIGKILL)
+    assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL
+
+    url = database_url(store_url)
+    if url.get_backend_name() == "sqlite":
+        # The changes sit in the write-ahead log, not yet in the main file.
+        assert await asyncio.to_thread(os.path.getsize, f"{url.database}-wal") > 0
+
+    opened = await Store.open(store_url)
+    try:
+        assert await opened.resolve_settings([Scope("guild", 1)]) == {"model": "survives"}
+        assert (await opened.user_totals(7, today=TODAY)).today == Totals(30, 20, 1)
+        summary = await opened.get_summary(2)
+        assert summary is not None and summary.text == "survives too"
+    finally:
+        await opened.close()
