@@ -49,9 +49,6 @@ NO_FINISH_NOTE = (
     "-# ⚠️ This answer may be incomplete: the model service ended it without saying it was finished."
 )
 FILTERED_NOTE = "-# ⚠️ Cut off by the model's content filter."
-# An empty stream from a prompt using at least this share of the budget is read as
-# llama-cpp-python's refusal of a prompt too long for its window.
-EMPTY_STREAM_SHARE = 0.25
 
 
 def finish_note(finish_reason: str | None) -> str | None:
@@ -290,12 +287,13 @@ class Conversations:
             return answer, prompt
 
     def _classify(self, error: Exception, prompt: Prompt) -> Failure:
-        """The failure `error` reports; an empty stream after a long prompt is what
-        llama-cpp-python sends for a prompt too long for its window."""
+        """The failure `error` reports. A stream with no chunk at all (not even the role
+        chunk every server sends first) after a prompt with something to leave out is
+        llama-cpp-python's refusal of a prompt too long for its window."""
         if (
             isinstance(error, EmptyAnswer)
             and error.silent
-            and prompt.tokens >= self.window.budget * EMPTY_STREAM_SHARE
+            and prompt.tokens > self.window.floor
         ):
             return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
         return classify(error, deadline=self.settings.openai_timeout)
