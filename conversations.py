@@ -290,11 +290,7 @@ class Conversations:
         """The failure `error` reports. A stream with no chunk at all (not even the role
         chunk every server sends first) after a prompt with something to leave out is
         llama-cpp-python's refusal of a prompt too long for its window."""
-        if (
-            isinstance(error, EmptyAnswer)
-            and error.silent
-            and prompt.tokens > self.window.floor
-        ):
+        if isinstance(error, EmptyAnswer) and error.silent and prompt.tokens > self.window.floor:
             return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
         return classify(error, deadline=self.settings.openai_timeout)
 
