@@ -152,7 +152,7 @@ class PromptBuilder:
     def _turn(self, role: Role, content: str, name: str | None) -> Turn:
         tokens = self.counter.count_message(role, content, name)
         label_tokens = 0
-        if role == "user" and name:
+        if role == "user" and name and isinstance(content, str):
             label = self.counter.count_message(role, f"{name}: {content}", name) - tokens
             label_tokens = max(label, 1)  # nonzero marks a turn that can be labelled
         return Turn(role, content, name, tokens, label_tokens)
