@@ -1,34 +1,96 @@
-"""Calls to the chat-completions API, and what to tell a chat user when one fails.
+"""Calls to the chat-completions API of OpenAI or any OpenAI-compatible server.
 
-One `AsyncOpenAI` client serves the whole process; timeouts and retries are the SDK's
-own (`timeout`, `max_retries`), not ours. At most MAX_CONCURRENT_REQUESTS calls are in
-flight; others wait their turn. Reasoning a model writes into its answer
-(`<think>...</think>`) is removed here, so nothing downstream ever sees it.
+One `AsyncOpenAI` client serves the whole process. At most MAX_CONCURRENT_REQUESTS calls
+are in flight; others wait their turn.
+
+What the bot adapts to by itself, for the life of the process:
+
+- Request fields (`RequestShape`). The reply cap goes in `max_completion_tokens` for
+  OpenAI's models (OpenAI refuses `max_tokens` for reasoning models and refuses both
+  together) and in `max_tokens` for every other model (llama.cpp's server and LiteLLM's
+  passthrough ignore `max_completion_tokens`). An optional field the server refuses
+  with a 400 naming it (`max_tokens`, `max_completion_tokens`, `stream_options`, a
+  message's `name`) is swapped or dropped and the request sent again, within the same
+  answer; one WARNING names the field.
+- Reasoning. `<think>...</think>` in the answer is removed (reasoning.py); reasoning a
+  server sends in separate fields (`reasoning_content`, `reasoning`) is never read. A
+  model that writes a lone `</think>` makes a streamed answer retract what it showed
+  (`RETRACT`), and from then on its streamed text is held back until its closer.
+
+One deadline per answer (OPENAI_TIMEOUT seconds, `deadline` in the calls): by then
+the server must have sent some of the answer's text, retries by the SDK and after a
+refused field included; a stream must then send more text at least that often. SSE
+keep-alive comments are not text. When it passes, `DeadlinePassed` is raised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from openai.types import CompletionUsage
 
 from config import Settings
+from model_failures import Cause, Failure, classify
 from reasoning import ReasoningFilter, strip_reasoning
+from tokenizer import counts_exactly
 
 log = logging.getLogger(__name__)
 
+MAX_COMPLETION_TOKENS = "max_completion_tokens"
+MAX_TOKENS = "max_tokens"
+STREAM_OPTIONS = "stream_options"
+REASONING_EFFORT = "reasoning_effort"
+# A refused field may be retried around this many times in one answer (each field
+# that can be dropped or swapped once, plus answers racing to learn the same one).
+MAX_ADAPTATIONS = 4
+
 
 class EmptyAnswer(Exception):
-    """The API answered, but with no text to post."""
+    """The API answered, but with no text to post.
 
-    def __init__(self, finish_reason: str | None) -> None:
+    `silent`: a stream that carried no chunk at all, which is how llama-cpp-python's
+    server answers a streamed prompt that does not fit its window.
+    """
+
+    def __init__(self, finish_reason: str | None, *, silent: bool = False) -> None:
         super().__init__(f"the model returned no text (finish_reason={finish_reason!r})")
         self.finish_reason = finish_reason
+        self.silent = silent
+
+    def user_message(self) -> str:
+        """One short sentence for the chat user about the empty answer."""
+        if self.finish_reason == "length":
+            return (
+                "The model used up its reply allowance before writing anything. "
+                "Try a simpler question, or ask the bot's owner to raise MAX_REPLY_TOKENS."
+            )
+        if self.finish_reason == "content_filter":
+            return "The model's content filter blocked this answer."
+        return "The model returned an empty answer. Please try again."
+
+
+class DeadlinePassed(TimeoutError):
+    """The answer's deadline passed: `seconds` without any text (`started=False`: before
+    the answer began; True: the stream stopped producing text)."""
+
+    def __init__(self, seconds: float, *, started: bool) -> None:
+        what = "the answer stopped for" if started else "no answer began within"
+        super().__init__(f"{what} {seconds:g} s (OPENAI_TIMEOUT)")
+        self.seconds = seconds
+        self.started = started
+
+
+class Retract:
+    """Yielded by `ChatModel.stream`: all text yielded before was reasoning; withdraw it."""
+
+
+RETRACT = Retract()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,43 +103,138 @@ class Answer:
     finish_reason: str | None
 
 
+@dataclass
+class RequestShape:
+    """Which optional request fields the server gets, learnt from its refusals.
+
+    `cap_field`: where the reply cap goes (None: nowhere, the server refused both).
+    """
+
+    cap_field: str | None
+    stream_options: bool = True
+    names: bool = True
+    refused: set[str] = field(default_factory=set)
+
+    @classmethod
+    def for_model(cls, model: str) -> RequestShape:
+        """The first guess: `max_completion_tokens` for an OpenAI model (one tiktoken
+        knows), which OpenAI requires for reasoning models and gateways in front of
+        OpenAI pass on; `max_tokens` for any other, which local servers honour."""
+        return cls(MAX_COMPLETION_TOKENS if counts_exactly(model) else MAX_TOKENS)
+
+    def arguments(
+        self,
+        messages: list[dict[str, Any]],
+        max_reply_tokens: int,
+        *,
+        stream: bool,
+        reasoning_effort: str | None = None,
+    ) -> dict[str, Any]:
+        """The `create()` arguments besides `model` for `messages`; `reasoning_effort`
+        only when set (a /settings choice) and not refused."""
+        if not self.names:
+            messages = [{k: v for k, v in m.items() if k != "name"} for m in messages]
+        arguments = _as_sent(messages)
+        if self.cap_field is not None:
+            arguments[self.cap_field] = max_reply_tokens
+        if reasoning_effort is not None and REASONING_EFFORT not in self.refused:
+            arguments[REASONING_EFFORT] = reasoning_effort
+        if stream:
+            arguments["stream"] = True
+            if self.stream_options:
+                arguments[STREAM_OPTIONS] = {"include_usage": True}
+        return arguments
+
+    def adapt(self, failure: Failure) -> str | None:
+        """Change the shape so that a request refused with `failure` may succeed.
+
+        Returns what changed, for the log ("" when another answer already learnt it),
+        or None when the refusal is not about a field the bot can do without.
+        """
+        if failure.cause is not Cause.REFUSED_PARAMETER or not failure.parameter:
+            return None
+        path = [part for part in re.split(r"[.\[\]]+", failure.parameter) if part]
+        top, leaf = path[0], path[-1]
+        if top in self.refused or (top == "messages" and leaf == "name" and not self.names):
+            return ""
+        if top in (MAX_COMPLETION_TOKENS, MAX_TOKENS):
+            self.refused.add(top)
+            if top != self.cap_field:
+                return ""
+            other = MAX_TOKENS if top == MAX_COMPLETION_TOKENS else MAX_COMPLETION_TOKENS
+            if other in self.refused:
+                self.cap_field = None
+                return "sending no reply cap from now on"
+            self.cap_field = other
+            return f"sending {other} instead from now on"
+        if top == STREAM_OPTIONS:
+            self.refused.add(top)
+            self.stream_options = False
+            return "streaming without it from now on (no usage figures when streamed)"
+        if top == REASONING_EFFORT:
+            self.refused.add(top)
+            return "sending no reasoning effort from now on"
+        if top == "name" or (top == "messages" and leaf == "name"):
+            self.names = False
+            return "sending messages without `name` from now on"
+        return None
+
+
 class ChatModel:
     """The configured model behind one shared async client."""
 
     def __init__(self, settings: Settings) -> None:
         self.model = settings.openai_model
         self.max_reply_tokens = settings.max_reply_tokens
+        self.timeout = settings.openai_timeout
+        # Per model (a channel may choose its own): the request fields its server takes.
+        self.shapes: dict[str, RequestShape] = {}
+        # Models seen to write a lone </think>: their streamed text is held back.
+        self.holding: set[str] = set()
         self.client = openai.AsyncOpenAI(
             # Local OpenAI-compatible servers ignore the key, but the SDK requires one.
             api_key=settings.openai_api_key or "not-needed",
             base_url=settings.openai_base_url,
+            # No single attempt may outlast the answer's deadline; the SDK's retries
+            # (connection errors, 408, 409, 429, 5xx) happen within it too, because
+            # every call here runs under `asyncio.timeout_at(deadline)`.
             timeout=settings.openai_timeout,
         )
         # asyncio.Semaphore wakes waiters first-come, first-served.
         self.slots = asyncio.Semaphore(settings.max_concurrent_requests)
 
+    def deadline(self) -> float:
+        """The event-loop time by which an answer asked for now must begin."""
+        return asyncio.get_running_loop().time() + self.timeout
+
     async def complete(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         model: str | None = None,
         reasoning_effort: str | None = None,
+        deadline: float | None = None,
     ) -> Answer:
-        """The answer of `model` (default OPENAI_MODEL) to `messages`; `reasoning_effort`
-        is sent only when given (models without reasoning refuse it).
+        """The answer of `model` (default OPENAI_MODEL) to `messages`, by `deadline`
+        (loop time; default: now plus OPENAI_TIMEOUT); `reasoning_effort` is sent only
+        when given.
 
-        Raises the SDK's `openai.OpenAIError`s, or `EmptyAnswer` when there is no text.
+        Raises the SDK's `openai.OpenAIError`s, `DeadlinePassed`, or `EmptyAnswer`
+        when there is no text.
         """
+        expires = self.deadline() if deadline is None else deadline
         async with self.slots:
-            response = await self.client.chat.completions.create(
-                model=model or self.model,
-                max_completion_tokens=self.max_reply_tokens,
-                **_optional(reasoning_effort),
-                **_as_sent(messages),
-            )
+            try:
+                async with asyncio.timeout_at(expires):
+                    response = await self._create(
+                        messages, model or self.model, reasoning_effort, stream=False
+                    )
+            except TimeoutError as error:
+                raise DeadlinePassed(self.timeout, started=False) from error
         if not response.choices:
             raise EmptyAnswer(None)
         choice = response.choices[0]
+        # Only `content` is read: reasoning in `reasoning_content`/`reasoning` is ignored.
         text = strip_reasoning(choice.message.content or "").strip()
         if not text:
             raise EmptyAnswer(choice.finish_reason)
@@ -85,44 +242,69 @@ class ChatModel:
 
     async def stream(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         model: str | None = None,
         reasoning_effort: str | None = None,
-    ) -> AsyncIterator[str | Answer]:
-        """Yield the answer's text as it arrives, then the finished `Answer` last.
+        deadline: float | None = None,
+    ) -> AsyncIterator[str | Retract | Answer]:
+        """Yield the answer's text as it arrives, `RETRACT` when the text yielded so far
+        turned out to be reasoning, then the finished `Answer` last.
 
         `model` and `reasoning_effort` as for `complete`. Raises like `complete`; a
-        stream that breaks raises mid-iteration.
+        stream that breaks, or produces no text for OPENAI_TIMEOUT seconds, raises
+        mid-iteration.
         """
+        model = model or self.model
+        loop = asyncio.get_running_loop()
+        expires = self.deadline() if deadline is None else deadline
         parts: list[str] = []
         finish_reason = None
         usage = None
-        reasoning = ReasoningFilter()
+        chunks_seen = 0
+        started = False
+        reasoning = ReasoningFilter(hold=model in self.holding)
         async with self.slots:
-            stream = await self.client.chat.completions.create(
-                model=model or self.model,
-                max_completion_tokens=self.max_reply_tokens,
-                **_optional(reasoning_effort),
-                stream=True,
-                stream_options={"include_usage": True},
-                **_as_sent(messages),
-            )
+            try:
+                async with asyncio.timeout_at(expires):
+                    stream = await self._create(messages, model, reasoning_effort, stream=True)
+            except TimeoutError as error:
+                raise DeadlinePassed(self.timeout, started=False) from error
             async with stream:
-                async for chunk in stream:
+                chunks = aiter(stream)
+                while True:
+                    # Yields happen outside the timeout: it only ever covers our own wait.
+                    try:
+                        async with asyncio.timeout_at(expires):
+                            chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError as error:
+                        raise DeadlinePassed(self.timeout, started=started) from error
+                    chunks_seen += 1
                     if chunk.usage is not None:  # the last chunk: no choices, only usage
                         usage = chunk.usage
                     for choice in chunk.choices[:1]:
-                        if visible := reasoning.feed(choice.delta.content or "").visible:
-                            parts.append(visible)
-                            yield visible
                         finish_reason = choice.finish_reason or finish_reason
+                        content = choice.delta.content or ""
+                        if content or _has_reasoning(choice.delta):
+                            # Text, even reasoning not shown, is progress; pings are not.
+                            started = True
+                            expires = loop.time() + self.timeout
+                        release = reasoning.feed(content)
+                        if release.retract:
+                            self._learn_lone_closer(model)
+                            parts.clear()
+                            yield RETRACT
+                        if release.visible:
+                            parts.append(release.visible)
+                            yield release.visible
         if rest := reasoning.finish().visible:
             parts.append(rest)
             yield rest
         text = "".join(parts).strip()
         if not text:
-            raise EmptyAnswer(finish_reason)
+            raise EmptyAnswer(finish_reason, silent=chunks_seen == 0)
         yield _answer(text, usage, finish_reason)
 
     async def list_models(self) -> list[str]:
@@ -137,6 +319,57 @@ class ChatModel:
     async def close(self) -> None:
         await self.client.close()
 
+    async def _create(
+        self,
+        messages: list[dict[str, Any]],
+        model: str,
+        reasoning_effort: str | None,
+        *,
+        stream: bool,
+    ) -> Any:
+        """`chat.completions.create` in the shape learnt for `model`; a refused optional
+        field is dropped or swapped and the request sent again."""
+        shape = self.shapes.get(model)
+        if shape is None:
+            shape = self.shapes[model] = RequestShape.for_model(model)
+        cap = self.max_reply_tokens
+        for _ in range(MAX_ADAPTATIONS):
+            arguments = shape.arguments(
+                messages, cap, stream=stream, reasoning_effort=reasoning_effort
+            )
+            try:
+                return await self.client.chat.completions.create(model=model, **arguments)
+            except openai.BadRequestError as error:
+                failure = classify(error)
+                change = shape.adapt(failure)
+                if change is None:
+                    raise
+                if change:
+                    log.warning(
+                        "the model server refused the request field %r (%s); %s",
+                        failure.parameter,
+                        failure.detail.splitlines()[0][:200],
+                        change,
+                    )
+        arguments = shape.arguments(messages, cap, stream=stream, reasoning_effort=reasoning_effort)
+        return await self.client.chat.completions.create(model=model, **arguments)
+
+    def _learn_lone_closer(self, model: str) -> None:
+        if model not in self.holding:
+            self.holding.add(model)
+            log.warning(
+                "model %s writes its reasoning before a lone </think>: streamed answers "
+                "are now held back until it has finished reasoning",
+                model,
+            )
+
+
+def _has_reasoning(delta: Any) -> bool:
+    """Whether a stream delta carries reasoning in a field of its own (vLLM, DeepSeek:
+    `reasoning_content`; Ollama, OpenRouter: `reasoning`), which the SDK keeps as extras."""
+    extra = getattr(delta, "model_extra", None) or {}
+    return any(extra.get(name) for name in ("reasoning_content", "reasoning"))
+
 
 def _answer(text: str, usage: CompletionUsage | None, finish_reason: str | None) -> Answer:
     """An `Answer`, with the API's token counts when it sent them."""
@@ -148,11 +381,6 @@ def _answer(text: str, usage: CompletionUsage | None, finish_reason: str | None)
     )
 
 
-def _optional(reasoning_effort: str | None) -> dict[str, Any]:
-    """`reasoning_effort` as a request argument, only when set (a /settings choice)."""
-    return {} if reasoning_effort is None else {"reasoning_effort": reasoning_effort}
-
-
 def _as_sent(messages: list[dict[str, str]]) -> dict[str, Any]:
     """Arguments that send `messages` in the request body exactly as they are.
 
@@ -162,50 +390,3 @@ def _as_sent(messages: list[dict[str, str]]) -> dict[str, Any]:
     go in `extra_body`, which replaces the (empty) transformed list.
     """
     return {"messages": [], "extra_body": {"messages": messages}}
-
-
-def explain_failure(error: Exception) -> str:
-    """One short sentence for the chat user about why no answer came; never raw details."""
-    # Order matters: APITimeoutError is an APIConnectionError.
-    if isinstance(error, EmptyAnswer):
-        if error.finish_reason == "length":
-            return (
-                "The model used up its reply allowance before writing anything. "
-                "Try a simpler question, or ask the bot's owner to raise MAX_REPLY_TOKENS."
-            )
-        if error.finish_reason == "content_filter":
-            return "The model's content filter blocked this answer."
-        return "The model returned an empty answer. Please try again."
-    if isinstance(error, openai.RateLimitError):
-        if _error_code(error) == "insufficient_quota":
-            return (
-                "The bot's OpenAI account is out of credit, so I can't answer right now. "
-                "The bot's owner needs to check billing."
-            )
-        return "The model is busy right now (rate limited). Please try again in a minute."
-    if isinstance(error, openai.APITimeoutError):
-        return "The model took too long to answer. Please try again."
-    if isinstance(error, openai.APIConnectionError):
-        return "I couldn't reach the model service. Please try again in a little while."
-    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-        return (
-            "The model service rejected the bot's API key. "
-            "The bot's owner needs to check OPENAI_API_KEY."
-        )
-    if isinstance(error, openai.NotFoundError):
-        return "The configured model isn't available. The bot's owner needs to check OPENAI_MODEL."
-    if isinstance(error, openai.BadRequestError):
-        if _error_code(error) == "context_length_exceeded":
-            return (
-                "This conversation is too long for the model. "
-                "The bot's owner can lower MAX_CONTEXT_TOKENS."
-            )
-        return "The model service rejected this request. Try rephrasing your message."
-    if isinstance(error, openai.InternalServerError):
-        return "The model service had an internal error. Please try again."
-    return "Something went wrong while getting an answer. Please try again."
-
-
-def _error_code(error: Exception) -> str | None:
-    code = getattr(error, "code", None)
-    return code if isinstance(code, str) else None

@@ -28,16 +28,17 @@ import openai
 
 from audience import Audience, Verdict
 from channel_settings import ChannelSettings, Effective, Place
-from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
+from chat_model import RETRACT, Answer, ChatModel, DeadlinePassed, EmptyAnswer
 from config import Settings
+from context_window import ContextWindow
 from files import FileReader, Files
 from history import read_back
-from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
-from model_failures import Cause, classify
+from memory import MIN_HISTORY_BUDGET, ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
+from model_failures import Cause, Failure, classify, user_message
 from replies import Reply, show_typing
 from store import StoreError
 from summaries import Summarizer
-from tokenizer import TokenCounters
+from tokenizer import REPLY_PRIMING, TokenCounters, counts_exactly
 from usage import UsageLedger
 
 log = logging.getLogger("chatbot")
@@ -52,10 +53,36 @@ SHUTDOWN_GRACE = 2.0
 SHUTDOWN_CLOSE_OFF = 6.0
 # More waiting messages than this in one channel are answered together, in one call.
 COALESCE_AFTER = 3
+CUT_BY_CAP_NOTE = "-# ⚠️ Cut off: the answer reached the reply length limit (MAX_REPLY_TOKENS)."
+NO_FINISH_NOTE = (
+    "-# ⚠️ This answer may be incomplete: the model service ended it without saying it was finished."
+)
+FILTERED_NOTE = "-# ⚠️ Cut off by the model's content filter."
+
+
+def finish_note(finish_reason: str | None) -> str | None:
+    """The note for an answer that did not finish normally ("stop"), else None.
+
+    OpenAI's finish reasons: "length" (the reply cap), "content_filter"; a missing one
+    means the server ended the answer without saying it was complete.
+    """
+    if finish_reason == "length":
+        return CUT_BY_CAP_NOTE
+    if finish_reason == "content_filter":
+        return FILTERED_NOTE
+    if finish_reason is None:
+        return NO_FINISH_NOTE
+    return None
 
 
 class ImagesRefused(Exception):
-    """The model's server refused the image parts of a request."""
+    """The model's server refused the image parts of a request (`error`, classified
+    as `failure`); nothing was shown."""
+
+    def __init__(self, error: Exception, failure: Failure) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.failure = failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +124,8 @@ class Conversations:
         if settings.memory_strategy == "summarize":
             self.summarizer = Summarizer(model, prompts)
             self.memory_budget -= self.summarizer.max_tokens
+        # Per model: the prompt budget its server really takes, learnt from its answers.
+        self.windows: dict[str, ContextWindow] = {}
         self.memories: dict[int, ChannelMemory] = {}  # filled from history on first use
         # Per channel, the messages not yet taken into the conversation, and a lock so
         # that they are taken one turn at a time, in order.
@@ -163,10 +192,12 @@ class Conversations:
         return batch
 
     def _estimate(self, pending: PendingTurn) -> int:
-        """The tokens `pending`'s turn will cost (as `_take_turns` makes it)."""
+        """The most tokens `pending`'s turn will cost in a request (as `_take_turns`
+        makes it), saying who spoke included: a backlog has several speakers."""
         author = pending.message.author
         name = speaker_name(author.display_name, author.id)
-        return self.prompts.turn("user", pending.text, name)[0].tokens
+        turn = self.prompts.turn("user", pending.text, name)[0]
+        return turn.tokens + turn.label_tokens
 
     def forget(self, channel_id: int, message_ids: set[int]) -> None:
         """Deleted messages: take them out of the channel's waiting messages and its
@@ -238,13 +269,16 @@ class Conversations:
             "all": "every message",
             "thread": "every message, each new question in a thread of its own",
         }.get(effective.reply_to, "mentions, replies and DMs")
-        prompt = prompts.prompt(memory)
+        window = self._window(effective.model, prompts)
+        prompt = prompts.prompt(memory, window.budget)
+        learnt = " (learnt from the model service)" if window.learnt else ""
         files, images = memory.attachments
         attached = f" ({_count(files, 'attachment')}, {_count(images, 'image')} sent)"
         return (
             f"**Memory in this channel:** {len(memory)} messages{attached}, {prompt.tokens:,} of "
-            f"{self.settings.prompt_budget:,} prompt tokens used; {older}.\n"
-            f"**Model:** {effective.model}, answers {mode}, answering {who}."
+            f"{window.budget:,} prompt tokens used{learnt}; {older}.\n"
+            f"**Model:** {effective.model}, answers {mode}, answering {who}; "
+            f"token counts {window.describe()}."
         )
 
     async def close(self) -> None:
@@ -308,26 +342,21 @@ class Conversations:
                 await Reply(message).notice("\n".join(notes))
             return
 
-        prompt = prompts.prompt(memory)
         note_lines = [SHORTENED_NOTE] if shortened and to_answer[-1] is batch[-1] else []
         note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
         reply = Reply(message, channel=channel)
         try:
-            answer = await self._answer_until_shutdown(reply, prompt, note)
-        except ImagesRefused as refused:
-            if not _has_images(prompt):  # the server's words, but not about our request
-                await reply.notice(explain_failure(refused.__cause__ or refused))
-                return
+            answered = await self._answer_until_shutdown(reply, memory, note)
+        except ImagesRefused:
             log.warning("channel %s: the model refused images; sending none again", channel.id)
-            self._refuse_images()
-            prompt = prompts.prompt(memory)
+            self._refuse_images()  # the request has no images now: it cannot be raised again
             reply = Reply(message, channel=channel)
-            answer = await self._answer_once_more(
-                reply, prompt, "\n".join([NO_VISION_NOTE, *note_lines, *notes])
-            )
-        if answer is None or not reply.visible:
+            note = "\n".join([NO_VISION_NOTE, *note_lines, *notes])
+            answered = await self._answer_until_shutdown(reply, memory, note)
+        if answered is None or not reply.visible:
             return
+        answer, prompt = answered
         turn = prompts.turn("assistant", reply.shown_text)[0]
         turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reply.posted))
         self._remember(channel.id, memory, turn)
@@ -349,26 +378,6 @@ class Conversations:
         self.told_no_vision = True
         for memory in self.memories.values():
             memory.drop_images()
-
-    async def _answer(self, reply: Reply, prompt: Prompt, note: str | None) -> Answer | None:
-        """The answer, streamed or whole as the channel's settings say; None if it
-        failed (and was reported).
-
-        Raises ImagesRefused, with nothing shown, if the server refused images."""
-        in_use = self._in_use.get(reply.channel.id)
-        if in_use[0].streaming if in_use else self.settings.stream_replies:
-            return await self._answer_streaming(reply, prompt, note)
-        return await self._answer_whole(reply, prompt, note)
-
-    async def _answer_once_more(
-        self, reply: Reply, prompt: Prompt, note: str | None
-    ) -> Answer | None:
-        """`_answer` for a request without images: a refusal now is a plain failure."""
-        try:
-            return await self._answer_until_shutdown(reply, prompt, note)
-        except ImagesRefused as refused:
-            await reply.notice(explain_failure(refused.__cause__ or refused))
-            return None
 
     async def _memory(
         self, channel: discord.abc.Messageable, before: discord.Message | None
@@ -407,11 +416,17 @@ class Conversations:
         log.info("channel %s: read back %d turns from its history", channel_id, len(memory))
         return memory
 
+    def _remember(self, channel_id: int, memory: ChannelMemory, turn: Turn) -> None:
+        """Add `turn`; with summaries on, turns that no longer fit go to the summarizer."""
+        dropped = memory.remember(turn)
+        if self.summarizer is not None:
+            self.summarizer.add(channel_id, memory, dropped)
+
     async def _answer_until_shutdown(
-        self, reply: Reply, prompt: Prompt, note: str | None
-    ) -> Answer | None:
-        """Answer in a task that `close` can cut off while the model is still writing."""
-        answering = asyncio.create_task(self._answer_or_close_off(reply, prompt, note))
+        self, reply: Reply, memory: ChannelMemory, note: str | None
+    ) -> tuple[Answer, Prompt] | None:
+        """`_answer` in a task that `close` can cut off while the model is still writing."""
+        answering = asyncio.create_task(self._answer_or_close_off(reply, memory, note))
         self.answering[answering] = reply
         try:
             await asyncio.wait([answering])
@@ -420,12 +435,12 @@ class Conversations:
         return answering.result()
 
     async def _answer_or_close_off(
-        self, reply: Reply, prompt: Prompt, note: str | None
-    ) -> Answer | None:
+        self, reply: Reply, memory: ChannelMemory, note: str | None
+    ) -> tuple[Answer, Prompt] | None:
         """The answer; one cut off by `close` is closed off on Discord with
         SHUTDOWN_NOTE (or SHUTDOWN_NOTICE if nothing was shown) and not remembered."""
         try:
-            return await self._answer(reply, prompt, note)
+            return await self._answer(reply, memory, note)
         except asyncio.CancelledError:
             if not self.closing:
                 raise
@@ -437,72 +452,163 @@ class Conversations:
             await reply.notice(SHUTDOWN_NOTICE)
         return None
 
-    def _remember(self, channel_id: int, memory: ChannelMemory, turn: Turn) -> None:
-        """Add `turn`; with summaries on, turns that no longer fit go to the summarizer."""
-        dropped = memory.remember(turn)
-        if self.summarizer is not None:
-            self.summarizer.add(channel_id, memory, dropped)
+    async def _answer(
+        self, reply: Reply, memory: ChannelMemory, note: str | None
+    ) -> tuple[Answer, Prompt] | None:
+        """Answer from `memory` by one deadline, streamed or whole as the channel's
+        settings say; the answer and the prompt it was given, or None when it failed
+        (the user is told why).
 
-    async def _answer_whole(self, reply: Reply, prompt: Prompt, note: str | None) -> Answer | None:
-        """Get the whole answer, then post it; the answer, or None if it failed."""
-        try:
-            async with show_typing(reply.channel):
-                answer = await self.model.complete(
-                    prompt.messages, **self._request_options(reply.channel.id)
-                )
-        except Exception as error:
-            await self._report_failure(reply, error)
-            return None
-        self._charge(reply.message, prompt, answer)
-        await reply.whole(answer.text, note)
+        A prompt refused as too long is retried once, shortened to the budget the
+        refusal taught the model's `ContextWindow`. Raises ImagesRefused, with nothing
+        shown, when the server refused the request's images (the caller retries
+        without them).
+        """
+        channel_id = reply.channel.id
+        effective, prompts = self._in_use[channel_id]  # set by _profile for this turn
+        window = self._window(effective.model, prompts)
+        options = {"model": effective.model, "reasoning_effort": effective.reasoning_effort}
+        deadline = self.model.deadline()
+        shortened = False
+        while True:
+            prompt = prompts.prompt(memory, window.budget)
+            try:
+                if effective.streaming:
+                    answer = await self._answer_streaming(reply, prompt, note, deadline, options)
+                else:
+                    answer = await self._answer_whole(reply, prompt, note, deadline, options)
+            except Exception as error:
+                failure = self._classify(error, prompt, window)
+                if failure.cause is Cause.CONTEXT_TOO_LONG and not shortened:
+                    budget = window.refused(
+                        prompt.tokens,
+                        window=failure.context_window,
+                        server_count=failure.prompt_tokens,
+                    )
+                    log.warning(
+                        "channel %s: the model service found the prompt too long (%d tokens "
+                        "by the bot's count; window %s); using a budget of %d tokens for "
+                        "model %s from now on, and asking again",
+                        channel_id,
+                        prompt.tokens,
+                        failure.context_window or "not stated",
+                        budget,
+                        window.model,
+                    )
+                    shortened = True
+                    continue
+                if failure.cause is Cause.IMAGES_REFUSED and _has_images(prompt):
+                    raise ImagesRefused(error, failure) from error
+                await self._report_failure(reply, error, failure, history_shortened=shortened)
+                return None
+            if answer.prompt_tokens is not None:
+                window.observe(prompt.tokens, answer.prompt_tokens)
+            return answer, prompt
+
+    def _window(self, model: str, prompts: PromptBuilder) -> ContextWindow:
+        """The learnt prompt budget of `model` (one per model, for every channel)."""
+        window = self.windows.get(model)
+        if window is None:
+            window = self.windows[model] = ContextWindow(
+                model,
+                self.settings.prompt_budget,
+                reply_tokens=self.settings.max_reply_tokens,
+                exact=counts_exactly(model),
+                floor=prompts.system.tokens + MIN_HISTORY_BUDGET + REPLY_PRIMING,
+            )
+        return window
+
+    def _classify(self, error: Exception, prompt: Prompt, window: ContextWindow) -> Failure:
+        """The failure `error` reports. A stream with no chunk at all (not even the role
+        chunk every server sends first) after a prompt with something to leave out is
+        llama-cpp-python's refusal of a prompt too long for its window."""
+        if isinstance(error, EmptyAnswer) and error.silent and prompt.tokens > window.floor:
+            return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
+        return classify(error, deadline=self.settings.openai_timeout)
+
+    async def _answer_whole(
+        self,
+        reply: Reply,
+        prompt: Prompt,
+        note: str | None,
+        deadline: float,
+        options: dict[str, str | None],
+    ) -> Answer:
+        """Get the whole answer, then post it with a note if it was cut short.
+
+        Raises what `ChatModel.complete` raises; nothing was posted then.
+        """
+        async with show_typing(reply.channel):
+            answer = await self.model.complete(prompt.messages, deadline=deadline, **options)
+        self._charge(reply, prompt, answer)
+        notes = [finish_note(answer.finish_reason), note]
+        await reply.whole(answer.text, "\n".join(filter(None, notes)) or None)
         return answer
 
     async def _answer_streaming(
-        self, reply: Reply, prompt: Prompt, note: str | None
-    ) -> Answer | None:
-        """Show the answer while it streams; the answer (or what arrived), or None.
+        self,
+        reply: Reply,
+        prompt: Prompt,
+        note: str | None,
+        deadline: float,
+        options: dict[str, str | None],
+    ) -> Answer:
+        """Show the answer while it streams; the answer (or what arrived).
 
-        A stream that breaks after some text keeps that text visible, marked as cut
-        off, and it is remembered as the bot's turn: it is what the channel saw.
+        A stream that breaks or stalls after some text keeps that text visible, marked
+        as cut off, and it is remembered as the bot's turn: it is what the channel saw.
+        Raises what `ChatModel.stream` raises when nothing is shown.
         """
-        message = reply.message
         answer = None
         try:
             async with show_typing(reply.channel):
-                options = self._request_options(reply.channel.id)
-                async for piece in self.model.stream(prompt.messages, **options):
+                stream = self.model.stream(prompt.messages, deadline=deadline, **options)
+                async for piece in stream:
                     if isinstance(piece, Answer):
                         answer = piece
-                        self._charge(message, prompt, answer)
+                        self._charge(reply, prompt, answer)
+                    elif piece is RETRACT:
+                        await reply.retract()
                     else:
                         reply.add(piece)
         except Exception as error:
             if not reply.text:
                 await reply.finish()
-                await self._report_failure(reply, error)
-                return None
-            log.warning("channel %s: the answer stream broke: %r", message.channel.id, error)
-            cut_off = f"-# ⚠️ The answer was cut off: {explain_failure(error)}"
-            note = "\n".join(filter(None, [cut_off, note]))
+                raise
+            if isinstance(error, DeadlinePassed):
+                log.warning("channel %s: the answer stream stalled: %s", reply.channel.id, error)
+                why = f"the model stopped writing for {error.seconds:g} seconds."
+            else:
+                log.warning("channel %s: the answer stream broke: %r", reply.channel.id, error)
+                why = user_message(classify(error, deadline=self.settings.openai_timeout))
+            note = "\n".join(filter(None, [f"-# ⚠️ The answer was cut off: {why}", note]))
             answer = Answer(reply.text, None, None, "interrupted")
-            self._charge(message, prompt, answer)
+            self._charge(reply, prompt, answer)
+        else:
+            assert answer is not None  # the stream ends with its Answer or raises
+            note = "\n".join(filter(None, [finish_note(answer.finish_reason), note])) or None
         await reply.finish(note)
         return answer
 
-    def _charge(self, message: discord.Message, prompt: Prompt, answer: Answer) -> None:
-        """Record an answer's tokens (the server's usage when sent, else our count) in
-        the stored usage and against its asker's daily allowance, before it is shown,
-        so their next message is judged with it."""
-        effective, prompts = self._in_use.get(message.channel.id, (None, self.prompts))
+    def _charge(self, reply: Reply, prompt: Prompt, answer: Answer) -> None:
+        """Record an answer's tokens in the stored usage and against its asker's daily
+        allowance, before it is shown, so their next message is judged with it: the
+        server's usage when it sent it, else the bot's count calibrated to the server's
+        (context_window.py)."""
+        message = reply.message
+        effective, prompts = self._in_use[reply.channel.id]
+        window = self._window(effective.model, prompts)
         completion = answer.completion_tokens
         if completion is None:
-            completion = prompts.counter.count_text(answer.text)
-        prompt_tokens = answer.prompt_tokens or prompt.tokens
+            completion = window.server_tokens(prompts.counter.count_text(answer.text))
+        prompt_tokens = answer.prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = window.server_tokens(prompt.tokens)
         self.usage.record(
             user_id=message.author.id,
             guild_id=message.guild.id if message.guild else None,
-            channel_id=message.channel.id,
-            model=effective.model if effective else self.settings.openai_model,
+            channel_id=reply.channel.id,
+            model=effective.model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion,
         )
@@ -512,19 +618,23 @@ class Conversations:
                 message.author.id, prompt_tokens + completion, discord.utils.utcnow()
             )
 
-    async def _report_failure(self, reply: Reply, error: Exception) -> None:
-        """Tell the user briefly why no answer came; the log gets the detail.
-
-        Raises ImagesRefused instead when the server refused images (the caller retries
-        without them)."""
-        channel_id = reply.message.channel.id
-        if classify(error).cause is Cause.IMAGES_REFUSED:
-            raise ImagesRefused from error
-        if isinstance(error, openai.OpenAIError | EmptyAnswer):
-            log.warning("channel %s: no answer from the model: %r", channel_id, error)
+    async def _report_failure(
+        self, reply: Reply, error: Exception, failure: Failure, *, history_shortened: bool
+    ) -> None:
+        """Tell the user briefly why no answer came, by its cause; the log gets the detail."""
+        channel_id = reply.channel.id
+        if isinstance(error, DeadlinePassed):
+            log.warning("channel %s: no answer from the model: %s", channel_id, error)
+        elif isinstance(error, openai.OpenAIError | EmptyAnswer | TimeoutError):
+            log.warning(
+                "channel %s: no answer from the model (%s): %r",
+                channel_id,
+                failure.cause.value,
+                error,
+            )
         else:  # a reply the SDK could not parse, say: keep serving
             log.error("channel %s: unexpected failure", channel_id, exc_info=error)
-        await reply.notice(explain_failure(error))
+        await reply.notice(failure_sentence(error, failure, history_shortened=history_shortened))
 
     # --- Settings per channel and stored usage (channel_settings.py, usage.py) ---------
 
@@ -592,12 +702,16 @@ class Conversations:
             return prompts.history_budget
         return prompts.history_budget - self.summarizer.max_tokens
 
-    def _request_options(self, channel_id: int) -> dict[str, str | None]:
-        """The model and reasoning effort the channel's settings choose, for ChatModel."""
-        effective = self._in_use[channel_id][0] if channel_id in self._in_use else None
-        if effective is None:
-            return {}
-        return {"model": effective.model, "reasoning_effort": effective.reasoning_effort}
+
+def failure_sentence(
+    error: BaseException, failure: Failure, *, history_shortened: bool = False
+) -> str:
+    """The one sentence the chat user reads when `error` (classified as `failure`) left
+    them without an answer: an empty answer's own, else the failure's cause's
+    (model_failures.user_message)."""
+    if isinstance(error, EmptyAnswer) and failure.cause is not Cause.CONTEXT_TOO_LONG:
+        return error.user_message()
+    return user_message(failure, history_shortened=history_shortened)
 
 
 def _count(number: int, thing: str) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from control_text import neutralise_control_text
 from tokenizer import REPLY_PRIMING, TokenCounter
 
 Role = Literal["system", "user", "assistant"]
@@ -73,6 +74,7 @@ class Turn:
     are part of the turn (text files, PDFs, images), for /memory.
     `message_ids`: the Discord messages it came from (a user's message; every message
     of a split answer), so a deletion or an edit on Discord can find it.
+    `label_tokens`: what saying who spoke adds (a user turn with a name), see `labelled`.
     """
 
     role: Role
@@ -82,12 +84,21 @@ class Turn:
     images: tuple[ImagePart, ...] = ()
     files: tuple[str, ...] = ()
     message_ids: tuple[int, ...] = ()
+    label_tokens: int = 0
 
-    def as_message(self) -> dict[str, Any]:
-        """The turn as a chat-completions message (content parts when it has images)."""
-        content: str | list[dict[str, Any]] = self.content
+    @property
+    def labelled(self) -> str:
+        """The content saying who spoke ("Alice: hi"), for channels with several speakers:
+        chat templates (Ollama's, llama.cpp's ChatML) drop `name`."""
+        return f"{self.name}: {self.content}" if self.label_tokens else self.content
+
+    def as_message(self, labelled: bool = False) -> dict[str, Any]:
+        """The turn as a chat-completions message (content parts when it has images);
+        `labelled`: the content says who spoke."""
+        text = self.labelled if labelled else self.content
+        content: str | list[dict[str, Any]] = text
         if self.images:
-            content = [{"type": "text", "text": self.content}]
+            content = [{"type": "text", "text": text}]
             content += [image.as_part() for image in self.images]
         message: dict[str, Any] = {"role": self.role, "content": content}
         if self.name is not None:
@@ -117,6 +128,7 @@ class PromptBuilder:
         """Raises ValueError (naming SYSTEM_PROMPT, for the user) if the system prompt
         leaves fewer than MIN_HISTORY_BUDGET tokens of `prompt_budget`."""
         self.counter = counter
+        self.prompt_budget = prompt_budget
         self.system = self._turn("system", system_prompt, None)
         # Tokens the history may use: the budget less the system prompt and reply priming.
         self.history_budget = prompt_budget - self.system.tokens - REPLY_PRIMING
@@ -139,8 +151,11 @@ class PromptBuilder:
         """A turn for `content` (and `images`), its text shortened if the turn alone
         would not fit in a request. Images that alone leave no room are left out.
 
-        Returns the turn and whether it was shortened.
+        Returns the turn and whether it was shortened. A user's text is sent with its
+        chat-template control markers neutralised (control_text.py).
         """
+        if role == "user":
+            content = neutralise_control_text(content)
         turn = self._turn(role, content, name, images, files)
         if turn.tokens <= self.history_budget:
             return turn, False
@@ -150,13 +165,39 @@ class PromptBuilder:
         shortened = self.counter.truncate(content, self.history_budget - overhead)
         return self._turn(role, shortened, name, images, files), True
 
-    def prompt(self, history: ChannelMemory) -> Prompt:
-        """The request for `history`: system prompt first, then the summary of older
-        turns if there is one, then the turns, oldest first."""
-        head = [self.system] if history.summary is None else [self.system, history.summary]
-        messages = [t.as_message() for t in head] + [t.as_message() for t in history]
-        tokens = sum(t.tokens for t in head) + history.tokens + REPLY_PRIMING
-        return Prompt(messages, tokens)
+    def prompt(self, history: ChannelMemory, budget: int | None = None) -> Prompt:
+        """The request for `history` within `budget` prompt tokens (default: the
+        configured prompt budget).
+
+        One system message: the system prompt, then the summary of older turns if there
+        is one (chat templates keep only the first system message). Then the newest
+        turns that fit, oldest first; the newest is shortened if it alone does not fit.
+        Turns left out stay in `history`. When the user turns come from more than one
+        speaker, each one's content starts with who spoke (`Turn.labelled`).
+        """
+        budget = self.prompt_budget if budget is None else budget
+        head = self.system
+        if history.summary is not None:
+            content = f"{self.system.content}\n\n{history.summary.content}"
+            head = self._turn("system", content, None)
+        turns = list(history)
+        speakers = {turn.name for turn in turns if turn.role == "user" and turn.name}
+        labelled = len(speakers) > 1
+        room = budget - head.tokens - REPLY_PRIMING
+        kept: list[Turn] = []
+        used = 0
+        for turn in reversed(turns):
+            cost = turn.tokens + (turn.label_tokens if labelled else 0)
+            if kept and used + cost > room:
+                break
+            if not kept and cost > room:
+                turn = self._shortened(turn, room - (turn.label_tokens if labelled else 0))
+                cost = turn.tokens + (turn.label_tokens if labelled else 0)
+            kept.append(turn)
+            used += cost
+        kept.reverse()
+        messages = [head.as_message()] + [t.as_message(labelled) for t in kept]
+        return Prompt(messages, head.tokens + used + REPLY_PRIMING)
 
     def summary(self, text: str, max_tokens: int) -> Turn:
         """The turn carrying a summary of dropped turns, at most `max_tokens`."""
@@ -177,8 +218,20 @@ class PromptBuilder:
         files: tuple[str, ...] = (),
     ) -> Turn:
         tokens = self.counter.count_message(role, content, name)
+        label_tokens = 0
+        if role == "user" and name:
+            label = self.counter.count_message(role, f"{name}: {content}", name) - tokens
+            label_tokens = max(label, 1)  # nonzero marks a turn that can be labelled
         tokens += sum(image.tokens for image in images)
-        return Turn(role, content, name, tokens, images, files)
+        return Turn(
+            role, content, name, tokens, images=images, files=files, label_tokens=label_tokens
+        )
+
+    def _shortened(self, turn: Turn, max_tokens: int) -> Turn:
+        """`turn` with its content cut to fit `max_tokens` tokens as a message."""
+        overhead = turn.tokens - self.counter.count_text(turn.content)
+        content = self.counter.truncate(turn.content, max(max_tokens - overhead, 0))
+        return self._turn(turn.role, content, turn.name, turn.images, turn.files)
 
 
 class ChannelMemory:

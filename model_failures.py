@@ -57,6 +57,8 @@ class Failure:
       (OpenAI: max_tokens -> "max_completion_tokens"), else None.
     - `context_window`: CONTEXT_TOO_LONG only, the window in tokens when the server's
       error states it, else None.
+    - `prompt_tokens`: CONTEXT_TOO_LONG only, the server's own count of the refused
+      prompt when its error states it, else None.
     - `deadline`: TIMED_OUT only, the caller's deadline in seconds when it passed one.
     - `detail`: the server's own words, for logs; never for chat users.
     """
@@ -66,6 +68,7 @@ class Failure:
     parameter: str | None = None
     replacement: str | None = None
     context_window: int | None = None
+    prompt_tokens: int | None = None
     deadline: float | None = None
     detail: str = ""
 
@@ -102,7 +105,11 @@ def _classify_api_error(error: openai.APIError, status: int | None) -> Failure:
     if "insufficient_quota" in (code, kind) or status == 402:
         return failure(Cause.OUT_OF_CREDIT)
     if _is_context_overflow(code, kind, lowered):
-        return failure(Cause.CONTEXT_TOO_LONG, context_window=_context_window(body, text))
+        return failure(
+            Cause.CONTEXT_TOO_LONG,
+            context_window=_context_window(body, text),
+            prompt_tokens=_prompt_tokens(body, text),
+        )
     # Before the parameter rules: "image input is not supported" would read as a
     # refused "input". llama.cpp says it with a 500, OpenRouter with a 404.
     if any(pattern.search(lowered) for pattern in _IMAGES_REFUSED):
@@ -196,6 +203,35 @@ _WINDOW = [
         r"maximum number of tokens allowed \((\d+)\)",
     )
 ]
+
+
+_PROMPT = [
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
+        # OpenAI: "However, your messages resulted in M tokens."
+        r"your messages resulted in (\d+) tokens",
+        # llama-cpp-python (and LiteLLM quoting it): "(M in the messages, C in the completion)".
+        r"\((\d+) in the messages",
+        # vLLM: "your prompt contains at least M input tokens"; older: "your request has M
+        # input tokens".
+        r"(?:contains at least|request has) (\d+) input tokens",
+        # llama.cpp: "request (M tokens) exceeds the available context size".
+        r"request \((\d+) tokens\)",
+        # Anthropic-style: "prompt is too long: M tokens > N maximum".
+        r"prompt is too long: (\d+) tokens",
+    )
+]
+
+
+def _prompt_tokens(body: object, text: str) -> int | None:
+    """The server's count of the refused prompt: llama.cpp's `n_prompt_tokens`, else a
+    number in the text."""
+    if isinstance(body, dict) and isinstance(body.get("n_prompt_tokens"), int):
+        return body["n_prompt_tokens"]
+    for pattern in _PROMPT:
+        if match := pattern.search(text):
+            return int(match.group(1))
+    return None
 
 
 def _is_context_overflow(code: str, kind: str, lowered: str) -> bool:

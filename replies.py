@@ -188,6 +188,29 @@ class Reply:
         if self._painter is None:
             self._painter = asyncio.create_task(self._paint_while_streaming())
 
+    async def retract(self) -> None:
+        """Withdraw everything streamed so far (it turned out to be the model's reasoning):
+        delete the messages posted for it and start the answer afresh, so the next
+        `add` posts a new reply."""
+        if self._painter is not None:
+            self._finishing.set()  # let the painter stop on its own, as in `finish`
+            self._changed.set()
+            await self._painter
+            self._painter = None
+        for posted in self.posted:
+            try:
+                await posted.delete()
+            except discord.HTTPException as error:
+                self._refused("delete", error)
+        self.splitter = ReplySplitter()
+        self._parts.clear()
+        self.final_chunks.clear()
+        self.posted.clear()
+        self.shown.clear()
+        self.last_edit.clear()
+        self._finishing.clear()
+        self._changed.clear()
+
     async def finish(self, note: str | None = None) -> None:
         """Show the whole answer as its final messages, with `note` after it if given.
 

@@ -75,6 +75,15 @@ def encoding_name_for_model(model: str) -> str:
     return name
 
 
+def counts_exactly(model: str) -> bool:
+    """Whether tiktoken knows `model` and its encoding is bundled here, so the bot's
+    counts are OpenAI's own for it (an OpenAI model name); no log line."""
+    try:
+        return tiktoken.model.encoding_name_for_model(model) in _ENCODINGS
+    except KeyError:
+        return False
+
+
 def load_encoding(name: str) -> tiktoken.Encoding:
     """Build tiktoken's `Encoding` `name` from the bundled files; no network, ~1 s for o200k.
 

@@ -322,6 +322,17 @@ class LlamaServer:
             self._process.wait()
             self._process = None
 
+    def pause(self) -> None:
+        """SIGSTOP the server, as a hung model looks: its connections stay open and
+        nothing more is sent on them until `resume()`."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self, grace: float = 10.0) -> None:
         """Ask the server to exit (SIGTERM); kill it after `grace` seconds."""
         if self._process is not None and self._process.poll() is None:

@@ -89,10 +89,11 @@ async def test_memory_is_per_channel_thread_and_dm(
     await replies(discord_api, "dm:alice")
 
     second, in_random, in_thread, in_dm = openai_api.completions[1:]
+    # Two people in one channel: each user turn says who spoke.
     assert [(m["role"], m["content"]) for m in second["messages"][1:]] == [
-        ("user", "My name is Ana."),
+        ("user", "Alice: My name is Ana."),
         ("assistant", "Nice to meet you, Ana."),
-        ("user", "What is her name?"),
+        ("user", "Zoe: What is her name?"),
     ]
     for request in (in_random, in_thread, in_dm):
         assert [m["content"] for m in request["messages"][1:]] == ["What is my name?"]
@@ -176,16 +177,16 @@ async def test_one_channel_in_order_while_others_proceed(
     [elsewhere] = await replies(discord_api, "random")
     assert discord_api.bot_messages("general") == []
     first, second = await replies(discord_api, "general", 2)
-    assert (first["content"], second["content"]) == ("first answer", "echo: second")
+    assert (first["content"], second["content"]) == ("first answer", "echo: Zoe: second")
     assert elsewhere["id"] < first["id"]
     # The second request saw the first exchange complete, in order.
     second_request = next(
-        r for r in openai_api.completions if r["messages"][-1]["content"] == "second"
+        r for r in openai_api.completions if r["messages"][-1]["content"] == "Zoe: second"
     )
     assert [m["content"] for m in second_request["messages"][1:]] == [
-        "first",
+        "Alice: first",
         "first answer",
-        "second",
+        "Zoe: second",
     ]
 
 
@@ -217,10 +218,10 @@ async def test_reply_to_mention_remembers_the_rest_as_context(
 
     first, follow_up, dm = openai_api.completions
     assert [m["content"] for m in first["messages"][1:]] == [
-        "I think we should use Rust.",
-        f"@{bot.user.display_name} What do you think of Alice's idea?",
+        "Alice: I think we should use Rust.",
+        f"Zoe: @{bot.user.display_name} What do you think of Alice's idea?",
     ]
-    assert follow_up["messages"][-1]["content"] == "follow-up"
+    assert follow_up["messages"][-1]["content"] == "Carol: follow-up"
     assert dm["messages"][-1]["content"] == "a DM needs no mention"
 
 
@@ -269,8 +270,10 @@ async def test_odd_text_is_handled(
     for n, text in enumerate(odd, start=1):
         await discord_api.user_says("general", "alice", text)
         await replies(discord_api, "general", n)
+    # Chat-template markers reach the model broken by a zero-width space (control_text).
     assert [r["messages"][-1]["content"] for r in openai_api.completions] == [
-        t.strip() for t in odd
+        "<\u200b|endoftext|> <\u200b|im_start|>system",
+        *(t.strip() for t in odd[1:]),
     ]
 
 

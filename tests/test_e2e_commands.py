@@ -38,9 +38,9 @@ async def test_reset_forgets_and_the_boundary_survives_a_restart(
     await discord_api.user_says("general", "bob", "And now?")
     await discord_api.wait_for(lambda: len(openai_api.completions) == 3)
     assert conversation(openai_api.completions[-1]) == [
-        ("user", "What is my name?"),
+        ("user", "Alice: What is my name?"),  # two speakers: each turn says who
         ("assistant", "echo: What is my name?"),
-        ("user", "And now?"),
+        ("user", "Zoe: And now?"),
     ]
 
 
@@ -87,6 +87,7 @@ async def test_memory_reports_privately(
     assert "4 messages" in text and "of 3,072 prompt tokens" in text
     assert "summarised when they no longer fit" in text
     assert "gpt-5.4-mini" in text and "posted when complete" in text
+    assert "token counts exact" in text  # tiktoken knows the model
     assert len(discord_api.bot_messages("random")) == 2  # nothing posted in the channel
 
 

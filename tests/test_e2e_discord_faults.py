@@ -11,6 +11,7 @@ import logging
 
 import pytest
 
+from memory import speaker_name
 from tests.e2e import MARKER, answered, conversation, final_messages, replies, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, prompt_tokens
@@ -169,11 +170,12 @@ async def test_mentions_of_the_bots_role_and_replies_to_it_address_the_bot(
         "general", "bob", "noted", reply_to=discord_api.bot_messages("general")[0]["id"]
     )
     await final_messages(discord_api, "general", 2)
+    # Two speakers now: each user turn says who spoke.
     assert [c for _, c in conversation(openai_api.completions[-1])] == [
-        "@ChatBot hi all",
+        "Alice: @ChatBot hi all",
         "echo: @ChatBot hi all",
-        "@Helpers helpers?",
-        "noted",
+        "Zoe: @Helpers helpers?",
+        "Zoe: noted",
     ]
 
 
@@ -182,14 +184,17 @@ async def test_a_burst_of_hundreds_reaches_the_model_in_order_within_the_budget(
 ) -> None:
     await start_bot(MAX_CONTEXT_TOKENS="1000", MAX_REPLY_TOKENS="300")
     said = await discord_api.burst("general", 300)
-    last = said[-1]["content"]
-    await openai_api.wait_for(lambda: answered(openai_api)[-1:] == [last], timeout=60)
-    seen: list[str] = []
+    # Many speakers: each user turn says who spoke ("User_7: message 7 from user_7").
+    labelled = [f"{speaker_name(m['author']['global_name'], 0)}: {m['content']}" for m in said]
+    await openai_api.wait_for(lambda: answered(openai_api)[-1:] == labelled[-1:], timeout=60)
+    # A message is sent as it was said while its author is the only speaker so far.
+    index = {text: n for n, m in enumerate(said) for text in (m["content"], labelled[n])}
+    seen: list[int] = []
     for request in openai_api.completions:
         assert prompt_tokens(request) <= 700
-        new = [m["content"] for m in request["messages"] if m["role"] == "user"]
-        seen += [c for c in new if c not in seen]
-    assert seen == [m["content"] for m in said]  # every message, in order
+        new = [index[m["content"]] for m in request["messages"] if m["role"] == "user"]
+        seen += [n for n in new if n not in seen]
+    assert seen == list(range(len(said)))  # every message, in order
     # Batches fill the budget: a few hundred short messages take a few dozen calls.
     assert 5 <= len(openai_api.completions) <= 40
 

@@ -64,7 +64,7 @@ async def test_an_edit_replaces_the_remembered_text(
     await final_messages(discord_api, "general", 2)
     edited = ("I like red " + "and more red " * 10).strip()
     contents = [c for _, c in conversation(openai_api.completions[-1])]
-    assert contents[:2] == [edited, "my favourite colour is teal"]
+    assert contents[:2] == [f"Zoe: {edited}", "Alice: my favourite colour is teal"]
     assert "a remembered message was edited" in caplog.text
     # Counted again, as a new turn would be.
     memory = (await bot.conversations()).memories[discord_api.general.id]

@@ -25,7 +25,11 @@ FAILURES = {
     "rate limited": (Error.rate_limited(0.01, times=ATTEMPTS), "busy right now"),
     "out of credit": (Error.quota_exhausted(retry_after=0.01, times=ATTEMPTS), "out of credit"),
     "server error": (Error.server_error(retry_after=0.01, times=ATTEMPTS), "internal error"),
-    "context too long": (Error.context_length_exceeded(), "too long for the model"),
+    # Refused again after the bot shortened the history and asked once more.
+    "context too long": (
+        Error.context_length_exceeded(times=2),
+        "too long for the model, even with older messages left out",
+    ),
     "bad key": (Error.bad_auth(), "OPENAI_API_KEY"),
     "timeout": (Hang(times=ATTEMPTS), "took too long"),
     "dropped connection": (CutStream(after_chunks=0, times=ATTEMPTS), "couldn't reach"),

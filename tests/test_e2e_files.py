@@ -172,7 +172,7 @@ async def test_a_text_only_model_is_told_once_and_the_text_answered(
     second = FakeAttachment("b.png", screenshot(400, 300), width=400, height=300)
     said = await discord_api.user_says("general", "bob", "And this one?", attachments=[second])
     answers = await final_messages(discord_api, "general", 2)
-    assert answers[-1] == "echo: And this one?"  # told once: no note again
+    assert answers[-1] == "echo: Zoe: And this one?"  # told once: no note again
     assert discord_api.downloaded(said["attachments"][0]) == []  # not fetched for nothing
     assert not any(image_parts(m) for m in openai_api.completions[-1]["messages"])
 
@@ -289,4 +289,4 @@ async def test_after_a_restart_files_are_read_back_into_the_same_turns(
     assert after[1:-2] == before[1:]  # the same turns, images where they were
     # The oldest image was not fetched again: it is only named in its turn.
     assert [len(discord_api.downloaded(s)) for s in shots] == [1, 2, 2]
-    assert after[3]["content"] == "screen 0\n\n[image: shot0.png]"
+    assert after[3]["content"] == "Zoe: screen 0\n\n[image: shot0.png]"

@@ -24,7 +24,8 @@ async def test_a_burst_from_one_user_gets_one_notice_and_stays_in_context(
     await discord_api.user_says("general", "bob", "bob is not limited")
     await discord_api.wait_for(
         lambda: any(
-            m["content"] == "echo: bob is not limited" for m in discord_api.bot_messages("general")
+            m["content"] == "echo: Zoe: bob is not limited"  # two speakers: named
+            for m in discord_api.bot_messages("general")
         )
     )
     notices = [m for m in discord_api.bot_messages("general") if "faster" in m["content"]]
@@ -33,7 +34,7 @@ async def test_a_burst_from_one_user_gets_one_notice_and_stays_in_context(
     # Every message, limited or not, is still in the conversation the model sees.
     last = openai_api.completions[-1]
     users = [m["content"] for m in last["messages"] if m["role"] == "user"]
-    assert users == [f"spam {i}" for i in range(8)] + ["bob is not limited"]
+    assert users == [f"Alice: spam {i}" for i in range(8)] + ["Zoe: bob is not limited"]
 
 
 @pytest.mark.discord_world(extra_text_channels=30)
@@ -114,7 +115,7 @@ async def test_daily_token_allowance(
     posted = await replies(discord_api, "general", 3)
     assert "used your share of the model for today" in posted[1]["content"]
     assert "00:00 UTC" in posted[1]["content"]
-    assert answered(openai_api) == ["one", "four"]
+    assert answered(openai_api) == ["one", "Zoe: four"]  # a second speaker is named
 
 
 @pytest.mark.parametrize("stream", ["false", "true"])

@@ -32,11 +32,12 @@ async def test_a_restarted_bot_reads_the_conversation_back(
     await start_bot()  # a new process would start the same way: empty memory
     await discord_api.user_says("general", "alice", "What is my favourite colour?")
     await discord_api.wait_for(lambda: len(openai_api.completions) == 3)
+    # Two people spoke, so each user turn says who (read back the same way as built).
     assert conversation(openai_api.completions[-1]) == [
-        ("user", "My favourite colour is teal."),
+        ("user", "Alice: My favourite colour is teal."),
         ("assistant", "\n".join(split_for_discord(long_answer))),  # one turn, not several
-        ("user", "this one fails"),  # the failure notice is no answer; other bots are out
-        ("user", "What is my favourite colour?"),
+        ("user", "Zoe: this one fails"),  # the failure notice is no answer; other bots are out
+        ("user", "Alice: What is my favourite colour?"),
     ]
 
 
@@ -54,8 +55,8 @@ async def test_read_back_is_bounded_by_the_budget(
     await discord_api.wait_for(lambda: len(openai_api.completions) == 13)
     request = openai_api.completions[-1]
     assert prompt_tokens(request) <= 700
-    assert request["messages"][-1]["content"] == "and now?"
-    assert request["messages"][-3]["content"].startswith("turn 11: ")  # the newest kept
+    assert request["messages"][-1]["content"] == "Zoe: and now?"  # two speakers now
+    assert request["messages"][-3]["content"].startswith("Alice: turn 11: ")  # the newest kept
     reads = [
         r
         for r in discord_api.requests[restarted:]
@@ -103,9 +104,11 @@ async def test_summaries_keep_dropped_facts_within_the_budget(
         )
 
     last = await openai_api.wait_for(asked)
-    summary = last["messages"][1]
-    assert summary["role"] == "system" and "4711" in summary["content"]
-    assert "The secret code is 4711." not in [m["content"] for m in last["messages"][2:]]
+    # The summary is inside the one system message (chat templates keep only the first).
+    system = last["messages"][0]
+    assert system["role"] == "system" and "4711" in system["content"]
+    assert [m["role"] for m in last["messages"]].count("system") == 1
+    assert all("4711" not in m["content"] for m in last["messages"][1:])
     for request in openai_api.completions:
         if not is_summary_request(request):
             assert prompt_tokens(request) <= 700

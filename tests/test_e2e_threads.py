@@ -150,9 +150,9 @@ async def test_a_locked_thread_is_read_but_not_answered(
     await discord_api.user_says("thread", "alice", "open again?")
     await replies(discord_api, "thread")
     assert [turn[1] for turn in conversation(openai_api.completions[0])] == [
-        "locked for now",
-        "really locked",
-        "open again?",
+        "Carol: locked for now",  # two speakers: each user turn says who spoke
+        "Carol: really locked",
+        "Alice: open again?",
     ]
 
 
@@ -187,7 +187,7 @@ async def test_without_thread_permissions_the_channel_is_answered_as_before(
     said = await discord_api.user_says("general", "alice", "first")
     await discord_api.user_says("general", "bob", "second")
     answers = await final_messages(discord_api, "general", 2)
-    assert answers == ["echo: first", "echo: second"]
+    assert answers == ["echo: first", "echo: Zoe: second"]  # a second speaker is named
     assert discord_api.bot_messages("general")[0]["message_reference"]["message_id"] == said["id"]
     assert discord_api.threads_in("general") == [discord_api.thread, discord_api.private_thread]
     [logged] = thread_logs(caplog, "answering in the channel")

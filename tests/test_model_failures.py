@@ -323,10 +323,47 @@ def test_errors_without_a_status() -> None:
               "(2048 tokens)", "type": "exceed_context_size_error", "n_ctx": 2048},
     )  # fmt: skip
     assert classify(streamed) == Failure(
-        Cause.CONTEXT_TOO_LONG, context_window=2048, detail=classify(streamed).detail
+        Cause.CONTEXT_TOO_LONG,
+        context_window=2048,
+        prompt_tokens=2100,
+        detail=classify(streamed).detail,
     )
     assert classify(openai.APIError("An error occurred during streaming", REQUEST, body=None)) \
         == Failure(Cause.UNKNOWN, detail="An error occurred during streaming")  # fmt: skip
+
+
+# The server's own count of a refused prompt, where its error states it (the bot
+# calibrates its estimate with it); None where the words give no count.
+PROMPT_COUNTS = {
+    "openai context": 130012,
+    "openai context, no number": None,
+    "litellm context": 1844,
+    "litellm context, provider words only": None,
+    "llama-cpp-python context": 1844,
+    "llama.cpp context": 2100,
+    "llama.cpp context, older": None,
+    "ollama context": None,
+}
+
+
+@pytest.mark.parametrize("row", PROMPT_COUNTS)
+def test_the_servers_count_of_a_refused_prompt(row: str) -> None:
+    status, payload, *_ = ROWS[row]
+    assert classify(sdk_error(status, payload)).prompt_tokens == PROMPT_COUNTS[row]
+
+
+def test_vllm_states_the_prompt_count() -> None:
+    message = (
+        "This model's maximum context length is 2048 tokens. However, you requested 512 "
+        "output tokens and your prompt contains at least 1700 input tokens, for a total of "
+        "at least 2212 tokens. (parameter=input_tokens, value=1700)"
+    )
+    failure = classify(sdk_error(400, openai_shape(message, "BadRequestError", None, 400)))
+    assert (failure.cause, failure.context_window, failure.prompt_tokens) == (
+        Cause.CONTEXT_TOO_LONG,
+        2048,
+        1700,
+    )
 
 
 def test_a_non_json_body_is_read_as_text() -> None:
