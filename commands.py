@@ -392,8 +392,7 @@ async def usage_me(interaction: discord.Interaction[ChatBot]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
     conversations = await interaction.client.conversations()
     await conversations.usage.flush()
-    store = interaction.client.store
-    assert store is not None  # opened before the conversations
+    store = conversations.usage.store
     try:
         totals = await store.user_totals(interaction.user.id)
     except StoreError as error:
@@ -418,8 +417,7 @@ async def usage_server(interaction: discord.Interaction[ChatBot]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
     conversations = await interaction.client.conversations()
     await conversations.usage.flush()
-    store = interaction.client.store
-    assert store is not None
+    store = conversations.usage.store
     guild_id = interaction.guild.id
     try:
         users = await store.top_users(guild_id, days=REPORT_DAYS)
