@@ -135,7 +135,9 @@ class ChatBot(discord.Client):
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own
-                channel = await self.threads.answer_channel(message, text, self.user)
+                channel = await self.threads.answer_channel(
+                    message, text, self.user, verdict.reply_to
+                )
             await conversations.receive(message, text, verdict, channel)
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:

@@ -32,8 +32,10 @@ from channel_settings import (
     change_refusal,
     describe,
     persona_refusal,
+    reply_to_refusal,
     show,
 )
+from config import ReplyTo
 from guards import Access
 from history import RESET_MESSAGE
 from store import StoreError
@@ -305,15 +307,23 @@ async def _model_names(
 
 
 @settings_group.command(name="reply-to")
-@app_commands.describe(mode="all: every message; mention: mentions, replies and DMs")
+@app_commands.describe(
+    mode="all; mention: mentions, replies, DMs; thread, mention-thread: the same, each in a thread",
+    scope=SCOPE_HELP,
+)
 async def settings_reply_to(
     interaction: discord.Interaction[ChatBot],
-    mode: Literal["all", "mention"],
+    mode: ReplyTo,
     scope: ScopeChoice = "channel",
 ) -> None:
-    """Choose which messages I answer."""
-    if not await _refused(interaction, scope):
-        await _change(interaction, "reply_to", mode, scope)
+    """Choose which messages I answer, and whether in threads."""
+    if await _refused(interaction, scope):
+        return
+    refusal = reply_to_refusal(mode, Place.of(interaction.channel), scope)
+    if refusal is not None:
+        await interaction.response.send_message(refusal, ephemeral=True)
+        return
+    await _change(interaction, "reply_to", mode, scope)
 
 
 @settings_group.command(name="reasoning-effort")

@@ -275,6 +275,7 @@ class Conversations:
         who = {
             "all": "every message",
             "thread": "every message, each new question in a thread of its own",
+            "mention-thread": "mentions and replies, each in a thread of its own",
         }.get(effective.reply_to, "mentions, replies and DMs")
         window = self._window(effective.model, prompts)
         prompt = prompts.prompt(memory, window.budget)
