@@ -8,6 +8,13 @@ asked of the model (chat_model.py) and posted through one `Reply` (replies.py).
 
 The turn remembered for an answer is what the channel shows (`Reply.shown_text`,
 notes included), which is also what read-back rebuilds after a restart.
+
+The lock covers what must happen in order: remembering the turns, asking the model,
+posting the answer's messages. The last edits of an answer's messages (`Reply.final_edits`)
+run outside it, in `final_edits`, which `close` waits for. Only the
+MAX_CACHED_CHANNELS most recently active channels keep their memory, queue and lock;
+a channel idle beyond that gives them up and is read back from Discord when it speaks
+again (a channel with a turn in progress or waiting is never given up).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import Settings
 from history import read_back
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
+from pacing import ChannelPacer, RecentlyUsed
 from replies import Reply, show_typing
 from summaries import Summarizer
 
@@ -34,6 +42,8 @@ log = logging.getLogger("chatbot")
 SHORTENED_NOTE = "-# Your message was too long for me to read whole; I answered its beginning."
 # More waiting messages than this in one channel are answered together, in one call.
 COALESCE_AFTER = 3
+# At shutdown, wait at most this long (seconds) for answers' last edits to land.
+FINAL_EDITS_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,11 @@ class Conversations:
         # that they are taken one turn at a time, in order.
         self.waiting: defaultdict[int, deque[PendingTurn]] = defaultdict(deque)
         self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.pacers: defaultdict[int, ChannelPacer] = defaultdict(ChannelPacer)
+        # The channels above, most recently active last; the rest give their state up.
+        self.active: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
+        # Answers' last edits still under way (outside the channels' locks).
+        self.final_edits: set[asyncio.Task[None]] = set()
 
     async def receive(self, message: discord.Message, text: str, verdict: Verdict) -> None:
         """Take `message` (its text `text`) into its channel's conversation as `verdict`
@@ -84,8 +99,9 @@ class Conversations:
         # handler holds the channel's lock works from the head of the queue.
         waiting = self.waiting[message.channel.id]
         waiting.append(PendingTurn(message, text, verdict.answer))
+        self._use(message.channel.id)
         for notice in verdict.notices:
-            await Reply(message).notice(notice)
+            await Reply(message, self.pacers[message.channel.id]).notice(notice)
         async with self.locks[message.channel.id]:
             if not waiting:
                 return  # answered together with others
@@ -102,12 +118,14 @@ class Conversations:
         boundary read-back never crosses (history.RESET_MESSAGE)."""
         # A new, empty memory: an answer in progress finishes into the old one, unseen.
         self.memories[channel_id] = ChannelMemory(self.memory_budget)
+        self._use(channel_id)
         if self.summarizer is not None:
             self.summarizer.forget(channel_id)
 
     async def report(self, channel: discord.abc.Messageable) -> str:
         """What the bot remembers in `channel`, for /memory (Discord markdown)."""
         channel_id = getattr(channel, "id", 0)
+        self._use(channel_id)
         async with self.locks[channel_id]:
             waiting = self.waiting[channel_id]
             memory = await self._memory(channel, before=waiting[0].message if waiting else None)
@@ -127,7 +145,9 @@ class Conversations:
         )
 
     async def close(self) -> None:
-        """Stop background summaries and close the model client."""
+        """Let answers' last edits land, stop background summaries, close the model client."""
+        if self.final_edits:
+            await asyncio.wait(self.final_edits, timeout=FINAL_EDITS_TIMEOUT)
         if self.summarizer is not None:
             await self.summarizer.close()
         await self.model.close()
@@ -155,7 +175,7 @@ class Conversations:
         prompt = self.prompts.prompt(memory)
         note = SHORTENED_NOTE if shortened and to_answer[-1] is batch[-1] else None
         started = time.perf_counter()
-        reply = Reply(message)
+        reply = Reply(message, self.pacers[channel.id])
         if self.settings.stream_replies:
             answer = await self._answer_streaming(reply, prompt, note)
         else:
@@ -164,6 +184,27 @@ class Conversations:
             return
         self._remember(channel.id, memory, self.prompts.turn("assistant", reply.shown_text)[0])
         log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
+        if reply.final_edits is not None:
+            # Not awaited under the lock: the next turn need not wait for an edit.
+            self.final_edits.add(reply.final_edits)
+            reply.final_edits.add_done_callback(self.final_edits.discard)
+
+    def _use(self, channel_id: int) -> None:
+        """Mark the channel as active; channels idle beyond MAX_CACHED_CHANNELS give up
+        their memory, queue, lock and pacer (memory is read back when next needed)."""
+        self.active.use(channel_id)
+        for idle in self.active.overflow(self._busy):
+            self.memories.pop(idle, None)
+            self.waiting.pop(idle, None)
+            self.locks.pop(idle, None)
+            self.pacers.pop(idle, None)
+            if self.summarizer is not None:
+                self.summarizer.forget(idle)
+
+    def _busy(self, channel_id: int) -> bool:
+        """Whether the channel has a turn in progress or waiting."""
+        lock = self.locks.get(channel_id)
+        return bool(self.waiting.get(channel_id)) or (lock is not None and lock.locked())
 
     async def _memory(
         self, channel: discord.abc.Messageable, before: discord.Message | None
