@@ -33,7 +33,8 @@ from chat_model import Answer, ChatModel, EmptyAnswer, explain_failure
 from config import Settings
 from history import read_back
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
-from pacing import ChannelPacer, RecentlyUsed
+from pacing import ChannelPacer
+from recency import RecentlyUsed
 from replies import Reply, show_typing
 from summaries import Summarizer
 

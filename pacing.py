@@ -1,24 +1,19 @@
-"""Small bounded structures the bot keeps per channel and per user, tested directly.
+"""How fast the bot writes in one channel: `ChannelPacer`, shared by its replies.
 
-* `ChannelPacer`: how long a streamed answer's next in-between edit must wait so that
-  the bot's writes in one channel stay within Discord's per-channel budget.
-* `RecentlyUsed`: which channels (or users) were active most recently, so that the
-  least recently used beyond a bound can give up what the bot keeps for them.
+A streamed answer's in-between edits only show it sooner, so they wait for the
+channel's budget; posts and final edits never wait (see replies.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterator
-from typing import Generic, TypeVar
+from collections import deque
+from collections.abc import Callable
 
 # Discord does not document its per-channel limit on sends and edits; about 5 per 5 s,
 # edits included, is what is commonly observed (discord.py waits out a 429 itself).
 CHANNEL_WRITES = 5
 CHANNEL_WINDOW = 5.0  # seconds
-
-Key = TypeVar("Key", bound=Hashable)
 
 
 class ChannelPacer:
@@ -62,53 +57,3 @@ class ChannelPacer:
         if len(self._recent) == self.writes:  # the window is full: wait for its oldest
             due = max(due, self._recent[0] + self.window)
         return max(0.0, due - self.clock())
-
-
-class RecentlyUsed(Generic[Key]):
-    """Keys in order of last use, of which at most `limit` are kept.
-
-    `use(key)` marks a key as the most recently used. `overflow(busy)` removes and
-    returns the least recently used keys beyond `limit`, skipping (and marking as
-    used) those for which `busy(key)` is true: they are in use and kept, so the
-    bound can be exceeded while more keys than `limit` are busy at once.
-    """
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        self.limit = limit
-        self._order: OrderedDict[Key, None] = OrderedDict()
-
-    def use(self, key: Key) -> None:
-        """Mark `key` as the most recently used."""
-        self._order[key] = None
-        self._order.move_to_end(key)
-
-    def discard(self, key: Key) -> None:
-        """Forget `key` if it is there."""
-        self._order.pop(key, None)
-
-    def overflow(self, busy: Callable[[Key], bool] = lambda _key: False) -> list[Key]:
-        """Remove and return the least recently used keys beyond `limit`, oldest first."""
-        gone: list[Key] = []
-        # Each key is looked at once at most: a busy key moves to the newest end.
-        for _ in range(len(self._order)):
-            if len(self._order) <= self.limit:
-                break
-            key = next(iter(self._order))
-            if busy(key):
-                self._order.move_to_end(key)
-            else:
-                del self._order[key]
-                gone.append(key)
-        return gone
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._order
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def __iter__(self) -> Iterator[Key]:
-        """Keys from the least to the most recently used."""
-        return iter(self._order)
