@@ -724,6 +724,7 @@ class DiscordStandIn(Recorder):
             "private_thread", new_id(), CHANNEL_PRIVATE_THREAD, "a private thread",
             parent_id=self.general.id, owner_id=self.carol.id, **guild,
         )  # fmt: skip
+        self._channels_by_id: dict[int, FakeChannel] = {}  # filled by channel()
         self.channels: dict[str, FakeChannel] = {
             c.key: c
             for c in (
@@ -771,9 +772,14 @@ class DiscordStandIn(Recorder):
             return self.channels[ref]
         with contextlib.suppress(TypeError, ValueError):
             wanted = int(ref)
-            for candidate in self.channels.values():
-                if candidate.id == wanted:
-                    return candidate
+            # An index, so that a benchmark's 100,000 DMs are not a scan per request;
+            # rebuilt when a channel added since is asked for.
+            found = self._channels_by_id.get(wanted)
+            if found is None:
+                self._channels_by_id = {c.id: c for c in self.channels.values()}
+                found = self._channels_by_id.get(wanted)
+            if found is not None:
+                return found
         raise KeyError(f"no channel {ref!r}; known: {sorted(self.channels)}")
 
     def dm_channel(self, user: FakeUser | str | int) -> FakeChannel:
@@ -783,6 +789,7 @@ class DiscordStandIn(Recorder):
         if key not in self.channels:
             dm = FakeChannel(key, self._snowflake(), CHANNEL_DM, recipient_id=who.id)
             self.channels[key] = dm
+            self._channels_by_id[dm.id] = dm
             self._messages[dm.id] = {}
         return self.channels[key]
 
