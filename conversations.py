@@ -181,14 +181,14 @@ class Conversations:
             answer = await self._answer_streaming(reply, prompt, note)
         else:
             answer = await self._answer_whole(reply, prompt, note)
-        if answer is None or not reply.visible:
-            return
-        self._remember(channel.id, memory, self.prompts.turn("assistant", reply.shown_text)[0])
-        log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
         if reply.final_edits is not None:
             # Not awaited under the lock: the next turn need not wait for an edit.
             self.final_edits.add(reply.final_edits)
             reply.final_edits.add_done_callback(self.final_edits.discard)
+        if answer is None or not reply.visible:
+            return
+        self._remember(channel.id, memory, self.prompts.turn("assistant", reply.shown_text)[0])
+        log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
 
     def _use(self, channel_id: int) -> None:
         """Mark the channel as active; channels idle beyond MAX_CACHED_CHANNELS give up

@@ -75,7 +75,8 @@ class Reply:
 
     @property
     def shown_text(self) -> str:
-        """What the channel shows of the answer: its messages joined by newlines."""
+        """What the channel shows of the answer (once `final_edits` land): its
+        messages joined by newlines."""
         return "\n".join(self.shown)
 
     async def notice(self, text: str) -> bool:
