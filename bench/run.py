@@ -885,8 +885,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke run")
     parser.add_argument("--only", help="comma-separated figures to run, e.g. 1,3 (2 runs with 1)")
+    parser.add_argument(
+        "--channels", help="figure 9's checkpoints, e.g. 10000,100000 (the full default)"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
+    if args.channels:
+        checkpoints = tuple(int(n) for n in args.channels.split(","))
+        plan = dataclasses.replace(plan, seen_checkpoints=checkpoints)
     only = set(args.only.replace("2", "1").split(",")) if args.only else None
     # A text bot needs no voice: skip discord.py's warnings about voice libraries (as bot.py).
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
