@@ -17,6 +17,7 @@ import discord
 
 from config import ReplyTo, Settings
 from guards import Access, UserLimits
+from recency import RecentlyUsed
 
 CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 BLOCKED_NOTE = "Sorry, you can't use this bot."
@@ -82,7 +83,8 @@ class Audience:
         self.settings = settings
         self.access = settings.access
         self.limits = limits
-        self.told_blocked: set[int] = set()  # blocked users already told so in a DM
+        # Blocked users already told so in a DM; one forgotten is told once more.
+        self.told_blocked: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
 
     def access_of(self, author: discord.abc.User, channel: object, in_dm: bool) -> Access:
         """The access rules' verdict on `author` (a Member carries roles) in `channel`."""
@@ -102,7 +104,8 @@ class Audience:
         mode = reply_to or self.settings.reply_to
         access = self.access_of(message.author, message.channel, message.guild is None)
         if access is Access.BLOCKED_IN_DM and message.author.id not in self.told_blocked:
-            self.told_blocked.add(message.author.id)
+            self.told_blocked.use(message.author.id)
+            self.told_blocked.overflow()
             return Verdict(remember=False, answer=False, notices=(BLOCKED_NOTE,), reply_to=mode)
         if access is not Access.ALLOWED:
             return Verdict(remember=False, answer=False, reply_to=mode)

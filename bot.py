@@ -59,7 +59,10 @@ class ChatBot(discord.Client):
         self.audience = Audience(
             settings,
             UserLimits(
-                settings.user_rate_limit, settings.user_daily_tokens, settings.access.admins
+                settings.user_rate_limit,
+                settings.user_daily_tokens,
+                settings.access.admins,
+                settings.max_cached_channels,
             ),
         )
         self.threads = Threads(settings)

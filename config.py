@@ -60,6 +60,7 @@ VARIABLES = (
     "USER_RATE_LIMIT",
     "USER_DAILY_TOKENS",
     "MAX_CONCURRENT_REQUESTS",
+    "MAX_CACHED_CHANNELS",
     "STREAM_REPLIES",
     "OPENAI_TIMEOUT",
     "MEMORY_STRATEGY",
@@ -87,6 +88,8 @@ MAX_MESSAGES_PER_MINUTE = 1_000
 MAX_DAILY_TOKENS = 1_000_000_000
 # the OpenAI SDK's connection pool holds 1,000 connections; more requests would queue there.
 MAX_CONCURRENT = 1_000
+# a million channels' memories at the full default budget would be tens of gigabytes.
+MAX_CHANNELS_CACHED = 1_000_000
 MAX_URL_LENGTH = 2_000  # what browsers and servers reliably take
 MAX_SNOWFLAKE = 2**64 - 1  # Discord ids are unsigned 64-bit numbers, never 0
 # The store's default: a SQLite file in data/ beside bot.py (git-ignored), made on first run.
@@ -130,6 +133,8 @@ class Settings:
     user_rate_limit: int = 0  # messages per minute; 0: no limit
     user_daily_tokens: int = 0  # prompt + completion tokens per UTC day; 0: no limit
     max_concurrent_requests: int = 8
+    # Channels (and users) whose state is kept in memory; idle ones beyond are let go.
+    max_cached_channels: int = 1000
     memory_strategy: MemoryStrategy = "drop"
     reset_permission: ResetPermission = "manage_messages"
     dev_guild_id: int | None = None
@@ -287,6 +292,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         max_concurrent_requests=_integer(
             get, "MAX_CONCURRENT_REQUESTS", 8, minimum=1, maximum=MAX_CONCURRENT
+        ),
+        max_cached_channels=_integer(
+            get, "MAX_CACHED_CHANNELS", 1000, minimum=1, maximum=MAX_CHANNELS_CACHED
         ),
         memory_strategy=_word(get, "MEMORY_STRATEGY", get_args(MemoryStrategy), "drop"),
         reset_permission=_word(

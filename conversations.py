@@ -12,6 +12,13 @@ notes included), which is also what read-back rebuilds after a restart.
 A message's attachments (files.py) become part of its user turn; what was skipped or
 shortened is said in the answer's note. A server that refuses images gets the request
 again without them, and no images for the rest of the process.
+
+The lock covers what must happen in order: remembering the turns, asking the model,
+posting the answer's messages. The last edits of an answer's messages (`Reply.final_edits`)
+run outside it, in `final_edits`, which `close` waits for. Only the
+MAX_CACHED_CHANNELS most recently active channels keep their memory, queue and lock;
+a channel idle beyond that gives them up and is read back from Discord when it speaks
+again (a channel with a turn in progress or waiting is never given up).
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from files import FileReader, Files
 from history import read_back
 from memory import MIN_HISTORY_BUDGET, ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from model_failures import Cause, Failure, classify, user_message
+from pacing import ChannelPacer
+from recency import RecentlyUsed
 from replies import Reply, show_typing
 from store import Store, StoreError
 from summaries import Summarizer
@@ -60,6 +69,8 @@ SHUTDOWN_GRACE = 2.0
 SHUTDOWN_CLOSE_OFF = 6.0
 # More waiting messages than this in one channel are answered together, in one call.
 COALESCE_AFTER = 3
+# At shutdown, wait at most this long (seconds) for answers' last edits to land.
+FINAL_EDITS_TIMEOUT = 10.0
 CUT_BY_CAP_NOTE = "-# ⚠️ Cut off: the answer reached the reply length limit (MAX_REPLY_TOKENS)."
 NO_FINISH_NOTE = (
     "-# ⚠️ This answer may be incomplete: the model service ended it without saying it was finished."
@@ -150,6 +161,11 @@ class Conversations:
         # builder of its latest turn (its memory was counted with that builder).
         self._builders: dict[tuple[str, str], PromptBuilder] = {}
         self._in_use: dict[int, tuple[Effective, PromptBuilder]] = {}
+        self.pacers: defaultdict[int, ChannelPacer] = defaultdict(ChannelPacer)
+        # The channels above, most recently active last; the rest give their state up.
+        self.active: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
+        # Answers' last edits still under way (outside the channels' locks).
+        self.final_edits: set[asyncio.Task[None]] = set()
 
     async def receive(
         self,
@@ -174,8 +190,9 @@ class Conversations:
         channel_id = getattr(channel, "id", 0)
         waiting = self.waiting[channel_id]
         waiting.append(PendingTurn(message, text, verdict.answer, channel))
+        self._use(channel_id)
         for notice in verdict.notices:
-            await Reply(message).notice(notice)
+            await Reply(message, self.pacers[message.channel.id]).notice(notice)
         async with self.locks[channel_id]:
             if not waiting or self.closing:
                 return  # answered together with others
@@ -247,6 +264,7 @@ class Conversations:
         # A new, empty memory: an answer in progress finishes into the old one, unseen.
         prompts = self._in_use[channel_id][1] if channel_id in self._in_use else self.prompts
         self.memories[channel_id] = ChannelMemory(self._memory_budget(prompts))
+        self._use(channel_id)
         if self.summarizer is not None:
             self.summarizer.forget(channel_id)
 
@@ -260,6 +278,7 @@ class Conversations:
     async def report(self, channel: discord.abc.Messageable) -> str:
         """What the bot remembers in `channel`, for /memory (Discord markdown)."""
         channel_id = getattr(channel, "id", 0)
+        self._use(channel_id)
         async with self.locks[channel_id]:
             waiting = self.waiting[channel_id]
             await self._profile(channel)
@@ -330,7 +349,8 @@ class Conversations:
         """Shut down: take no new messages, let answers in flight finish for
         SHUTDOWN_GRACE seconds, close off the rest with SHUTDOWN_NOTE (waiting up to
         SHUTDOWN_CLOSE_OFF seconds for Discord), then stop background summaries, close
-        the model client and the store. Discord must still be connected meanwhile."""
+        the model client and the store once answers' last edits have landed (at most
+        FINAL_EDITS_TIMEOUT seconds). Discord must still be connected meanwhile."""
         self.closing = True
         if self.answering:
             log.info("shutting down: finishing %d answer(s) in flight", len(self.answering))
@@ -340,6 +360,8 @@ class Conversations:
                     task.cancel()
             if late:
                 await asyncio.wait(late, timeout=SHUTDOWN_CLOSE_OFF)
+        if self.final_edits:
+            await asyncio.wait(self.final_edits, timeout=FINAL_EDITS_TIMEOUT)
         if self.summarizer is not None:
             await self.summarizer.close()
         await self.model.close()
@@ -386,28 +408,44 @@ class Conversations:
         if not has_turn and to_answer[-1] is batch[-1]:
             # Nothing of the message could be read: say why instead of staying silent.
             if notes:
-                await Reply(message).notice("\n".join(notes))
+                await Reply(message, self.pacers[channel.id], channel).notice("\n".join(notes))
             return
 
         note_lines = [SHORTENED_NOTE] if shortened and to_answer[-1] is batch[-1] else []
         note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
-        reply = Reply(message, channel=channel)
+        reply = Reply(message, self.pacers[channel.id], channel)
         try:
             answered = await self._answer_until_shutdown(reply, memory, note)
         except ImagesRefused:
             log.warning("channel %s: the model refused images; sending none again", channel.id)
             self._refuse_images()  # the request has no images now: it cannot be raised again
-            reply = Reply(message, channel=channel)
+            reply = Reply(message, self.pacers[channel.id], channel)
             note = "\n".join([NO_VISION_NOTE, *note_lines, *notes])
             answered = await self._answer_until_shutdown(reply, memory, note)
         if answered is None or not reply.visible:
             return
         answer, prompt = answered
-        turn = prompts.turn("assistant", reply.shown_text)[0]
+        # Remembered as the channel will show it once the last edits land (they run
+        # outside the lock); corrected if Discord refuses one.
+        turn = prompts.turn("assistant", reply.final_text)[0]
         turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reply.posted))
         self._remember(channel.id, memory, turn)
+        if reply.final_edits is not None:
+            reply.final_edits.add_done_callback(
+                lambda _: self._remember_as_shown(channel.id, reply, prompts)
+            )
         log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
+
+    def _remember_as_shown(self, channel_id: int, reply: Reply, prompts: PromptBuilder) -> None:
+        """After an answer's last edits: if Discord refused one, the remembered answer
+        becomes what the channel shows after all."""
+        memory = self.memories.get(channel_id)
+        if memory is None or reply.shown_text == reply.final_text:
+            return
+        turn = prompts.turn("assistant", reply.shown_text)[0]
+        turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reply.posted))
+        memory.replace(reply.posted[0].id, turn)
 
     async def _read_files(self, pending: PendingTurn) -> Files:
         """What the message's attachments add to its turn (nothing without any)."""
@@ -425,6 +463,25 @@ class Conversations:
         self.told_no_vision = True
         for memory in self.memories.values():
             memory.drop_images()
+
+    def _use(self, channel_id: int) -> None:
+        """Mark the channel as active; channels idle beyond MAX_CACHED_CHANNELS give up
+        their memory, queue, lock and pacer (memory is read back when next needed)."""
+        self.active.use(channel_id)
+        for idle in self.active.overflow(self._busy):
+            self.memories.pop(idle, None)
+            self.waiting.pop(idle, None)
+            self.locks.pop(idle, None)
+            self.pacers.pop(idle, None)
+            self._in_use.pop(idle, None)
+            self.arrivals.pop(idle, None)
+            if self.summarizer is not None:
+                self.summarizer.forget(idle)
+
+    def _busy(self, channel_id: int) -> bool:
+        """Whether the channel has a turn in progress or waiting."""
+        locks = (self.locks.get(channel_id), self.arrivals.get(channel_id))
+        return bool(self.waiting.get(channel_id)) or any(lock and lock.locked() for lock in locks)
 
     async def _memory(
         self, channel: discord.abc.Messageable, before: discord.Message | None
@@ -487,17 +544,23 @@ class Conversations:
         """The answer; one cut off by `close` is closed off on Discord with
         SHUTDOWN_NOTE (or SHUTDOWN_NOTICE if nothing was shown) and not remembered."""
         try:
-            return await self._answer(reply, memory, note)
-        except asyncio.CancelledError:
-            if not self.closing:
-                raise
-        asyncio.current_task().uncancel()  # type: ignore[union-attr]  # ours, handled
-        if reply.text:
-            await reply.finish(SHUTDOWN_NOTE)
-        else:
-            await reply.finish()  # a painter may have nothing to show yet
-            await reply.notice(SHUTDOWN_NOTICE)
-        return None
+            try:
+                return await self._answer(reply, memory, note)
+            except asyncio.CancelledError:
+                if not self.closing:
+                    raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # ours, handled
+            if reply.text:
+                await reply.finish(SHUTDOWN_NOTE)
+            else:
+                await reply.finish()  # a painter may have nothing to show yet
+                await reply.notice(SHUTDOWN_NOTICE)
+            return None
+        finally:
+            # Tracked from this task, before it ends, so that `close` waits for them too.
+            if reply.final_edits is not None:
+                self.final_edits.add(reply.final_edits)
+                reply.final_edits.add_done_callback(self.final_edits.discard)
 
     async def _answer(
         self, reply: Reply, memory: ChannelMemory, note: str | None

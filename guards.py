@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from recency import RecentlyUsed
+
 RATE_WINDOW = 60.0  # seconds: USER_RATE_LIMIT counts messages per minute
 
 
@@ -76,12 +78,19 @@ class UserLimits:
     user hits a limit, the one notice to send them; further messages while limited
     get no notice (no spam). Usage is counted here as answers are given; the bot also
     sets it from the stored usage (`set_usage`), so it holds across restarts.
+
+    Of users whose limits no longer hold anything (no message in the last minute, no
+    tokens spent today), only the `max_users` most recent are kept: the rest are
+    forgotten, which changes no answer. Users still counted are never forgotten.
     """
 
-    def __init__(self, rate_limit: int, daily_tokens: int, admins: frozenset[int]) -> None:
+    def __init__(
+        self, rate_limit: int, daily_tokens: int, admins: frozenset[int], max_users: int = 1000
+    ) -> None:
         self.rate_limit = rate_limit  # 0: off
         self.daily_tokens = daily_tokens  # 0: off
         self.admins = admins
+        self._users: RecentlyUsed[int] = RecentlyUsed(max_users)
         self._recent: defaultdict[int, deque[float]] = defaultdict(deque)
         self._spent: dict[int, tuple[str, int]] = {}  # user -> (UTC day, tokens)
         self._noticed: dict[int, str] = {}  # user -> limit period they were told about
@@ -93,6 +102,7 @@ class UserLimits:
         """
         if user_id in self.admins:
             return True, None
+        self._use(user_id, now, today)
         if self.daily_tokens and self.tokens_spent(user_id, today) >= self.daily_tokens:
             return False, self._notice_once(user_id, f"day:{today.date()}", _daily_notice(today))
         if self.rate_limit:
@@ -111,6 +121,7 @@ class UserLimits:
 
     def record_usage(self, user_id: int, tokens: int, today: datetime) -> None:
         """Add `tokens` (prompt + completion) to what `user_id` spent on `today`."""
+        self._use(user_id, None, today)
         self._spent[user_id] = (str(today.date()), self.tokens_spent(user_id, today) + tokens)
 
     def set_usage(self, user_id: int, tokens: int, today: datetime) -> None:
@@ -120,6 +131,21 @@ class UserLimits:
     def tokens_spent(self, user_id: int, today: datetime) -> int:
         day, tokens = self._spent.get(user_id, ("", 0))
         return tokens if day == str(today.date()) else 0
+
+    def _use(self, user_id: int, now: float | None, today: datetime) -> None:
+        """Mark `user_id` as active; forget idle users beyond `max_users`."""
+        self._users.use(user_id)
+        for idle in self._users.overflow(lambda user: self._counted(user, now, today)):
+            self._recent.pop(idle, None)
+            self._spent.pop(idle, None)
+            self._noticed.pop(idle, None)
+
+    def _counted(self, user_id: int, now: float | None, today: datetime) -> bool:
+        """Whether forgetting `user_id` would change a limit (`now` None: unknown)."""
+        recent = self._recent.get(user_id)
+        if recent and (now is None or recent[-1] > now - RATE_WINDOW):
+            return True
+        return self.tokens_spent(user_id, today) > 0
 
     def _notice_once(self, user_id: int, period: str, notice: str) -> str | None:
         if self._noticed.get(user_id) == period:

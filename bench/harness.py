@@ -72,9 +72,10 @@ async def standins(extra_text_channels: int = 0) -> AsyncIterator[StandIns]:
             print(f"  warning: the Discord stand-in failed: {discord_api.errors[:3]!r}")
 
 
-def bot_environment(apis: StandIns, *, stream: bool = False) -> dict[str, str]:
-    """The .env a user would write, pointed at the stand-ins."""
+def bot_environment(apis: StandIns, *, stream: bool = False, **extra: str) -> dict[str, str]:
+    """The .env a user would write, pointed at the stand-ins (`extra`: more settings)."""
     return {
+        **extra,
         "DISCORD_BOT_TOKEN": apis.discord.bot_token,
         "OPENAI_API_KEY": OPENAI_KEY,
         "OPENAI_BASE_URL": apis.openai.base_url,
@@ -305,12 +306,14 @@ class BotProcess:
             await self.reader
 
 
-async def launch(kind: Kind, apis: StandIns, folder: Path, *, stream: bool = False) -> BotProcess:
+async def launch(
+    kind: Kind, apis: StandIns, folder: Path, *, stream: bool = False, **extra: str
+) -> BotProcess:
     """Start `python bot.py` (with a .env in `folder`) or `python bench/relay_bot.py`.
 
     Both get a bare environment; the relay reads the same variables from it.
     """
-    settings = bot_environment(apis, stream=stream)
+    settings = bot_environment(apis, stream=stream, **extra)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder)}
     if kind == "ours":
         (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
@@ -334,10 +337,10 @@ async def launch(kind: Kind, apis: StandIns, folder: Path, *, stream: bool = Fal
 
 @contextlib.asynccontextmanager
 async def bot_process(
-    kind: Kind, apis: StandIns, folder: Path, *, stream: bool = False
+    kind: Kind, apis: StandIns, folder: Path, *, stream: bool = False, **extra: str
 ) -> AsyncIterator[BotProcess]:
     """A bot process, connected (its on_ready logged) for the block, stopped after."""
-    bot = await launch(kind, apis, folder, stream=stream)
+    bot = await launch(kind, apis, folder, stream=stream, **extra)
     try:
         await apis.discord.wait_until_ready(timeout=30)
         await bot.wait_connected()
@@ -378,15 +381,17 @@ class RssSampler:
 
 @dataclass(frozen=True)
 class Distribution:
-    """Median and 99th percentile of some samples (linear interpolation between ranks)."""
+    """Median, 95th and 99th percentile of some samples (linear interpolation between
+    ranks)."""
 
     median: float
     p99: float
     n: int
+    p95: float
 
     @classmethod
     def of(cls, samples: list[float]) -> Distribution:
         if len(samples) < 2:
             raise ValueError("need at least two samples")
-        p99 = statistics.quantiles(samples, n=100, method="inclusive")[98]
-        return cls(statistics.median(samples), p99, len(samples))
+        cuts = statistics.quantiles(samples, n=100, method="inclusive")
+        return cls(statistics.median(samples), cuts[98], len(samples), cuts[94])

@@ -12,9 +12,9 @@ answer was complete, `.sent_chunks` = when each streamed piece was sent). Latenc
 are the median and p99 of 200 turns per case (`--quick`: 30), sent one at a time.
 Targets are shown next to the figures, never asserted.
 
-A full run takes 5-7 minutes on 2 cores, 4-6 of them for figure 4 (2 x 20,000 turns
-through real bot processes); `--quick` is a ~25 s smoke run with less of everything;
-`--only 1,6` runs some figures.
+A full run takes about half an hour on 2 cores, most of it for figures 9 (2 x 100,000
+turns) and 4 (2 x 20,000 turns) through real bot processes; `--quick` is a ~90 s smoke
+run with less of everything; `--only 1,6` runs some figures.
 
 1. Dispatch -> model. From the dispatch of a MESSAGE_CREATE to the chat-completions
    request arriving at the OpenAI stand-in: what the bot does before asking the model
@@ -66,6 +66,15 @@ through real bot processes); `--quick` is a ~25 s smoke run with less of everyth
    stand-ins: ours streamed, ours not streamed, the relay. From the dispatch: the
    first POST (first visible text), and the last POST/PATCH (the channel shows the
    final answer); the model's first token (first streamed chunk sent) for reference.
+8. Busy channel, streamed. One channel filled to the budget as in 1b, then messages one
+   after another, each dispatched once the previous answer's first post arrived (so
+   its last edit may still be due); instant model; ours streams (the relay cannot).
+   Per message: dispatch -> model request, and dispatch -> the first POST or PATCH
+   that shows the whole answer; p50/p95/p99 of `samples` messages, bots as processes.
+9. Many channels. Both bots as processes at once (as figure 4): DMs from new users
+   (user_1, user_2, ...), one message each (a new channel each), at most 16
+   unanswered; RSS after the first checkpoint (10,000) and the last (100,000), once
+   every message so far is answered. Most of a full run's time (2 x 100,000 turns).
 
 Output: a table on stdout (figure, ours, relay, ours/relay, target), then the same as
 JSON, also written to bench/results/latest.json.
@@ -145,6 +154,7 @@ class Plan:
     launches: int = 5
     stream_chunks: int = 200
     chunk_delay: float = 0.1
+    seen_checkpoints: tuple[int, ...] = (10_000, 100_000)  # figure 9
 
 
 QUICK = Plan(
@@ -158,6 +168,7 @@ QUICK = Plan(
     growth_turns=40,
     launches=2,
     stream_chunks=20,
+    seen_checkpoints=(500, 2_000),
 )
 
 
@@ -470,7 +481,7 @@ async def figure_4(plan: Plan, results: Results) -> None:
             memory["ours"]["ready_mb"], memory["relay"]["ready_mb"]),
         Row("4", f"RSS after {name}", "MB", memory["ours"]["end_mb"], memory["relay"]["end_mb"]),
         Row("4", f"peak RSS (VmHWM), {name}", "MB", peak["ours"], peak["relay"],
-            "< 200 MB", peak["ours"] < 200),
+            "<= 150 MB", peak["ours"] <= 150),
     ]  # fmt: skip
 
 
@@ -658,11 +669,127 @@ async def figure_7(plan: Plan, results: Results) -> None:
         Row("7", "streamed: model's last token", "s", streamed["model_done_s"],
             relay["model_done_s"]),
         Row("7", "streamed: complete answer shown", "s", streamed["complete_s"],
-            relay["complete_s"]),
+            relay["complete_s"], "<= model's last token + 0.1 s",
+            streamed["complete_s"] <= streamed["model_done_s"] + 0.1),
         Row("7", "not streamed: first visible text", "s", whole["first_visible_s"],
             relay["first_visible_s"]),
         Row("7", "not streamed: complete answer shown", "s", whole["complete_s"],
             relay["complete_s"]),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------
+# Figure 8: a busy channel, streamed
+# ---------------------------------------------------------------------------------
+
+
+def final_write_times(discord_api: Any, finals: set[str]) -> dict[str, float]:
+    """For each text of `finals`, when a POST or PATCH that shows it arrived first."""
+    seen: dict[str, float] = {}
+    for r in discord_api.requests:
+        if r.method in ("POST", "PATCH") and r.status == 200 and isinstance(r.json, dict):
+            content = r.json.get("content")
+            if content in finals and content not in seen:
+                seen[content] = r.at
+    return seen
+
+
+def final_text(turn: TurnTiming) -> str:
+    """The answer as both bots show it whole (one message: the answers are short)."""
+    return (turn.request.reply_text or "").strip()[:2000]
+
+
+async def busy_channel(kind: Kind, plan: Plan) -> tuple[list[float], list[float]]:
+    """One channel filled to the budget, then messages one after another (each sent
+    once the previous answer's first post arrived); instant model. Ours streams.
+
+    Returns per message: dispatch -> model request, and dispatch -> the complete
+    answer shown (the first POST or PATCH carrying the whole answer), in ms.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        async with (
+            standins() as apis,
+            bot_process(kind, apis, Path(folder), stream=kind == "ours"),
+        ):
+            for i in range(plan.fill_turns):
+                await timed_turn(apis, "general", chat_text(2000 + i, LONG_TURN_CHARS))
+            turns = [
+                await timed_turn(apis, "general", chat_text(8000 + i, LONG_TURN_CHARS))
+                for i in range(plan.samples)
+            ]
+            finals = {final_text(t) for t in turns}
+            await apis.discord.wait_for(
+                lambda: len(final_write_times(apis.discord, finals)) == len(finals), 60
+            )
+            shown = final_write_times(apis.discord, finals)
+    to_model = [ms(t.to_model) for t in turns]
+    complete = [ms(shown[final_text(t)] - t.dispatched) for t in turns]
+    return to_model, complete
+
+
+async def figure_8(plan: Plan, results: Results) -> None:
+    to_model: dict[Kind, Distribution] = {}
+    complete: dict[Kind, Distribution] = {}
+    for kind in KINDS:
+        model_ms, complete_ms = await busy_channel(kind, plan)
+        to_model[kind] = Distribution.of(model_ms)
+        complete[kind] = Distribution.of(complete_ms)
+    results.details["busy_channel"] = {
+        kind: {"to_model_ms": dataclasses.asdict(to_model[kind]),
+               "to_complete_answer_ms": dataclasses.asdict(complete[kind])}
+        for kind in KINDS
+    }  # fmt: skip
+    rows: list[Row] = []
+    for name, stat in (("p50", "median"), ("p95", "p95"), ("p99", "p99")):
+        ours, relay = getattr(to_model["ours"], stat), getattr(to_model["relay"], stat)
+        target = ("<= 1.2x relay", ours <= 1.2 * relay) if stat == "p99" else ("", None)
+        rows.append(Row("8", f"busy channel, streamed: message -> model, {name}", "ms",
+                        ours, relay, *target))  # fmt: skip
+    for name, stat in (("p50", "median"), ("p95", "p95"), ("p99", "p99")):
+        ours, relay = getattr(complete["ours"], stat), getattr(complete["relay"], stat)
+        target = ("<= relay + 50 ms", ours <= relay + 50) if stat == "p99" else ("", None)
+        rows.append(Row("8", f"busy channel: message -> complete answer shown, {name}", "ms",
+                        ours, relay, *target))  # fmt: skip
+    results.rows += rows
+
+
+# ---------------------------------------------------------------------------------
+# Figure 9: memory after many channels
+# ---------------------------------------------------------------------------------
+
+
+async def channels_seen(kind: Kind, plan: Plan) -> dict[str, float]:
+    """RSS of one bot process after `plan.seen_checkpoints` DM channels, one message
+    each (a new user each time), at most MEMORY_IN_FLIGHT unanswered."""
+    last = plan.seen_checkpoints[-1]
+    rss: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        async with standins() as apis, bot_process(kind, apis, Path(folder)) as bot:
+            answers = AnswerTracker(apis.discord)
+            said: list[str] = []
+            for n in range(1, last + 1):
+                if len(said) >= MEMORY_IN_FLIGHT:
+                    await answers.wait_for([said[-MEMORY_IN_FLIGHT]])
+                message = await apis.discord.user_dms(f"user_{n}", chat_text(n, 200))
+                said.append(message["id"])
+                if n in plan.seen_checkpoints:
+                    await answers.wait_for(said[-MEMORY_IN_FLIGHT:])
+                    rss[str(n)] = bot.rss() / MIB
+            rss["peak"] = bot.peak_rss() / MIB
+    return rss
+
+
+async def figure_9(plan: Plan, results: Results) -> None:
+    ours, relay = await asyncio.gather(*(channels_seen(kind, plan) for kind in KINDS))
+    results.details["channels_seen_rss_mb"] = {"ours": ours, "relay": relay}
+    first, last = (str(n) for n in (plan.seen_checkpoints[0], plan.seen_checkpoints[-1]))
+    growth = ours[last] / ours[first] - 1
+    results.rows += [
+        Row("9", f"RSS after {int(first):,} DM channels, 1 message each", "MB",
+            ours[first], relay[first]),
+        Row("9", f"RSS after {int(last):,} DM channels, 1 message each", "MB",
+            ours[last], relay[last], f"within 10 % of {int(first):,} ({growth:+.1%})",
+            abs(growth) <= 0.10),
     ]  # fmt: skip
 
 
@@ -740,6 +867,8 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("3", "throughput", lambda: figure_3(plan, counter, results)),
         ("7", "streaming", lambda: figure_7(plan, results)),
         ("4", "memory", lambda: figure_4(plan, results)),
+        ("8", "busy channel", lambda: figure_8(plan, results)),
+        ("9", "many channels", lambda: figure_9(plan, results)),
     ]
     for figure, name, step in steps:
         if not wanted(figure):
@@ -756,8 +885,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke run")
     parser.add_argument("--only", help="comma-separated figures to run, e.g. 1,3 (2 runs with 1)")
+    parser.add_argument(
+        "--channels", help="figure 9's checkpoints, e.g. 10000,100000 (the full default)"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
+    if args.channels:
+        checkpoints = tuple(int(n) for n in args.channels.split(","))
+        plan = dataclasses.replace(plan, seen_checkpoints=checkpoints)
     only = set(args.only.replace("2", "1").split(",")) if args.only else None
     # A text bot needs no voice: skip discord.py's warnings about voice libraries (as bot.py).
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False

@@ -52,6 +52,7 @@ EVERY = {
     "USER_RATE_LIMIT": "5",
     "USER_DAILY_TOKENS": "1000",
     "MAX_CONCURRENT_REQUESTS": "3",
+    "MAX_CACHED_CHANNELS": "50",
     "STREAM_REPLIES": "false",
     "OPENAI_TIMEOUT": "30",
     "MEMORY_STRATEGY": "summarize",
@@ -88,6 +89,7 @@ def test_defaults() -> None:
     assert "Discord" in settings.system_prompt
     assert settings.user_rate_limit == settings.user_daily_tokens == 0  # no limits
     assert settings.max_concurrent_requests == 8
+    assert settings.max_cached_channels == 1000
     assert settings.memory_strategy == "drop"
     assert settings.reset_permission == "manage_messages"
     assert settings.dev_guild_id is None
@@ -141,6 +143,7 @@ def test_guard_settings_are_parsed() -> None:
             "USER_RATE_LIMIT": "6",
             "USER_DAILY_TOKENS": "20000",
             "MAX_CONCURRENT_REQUESTS": "2",
+            "MAX_CACHED_CHANNELS": "20",
         }
     )
     assert settings.access == AccessRules(
@@ -154,6 +157,7 @@ def test_guard_settings_are_parsed() -> None:
     )
     assert (settings.user_rate_limit, settings.user_daily_tokens) == (6, 20000)
     assert settings.max_concurrent_requests == 2
+    assert settings.max_cached_channels == 20
 
 
 @pytest.mark.parametrize(
@@ -178,6 +182,7 @@ def test_guard_settings_are_parsed() -> None:
         ({**MINIMAL, "USER_RATE_LIMIT": "-1"}, "USER_RATE_LIMIT"),
         ({**MINIMAL, "USER_DAILY_TOKENS": "1e6"}, "USER_DAILY_TOKENS"),
         ({**MINIMAL, "MAX_CONCURRENT_REQUESTS": "0"}, "MAX_CONCURRENT_REQUESTS"),
+        ({**MINIMAL, "MAX_CACHED_CHANNELS": "0"}, "MAX_CACHED_CHANNELS"),
         ({**MINIMAL, "MEMORY_STRATEGY": "remember-all"}, "MEMORY_STRATEGY"),
         ({**MINIMAL, "RESET_PERMISSION": "admins"}, "RESET_PERMISSION"),
         ({**MINIMAL, "DEV_GUILD_ID": "1,2"}, "DEV_GUILD_ID"),
@@ -347,6 +352,7 @@ def test_good_urls_are_kept_as_given(url: str) -> None:
         ("USER_RATE_LIMIT", "1001"),
         ("USER_DAILY_TOKENS", "1000000001"),
         ("MAX_CONCURRENT_REQUESTS", "1001"),
+        ("MAX_CACHED_CHANNELS", "1000001"),
     ],
 )
 def test_whole_numbers_are_plain_digits_within_bounds(variable: str, value: str) -> None:
@@ -364,10 +370,12 @@ def test_the_bounds_themselves_are_accepted() -> None:
             "USER_RATE_LIMIT": "1000",
             "USER_DAILY_TOKENS": "1000000000",
             "MAX_CONCURRENT_REQUESTS": "1000",
+            "MAX_CACHED_CHANNELS": "1000000",
         }
     )
     assert (settings.max_context_tokens, settings.max_reply_tokens) == (MAX_TOKENS, 100)
     assert settings.user_daily_tokens == 1_000_000_000
+    assert settings.max_cached_channels == 1_000_000
 
 
 @pytest.mark.parametrize("variable", ["OPENAI_API_KEY", "DISCORD_BOT_TOKEN"])

