@@ -112,6 +112,7 @@ class ChatBot(discord.Client):
             channel_settings=ChannelSettings(self.store, settings),
             usage=usage,
             counters=counters,
+            store=self.store,
         )
 
     def _close_if_failed(self, task: asyncio.Task[Conversations]) -> None:
