@@ -17,7 +17,6 @@ import discord
 
 from config import ReplyTo, Settings
 from guards import Access, UserLimits
-from threads import reply_mode
 
 CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 BLOCKED_NOTE = "Sorry, you can't use this bot."
@@ -67,11 +66,13 @@ def channel_scope(channel: object) -> set[int]:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What to do with a conversation message: `answer` it or only remember it, and
-    `notices` to post to its author first (a limit reached, a blocked DM)."""
+    `notices` to post to its author first (a limit reached, a blocked DM), and the
+    channel's `reply_to` mode it was judged by."""
 
     remember: bool
     answer: bool
     notices: tuple[str, ...] = ()
+    reply_to: ReplyTo = "all"  # the reply mode it was judged by: where to answer (threads.py)
 
 
 class Audience:
@@ -97,30 +98,38 @@ class Audience:
     ) -> Verdict:
         """The verdict on a conversation message (see `is_conversation`). An answered
         message counts toward its author's rate limit. `reply_to`: the channel's
-        setting (default REPLY_TO)."""
+        effective setting (default REPLY_TO), carried in the verdict."""
+        mode = reply_to or self.settings.reply_to
         access = self.access_of(message.author, message.channel, message.guild is None)
         if access is Access.BLOCKED_IN_DM and message.author.id not in self.told_blocked:
             self.told_blocked.add(message.author.id)
-            return Verdict(remember=False, answer=False, notices=(BLOCKED_NOTE,))
+            return Verdict(remember=False, answer=False, notices=(BLOCKED_NOTE,), reply_to=mode)
         if access is not Access.ALLOWED:
-            return Verdict(remember=False, answer=False)
-        if not self.is_addressed(message, me, reply_to):
-            return Verdict(remember=True, answer=False)
+            return Verdict(remember=False, answer=False, reply_to=mode)
+        if not self.is_addressed(message, me, mode):
+            return Verdict(remember=True, answer=False, reply_to=mode)
         answer, notice = self.limits.check(
             message.author.id, time.monotonic(), discord.utils.utcnow()
         )
-        return Verdict(remember=True, answer=answer, notices=(notice,) if notice else ())
+        notices = (notice,) if notice else ()
+        return Verdict(remember=True, answer=answer, notices=notices, reply_to=mode)
 
     def is_addressed(
-        self, message: discord.Message, me: discord.ClientUser, reply_to: str | None = None
+        self, message: discord.Message, me: discord.ClientUser, reply_to: ReplyTo | None = None
     ) -> bool:
-        """Whether the bot should answer `message` (not only remember it): every message
-        in DMs and where the reply mode (`reply_to`: the channel's setting, else
-        REPLY_TO) is all or thread; else those `addresses_bot`."""
-        mode = reply_to or reply_mode(self.settings, message.channel)
+        """Whether the bot should answer `message` (not only remember it), by the reply
+        mode `reply_to` (the channel's setting, else REPLY_TO): every message in DMs and
+        in `all` and `thread` mode; in `mention-thread` mode, every message in a thread
+        the bot started (its conversation goes on without mentions) and elsewhere those
+        `addresses_bot`, as in `mention` mode."""
+        mode = reply_to or self.settings.reply_to
         # In thread mode every message is answered, in a thread of its own (threads.py).
         if mode in ("all", "thread") or message.guild is None:
             return True
+        channel = message.channel
+        if mode == "mention-thread" and isinstance(channel, discord.Thread):
+            if channel.owner_id == me.id:
+                return True
         return addresses_bot(message, me)
 
     def history_filter(self) -> Callable[[discord.Message], Awaitable[bool]]:

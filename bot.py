@@ -19,17 +19,12 @@ import discord
 import yarl
 
 from audience import Audience, is_conversation
-from channel_settings import ChannelSettings
-from chat_model import ChatModel
 from commands import COMMANDS, ChatTree, ModelList
 from config import ConfigError, Settings, load_settings, read_environment
 from conversations import Conversations
 from guards import UserLimits
-from memory import PromptBuilder
-from store import Store, StoreError
 from threads import Threads, opening_text
-from tokenizer import TokenCounter, TokenCounters, encoding_name_for_model, load_encoding
-from usage import UsageLedger
+from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
 
@@ -70,7 +65,6 @@ class ChatBot(discord.Client):
         self.threads = Threads(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
         self._conversations: asyncio.Task[Conversations] | None = None
-        self.store: Store | None = None  # opened at start-up (DATABASE_URL)
         self._closing: asyncio.Task[None] | None = None
         self.model_list = ModelList()  # for /settings model
         self.tree = ChatTree(self)
@@ -78,7 +72,9 @@ class ChatBot(discord.Client):
             self.tree.add_command(command)
 
     async def setup_hook(self) -> None:
-        self._conversations = asyncio.create_task(self._open_conversations())
+        self._conversations = asyncio.create_task(
+            Conversations.open(self.settings, self.tokenizer, self.audience, self)
+        )
         self._conversations.add_done_callback(self._close_if_failed)
         await self.tree.register(self.settings.dev_guild_id)
 
@@ -86,34 +82,6 @@ class ChatBot(discord.Client):
         """The conversation layer; the first call waits for the tokenizer to load."""
         assert self._conversations is not None, "called before setup_hook"
         return await self._conversations
-
-    async def _open_conversations(self) -> Conversations:
-        settings = self.settings
-        try:
-            self.store = await Store.open(settings.database_url)
-        except StoreError as error:  # not openable or not writable: stop with one line
-            raise ConfigError(f"DATABASE_URL: {error}") from None
-        log.info("storing settings and usage in %s", self.store.where)
-        counter = await self.tokenizer
-        try:
-            prompts = PromptBuilder(counter, settings.system_prompt, settings.prompt_budget)
-        except ValueError as error:  # the system prompt leaves no room for a conversation
-            raise ConfigError(str(error)) from None
-        usage = UsageLedger(self.store)
-        usage.start_pruning(settings.usage_retention_days)
-        counters = TokenCounters({encoding_name_for_model(settings.openai_model): counter})
-        # The model's HTTP client belongs to the running event loop, so it is made here.
-        return Conversations(
-            settings,
-            prompts,
-            ChatModel(settings),
-            self.audience,
-            self,
-            channel_settings=ChannelSettings(self.store, settings),
-            usage=usage,
-            counters=counters,
-            store=self.store,
-        )
 
     def _close_if_failed(self, task: asyncio.Task[Conversations]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -136,12 +104,7 @@ class ChatBot(discord.Client):
             # thread behind, which keeps the process from exiting.
             await asyncio.wait([task])
             if not task.cancelled() and task.exception() is None:
-                conversations = task.result()
-                await conversations.close()
-                await conversations.usage.close()
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
+                await task.result().close()
         await super().close()
 
     async def on_ready(self) -> None:
@@ -172,7 +135,9 @@ class ChatBot(discord.Client):
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own
-                channel = await self.threads.answer_channel(message, text, self.user)
+                channel = await self.threads.answer_channel(
+                    message, text, self.user, verdict.reply_to
+                )
             await conversations.receive(message, text, verdict, channel)
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from config import ReplyTo, Settings
 from store import Scope, Store, StoreError
@@ -56,6 +56,8 @@ MAX_CHOICE_LENGTH = 100
 MAX_MODEL_NAME = 200  # store.MAX_MODEL_LENGTH: usage rows are keyed by the model name
 
 ScopeTarget = Literal["channel", "server"]
+# The reply modes that answer a channel's new messages in threads (threads.py).
+THREAD_MODES = ("thread", "mention-thread")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,7 @@ def resolve(settings: Settings, layers: Sequence[tuple[str, Mapping[str, str]]])
     return Effective(
         persona=values["persona"] or settings.system_prompt,
         model=values["model"] or settings.openai_model,
-        reply_to="mention" if values["reply_to"] == "mention" else "all",
+        reply_to=cast(ReplyTo, values["reply_to"] or settings.reply_to),  # checked by parse
         reasoning_effort=values["reasoning_effort"],
         streaming=values["streaming"] == "on",
         sources=sources,
@@ -206,6 +208,25 @@ def change_refusal(
         return "You need the Manage Server permission to change the server's defaults."
     if target == "channel" and not manage_channels:
         return "You need the Manage Channels permission to change this channel's settings."
+    return None
+
+
+def reply_to_refusal(mode: str, place: Place, target: ScopeTarget) -> str | None:
+    """Why reply mode `mode` may not be set at `target` from `place`, in one line, or None.
+
+    The thread modes start threads in a server's text channels: a DM has none (Discord
+    has no threads in DMs), and a thread cannot start threads of its own (Discord nests
+    none), so in a thread they are set on its channel, whose threads inherit them.
+    """
+    if mode not in THREAD_MODES:
+        return None
+    if place.guild_id is None:
+        return "There are no threads in a DM: choose all or mention here."
+    if target == "channel" and place.parent_id is not None:
+        return (
+            "A thread can't start threads: set this mode on its channel (its threads "
+            "inherit it), or choose all or mention for this thread."
+        )
     return None
 
 

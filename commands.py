@@ -33,8 +33,10 @@ from channel_settings import (
     describe,
     model_suggestions,
     persona_refusal,
+    reply_to_refusal,
     show,
 )
+from config import ReplyTo
 from guards import Access
 from history import RESET_MESSAGE
 from store import StoreError
@@ -310,15 +312,23 @@ async def _model_names(
 
 
 @settings_group.command(name="reply-to")
-@app_commands.describe(mode="all: every message; mention: mentions, replies and DMs")
+@app_commands.describe(
+    mode="all; mention: mentions, replies, DMs; thread, mention-thread: the same, each in a thread",
+    scope=SCOPE_HELP,
+)
 async def settings_reply_to(
     interaction: discord.Interaction[ChatBot],
-    mode: Literal["all", "mention"],
+    mode: ReplyTo,
     scope: ScopeChoice = "channel",
 ) -> None:
-    """Choose which messages I answer."""
-    if not await _refused(interaction, scope):
-        await _change(interaction, "reply_to", mode, scope)
+    """Choose which messages I answer, and whether in threads."""
+    if await _refused(interaction, scope):
+        return
+    refusal = reply_to_refusal(mode, Place.of(interaction.channel), scope)
+    if refusal is not None:
+        await interaction.response.send_message(refusal, ephemeral=True)
+        return
+    await _change(interaction, "reply_to", mode, scope)
 
 
 @settings_group.command(name="reasoning-effort")
@@ -397,8 +407,7 @@ async def usage_me(interaction: discord.Interaction[ChatBot]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
     conversations = await interaction.client.conversations()
     await conversations.usage.flush()
-    store = interaction.client.store
-    assert store is not None  # opened before the conversations
+    store = conversations.usage.store
     try:
         totals = await store.user_totals(interaction.user.id)
     except StoreError as error:
@@ -423,8 +432,7 @@ async def usage_server(interaction: discord.Interaction[ChatBot]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
     conversations = await interaction.client.conversations()
     await conversations.usage.flush()
-    store = interaction.client.store
-    assert store is not None
+    store = conversations.usage.store
     guild_id = interaction.guild.id
     try:
         users = await store.top_users(guild_id, days=REPORT_DAYS)

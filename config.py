@@ -30,7 +30,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "fenced code blocks with a language tag); there are no tables or images, so keep "
     "answers concise and readable in a chat."
 )
-ReplyTo = Literal["all", "mention", "thread"]
+ReplyTo = Literal["all", "mention", "thread", "mention-thread"]
 MemoryStrategy = Literal["drop", "summarize"]
 ResetPermission = Literal["manage_messages", "everyone"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]

@@ -63,9 +63,7 @@ _NAMED_FORMS = (
     r"<\uff5c[^\s\uff5c<>\u200b]{1,64}\uff5c>",
 )
 _MARKER = re.compile(
-    "|".join(
-        [*_NAMED_FORMS, *(re.escape(m) for m in sorted(KNOWN_MARKERS, key=len, reverse=True))]
-    )
+    "|".join([*_NAMED_FORMS, *(re.escape(m) for m in sorted(KNOWN_MARKERS, key=len, reverse=True))])
 )
 
 

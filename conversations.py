@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import discord
@@ -29,7 +30,7 @@ import openai
 from audience import Audience, Verdict
 from channel_settings import ChannelSettings, Effective, Place
 from chat_model import RETRACT, Answer, ChatModel, DeadlinePassed, EmptyAnswer
-from config import Settings
+from config import ConfigError, Settings
 from context_window import ContextWindow
 from files import FileReader, Files
 from history import read_back
@@ -38,7 +39,13 @@ from model_failures import Cause, Failure, classify, user_message
 from replies import Reply, show_typing
 from store import Store, StoreError
 from summaries import Summarizer
-from tokenizer import REPLY_PRIMING, TokenCounters, counts_exactly
+from tokenizer import (
+    REPLY_PRIMING,
+    TokenCounter,
+    TokenCounters,
+    counts_exactly,
+    encoding_name_for_model,
+)
 from usage import UsageLedger
 
 log = logging.getLogger("chatbot")
@@ -270,6 +277,7 @@ class Conversations:
         who = {
             "all": "every message",
             "thread": "every message, each new question in a thread of its own",
+            "mention-thread": "mentions and replies, each in a thread of its own",
         }.get(effective.reply_to, "mentions, replies and DMs")
         window = self._window(effective.model, prompts)
         prompt = prompts.prompt(memory, window.budget)
@@ -283,11 +291,49 @@ class Conversations:
             f"token counts {window.describe()}."
         )
 
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        tokenizer: Awaitable[TokenCounter],
+        audience: Audience,
+        client: discord.Client,
+    ) -> Conversations:
+        """Open the store (DATABASE_URL) and, once `tokenizer` (OPENAI_MODEL's) has
+        loaded, the conversations. Raises ConfigError naming DATABASE_URL when the
+        store cannot be opened or written, or SYSTEM_PROMPT when it leaves no room."""
+        try:
+            store = await Store.open(settings.database_url)
+        except StoreError as error:  # not openable or not writable: stop with one line
+            raise ConfigError(f"DATABASE_URL: {error}") from None
+        log.info("storing settings and usage in %s", store.where)
+        try:
+            counter = await tokenizer
+            prompts = PromptBuilder(counter, settings.system_prompt, settings.prompt_budget)
+        except ValueError as error:  # the system prompt leaves no room for a conversation
+            await store.close()
+            raise ConfigError(str(error)) from None
+        usage = UsageLedger(store)
+        usage.start_pruning(settings.usage_retention_days)
+        counters = TokenCounters({encoding_name_for_model(settings.openai_model): counter})
+        # The model's HTTP client belongs to the running event loop, so it is made here.
+        return cls(
+            settings,
+            prompts,
+            ChatModel(settings),
+            audience,
+            client,
+            channel_settings=ChannelSettings(store, settings),
+            usage=usage,
+            counters=counters,
+            store=store,
+        )
+
     async def close(self) -> None:
         """Shut down: take no new messages, let answers in flight finish for
         SHUTDOWN_GRACE seconds, close off the rest with SHUTDOWN_NOTE (waiting up to
-        SHUTDOWN_CLOSE_OFF seconds for Discord), then stop background summaries and
-        close the model client. Discord must still be connected meanwhile."""
+        SHUTDOWN_CLOSE_OFF seconds for Discord), then stop background summaries, close
+        the model client and the store. Discord must still be connected meanwhile."""
         self.closing = True
         if self.answering:
             log.info("shutting down: finishing %d answer(s) in flight", len(self.answering))
@@ -300,6 +346,8 @@ class Conversations:
         if self.summarizer is not None:
             await self.summarizer.close()
         await self.model.close()
+        await self.usage.close()
+        await self.usage.store.close()
 
     async def _take_turns(self, batch: list[PendingTurn]) -> None:
         """Remember the messages of `batch`, in order, and answer the newest one to be

@@ -387,9 +387,7 @@ _SENTENCES = {
         "The model is busy right now (rate limited). Please try again in a minute."
     ),
     Cause.TIMED_OUT: "The model took too long to answer. Please try again.",
-    Cause.UNREACHABLE: (
-        "I couldn't reach the model service. Please try again in a little while."
-    ),
+    Cause.UNREACHABLE: ("I couldn't reach the model service. Please try again in a little while."),
     Cause.BAD_KEY: (
         "The model service rejected the bot's API key. "
         "The bot's owner needs to check OPENAI_API_KEY."
@@ -398,8 +396,7 @@ _SENTENCES = {
         "The configured model isn't available. The bot's owner needs to check OPENAI_MODEL."
     ),
     Cause.CONTEXT_TOO_LONG: (
-        "This conversation is too long for the model. "
-        "The bot's owner can lower MAX_CONTEXT_TOKENS."
+        "This conversation is too long for the model. The bot's owner can lower MAX_CONTEXT_TOKENS."
     ),
     Cause.OTHER_BAD_REQUEST: (
         "The model service rejected this request. Try rephrasing your message."

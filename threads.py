@@ -1,11 +1,15 @@
 """Conversations in threads: thread mode, forum posts and the thread lifecycle.
 
-In a channel whose reply mode is `thread`, a new top-level message is answered in a
-public thread started from it (the thread has the message's id, as Discord gives it),
-named after the question. The thread is a channel of its own, so it has its own
-conversation and memory, which starts with that message; the parent channel does not
-remember it. A forum post is a thread too: its title and starter message (which has
-the thread's id) are its first turn.
+In a channel whose reply mode (its /settings reply-to, else REPLY_TO) is `thread`, a new
+top-level message is answered in a public thread started from it (the thread has the
+message's id, as Discord gives it), named after the question; in `mention-thread` mode
+only the messages addressed to the bot are, and in the threads it started every message
+is answered (audience.py). The mode is the one the message was judged by
+(audience.Verdict.reply_to), so whom to answer and where are decided alike. The
+thread is a channel of its own, so it has its own conversation and memory, which
+starts with that message; the parent channel does not remember it. A forum post is a
+thread too: its title and starter message (which has the thread's id) are its first
+turn.
 
 Discord's rules this module follows (developer docs, topics/threads and
 resources/channel#start-thread-from-message): a thread's name has 1-100 characters;
@@ -20,6 +24,7 @@ import logging
 
 import discord
 
+from channel_settings import THREAD_MODES
 from config import Settings
 
 log = logging.getLogger("chatbot")
@@ -64,10 +69,10 @@ def opening_text(message: discord.Message, text: str) -> str:
     return text
 
 
-def reply_mode(settings: Settings, channel: object) -> str:
-    """The reply mode ("all", "mention" or "thread") of `channel`; a thread has its
-    parent's. The one place a per-channel setting plugs in; today it is `REPLY_TO`."""
-    return settings.reply_to
+def starts_threads(reply_to: str) -> bool:
+    """Whether reply mode `reply_to` answers a channel's new messages in threads of their
+    own: `thread` (every message) and `mention-thread` (those addressed to the bot)."""
+    return reply_to in THREAD_MODES
 
 
 def missing_permissions(permissions: discord.Permissions, names: tuple[str, ...]) -> list[str]:
@@ -89,14 +94,15 @@ class Threads:
         self._logged: set[tuple[int, str]] = set()  # (channel id, what) already logged
 
     async def answer_channel(
-        self, message: discord.Message, text: str, me: discord.ClientUser
+        self, message: discord.Message, text: str, me: discord.ClientUser, reply_to: str
     ) -> discord.abc.Messageable:
         """Where to answer `message` (its text `text`): a thread started from it when its
-        channel is in thread mode and the bot may start one, else its own channel."""
+        channel's reply mode `reply_to` (the effective setting its verdict was judged by,
+        audience.Verdict) starts threads and the bot may start one, else its channel."""
         channel = message.channel
         if not isinstance(channel, discord.TextChannel) or channel.is_news():
             return channel  # threads, forums (a post is a thread), DMs, voice chat...
-        if reply_mode(self.settings, channel) != "thread":
+        if not starts_threads(reply_to):
             return channel
         missing = missing_permissions(
             channel.permissions_for(channel.guild.me), THREAD_MODE_PERMISSIONS

@@ -18,6 +18,7 @@ from channel_settings import (
     change_refusal,
     model_suggestions,
     persona_refusal,
+    reply_to_refusal,
     resolve,
 )
 from config import load_settings
@@ -50,6 +51,30 @@ def test_a_thread_inherits_its_parent_over_the_server_over_the_environment() -> 
         "reasoning_effort": "not set",
         "streaming": "parent channel",
     }
+
+
+@pytest.mark.parametrize("mode", ["all", "mention", "thread", "mention-thread"])
+def test_every_reply_mode_is_kept_as_set_and_inherited(mode: str) -> None:
+    effective = resolve(SETTINGS, [("parent channel", {"reply_to": mode}), ("this thread", {})])
+    assert (effective.reply_to, effective.sources["reply_to"]) == (mode, "parent channel")
+    environment = load_settings({"DISCORD_BOT_TOKEN": "x", "OPENAI_API_KEY": "s", "REPLY_TO": mode})
+    assert resolve(environment, []).reply_to == mode
+
+
+def test_thread_modes_are_refused_where_no_thread_can_start() -> None:
+    channel, thread, dm = Place(1, 2), Place(1, 3, parent_id=2), Place(None, 9)
+    for mode in ("thread", "mention-thread"):
+        assert reply_to_refusal(mode, channel, "channel") is None
+        assert reply_to_refusal(mode, thread, "server") is None  # the server's default
+        assert reply_to_refusal(mode, dm, "channel") == (
+            "There are no threads in a DM: choose all or mention here."
+        )
+        assert reply_to_refusal(mode, thread, "channel") == (
+            "A thread can't start threads: set this mode on its channel (its threads "
+            "inherit it), or choose all or mention for this thread."
+        )
+    for mode in ("all", "mention"):
+        assert {reply_to_refusal(mode, p, "channel") for p in (channel, thread, dm)} == {None}
 
 
 def test_who_may_change_what() -> None:

@@ -204,7 +204,11 @@ def test_real_environment_wins_over_dotenv(tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("REPLY_TO", "Everyone", "REPLY_TO must be one of all, mention, thread, got 'everyone'."),
+        (
+            "REPLY_TO",
+            "Everyone",
+            "REPLY_TO must be one of all, mention, thread, mention-thread, got 'everyone'.",
+        ),
         (
             "MEMORY_STRATEGY",
             "keep",

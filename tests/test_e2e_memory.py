@@ -193,8 +193,8 @@ async def test_a_stored_summary_survives_a_restart_until_a_reset(
         ("assistant", "echo: Anything to remember?"),
         ("user", "And now?"),
     ]
-    assert third.store is not None
-    assert await third.store.get_summary(general) is None
+    store = (await third.conversations()).usage.store
+    assert await store.get_summary(general) is None
 
 
 def asked(openai_api: OpenAIStandIn, text: str) -> dict | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tests.e2e import conversation, final_messages, replies, until
-from tests.standins.discord_standin import DiscordStandIn, FakeChannel
+from tests.e2e import answered, conversation, final_messages, replies, until
+from tests.standins.discord_standin import DiscordStandIn, FakeAttachment, FakeChannel
 from tests.standins.openai_standin import OpenAIStandIn, Reply
+from threads import UNNAMED_THREAD
 
 
 async def thread_from(discord_api: DiscordStandIn, message: dict) -> FakeChannel:
@@ -192,3 +193,150 @@ async def test_without_thread_permissions_the_channel_is_answered_as_before(
     assert discord_api.threads_in("general") == [discord_api.thread, discord_api.private_thread]
     [logged] = thread_logs(caplog, "answering in the channel")
     assert "Create Public Threads" in logged and "Send Messages in Threads" not in logged
+
+
+async def run(discord_api: DiscordStandIn, channel, user: str, command: str, **options) -> dict:
+    """Run `/command` and return the bot's first answer to it."""
+    sent = await discord_api.user_runs_command(channel, user, command, options)
+    return await discord_api.wait_for_interaction_response(sent, timeout=5)
+
+
+async def test_a_channel_set_to_thread_mode_starts_threads_and_another_does_not(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot()  # REPLY_TO=all: thread mode comes from /settings alone
+    changed = await run(discord_api, "general", "owner", "settings reply-to", mode="thread")
+    assert changed["content"].endswith("set the reply to for this channel: `thread`")
+    shown = await run(discord_api, "general", "alice", "settings show")
+    assert "**Reply to:** `thread` (this channel)" in shown["content"]
+    # Where no thread can start, the thread modes are refused, and nothing is stored.
+    refused = await run(discord_api, "thread", "owner", "settings reply-to", mode="thread")
+    assert refused["ephemeral"] and refused["content"].startswith("A thread can't start threads")
+    dm = discord_api.dm_channel("alice")
+    refused = await run(discord_api, dm, "alice", "settings reply-to", mode="mention-thread")
+    assert refused["content"] == "There are no threads in a DM: choose all or mention here."
+    shown = await run(discord_api, "thread", "alice", "settings show")
+    assert "**Reply to:** `thread` (parent channel)" in shown["content"]
+
+    asked = await discord_api.user_says("general", "alice", "how tall is Everest?")
+    thread = await thread_from(discord_api, asked)
+    [answer] = await replies(discord_api, thread.key)
+    assert (thread.name, answer["content"]) == (
+        "how tall is Everest?",
+        "echo: how tall is Everest?",
+    )
+    await discord_api.user_says("random", "alice", "and K2?")
+    [in_random] = await replies(discord_api, "random")
+    assert in_random["content"] == "echo: and K2?"
+    assert discord_api.threads_in("random") == []
+    # Only the settings line was posted in general itself: the answer went to the thread.
+    assert [m["content"][:2] for m in discord_api.bot_messages("general")] == ["⚙️"]
+
+
+async def test_mention_thread_mode_starts_threads_only_for_messages_to_the_bot(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot()
+    await run(discord_api, "general", "owner", "settings reply-to", mode="mention-thread")
+    await discord_api.user_says("general", "alice", "lunch at noon?")
+    asked = await discord_api.user_says("general", "bob", "what is 2+2?", mention_bot=True)
+    thread = await thread_from(discord_api, asked)
+    [answer] = await replies(discord_api, thread.key)
+    assert thread.name == "what is 2+2?"  # the mention is not part of the name
+    # The thread's memory starts with the message that opened it; the chat before it
+    # stays the channel's.
+    [request] = openai_api.completions
+    assert [role for role, _ in conversation(request)] == ["user"]
+    assert "2+2" in answer["content"] and "lunch" not in answer["content"]
+    # In the bot's thread the conversation goes on without mentions...
+    await discord_api.user_says(thread, "bob", "and 3+3?")
+    await openai_api.wait_for_requests(2)
+    assert conversation(openai_api.completions[1])[-1] == ("user", "and 3+3?")
+    # ...while a thread people started in that channel is answered only when addressed.
+    await discord_api.user_says("thread", "alice", "just us here")
+    await discord_api.user_says("thread", "alice", "now you", mention_bot=True)
+    [in_their_thread] = await replies(discord_api, "thread")
+    assert len(openai_api.completions) == 3
+    assert conversation(openai_api.completions[2])[0] == ("user", "just us here")
+    assert in_their_thread["content"].startswith("echo: ")
+    assert len(discord_api.threads_in("general")) == 3  # the world's two, and bob's
+
+
+async def test_reset_in_a_thread_resets_that_thread_only(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot(REPLY_TO="thread")
+    first = await thread_from(
+        discord_api, await discord_api.user_says("general", "alice", "first question")
+    )
+    second = await thread_from(
+        discord_api, await discord_api.user_says("general", "alice", "second question")
+    )
+    await replies(discord_api, first.key)
+    await replies(discord_api, second.key)
+    reset = await run(discord_api, first, "owner", "reset")
+    assert not reset["ephemeral"]
+    await discord_api.user_says(first, "alice", "fresh start?")
+    await replies(discord_api, first.key, 3)  # the answer, the reset line, the new answer
+    assert conversation(openai_api.completions[-1]) == [("user", "fresh start?")]
+    await discord_api.user_says(second, "alice", "still there?")
+    await replies(discord_api, second.key, 2)
+    assert conversation(openai_api.completions[-1]) == [
+        ("user", "second question"),
+        ("assistant", "echo: second question"),
+        ("user", "still there?"),
+    ]
+
+
+async def test_a_rate_limited_user_in_a_thread_is_told_once(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot(REPLY_TO="thread", USER_RATE_LIMIT="2")
+    asked = await discord_api.user_says("general", "alice", "question 0")
+    thread = await thread_from(discord_api, asked)
+    for n in range(1, 6):
+        await discord_api.user_says(thread, "alice", f"question {n}")
+    await discord_api.wait_for(
+        lambda: any("faster" in m["content"] for m in discord_api.bot_messages(thread))
+    )
+    await discord_api.user_says(thread, "bob", "my turn")
+    await discord_api.wait_for(lambda: answered(openai_api)[-1:] == ["Zoe: my turn"])
+    notices = [m for m in discord_api.bot_messages(thread) if "faster" in m["content"]]
+    assert len(notices) == 1
+    assert discord_api.bot_messages("general") == []  # the notice went to the thread
+    users = [m["content"] for m in openai_api.completions[-1]["messages"] if m["role"] == "user"]
+    assert users == [f"Alice: question {n}" for n in range(6)] + ["Zoe: my turn"]
+
+
+async def test_a_private_thread_the_bot_was_added_to_is_answered_in_place(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot(REPLY_TO="thread")  # its parent, general, is in thread mode
+    await discord_api.user_says("private_thread", "carol", "just between us")
+    [answer] = await replies(discord_api, "private_thread")
+    assert answer["content"] == "echo: just between us"
+    assert discord_api.threads_in("general") == [discord_api.thread, discord_api.private_thread]
+
+
+async def test_a_paste_in_a_thread_mode_channel_is_read_in_its_new_thread(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot(REPLY_TO="thread")
+    trace = "\n".join(["Traceback (most recent call last):", *["  File x.py, line 1"] * 250])
+    asked = await discord_api.user_says(
+        "general", "alice", "", attachments=[FakeAttachment("message.txt", trace.encode())]
+    )
+    thread = await thread_from(discord_api, asked)
+    await replies(discord_api, thread.key)
+    assert thread.name == UNNAMED_THREAD  # no words to name it by: the file is the question
+    assert conversation(openai_api.completions[0]) == [
+        ("user", f"File: `message.txt`\n```\n{trace}\n```")
+    ]
+    await discord_api.user_says(
+        thread, "alice", "and this?", attachments=[FakeAttachment("message.txt", b"second")]
+    )
+    await openai_api.wait_for_requests(2)
+    assert conversation(openai_api.completions[1])[-1] == (
+        "user",
+        "and this?\n\nFile: `message.txt`\n```\nsecond\n```",
+    )

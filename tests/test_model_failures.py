@@ -303,7 +303,11 @@ def test_sdk_error_builds_what_the_sdk_builds(row: str) -> None:
     built = sdk_error(status, payload)
     assert type(built) is type(expected)
     assert (built.message, built.body, built.code, built.param, built.type) == (
-        expected.message, expected.body, expected.code, expected.param, expected.type,
+        expected.message,
+        expected.body,
+        expected.code,
+        expected.param,
+        expected.type,
     )
 
 
@@ -379,8 +383,7 @@ def test_a_non_json_body_is_read_as_text() -> None:
 EXISTING = {
     Cause.OUT_OF_CREDIT: "The bot's OpenAI account is out of credit, so I can't answer right "
     "now. The bot's owner needs to check billing.",
-    Cause.RATE_LIMITED: "The model is busy right now (rate limited). Please try again in a "
-    "minute.",
+    Cause.RATE_LIMITED: "The model is busy right now (rate limited). Please try again in a minute.",
     Cause.TIMED_OUT: "The model took too long to answer. Please try again.",
     Cause.UNREACHABLE: "I couldn't reach the model service. Please try again in a little while.",
     Cause.BAD_KEY: "The model service rejected the bot's API key. The bot's owner needs to "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import discord
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot import PERMISSIONS
+from config import ReplyTo
 from threads import (
     ELLIPSIS,
     MAX_THREAD_NAME,
@@ -14,6 +17,7 @@ from threads import (
     UNNAMED_THREAD,
     missing_permissions,
     permission_label,
+    starts_threads,
     thread_name,
 )
 
@@ -73,3 +77,7 @@ def test_missing_thread_permissions_are_named_as_discord_names_them() -> None:
 
 def test_the_invite_link_asks_for_what_thread_mode_needs() -> None:
     assert missing_permissions(PERMISSIONS, THREAD_MODE_PERMISSIONS) == []
+
+
+def test_only_the_thread_modes_start_threads() -> None:
+    assert [m for m in get_args(ReplyTo) if starts_threads(m)] == ["thread", "mention-thread"]
