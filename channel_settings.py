@@ -50,6 +50,9 @@ CACHE_SECONDS = 30.0
 # A persona may use at most this share of the prompt budget, so the conversation keeps
 # the rest.
 PERSONA_SHARE = 0.5
+# Discord: an autocomplete result holds at most 25 choices of 1-100 characters each.
+MAX_SUGGESTIONS = 25
+MAX_CHOICE_LENGTH = 100
 MAX_MODEL_NAME = 200  # store.MAX_MODEL_LENGTH: usage rows are keyed by the model name
 
 ScopeTarget = Literal["channel", "server"]
@@ -235,6 +238,23 @@ def describe(key: SettingKey, value: str | None) -> str:
         one_line = " ".join(value.split())
         return f"“{one_line[:150]}…”" if len(one_line) > 150 else f"“{one_line}”"
     return f"`{value}`"
+
+
+def model_suggestions(models: Sequence[str], typed: str) -> list[str]:
+    """The model ids to suggest while someone types `typed` into /settings model: those
+    that contain it (case-insensitive; all for nothing typed), the ones starting with it
+    first, otherwise in `models`' order, without repeats.
+
+    Discord's rules for autocomplete results (docs, "Interactions: Receiving and
+    Responding", autocomplete and "Application Commands", option choice structure):
+    at most MAX_SUGGESTIONS choices, each name and string value 1-100 characters; an id
+    that cannot be a choice's value is left out (it can still be typed whole).
+    """
+    wanted = typed.strip().casefold()
+    usable = [m for m in dict.fromkeys(models) if 1 <= len(m) <= MAX_CHOICE_LENGTH]
+    matching = [m for m in usable if wanted in m.casefold()]
+    matching.sort(key=lambda m: not m.casefold().startswith(wanted))  # stable: keeps order
+    return matching[:MAX_SUGGESTIONS]
 
 
 def value_of(effective: Effective, key: SettingKey) -> str | None:

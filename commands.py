@@ -31,6 +31,7 @@ from channel_settings import (
     SettingKey,
     change_refusal,
     describe,
+    model_suggestions,
     persona_refusal,
     reply_to_refusal,
     show,
@@ -300,10 +301,14 @@ async def settings_model(
 async def _model_names(
     interaction: discord.Interaction[ChatBot], current: str
 ) -> list[app_commands.Choice[str]]:
-    listed = await interaction.client.model_list.models(interaction) or []
-    wanted = current.strip().lower()
-    # Discord shows at most 25 suggestions.
-    return [app_commands.Choice(name=m, value=m) for m in listed if wanted in m.lower()][:25]
+    """The server's models matching what is typed (`model_suggestions`); a server that
+    lists none offers the model in effect here, if it matches."""
+    listed = await interaction.client.model_list.models(interaction)
+    if listed is None:
+        conversations = await interaction.client.conversations()
+        place = Place.of(interaction.channel)
+        listed = [(await conversations.channel_settings.effective(place)).model]
+    return [app_commands.Choice(name=m, value=m) for m in model_suggestions(listed, current)]
 
 
 @settings_group.command(name="reply-to")

@@ -128,9 +128,11 @@ class Conversations:
         channel_settings: ChannelSettings,
         usage: UsageLedger,
         counters: TokenCounters,
+        store: Store | None = None,
     ) -> None:
         """`prompts` counts with OPENAI_MODEL's encoding and SYSTEM_PROMPT; a channel
-        whose /settings choose another model or persona gets its own (`_profile`)."""
+        whose /settings choose another model or persona gets its own (`_profile`).
+        `store` keeps running summaries across restarts (MEMORY_STRATEGY=summarize)."""
         self.settings = settings
         self.prompts = prompts
         self.model = model
@@ -140,7 +142,7 @@ class Conversations:
         # With summaries, part of the history budget is kept for the summary.
         self.memory_budget = prompts.history_budget
         if settings.memory_strategy == "summarize":
-            self.summarizer = Summarizer(model, prompts)
+            self.summarizer = Summarizer(model, prompts, store)
             self.memory_budget -= self.summarizer.max_tokens
         # Per model: the prompt budget its server really takes, learnt from its answers.
         self.windows: dict[str, ContextWindow] = {}
@@ -343,6 +345,7 @@ class Conversations:
             channel_settings=ChannelSettings(store, settings),
             usage=usage,
             counters=counters,
+            store=store,
         )
 
     async def close(self) -> None:
@@ -486,7 +489,9 @@ class Conversations:
     async def _memory(
         self, channel: discord.abc.Messageable, before: discord.Message | None
     ) -> ChannelMemory:
-        """The channel's memory; the first time, rebuilt from its history before `before`.
+        """The channel's memory; the first time, rebuilt from its history before `before`,
+        and with summaries on, from its stored summary: the history is then read back
+        only after the newest message that summary covers.
 
         Call with the channel's lock held. A channel that cannot be read back, for
         whatever reason (Discord refuses, or sends what discord.py cannot parse), starts
@@ -500,10 +505,16 @@ class Conversations:
         budget = self._memory_budget(prompts)
         memory = self.memories[channel_id] = ChannelMemory(budget)
         assert self.client.user is not None
+        after = None
+        if self.summarizer is not None and (stored := await self.summarizer.stored(channel_id)):
+            self.summarizer.restored(channel_id, memory, stored)
+            after = stored.last_message_id
+            log.info("channel %s: restored its summary (%d tokens)", channel_id, stored.tokens)
         try:
             turns = await read_back(
                 channel,
                 before=before,
+                after=after,
                 bot_id=self.client.user.id,
                 prompts=prompts,
                 budget=budget,

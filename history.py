@@ -6,6 +6,8 @@ until the prompt budget is full or the bot's own "conversation reset" message is
 reached) and rebuilds the turns. A message's attachments are read again (files.py) into
 the same turn; images are fetched again only for the newest IMAGE_TURNS messages with
 images, as the memory keeps them, and older ones keep their "[image: name]" line.
+With MEMORY_STRATEGY=summarize, a channel's stored summary (summaries.py) stands for its
+older messages, so reading back stops after the newest message it covers (`after`).
 
 A thread's conversation starts with its starter message, which lives in the parent
 channel (a forum post's lives in the post, with the title in front: threads.py); in the
@@ -38,13 +40,15 @@ async def read_back(
     channel: discord.abc.Messageable,
     *,
     before: discord.Message | None,
+    after: int | None = None,
     bot_id: int,
     prompts: PromptBuilder,
     budget: int,
     remembered: Callable[[discord.Message], Awaitable[bool]],
     files: FileReader | None = None,
 ) -> list[Turn]:
-    """The channel's latest turns before `before`, oldest first, about `budget` tokens.
+    """The channel's latest turns before `before` (and after the message id `after`,
+    which a stored summary covers), oldest first, about `budget` tokens.
 
     The bot's own messages become assistant turns; the several messages of one answer
     (a split or streamed answer starts with a reply, or, where Discord refused the
@@ -90,6 +94,8 @@ async def read_back(
         return dataclasses.replace(turn, message_ids=(message.id,))
 
     async for message in channel.history(limit=MAX_MESSAGES_READ, before=before):
+        if after is not None and message.id <= after:
+            break  # the summary tells the rest (and a thread's starter came first)
         read += 1
         if message.flags.has_thread:
             continue  # it opened a thread: it is that thread's conversation

@@ -7,11 +7,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from channel_settings import (
+    MAX_CHOICE_LENGTH,
+    MAX_SUGGESTIONS,
     ChannelSettings,
     Place,
     change_refusal,
+    model_suggestions,
     persona_refusal,
     reply_to_refusal,
     resolve,
@@ -146,3 +151,29 @@ async def test_usage_is_counted_in_memory_until_the_database_answers(tmp_path: P
     assert (await store.user_totals(5)).today.answers == 2
     await ledger.close()
     await store.close()
+
+
+def test_model_suggestions_start_with_what_is_typed_then_contain_it() -> None:
+    models = ["gpt-4o", "o3", "GPT-4o-mini", "my-gpt-4o", "gpt-4o", "o" * 101, "o4-mini"]
+    assert model_suggestions(models, " o") == [
+        "o3",
+        "o4-mini",
+        "gpt-4o",
+        "GPT-4o-mini",
+        "my-gpt-4o",
+    ]
+    assert model_suggestions(models, "4O") == ["gpt-4o", "GPT-4o-mini", "my-gpt-4o"]
+    assert model_suggestions(models, "") == ["gpt-4o", "o3", "GPT-4o-mini", "my-gpt-4o", "o4-mini"]
+    assert model_suggestions(models, "llama") == []
+    assert model_suggestions([f"m{n}" for n in range(40)], "m") == [f"m{n}" for n in range(25)]
+
+
+@given(st.lists(st.text(max_size=120)), st.text(max_size=10))
+def test_model_suggestions_keep_discords_limits(models: list[str], typed: str) -> None:
+    suggested = model_suggestions(models, typed)
+    wanted = typed.strip().casefold()
+    usable = {m for m in models if 1 <= len(m) <= MAX_CHOICE_LENGTH and wanted in m.casefold()}
+    assert len(suggested) == len(set(suggested)) == min(len(usable), MAX_SUGGESTIONS)
+    assert set(suggested) <= usable
+    starts = [m.casefold().startswith(wanted) for m in suggested]
+    assert starts == sorted(starts, reverse=True)  # those starting with it come first

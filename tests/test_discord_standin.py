@@ -1391,3 +1391,104 @@ async def test_archive_lock_and_delete_threads(standin, make_client):
         await message.channel.send("anyone?")
     assert gone.value.code == 10003
     assert standin.threads_in("forum") == []
+
+
+class AutocompleteClient(ProbeClient):
+    """A client with `/pick fruit name:<autocomplete> size:<int>`, synced globally.
+
+    Its autocomplete answers with ``suggest(current)`` itself, keeping what it was asked
+    (``asked``: the typed text and the other options) and any failure (``failures``)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.tree = app_commands.CommandTree(self)
+        self.suggest: Callable[[str], list[app_commands.Choice[str]]] = lambda _: []
+        self.asked: list[tuple[str, int | None]] = []
+        self.failures: list[BaseException] = []
+        pick = app_commands.Group(name="pick", description="Pick things")
+
+        async def fruit(interaction: discord.Interaction, name: str, size: int = 1) -> None:
+            await interaction.response.send_message(f"{size} {name}")
+
+        async def names(interaction: discord.Interaction, current: str) -> list[Any]:
+            self.asked.append((current, interaction.namespace.size))
+            try:
+                await interaction.response.autocomplete(self.suggest(current))
+            except discord.HTTPException as failure:
+                self.failures.append(failure)
+            return []  # discord.py sends these only if nothing was sent
+
+        command = app_commands.Command(name="fruit", description="A fruit", callback=fruit)
+        command.autocomplete("name")(names)
+        pick.add_command(command)
+        self.tree.add_command(pick)
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+
+async def test_autocomplete_sends_the_focused_option_and_checks_the_choices(standin, make_client):
+    client = await make_client(client_class=AutocompleteClient)
+    [registered] = standin.registered_commands()
+    assert registered["options"][0]["options"][0]["autocomplete"] is True
+    client.suggest = lambda typed: [
+        app_commands.Choice(name=f.title(), value=f) for f in ("apple", "apricot") if typed in f
+    ]
+    sent = await standin.user_types_option(
+        "general", "alice", "pick fruit", "name", "ap", {"size": 3}
+    )
+    assert sent["type"] == 4  # APPLICATION_COMMAND_AUTOCOMPLETE
+    [sub] = sent["data"]["options"]
+    assert sub["name"] == "fruit" and sub["options"] == [
+        {"name": "size", "type": 4, "value": 3},
+        {"name": "name", "type": 3, "value": "ap", "focused": True},
+    ]
+    assert await standin.wait_for_autocomplete(sent) == [
+        {"name": "Apple", "value": "apple"},
+        {"name": "Apricot", "value": "apricot"},
+    ]
+    assert client.asked == [("ap", 3)]
+    # Required options may still be missing while typing; a non-autocomplete one is no focus.
+    sent = await standin.user_types_option("general", "alice", "pick fruit", "name", "apr")
+    assert await standin.wait_for_autocomplete(sent) == [{"name": "Apricot", "value": "apricot"}]
+    assert client.asked[-1] == ("apr", None)
+    with pytest.raises(KeyError):
+        await standin.user_types_option("general", "alice", "pick fruit", "size", "3")
+
+    # Discord's limits: at most 25 choices; names (and string values) 1-100 characters.
+    for too_much in (
+        [app_commands.Choice(name=f"f{n}", value=f"f{n}") for n in range(26)],
+        [app_commands.Choice(name="x" * 101, value="x")],
+        [app_commands.Choice(name="x", value="x" * 101)],
+    ):
+        client.suggest = lambda _, too_much=too_much: too_much
+        sent = await standin.user_types_option("general", "alice", "pick fruit", "name", "f")
+        assert await standin.wait_for_autocomplete(sent) == []  # discord.py's fallback
+        failure = client.failures.pop()
+        assert isinstance(failure, discord.HTTPException)
+        assert (failure.status, failure.code) == (400, 50035)
+    assert client.failures == []
+
+    # Only type 8 answers an autocomplete, once; it makes no message to follow up.
+    def unanswered(_: str) -> list[app_commands.Choice[str]]:
+        raise app_commands.AppCommandError("no suggestions")  # the tree logs it
+
+    client.suggest = unanswered
+    sent = await standin.user_types_option("general", "alice", "pick fruit", "name", "a")
+    async with asyncio.timeout(5):
+        while len(client.asked) < 6:  # asked, and nothing answered
+            await asyncio.sleep(0.01)
+    callback = f"/interactions/{sent['id']}/{sent['token']}/callback"
+    message = {"type": 4, "data": {"content": "hi"}}
+    status, body = await raw_api(standin, "POST", callback, auth=False, json=message)
+    assert (status, body["code"]) == (400, 50035) and "type" in body["errors"]
+    choices = {"type": 8, "data": {"choices": [{"name": "Apple", "value": "apple"}]}}
+    status, _ = await raw_api(standin, "POST", callback, auth=False, json=choices)
+    assert status == 204
+    assert await standin.wait_for_autocomplete(sent) == [{"name": "Apple", "value": "apple"}]
+    status, body = await raw_api(standin, "POST", callback, auth=False, json=choices)
+    assert (status, body["code"]) == (400, 40060)
+    followup = f"/webhooks/{standin.application_id}/{sent['token']}"
+    status, body = await raw_api(standin, "POST", followup, auth=False, json={"content": "x"})
+    assert (status, body["code"]) == (404, 10015)
+    assert standin.bot_messages("general") == []

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from config import DEFAULT_SYSTEM_PROMPT
+from memory import SUMMARY_HEADING
 from splitting import split_for_discord
 from tests.e2e import conversation, replies, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import Error, OpenAIStandIn, Reply, prompt_tokens
+from tests.test_e2e_settings import run
 
 
 def is_summary_request(body) -> bool:
@@ -134,3 +137,73 @@ async def test_a_failed_summary_falls_back_to_dropping(
     last = openai_api.completions[-1]
     assert last["messages"][1]["role"] == "user"  # no summary, older turns dropped
     assert prompt_tokens(last) <= 700
+
+
+async def test_a_stored_summary_survives_a_restart_until_a_reset(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    summary = "Alice said the secret code is 4711."
+    openai_api.answer_when(is_summary_request, Reply(summary))
+    small = {"MEMORY_STRATEGY": "summarize", "MAX_CONTEXT_TOKENS": "1000"}
+    first = await start_bot(**small, MAX_REPLY_TOKENS="300")
+    await discord_api.user_says("general", "alice", "The secret code is 4711.")
+    await replies(discord_api, "general")
+    for n in range(6):
+        await discord_api.user_says("general", "bob", f"filler {n} " + "talk talk talk " * 30)
+        await replies(discord_api, "general", n + 2)
+    conversations = await first.conversations()
+    assert conversations.summarizer is not None
+    await conversations.summarizer.wait()
+    general = discord_api.channel("general").id
+    kept = [turn.as_message(labelled=True) for turn in conversations.memories[general]]
+    summarised = [
+        r["messages"][1]["content"] for r in openai_api.completions if is_summary_request(r)
+    ]
+    assert summarised and "The secret code is 4711." in summarised[0]
+    await first.close()
+
+    # A larger budget after the restart: read-back could reach the summarised turns, but
+    # stops after the newest message the summary covers.
+    await start_bot(**small, MAX_REPLY_TOKENS="100")
+    await discord_api.user_says("general", "alice", "What was the code?")
+    request = await openai_api.wait_for(lambda: asked(openai_api, "What was the code?"))
+    assert request["messages"][0] == {
+        "role": "system",
+        "content": f"{DEFAULT_SYSTEM_PROMPT}\n\n{SUMMARY_HEADING}\n{summary}",
+    }
+    assert request["messages"][1:-1] == kept  # the turns after the summary, none before
+    assert all("4711" not in m["content"] for m in request["messages"][1:])
+    await replies(discord_api, "general", 8)
+
+    await run(discord_api, "general", "carol", "reset")  # a moderator (Manage Messages)
+    await discord_api.user_says("general", "alice", "Anything to remember?")
+    request = await openai_api.wait_for(lambda: asked(openai_api, "Anything to remember?"))
+    assert request["messages"][0] == {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
+    assert conversation(request) == [("user", "Anything to remember?")]
+    await discord_api.wait_for(
+        lambda: discord_api.bot_messages("general")[-1]["content"] == "echo: Anything to remember?"
+    )
+
+    third = await start_bot(**small, MAX_REPLY_TOKENS="100")  # forgotten for good
+    await discord_api.user_says("general", "alice", "And now?")
+    request = await openai_api.wait_for(lambda: asked(openai_api, "And now?"))
+    assert request["messages"][0] == {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
+    assert conversation(request) == [
+        ("user", "Anything to remember?"),
+        ("assistant", "echo: Anything to remember?"),
+        ("user", "And now?"),
+    ]
+    store = (await third.conversations()).usage.store
+    assert await store.get_summary(general) is None
+
+
+def asked(openai_api: OpenAIStandIn, text: str) -> dict | None:
+    """The newest model request whose last message ends with `text` (not a summary's)."""
+    return next(
+        (
+            r
+            for r in reversed(openai_api.completions)
+            if r["messages"][-1]["content"].endswith(text)
+        ),
+        None,
+    )

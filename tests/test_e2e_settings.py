@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 
 from config import DEFAULT_SYSTEM_PROMPT
@@ -218,3 +219,54 @@ async def test_bot_py_stops_on_a_database_it_cannot_open(
         line
         == "Configuration error: DATABASE_URL: cannot create blocker: blocker is not a directory"
     )
+
+
+async def suggested(discord_api: DiscordStandIn, channel: str, typed: str) -> list[dict]:
+    """The choices the bot suggests while `typed` is the model name in /settings model."""
+    sent = await discord_api.user_types_option(channel, "alice", "settings model", "name", typed)
+    return await discord_api.wait_for_autocomplete(sent, timeout=5)
+
+
+async def test_typing_a_model_name_suggests_the_servers_matching_models(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    very_long = "org/" + "x" * 120  # no choice may be longer than 100 characters
+    openai_api.models = ["o3", "gpt-4o", "gpt-4o-mini", very_long, "my-4o-tune", "gpt-5.4-mini"]
+    openai_api.models += [f"gpt-4o-ft-{n}" for n in range(30)]
+    await start_bot()
+    choices = await suggested(discord_api, "general", "GPT-4O-M")
+    assert choices == [{"name": "gpt-4o-mini", "value": "gpt-4o-mini"}]
+    choices = await suggested(discord_api, "thread", "4o")
+    listed = sorted(openai_api.models)  # the bot keeps the list sorted
+    assert [c["value"] for c in choices] == [m for m in listed if "4o" in m][:25]  # Discord: 25
+    choices = await suggested(discord_api, "thread", "O")
+    assert [c["value"] for c in choices][:2] == ["o3", "gpt-4o"]  # starting with it first
+    assert await suggested(discord_api, "random", "tune") == [
+        {"name": "my-4o-tune", "value": "my-4o-tune"}
+    ]
+    choices = await suggested(discord_api, "general", "")
+    assert len(choices) == 25 and very_long not in [c["value"] for c in choices]
+    assert all(c["name"] == c["value"] for c in choices)
+    assert await suggested(discord_api, "general", "llama") == []
+    # The list is read once and cached, not per keystroke.
+    assert sum(r.path == "/v1/models" for r in openai_api.requests) == 1
+    # A suggestion is only a suggestion: the model is set by running the command.
+    changed = await run(discord_api, "general", "owner", "settings model", name="gpt-4o-mini")
+    assert changed["content"].endswith("set the model for this channel: `gpt-4o-mini`")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_server_without_a_model_list_suggests_only_the_model_in_use(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
+) -> None:
+    assert openai_api.models is None  # GET /v1/models answers 404
+    await start_bot(OPENAI_MODEL="local-model")
+    assert await suggested(discord_api, "general", "") == [
+        {"name": "local-model", "value": "local-model"}
+    ]
+    assert await suggested(discord_api, "general", "LOCAL") == [
+        {"name": "local-model", "value": "local-model"}
+    ]
+    assert await suggested(discord_api, "general", "gpt") == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

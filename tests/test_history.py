@@ -172,3 +172,20 @@ async def test_no_more_than_max_messages_read_are_asked_for(o200k) -> None:
     turns = await turns_of(channel, o200k, budget=10**6)
     assert channel.reads == [MAX_MESSAGES_READ]
     assert len(turns) == MAX_MESSAGES_READ
+
+
+async def test_read_back_stops_after_the_message_a_summary_covers(o200k) -> None:
+    covered = [Message(ALICE, "old question"), Message(BOT, "old answer", reply=True)]
+    newer = [Message(ALICE, "new question"), Message(BOT, "new answer", reply=True)]
+    channel = Channel([*covered, *newer])
+    prompts = PromptBuilder(o200k, "You are terse.", prompt_budget=4000)
+    turns = await read_back(
+        channel,
+        before=None,
+        after=covered[-1].id,
+        bot_id=BOT,
+        prompts=prompts,
+        budget=2000,
+        remembered=everyone,
+    )
+    assert said(turns) == [("user", "new question"), ("assistant", "new answer")]

@@ -42,6 +42,11 @@ Behaviour copied from Discord (and relied on by discord.py):
       sent = await discord_.user_runs_command("general", "carol", "reset")
       answer = await discord_.wait_for_interaction_response(sent)  # content, ephemeral...
 
+  Option autocomplete: ``user_types_option`` sends the APPLICATION_COMMAND_AUTOCOMPLETE
+  interaction (type 4) for what is typed so far; the bot answers with type 8 and its
+  ``choices`` (at most 25, names and string values 1-100 characters, else 50035), read
+  with ``wait_for_autocomplete``.
+
 Situations and faults tests can inject (each method's docstring has the details):
 ``fail_requests`` / ``fail_with_cloudflare_502`` / ``rate_limit`` (REST answers),
 ``deny`` / ``restore`` (the bot's permissions per channel; ``forbid``, ``forbid_read``
@@ -195,9 +200,11 @@ MAX_THREAD_NAME = (
 
 # Application commands and interactions.
 COMMAND_CHAT_INPUT, COMMAND_USER, COMMAND_MESSAGE, COMMAND_PRIMARY_ENTRY_POINT = 1, 2, 3, 4
-INTERACTION_APPLICATION_COMMAND = 2
+INTERACTION_APPLICATION_COMMAND, INTERACTION_AUTOCOMPLETE = 2, 4
 CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2
 CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE = 4, 5
+CALLBACK_AUTOCOMPLETE_RESULT = 8  # the only answer to an autocomplete interaction
+MAX_CHOICE_NAME = 100  # a choice's name, and a string choice's value: 1-100 characters
 OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP, OPTION_STRING, OPTION_INTEGER = 1, 2, 3, 4
 OPTION_BOOLEAN, OPTION_USER, OPTION_CHANNEL, OPTION_NUMBER = 5, 6, 7, 10
 SUBCOMMAND_TYPES = (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP)
@@ -1147,6 +1154,55 @@ class DiscordStandIn(Recorder):
         interaction as dispatched: pass it to ``wait_for_interaction_response`` /
         ``interaction_responses``.
         """
+        where, who, command, leaf, nest = self._command_invoked(channel, user, name)
+        raw_options, resolved = self._interaction_options(
+            leaf, options, in_guild=where.guild_id is not None
+        )
+        return await self._dispatch_interaction(
+            INTERACTION_APPLICATION_COMMAND, where, who, command, nest(raw_options), resolved
+        )
+
+    async def user_types_option(
+        self,
+        channel: FakeChannel | str | int,
+        user: FakeUser | str | int,
+        name: str,
+        focused: str,
+        typed: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``user`` types ``typed`` into the autocomplete option ``focused`` of ``/name``
+        (a path, as for ``user_runs_command``) in ``channel``, with the other ``options``
+        filled in so far: the APPLICATION_COMMAND_AUTOCOMPLETE interaction (type 4).
+
+        As on Discord, the focused option carries ``"focused": true`` and the text typed
+        (a string, whatever the option's type), and required options may be missing.
+        Raises KeyError for an option that does not exist or has no autocomplete.
+        Returns the interaction as dispatched (for ``wait_for_autocomplete``).
+        """
+        where, who, command, leaf, nest = self._command_invoked(channel, user, name)
+        spec = next((o for o in leaf.get("options", []) if o["name"] == focused), None)
+        if spec is None or not spec.get("autocomplete"):
+            raise KeyError(f"/{name} has no autocomplete option {focused!r}")
+        raw_options, resolved = self._interaction_options(
+            leaf, options, in_guild=where.guild_id is not None, partial=True
+        )
+        raw_options.append({"name": focused, "type": spec["type"], "value": typed, "focused": True})
+        return await self._dispatch_interaction(
+            INTERACTION_AUTOCOMPLETE, where, who, command, nest(raw_options), resolved
+        )
+
+    def _command_invoked(
+        self, channel: FakeChannel | str | int, user: FakeUser | str | int, name: str
+    ) -> tuple[
+        FakeChannel,
+        FakeUser,
+        dict[str, Any],
+        dict[str, Any],
+        Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    ]:
+        """Where, who, the command and the (sub)command ``name`` names, and how to nest
+        its options; raises as ``user_runs_command`` says."""
         name, *path = name.split()
         where, who = self.channel(channel), self.user(user)
         if where.type == CHANNEL_CATEGORY:
@@ -1155,6 +1211,19 @@ class DiscordStandIn(Recorder):
             raise ValueError(f"{who.key} is not in {where.key}")
         self._require_connected_bot()
         command = self._command_for(where, who, name)
+        leaf, nest = self._subcommand(command, path)
+        return where, who, command, leaf, nest
+
+    async def _dispatch_interaction(
+        self,
+        kind: int,
+        where: FakeChannel,
+        who: FakeUser,
+        command: dict[str, Any],
+        raw_options: list[dict[str, Any]],
+        resolved: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Send INTERACTION_CREATE of type ``kind`` for ``command``; the payload sent."""
         in_guild = where.guild_id is not None
         data: dict[str, Any] = {
             "id": command["id"],
@@ -1163,9 +1232,6 @@ class DiscordStandIn(Recorder):
         }
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]  # discord.py looks guild commands up by it
-        leaf, nest = self._subcommand(command, path)
-        raw_options, resolved = self._interaction_options(leaf, options, in_guild=in_guild)
-        raw_options = nest(raw_options)
         if raw_options:
             data["options"] = raw_options
         if resolved:
@@ -1175,7 +1241,7 @@ class DiscordStandIn(Recorder):
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
-            "type": INTERACTION_APPLICATION_COMMAND,
+            "type": kind,
             "data": data,
             "channel_id": str(where.id),
             "channel": self._interaction_channel_json(where, who),
@@ -1737,6 +1803,20 @@ class DiscordStandIn(Recorder):
             return None
 
         return await self.wait_for(answer, timeout)
+
+    async def wait_for_autocomplete(
+        self, interaction: dict[str, Any] | int | str, timeout: float = 2.0
+    ) -> list[dict[str, Any]]:
+        """The ``choices`` the bot suggested for ``interaction`` (``user_types_option``)."""
+        wanted = self._interaction_id_of(interaction)
+
+        def answered() -> dict[str, Any] | None:
+            for entry in self._interaction_log:
+                if entry["interaction_id"] == wanted and entry["kind"] == "autocomplete":
+                    return entry
+            return None
+
+        return copy.deepcopy((await self.wait_for(answered, timeout))["choices"])
 
     # ---- REST plumbing -----------------------------------------------------------------
 
@@ -2416,15 +2496,17 @@ class DiscordStandIn(Recorder):
         options: Mapping[str, Any] | list[dict[str, Any]] | None,
         *,
         in_guild: bool,
+        partial: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """``data.options`` and ``data.resolved`` for the given option values."""
+        """``data.options`` and ``data.resolved`` for the given option values (``partial``:
+        a command still being typed, so required options may be missing)."""
         if options is None:
             options = {}
         if isinstance(options, list):
             return copy.deepcopy(options), {}
         specs = {o["name"]: o for o in command.get("options", [])}
         missing = [n for n, spec in specs.items() if spec.get("required") and n not in options]
-        if missing:
+        if missing and not partial:
             raise ValueError(f"/{command['name']} needs option(s) {missing}")
         out: list[dict[str, Any]] = []
         resolved: dict[str, Any] = {}
@@ -2517,8 +2599,8 @@ class DiscordStandIn(Recorder):
         record = next((r for r in self._interactions.values() if r.token == token), None)
         if record is None or time.monotonic() - record.created > self.interaction_token_lifetime:
             raise invalid_webhook_token()
-        if record.callback_type is None:
-            raise unknown_webhook()  # no initial response yet
+        if record.callback_type is None or record.payload["type"] == INTERACTION_AUTOCOMPLETE:
+            raise unknown_webhook()  # no initial response yet, or suggestions (no message)
         return record
 
     def _webhook_message(self, record: InteractionRecord, call: ApiCall) -> dict[str, Any]:
@@ -2657,6 +2739,8 @@ class DiscordStandIn(Recorder):
         record = self._interaction_for_callback(call)
         body = call.body if isinstance(call.body, dict) else {}
         kind = body.get("type")
+        if record.payload["type"] == INTERACTION_AUTOCOMPLETE:
+            return await self._autocomplete_result(record, call, body)
         if kind not in (CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE):
             if kind in (9, 12):  # modal, launch activity: valid, but not modelled here
                 raise NotImplementedError(f"interaction callback type {kind}")
@@ -2698,6 +2782,70 @@ class DiscordStandIn(Recorder):
                 "response_message_ephemeral": bool(message["flags"] & FLAG_EPHEMERAL),
             },
             "resource": resource,
+        }
+
+    async def _autocomplete_result(
+        self, record: InteractionRecord, call: ApiCall, body: dict[str, Any]
+    ) -> Any:
+        """The answer to an autocomplete interaction: only type 8, with ``data.choices``
+        (at most 25; each ``name`` 1-100 characters and a ``value`` of the focused
+        option's type, a string one 1-100 characters), as Discord checks them."""
+        if body.get("type") != CALLBACK_AUTOCOMPLETE_RESULT:
+            raise form_error(["type"], "BASE_TYPE_CHOICES", "Value must be one of {8}.")
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            raise form_error(["data", "choices"], "BASE_TYPE_REQUIRED", "This field is required")
+        if len(choices) > MAX_CHOICES:
+            raise form_error(
+                ["data", "choices"],
+                "BASE_TYPE_MAX_LENGTH",
+                f"Must be {MAX_CHOICES} or fewer in length.",
+            )
+        focused = _focused_option(record.payload["data"].get("options", []))
+        types = {OPTION_STRING: (str,), OPTION_INTEGER: (int,), OPTION_NUMBER: (int, float)}
+        for index, choice in enumerate(choices):
+            where = ["data", "choices", index]
+            name = choice.get("name") if isinstance(choice, dict) else None
+            value = choice.get("value") if isinstance(choice, dict) else None
+            if not isinstance(name, str) or not 1 <= len(name) <= MAX_CHOICE_NAME:
+                raise form_error(
+                    [*where, "name"],
+                    "BASE_TYPE_BAD_LENGTH",
+                    f"Must be between 1 and {MAX_CHOICE_NAME} in length.",
+                )
+            wanted = types.get(focused["type"], (str,))
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                raise form_error([*where, "value"], "BASE_TYPE_INVALID", "Invalid value.")
+            if isinstance(value, str) and not 1 <= len(value) <= MAX_CHOICE_NAME:
+                raise form_error(
+                    [*where, "value"],
+                    "BASE_TYPE_BAD_LENGTH",
+                    f"Must be between 1 and {MAX_CHOICE_NAME} in length.",
+                )
+        record.callback_type = CALLBACK_AUTOCOMPLETE_RESULT
+        self._interaction_log.append(
+            {
+                "interaction_id": str(record.id),
+                "command": record.payload["data"]["name"],
+                "kind": "autocomplete",
+                "type": CALLBACK_AUTOCOMPLETE_RESULT,
+                "choices": copy.deepcopy(choices),
+                "content": "",
+                "flags": 0,
+                "ephemeral": False,
+                "deferred": False,
+                "message_id": None,
+                "channel_id": str(record.channel.id),
+                "payload": copy.deepcopy(call.body),
+            }
+        )
+        await self.notify()
+        if call.query.get("with_response", "").lower() not in ("true", "1"):
+            return None
+        return {
+            "interaction": {"id": str(record.id), "type": INTERACTION_AUTOCOMPLETE},
+            "resource": {"type": CALLBACK_AUTOCOMPLETE_RESULT},
         }
 
     async def api_create_followup(self, call: ApiCall) -> Any:
@@ -3440,3 +3588,14 @@ __all__ = [
     "FakeUser",
     "InjectedFault",
 ]
+
+
+def _focused_option(options: list[dict[str, Any]]) -> dict[str, Any]:
+    """The option marked ``focused`` in an autocomplete interaction's (nested) options."""
+    for option in options:
+        if option.get("focused"):
+            return option
+        if option["type"] in SUBCOMMAND_TYPES:
+            with contextlib.suppress(LookupError):
+                return _focused_option(option.get("options", []))
+    raise LookupError("no focused option")
