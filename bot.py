@@ -67,47 +67,31 @@ class ChatBot(discord.Client):
         )
         self.threads = Threads(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
-        self._conversations: asyncio.Task[Conversations] | None = None
-        self._closing: asyncio.Task[None] | None = None
+        self._conversations: Conversations | None = None
         self.model_list = ModelList()  # for /settings model
         self.tree = ChatTree(self)
         for command in COMMANDS:
             self.tree.add_command(command)
 
     async def setup_hook(self) -> None:
-        self._conversations = asyncio.create_task(
-            Conversations.open(self.settings, self.tokenizer, self.audience, self)
+        # Before the gateway connects: a setting found wrong here (DATABASE_URL, a
+        # SYSTEM_PROMPT too long for the budget) stops start-up before the bot is online.
+        self._conversations = await Conversations.open(
+            self.settings, self.tokenizer, self.audience, self
         )
-        self._conversations.add_done_callback(self._close_if_failed)
         await self.tree.register(self.settings.dev_guild_id)
 
     async def conversations(self) -> Conversations:
-        """The conversation layer; the first call waits for the tokenizer to load."""
+        """The conversation layer (opened in `setup_hook`, before any event arrives)."""
         assert self._conversations is not None, "called before setup_hook"
-        return await self._conversations
-
-    def _close_if_failed(self, task: asyncio.Task[Conversations]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._closing = asyncio.create_task(self.close())
-
-    def raise_startup_error(self) -> None:
-        """Raise the `ConfigError` that stopped the bot at start-up, if one did."""
-        task = self._conversations
-        if task is not None and task.done() and not task.cancelled():
-            if isinstance(task.exception(), ConfigError):
-                raise task.exception()  # type: ignore[misc]
+        return self._conversations
 
     async def close(self) -> None:
         """Finish or close off the answers in flight, then close the model client, the
         store, then Discord (closing off an answer needs Discord). Safe to call again."""
-        if self._conversations is not None:
-            task = self._conversations
-            # Let a start-up in progress finish rather than cancel it (it takes about a
-            # second): a database connection cancelled while opening leaves its driver
-            # thread behind, which keeps the process from exiting.
-            await asyncio.wait([task])
-            if not task.cancelled() and task.exception() is None:
-                await task.result().close()
+        conversations, self._conversations = self._conversations, None
+        if conversations is not None:
+            await conversations.close()
         await super().close()
 
     async def on_ready(self) -> None:
@@ -146,9 +130,8 @@ class ChatBot(discord.Client):
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
         # Raw: a thread the cache no longer holds (archived, say) may be deleted too.
         self.threads.forget(payload.thread_id)
-        task = self._conversations
-        if task is not None and task.done() and not task.cancelled() and not task.exception():
-            task.result().forget_channel(payload.thread_id)
+        if self._conversations is not None:
+            self._conversations.forget_channel(payload.thread_id)
 
     # Raw events: discord.py fires them whether or not the message is in its cache
     # (on_message_delete and on_message_edit only fire for cached messages).
@@ -163,20 +146,13 @@ class ChatBot(discord.Client):
         message = payload.message
         if not is_conversation(message) or "content" not in payload.data:
             return  # the bot's own edits, or an update without text (an embed unfurled)
-        if (conversations := self._opened()) is not None:
-            conversations.replace(message, message.clean_content.strip())
+        if self._conversations is not None:
+            self._conversations.replace(message, message.clean_content.strip())
 
     async def _forget(self, channel_id: int, message_ids: set[int]) -> None:
-        if (conversations := self._opened()) is not None:
-            conversations.forget(channel_id, message_ids)
+        if self._conversations is not None:
+            self._conversations.forget(channel_id, message_ids)
 
-    def _opened(self) -> Conversations | None:
-        """The conversations, if open: before that no memory is loaded, so an edit or
-        deletion needs nothing done (read-back will see the channel as it is)."""
-        task = self._conversations
-        if task is None or not task.done() or task.cancelled() or task.exception():
-            return None
-        return task.result()
 
 
 def point_discord_at(url: str) -> None:
@@ -199,14 +175,7 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
     async with bot:
-        try:
-            await bot.start(settings.discord_bot_token)
-        except (aiohttp.ClientError, OSError):
-            # A start-up failure (the database) closes the bot, and with it the
-            # connection it was logging in on: report that failure, not the connection.
-            bot.raise_startup_error()
-            raise
-    bot.raise_startup_error()
+        await bot.start(settings.discord_bot_token)
 
 
 def configure_logging(settings: Settings) -> None:

@@ -363,8 +363,16 @@ class Conversations:
                     task.cancel()
             if late:
                 await asyncio.wait(late, timeout=SHUTDOWN_CLOSE_OFF)
+            # Whatever is still talking to Discord now (a request it leaves hanging)
+            # is given up, so nothing runs on after the clients close.
+            stuck = [task for task in late if not task.done()]
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
         if self.final_edits:
             await asyncio.wait(self.final_edits, timeout=FINAL_EDITS_TIMEOUT)
+            for edits in list(self.final_edits):
+                edits.cancel()
         if self.summarizer is not None:
             await self.summarizer.close()
         await self.model.close()
@@ -426,13 +434,15 @@ class Conversations:
             reply = Reply(message, self.pacers[channel.id], channel)
             note = "\n".join([NO_VISION_NOTE, *note_lines, *notes])
             answered = await self._answer_until_shutdown(reply, memory, note)
-        if answered is None or not reply.visible:
+        if answered is None or not reply.visible or reply.withdrawn:
             return
         answer, prompt = answered
         # Remembered as the channel will show it once the last edits land (they run
         # outside the lock); corrected if Discord refuses one.
         turn = prompts.turn("assistant", reply.final_text)[0]
-        turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reply.posted))
+        turn = dataclasses.replace(
+            turn, message_ids=tuple(m.id for m in reply.posted), replies_to=reply.message.id
+        )
         self._remember(channel.id, memory, turn)
         if reply.final_edits is not None:
             reply.final_edits.add_done_callback(
@@ -442,12 +452,19 @@ class Conversations:
 
     def _remember_as_shown(self, channel_id: int, reply: Reply, prompts: PromptBuilder) -> None:
         """After an answer's last edits: if Discord refused one, the remembered answer
-        becomes what the channel shows after all."""
+        becomes what the channel shows after all (nothing, if it was deleted)."""
         memory = self.memories.get(channel_id)
-        if memory is None or reply.shown_text == reply.final_text:
+        if memory is None:
+            return
+        if reply.withdrawn:
+            memory.forget({message.id for message in reply.posted})
+            return
+        if reply.shown_text == reply.final_text:
             return
         turn = prompts.turn("assistant", reply.shown_text)[0]
-        turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reply.posted))
+        turn = dataclasses.replace(
+            turn, message_ids=tuple(m.id for m in reply.posted), replies_to=reply.message.id
+        )
         memory.replace(reply.posted[0].id, turn)
 
     async def _read_files(self, pending: PendingTurn) -> Files:

@@ -65,10 +65,20 @@ async def read_back(
     image_turns = 0  # messages whose images were fetched again
     read = 0
 
-    def answer() -> Turn:
+    def answer() -> Turn | None:
+        """The answer made of `parts`; None when the message it answered was deleted
+        (the answer may well repeat it, and it is forgotten with it when live)."""
+        first = parts[-1]
+        reference = first.reference
         turn, _ = prompts.turn("assistant", "\n".join(m.content for m in reversed(parts)))
-        turn = dataclasses.replace(turn, message_ids=tuple(m.id for m in reversed(parts)))
+        turn = dataclasses.replace(
+            turn,
+            message_ids=tuple(m.id for m in reversed(parts)),
+            replies_to=reference.message_id if reference else None,
+        )
         parts.clear()
+        if reference and isinstance(reference.resolved, discord.DeletedReferencedMessage):
+            return None
         return turn
 
     async def user_turn(message: discord.Message, text: str) -> Turn | None:
@@ -112,9 +122,9 @@ async def read_back(
         elif (
             (text := message.clean_content.strip()) or (files and message.attachments)
         ) and await remembered(message):
-            if parts:  # an answer posted plain (Discord refused the reply) ends here
-                newest_first.append(answer())
-                tokens += newest_first[-1].tokens
+            if parts and (plain := answer()):  # an answer posted plain ends here
+                newest_first.append(plain)
+                tokens += plain.tokens
             turn = await user_turn(message, opening_text(message, text))
         if turn is not None:
             newest_first.append(turn)
@@ -123,15 +133,15 @@ async def read_back(
             return newest_first[::-1]
     else:  # the whole history was read: a thread's oldest part is where it started
         if read < MAX_MESSAGES_READ:
-            if parts:  # an answer in a thread opens with no reply: nothing to reply to
-                newest_first.append(answer())
+            if parts and (opening := answer()):  # a thread's first answer is no reply
+                newest_first.append(opening)
             starter = await _starter_message(channel, before)
             if starter is not None and (text := starter.clean_content.strip()):
                 if await remembered(starter) and (turn := await user_turn(starter, text)):
                     newest_first.append(turn)
             return newest_first[::-1]
-    if parts:  # the oldest answer read was posted plain, or began before the reset
-        newest_first.append(answer())
+    if parts and (oldest := answer()):  # posted plain, or began before the reset
+        newest_first.append(oldest)
     return newest_first[::-1]
 
 

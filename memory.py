@@ -85,6 +85,7 @@ class Turn:
     files: tuple[str, ...] = ()
     message_ids: tuple[int, ...] = ()
     label_tokens: int = 0
+    replies_to: int | None = None  # an answer: the id of the message it answers
 
     @property
     def labelled(self) -> str:
@@ -280,12 +281,18 @@ class ChannelMemory:
         return files, sum(len(turn.images) for turn in self._turns)
 
     def forget(self, message_ids: Collection[int]) -> list[Turn]:
-        """Drop every turn that came from any of `message_ids`; the turns dropped.
+        """Drop every turn that came from any of `message_ids`, and the answers to
+        them; the turns dropped.
 
-        An answer goes whole when any of its messages is deleted."""
+        An answer goes whole when any of its messages is deleted, and with the message
+        it answers (it may well repeat what was deleted)."""
         gone = set(message_ids)
-        kept = deque(t for t in self._turns if gone.isdisjoint(t.message_ids))
-        forgotten = [t for t in self._turns if not gone.isdisjoint(t.message_ids)]
+
+        def deleted(turn: Turn) -> bool:
+            return not gone.isdisjoint(turn.message_ids) or turn.replies_to in gone
+
+        kept = deque(t for t in self._turns if not deleted(t))
+        forgotten = [t for t in self._turns if deleted(t)]
         self._turns = kept
         self.tokens -= sum(t.tokens for t in forgotten)
         return forgotten

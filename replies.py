@@ -60,6 +60,11 @@ RETRY_DELAYS = (0.5, 1.0, 2.0)
 # discord.py's HTTPClient.request already retries these statuses itself (five tries,
 # sleeping 1, 3, 5, 7 s): retrying them again would only stretch a long outage.
 RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
+# The most one post or edit may take, discord.py's own retries included (they sleep
+# 1 + 3 + 5 + 7 s): a request Discord leaves hanging must not hold the channel up.
+REQUEST_TIMEOUT = 20.0
+# Discord's answer to an edit of a message that no longer exists (deleted by a person).
+UNKNOWN_MESSAGE = 10008
 
 # Discord's JSON error codes (topics/opcodes-and-status-codes#json-json-error-codes)
 # that mean the bot lacks a permission in the channel, and which permission it is.
@@ -69,6 +74,17 @@ REPLY_WITHOUT_HISTORY = 160002  # "Cannot reply without permission to read messa
 HISTORY = "Read Message History"
 
 T = TypeVar("T")
+
+
+class NoAnswerFromDiscord(Exception):
+    """Discord did not answer a post or edit within REQUEST_TIMEOUT seconds."""
+
+    def __init__(self) -> None:
+        super().__init__(f"Discord did not answer within {REQUEST_TIMEOUT:g} s")
+
+
+# How a post or edit can fail: Discord refuses, the connection breaks, or no answer.
+REQUEST_FAILURES = (discord.HTTPException, aiohttp.ClientError, NoAnswerFromDiscord)
 
 
 def is_transient(error: Exception) -> bool:
@@ -155,8 +171,11 @@ class Reply:
         # not awaited there: the channel's next turn need not wait for them.
         self.final_edits: asyncio.Task[None] | None = None
         self.failed = False  # Discord refused a post for good: post nothing more
-        # The channel itself is gone or out of reach (deleted, say): edit nothing more.
-        self.channel_gone = False
+        # Post and edit nothing more: the channel is gone or out of reach (deleted, say),
+        # or someone deleted one of the answer's messages while it was being written.
+        self.stopped = False
+        # Someone deleted one of the answer's messages: it is not to be remembered.
+        self.withdrawn = False
         # The answer's own task is showing its final messages or a notice: from then on
         # it talks only to Discord, and cancelling it could lose a post (see `finish`).
         self.final_pass = False
@@ -249,7 +268,7 @@ class Reply:
             else:
                 chunks.append(note)
         for text in chunks[len(self.posted) :]:
-            if self.failed or self.channel_gone or await self._send(text, silent=False) is None:
+            if self.failed or self.stopped or await self._send(text, silent=False) is None:
                 break
         self.final = chunks[: len(self.posted)]
         edits = [(i, text) for i, text in enumerate(self.final) if self.shown[i] != text]
@@ -264,7 +283,7 @@ class Reply:
                 # newest text; stop waiting when the answer is complete.
                 await self._paced()
             self._changed.clear()
-            if self._finishing.is_set() or self.failed or self.channel_gone:
+            if self._finishing.is_set() or self.failed or self.stopped:
                 return  # `finish` still edits what was posted
             preview = self.splitter.preview()
             wanted = self.final_chunks + ([preview + WRITING_MARKER] if preview else [])
@@ -283,7 +302,7 @@ class Reply:
         """Make the posted messages show `wanted` while the answer streams (edits keep
         the channel's pace), posting new ones as needed."""
         for index, text in enumerate(wanted):
-            if self.failed or self.channel_gone:
+            if self.failed or self.stopped:
                 return
             if index == len(self.posted):
                 if await self._send(text, silent=False) is None:
@@ -295,7 +314,7 @@ class Reply:
     async def _edit_all(self, edits: list[tuple[int, str]]) -> None:
         """The last edits: each is attempted even if one before it failed."""
         for index, text in edits:
-            if self.channel_gone:
+            if self.stopped:
                 return
             await self._edit(index, text)
 
@@ -304,7 +323,7 @@ class Reply:
         self.pacer.record()
         try:
             await self._retrying(lambda: self.posted[index].edit(content=text))
-        except (discord.HTTPException, aiohttp.ClientError) as error:
+        except REQUEST_FAILURES as error:
             self._refused("edit", error)
             return False
         self.shown[index] = text
@@ -328,7 +347,7 @@ class Reply:
         self.pacer.record()
         try:
             sent = await self._retrying(lambda: channel.send(text, **options))
-        except (discord.HTTPException, aiohttp.ClientError) as error:
+        except REQUEST_FAILURES as error:
             if as_reply and missing_permission(error, channel) == HISTORY:
                 self._lacks(HISTORY, error=error)
                 return await self._send(text, silent=silent)  # now without the reference
@@ -368,11 +387,13 @@ class Reply:
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
         """`request()`, tried again after each of `retry_delays` while it fails
-        transiently; the last failure is raised."""
+        transiently; the last failure is raised. One that Discord leaves unanswered
+        for REQUEST_TIMEOUT seconds raises NoAnswerFromDiscord and is not tried again:
+        the channel moves on."""
         for delay in self.retry_delays:
             try:
-                return await request()
-            except (discord.HTTPException, aiohttp.ClientError) as error:
+                return await self._timed(request)
+            except REQUEST_FAILURES as error:
                 if not is_transient(error):
                     raise
                 log.info(
@@ -382,12 +403,25 @@ class Reply:
                     delay,
                 )
             await asyncio.sleep(delay)
-        return await request()
+        return await self._timed(request)
+
+    @staticmethod
+    async def _timed(request: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                return await request()
+        except TimeoutError:
+            raise NoAnswerFromDiscord from None
 
     def _refused(self, what: str, error: Exception) -> None:
         channel = self.channel
         if isinstance(error, discord.HTTPException) and error.code in CHANNEL_GONE:
-            self.channel_gone = self.failed = True
+            self.stopped = self.failed = True
+        if isinstance(error, discord.NotFound) and error.code == UNKNOWN_MESSAGE:
+            # Deleted while the answer was being written: the person wants it gone.
+            self.stopped = self.failed = self.withdrawn = True
+            log.info("channel %s: the answer was deleted while it was written", channel.id)
+            return
         if (permission := missing_permission(error, channel)) is not None:
             self._lacks(permission, error=error)
             return

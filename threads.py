@@ -125,11 +125,25 @@ class Threads:
             return channel
 
     def may_answer_in(self, channel: object) -> bool:
-        """Whether the bot may post in `channel`: not in a thread that is locked (without
-        Manage Threads) or where it may not send (logged once per thread)."""
-        if not isinstance(channel, discord.Thread):
+        """Whether the bot may post in `channel`, by discord.py's cache of its
+        permissions: not in a thread that is locked (without Manage Threads), nor where
+        it may not send (logged once per channel). The model is not asked for an
+        answer nobody could see. A DM, or a channel whose permissions the cache does not
+        know, is given the benefit of the doubt (a refused post is handled anyway)."""
+        guild = getattr(channel, "guild", None)
+        me = getattr(guild, "me", None)
+        if me is None or not hasattr(channel, "permissions_for"):
             return True
-        permissions = channel.permissions_for(channel.guild.me)
+        if not isinstance(channel, discord.Thread):
+            if channel.permissions_for(me).send_messages:  # type: ignore[attr-defined]
+                return True
+            self._log_once(
+                channel.id,  # type: ignore[attr-defined]
+                "send",
+                "reading, not answering: needs Send Messages",
+            )
+            return False
+        permissions = channel.permissions_for(me)
         if channel.locked and not permissions.manage_threads:
             self._log_once(channel.id, "locked", "the thread is locked: reading, not answering")
             return False

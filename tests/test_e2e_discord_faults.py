@@ -11,6 +11,7 @@ import logging
 
 import pytest
 
+import replies as replies_module
 from memory import speaker_name
 from tests.e2e import MARKER, answered, conversation, final_messages, replies, until
 from tests.standins.discord_standin import DiscordStandIn
@@ -228,3 +229,62 @@ async def test_a_command_registration_discord_py_cannot_parse_is_logged_and_the_
     await until(lambda: "could not register the slash commands" in caplog.text)
     await discord_api.user_says("general", "alice", "still there?")
     assert await final_messages(discord_api, "general", 1) == ["echo: still there?"]
+
+
+async def test_a_post_discord_leaves_hanging_lets_the_channel_move_on(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, monkeypatch
+) -> None:
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setattr(replies_module, "REQUEST_TIMEOUT", 1.0)
+    await start_bot()
+    discord_api.fail_requests("POST", "create_message", channel="random", hang=True)
+    await discord_api.user_says("random", "alice", "post will hang")
+    await discord_api.user_says("random", "alice", "second message")
+    [answer] = await final_messages(discord_api, "random", 1)
+    assert answer == "echo: second message"
+    assert "Discord did not answer within 1 s" in caplog.text
+    # The unseen first answer is not remembered: the channel never showed it.
+    assert [c for _, c in conversation(openai_api.completions[-1])] == [
+        "post will hang",
+        "second message",
+    ]
+
+
+async def test_an_answer_deleted_while_it_streams_stops_and_is_not_remembered(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    await start_bot(STREAM_REPLIES="true")
+    text = " ".join(f"word{n}" for n in range(60))
+    chunks = [f"word{n} " for n in range(59)] + ["word59"]
+    openai_api.script(Reply(text, chunks=chunks, chunk_delay=0.05))
+    await discord_api.user_says("general", "alice", "talk for a while")
+    [first] = await replies(discord_api, "general")
+    await discord_api.user_deletes(first)
+    await until(lambda: "deleted while it was written" in caplog.text, timeout=10)
+    await openai_api.wait_for(lambda: openai_api.chat_requests[0].finished_at is not None)
+    await discord_api.user_says("general", "alice", "still there?")
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 2)
+    assert conversation(openai_api.completions[-1]) == [
+        ("user", "talk for a while"),
+        ("user", "still there?"),
+    ]
+    # Nothing more was posted or edited for the deleted answer after the refusal.
+    assert caplog.text.count("could not edit the answer") == 0
+    assert await final_messages(discord_api, "general", 1) == ["echo: still there?"]
+
+
+async def test_no_model_call_where_the_bot_may_not_post(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
+) -> None:
+    caplog.set_level(logging.WARNING)
+    await start_bot()
+    await discord_api.deny("random", "SEND_MESSAGES")
+    for text in ("one", "two"):
+        await discord_api.user_says("random", "bob", text)
+    await discord_api.user_says("general", "bob", "here?")
+    await final_messages(discord_api, "general", 1)
+    # Nobody could have seen those answers: the model was not asked, nothing was spent.
+    assert [c for _, c in conversation(openai_api.completions[-1])] == ["here?"]
+    assert len(openai_api.completions) == 1
+    assert caplog.text.count("needs Send Messages") == 1

@@ -18,15 +18,23 @@ PASSWORD = "my password is hunter2"
 async def test_a_deleted_message_is_forgotten(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
-    await start_bot()
+    first = await start_bot()
     secret = await discord_api.user_says("general", "alice", PASSWORD)
     await final_messages(discord_api, "general", 1)
     await discord_api.user_deletes(secret)
     await discord_api.user_says("general", "alice", "what did I say?")
     await final_messages(discord_api, "general", 2)
+    # The answer to it goes too: it may well repeat what was deleted.
+    assert conversation(openai_api.completions[-1]) == [("user", "what did I say?")]
+    # Read back after a restart, the answer to the deleted message stays out as well.
+    await first.close()
+    await start_bot()
+    await discord_api.user_says("general", "alice", "and now?")
+    await final_messages(discord_api, "general", 3)
     assert conversation(openai_api.completions[-1]) == [
-        ("assistant", f"echo: {PASSWORD}"),
         ("user", "what did I say?"),
+        ("assistant", "echo: what did I say?"),
+        ("user", "and now?"),
     ]
 
 

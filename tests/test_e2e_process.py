@@ -179,3 +179,4 @@ async def test_a_system_prompt_that_leaves_no_room_stops_start_up(
     assert len(errors) == 1 and "SYSTEM_PROMPT is 404 tokens" in errors[0]
     assert "of the 400-token prompt budget" in errors[0]
     assert "Traceback" not in output
+    assert "Connected as" not in output  # stopped before going online

@@ -52,7 +52,7 @@ class Message:
 
     @property
     def reference(self) -> Any:
-        return SimpleNamespace(message_id=1) if self.reply else None
+        return SimpleNamespace(message_id=1, resolved=None) if self.reply else None
 
 
 @dataclass
