@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 
 from splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter, split_for_discord
 
-# Written independently of the module: up to 3 spaces, then three backticks.
-FENCE_LINE = re.compile(r" {0,3}```")
-REOPENED = re.compile(r"```[^\n]*\n")
+# Written independently of the module: up to 3 spaces, then three backticks or tildes.
+FENCE_LINE = re.compile(r" {0,3}(```|~~~)")
+# CommonMark's fence line: the run of backticks or tildes, and what follows it on the line.
+FENCE_RUN = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+REOPENED = re.compile(r"(`{3,}|~{3,})[^\n]*\n")
+CLOSED = re.compile(r"\n(`{3,}|~{3,})\Z")
 CLUSTER = regex.compile(r"\X")
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy
@@ -23,8 +26,22 @@ RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"
 ACCENTED = "e\u0301\u0308"  # e, acute, diaeresis
 
 
-def fence_count(message: str) -> int:
-    return sum(1 for line in message.split("\n") if FENCE_LINE.match(line))
+def balanced(message: str) -> bool:
+    """Whether message ends outside any code block, under CommonMark: a run of 3+ backticks
+    (with no backtick after it) or tildes opens a block; a run of the same character, at
+    least as long, with only spaces and tabs after it, closes it."""
+    opened = None
+    for line in message.split("\n"):
+        fence = FENCE_RUN.fullmatch(line.removesuffix("\r"))
+        if fence is None:
+            continue
+        run, rest = fence.groups()
+        if opened is None:
+            if not (run.startswith("`") and "`" in rest):
+                opened = run
+        elif run[0] == opened[0] and len(run) >= len(opened) and not rest.strip(" \t"):
+            opened = None
+    return opened is None
 
 
 def visible_text(text: str) -> str:
@@ -49,7 +66,7 @@ def message_bodies(message: str) -> list[str]:
     bodies = [message]
     if opened := REOPENED.match(message):
         bodies.append(message[opened.end() :])
-    bodies += [body[: -len("\n```")] for body in bodies if body.endswith("\n```")]
+    bodies += [body[: closed.start()] for body in bodies if (closed := CLOSED.search(body))]
     return [body for body in bodies if body]
 
 
@@ -91,7 +108,7 @@ def stream(text: str, deltas: list[str], limit: int) -> list[str]:
         messages += splitter.feed(delta)
         preview = splitter.preview()
         assert len(preview) <= limit - 2
-        assert fence_count(preview) % 2 == 0
+        assert balanced(preview)
     return messages + splitter.finish()
 
 
@@ -176,7 +193,7 @@ def test_pathological_language_tag_neither_loops_nor_overflows() -> None:
     text = "```" + "a" * 3000 + "\nprint('hi')\n```\n\nafter"
     messages = split_for_discord(text)
     assert 1 < len(messages) < 5
-    assert all(len(m) <= DISCORD_MESSAGE_LIMIT and fence_count(m) % 2 == 0 for m in messages)
+    assert all(len(m) <= DISCORD_MESSAGE_LIMIT and balanced(m) for m in messages)
     assert messages[-1].endswith("after")
     assert stream(text, list(text), DISCORD_MESSAGE_LIMIT) == messages
 
@@ -290,10 +307,14 @@ long_words = st.builds(
 )
 spaces = st.text(st.sampled_from("  \t\u3000\xa0"), min_size=1, max_size=30)
 newlines = st.sampled_from(["\n", "\n\n", "\n\n\n", " \n", "\n  ", "\n    ", "\n \n"])
+# Fence lines of both characters and several lengths; some cannot close a block (an info
+# string after them) and some cannot open one (a backtick after them: inline code).
 fences = st.builds(
-    lambda indent, tag: f"\n{' ' * indent}```{tag}\n",
+    lambda indent, char, length, tag: f"\n{' ' * indent}{char * length}{tag}\n",
     st.integers(0, 3),
-    st.sampled_from(["", "python", "js", "c++", "x" * 10]),
+    st.sampled_from("`~"),
+    st.integers(3, 7),
+    st.sampled_from(["", "", "python", "js", "c++", "x" * 10, " \t", " `x`", "`"]),
 )
 # Many short lines or words at once, so texts get long enough to need cuts at limit 2000.
 filler = st.builds(
@@ -359,7 +380,7 @@ def test_messages_fit_are_balanced_and_keep_the_text(text: str, limit: int) -> N
     for message in messages:
         assert 1 <= len(message) <= limit
         assert message.strip()
-        assert fence_count(message) % 2 == 0
+        assert balanced(message)
     assert visible_text("\n".join(messages)) == visible_text(text)
 
 
