@@ -181,6 +181,74 @@ def test_block_left_open_is_closed_at_the_end() -> None:
     assert split_for_discord("Try:\n```py\nprint(1)\n") == ["Try:\n```py\nprint(1)\n```"]
 
 
+def test_a_longer_fence_is_not_closed_by_a_shorter_one() -> None:
+    # The tester's case: a file shown in a four-backtick fence that holds a ``` line.
+    text = "File: `b.py`\n````python\nprint(1)\n```\nbreak fence\n````"
+    assert split_for_discord(text) == [text]
+    assert stream(text, list(text), DISCORD_MESSAGE_LIMIT) == [text]
+
+
+@pytest.mark.parametrize(
+    ("text", "closed"),
+    [
+        ("```\ncode\n```python\nmore", "```\ncode\n```python\nmore\n```"),  # info: content
+        ("```\ncode\n  `````  \nafter", "```\ncode\n  `````  \nafter"),  # longer closes
+        ("~~~\ncode\n```\nmore", "~~~\ncode\n```\nmore\n~~~"),  # other character: content
+        ("```x```\ntext", "```x```\ntext"),  # a backtick after the run: inline code
+        ("~~~ `x`\ncode", "~~~ `x`\ncode\n~~~"),  # a tilde fence's info may hold backticks
+        ("a\n    ```\ncode", "a\n    ```\ncode"),  # four spaces: indented code, not a fence
+    ],
+)
+def test_fences_open_and_close_as_commonmark_says(text: str, closed: str) -> None:
+    assert split_for_discord(text) == [closed]
+
+
+@pytest.mark.parametrize(("fence", "tag"), [("````", "python"), ("~~~", "rust"), ("~~~~~", "")])
+def test_a_cut_block_is_reopened_with_its_own_fence_and_tag(fence: str, tag: str) -> None:
+    code = [f"line {i}" if i % 3 else "```" for i in range(60)]
+    text = f"Intro\n{fence}{tag}\n" + "\n".join(code) + f"\n{fence}\nafter"
+    messages = split_for_discord(text, limit=100)
+    assert len(messages) >= 5
+    assert messages[0].startswith(f"Intro\n{fence}{tag}\n")
+    assert all(m.startswith(f"{fence}{tag}\n") for m in messages[1:-1])
+    assert all(m.endswith(f"\n{fence}") and len(m) <= 100 for m in messages[:-1])
+    assert messages[-1].endswith(f"\n{fence}\nafter")
+    inside = [line for m in messages for line in m.split("\n")]
+    inside = [line for line in inside if line not in (fence, fence + tag, "Intro", "after")]
+    assert inside == code  # the ``` lines stay code, in order
+    assert stream(text, list(text), 100) == messages
+
+
+def test_a_tag_is_dropped_when_the_fence_leaves_no_room_for_it() -> None:
+    # The reopen line and closing fence take at most 40 characters: 2 * 9 + 2 + 20 is 40.
+    code = "\n".join(["x = 1"] * 30)
+    for tag, reopened in [("t" * 20, "`" * 9 + "t" * 20 + "\n"), ("t" * 21, "`" * 9 + "\n")]:
+        messages = split_for_discord(f"{'`' * 9}{tag}\n{code}\n{'`' * 9}", limit=100)
+        assert len(messages) > 1
+        assert all(m.startswith(reopened) for m in messages[1:])
+
+
+def test_a_fence_too_long_to_reopen_is_kept_but_not_reopened() -> None:
+    fence = "`" * 20  # 2 * 20 + 2 characters: more than the 40 a reopen may take
+    text = f"{fence}\n" + "\n".join(["```", "x = 1"] * 30) + f"\n{fence}\ntail"
+    messages = split_for_discord(text, limit=100)
+    assert len(messages) > 2
+    assert all(len(m) <= 100 for m in messages)
+    assert not any(m.startswith(fence) for m in messages[1:])
+    assert messages[-1].endswith(f"\n{fence}\ntail")  # the ``` lines did not close it
+    splitter = ReplySplitter(100)  # not stream(): its previews are unbalanced too
+    assert [m for char in text for m in splitter.feed(char)] + splitter.finish() == messages
+
+
+def test_a_message_opening_a_long_fence_leaves_room_to_close_it() -> None:
+    # The room reserved is a ``` fence's; the cut moves back for the longer one.
+    for size in range(50, 70):
+        text = "a" * 30 + "\n" + "`" * 19 + "\n" + "b" * 200
+        messages = split_for_discord(text, limit=size)
+        assert all(len(m) <= size and balanced(m) for m in messages)
+        assert stream(text, list(text), size) == messages
+
+
 def test_language_tag_is_reopened_up_to_32_characters() -> None:
     code = "\n".join(["x = 1"] * 20)
     for tag, reopened in [("t" * 32, "```" + "t" * 32 + "\n"), ("t" * 33, "```\n")]:
