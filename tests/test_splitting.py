@@ -242,9 +242,12 @@ def test_a_fence_too_long_to_reopen_is_kept_but_not_reopened() -> None:
 
 def test_a_message_opening_a_long_fence_leaves_room_to_close_it() -> None:
     # The room reserved is a ``` fence's; the cut moves back for the longer one.
+    fence = "`" * 19
+    text = f"aaaaa\n{fence}\n" + "\n".join(["code"] * 40)
+    assert split_for_discord(text, limit=50)[0] == f"aaaaa\n{fence}\ncode\n{fence}"
     for size in range(50, 70):
-        text = "a" * 30 + "\n" + "`" * 19 + "\n" + "b" * 200
         messages = split_for_discord(text, limit=size)
+        assert messages[0].startswith(f"aaaaa\n{fence}\ncode\n")
         assert all(len(m) <= size and balanced(m) for m in messages)
         assert stream(text, list(text), size) == messages
 
