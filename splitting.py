@@ -49,7 +49,7 @@ _MIN_LIMIT = _MAX_REOPEN + 1
 _MIN_CLOSE = 4
 # A line that may open or close a fenced code block (CommonMark): up to 3 spaces of
 # indentation, a run of 3 or more backticks or tildes, and the rest of the line.
-_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})([^\n]*)", re.MULTILINE)
+_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)", re.DOTALL)
 # Room a preview leaves for the caller's "still writing" marker.
 _MARKER_ROOM = 2
 _WHITESPACE = re.compile(r"\s")
@@ -334,8 +334,13 @@ def _block_after(text: str, block: CodeBlock | None) -> CodeBlock | None:
     starts a new line), which keeps every message's fences balanced. The rules are
     CommonMark's, see the module docstring.
     """
-    for line in _FENCE_LINE.finditer(text):
-        fence, info = line.groups()
+    if "`" not in text and "~" not in text:
+        return block  # the common case, found fast (a one-character search is memchr)
+    for line in text.split("\n"):
+        # str methods first: a regex per line would make previews of long answers slow.
+        if line.lstrip(" ")[:3] not in ("```", "~~~") or not (match := _FENCE_LINE.match(line)):
+            continue
+        fence, info = match.groups()
         info = info.removesuffix("\r")
         if block is None:
             if fence[0] == "`" and "`" in info:
