@@ -9,6 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter, split_for_discord
+from tests.e2e import final_messages
+from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 # Written independently of the module: up to 3 spaces, then three backticks or tildes.
 FENCE_LINE = re.compile(r" {0,3}(```|~~~)")
@@ -367,6 +370,26 @@ def test_preview_truncates_between_clusters() -> None:
     splitter.feed("\U0001f468\u200d")  # a family whose next member has not arrived yet
     assert splitter.feed("\U0001f469") == [FAMILY * 13]
     assert splitter.finish() == [FAMILY + "\U0001f468\u200d\U0001f469"]
+
+
+async def test_a_streamed_answer_with_a_longer_fence_is_reopened_with_it(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # As the bot shows files: a four-backtick fence around text holding ``` lines.
+    await start_bot(STREAM_REPLIES="true")
+    code = "\n".join("```" if i % 5 == 0 else f"step {i}:" + " more" * 12 for i in range(120))
+    text = f"File: `notes.md`\n````markdown\n{code}\n````\n\nThat is the file."
+    openai_api.script(Reply(text, chunks=[text[i : i + 90] for i in range(0, len(text), 90)]))
+    await discord_api.user_says("general", "alice", "show it")
+    posted = await final_messages(discord_api, "general", len(split_for_discord(text)))
+    assert len(posted) >= 3
+    assert posted == split_for_discord(text)
+    assert all(m.startswith("````markdown\n") for m in posted[1:])
+    assert all(m.endswith("\n````") for m in posted[:-1])
+    assert posted[-1].endswith("\n````\n\nThat is the file.")
+    lines = [line for m in posted for line in m.split("\n")]
+    assert [line for line in lines if line.startswith("step") or line == "```"] == code.split("\n")
+    assert all(p.status == 200 for p in discord_api.posts("general"))
 
 
 # --- Properties -----------------------------------------------------------------------------
