@@ -15,25 +15,41 @@ The rules, in short:
   mark, or following a prepended mark) counts as visible text, not as whitespace. Only a
   single cluster longer than a whole message (thousands of marks on one letter) is cut between
   code points, as nothing else can fit it into messages.
-* A cut inside a ``` code block closes the block at the end of the message and reopens it, with
-  its language tag, at the start of the next one, so each message renders on its own.
+* Code blocks are fenced code blocks as CommonMark defines them (spec 0.31, "Fenced code
+  blocks"), which Discord's renderer follows: a line of up to 3 spaces and then a run of at
+  least 3 backticks or 3 tildes opens a block (a backtick run must not be followed by another
+  backtick on its line: that is inline code); only a line of up to 3 spaces, then a run of the
+  same character at least as long, then nothing but spaces and tabs closes it. So ```` ``` ````
+  lines inside a ```` ```` ```` block are code, as in the files the bot shows (attachments.py
+  fences them with a run longer than any inside).
+* A cut inside a code block closes the block at the end of the message and reopens it, with
+  the same fence (character and length) and its language tag, at the start of the next one, so
+  each message renders on its own. The reopen line and the closing fence together take at
+  most 40 characters: a tag that would make them longer is dropped, and a block whose fence is
+  longer than 19 characters (which nothing but a pathological answer has) is neither closed
+  nor reopened at a cut.
 
 `ReplySplitter` does the work incrementally. `split_for_discord` is the same splitter fed the
 whole answer at once, so a streamed answer ends as exactly the messages a non-streamed one gets.
 """
 
 import re
+from typing import NamedTuple
 
 import regex
 
 DISCORD_MESSAGE_LIMIT = 2000
 
-_FENCE = "```"
-_CLOSE = "\n```"
-# A longer language tag is dropped rather than reopened, so the prefix cannot eat the budget.
-_MAX_TAG = 32
-# The smallest limit leaving room for the longest reopen prefix, a closing fence and one character.
-_MIN_LIMIT = len(_FENCE) + _MAX_TAG + len("\n") + len(_CLOSE) + 1
+# The most a reopen line and a closing fence may take together (a "```" fence with a 32-character
+# tag): a longer tag is dropped and a longer fence not reopened, so they cannot eat the budget.
+_MAX_REOPEN = 40
+# The smallest limit leaving room for the longest reopen line, closing fence and one character.
+_MIN_LIMIT = _MAX_REOPEN + 1
+# The room a closing fence takes at least ("\n```"), reserved in every message.
+_MIN_CLOSE = 4
+# A line that may open or close a fenced code block (CommonMark): up to 3 spaces of
+# indentation, a run of 3 or more backticks or tildes, and the rest of the line.
+_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)", re.DOTALL)
 # Room a preview leaves for the caller's "still writing" marker.
 _MARKER_ROOM = 2
 _WHITESPACE = re.compile(r"\s")
@@ -68,8 +84,8 @@ class ReplySplitter:
         # Answer text not in a final message yet. It always starts a line of the next message:
         # it begins the answer or follows a cut.
         self._pending = ""
-        # The language tag of the code block open where pending starts; None outside a block.
-        self._tag: str | None = None
+        # The code block open where pending starts; None outside a block.
+        self._block: CodeBlock | None = None
         self._started = False  # a non-whitespace character of the answer has arrived
         self._settling = False  # dropping the whitespace after a cut, see _settle_head
 
@@ -103,8 +119,17 @@ class ReplySplitter:
         not arrived yet); the next preview shows it whole.
         """
         room = self._budget() - _MARKER_ROOM
-        body = _rstrip(self._pending[: _cluster_cut(self._pending, room)]) if room > 0 else ""
-        return self._enclose(body) if body else ""
+        while room > 0:
+            body = _rstrip(self._pending[: _cluster_cut(self._pending, room)])
+            if not body:
+                return ""
+            shown = self._enclose(body)
+            # A block the body opens may take a longer closing fence than the room reserved.
+            excess = len(shown) - (self._limit - _MARKER_ROOM)
+            if excess <= 0:
+                return shown
+            room -= excess
+        return ""
 
     def finish(self) -> list[str]:
         """End the answer: return the remaining messages, the last one closing an open block.
@@ -122,20 +147,23 @@ class ReplySplitter:
         return messages
 
     def _reopen_prefix(self) -> str:
-        return "" if self._tag is None else f"{_FENCE}{self._tag}\n"
+        return "" if self._block is None else self._block.reopen
 
     def _budget(self) -> int:
         """How much of pending the next message can hold.
 
         Room for a closing fence is always reserved, whether or not the cut ends up inside a
-        block: that keeps the choice of cut independent of where it lands.
+        block: that keeps the choice of cut independent of where it lands. It is the open
+        block's closing fence, or a "```" one; a cut whose message opens a block with a longer
+        fence is moved back to make room (_cut).
         """
-        return self._limit - len(self._reopen_prefix()) - len(_CLOSE)
+        close = 0 if self._block is None else len(self._block.close)
+        return self._limit - len(self._reopen_prefix()) - max(_MIN_CLOSE, close)
 
     def _enclose(self, body: str) -> str:
         """The message for body: reopen prefix, body, and a closing fence if a block is open."""
-        close = _CLOSE if _fence_after(body, self._tag) is not None else ""
-        return self._reopen_prefix() + body + close
+        block = _block_after(body, self._block)
+        return self._reopen_prefix() + body + ("" if block is None else block.close)
 
     def _cut(self) -> str:
         """Finalise the next message from the head of pending; the rest stays pending.
@@ -148,10 +176,17 @@ class ReplySplitter:
         cluster arrives split across deltas. The one code path for feed() and finish().
         """
         budget = self._budget()
-        end, start = _find_cut(self._pending[: budget + 2], budget)
-        body = _rstrip(self._pending[:end])
-        message = self._enclose(body)
-        self._tag = _fence_after(body, self._tag)
+        while True:
+            end, start = _find_cut(self._pending[: budget + 2], budget)
+            body = _rstrip(self._pending[:end])
+            message = self._enclose(body)
+            # The body opens a block whose closing fence is longer than the room reserved: a
+            # smaller window, of text that has arrived too, leaves the room.
+            excess = len(message) - self._limit
+            if excess <= 0 or budget <= excess:
+                break
+            budget -= excess
+        self._block = _block_after(body, self._block)
         self._pending = self._pending[start:]
         self._settling = True
         self._settle_head()
@@ -274,22 +309,48 @@ def _rstrip(text: str) -> str:
     return kept
 
 
-def _fence_after(text: str, tag: str | None) -> str | None:
-    """The language tag of the code block open after text, given the one open before it.
+class CodeBlock(NamedTuple):
+    """A fenced code block as it is reopened after a cut."""
 
-    None means outside any block. text starts a line. Lines are judged as they will appear
-    in the messages (where a cut starts a new line), which keeps every message's fences
-    balanced.
+    fence: str  # the opening run: 3 or more backticks or tildes
+    tag: str  # the info string's first word, "" if none or too long to reopen
+
+    @property
+    def reopen(self) -> str:
+        """The line that reopens the block at the start of a message; "" if the fence is
+        too long to reopen."""
+        return f"{self.fence}{self.tag}\n" if self.close else ""
+
+    @property
+    def close(self) -> str:
+        """The closing fence that ends a message inside the block; "" if too long."""
+        return f"\n{self.fence}" if 2 * len(self.fence) + 2 <= _MAX_REOPEN else ""
+
+
+def _block_after(text: str, block: CodeBlock | None) -> CodeBlock | None:
+    """The code block open after text, given the one open before it; None outside any block.
+
+    text starts a line. Lines are judged as they will appear in the messages (where a cut
+    starts a new line), which keeps every message's fences balanced. The rules are
+    CommonMark's, see the module docstring.
     """
+    if "`" not in text and "~" not in text:
+        return block  # the common case, found fast (a one-character search is memchr)
     for line in text.split("\n"):
-        content = line.lstrip(" ")
-        if len(line) - len(content) <= 3 and content.startswith(_FENCE):
-            tag = _language_tag(content) if tag is None else None
-    return tag
-
-
-def _language_tag(fence_line: str) -> str:
-    """The language tag of an opening fence line without its indentation, "" if too long."""
-    words = fence_line[len(_FENCE) :].split(maxsplit=1)
-    tag = words[0] if words else ""
-    return tag if len(tag) <= _MAX_TAG else ""
+        # str methods first: a regex per line would make previews of long answers slow.
+        if line.lstrip(" ")[:3] not in ("```", "~~~") or not (match := _FENCE_LINE.match(line)):
+            continue
+        fence, info = match.groups()
+        info = info.removesuffix("\r")
+        if block is None:
+            if fence[0] == "`" and "`" in info:
+                continue  # inline code, not a fence
+            words = info.split(maxsplit=1)
+            tag = words[0] if words else ""
+            room = _MAX_REOPEN - 2 * len(fence) - 2
+            block = CodeBlock(fence, tag if len(tag) <= room else "")
+        elif (
+            fence[0] == block.fence[0] and len(fence) >= len(block.fence) and not info.strip(" \t")
+        ):
+            block = None
+    return block

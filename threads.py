@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 
 import discord
+import regex
 
 from channel_settings import THREAD_MODES
 from config import Settings
@@ -32,28 +33,34 @@ log = logging.getLogger("chatbot")
 MAX_THREAD_NAME = 100  # Discord: a thread's name has 1-100 characters
 UNNAMED_THREAD = "Conversation"  # for a question with no words (an image alone, say)
 ELLIPSIS = "…"
+_CLUSTER = regex.compile(r"\X")  # a grapheme cluster
 # What the bot needs to answer a channel's messages in threads, by discord.py's names.
 THREAD_MODE_PERMISSIONS = ("create_public_threads", "send_messages_in_threads")
 
 
 def thread_name(question: str, limit: int = MAX_THREAD_NAME) -> str:
     """A thread's name for `question`: its words on one line, at most `limit` characters
-    (Discord's limit is 100, counted in code points), cut after a whole word and marked
-    with "…" when shortened (a single over-long word is cut inside), never empty."""
+    (Discord's limit is 100, counted in code points), never empty.
+
+    A shortened name ends with "…", cut before a space when one fits, else at the last
+    grapheme cluster boundary that fits (the `regex` library's \\X, as splitting.py uses):
+    no cut splits what a reader sees as one character, such as a flag or an emoji family. A
+    question whose first cluster alone does not fit is named UNNAMED_THREAD."""
     text = " ".join(question.split())
     if not text:
         return UNNAMED_THREAD
     if len(text) <= limit:
         return text
-    cut = text[: limit - len(ELLIPSIS) + 1]  # one more: is the cut right before a space?
-    if cut.endswith(" "):
-        cut = cut.rstrip()
-    else:
-        cut = cut[:-1]
-        space = cut.rfind(" ")
-        if space > 0:
-            cut = cut[:space]
-    return cut + ELLIPSIS
+    room = limit - len(ELLIPSIS)
+    # The clusters of the head are the text's own up to room + 1: a boundary is fixed once
+    # the character after it is known, so the rest of a long question is not segmented.
+    head = text[: room + 2]
+    starts = [cluster.start() for cluster in _CLUSTER.finditer(head)]
+    fits = [at for at in starts if 0 < at <= room]
+    # A space that is a cluster of its own; one carrying a combining mark is a visible one.
+    words = [at for at in fits if head[at] == " " and at + 1 in starts]
+    cut = max(words or fits, default=0)
+    return text[:cut] + ELLIPSIS if cut else UNNAMED_THREAD
 
 
 def opening_text(message: discord.Message, text: str) -> str:

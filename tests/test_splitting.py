@@ -9,10 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter, split_for_discord
+from tests.e2e import final_messages
+from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.openai_standin import OpenAIStandIn, Reply
 
-# Written independently of the module: up to 3 spaces, then three backticks.
-FENCE_LINE = re.compile(r" {0,3}```")
-REOPENED = re.compile(r"```[^\n]*\n")
+# Written independently of the module: up to 3 spaces, then three backticks or tildes.
+FENCE_LINE = re.compile(r" {0,3}(```|~~~)")
+# CommonMark's fence line: the run of backticks or tildes, and what follows it on the line.
+FENCE_RUN = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+REOPENED = re.compile(r"(`{3,}|~{3,})[^\n]*\n")
+CLOSED = re.compile(r"\n(`{3,}|~{3,})\Z")
 CLUSTER = regex.compile(r"\X")
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy
@@ -23,8 +29,22 @@ RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"
 ACCENTED = "e\u0301\u0308"  # e, acute, diaeresis
 
 
-def fence_count(message: str) -> int:
-    return sum(1 for line in message.split("\n") if FENCE_LINE.match(line))
+def balanced(message: str) -> bool:
+    """Whether message ends outside any code block, under CommonMark: a run of 3+ backticks
+    (with no backtick after it) or tildes opens a block; a run of the same character, at
+    least as long, with only spaces and tabs after it, closes it."""
+    opened = None
+    for line in message.split("\n"):
+        fence = FENCE_RUN.fullmatch(line.removesuffix("\r"))
+        if fence is None:
+            continue
+        run, rest = fence.groups()
+        if opened is None:
+            if not (run.startswith("`") and "`" in rest):
+                opened = run
+        elif run[0] == opened[0] and len(run) >= len(opened) and not rest.strip(" \t"):
+            opened = None
+    return opened is None
 
 
 def visible_text(text: str) -> str:
@@ -49,7 +69,7 @@ def message_bodies(message: str) -> list[str]:
     bodies = [message]
     if opened := REOPENED.match(message):
         bodies.append(message[opened.end() :])
-    bodies += [body[: -len("\n```")] for body in bodies if body.endswith("\n```")]
+    bodies += [body[: closed.start()] for body in bodies if (closed := CLOSED.search(body))]
     return [body for body in bodies if body]
 
 
@@ -91,7 +111,7 @@ def stream(text: str, deltas: list[str], limit: int) -> list[str]:
         messages += splitter.feed(delta)
         preview = splitter.preview()
         assert len(preview) <= limit - 2
-        assert fence_count(preview) % 2 == 0
+        assert balanced(preview)
     return messages + splitter.finish()
 
 
@@ -164,6 +184,77 @@ def test_block_left_open_is_closed_at_the_end() -> None:
     assert split_for_discord("Try:\n```py\nprint(1)\n") == ["Try:\n```py\nprint(1)\n```"]
 
 
+def test_a_longer_fence_is_not_closed_by_a_shorter_one() -> None:
+    # The tester's case: a file shown in a four-backtick fence that holds a ``` line.
+    text = "File: `b.py`\n````python\nprint(1)\n```\nbreak fence\n````"
+    assert split_for_discord(text) == [text]
+    assert stream(text, list(text), DISCORD_MESSAGE_LIMIT) == [text]
+
+
+@pytest.mark.parametrize(
+    ("text", "closed"),
+    [
+        ("```\ncode\n```python\nmore", "```\ncode\n```python\nmore\n```"),  # info: content
+        ("```\ncode\n  `````  \nafter", "```\ncode\n  `````  \nafter"),  # longer closes
+        ("~~~\ncode\n```\nmore", "~~~\ncode\n```\nmore\n~~~"),  # other character: content
+        ("```x```\ntext", "```x```\ntext"),  # a backtick after the run: inline code
+        ("~~~ `x`\ncode", "~~~ `x`\ncode\n~~~"),  # a tilde fence's info may hold backticks
+        ("a\n    ```\ncode", "a\n    ```\ncode"),  # four spaces: indented code, not a fence
+    ],
+)
+def test_fences_open_and_close_as_commonmark_says(text: str, closed: str) -> None:
+    assert split_for_discord(text) == [closed]
+
+
+@pytest.mark.parametrize(("fence", "tag"), [("````", "python"), ("~~~", "rust"), ("~~~~~", "")])
+def test_a_cut_block_is_reopened_with_its_own_fence_and_tag(fence: str, tag: str) -> None:
+    code = [f"line {i}" if i % 3 else "```" for i in range(60)]
+    text = f"Intro\n{fence}{tag}\n" + "\n".join(code) + f"\n{fence}\nafter"
+    messages = split_for_discord(text, limit=100)
+    assert len(messages) >= 5
+    assert messages[0].startswith(f"Intro\n{fence}{tag}\n")
+    assert all(m.startswith(f"{fence}{tag}\n") for m in messages[1:-1])
+    assert all(m.endswith(f"\n{fence}") and len(m) <= 100 for m in messages[:-1])
+    assert messages[-1].endswith(f"\n{fence}\nafter")
+    inside = [line for m in messages for line in m.split("\n")]
+    inside = [line for line in inside if line not in (fence, fence + tag, "Intro", "after")]
+    assert inside == code  # the ``` lines stay code, in order
+    assert stream(text, list(text), 100) == messages
+
+
+def test_a_tag_is_dropped_when_the_fence_leaves_no_room_for_it() -> None:
+    # The reopen line and closing fence take at most 40 characters: 2 * 9 + 2 + 20 is 40.
+    code = "\n".join(["x = 1"] * 30)
+    for tag, reopened in [("t" * 20, "`" * 9 + "t" * 20 + "\n"), ("t" * 21, "`" * 9 + "\n")]:
+        messages = split_for_discord(f"{'`' * 9}{tag}\n{code}\n{'`' * 9}", limit=100)
+        assert len(messages) > 1
+        assert all(m.startswith(reopened) for m in messages[1:])
+
+
+def test_a_fence_too_long_to_reopen_is_kept_but_not_reopened() -> None:
+    fence = "`" * 20  # 2 * 20 + 2 characters: more than the 40 a reopen may take
+    text = f"{fence}\n" + "\n".join(["```", "x = 1"] * 30) + f"\n{fence}\ntail"
+    messages = split_for_discord(text, limit=100)
+    assert len(messages) > 2
+    assert all(len(m) <= 100 for m in messages)
+    assert not any(m.startswith(fence) for m in messages[1:])
+    assert messages[-1].endswith(f"\n{fence}\ntail")  # the ``` lines did not close it
+    splitter = ReplySplitter(100)  # not stream(): its previews are unbalanced too
+    assert [m for char in text for m in splitter.feed(char)] + splitter.finish() == messages
+
+
+def test_a_message_opening_a_long_fence_leaves_room_to_close_it() -> None:
+    # The room reserved is a ``` fence's; the cut moves back for the longer one.
+    fence = "`" * 19
+    text = f"aaaaa\n{fence}\n" + "\n".join(["code"] * 40)
+    assert split_for_discord(text, limit=50)[0] == f"aaaaa\n{fence}\ncode\n{fence}"
+    for size in range(50, 70):
+        messages = split_for_discord(text, limit=size)
+        assert messages[0].startswith(f"aaaaa\n{fence}\ncode\n")
+        assert all(len(m) <= size and balanced(m) for m in messages)
+        assert stream(text, list(text), size) == messages
+
+
 def test_language_tag_is_reopened_up_to_32_characters() -> None:
     code = "\n".join(["x = 1"] * 20)
     for tag, reopened in [("t" * 32, "```" + "t" * 32 + "\n"), ("t" * 33, "```\n")]:
@@ -176,7 +267,7 @@ def test_pathological_language_tag_neither_loops_nor_overflows() -> None:
     text = "```" + "a" * 3000 + "\nprint('hi')\n```\n\nafter"
     messages = split_for_discord(text)
     assert 1 < len(messages) < 5
-    assert all(len(m) <= DISCORD_MESSAGE_LIMIT and fence_count(m) % 2 == 0 for m in messages)
+    assert all(len(m) <= DISCORD_MESSAGE_LIMIT and balanced(m) for m in messages)
     assert messages[-1].endswith("after")
     assert stream(text, list(text), DISCORD_MESSAGE_LIMIT) == messages
 
@@ -281,6 +372,26 @@ def test_preview_truncates_between_clusters() -> None:
     assert splitter.finish() == [FAMILY + "\U0001f468\u200d\U0001f469"]
 
 
+async def test_a_streamed_answer_with_a_longer_fence_is_reopened_with_it(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # As the bot shows files: a four-backtick fence around text holding ``` lines.
+    await start_bot(STREAM_REPLIES="true")
+    code = "\n".join("```" if i % 5 == 0 else f"step {i}:" + " more" * 12 for i in range(120))
+    text = f"File: `notes.md`\n````markdown\n{code}\n````\n\nThat is the file."
+    openai_api.script(Reply(text, chunks=[text[i : i + 90] for i in range(0, len(text), 90)]))
+    await discord_api.user_says("general", "alice", "show it")
+    posted = await final_messages(discord_api, "general", len(split_for_discord(text)))
+    assert len(posted) >= 3
+    assert posted == split_for_discord(text)
+    assert all(m.startswith("````markdown\n") for m in posted[1:])
+    assert all(m.endswith("\n````") for m in posted[:-1])
+    assert posted[-1].endswith("\n````\n\nThat is the file.")
+    lines = [line for m in posted for line in m.split("\n")]
+    assert [line for line in lines if line.startswith("step") or line == "```"] == code.split("\n")
+    assert all(p.status == 200 for p in discord_api.posts("general"))
+
+
 # --- Properties -----------------------------------------------------------------------------
 
 WORD_CHARS = "abcxyzABC0129.,;:!?()*_-#'\"" + "éßñø" + "日本語中文" + "😀🎉👍🏽" + "\u0301\u0308"
@@ -290,10 +401,14 @@ long_words = st.builds(
 )
 spaces = st.text(st.sampled_from("  \t\u3000\xa0"), min_size=1, max_size=30)
 newlines = st.sampled_from(["\n", "\n\n", "\n\n\n", " \n", "\n  ", "\n    ", "\n \n"])
+# Fence lines of both characters and several lengths; some cannot close a block (an info
+# string after them) and some cannot open one (a backtick after them: inline code).
 fences = st.builds(
-    lambda indent, tag: f"\n{' ' * indent}```{tag}\n",
+    lambda indent, char, length, tag: f"\n{' ' * indent}{char * length}{tag}\n",
     st.integers(0, 3),
-    st.sampled_from(["", "python", "js", "c++", "x" * 10]),
+    st.sampled_from("`~"),
+    st.integers(3, 7),
+    st.sampled_from(["", "", "python", "js", "c++", "x" * 10, " \t", " `x`", "`"]),
 )
 # Many short lines or words at once, so texts get long enough to need cuts at limit 2000.
 filler = st.builds(
@@ -359,7 +474,7 @@ def test_messages_fit_are_balanced_and_keep_the_text(text: str, limit: int) -> N
     for message in messages:
         assert 1 <= len(message) <= limit
         assert message.strip()
-        assert fence_count(message) % 2 == 0
+        assert balanced(message)
     assert visible_text("\n".join(messages)) == visible_text(text)
 
 
