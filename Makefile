@@ -25,7 +25,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_M
 	-DLLAMA_OPENSSL=OFF -DLLAVA_BUILD=OFF
 
 $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	@echo "Installing test dependencies; the first build of llama.cpp takes 4-12 minutes."
+	@echo "Installing test dependencies; the first build of llama.cpp takes 4-12 minutes (pip caches it)."
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 \
 		$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
