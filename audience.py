@@ -79,10 +79,15 @@ class Verdict:
 class Audience:
     """Judges messages and interactions by the access rules, REPLY_TO and the limits."""
 
-    def __init__(self, settings: Settings, limits: UserLimits) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.access = settings.access
-        self.limits = limits
+        self.limits = UserLimits(
+            settings.user_rate_limit,
+            settings.user_daily_tokens,
+            settings.access.admins,
+            settings.max_cached_channels,
+        )
         # Blocked users already told so in a DM; one forgotten is told once more.
         self.told_blocked: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
 

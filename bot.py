@@ -22,14 +22,13 @@ from audience import Audience, is_conversation
 from commands import COMMANDS, ChatTree, ModelList
 from config import ConfigError, Settings, load_settings, read_environment
 from conversations import Conversations
-from guards import UserLimits
 from threads import Threads, opening_text
 from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
 
-# What the bot needs in a channel: see it, read it back (replies need this), post in
-# channels and threads, and start a thread per question (REPLY_TO=thread).
+# What the bot needs in a channel (for the invite link): see it, read it back (replies
+# need it), post in channels and threads, start a thread per question (thread mode).
 PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -43,8 +42,7 @@ class ChatBot(discord.Client):
     """A Discord client that chats with an OpenAI model in every channel it can read."""
 
     def __init__(self, settings: Settings, tokenizer: Awaitable[TokenCounter]) -> None:
-        """`tokenizer` may still be loading (it takes ~0.5 s): the bot connects meanwhile,
-        and the conversations are opened once it is ready (`conversations()`)."""
+        """`tokenizer` may still be loading (it takes ~0.5 s) while the bot logs in."""
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: must be enabled in the Developer Portal
         super().__init__(
@@ -56,15 +54,7 @@ class ChatBot(discord.Client):
             guild_ready_timeout=0.5,
         )
         self.settings = settings
-        self.audience = Audience(
-            settings,
-            UserLimits(
-                settings.user_rate_limit,
-                settings.user_daily_tokens,
-                settings.access.admins,
-                settings.max_cached_channels,
-            ),
-        )
+        self.audience = Audience(settings)
         self.threads = Threads(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
         self._conversations: Conversations | None = None
@@ -74,8 +64,7 @@ class ChatBot(discord.Client):
             self.tree.add_command(command)
 
     async def setup_hook(self) -> None:
-        # Before the gateway connects: a setting found wrong here (DATABASE_URL, a
-        # SYSTEM_PROMPT too long for the budget) stops start-up before the bot is online.
+        # Before the gateway connects: a bad DATABASE_URL or SYSTEM_PROMPT stops start-up.
         self._conversations = await Conversations.open(
             self.settings, self.tokenizer, self.audience, self
         )
@@ -89,9 +78,8 @@ class ChatBot(discord.Client):
     async def close(self) -> None:
         """Finish or close off the answers in flight, then close the model client, the
         store, then Discord (closing off an answer needs Discord). Safe to call again."""
-        conversations, self._conversations = self._conversations, None
-        if conversations is not None:
-            await conversations.close()
+        if self._conversations is not None:
+            await self._conversations.close()
         await super().close()
 
     async def on_ready(self) -> None:
@@ -127,32 +115,24 @@ class ChatBot(discord.Client):
                 )
             await conversations.receive(message, text, verdict, channel)
 
-    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        # Raw: a thread the cache no longer holds (archived, say) may be deleted too.
-        self.threads.forget(payload.thread_id)
-        if self._conversations is not None:
-            self._conversations.forget_channel(payload.thread_id)
+    # Raw events: discord.py fires them whether or not the thread or message is in its
+    # cache (on_thread_delete, on_message_delete and on_message_edit need it there).
 
-    # Raw events: discord.py fires them whether or not the message is in its cache
-    # (on_message_delete and on_message_edit only fire for cached messages).
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        self.threads.forget(payload.thread_id)
+        (await self.conversations()).forget_channel(payload.thread_id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        await self._forget(payload.channel_id, {payload.message_id})
+        (await self.conversations()).forget(payload.channel_id, {payload.message_id})
 
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
-        await self._forget(payload.channel_id, set(payload.message_ids))
+        (await self.conversations()).forget(payload.channel_id, set(payload.message_ids))
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         message = payload.message
         if not is_conversation(message) or "content" not in payload.data:
             return  # the bot's own edits, or an update without text (an embed unfurled)
-        if self._conversations is not None:
-            self._conversations.replace(message, message.clean_content.strip())
-
-    async def _forget(self, channel_id: int, message_ids: set[int]) -> None:
-        if self._conversations is not None:
-            self._conversations.forget(channel_id, message_ids)
-
+        (await self.conversations()).replace(message, message.clean_content.strip())
 
 
 def point_discord_at(url: str) -> None:
@@ -182,9 +162,7 @@ def configure_logging(settings: Settings) -> None:
     discord.utils.setup_logging(level=getattr(logging, settings.log_level))
     # A text bot needs no voice: skip discord.py's start-up warnings about voice libraries.
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-    if settings.log_level != "DEBUG":
-        # The OpenAI SDK's HTTP library logs every request at INFO; one line per answer
-        # (ours) is enough.
+    if settings.log_level != "DEBUG":  # the SDK's HTTP library logs each request at INFO
         for name in ("httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
 

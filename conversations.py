@@ -353,7 +353,10 @@ class Conversations:
         SHUTDOWN_GRACE seconds, close off the rest with SHUTDOWN_NOTE (waiting up to
         SHUTDOWN_CLOSE_OFF seconds for Discord), then stop background summaries, close
         the model client and the store once answers' last edits have landed (at most
-        FINAL_EDITS_TIMEOUT seconds). Discord must still be connected meanwhile."""
+        FINAL_EDITS_TIMEOUT seconds). Discord must still be connected meanwhile. Only
+        the first call does anything."""
+        if self.closing:
+            return
         self.closing = True
         if self.answering:
             log.info("shutting down: finishing %d answer(s) in flight", len(self.answering))

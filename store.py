@@ -218,9 +218,7 @@ def _migration_1_tables(conn: Connection) -> None:
         sa.Column("value", sa.Text, nullable=False),
         sa.Column("updated_by", sa.BigInteger, nullable=True),
         sa.Column("updated_at", sa.DateTime, nullable=False),
-        sa.CheckConstraint(
-            "scope_kind IN ('guild', 'channel', 'dm')", name="settings_scope_kind"
-        ),
+        sa.CheckConstraint("scope_kind IN ('guild', 'channel', 'dm')", name="settings_scope_kind"),
     )
     sa.Table(
         "usage",
@@ -536,12 +534,16 @@ class Store:
         where = sa.and_(
             table.c.scope_kind == scope.kind, table.c.scope_id == scope.id, table.c.key == key
         )
-        update = sa.update(table).where(where).values(
-            value=value, updated_by=updated_by, updated_at=now
+        update = (
+            sa.update(table).where(where).values(value=value, updated_by=updated_by, updated_at=now)
         )
         insert = sa.insert(table).values(
-            scope_kind=scope.kind, scope_id=scope.id, key=key, value=value,
-            updated_by=updated_by, updated_at=now,
+            scope_kind=scope.kind,
+            scope_id=scope.id,
+            key=key,
+            value=value,
+            updated_by=updated_by,
+            updated_at=now,
         )
         async with self._failing_as("save a setting"):
             await self._update_or_insert(update, insert)

@@ -567,6 +567,8 @@ def test_attachment_settings() -> None:
     ]:
         with pytest.raises(ConfigError, match=f"^{variable} "):
             load_settings({**MINIMAL, **env})
+
+
 def test_store_settings_default_to_a_file_beside_the_bot_and_are_checked() -> None:
     settings = load_settings(MINIMAL)
     assert settings.database_url == str(ROOT / "data" / "bot.db")
