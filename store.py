@@ -819,14 +819,25 @@ async def _prepare_sqlite_path(path: Path) -> None:
     await asyncio.to_thread(prepare)
 
 
+# Tries at opening a database another process is setting up at the same moment.
+OPEN_ATTEMPTS = 10
+
+
 async def _open_steps(engine: AsyncEngine, url: URL, where: str) -> None:
     """Connect, migrate and prove a write works, each failure with its own wording."""
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.select(1))
-    except (exc.SQLAlchemyError, OSError) as error:
-        verb = "open" if url.get_backend_name() == "sqlite" else "connect to"
-        raise StoreError(f"cannot {verb} {where}: {_reason(error)}") from None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.select(1))
+            break
+        except (exc.SQLAlchemyError, OSError) as error:
+            # Two processes opening a new SQLite file at once: switching it to WAL takes
+            # a lock that SQLite's busy timeout does not wait for. Try again shortly.
+            if "database is locked" in str(error) and attempt + 1 < OPEN_ATTEMPTS:
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            verb = "open" if url.get_backend_name() == "sqlite" else "connect to"
+            raise StoreError(f"cannot {verb} {where}: {_reason(error)}") from None
     try:
         await _migrate(engine, MIGRATIONS)
     except (exc.SQLAlchemyError, OSError) as error:
