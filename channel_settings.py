@@ -47,6 +47,8 @@ ENVIRONMENT: dict[SettingKey, str] = {
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 # How long a scope's stored settings are trusted before they are read again.
 CACHE_SECONDS = 30.0
+# Scopes cached before expired ones are dropped (a bot may see many thousands of DMs).
+CACHE_LIMIT = 1000
 # A persona may use at most this share of the prompt budget, so the conversation keeps
 # the rest.
 PERSONA_SHARE = 0.5
@@ -314,8 +316,16 @@ class ChannelSettings:
                 self._failing = False
                 for scope in stale:
                     self._read[scope] = (now, {k: s.value for k, s in found[scope].items()})
+                self._forget_expired(now)
         layers = [(label, self._read.get(scope, (0.0, {}))[1]) for scope, label in chain]
         return resolve(self.settings, layers)
+
+    def _forget_expired(self, now: float) -> None:
+        """Keep the cache from growing with every channel ever seen: once it holds more
+        than CACHE_LIMIT scopes, drop those read longer than `ttl` ago (read again when
+        next needed)."""
+        if len(self._read) > CACHE_LIMIT:
+            self._read = {s: read for s, read in self._read.items() if now - read[0] < self.ttl}
 
     async def change(self, scope: Scope, key: SettingKey, value: str, *, by: int) -> str:
         """Store `key` = `value` (checked by `parse`) for `scope`; returns the stored text.

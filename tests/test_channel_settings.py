@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channel_settings import (
+    CACHE_LIMIT,
     MAX_CHOICE_LENGTH,
     MAX_SUGGESTIONS,
     ChannelSettings,
@@ -129,6 +130,20 @@ async def test_settings_come_from_the_last_good_read_while_the_database_fails(
     assert (await settings.effective(place)).model == "o3"
     assert "using the last good read" in caplog.text
     break_table(path, "settings", away=False)
+    await store.close()
+
+
+async def test_the_cache_does_not_grow_with_every_channel_seen(tmp_path: Path) -> None:
+    store = await Store.open(str(tmp_path / "bot.db"))
+    clock = [0.0]
+    settings = ChannelSettings(store, SETTINGS, ttl=10, clock=lambda: clock[0])
+    await settings.change(Scope("channel", 2), "model", "o3", by=7)
+    for channel in range(CACHE_LIMIT):  # a crowd of DMs, each its own scope
+        await settings.effective(Place(None, 1_000 + channel))
+    assert len(settings._read) > CACHE_LIMIT // 2
+    clock[0] = 60.0  # all of those are now stale
+    assert (await settings.effective(Place(1, 2))).model == "o3"  # read again, still right
+    assert len(settings._read) <= 3  # the server, the channel, and nothing else kept
     await store.close()
 
 
