@@ -139,11 +139,8 @@ class Conversations:
         self.audience = audience
         self.client = client  # its user is known once logged in, before any message
         self.summarizer: Summarizer | None = None
-        # With summaries, part of the history budget is kept for the summary.
-        self.memory_budget = prompts.history_budget
         if settings.memory_strategy == "summarize":
             self.summarizer = Summarizer(model, prompts, store)
-            self.memory_budget -= self.summarizer.max_tokens
         # Per model: the prompt budget its server really takes, learnt from its answers.
         self.windows: dict[str, ContextWindow] = {}
         self.memories: dict[int, ChannelMemory] = {}  # filled from history on first use
@@ -212,7 +209,8 @@ class Conversations:
             return [waiting.popleft()]
         batch = [waiting.popleft()]
         tokens = self._estimate(batch[0])
-        while waiting and tokens + (cost := self._estimate(waiting[0])) <= self.memory_budget:
+        budget = self._memory_budget(self.prompts)
+        while waiting and tokens + (cost := self._estimate(waiting[0])) <= budget:
             batch.append(waiting.popleft())
             tokens += cost
         return batch
