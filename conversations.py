@@ -3,11 +3,14 @@
 Each channel (a thread and a DM are channels) has a queue of messages not yet taken
 into the conversation and a lock, so turns are taken one at a time, in arrival order.
 Its `ChannelMemory` is created on first use and read back from the channel's history.
-A channel that falls behind answers its backlog together, in one call. The answer is
-asked of the model (chat_model.py) and posted through one `Reply` (replies.py).
+A channel that falls behind answers its backlog together, in as few calls as fit the
+budget. Each channel's settings (model, persona, streaming, reply mode) come from
+`ChannelSettings`; the answer itself is answers.py's (`Answers`), shown through one
+`Reply` (replies.py).
 
-The turn remembered for an answer is what the channel shows (`Reply.shown_text`,
-notes included), which is also what read-back rebuilds after a restart.
+The turn remembered for an answer is what the channel shows (`Reply.final_text`,
+notes included), which is also what read-back rebuilds after a restart; the answer to
+a message that is deleted goes with it.
 
 A message's attachments (files.py) become part of its user turn; what was skipped or
 shortened is said in the answer's note. A server that refuses images gets the request
@@ -32,27 +35,23 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import discord
-import openai
 
+from answers import Answers, ImagesRefused, log_answer
 from audience import Audience, Verdict
 from channel_settings import ChannelSettings, Effective, Place
-from chat_model import RETRACT, Answer, ChatModel, DeadlinePassed, EmptyAnswer
+from chat_model import Answer, ChatModel
 from config import ConfigError, Settings
-from context_window import ContextWindow
 from files import FileReader, Files
 from history import read_back
-from memory import MIN_HISTORY_BUDGET, ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
-from model_failures import Cause, Failure, classify, user_message
+from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from pacing import ChannelPacer
 from recency import RecentlyUsed
-from replies import Reply, show_typing
+from replies import Reply
 from store import Store, StoreError
 from summaries import Summarizer
 from tokenizer import (
-    REPLY_PRIMING,
     TokenCounter,
     TokenCounters,
-    counts_exactly,
     encoding_name_for_model,
 )
 from usage import UsageLedger
@@ -71,36 +70,6 @@ SHUTDOWN_CLOSE_OFF = 6.0
 COALESCE_AFTER = 3
 # At shutdown, wait at most this long (seconds) for answers' last edits to land.
 FINAL_EDITS_TIMEOUT = 10.0
-CUT_BY_CAP_NOTE = "-# ⚠️ Cut off: the answer reached the reply length limit (MAX_REPLY_TOKENS)."
-NO_FINISH_NOTE = (
-    "-# ⚠️ This answer may be incomplete: the model service ended it without saying it was finished."
-)
-FILTERED_NOTE = "-# ⚠️ Cut off by the model's content filter."
-
-
-def finish_note(finish_reason: str | None) -> str | None:
-    """The note for an answer that did not finish normally ("stop"), else None.
-
-    OpenAI's finish reasons: "length" (the reply cap), "content_filter"; a missing one
-    means the server ended the answer without saying it was complete.
-    """
-    if finish_reason == "length":
-        return CUT_BY_CAP_NOTE
-    if finish_reason == "content_filter":
-        return FILTERED_NOTE
-    if finish_reason is None:
-        return NO_FINISH_NOTE
-    return None
-
-
-class ImagesRefused(Exception):
-    """The model's server refused the image parts of a request (`error`, classified
-    as `failure`); nothing was shown."""
-
-    def __init__(self, error: Exception, failure: Failure) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.failure = failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +110,6 @@ class Conversations:
         self.summarizer: Summarizer | None = None
         if settings.memory_strategy == "summarize":
             self.summarizer = Summarizer(model, prompts, store)
-        # Per model: the prompt budget its server really takes, learnt from its answers.
-        self.windows: dict[str, ContextWindow] = {}
         self.memories: dict[int, ChannelMemory] = {}  # filled from history on first use
         # Per channel, the messages not yet taken into the conversation, and a lock so
         # that they are taken one turn at a time, in order.
@@ -155,6 +122,7 @@ class Conversations:
         self.channel_settings = channel_settings
         self.arrivals: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.usage = usage
+        self.answers = Answers(settings, model, usage, audience.limits)
         self.counters = counters
         # One PromptBuilder per (encoding, persona); per channel, the settings and
         # builder of its latest turn (its memory was counted with that builder).
@@ -296,7 +264,7 @@ class Conversations:
             "thread": "every message, each new question in a thread of its own",
             "mention-thread": "mentions and replies, each in a thread of its own",
         }.get(effective.reply_to, "mentions, replies and DMs")
-        window = self._window(effective.model, prompts)
+        window = self.answers.window(effective.model, prompts)
         prompt = prompts.prompt(memory, window.budget)
         learnt = " (learnt from the model service)" if window.learnt else ""
         files, images = memory.attachments
@@ -573,8 +541,9 @@ class Conversations:
         """The answer; one cut off by `close` is closed off on Discord with
         SHUTDOWN_NOTE (or SHUTDOWN_NOTICE if nothing was shown) and not remembered."""
         try:
+            effective, prompts = self._in_use[reply.channel.id]  # set by _profile
             try:
-                return await self._answer(reply, memory, note)
+                return await self.answers.answer(reply, memory, prompts, effective, note)
             except asyncio.CancelledError:
                 if not self.closing:
                     raise
@@ -590,190 +559,6 @@ class Conversations:
             if reply.final_edits is not None:
                 self.final_edits.add(reply.final_edits)
                 reply.final_edits.add_done_callback(self.final_edits.discard)
-
-    async def _answer(
-        self, reply: Reply, memory: ChannelMemory, note: str | None
-    ) -> tuple[Answer, Prompt] | None:
-        """Answer from `memory` by one deadline, streamed or whole as the channel's
-        settings say; the answer and the prompt it was given, or None when it failed
-        (the user is told why).
-
-        A prompt refused as too long is retried once, shortened to the budget the
-        refusal taught the model's `ContextWindow`. Raises ImagesRefused, with nothing
-        shown, when the server refused the request's images (the caller retries
-        without them).
-        """
-        channel_id = reply.channel.id
-        effective, prompts = self._in_use[channel_id]  # set by _profile for this turn
-        window = self._window(effective.model, prompts)
-        options = {"model": effective.model, "reasoning_effort": effective.reasoning_effort}
-        deadline = self.model.deadline()
-        shortened = False
-        while True:
-            prompt = prompts.prompt(memory, window.budget)
-            try:
-                if effective.streaming:
-                    answer = await self._answer_streaming(reply, prompt, note, deadline, options)
-                else:
-                    answer = await self._answer_whole(reply, prompt, note, deadline, options)
-            except Exception as error:
-                failure = self._classify(error, prompt, window)
-                if failure.cause is Cause.CONTEXT_TOO_LONG and not shortened:
-                    budget = window.refused(
-                        prompt.tokens,
-                        window=failure.context_window,
-                        server_count=failure.prompt_tokens,
-                    )
-                    log.warning(
-                        "channel %s: the model service found the prompt too long (%d tokens "
-                        "by the bot's count; window %s); using a budget of %d tokens for "
-                        "model %s from now on, and asking again",
-                        channel_id,
-                        prompt.tokens,
-                        failure.context_window or "not stated",
-                        budget,
-                        window.model,
-                    )
-                    shortened = True
-                    continue
-                if failure.cause is Cause.IMAGES_REFUSED and _has_images(prompt):
-                    raise ImagesRefused(error, failure) from error
-                await self._report_failure(reply, error, failure, history_shortened=shortened)
-                return None
-            if answer.prompt_tokens is not None:
-                window.observe(prompt.tokens, answer.prompt_tokens)
-            return answer, prompt
-
-    def _window(self, model: str, prompts: PromptBuilder) -> ContextWindow:
-        """The learnt prompt budget of `model` (one per model, for every channel)."""
-        window = self.windows.get(model)
-        if window is None:
-            window = self.windows[model] = ContextWindow(
-                model,
-                self.settings.prompt_budget,
-                reply_tokens=self.settings.max_reply_tokens,
-                exact=counts_exactly(model),
-                floor=prompts.system.tokens + MIN_HISTORY_BUDGET + REPLY_PRIMING,
-            )
-        return window
-
-    def _classify(self, error: Exception, prompt: Prompt, window: ContextWindow) -> Failure:
-        """The failure `error` reports. A stream with no chunk at all (not even the role
-        chunk every server sends first) after a prompt with something to leave out is
-        llama-cpp-python's refusal of a prompt too long for its window."""
-        if isinstance(error, EmptyAnswer) and error.silent and prompt.tokens > window.floor:
-            return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
-        return classify(error, deadline=self.settings.openai_timeout)
-
-    async def _answer_whole(
-        self,
-        reply: Reply,
-        prompt: Prompt,
-        note: str | None,
-        deadline: float,
-        options: dict[str, str | None],
-    ) -> Answer:
-        """Get the whole answer, then post it with a note if it was cut short.
-
-        Raises what `ChatModel.complete` raises; nothing was posted then.
-        """
-        async with show_typing(reply.channel):
-            answer = await self.model.complete(prompt.messages, deadline=deadline, **options)
-        self._charge(reply, prompt, answer)
-        notes = [finish_note(answer.finish_reason), note]
-        await reply.whole(answer.text, "\n".join(filter(None, notes)) or None)
-        return answer
-
-    async def _answer_streaming(
-        self,
-        reply: Reply,
-        prompt: Prompt,
-        note: str | None,
-        deadline: float,
-        options: dict[str, str | None],
-    ) -> Answer:
-        """Show the answer while it streams; the answer (or what arrived).
-
-        A stream that breaks or stalls after some text keeps that text visible, marked
-        as cut off, and it is remembered as the bot's turn: it is what the channel saw.
-        Raises what `ChatModel.stream` raises when nothing is shown.
-        """
-        answer = None
-        try:
-            async with show_typing(reply.channel):
-                stream = self.model.stream(prompt.messages, deadline=deadline, **options)
-                async for piece in stream:
-                    if isinstance(piece, Answer):
-                        answer = piece
-                        self._charge(reply, prompt, answer)
-                    elif piece is RETRACT:
-                        await reply.retract()
-                    else:
-                        reply.add(piece)
-        except Exception as error:
-            if not reply.text:
-                await reply.finish()
-                raise
-            if isinstance(error, DeadlinePassed):
-                log.warning("channel %s: the answer stream stalled: %s", reply.channel.id, error)
-                why = f"the model stopped writing for {error.seconds:g} seconds."
-            else:
-                log.warning("channel %s: the answer stream broke: %r", reply.channel.id, error)
-                why = user_message(classify(error, deadline=self.settings.openai_timeout))
-            note = "\n".join(filter(None, [f"-# ⚠️ The answer was cut off: {why}", note]))
-            answer = Answer(reply.text, None, None, "interrupted")
-            self._charge(reply, prompt, answer)
-        else:
-            assert answer is not None  # the stream ends with its Answer or raises
-            note = "\n".join(filter(None, [finish_note(answer.finish_reason), note])) or None
-        await reply.finish(note)
-        return answer
-
-    def _charge(self, reply: Reply, prompt: Prompt, answer: Answer) -> None:
-        """Record an answer's tokens in the stored usage and against its asker's daily
-        allowance, before it is shown, so their next message is judged with it: the
-        server's usage when it sent it, else the bot's count calibrated to the server's
-        (context_window.py)."""
-        message = reply.message
-        effective, prompts = self._in_use[reply.channel.id]
-        window = self._window(effective.model, prompts)
-        completion = answer.completion_tokens
-        if completion is None:
-            completion = window.server_tokens(prompts.counter.count_text(answer.text))
-        prompt_tokens = answer.prompt_tokens
-        if prompt_tokens is None:
-            prompt_tokens = window.server_tokens(prompt.tokens)
-        self.usage.record(
-            user_id=message.author.id,
-            guild_id=message.guild.id if message.guild else None,
-            channel_id=reply.channel.id,
-            model=effective.model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion,
-        )
-        limits = self.audience.limits
-        if limits.daily_tokens:
-            limits.record_usage(
-                message.author.id, prompt_tokens + completion, discord.utils.utcnow()
-            )
-
-    async def _report_failure(
-        self, reply: Reply, error: Exception, failure: Failure, *, history_shortened: bool
-    ) -> None:
-        """Tell the user briefly why no answer came, by its cause; the log gets the detail."""
-        channel_id = reply.channel.id
-        if isinstance(error, DeadlinePassed):
-            log.warning("channel %s: no answer from the model: %s", channel_id, error)
-        elif isinstance(error, openai.OpenAIError | EmptyAnswer | TimeoutError):
-            log.warning(
-                "channel %s: no answer from the model (%s): %r",
-                channel_id,
-                failure.cause.value,
-                error,
-            )
-        else:  # a reply the SDK could not parse, say: keep serving
-            log.error("channel %s: unexpected failure", channel_id, exc_info=error)
-        await reply.notice(failure_sentence(error, failure, history_shortened=history_shortened))
 
     # --- Settings per channel and stored usage (channel_settings.py, usage.py) ---------
 
@@ -842,31 +627,5 @@ class Conversations:
         return prompts.history_budget - self.summarizer.max_tokens
 
 
-def failure_sentence(
-    error: BaseException, failure: Failure, *, history_shortened: bool = False
-) -> str:
-    """The one sentence the chat user reads when `error` (classified as `failure`) left
-    them without an answer: an empty answer's own, else the failure's cause's
-    (model_failures.user_message)."""
-    if isinstance(error, EmptyAnswer) and failure.cause is not Cause.CONTEXT_TOO_LONG:
-        return error.user_message()
-    return user_message(failure, history_shortened=history_shortened)
-
-
 def _count(number: int, thing: str) -> str:
     return f"{number} {thing}" + ("" if number == 1 else "s")
-
-
-def _has_images(prompt: Prompt) -> bool:
-    return any(isinstance(message["content"], list) for message in prompt.messages)
-
-
-def log_answer(channel_id: int, prompt_tokens: int, answer: Answer, latency: float) -> None:
-    """One INFO line per answered message; the API's usage figures when it sent them."""
-    log.info(
-        "answered channel=%s prompt_tokens=%s completion_tokens=%s latency=%.2fs",
-        channel_id,
-        answer.prompt_tokens if answer.prompt_tokens is not None else prompt_tokens,
-        answer.completion_tokens,
-        latency,
-    )

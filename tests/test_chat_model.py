@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from answers import failure_sentence
 from chat_model import (
     MAX_COMPLETION_TOKENS,
     MAX_TOKENS,
@@ -20,7 +21,6 @@ from chat_model import (
     RequestShape,
 )
 from config import load_settings
-from conversations import failure_sentence
 from model_failures import Cause, Failure, classify
 from tests.e2e import closed_port_url
 from tests.standins.openai_standin import (

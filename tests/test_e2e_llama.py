@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from answers import CUT_BY_CAP_NOTE
 from config import DEFAULT_SYSTEM_PROMPT
-from conversations import CUT_BY_CAP_NOTE
 from tests.e2e import MARKER, final_messages, replies, until
 from tests.llama_server import LlamaServer, write_tiny_model
 from tests.standins.discord_standin import DiscordStandIn

@@ -14,7 +14,7 @@ import time
 import discord
 import pytest
 
-from conversations import CUT_BY_CAP_NOTE, NO_FINISH_NOTE
+from answers import CUT_BY_CAP_NOTE, NO_FINISH_NOTE
 from tests.e2e import conversation, final_messages, replies, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, Stall, prompt_tokens
