@@ -1,8 +1,7 @@
 """The Discord bot: `python bot.py` starts it.
 
-The thin adapter between discord.py and the bot: `ChatBot` wires the client (intents,
-commands, start-up, shutdown) and hands each person's message to conversations.py,
-which remembers it, asks the model and posts the answer through replies.py.
+The thin adapter between discord.py and the bot: `ChatBot` wires the client and hands
+each person's message to conversations.py, which remembers and answers it.
 """
 
 from __future__ import annotations
@@ -58,6 +57,7 @@ class ChatBot(discord.Client):
         self.threads = Threads(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
         self._conversations: Conversations | None = None
+        self._closing: asyncio.Future[None] | None = None
         self.model_list = ModelList()  # for /settings model
         self.tree = ChatTree(self)
         for command in COMMANDS:
@@ -71,28 +71,29 @@ class ChatBot(discord.Client):
         await self.tree.register(self.settings.dev_guild_id)
 
     async def conversations(self) -> Conversations:
-        """The conversation layer (opened in `setup_hook`, before any event arrives)."""
+        """The conversation layer, opened in `setup_hook` before any event arrives."""
         assert self._conversations is not None, "called before setup_hook"
         return self._conversations
 
     async def close(self) -> None:
         """Finish or close off the answers in flight, then close the model client, the
         store, then Discord (closing off an answer needs Discord). Safe to call again."""
+        if self._closing is None:  # a second Ctrl+C waits for the first shutdown
+            self._closing = asyncio.ensure_future(self._shut_down())
+        await asyncio.shield(self._closing)
+
+    async def _shut_down(self) -> None:
         if self._conversations is not None:
             await self._conversations.close()
         await super().close()
 
     async def on_ready(self) -> None:
         assert self.user is not None
+        scopes = ("bot", "applications.commands")
+        invite = discord.utils.oauth_url(self.user.id, permissions=PERMISSIONS, scopes=scopes)
         log.info(
             "Connected as %s (id %s) to %d server(s), model %s. Invite link: %s",
-            self.user,
-            self.user.id,
-            len(self.guilds),
-            self.settings.openai_model,
-            discord.utils.oauth_url(
-                self.user.id, permissions=PERMISSIONS, scopes=("bot", "applications.commands")
-            ),
+            *(self.user, self.user.id, len(self.guilds), self.settings.openai_model, invite),
         )
 
     async def on_message(self, message: discord.Message) -> None:

@@ -405,6 +405,11 @@ class Conversations:
             answered = await self._answer_until_shutdown(reply, memory, note)
         if answered is None or not reply.visible or reply.withdrawn:
             return
+        if not memory.holds(message.id):
+            # The question was deleted while it was being answered: its answer, which
+            # may repeat it, is not remembered either.
+            log.info("channel %s: the question was deleted; its answer is forgotten", channel.id)
+            return
         answer, prompt = answered
         # Remembered as the channel will show it once the last edits land (they run
         # outside the lock); corrected if Discord refuses one.
@@ -548,10 +553,10 @@ class Conversations:
                 if not self.closing:
                     raise
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # ours, handled
-            if reply.text:
+            if reply.visible:  # part of the answer is showing: finish it with the note
                 await reply.finish(SHUTDOWN_NOTE)
-            else:
-                await reply.finish()  # a painter may have nothing to show yet
+            else:  # nothing is showing: a silent notice, which read-back skips
+                await reply.stop_painting()
                 await reply.notice(SHUTDOWN_NOTICE)
             return None
         finally:

@@ -23,6 +23,7 @@ import discord
 
 from files import FileReader, has_images
 from memory import IMAGE_TURNS, ImagePart, PromptBuilder, Turn, speaker_name
+from replies import WRITING_MARKER
 from threads import opening_text
 
 # The bot's visible answer to /reset: the boundary history is never read past.
@@ -70,7 +71,9 @@ async def read_back(
         (the answer may well repeat it, and it is forgotten with it when live)."""
         first = parts[-1]
         reference = first.reference
-        turn, _ = prompts.turn("assistant", "\n".join(m.content for m in reversed(parts)))
+        # A message whose last edit Discord refused may still end in the writing marker.
+        text = "\n".join(m.content.removesuffix(WRITING_MARKER) for m in reversed(parts))
+        turn, _ = prompts.turn("assistant", text)
         turn = dataclasses.replace(
             turn,
             message_ids=tuple(m.id for m in reversed(parts)),

@@ -315,6 +315,10 @@ class ChannelMemory:
             dropped.append(oldest)
         return dropped
 
+    def holds(self, message_id: int) -> bool:
+        """Whether a remembered turn came from Discord message `message_id`."""
+        return any(message_id in turn.message_ids for turn in self._turns)
+
     def __iter__(self) -> Iterator[Turn]:
         return iter(self._turns)
 

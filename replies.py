@@ -195,8 +195,10 @@ class Reply:
 
     @property
     def shown_text(self) -> str:
-        """What the channel shows of the answer now: its messages joined by newlines."""
-        return "\n".join(self.shown)
+        """What the channel shows of the answer now: its messages joined by newlines,
+        without the "still writing" marker of a message whose last edit Discord
+        refused (the marker is no part of the answer)."""
+        return "\n".join(text.removesuffix(WRITING_MARKER) for text in self.shown)
 
     @property
     def final_text(self) -> str:
@@ -229,11 +231,7 @@ class Reply:
         """Withdraw everything streamed so far (it turned out to be the model's reasoning):
         delete the messages posted for it and start the answer afresh, so the next
         `add` posts a new reply."""
-        if self._painter is not None:
-            self._finishing.set()  # let the painter stop on its own, as in `finish`
-            self._changed.set()
-            await self._painter
-            self._painter = None
+        await self.stop_painting()
         for posted in self.posted:
             try:
                 await posted.delete()
@@ -247,6 +245,16 @@ class Reply:
         self._finishing.clear()
         self._changed.clear()
 
+    async def stop_painting(self) -> None:
+        """Stop showing the streamed answer as it grows, without finishing it: the
+        painter is woken and left to stop on its own (cancelling it mid-post could
+        leave a message on Discord we do not know about)."""
+        if self._painter is not None:
+            self._finishing.set()
+            self._changed.set()
+            await self._painter
+            self._painter = None
+
     async def finish(self, note: str | None = None) -> None:
         """Show the whole answer as its final messages, with `note` after it if given.
 
@@ -255,12 +263,7 @@ class Reply:
         are none), unpaced. Every posted message gets its last edit attempted, whatever
         failed before."""
         self.final_pass = True
-        if self._painter is not None:
-            # Never cancel the painter: a post cut off mid-request could leave a
-            # message on Discord that we do not know about. Wake it and let it stop.
-            self._finishing.set()
-            self._changed.set()
-            await self._painter
+        await self.stop_painting()
         chunks = self.final_chunks + self.splitter.finish()
         if note is not None:
             if chunks and len(chunks[-1]) + 1 + len(note) <= DISCORD_MESSAGE_LIMIT:

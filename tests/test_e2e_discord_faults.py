@@ -95,8 +95,11 @@ async def test_when_discord_refuses_the_final_edit_memory_keeps_what_is_shown(
     await discord_api.restore("general")
     await discord_api.user_says("general", "alice", "what did you say?")
     await openai_api.wait_for_requests(2)
-    assert conversation(openai_api.completions[-1])[1] == ("assistant", shown["content"])
-    assert shown["content"].endswith(MARKER)  # Discord refused the final edit: the truth
+    # Discord refused the final edit: the channel shows the first words and the marker;
+    # the bot remembers those words, not the marker, which is no part of an answer.
+    assert shown["content"].endswith(MARKER)
+    remembered = shown["content"].removesuffix(" " + MARKER)
+    assert conversation(openai_api.completions[-1])[1] == ("assistant", remembered)
 
 
 async def test_a_refused_reply_is_posted_plain_and_the_permission_logged_once(

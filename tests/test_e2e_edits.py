@@ -114,3 +114,21 @@ async def test_edits_and_deletes_in_a_channel_not_yet_loaded_need_nothing(
         ("user", "old text, fixed"),  # read back as the channel shows it now
         ("user", "hi"),
     ]
+
+
+async def test_a_question_deleted_while_it_is_answered_takes_its_answer_along(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot(STREAM_REPLIES="true")
+    text = " ".join(f"z{n}" for n in range(20))
+    chunks = [f"z{n} " for n in range(19)] + ["z19"]
+    openai_api.script(Reply(text, chunks=chunks, chunk_delay=0.1))
+    question = await discord_api.user_says("general", "bob", PASSWORD)
+    await discord_api.wait_for(lambda: discord_api.bot_messages("general"))
+    await discord_api.user_deletes(question)  # while the answer is still streaming
+    await discord_api.wait_for(lambda: openai_api.chat_requests[0].finished_at is not None)
+    await final_messages(discord_api, "general", 1)
+    await discord_api.user_says("general", "bob", "anything left?")
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 2)
+    # Neither the deleted question nor the answer to it (which may repeat it) is sent.
+    assert conversation(openai_api.completions[-1]) == [("user", "anything left?")]

@@ -137,8 +137,13 @@ async def test_sigterm_while_answering_exits_cleanly(
     assert notice["content"] == SHUTDOWN_NOTICE
 
 
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGTERM], [signal.SIGTERM, signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+    ids=["once", "twice", "ctrl-c twice"],
+)
 async def test_sigterm_during_a_streamed_answer_closes_it_off_then_exits(
-    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, signals: list
 ) -> None:
     dotenv = {**dotenv_for(discord_api, openai_api), "STREAM_REPLIES": "true"}
     process = await launch(tmp_path, dotenv)
@@ -150,7 +155,9 @@ async def test_sigterm_during_a_streamed_answer_closes_it_off_then_exits(
     await discord_api.wait_for(lambda: discord_api.bot_messages("general"), timeout=20)
     loop = asyncio.get_running_loop()
     signalled = loop.time()
-    process.send_signal(signal.SIGTERM)
+    for signum in signals:  # a second signal waits for the shutdown under way
+        process.send_signal(signum)
+        await asyncio.sleep(0.2)
     status, output = await finish(process)
     assert loop.time() - signalled < SHUTDOWN_GRACE + 4  # finished off within seconds
     assert status == 0
