@@ -46,7 +46,7 @@ from history import read_back
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from pacing import ChannelPacer
 from recency import RecentlyUsed
-from replies import Reply
+from replies import PermissionWarnings, Reply
 from store import Store, StoreError
 from summaries import Summarizer
 from tokenizer import (
@@ -129,6 +129,8 @@ class Conversations:
         self._builders: dict[tuple[str, str], PromptBuilder] = {}
         self._in_use: dict[int, tuple[Effective, PromptBuilder]] = {}
         self.pacers: defaultdict[int, ChannelPacer] = defaultdict(ChannelPacer)
+        # Each missing permission is logged once per channel, across answers.
+        self.permission_warnings = PermissionWarnings()
         # The channels above, most recently active last; the rest give their state up.
         self.active: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
         # Answers' last edits still under way (outside the channels' locks).
@@ -148,8 +150,10 @@ class Conversations:
         if self.closing:
             return
         if not verdict.remember:
+            if verdict.notices:
+                self._use(message.channel.id)  # its pacer is given up with the channel
             for notice in verdict.notices:
-                await Reply(message).notice(notice)
+                await self._reply(message).notice(notice)
             return
         # Queue before the first await, so the queue is in arrival order; whichever
         # handler holds the channel's lock works from the head of the queue.
@@ -159,7 +163,7 @@ class Conversations:
         waiting.append(PendingTurn(message, text, verdict.answer, channel))
         self._use(channel_id)
         for notice in verdict.notices:
-            await Reply(message, self.pacers[message.channel.id]).notice(notice)
+            await self._reply(message).notice(notice)
         async with self.locks[channel_id]:
             if not waiting or self.closing:
                 return  # answered together with others
@@ -388,19 +392,19 @@ class Conversations:
         if not has_turn and to_answer[-1] is batch[-1]:
             # Nothing of the message could be read: say why instead of staying silent.
             if notes:
-                await Reply(message, self.pacers[channel.id], channel).notice("\n".join(notes))
+                await self._reply(message, channel).notice("\n".join(notes))
             return
 
         note_lines = [SHORTENED_NOTE] if shortened and to_answer[-1] is batch[-1] else []
         note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
-        reply = Reply(message, self.pacers[channel.id], channel)
+        reply = self._reply(message, channel)
         try:
             answered = await self._answer_until_shutdown(reply, memory, note)
         except ImagesRefused:
             log.warning("channel %s: the model refused images; sending none again", channel.id)
             self._refuse_images()  # the request has no images now: it cannot be raised again
-            reply = Reply(message, self.pacers[channel.id], channel)
+            reply = self._reply(message, channel)
             note = "\n".join([NO_VISION_NOTE, *note_lines, *notes])
             answered = await self._answer_until_shutdown(reply, memory, note)
         if answered is None or not reply.visible or reply.withdrawn:
@@ -457,6 +461,14 @@ class Conversations:
         self.told_no_vision = True
         for memory in self.memories.values():
             memory.drop_images()
+
+    def _reply(
+        self, message: discord.Message, channel: discord.abc.Messageable | None = None
+    ) -> Reply:
+        """A `Reply` to `message` in `channel` (default: its own), with that channel's
+        edit pacer and the permission warnings every reply shares."""
+        where = channel if channel is not None else message.channel
+        return Reply(message, self.pacers[where.id], where, warnings=self.permission_warnings)
 
     def _use(self, channel_id: int) -> None:
         """Mark the channel as active; channels idle beyond MAX_CACHED_CHANNELS give up

@@ -134,10 +134,6 @@ class PermissionWarnings:
         return (channel_id, permission) in self._logged
 
 
-# One log per process: a Reply lives for one answer, a missing permission for longer.
-PERMISSION_WARNINGS = PermissionWarnings()
-
-
 class Reply:
     """The bot's messages answering `message`, whole, streamed or as a notice."""
 
@@ -148,18 +144,19 @@ class Reply:
         channel: discord.abc.Messageable | None = None,
         *,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
-        warnings: PermissionWarnings = PERMISSION_WARNINGS,
+        warnings: PermissionWarnings | None = None,
     ) -> None:
         """`pacer`: the channel's, shared by all its replies (a new one if not given);
         `channel`: where to answer, if not in `message`'s channel (a thread started
         from it; there the answer is no reply, the thread shows the message on top);
         `retry_delays`: the waits before each further attempt at a transiently failed
-        post or edit."""
+        post or edit; `warnings`: the conversations' log of missing permissions, which
+        outlives one answer (a new one if not given)."""
         self.message = message
         self.pacer = pacer if pacer is not None else ChannelPacer()
         self.channel = channel if channel is not None else message.channel
         self.retry_delays = retry_delays
-        self.warnings = warnings
+        self.warnings = warnings if warnings is not None else PermissionWarnings()
         self.splitter = ReplySplitter()
         self._parts: list[str] = []
         self.final_chunks: list[str] = []
