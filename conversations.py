@@ -49,11 +49,7 @@ from recency import RecentlyUsed
 from replies import PermissionWarnings, Reply
 from store import Store, StoreError
 from summaries import Summarizer
-from tokenizer import (
-    TokenCounter,
-    TokenCounters,
-    encoding_name_for_model,
-)
+from tokenizer import REPLY_PRIMING, TokenCounter, TokenCounters, encoding_name_for_model
 from usage import UsageLedger
 
 log = logging.getLogger("chatbot")
@@ -167,32 +163,45 @@ class Conversations:
         async with self.locks[channel_id]:
             if not waiting or self.closing:
                 return  # answered together with others
-            await self._take_turns(self._next_batch(waiting))
+            await self._take_turns(self._next_batch(channel_id))
 
-    def _next_batch(self, waiting: deque[PendingTurn]) -> list[PendingTurn]:
-        """Take the messages to answer in the next turn from the head of `waiting`.
+    def _next_batch(self, channel_id: int) -> list[PendingTurn]:
+        """Take the messages to answer in the channel's next turn from the head of its
+        queue.
 
         Normally the first one. A channel falling behind (more than COALESCE_AFTER
-        waiting) answers its backlog together, but never more of it than fits the
-        memory budget, so every message is in the request that answers it; the rest
-        waits for the next turn, in order.
+        waiting) answers its backlog together, but never more of it than a request in
+        that channel can carry (`_batch_room`), so every message is in the request
+        that answers it; the rest waits for the next turn, in order.
         """
+        waiting = self.waiting[channel_id]
         if len(waiting) <= COALESCE_AFTER:
             return [waiting.popleft()]
+        prompts, room = self._batch_room(channel_id)
         batch = [waiting.popleft()]
-        tokens = self._estimate(batch[0])
-        budget = self._memory_budget(self.prompts)
-        while waiting and tokens + (cost := self._estimate(waiting[0])) <= budget:
+        tokens = self._estimate(batch[0], prompts)
+        while waiting and tokens + (cost := self._estimate(waiting[0], prompts)) <= room:
             batch.append(waiting.popleft())
             tokens += cost
         return batch
 
-    def _estimate(self, pending: PendingTurn) -> int:
+    def _batch_room(self, channel_id: int) -> tuple[PromptBuilder, int]:
+        """The channel's request builder (its persona and model, as of its last turn)
+        and the tokens its turns may use in one request: the memory budget, or less
+        where the model's server was learnt to take less (`ContextWindow`)."""
+        effective, prompts = self._in_use.get(channel_id, (None, self.prompts))
+        model = effective.model if effective is not None else self.settings.openai_model
+        window = self.answers.window(model, prompts).budget
+        summary = self.summarizer.max_tokens if self.summarizer is not None else 0
+        room = window - prompts.system.tokens - REPLY_PRIMING - summary
+        return prompts, min(self._memory_budget(prompts), room)
+
+    def _estimate(self, pending: PendingTurn, prompts: PromptBuilder) -> int:
         """The most tokens `pending`'s turn will cost in a request (as `_take_turns`
         makes it), saying who spoke included: a backlog has several speakers."""
         author = pending.message.author
         name = speaker_name(author.display_name, author.id)
-        turn = self.prompts.turn("user", pending.text, name)[0]
+        turn = prompts.turn("user", pending.text, name)[0]
         return turn.tokens + turn.label_tokens
 
     def forget(self, channel_id: int, message_ids: set[int]) -> None:

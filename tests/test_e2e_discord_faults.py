@@ -291,3 +291,26 @@ async def test_no_model_call_where_the_bot_may_not_post(
     assert [c for _, c in conversation(openai_api.completions[-1])] == ["here?"]
     assert len(openai_api.completions) == 1
     assert caplog.text.count("needs Send Messages") == 1
+
+
+async def test_a_burst_after_the_server_taught_a_smaller_window_still_reaches_the_model(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot()
+    # The server refuses a long prompt: the bot learns a budget far below its own.
+    openai_api.limit_context(600, style="llama_cpp")
+    for n in range(3):
+        await discord_api.user_says("random", "alice", f"long {n}: " + "lorem ipsum " * 60)
+        await final_messages(discord_api, "random", n + 1)
+    openai_api.limit_context(None)
+    calls = len(openai_api.completions)
+    said = await discord_api.burst("random", 60)
+    labelled = [f"{speaker_name(m['author']['global_name'], 0)}: {m['content']}" for m in said]
+    await openai_api.wait_for(lambda: answered(openai_api)[-1:] == labelled[-1:], timeout=60)
+    # Batches are sized for the learnt budget, so none of the burst is trimmed away.
+    index = {text: n for n, m in enumerate(said) for text in (m["content"], labelled[n])}
+    seen: list[int] = []
+    for request in openai_api.completions[calls:]:
+        new = [index[m["content"]] for m in request["messages"] if m["content"] in index]
+        seen += [n for n in new if n not in seen]
+    assert seen == list(range(len(said)))
