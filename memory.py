@@ -300,7 +300,8 @@ class ChannelMemory:
     def replace(self, message_id: int, turn: Turn) -> list[Turn] | None:
         """Put `turn` in place of the turn that came from `message_id` (an edited
         message); None if no turn did, else the oldest turns dropped because the
-        history no longer fits the budget (never `turn` itself)."""
+        history no longer fits the budget, as `remember` drops them (which may be
+        `turn` itself when it is the oldest; the newest turn always stays)."""
         for index, old in enumerate(self._turns):
             if message_id in old.message_ids:
                 self._turns[index] = turn
@@ -309,7 +310,7 @@ class ChannelMemory:
         else:
             return None
         dropped = []
-        while self.tokens > self.budget and self._turns[0] is not turn:
+        while self.tokens > self.budget and len(self._turns) > 1:
             oldest = self._turns.popleft()
             self.tokens -= oldest.tokens
             dropped.append(oldest)

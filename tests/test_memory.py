@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from memory import (
@@ -227,6 +227,8 @@ def test_replace_recounts_an_edited_turn_and_keeps_the_budget(o200k: TokenCounte
     edits=st.lists(st.tuples(st.integers(0, 30), st.integers(1, 120)), max_size=5),
 )
 @settings(max_examples=60, deadline=None)
+# Found by hypothesis: the oldest turn edited to be longer must make room as any would.
+@example(sizes=[1] * 8 + [14, 60], deleted=set(), edits=[(1, 120), (0, 120)])
 def test_forget_and_replace_keep_the_count_and_the_order(
     o200k: TokenCounter, sizes: list[int], deleted: set[int], edits: list[tuple[int, int]]
 ) -> None:
