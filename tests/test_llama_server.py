@@ -355,17 +355,20 @@ async def test_with_interrupt_requests_false_a_second_request_waits_for_the_stre
         async with openai.AsyncOpenAI(
             base_url=server.base_url, api_key="sk-unused", max_retries=0, timeout=60
         ) as client:
-            chunks, ended, answered = await stream_with_interruption(client, server.model, "chat")
+            chunks, _, answered = await stream_with_interruption(client, server.model, "chat")
     finally:
         server.stop()
 
-    # A first chunk with the role only, 1500 tokens, and a last chunk with the reason.
+    # The second request did not end the stream: a first chunk with the role only, all
+    # 1500 tokens, and a last chunk with the reason; the second was answered too. (Which
+    # of the two the client saw finish first is a race between its two connections, so
+    # it is not asserted: the full-length stream is what shows the server waited.)
     deltas = [chunk.choices[0].delta for chunk in chunks]
     assert (deltas[0].role, deltas[0].content) == ("assistant", None)
     assert sum(1 for delta in deltas if delta.content is not None) == 1500
     assert len(chunks) == 1502
     assert chunks[-1].choices[0].finish_reason == "length"
-    assert answered >= ended  # served one after the other
+    assert answered > 0
 
 
 # --- Killing and restarting ---------------------------------------------------------
