@@ -22,13 +22,15 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
-from typing import Literal
-
-import charset_normalizer
-import pypdf
-from PIL import Image
+from typing import TYPE_CHECKING, Literal
 
 from tokenizer import TokenCounter
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# Pillow, pypdf and charset-normalizer are imported where a file first needs them: together
+# they are ~12 MB of a process that may never see an attachment.
 
 Detail = Literal["low", "high", "auto"]
 
@@ -417,6 +419,8 @@ def _decode(data: bytes) -> tuple[str | None, str]:
 
 
 def _detect_encoding(data: bytes) -> str | None:
+    import charset_normalizer
+
     try:
         matches = list(charset_normalizer.from_bytes(data))
     except Exception:  # a third-party detector on arbitrary bytes: never let it raise
@@ -573,6 +577,8 @@ def read_pdf(
     ValueError only if `max_tokens` < MIN_PART_TOKENS.
     """
     _check_cap(max_tokens)
+    import pypdf
+
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -622,6 +628,8 @@ def read_pdf(
 
 
 def _pdf_problem(error: Exception) -> str:
+    import pypdf
+
     if isinstance(error, pypdf.errors.FileNotDecryptedError | pypdf.errors.DependencyError):
         return "encrypted PDF"
     return "not a valid PDF"
@@ -701,6 +709,8 @@ def prepare_image(
     """
     if detail not in ("low", "high", "auto"):
         raise ValueError(f"detail must be 'low', 'high' or 'auto', not {detail!r}")
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS) as image:
             width, height = image.size
@@ -720,7 +730,7 @@ def prepare_image(
                 frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
             if orientation in _ORIENTATION_FIX:  # resizing dropped the EXIF: turn it now
-                frame = frame.transpose(_ORIENTATION_FIX[orientation])
+                frame = frame.transpose(Image.Transpose[_ORIENTATION_FIX[orientation]])
             return _encode(filename, frame, width, height)
     except Image.DecompressionBombError:
         return Skipped(filename, SkipKind.TOO_LARGE, f"more than {max_pixels / 1e6:g} megapixels")
@@ -730,14 +740,15 @@ def prepare_image(
 
 _EXIF_ORIENTATION = 0x0112
 # EXIF orientation value -> the transpose that shows the picture upright (EXIF 2.3, 4.6.4).
+# Names of Pillow's Image.Transpose members (Pillow is imported lazily).
 _ORIENTATION_FIX = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
 }
 
 

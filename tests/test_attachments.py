@@ -7,7 +7,10 @@ import base64
 import io
 import re
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pypdf
 import pytest
@@ -753,3 +756,14 @@ def test_names_in_notes_cannot_break_out_of_their_backticks():
 )
 def test_sizes_read_like_discords(size, text):
     assert attachments.format_size(size) == text
+
+
+def test_the_file_readers_are_imported_only_when_a_file_needs_them():
+    # ~12 MB of a bot process that may never see an attachment (issue 16).
+    readers = "{'PIL', 'pypdf', 'charset_normalizer'}"
+    code = f"import sys, bot; print(sorted({readers} & set(sys.modules)))"
+    root = Path(__file__).parent.parent
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert ran.stdout.strip() == "[]"
