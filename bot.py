@@ -7,6 +7,8 @@ each person's message to conversations.py, which remembers and answers it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import dataclasses
 import logging
 import signal
@@ -51,6 +53,9 @@ class ChatBot(discord.Client):
             # discord.py waits this long after the last server arrives before on_ready
             # (default 2 s). The bot needs no complete cache to answer, so don't wait long.
             guild_ready_timeout=0.5,
+            # No message cache: edits and deletions arrive as raw events, and a reply
+            # carries the message it answers. discord.py's default keeps 1,000 messages.
+            max_messages=None,
         )
         self.settings = settings
         self.audience = Audience(settings)
@@ -178,8 +183,28 @@ START_UP_FAILURES = {
 }
 
 
+M_ARENA_MAX = -8  # glibc's <malloc.h>
+
+
+def use_one_malloc_arena() -> None:
+    """Have every thread allocate from glibc's main arena; call before any thread starts.
+
+    glibc gives threads arenas of their own (up to 8 per core), and memory freed in one
+    is reused by that arena alone. The bot's few threads (aiosqlite's connection, the
+    tokenizer being built, images and PDFs being read) mostly hold the GIL, so more
+    arenas buy no speed and strand memory: ~6 MB of RSS after 1,000 channels. Does
+    nothing where the C library is not glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    mallopt(M_ARENA_MAX, 1)
+
+
 def main() -> int:
     """Start the bot; the exit status is 0 after a clean shutdown, 1 if it cannot start."""
+    use_one_malloc_arena()
     try:
         settings = load_settings(read_environment())
         configure_logging(settings)
