@@ -160,10 +160,14 @@ class Conversations:
         self._use(channel_id)
         for notice in verdict.notices:
             await self._reply(message).notice(notice)
-        async with self.locks[channel_id]:
-            if not waiting or self.closing:
-                return  # answered together with others
-            await self._take_turns(self._next_batch(channel_id))
+        try:
+            async with self.locks[channel_id]:
+                if not waiting or self.closing:
+                    return  # answered together with others
+                await self._take_turns(self._next_batch(channel_id))
+        finally:
+            if not waiting and self.waiting.get(channel_id) is waiting:
+                del self.waiting[channel_id]  # an empty deque is ~0.6 KB; most channels idle
 
     def _next_batch(self, channel_id: int) -> list[PendingTurn]:
         """Take the messages to answer in the channel's next turn from the head of its
@@ -261,7 +265,7 @@ class Conversations:
         channel_id = getattr(channel, "id", 0)
         self._use(channel_id)
         async with self.locks[channel_id]:
-            waiting = self.waiting[channel_id]
+            waiting = self.waiting.get(channel_id)
             await self._profile(channel)
             memory = await self._memory(channel, before=waiting[0].message if waiting else None)
         if memory.summary is not None:

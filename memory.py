@@ -14,9 +14,9 @@ each image ("[image: name]"), so a channel full of screenshots still fits.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import unicodedata
-from collections import deque
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,6 +35,7 @@ SUMMARY_HEADING = "Summary of the earlier conversation in this channel:"
 IMAGE_TURNS = 2
 
 
+@functools.lru_cache(maxsize=4096)  # one string per speaker, not one per turn
 def speaker_name(display_name: str, user_id: int) -> str:
     """A name OpenAI accepts (`^[a-zA-Z0-9_-]{1,64}$`) that still reads like `display_name`.
 
@@ -244,7 +245,9 @@ class ChannelMemory:
     def __init__(self, budget: int, image_turns: int = IMAGE_TURNS) -> None:
         self.budget = budget
         self.image_turns = image_turns
-        self._turns: deque[Turn] = deque()
+        # A list, not a deque: an empty deque is ~0.6 KB, and thousands of channels
+        # hold one each; turns leave from the front a few at a time.
+        self._turns: list[Turn] = []
         self.tokens = 0
         self.summary: Turn | None = None
 
@@ -258,11 +261,17 @@ class ChannelMemory:
         self.tokens += turn.tokens
         if turn.images:
             self.drop_images(keep=self.image_turns)
-        dropped = []
-        while self.tokens > self.budget and len(self._turns) > 1:
-            old = self._turns.popleft()
-            self.tokens -= old.tokens
-            dropped.append(old)
+        return self._make_room()
+
+    def _make_room(self) -> list[Turn]:
+        """Drop the oldest turns until the history fits the budget, the newest turn
+        aside (it always stays); the turns dropped, oldest first."""
+        cut = 0
+        while self.tokens > self.budget and cut < len(self._turns) - 1:
+            self.tokens -= self._turns[cut].tokens
+            cut += 1
+        dropped = self._turns[:cut]
+        del self._turns[:cut]
         return dropped
 
     def drop_images(self, keep: int = 0) -> None:
@@ -291,7 +300,7 @@ class ChannelMemory:
         def deleted(turn: Turn) -> bool:
             return not gone.isdisjoint(turn.message_ids) or turn.replies_to in gone
 
-        kept = deque(t for t in self._turns if not deleted(t))
+        kept = [t for t in self._turns if not deleted(t)]
         forgotten = [t for t in self._turns if deleted(t)]
         self._turns = kept
         self.tokens -= sum(t.tokens for t in forgotten)
@@ -309,12 +318,7 @@ class ChannelMemory:
                 break
         else:
             return None
-        dropped = []
-        while self.tokens > self.budget and len(self._turns) > 1:
-            oldest = self._turns.popleft()
-            self.tokens -= oldest.tokens
-            dropped.append(oldest)
-        return dropped
+        return self._make_room()
 
     def holds(self, message_id: int) -> bool:
         """Whether a remembered turn came from Discord message `message_id`."""

@@ -7,7 +7,6 @@ channel's budget; posts and final edits never wait (see replies.py).
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 
 # Discord does not document its per-channel limit on sends and edits; about 5 per 5 s,
@@ -38,7 +37,9 @@ class ChannelPacer:
         self.writes = writes
         self.window = window
         self.clock = clock
-        self._recent: deque[float] = deque(maxlen=writes)  # the last `writes` write times
+        # The last `writes` write times, oldest first (a list: thousands of channels
+        # hold one each, and an empty deque is ~0.6 KB).
+        self._recent: list[float] = []
 
     @property
     def interval(self) -> float:
@@ -48,6 +49,7 @@ class ChannelPacer:
     def record(self) -> None:
         """Note a write to the channel, now."""
         self._recent.append(self.clock())
+        del self._recent[: -self.writes]
 
     def delay(self) -> float:
         """Seconds until an in-between edit may be sent; 0.0 if it may go now."""
