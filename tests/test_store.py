@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -245,6 +246,22 @@ async def test_sqlite_runs_in_wal_with_full_sync_and_a_busy_timeout(tmp_path: Pa
         "synchronous": 2,
         "busy_timeout": store_module.SQLITE_BUSY_TIMEOUT_MS,
     }
+
+
+def test_importing_the_bot_loads_no_sqlalchemy_greenlet_or_asyncpg() -> None:
+    # The store talks to aiosqlite directly and imports asyncpg only for a PostgreSQL
+    # URL: SQLAlchemy's async engine (with greenlet) cost ~17 MB of the bot's RSS.
+    code = (
+        "import bot, sys; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sqlalchemy', 'greenlet', 'asyncpg'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
 
 
 # --- Settings ------------------------------------------------------------------------
