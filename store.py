@@ -430,7 +430,8 @@ class _SQLite:
                 yield statements
                 await self._conn.commit()
             except BaseException:
-                # Does nothing when no transaction is open (after a COMMIT that worked).
+                # Does nothing if SQLite has ended the transaction itself (some errors,
+                # such as a full disk, roll back on their own).
                 await self._conn.rollback()
                 raise
 
