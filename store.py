@@ -1,9 +1,16 @@
 """The bot's persistent store: per-scope settings, per-person usage and running summaries.
 
-One `Store` wraps an SQLAlchemy async engine on either an SQLite file (aiosqlite, the
-default: one bot process) or PostgreSQL (asyncpg: several bot processes sharing state).
-Every query is the same SQLAlchemy Core statement on both; only the connection set-up
-differs (SQLite's PRAGMAs and transaction start, PostgreSQL's connect timeout).
+One `Store` talks to either an SQLite file through aiosqlite (the default: one bot
+process) or PostgreSQL through an asyncpg pool (several bot processes sharing state;
+asyncpg is imported only then). Every query is one SQL text for both, written with `?`
+placeholders, which the PostgreSQL side numbers ($1, $2, ...); only the connection
+set-up, the timestamp column type and the value encodings differ, in `_SQLite` and
+`_PostgreSQL`.
+
+The on-disk format is the one the earlier SQLAlchemy-based store wrote, so existing
+databases keep working: in SQLite a DATE is 'YYYY-MM-DD' text and a DATETIME is
+'YYYY-MM-DD HH:MM:SS.ffffff' text, both in naive UTC; in PostgreSQL they are DATE and
+TIMESTAMP WITHOUT TIME ZONE (naive UTC too).
 
 The schema is versioned: `MIGRATIONS` is applied in order at `Store.open`, each in its
 own transaction, and recorded in the `schema_version` table. How two processes starting
@@ -18,15 +25,17 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+import sqlite3
+import urllib.parse
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-import sqlalchemy as sa
-from sqlalchemy import event, exc
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+import aiosqlite
+
+if TYPE_CHECKING:
+    import asyncpg
 
 ScopeKind = Literal["guild", "channel", "dm"]
 SCOPE_KINDS: tuple[ScopeKind, ...] = ("guild", "channel", "dm")
@@ -41,9 +50,12 @@ POSTGRES_CONNECT_TIMEOUT_S = 10.0
 # so an over-long value must fail the same way (ValueError) on both.
 MAX_KEY_LENGTH = 100
 MAX_MODEL_LENGTH = 200
-# UPDATE-then-INSERT rounds before giving up; each lost race is followed by an UPDATE
-# that finds the other writer's row, so more than two rounds means something else is wrong.
-_WRITE_ATTEMPTS = 5
+# Connections each process keeps to PostgreSQL: the bot's queries are few and short,
+# and a small pool leaves the server's connection slots to the other instances.
+POSTGRES_MIN_CONNECTIONS = 1
+POSTGRES_MAX_CONNECTIONS = 4
+# Tries at opening a database another process is setting up at the same moment.
+OPEN_ATTEMPTS = 10
 
 
 class StoreError(Exception):
@@ -135,284 +147,434 @@ class Summary:
 # --- Schema --------------------------------------------------------------------------
 
 
-class UTCDateTime(sa.TypeDecorator[dt.datetime]):
-    """An aware datetime stored as naive UTC, read back as aware UTC on every backend.
-
-    SQLite has no timezone-aware type, so storing naive UTC everywhere keeps both
-    backends returning the same values.
-    """
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("timestamps must be timezone-aware")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        return None if value is None else value.replace(tzinfo=dt.UTC)
-
-
-# The tables as the queries see them: the shape after every migration has run.
-# test_store checks that a migrated database has exactly these columns.
-metadata = sa.MetaData()
-
-schema_version = sa.Table(
-    "schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("applied_at", UTCDateTime, nullable=False),
-)
-
-settings_table = sa.Table(
-    "settings",
-    metadata,
-    sa.Column("scope_kind", sa.String(16), primary_key=True),
-    sa.Column("scope_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("key", sa.String(MAX_KEY_LENGTH), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-    sa.Column("updated_by", sa.BigInteger, nullable=True),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-)
-
-usage_table = sa.Table(
-    "usage",
-    metadata,
-    sa.Column("day", sa.Date, primary_key=True),
-    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("guild_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("channel_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("model", sa.String(MAX_MODEL_LENGTH), primary_key=True),
-    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
-    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
-    sa.Column("answers", sa.BigInteger, nullable=False),
-)
-
-summaries_table = sa.Table(
-    "summaries",
-    metadata,
-    sa.Column("channel_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("tokens", sa.Integer, nullable=False),
-    sa.Column("last_message_id", sa.BigInteger, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-)
-
-
-def _migration_1_tables(conn: Connection) -> None:
-    """Settings, usage and summaries, as first released.
-
-    Frozen on purpose: a later change to a table is a new migration, so this one keeps
-    its own definitions rather than the current ones above.
-    """
-    md = sa.MetaData()
-    sa.Table(
-        "settings",
-        md,
-        sa.Column("scope_kind", sa.String(16), primary_key=True),
-        sa.Column("scope_id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("key", sa.String(100), primary_key=True),
-        sa.Column("value", sa.Text, nullable=False),
-        sa.Column("updated_by", sa.BigInteger, nullable=True),
-        sa.Column("updated_at", sa.DateTime, nullable=False),
-        sa.CheckConstraint("scope_kind IN ('guild', 'channel', 'dm')", name="settings_scope_kind"),
-    )
-    sa.Table(
-        "usage",
-        md,
-        sa.Column("day", sa.Date, primary_key=True),
-        sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("guild_id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("channel_id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("model", sa.String(200), primary_key=True),
-        sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
-        sa.Column("completion_tokens", sa.BigInteger, nullable=False),
-        sa.Column("answers", sa.BigInteger, nullable=False),
-    )
-    sa.Table(
-        "summaries",
-        md,
-        sa.Column("channel_id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("text", sa.Text, nullable=False),
-        sa.Column("tokens", sa.Integer, nullable=False),
-        sa.Column("last_message_id", sa.BigInteger, nullable=False),
-        sa.Column("updated_at", sa.DateTime, nullable=False),
-    )
-    md.create_all(conn, checkfirst=False)
-
-
-def _migration_2_usage_indexes(conn: Connection) -> None:
-    """Indexes for the usage queries that do not lead with the day (the primary key does).
-
-    A user's totals and daily allowance filter on user_id, the guild reports on
-    guild_id; both then on a range of days.
-    """
-    usage = sa.Table(
-        "usage", sa.MetaData(), sa.Column("user_id"), sa.Column("guild_id"), sa.Column("day")
-    )
-    sa.Index("usage_user_day", usage.c.user_id, usage.c.day).create(conn)
-    sa.Index("usage_guild_day", usage.c.guild_id, usage.c.day).create(conn)
-
-
 class Migration(NamedTuple):
-    """One schema step: `apply` runs inside the transaction that records `version`."""
+    """One schema step: its `statements` run inside the transaction that records `version`.
+
+    The statements are plain DDL for both backends, with `{timestamp}` standing for the
+    backend's timestamp column type (`_SQLite.TIMESTAMP` or `_PostgreSQL.TIMESTAMP`).
+    """
 
     version: int
     description: str
-    apply: Callable[[Connection], None]
+    statements: tuple[str, ...]
 
 
-# In order; append only. A released migration is never edited.
+# The types and names are those the SQLAlchemy version of the store created, so its
+# databases and new ones are the same. In SQLite, DATE and DATETIME give the columns
+# NUMERIC affinity, under which the 'YYYY-MM-DD...' text the store writes stays text.
+# "key" is quoted because SQLite's parser treats KEY as a keyword.
+_SCHEMA_VERSION_TABLE = """
+CREATE TABLE schema_version (
+    version INTEGER NOT NULL,
+    applied_at {timestamp} NOT NULL,
+    PRIMARY KEY (version)
+)"""
+
+# In order; append only. A released migration is never edited: a later change to a
+# table is a new migration.
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "settings, usage and summaries tables", _migration_1_tables),
-    Migration(2, "usage indexes by user and by guild", _migration_2_usage_indexes),
+    Migration(
+        1,
+        "settings, usage and summaries tables",
+        (
+            """
+            CREATE TABLE settings (
+                scope_kind VARCHAR(16) NOT NULL,
+                scope_id BIGINT NOT NULL,
+                "key" VARCHAR(100) NOT NULL,
+                value TEXT NOT NULL,
+                updated_by BIGINT,
+                updated_at {timestamp} NOT NULL,
+                PRIMARY KEY (scope_kind, scope_id, "key"),
+                CONSTRAINT settings_scope_kind CHECK (scope_kind IN ('guild', 'channel', 'dm'))
+            )""",
+            """
+            CREATE TABLE usage (
+                day DATE NOT NULL,
+                user_id BIGINT NOT NULL,
+                guild_id BIGINT NOT NULL,
+                channel_id BIGINT NOT NULL,
+                model VARCHAR(200) NOT NULL,
+                prompt_tokens BIGINT NOT NULL,
+                completion_tokens BIGINT NOT NULL,
+                answers BIGINT NOT NULL,
+                PRIMARY KEY (day, user_id, guild_id, channel_id, model)
+            )""",
+            """
+            CREATE TABLE summaries (
+                channel_id BIGINT NOT NULL,
+                text TEXT NOT NULL,
+                tokens INTEGER NOT NULL,
+                last_message_id BIGINT NOT NULL,
+                updated_at {timestamp} NOT NULL,
+                PRIMARY KEY (channel_id)
+            )""",
+        ),
+    ),
+    # The usage queries that do not lead with the day (the primary key does): a user's
+    # totals and daily allowance filter on user_id, the guild reports on guild_id; both
+    # then on a range of days.
+    Migration(
+        2,
+        "usage indexes by user and by guild",
+        (
+            "CREATE INDEX usage_user_day ON usage (user_id, day)",
+            "CREATE INDEX usage_guild_day ON usage (guild_id, day)",
+        ),
+    ),
 )
+
+# A real write that changes nothing: opening proves the database is writable with it.
+_TOUCH_NEWEST_VERSION = """
+UPDATE schema_version SET applied_at = applied_at
+WHERE version = (SELECT MAX(version) FROM schema_version)"""
 
 
 # --- Opening -------------------------------------------------------------------------
 
 
-def database_url(url: str) -> URL:
-    """The SQLAlchemy async URL for a `DATABASE_URL` value.
+@dataclass(frozen=True, slots=True)
+class DatabaseURL:
+    """A checked `DATABASE_URL`: which backend, what its driver is given, and where."""
+
+    backend: Literal["sqlite", "postgresql"]
+    # SQLite: the database file's path. PostgreSQL: a postgresql:// URL as asyncpg reads
+    # it (kept out of repr: it may hold a password).
+    target: str = field(repr=False)
+    # Where the data lives, for messages: the file path, or "PostgreSQL at host:port".
+    where: str
+
+
+def database_url(url: str) -> DatabaseURL:
+    """Check a `DATABASE_URL` value and say how the store reaches it.
 
     Accepts 'sqlite:///relative.db', 'sqlite:////absolute.db', a bare file path
-    (relative paths are relative to the working directory), and 'postgresql://...' or
-    'postgres://...' (any '+driver' suffix is replaced: the store uses aiosqlite and
-    asyncpg). Raises StoreError for anything else, including in-memory SQLite.
+    (relative to the working directory when relative; ~ is expanded), and
+    'postgresql://...' or 'postgres://...' with any '+driver' suffix (dropped: the
+    store uses asyncpg, which also reads the URL's ?options, e.g. sslmode=require;
+    ssl=... is taken as sslmode=...).
+    Raises StoreError with a one-line reason for anything else, including in-memory
+    SQLite, ?options on sqlite:// and a PostgreSQL URL whose host or port cannot be read.
     """
     text = url.strip()
     if not text:
         raise StoreError("empty: give a file path, sqlite:///path or postgresql://...")
     if "://" not in text:
-        return URL.create("sqlite+aiosqlite", database=os.path.expanduser(text))
+        path = os.path.expanduser(text)
+        return DatabaseURL("sqlite", path, path)
     scheme, rest = text.split("://", 1)
     family = scheme.split("+", 1)[0].lower()
-    if family in ("postgres", "postgresql"):
-        driver = "postgresql+asyncpg"
-    elif family == "sqlite":
-        driver = "sqlite+aiosqlite"
-    else:
+    if family == "sqlite":
+        # 'sqlite:///x' is the path 'x': anything before that third slash would be a host.
+        path, _, options = rest.removeprefix("/").partition("?")
+        path = urllib.parse.unquote(path)
+        if not rest.startswith("/") or path in ("", ":memory:"):
+            raise StoreError("sqlite:// needs a file path, e.g. sqlite:///data/bot.db")
+        if options:
+            # Without SQLite's URI mode they would silently become part of the file name.
+            raise StoreError("sqlite:// URLs take no ?options: give the file path only")
+        return DatabaseURL("sqlite", path, path)
+    if family not in ("postgres", "postgresql"):
         raise StoreError(
             f"unsupported scheme {scheme!r}: use a file path, sqlite:///path or postgresql://..."
         )
     try:
-        parsed = make_url(f"{driver}://{rest}")
-    except exc.ArgumentError as error:
+        parts = urllib.parse.urlsplit(f"postgresql://{rest}")
+        host, port = parts.hostname, parts.port
+    except ValueError as error:
         raise StoreError(f"cannot parse {scheme}:// URL: {error}") from None
-    if family == "sqlite" and parsed.database in (None, "", ":memory:"):
-        raise StoreError("sqlite:// needs a file path, e.g. sqlite:///data/bot.db")
-    if family == "sqlite" and parsed.query:
-        # Without SQLite's URI mode they would silently become part of the file name.
-        raise StoreError("sqlite:// URLs take no ?options: give the file path only")
-    return parsed
-
-
-def _describe(url: URL) -> str:
-    """Where the data lives, for messages: a file path, or PostgreSQL's host:port."""
-    if url.get_backend_name() == "sqlite":
-        return str(url.database)
-    return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
+    # asyncpg reads libpq's option names (sslmode=...). The SQLAlchemy-era store handed
+    # the options to asyncpg.connect() as arguments, where the same modes are ssl=...:
+    # URLs written for it keep working.
+    options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "ssl" for name, _ in options):
+        renamed = [("sslmode" if name == "ssl" else name, value) for name, value in options]
+        parts = parts._replace(query=urllib.parse.urlencode(renamed))
+    target = urllib.parse.urlunsplit(parts)
+    return DatabaseURL("postgresql", target, f"PostgreSQL at {host or 'localhost'}:{port or 5432}")
 
 
 def _reason(error: BaseException) -> str:
-    """The driver's own one-line message, without SQLAlchemy's SQL and help links."""
-    if isinstance(error, exc.DBAPIError) and error.orig is not None:
-        error = error.orig
-    # asyncpg and asyncio give connection errors as OSError with an errno and a message
-    # naming the address ("Connect call failed ..."); the errno says it better.
+    """The driver's own one-line message, or what an OS error's errno means."""
+    # asyncio gives connection errors as OSError with an errno and a message naming the
+    # address ("Connect call failed ..."); the errno says it better.
     if isinstance(error, OSError) and error.errno:
         return os.strerror(error.errno).lower()
     if isinstance(error, TimeoutError):
         return "timed out"
     text = str(error).strip()
-    # aiosqlite/asyncpg errors are re-raised by SQLAlchemy's adapter with the original
-    # class name in front: "<class 'asyncpg....'>: message".
-    if text.startswith("<class '") and ">: " in text:
-        text = text.split(">: ", 1)[1]
     line = text.splitlines()[0].strip() if text else ""
     return line or type(error).__name__
 
 
-def _engine_for(url: URL) -> AsyncEngine:
-    """An async engine with each backend's connection set-up."""
-    if url.get_backend_name() != "sqlite":
-        return create_async_engine(
-            url,
-            pool_pre_ping=True,
-            connect_args={"timeout": POSTGRES_CONNECT_TIMEOUT_S},
-        )
-    engine = create_async_engine(
-        url, pool_pre_ping=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-    )
+# --- The two backends ----------------------------------------------------------------
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _set_up_sqlite(dbapi_connection: Any, _record: Any) -> None:
-        # Take BEGIN away from the sqlite3 module (which skips it before SELECT and DDL)
-        # and emit it ourselves below, so every transaction, DDL included, is one.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    """An aware datetime as the naive UTC both backends store (SQLite has no zones)."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _read_day(value: str | dt.date) -> dt.date:
+    """A DATE column's value: SQLite gives back the 'YYYY-MM-DD' text it holds."""
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _read_moment(value: str | dt.datetime) -> dt.datetime:
+    """A timestamp column's naive UTC value as an aware datetime (SQLite gives text)."""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=dt.UTC)
+
+
+def _sqlite_value(value: object) -> object:
+    """A parameter as SQLite holds it: dates and times as the SQLAlchemy dialect's text."""
+    if isinstance(value, dt.datetime):
+        return _naive_utc(value).isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class _SQLiteTransaction:
+    """The statements of one `_SQLite.transaction()`."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: object) -> int:
+        """Run one statement; returns how many rows it changed (0 for DDL)."""
+        async with self._conn.execute(sql, [_sqlite_value(a) for a in args]) as cursor:
+            return max(cursor.rowcount, 0)
+
+    async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]:
+        """Run one query; returns its rows."""
+        return list(await self._conn.execute_fetchall(sql, [_sqlite_value(a) for a in args]))
+
+
+_SQLITE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+
+
+class _SQLite:
+    """One aiosqlite connection to the database file, one transaction at a time.
+
+    The bot is one process, so one connection is enough; other processes on the same
+    file wait on busy_timeout. The lock keeps two coroutines from interleaving their
+    statements inside one transaction on the shared connection.
+    """
+
+    TIMESTAMP = "DATETIME"
+    HAS_VERSION_TABLE = (
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' "
+        "AND name = 'schema_version')"
+    )
+    errors = _SQLITE_ERRORS
+    duplicate_key = sqlite3.IntegrityError
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        """Use `_SQLite.open`; this only keeps a connection that is set up."""
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> _SQLite:
+        """Connect to the file and set it up; StoreError saying why when it cannot."""
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            for attempt in range(1, OPEN_ATTEMPTS):
+                try:
+                    return await cls._connect(path)
+                except sqlite3.OperationalError as error:
+                    # Two processes opening a new file at once: switching it to WAL takes
+                    # a lock that SQLite's busy timeout does not wait for. Try again soon.
+                    if "database is locked" not in str(error):
+                        raise
+                await asyncio.sleep(0.05 * attempt)
+            return await cls._connect(path)
+        except _SQLITE_ERRORS as error:
+            raise StoreError(f"cannot open {path}: {_reason(error)}") from None
+
+    @classmethod
+    async def _connect(cls, path: str) -> _SQLite:
+        # isolation_level None: the sqlite3 module starts no transactions of its own (it
+        # would skip them before SELECT and DDL); `transaction` BEGINs every one itself.
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await _pragma(conn, f"busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             # WAL: readers never block the writer, and a commit is one append to the log.
-            cursor.execute("PRAGMA journal_mode = WAL")
-            mode = cursor.fetchone()[0]
+            mode = await _pragma(conn, "journal_mode = WAL")
             if str(mode).lower() != "wal":
-                raise StoreError(f"cannot use WAL journal mode on {url.database} (got {mode})")
+                raise StoreError(f"cannot use WAL journal mode on {path} (got {mode})")
             # FULL: each commit fsyncs the log, so a commit that returned survives a
             # SIGKILL (NORMAL would too: the log is in the OS's cache) and also a power
             # loss or OS crash (NORMAL could lose the last commits). The bot commits a
             # few times per answer at most, so the fsync costs nothing that matters.
-            cursor.execute("PRAGMA synchronous = FULL")
-        finally:
-            cursor.close()
+            await _pragma(conn, "synchronous = FULL")
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn)
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # Deferred BEGIN: a write transaction takes the write lock at its first write.
-        # Every write transaction here starts with its write (UPDATE or INSERT), so it
-        # waits on busy_timeout rather than failing on a stale read snapshot.
-        conn.exec_driver_sql("BEGIN")
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SQLiteTransaction]:
+        """One transaction: committed when the block ends, rolled back if anything raises.
 
-    return engine
+        A deferred BEGIN: a write transaction takes the write lock at its first write.
+        Every write transaction here starts with its write, so it waits on busy_timeout
+        rather than failing on a stale read snapshot.
+        """
+        async with self._lock:
+            statements = _SQLiteTransaction(self._conn)
+            await statements.execute("BEGIN")
+            try:
+                yield statements
+                await self._conn.commit()
+            except BaseException:
+                # Does nothing if SQLite has ended the transaction itself (some errors,
+                # such as a full disk, roll back on their own).
+                await self._conn.rollback()
+                raise
+
+    async def close(self) -> None:
+        """Close the connection once the transaction in progress, if any, has ended."""
+        async with self._lock:
+            await self._conn.close()
 
 
-async def _migrate(engine: AsyncEngine, migrations: Sequence[Migration]) -> None:
+async def _pragma(conn: aiosqlite.Connection, pragma: str) -> object:
+    """Run `PRAGMA <pragma>`; its first value, or None."""
+    async with conn.execute(f"PRAGMA {pragma}") as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _numbered(sql: str) -> str:
+    """`sql` with its `?` placeholders numbered as PostgreSQL takes them: $1, $2, ...
+
+    The store's SQL holds no `?` but placeholders (none in a literal or a name).
+    """
+    first, *rest = sql.split("?")
+    return first + "".join(f"${number}{text}" for number, text in enumerate(rest, 1))
+
+
+def _postgres_value(value: object) -> object:
+    """A parameter as the TIMESTAMP WITHOUT TIME ZONE columns take it: naive UTC."""
+    return _naive_utc(value) if isinstance(value, dt.datetime) else value
+
+
+class _PostgreSQLTransaction:
+    """The statements of one `_PostgreSQL.transaction()`."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: object) -> int:
+        """Run one statement; returns how many rows it changed (0 for DDL)."""
+        status = await self._conn.execute(_numbered(sql), *map(_postgres_value, args))
+        # The command tag: "DELETE 3", "UPDATE 1", "CREATE TABLE".
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    async def fetch(self, sql: str, *args: object) -> list[Sequence[Any]]:
+        """Run one query; returns its rows."""
+        return await self._conn.fetch(_numbered(sql), *map(_postgres_value, args))
+
+
+def _postgres_errors() -> tuple[type[Exception], ...]:
+    """What asyncpg raises when the server, the network or the connection fails."""
+    import asyncpg
+
+    return (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+class _PostgreSQL:
+    """An asyncpg pool; each transaction runs on one connection taken from it.
+
+    asyncpg is imported only here, when a PostgreSQL URL is opened: a bot on SQLite
+    never loads it.
+    """
+
+    TIMESTAMP = "TIMESTAMP WITHOUT TIME ZONE"
+    # Looked up in the search path, as CREATE TABLE would place it.
+    HAS_VERSION_TABLE = "SELECT to_regclass('schema_version') IS NOT NULL"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        """Use `_PostgreSQL.open`; this only keeps a pool that is connected."""
+        import asyncpg
+
+        self._pool = pool
+        self.errors = _postgres_errors()
+        self.duplicate_key: type[Exception] = asyncpg.UniqueViolationError
+
+    @classmethod
+    async def open(cls, url: str, where: str) -> _PostgreSQL:
+        """A pool with its first connection made; StoreError saying why when it cannot."""
+        import asyncpg
+
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=POSTGRES_MIN_CONNECTIONS,
+                max_size=POSTGRES_MAX_CONNECTIONS,
+                timeout=POSTGRES_CONNECT_TIMEOUT_S,
+            )
+        except _postgres_errors() as error:
+            raise StoreError(f"cannot connect to {where}: {_reason(error)}") from None
+        return cls(pool)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PostgreSQLTransaction]:
+        """One transaction: committed when the block ends, rolled back if anything raises.
+
+        A pooled connection the server closed is replaced when it is next taken.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PostgreSQLTransaction(conn)
+
+    async def close(self) -> None:
+        """Close every pooled connection, once the transactions in progress have ended."""
+        await self._pool.close()
+
+
+_Database = _SQLite | _PostgreSQL
+
+
+async def _migrate(db: _Database, migrations: Sequence[Migration]) -> None:
     """Apply the migrations this database lacks, in order, each in its own transaction.
 
     Two processes starting at once: each migration's transaction first INSERTs its row
     into schema_version, then runs its DDL, then commits. The version is the primary
     key, so a second process's INSERT of the same version waits for the first one's
     transaction (PostgreSQL holds it on the uncommitted key; SQLite on the database
-    write lock) and then fails with IntegrityError if the first committed, which tells
+    write lock) and then fails on the duplicate key if the first committed, which tells
     it the migration is done; if the first rolled back, the second goes ahead. Both
     backends run DDL inside transactions, so a migration is all or nothing. This is one
     code path on both, with no advisory lock (which only PostgreSQL has).
 
-    The schema_version table itself is created with checkfirst (a read, then CREATE), so
-    two processes can both see it missing: the loser's CREATE fails ("already exists" on
-    PostgreSQL; on SQLite "database is locked", as a read transaction that tries to
-    write while another writes is refused at once, without the busy wait). That step
-    is retried, and the retry sees the table.
+    The schema_version table itself is created after a look that it is missing (not
+    with IF NOT EXISTS, which PostgreSQL refuses a role that may not create tables even
+    when the table exists), so two processes can both see it missing: the loser's
+    CREATE fails ("already exists" on PostgreSQL; on SQLite "database is locked", as a
+    read transaction that tries to write while another writes is refused at once,
+    without the busy wait). That step is retried, and the retry sees the table.
     """
     attempts = 10
-    for attempt in range(attempts):
+    for attempt in range(1, attempts + 1):
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(schema_version.create, checkfirst=True)
+            async with db.transaction() as tx:
+                ((exists,),) = await tx.fetch(db.HAS_VERSION_TABLE)
+                if not exists:
+                    await tx.execute(_SCHEMA_VERSION_TABLE.format(timestamp=db.TIMESTAMP))
             break
-        except exc.DBAPIError:
-            if attempt == attempts - 1:
+        except db.errors:
+            if attempt == attempts:
                 raise
-            await asyncio.sleep(0.02 * (attempt + 1))
+            await asyncio.sleep(0.02 * attempt)
 
     known = max((m.version for m in migrations), default=0)
     for migration in migrations:
-        async with engine.connect() as conn:
-            applied = set((await conn.execute(sa.select(schema_version.c.version))).scalars())
-            await conn.rollback()
+        async with db.transaction() as tx:
+            applied = {row[0] for row in await tx.fetch("SELECT version FROM schema_version")}
         newest = max(applied, default=0)
         if newest > known:
             raise StoreError(
@@ -422,15 +584,49 @@ async def _migrate(engine: AsyncEngine, migrations: Sequence[Migration]) -> None
         if migration.version in applied:
             continue
         try:
-            async with engine.begin() as conn:
-                await conn.execute(
-                    sa.insert(schema_version).values(
-                        version=migration.version, applied_at=dt.datetime.now(dt.UTC)
-                    )
+            async with db.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    migration.version,
+                    dt.datetime.now(dt.UTC),
                 )
-                await conn.run_sync(migration.apply)
-        except exc.IntegrityError:
+                for statement in migration.statements:
+                    await tx.execute(statement.format(timestamp=db.TIMESTAMP))
+        except db.duplicate_key:
             continue  # another process applied this migration while we waited
+
+
+async def _prepare_sqlite_path(path: Path) -> None:
+    """Create the database file's directory; StoreError if that cannot be done."""
+
+    def prepare() -> None:
+        if path.is_dir():
+            raise StoreError(f"cannot open {path}: it is a directory")
+        # mkdir's own error for a file in the way is "file exists", which misleads.
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise StoreError(f"cannot create {path.parent}: {blocker} is not a directory")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = (error.strerror or str(error)).lower()
+            raise StoreError(f"cannot create {path.parent}: {reason}") from None
+
+    await asyncio.to_thread(prepare)
+
+
+async def _set_up(db: _Database, where: str) -> None:
+    """Migrate and prove a write works, each failure with its own wording."""
+    try:
+        await _migrate(db, MIGRATIONS)
+    except db.errors as error:
+        raise StoreError(f"cannot set up the tables in {where}: {_reason(error)}") from None
+    try:
+        # A read-only file, role or replica fails here instead of at the first answer.
+        async with db.transaction() as tx:
+            await tx.execute(_TOUCH_NEWEST_VERSION)
+    except db.errors as error:
+        raise StoreError(f"cannot write to {where}: {_reason(error)}") from None
 
 
 # --- The store -----------------------------------------------------------------------
@@ -447,8 +643,8 @@ def _check_scope(scope: Scope) -> Scope:
     return Scope(kind, int(scope_id))
 
 
-def _sum(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    return sa.func.coalesce(sa.func.sum(column), 0)
+# The counted columns of usage, in the order of Totals' fields.
+_COUNTS = ("prompt_tokens", "completion_tokens", "answers")
 
 
 class Store:
@@ -459,9 +655,9 @@ class Store:
     arguments raise ValueError.
     """
 
-    def __init__(self, engine: AsyncEngine, where: str) -> None:
-        """Use `Store.open`; this only keeps an engine that is already migrated."""
-        self._engine = engine
+    def __init__(self, db: _Database, where: str) -> None:
+        """Use `Store.open`; this only keeps a database that is already migrated."""
+        self._db = db
         self.where = where  # "path/to/bot.db" or "PostgreSQL at host:port", for messages
 
     @classmethod
@@ -473,48 +669,39 @@ class Store:
         at db:5432: connection refused".
         """
         parsed = database_url(url)
-        where = _describe(parsed)
-        if parsed.get_backend_name() == "sqlite":
-            await _prepare_sqlite_path(Path(str(parsed.database)))
-        engine = _engine_for(parsed)
+        db: _Database
+        if parsed.backend == "sqlite":
+            await _prepare_sqlite_path(Path(parsed.target))
+            db = await _SQLite.open(parsed.target)
+        else:
+            db = await _PostgreSQL.open(parsed.target, parsed.where)
         try:
-            await _open_steps(engine, parsed, where)
+            await _set_up(db, parsed.where)
         except BaseException:
-            await engine.dispose()
+            await db.close()
             raise
-        return cls(engine, where)
+        return cls(db, parsed.where)
 
     async def close(self) -> None:
-        """Close every pooled connection; the store is unusable afterwards."""
-        await self._engine.dispose()
+        """Close the database connections; the store is unusable afterwards."""
+        await self._db.close()
 
     @contextlib.asynccontextmanager
     async def _failing_as(self, action: str) -> AsyncIterator[None]:
         try:
             yield
-        except StoreError:
-            raise
-        except (exc.SQLAlchemyError, OSError) as error:
+        except self._db.errors as error:
             raise StoreError(f"cannot {action} in {self.where}: {_reason(error)}") from error
 
-    async def _update_or_insert(self, update: sa.Update, insert: sa.Insert) -> None:
-        """UPDATE the row, or INSERT it when none matched; atomic across processes.
+    async def _execute(self, action: str, sql: str, *args: object) -> int:
+        """Run one statement in its own transaction; how many rows it changed."""
+        async with self._failing_as(action), self._db.transaction() as tx:
+            return await tx.execute(sql, *args)
 
-        If another writer INSERTs the same key between our UPDATE and INSERT, ours fails
-        on the primary key, the transaction rolls back, and the next round's UPDATE finds
-        that row (PostgreSQL re-reads a row it waited for; SQLite writers are serial).
-        """
-        last: exc.IntegrityError | None = None
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                async with self._engine.begin() as conn:
-                    if (await conn.execute(update)).rowcount == 0:
-                        await conn.execute(insert)
-                return
-            except exc.IntegrityError as error:
-                last = error
-        assert last is not None
-        raise last
+    async def _fetch(self, action: str, sql: str, *args: object) -> list[Sequence[Any]]:
+        """Run one query in its own transaction; its rows."""
+        async with self._failing_as(action), self._db.transaction() as tx:
+            return await tx.fetch(sql, *args)
 
     # --- Settings --------------------------------------------------------------------
 
@@ -524,49 +711,51 @@ class Store:
         """Store `value` for `key` in `scope`, replacing any value it had.
 
         Raises ValueError for an unknown scope kind or a key that is empty or longer
-        than MAX_KEY_LENGTH.
+        than MAX_KEY_LENGTH. Safe against concurrent writers in this and other processes.
         """
         scope = _check_scope(scope)
         if not 0 < len(key) <= MAX_KEY_LENGTH:
             raise ValueError(f"setting key must be 1 to {MAX_KEY_LENGTH} characters")
-        table = settings_table
-        now = dt.datetime.now(dt.UTC)
-        where = sa.and_(
-            table.c.scope_kind == scope.kind, table.c.scope_id == scope.id, table.c.key == key
+        # One statement, so two writers of the same new key cannot both INSERT it:
+        # PostgreSQL turns the second INSERT into the UPDATE, SQLite writers are serial.
+        await self._execute(
+            "save a setting",
+            """
+            INSERT INTO settings (scope_kind, scope_id, "key", value, updated_by, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (scope_kind, scope_id, "key") DO UPDATE SET
+                value = excluded.value,
+                updated_by = excluded.updated_by,
+                updated_at = excluded.updated_at""",
+            scope.kind,
+            scope.id,
+            key,
+            value,
+            updated_by,
+            dt.datetime.now(dt.UTC),
         )
-        update = (
-            sa.update(table).where(where).values(value=value, updated_by=updated_by, updated_at=now)
-        )
-        insert = sa.insert(table).values(
-            scope_kind=scope.kind,
-            scope_id=scope.id,
-            key=key,
-            value=value,
-            updated_by=updated_by,
-            updated_at=now,
-        )
-        async with self._failing_as("save a setting"):
-            await self._update_or_insert(update, insert)
 
     async def delete_setting(self, scope: Scope, key: str) -> bool:
         """Remove `key` from `scope`; True if it was set."""
         scope = _check_scope(scope)
-        table = settings_table
-        statement = sa.delete(table).where(
-            table.c.scope_kind == scope.kind, table.c.scope_id == scope.id, table.c.key == key
+        deleted = await self._execute(
+            "delete a setting",
+            'DELETE FROM settings WHERE scope_kind = ? AND scope_id = ? AND "key" = ?',
+            scope.kind,
+            scope.id,
+            key,
         )
-        async with self._failing_as("delete a setting"), self._engine.begin() as conn:
-            return (await conn.execute(statement)).rowcount > 0
+        return deleted > 0
 
     async def clear_scope(self, scope: Scope) -> int:
         """Remove every setting of `scope`; returns how many there were."""
         scope = _check_scope(scope)
-        table = settings_table
-        statement = sa.delete(table).where(
-            table.c.scope_kind == scope.kind, table.c.scope_id == scope.id
+        return await self._execute(
+            "clear settings",
+            "DELETE FROM settings WHERE scope_kind = ? AND scope_id = ?",
+            scope.kind,
+            scope.id,
         )
-        async with self._failing_as("clear settings"), self._engine.begin() as conn:
-            return (await conn.execute(statement)).rowcount
 
     async def get_settings(self, scopes: Sequence[Scope]) -> dict[Scope, dict[str, Setting]]:
         """The settings of each of `scopes`, in one query: {scope: {key: Setting}}.
@@ -577,22 +766,17 @@ class Store:
         result: dict[Scope, dict[str, Setting]] = {scope: {} for scope in wanted}
         if not wanted:
             return result
-        table = settings_table
-        statement = sa.select(table).where(
-            sa.or_(
-                *(
-                    sa.and_(table.c.scope_kind == s.kind, table.c.scope_id == s.id)
-                    for s in dict.fromkeys(wanted)
-                )
-            )
+        distinct = list(dict.fromkeys(wanted))
+        matches = " OR ".join(["(scope_kind = ? AND scope_id = ?)"] * len(distinct))
+        rows = await self._fetch(
+            "read settings",
+            'SELECT scope_kind, scope_id, "key", value, updated_by, updated_at FROM settings '
+            f"WHERE {matches}",
+            *(part for scope in distinct for part in scope),
         )
-        async with self._failing_as("read settings"), self._engine.connect() as conn:
-            rows = (await conn.execute(statement)).all()
-        for row in rows:
-            scope = Scope(row.scope_kind, row.scope_id)
-            result[scope][row.key] = Setting(
-                scope, row.key, row.value, row.updated_by, row.updated_at
-            )
+        for kind, scope_id, key, value, updated_by, updated_at in rows:
+            scope = Scope(kind, scope_id)
+            result[scope][key] = Setting(scope, key, value, updated_by, _read_moment(updated_at))
         return result
 
     async def resolve_settings(self, chain: Sequence[Scope]) -> dict[str, str]:
@@ -630,31 +814,26 @@ class Store:
             raise ValueError("usage counts must not be negative")
         if len(model) > MAX_MODEL_LENGTH:
             raise ValueError(f"model name longer than {MAX_MODEL_LENGTH} characters")
-        table = usage_table
-        key = {
-            "day": day or _utc_today(),
-            "user_id": user_id,
-            "guild_id": guild_id or 0,
-            "channel_id": channel_id,
-            "model": model,
-        }
-        update = (
-            sa.update(table)
-            .where(*(table.c[name] == value for name, value in key.items()))
-            .values(
-                prompt_tokens=table.c.prompt_tokens + prompt_tokens,
-                completion_tokens=table.c.completion_tokens + completion_tokens,
-                answers=table.c.answers + answers,
-            )
+        # One statement, as in set_setting: concurrent first answers of a day all count.
+        await self._execute(
+            "record usage",
+            """
+            INSERT INTO usage (day, user_id, guild_id, channel_id, model,
+                               prompt_tokens, completion_tokens, answers)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (day, user_id, guild_id, channel_id, model) DO UPDATE SET
+                prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = usage.completion_tokens + excluded.completion_tokens,
+                answers = usage.answers + excluded.answers""",
+            day or _utc_today(),
+            user_id,
+            guild_id or 0,
+            channel_id,
+            model,
+            prompt_tokens,
+            completion_tokens,
+            answers,
         )
-        insert = sa.insert(table).values(
-            **key,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            answers=answers,
-        )
-        async with self._failing_as("record usage"):
-            await self._update_or_insert(update, insert)
 
     async def user_totals(
         self, user_id: int, *, guild_id: int | None = None, today: dt.date | None = None
@@ -664,60 +843,61 @@ class Store:
         With `guild_id`, only that guild's usage (0 for DMs); otherwise everywhere.
         """
         today = today or _utc_today()
-        table = usage_table
-        since_7 = today - dt.timedelta(days=6)
-        since_30 = today - dt.timedelta(days=29)
-        columns = []
-        for since in (today, since_7, since_30):
-            for name in ("prompt_tokens", "completion_tokens", "answers"):
-                columns.append(_sum(sa.case((table.c.day >= since, table.c[name]), else_=0)))
-        conditions = [table.c.user_id == user_id, table.c.day.between(since_30, today)]
+        since = (today, today - dt.timedelta(days=6), today - dt.timedelta(days=29))
+        sums = ", ".join(
+            f"COALESCE(SUM(CASE WHEN day >= ? THEN {column} ELSE 0 END), 0)"
+            for _ in since
+            for column in _COUNTS
+        )
+        sql = f"SELECT {sums} FROM usage WHERE user_id = ? AND day BETWEEN ? AND ?"
+        args: list[object] = [first for first in since for _ in _COUNTS]
+        args += [user_id, since[-1], today]
         if guild_id is not None:
-            conditions.append(table.c.guild_id == guild_id)
-        async with self._failing_as("read usage"), self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(*columns).where(*conditions))).one()
+            sql += " AND guild_id = ?"
+            args.append(guild_id)
+        (row,) = await self._fetch("read usage", sql, *args)
         values = [int(value) for value in row]
         return UserTotals(Totals(*values[0:3]), Totals(*values[3:6]), Totals(*values[6:9]))
 
     async def _top(
-        self, column: sa.Column[Any], guild_id: int, days: int, limit: int, today: dt.date | None
+        self,
+        column: Literal["user_id", "channel_id"],
+        guild_id: int,
+        days: int,
+        limit: int,
+        today: dt.date | None,
     ) -> list[tuple[int, Totals]]:
         if days < 1 or limit < 1:
             raise ValueError("days and limit must be at least 1")
         today = today or _utc_today()
-        table = usage_table
-        tokens = _sum(table.c.prompt_tokens) + _sum(table.c.completion_tokens)
-        statement = (
-            sa.select(
-                column,
-                _sum(table.c.prompt_tokens),
-                _sum(table.c.completion_tokens),
-                _sum(table.c.answers),
-            )
-            .where(
-                table.c.guild_id == guild_id,
-                table.c.day.between(today - dt.timedelta(days=days - 1), today),
-            )
-            .group_by(column)
-            .order_by(tokens.desc(), column)
-            .limit(limit)
+        rows = await self._fetch(
+            "read usage",
+            f"""
+            SELECT {column}, SUM(prompt_tokens), SUM(completion_tokens), SUM(answers)
+            FROM usage
+            WHERE guild_id = ? AND day BETWEEN ? AND ?
+            GROUP BY {column}
+            ORDER BY SUM(prompt_tokens) + SUM(completion_tokens) DESC, {column}
+            LIMIT ?""",
+            guild_id,
+            today - dt.timedelta(days=days - 1),
+            today,
+            limit,
         )
-        async with self._failing_as("read usage"), self._engine.connect() as conn:
-            rows = (await conn.execute(statement)).all()
         return [(int(r[0]), Totals(int(r[1]), int(r[2]), int(r[3]))) for r in rows]
 
     async def top_users(
         self, guild_id: int, *, days: int = 30, limit: int = 10, today: dt.date | None = None
     ) -> list[UserUsage]:
         """A guild's users with the most tokens over the last `days` UTC days, most first."""
-        top = await self._top(usage_table.c.user_id, guild_id, days, limit, today)
+        top = await self._top("user_id", guild_id, days, limit, today)
         return [UserUsage(user_id, totals) for user_id, totals in top]
 
     async def top_channels(
         self, guild_id: int, *, days: int = 30, limit: int = 10, today: dt.date | None = None
     ) -> list[ChannelUsage]:
         """A guild's channels with the most tokens over the last `days` UTC days."""
-        top = await self._top(usage_table.c.channel_id, guild_id, days, limit, today)
+        top = await self._top("channel_id", guild_id, days, limit, today)
         return [ChannelUsage(channel_id, totals) for channel_id, totals in top]
 
     async def usage_rows(
@@ -730,27 +910,30 @@ class Store:
         if days < 1:
             raise ValueError("days must be at least 1")
         today = today or _utc_today()
-        table = usage_table
-        statement = (
-            sa.select(table)
-            .where(
-                table.c.guild_id == guild_id,
-                table.c.day.between(today - dt.timedelta(days=days - 1), today),
-            )
-            .order_by(table.c.day, table.c.user_id, table.c.channel_id, table.c.model)
+        rows = await self._fetch(
+            "read usage",
+            """
+            SELECT day, user_id, guild_id, channel_id, model,
+                   prompt_tokens, completion_tokens, answers
+            FROM usage
+            WHERE guild_id = ? AND day BETWEEN ? AND ?
+            ORDER BY day, user_id, channel_id, model""",
+            guild_id,
+            today - dt.timedelta(days=days - 1),
+            today,
         )
-        async with self._failing_as("read usage"), self._engine.connect() as conn:
-            rows = (await conn.execute(statement)).all()
-        return [UsageRow(**row._mapping) for row in rows]
+        return [UsageRow(_read_day(day), *rest) for day, *rest in rows]
 
     async def tokens_on_day(self, user_id: int, day: dt.date) -> int:
         """Prompt plus completion tokens `user_id` spent on UTC `day`, everywhere."""
-        table = usage_table
-        statement = sa.select(_sum(table.c.prompt_tokens + table.c.completion_tokens)).where(
-            table.c.user_id == user_id, table.c.day == day
+        ((tokens,),) = await self._fetch(
+            "read usage",
+            "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage "
+            "WHERE user_id = ? AND day = ?",
+            user_id,
+            day,
         )
-        async with self._failing_as("read usage"), self._engine.connect() as conn:
-            return int((await conn.execute(statement)).scalar_one())
+        return int(tokens)
 
     async def prune_usage(
         self, retention_days: int = DEFAULT_RETENTION_DAYS, *, today: dt.date | None = None
@@ -762,99 +945,47 @@ class Store:
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
         cutoff = (today or _utc_today()) - dt.timedelta(days=retention_days - 1)
-        statement = sa.delete(usage_table).where(usage_table.c.day < cutoff)
-        async with self._failing_as("prune usage"), self._engine.begin() as conn:
-            return (await conn.execute(statement)).rowcount
+        return await self._execute("prune usage", "DELETE FROM usage WHERE day < ?", cutoff)
 
     # --- Summaries -------------------------------------------------------------------
 
     async def get_summary(self, channel_id: int) -> Summary | None:
         """The channel's running summary, or None."""
-        table = summaries_table
-        statement = sa.select(table).where(table.c.channel_id == channel_id)
-        async with self._failing_as("read a summary"), self._engine.connect() as conn:
-            row = (await conn.execute(statement)).one_or_none()
-        return None if row is None else Summary(**row._mapping)
+        rows = await self._fetch(
+            "read a summary",
+            "SELECT channel_id, text, tokens, last_message_id, updated_at FROM summaries "
+            "WHERE channel_id = ?",
+            channel_id,
+        )
+        if not rows:
+            return None
+        found_id, text, tokens, last_message_id, updated_at = rows[0]
+        return Summary(found_id, text, tokens, last_message_id, _read_moment(updated_at))
 
     async def put_summary(
         self, channel_id: int, text: str, *, tokens: int, last_message_id: int
     ) -> None:
         """Store the channel's summary, replacing the previous one."""
-        table = summaries_table
-        values: Mapping[str, Any] = {
-            "text": text,
-            "tokens": tokens,
-            "last_message_id": last_message_id,
-            "updated_at": dt.datetime.now(dt.UTC),
-        }
-        update = sa.update(table).where(table.c.channel_id == channel_id).values(**values)
-        insert = sa.insert(table).values(channel_id=channel_id, **values)
-        async with self._failing_as("save a summary"):
-            await self._update_or_insert(update, insert)
+        await self._execute(
+            "save a summary",
+            """
+            INSERT INTO summaries (channel_id, text, tokens, last_message_id, updated_at)
+            VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (channel_id) DO UPDATE SET
+                text = excluded.text,
+                tokens = excluded.tokens,
+                last_message_id = excluded.last_message_id,
+                updated_at = excluded.updated_at""",
+            channel_id,
+            text,
+            tokens,
+            last_message_id,
+            dt.datetime.now(dt.UTC),
+        )
 
     async def delete_summary(self, channel_id: int) -> bool:
         """Forget the channel's summary; True if there was one."""
-        table = summaries_table
-        statement = sa.delete(table).where(table.c.channel_id == channel_id)
-        async with self._failing_as("delete a summary"), self._engine.begin() as conn:
-            return (await conn.execute(statement)).rowcount > 0
-
-
-async def _prepare_sqlite_path(path: Path) -> None:
-    """Create the database file's directory; StoreError if that cannot be done."""
-
-    def prepare() -> None:
-        if path.is_dir():
-            raise StoreError(f"cannot open {path}: it is a directory")
-        # mkdir's own error for a file in the way is "file exists", which misleads.
-        blocker = next((p for p in path.parents if p.exists()), None)
-        if blocker is not None and not blocker.is_dir():
-            raise StoreError(f"cannot create {path.parent}: {blocker} is not a directory")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            reason = (error.strerror or str(error)).lower()
-            raise StoreError(f"cannot create {path.parent}: {reason}") from None
-
-    await asyncio.to_thread(prepare)
-
-
-# Tries at opening a database another process is setting up at the same moment.
-OPEN_ATTEMPTS = 10
-
-
-async def _open_steps(engine: AsyncEngine, url: URL, where: str) -> None:
-    """Connect, migrate and prove a write works, each failure with its own wording."""
-    for attempt in range(OPEN_ATTEMPTS):
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(sa.select(1))
-            break
-        except (exc.SQLAlchemyError, OSError) as error:
-            # Two processes opening a new SQLite file at once: switching it to WAL takes
-            # a lock that SQLite's busy timeout does not wait for. Try again shortly.
-            if "database is locked" in str(error) and attempt + 1 < OPEN_ATTEMPTS:
-                await asyncio.sleep(0.05 * (attempt + 1))
-                continue
-            verb = "open" if url.get_backend_name() == "sqlite" else "connect to"
-            raise StoreError(f"cannot {verb} {where}: {_reason(error)}") from None
-    try:
-        await _migrate(engine, MIGRATIONS)
-    except (exc.SQLAlchemyError, OSError) as error:
-        raise StoreError(f"cannot set up the tables in {where}: {_reason(error)}") from None
-    try:
-        # A real write (a no-op UPDATE of the newest version row): a read-only file,
-        # role or replica fails here instead of at the first answer.
-        async with engine.begin() as conn:
-            await _touch_version(conn)
-    except (exc.SQLAlchemyError, OSError) as error:
-        raise StoreError(f"cannot write to {where}: {_reason(error)}") from None
-
-
-async def _touch_version(conn: AsyncConnection) -> None:
-    newest = sa.select(sa.func.max(schema_version.c.version)).scalar_subquery()
-    await conn.execute(
-        sa.update(schema_version)
-        .where(schema_version.c.version == newest)
-        .values(applied_at=schema_version.c.applied_at)
-    )
+        deleted = await self._execute(
+            "delete a summary", "DELETE FROM summaries WHERE channel_id = ?", channel_id
+        )
+        return deleted > 0

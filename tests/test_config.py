@@ -499,7 +499,7 @@ def assert_usable(settings: Settings) -> None:
     ids += [*access.blocked_users, *access.allowed_roles, *access.blocked_roles]
     ids += [*access.admins, settings.dev_guild_id or 1]
     assert all(1 <= i <= MAX_SNOWFLAKE for i in ids)
-    assert database_url(settings.database_url).get_backend_name() in ("sqlite", "postgresql")
+    assert database_url(settings.database_url).backend in ("sqlite", "postgresql")
     assert settings.database_url.isprintable() and 1 <= settings.usage_retention_days <= 3650
     for price in (settings.price_input_per_million, settings.price_output_per_million):
         assert price is None or (math.isfinite(price) and price >= 0)

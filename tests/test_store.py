@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import signal
+import sqlite3
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
-import sqlalchemy as sa
 
 import store as store_module
 from store import (
     MIGRATIONS,
     ChannelUsage,
+    DatabaseURL,
     Scope,
     Store,
     StoreError,
@@ -61,17 +65,55 @@ async def store(store_url: str) -> AsyncIterator[Store]:
     await opened.close()
 
 
+async def run_sql(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Run one statement (no parameters) with the database's own driver, around the
+    store, and commit; its rows."""
+    target = database_url(url)
+    if target.backend == "sqlite":
+
+        def run() -> list[tuple[object, ...]]:
+            with contextlib.closing(sqlite3.connect(target.target)) as conn, conn:
+                return conn.execute(sql).fetchall()
+
+        return await asyncio.to_thread(run)
+    conn = await asyncpg.connect(target.target)
+    try:
+        return [tuple(row) for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
 async def schema_versions(url: str) -> list[int]:
     """The versions recorded in schema_version, read around the store."""
-    engine = store_module._engine_for(database_url(url))
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(store_module.schema_version.c.version).order_by("version")
-            )
-            return list(rows.scalars())
-    finally:
-        await engine.dispose()
+    rows = await run_sql(url, "SELECT version FROM schema_version ORDER BY version")
+    return [int(version) for (version,) in rows]  # type: ignore[call-overload]
+
+
+SHAPE = {
+    ("sqlite", "columns"): """
+        SELECT m.name, p.name, p.type, p."notnull", p.pk
+        FROM sqlite_master AS m, pragma_table_info(m.name) AS p
+        WHERE m.type = 'table' ORDER BY m.name, p.cid""",
+    # Every table's and index's definition, as SQLite keeps its text.
+    ("sqlite", "indexes"): "SELECT tbl_name, name, sql FROM sqlite_master ORDER BY name",
+    ("postgresql", "columns"): """
+        SELECT table_name, column_name, data_type, character_maximum_length, is_nullable
+        FROM information_schema.columns WHERE table_schema = 'public'
+        ORDER BY table_name, ordinal_position""",
+    ("postgresql", "indexes"): """
+        SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL
+        SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE connamespace = 'public'::regnamespace
+        ORDER BY 2, 3""",
+}
+
+
+async def shape(url: str, part: str) -> list[tuple[object, ...]]:
+    """The database's tables' columns with their types, or its indexes and constraints
+    (SQLite: all definitions, with their whitespace made single spaces)."""
+    rows = await run_sql(url, SHAPE[database_url(url).backend, part])
+    return [tuple(" ".join(v.split()) if isinstance(v, str) else v for v in r) for r in rows]
 
 
 async def run_python(code: str, *args: str) -> asyncio.subprocess.Process:
@@ -89,17 +131,32 @@ async def run_python(code: str, *args: str) -> asyncio.subprocess.Process:
 # --- Opening -------------------------------------------------------------------------
 
 
-def test_database_url_maps_to_the_async_drivers() -> None:
-    assert database_url("postgres://u:p@db:5433/bot").render_as_string(hide_password=False) == (
-        "postgresql+asyncpg://u:p@db:5433/bot"
+def test_database_url_maps_to_the_drivers() -> None:
+    postgres = database_url("postgres://u:p@db:5433/bot")
+    assert (postgres.backend, postgres.target) == ("postgresql", "postgresql://u:p@db:5433/bot")
+    assert postgres.where == "PostgreSQL at db:5433"
+    assert "p@" not in repr(postgres)
+    assert database_url("postgresql://db/bot") == DatabaseURL(
+        "postgresql", "postgresql://db/bot", "PostgreSQL at db:5432"
     )
-    assert str(database_url("postgresql://db/bot")) == "postgresql+asyncpg://db/bot"
-    assert str(database_url("postgresql+psycopg2://db/bot")) == "postgresql+asyncpg://db/bot"
-    assert str(database_url("sqlite:///data/bot.db")) == "sqlite+aiosqlite:///data/bot.db"
-    assert str(database_url("sqlite:////var/bot.db")) == "sqlite+aiosqlite:////var/bot.db"
-    assert database_url("data/bot.db").database == "data/bot.db"
-    assert database_url("/var/lib/bot.db").database == "/var/lib/bot.db"
-    assert database_url("data/bot.db").drivername == "sqlite+aiosqlite"
+    assert database_url("postgresql+psycopg2://db/bot").target == "postgresql://db/bot"
+    # Options are asyncpg's to read (and to pass to the server when not its own).
+    assert database_url("postgresql+asyncpg://u@[::1]/bot?sslmode=require") == DatabaseURL(
+        "postgresql", "postgresql://u@[::1]/bot?sslmode=require", "PostgreSQL at ::1:5432"
+    )
+    assert database_url("postgresql:///bot").where == "PostgreSQL at localhost:5432"
+    # ssl= was how the SQLAlchemy-era store took the TLS mode; asyncpg's URL says sslmode=.
+    assert database_url("postgresql://db/bot?ssl=require&application_name=b%20t").target == (
+        "postgresql://db/bot?sslmode=require&application_name=b+t"
+    )
+    assert database_url("sqlite:///data/bot.db") == DatabaseURL(
+        "sqlite", "data/bot.db", "data/bot.db"
+    )
+    assert database_url("sqlite:////var/bot.db").target == "/var/bot.db"
+    assert database_url("sqlite:///my%20bot.db").target == "my bot.db"
+    assert database_url("data/bot.db") == DatabaseURL("sqlite", "data/bot.db", "data/bot.db")
+    assert database_url("/var/lib/bot.db").target == "/var/lib/bot.db"
+    assert database_url("~/bot.db").target == os.path.expanduser("~/bot.db")
 
 
 @pytest.mark.parametrize(
@@ -109,6 +166,10 @@ def test_database_url_maps_to_the_async_drivers() -> None:
         ("sqlite://", "sqlite:// needs a file path"),
         ("sqlite:///:memory:", "sqlite:// needs a file path"),
         ("sqlite:///bot.db?mode=ro", "take no ?options"),
+        ("sqlite://host/bot.db", "sqlite:// needs a file path"),
+        ("postgresql://db:abc/bot", "cannot parse postgresql:// URL: Port could not be cast"),
+        ("postgres://db:99999/bot", "cannot parse postgres:// URL: Port out of range"),
+        ("postgresql://[db/bot", "cannot parse postgresql:// URL: Invalid IPv6 URL"),
         ("  ", "empty"),
     ],
 )
@@ -171,11 +232,12 @@ async def test_open_postgres_without_write_permission(
 async def test_sqlite_runs_in_wal_with_full_sync_and_a_busy_timeout(tmp_path: Path) -> None:
     opened = await Store.open(str(tmp_path / "bot.db"))
     try:
-        async with opened._engine.connect() as conn:
-            pragmas = {
-                name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
-                for name in ("journal_mode", "synchronous", "busy_timeout")
-            }
+        # The store's own connection: synchronous and busy_timeout are per connection.
+        conn = opened._db._conn  # type: ignore[union-attr]
+        pragmas = {
+            name: (await conn.execute_fetchall(f"PRAGMA {name}"))[0][0]
+            for name in ("journal_mode", "synchronous", "busy_timeout")
+        }
     finally:
         await opened.close()
     # synchronous 2 is FULL.
@@ -184,6 +246,22 @@ async def test_sqlite_runs_in_wal_with_full_sync_and_a_busy_timeout(tmp_path: Pa
         "synchronous": 2,
         "busy_timeout": store_module.SQLITE_BUSY_TIMEOUT_MS,
     }
+
+
+def test_importing_the_bot_loads_no_sqlalchemy_greenlet_or_asyncpg() -> None:
+    # The store talks to aiosqlite directly and imports asyncpg only for a PostgreSQL
+    # URL: SQLAlchemy's async engine (with greenlet) cost ~17 MB of the bot's RSS.
+    code = (
+        "import bot, sys; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sqlalchemy', 'greenlet', 'asyncpg'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
 
 
 # --- Settings ------------------------------------------------------------------------
@@ -438,28 +516,21 @@ async def test_summaries_round_trip(store: Store) -> None:
 
 async def test_migrated_schema_matches_the_tables_the_queries_use(store_url: str) -> None:
     opened = await Store.open(store_url)
-    try:
-
-        def shape(conn: sa.Connection) -> dict[str, object]:
-            inspector = sa.inspect(conn)
-            return {
-                name: (
-                    sorted(c["name"] for c in inspector.get_columns(name)),
-                    sorted(i["name"] for i in inspector.get_indexes(name)),
-                )
-                for name in inspector.get_table_names()
-            }
-
-        async with opened._engine.connect() as conn:
-            found = await conn.run_sync(shape)
-    finally:
-        await opened.close()
-    expected_columns = {
-        table.name: sorted(c.name for c in table.columns)
-        for table in store_module.metadata.sorted_tables
-    }
-    assert {name: columns for name, (columns, _) in found.items()} == expected_columns
-    assert found["usage"][1] == ["usage_guild_day", "usage_user_day"]
+    await opened.close()
+    columns: dict[str, list[str]] = {}
+    for table, column, *_ in await shape(store_url, "columns"):
+        columns.setdefault(str(table), []).append(str(column))
+    assert columns == {
+        "schema_version": ["version", "applied_at"],
+        "settings": ["scope_kind", "scope_id", "key", "value", "updated_by", "updated_at"],
+        "usage": [
+            "day", "user_id", "guild_id", "channel_id", "model",
+            "prompt_tokens", "completion_tokens", "answers",
+        ],
+        "summaries": ["channel_id", "text", "tokens", "last_message_id", "updated_at"],
+    }  # fmt: skip
+    indexes = {str(name) for _, name, *_ in await shape(store_url, "indexes")}
+    assert {"usage_guild_day", "usage_user_day"} <= indexes
     assert await schema_versions(store_url) == [m.version for m in MIGRATIONS]
 
 
@@ -510,25 +581,21 @@ async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> Non
 
 async def test_a_newer_schema_is_refused(store_url: str) -> None:
     opened = await Store.open(store_url)
-    async with opened._engine.begin() as conn:
-        await conn.execute(
-            sa.insert(store_module.schema_version).values(
-                version=99, applied_at=dt.datetime.now(dt.UTC)
-            )
-        )
     await opened.close()
+    await run_sql(store_url, "INSERT INTO schema_version VALUES (99, '2026-03-31 12:00:00.000000')")
     with pytest.raises(StoreError, match="schema version 99, newer than this bot's 2"):
         await Store.open(store_url)
 
 
-async def test_a_failing_database_raises_store_error_from_the_method(store: Store) -> None:
-    async with store._engine.begin() as conn:
-        await conn.run_sync(store_module.usage_table.drop)
+async def test_a_failing_database_raises_store_error_from_the_method(store_url: str) -> None:
+    store = await Store.open(store_url)
+    await run_sql(store_url, "DROP TABLE usage")
     with pytest.raises(StoreError, match=r"^cannot record usage in \S"):
         await record(store, TODAY, 1, 1)
     # The rest of the store still works.
     await store.put_summary(1, "still fine", tokens=1, last_message_id=1)
     assert (await store.get_summary(1)) is not None
+    await store.close()
 
 
 async def test_postgres_going_away_raises_store_error_then_recovers(
@@ -625,9 +692,9 @@ async def test_a_committed_write_survives_sigkill(store_url: str) -> None:
     assert await asyncio.wait_for(child.wait(), 10) == -signal.SIGKILL
 
     url = database_url(store_url)
-    if url.get_backend_name() == "sqlite":
+    if url.backend == "sqlite":
         # The changes sit in the write-ahead log, not yet in the main file.
-        assert await asyncio.to_thread(os.path.getsize, f"{url.database}-wal") > 0
+        assert await asyncio.to_thread(os.path.getsize, f"{url.target}-wal") > 0
 
     opened = await Store.open(store_url)
     try:
@@ -637,3 +704,186 @@ async def test_a_committed_write_survives_sigkill(store_url: str) -> None:
         assert summary is not None and summary.text == "survives too"
     finally:
         await opened.close()
+
+
+# --- Databases written by earlier versions -------------------------------------------
+
+# What the SQLAlchemy version of the store created (recorded from sqlite_master and from
+# pg_dump of a fresh database; the CHECK as SQLAlchemy sent it, as pg_dump's rendering of
+# it reads back as another expression): the same tables, types and value encodings must
+# keep working. SQLite holds DATE as 'YYYY-MM-DD' and DATETIME as 'YYYY-MM-DD HH:MM:SS.ffffff'
+# text, in naive UTC.
+SQLITE_V2_SCHEMA = [
+    "CREATE TABLE schema_version (\n\tversion INTEGER NOT NULL, \n\tapplied_at DATETIME NOT"
+    " NULL, \n\tPRIMARY KEY (version)\n)",
+    "CREATE TABLE settings (\n\tscope_kind VARCHAR(16) NOT NULL, \n\tscope_id BIGINT NOT NULL,"
+    ' \n\t"key" VARCHAR(100) NOT NULL, \n\tvalue TEXT NOT NULL, \n\tupdated_by BIGINT, \n\t'
+    'updated_at DATETIME NOT NULL, \n\tPRIMARY KEY (scope_kind, scope_id, "key"), \n\t'
+    "CONSTRAINT settings_scope_kind CHECK (scope_kind IN ('guild', 'channel', 'dm'))\n)",
+    "CREATE TABLE usage (\n\tday DATE NOT NULL, \n\tuser_id BIGINT NOT NULL, \n\tguild_id BIGINT"
+    " NOT NULL, \n\tchannel_id BIGINT NOT NULL, \n\tmodel VARCHAR(200) NOT NULL, \n\t"
+    "prompt_tokens BIGINT NOT NULL, \n\tcompletion_tokens BIGINT NOT NULL, \n\tanswers BIGINT"
+    " NOT NULL, \n\tPRIMARY KEY (day, user_id, guild_id, channel_id, model)\n)",
+    "CREATE TABLE summaries (\n\tchannel_id BIGINT NOT NULL, \n\ttext TEXT NOT NULL, \n\ttokens"
+    " INTEGER NOT NULL, \n\tlast_message_id BIGINT NOT NULL, \n\tupdated_at DATETIME NOT NULL,"
+    " \n\tPRIMARY KEY (channel_id)\n)",
+    "CREATE INDEX usage_user_day ON usage (user_id, day)",
+    "CREATE INDEX usage_guild_day ON usage (guild_id, day)",
+]
+
+POSTGRES_V2_SCHEMA = """
+CREATE TABLE schema_version (
+    version integer NOT NULL,
+    applied_at timestamp without time zone NOT NULL
+);
+CREATE TABLE settings (
+    scope_kind character varying(16) NOT NULL,
+    scope_id bigint NOT NULL,
+    key character varying(100) NOT NULL,
+    value text NOT NULL,
+    updated_by bigint,
+    updated_at timestamp without time zone NOT NULL,
+    CONSTRAINT settings_scope_kind CHECK (scope_kind IN ('guild', 'channel', 'dm'))
+);
+CREATE TABLE summaries (
+    channel_id bigint NOT NULL,
+    text text NOT NULL,
+    tokens integer NOT NULL,
+    last_message_id bigint NOT NULL,
+    updated_at timestamp without time zone NOT NULL
+);
+CREATE TABLE usage (
+    day date NOT NULL,
+    user_id bigint NOT NULL,
+    guild_id bigint NOT NULL,
+    channel_id bigint NOT NULL,
+    model character varying(200) NOT NULL,
+    prompt_tokens bigint NOT NULL,
+    completion_tokens bigint NOT NULL,
+    answers bigint NOT NULL
+);
+ALTER TABLE ONLY schema_version ADD CONSTRAINT schema_version_pkey PRIMARY KEY (version);
+ALTER TABLE ONLY settings ADD CONSTRAINT settings_pkey PRIMARY KEY (scope_kind, scope_id, key);
+ALTER TABLE ONLY summaries ADD CONSTRAINT summaries_pkey PRIMARY KEY (channel_id);
+ALTER TABLE ONLY usage
+    ADD CONSTRAINT usage_pkey PRIMARY KEY (day, user_id, guild_id, channel_id, model);
+CREATE INDEX usage_guild_day ON usage USING btree (guild_id, day);
+CREATE INDEX usage_user_day ON usage USING btree (user_id, day);
+"""
+
+# The rows, as both backends held them (PostgreSQL in its DATE and TIMESTAMP columns).
+V2_ROWS = [
+    "INSERT INTO schema_version VALUES (1, '2026-11-30 10:19:01.221446')",
+    "INSERT INTO schema_version VALUES (2, '2026-11-30 10:19:01.227579')",
+    "INSERT INTO settings VALUES ('guild', 10, 'model', 'gpt-4o', 501,"
+    " '2026-11-30 10:19:01.231508')",
+    "INSERT INTO settings VALUES ('channel', 4611686018427387904, 'persona', 'pirate «🦜»', NULL,"
+    " '2026-11-30 10:19:01.234572')",
+    "INSERT INTO usage VALUES ('2026-03-31', 1, 100, 200, 'gpt-4o', 150, 15, 1)",
+    "INSERT INTO usage VALUES ('2026-03-30', 1, 0, 900, 'o3', 7, 3, 1)",
+    "INSERT INTO summaries VALUES (300, 'Ana asked about tides.', 7, 4611686018427387904,"
+    " '2026-11-30 10:19:01.247132')",
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def version_2_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database at schema version 2 as the SQLAlchemy version of the store wrote it."""
+    if request.param == "sqlite":
+        path = tmp_path / "bot.db"
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            for statement in [*SQLITE_V2_SCHEMA, *V2_ROWS]:
+                conn.execute(statement)
+        yield str(path)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    database = url.rsplit("/", 1)[1]
+    server.sql(database, POSTGRES_V2_SCHEMA + ";\n".join(V2_ROWS))
+    yield url
+    server.drop_database(database)
+
+
+async def test_a_database_written_by_the_sqlalchemy_version_reads_and_writes(
+    version_2_url: str,
+) -> None:
+    opened = await Store.open(version_2_url)
+    try:
+        settings = await opened.get_settings([Scope("guild", 10), Scope("channel", 2**62)])
+        model = settings[Scope("guild", 10)]["model"]
+        assert (model.value, model.updated_by) == ("gpt-4o", 501)
+        assert model.updated_at == dt.datetime(2026, 11, 30, 10, 19, 1, 231508, tzinfo=dt.UTC)
+        persona = settings[Scope("channel", 2**62)]["persona"]
+        assert (persona.value, persona.updated_by) == ("pirate «🦜»", None)
+
+        assert await opened.usage_rows(100, days=2, today=TODAY) == [
+            UsageRow(TODAY, 1, 100, 200, "gpt-4o", 150, 15, 1)
+        ]
+        assert await opened.usage_rows(0, days=2, today=TODAY) == [
+            UsageRow(days_ago(1), 1, 0, 900, "o3", 7, 3, 1)
+        ]
+        assert (await opened.user_totals(1, today=TODAY)).last_7_days == Totals(157, 18, 2)
+
+        summary = await opened.get_summary(300)
+        assert summary is not None
+        assert (summary.text, summary.tokens, summary.last_message_id) == (
+            "Ana asked about tides.", 7, 2**62,
+        )  # fmt: skip
+        assert summary.updated_at == dt.datetime(2026, 11, 30, 10, 19, 1, 247132, tzinfo=dt.UTC)
+
+        # New writes land on the old rows' keys and beside them.
+        await record(opened, TODAY, 50, 5)
+        await record(opened, TODAY, 1, 1, user=2)
+        assert (await opened.usage_rows(100, days=1, today=TODAY))[0] == UsageRow(
+            TODAY, 1, 100, 200, "gpt-4o", 200, 20, 2
+        )
+        await opened.set_setting(Scope("guild", 10), "model", "o3", updated_by=7)
+        await opened.put_summary(300, "Tides, then moons.", tokens=4, last_message_id=2**62 + 1)
+        assert await opened.resolve_settings([Scope("guild", 10)]) == {"model": "o3"}
+        summary = await opened.get_summary(300)
+        assert summary is not None and summary.text == "Tides, then moons."
+        assert summary.updated_at > dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+        assert await opened.prune_usage(1, today=TODAY) == 1
+    finally:
+        await opened.close()
+    assert await schema_versions(version_2_url) == [1, 2]
+
+
+async def test_a_new_database_has_the_shape_the_sqlalchemy_version_made(
+    version_2_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if database_url(version_2_url).backend == "sqlite":
+        fresh = str(tmp_path / "fresh.db")
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        fresh = server.create_database()
+    opened = await Store.open(fresh)
+    await opened.close()
+    for part in ("columns", "indexes"):
+        assert await shape(fresh, part) == await shape(version_2_url, part)
+
+
+async def test_new_writes_keep_the_sqlalchemy_versions_sqlite_encodings(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    opened = await Store.open(str(path))
+    try:
+        await opened.set_setting(Scope("guild", 1), "model", "m")
+        await record(opened, TODAY, 1, 1)
+        await opened.put_summary(2, "s", tokens=1, last_message_id=3)
+    finally:
+        await opened.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        stamps = [
+            conn.execute(f"SELECT {column} FROM {table}").fetchone()[0]
+            for table, column in [
+                ("schema_version", "applied_at"),
+                ("settings", "updated_at"),
+                ("summaries", "updated_at"),
+            ]
+        ]
+        day = conn.execute("SELECT day, typeof(day) FROM usage").fetchone()
+    for stamp in stamps:
+        assert isinstance(stamp, str)
+        assert dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").year >= 2026
+        assert len(stamp) == len("2026-11-30 10:19:01.221446")
+    assert day == ("2026-03-31", "text")

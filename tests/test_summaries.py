@@ -3,13 +3,14 @@ OpenAI stand-in (a real HTTP server, through the real SDK) and a real SQLite sto
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-import store as store_module
 from chat_model import ChatModel
 from config import load_settings
 from memory import SUMMARY_HEADING, ChannelMemory, PromptBuilder, Turn
@@ -193,8 +194,9 @@ async def test_a_failing_database_keeps_the_summary_in_memory_and_logs(
     store: Store,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with store._engine.begin() as conn:
-        await conn.run_sync(store_module.summaries_table.drop)
+    # Behind the store's back, with SQLite's own module: store.where is the file.
+    with contextlib.closing(sqlite3.connect(store.where)) as conn:
+        conn.execute("DROP TABLE summaries")
     prompts = PromptBuilder(o200k, "system", 1000)
     summarizer = Summarizer(model, prompts, store)
     memory = ChannelMemory(500)
