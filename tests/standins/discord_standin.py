@@ -653,6 +653,7 @@ class DiscordStandIn(Recorder):
         self._messages: dict[int, dict[int, dict[str, Any]]] = {
             channel.id: {} for channel in self.channels.values()
         }
+        self._channel_of: dict[int, int] = {}  # message id -> channel id
         # Permissions taken from the bot per channel id: ``_denied`` is shown to the bot as
         # a member permission overwrite; ``_hidden_denied`` is not (see ``deny``).
         self._denied: dict[int, int] = {}
@@ -3136,13 +3137,14 @@ class DiscordStandIn(Recorder):
         ]  # fmt: skip
 
     def _store(self, message: dict[str, Any]) -> None:
-        self._messages[int(message["channel_id"])][int(message["id"])] = message
+        channel_id, message_id = int(message["channel_id"]), int(message["id"])
+        self._messages[channel_id][message_id] = message
+        self._channel_of[message_id] = channel_id
 
     def _find_message(self, message_id: int) -> dict[str, Any] | None:
-        for messages in self._messages.values():
-            if message_id in messages:
-                return messages[message_id]
-        return None
+        # By index, not a scan of every channel: the benchmark opens 100,000 DM channels.
+        channel_id = self._channel_of.get(message_id)
+        return self._messages.get(channel_id, {}).get(message_id)  # None once deleted
 
     async def _post_as_user(self, message: dict[str, Any], deliver: bool) -> dict[str, Any]:
         if deliver:
