@@ -792,48 +792,41 @@ class Store:
 
     # --- Usage -----------------------------------------------------------------------
 
-    async def record_usage(
-        self,
-        *,
-        user_id: int,
-        guild_id: int | None,
-        channel_id: int,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        answers: int = 1,
-        day: dt.date | None = None,
-    ) -> None:
-        """Add one answer's tokens to the (UTC day, user, guild, channel, model) row.
+    async def record_usage(self, rows: Sequence[UsageRow]) -> None:
+        """Add each row's counts to the stored row with its (UTC day, user, guild,
+        channel, model), creating it if need be; all rows in one transaction.
 
-        `guild_id` None (a DM) is stored as 0. `day` defaults to today in UTC. Counts
-        must be >= 0 and `model` at most MAX_MODEL_LENGTH characters (else ValueError).
-        Safe against concurrent writers in this and other processes.
+        A DM's `guild_id` is 0. Counts must be >= 0 and `model` at most
+        MAX_MODEL_LENGTH characters (else ValueError, and nothing is written). Safe
+        against concurrent writers in this and other processes.
         """
-        if min(prompt_tokens, completion_tokens, answers) < 0:
-            raise ValueError("usage counts must not be negative")
-        if len(model) > MAX_MODEL_LENGTH:
-            raise ValueError(f"model name longer than {MAX_MODEL_LENGTH} characters")
-        # One statement, as in set_setting: concurrent first answers of a day all count.
-        await self._execute(
-            "record usage",
-            """
-            INSERT INTO usage (day, user_id, guild_id, channel_id, model,
-                               prompt_tokens, completion_tokens, answers)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (day, user_id, guild_id, channel_id, model) DO UPDATE SET
-                prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
-                completion_tokens = usage.completion_tokens + excluded.completion_tokens,
-                answers = usage.answers + excluded.answers""",
-            day or _utc_today(),
-            user_id,
-            guild_id or 0,
-            channel_id,
-            model,
-            prompt_tokens,
-            completion_tokens,
-            answers,
-        )
+        for row in rows:
+            if min(row.prompt_tokens, row.completion_tokens, row.answers) < 0:
+                raise ValueError("usage counts must not be negative")
+            if len(row.model) > MAX_MODEL_LENGTH:
+                raise ValueError(f"model name longer than {MAX_MODEL_LENGTH} characters")
+        # One statement per row, as in set_setting: concurrent first answers of a day all
+        # count. One transaction for them all: one fsync however many answers it holds.
+        async with self._failing_as("record usage"), self._db.transaction() as tx:
+            for row in rows:
+                await tx.execute(
+                    """
+                    INSERT INTO usage (day, user_id, guild_id, channel_id, model,
+                                       prompt_tokens, completion_tokens, answers)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (day, user_id, guild_id, channel_id, model) DO UPDATE SET
+                        prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
+                        completion_tokens = usage.completion_tokens + excluded.completion_tokens,
+                        answers = usage.answers + excluded.answers""",
+                    row.day,
+                    row.user_id,
+                    row.guild_id,
+                    row.channel_id,
+                    row.model,
+                    row.prompt_tokens,
+                    row.completion_tokens,
+                    row.answers,
+                )
 
     async def user_totals(
         self, user_id: int, *, guild_id: int | None = None, today: dt.date | None = None

@@ -1,8 +1,8 @@
 """Usage per person: recorded per answer, kept per UTC day, reported by /usage.
 
 `UsageLedger.record` is called once per answer and never waits or raises: the answer's
-tokens go to a queue that one background task writes to the store, one small write
-(store.record_usage) per answer. When the database fails, the counts stay in memory,
+tokens go to a queue that one background task writes to the store, everything queued
+in one transaction (store.record_usage). When the database fails, the counts stay in memory,
 the failure is logged once, and they are written when it answers again. The daily
 allowance (USER_DAILY_TOKENS) is read from the store, so it holds across restarts and
 across bot processes sharing one database.
@@ -141,25 +141,22 @@ class UsageLedger:
         return sum(c[2] for c in self._unwritten.values())
 
     async def _write(self) -> None:
+        # Everything recorded so far in one transaction: one answer per transaction
+        # falls behind a busy bot (a commit is an fsync), and the backlog grows.
         while self._unwritten:
-            key, counts = next(iter(self._unwritten.items()))
-            del self._unwritten[key]
+            batch, self._unwritten = self._unwritten, {}
+            rows = [
+                UsageRow(key.day, key.user_id, key.guild_id or 0, key.channel_id, key.model, *c)
+                for key, c in batch.items()
+            ]
             try:
-                await self.store.record_usage(
-                    user_id=key.user_id,
-                    guild_id=key.guild_id,
-                    channel_id=key.channel_id,
-                    model=key.model,
-                    prompt_tokens=counts[0],
-                    completion_tokens=counts[1],
-                    answers=counts[2],
-                    day=key.day,
-                )
+                await self.store.record_usage(rows)
             except StoreError as error:
                 # Put it back (merged with what arrived meanwhile) and retry later.
-                merged = self._unwritten.setdefault(key, [0, 0, 0])
-                for index, value in enumerate(counts):
-                    merged[index] += value
+                for key, counts in batch.items():
+                    merged = self._unwritten.setdefault(key, [0, 0, 0])
+                    for index, value in enumerate(counts):
+                        merged[index] += value
                 if not self._failing:
                     log.warning("usage: counting in memory until the database answers: %s", error)
                 self._failing = True

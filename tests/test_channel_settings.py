@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from channel_settings import (
     resolve,
 )
 from config import load_settings
-from store import Scope, Store, Totals, UserTotals
+from store import Scope, Store, Totals, UsageRow, UserTotals
 from usage import Prices, UsageLedger, personal_report, usage_csv
 
 SETTINGS = load_settings({"DISCORD_BOT_TOKEN": "x", "OPENAI_API_KEY": "sk"})
@@ -164,6 +165,35 @@ async def test_usage_is_counted_in_memory_until_the_database_answers(tmp_path: P
     await ledger.flush()
     assert await store.tokens_on_day(5, today) == 37
     assert (await store.user_totals(5)).today.answers == 2
+    await ledger.close()
+    await store.close()
+
+
+class CountingStore(Store):
+    """The real store, noting how many rows each record_usage transaction carried."""
+
+    batches: list[int]
+
+    async def record_usage(self, rows: Sequence[UsageRow]) -> None:
+        self.batches.append(len(rows))
+        await super().record_usage(rows)
+
+
+async def test_answers_recorded_meanwhile_are_written_in_one_transaction(tmp_path: Path) -> None:
+    # One commit (an fsync) per answer fell behind a bot answering many new DM users,
+    # and the unwritten counts grew without bound (issue 16).
+    store = await CountingStore.open(str(tmp_path / "bot.db"))
+    store.batches = []
+    ledger = UsageLedger(store)
+    for user in range(1, 301):
+        ledger.record(
+            user_id=user, guild_id=None, channel_id=user, model="m",
+            prompt_tokens=10, completion_tokens=1,
+        )  # fmt: skip
+    await ledger.flush()
+    assert store.batches == [300]
+    today = dt.datetime.now(dt.UTC).date()
+    assert [await store.tokens_on_day(user, today) for user in (1, 150, 300)] == [11, 11, 11]
     await ledger.close()
     await store.close()
 

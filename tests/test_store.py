@@ -358,10 +358,8 @@ async def record(
     channel: int = 200,
     model: str = "gpt-4o",
 ) -> None:
-    await store.record_usage(
-        user_id=user, guild_id=guild, channel_id=channel, model=model,
-        prompt_tokens=prompt, completion_tokens=completion, day=day,
-    )  # fmt: skip
+    row = UsageRow(day, user, guild or 0, channel, model, prompt, completion, 1)
+    await store.record_usage([row])
 
 
 async def test_usage_increments_one_row_per_day_user_channel_model(store: Store) -> None:
@@ -369,10 +367,7 @@ async def test_usage_increments_one_row_per_day_user_channel_model(store: Store)
     await record(store, TODAY, 50, 5)
     await record(store, TODAY, 1, 1, model="o3")
     await record(store, TODAY, 7, 3, guild=None, channel=900)  # a DM
-    await store.record_usage(
-        user_id=1, guild_id=100, channel_id=200, model="gpt-4o",
-        prompt_tokens=0, completion_tokens=0, answers=0, day=TODAY,
-    )  # fmt: skip
+    await store.record_usage([UsageRow(TODAY, 1, 100, 200, "gpt-4o", 0, 0, 0)])
 
     rows = await store.usage_rows(100, days=1, today=TODAY)
     assert rows == [
@@ -623,17 +618,14 @@ async def test_postgres_going_away_raises_store_error_then_recovers(
 
 INCREMENTS = """
 import asyncio, datetime, sys
-from store import Store
+from store import Store, UsageRow
 
 async def main(url: str, count: int) -> None:
     print("ready", flush=True)
     sys.stdin.readline()  # start together with the other process
     store = await Store.open(url)
     for _ in range(count):
-        await store.record_usage(
-            user_id=7, guild_id=1, channel_id=2, model="m",
-            prompt_tokens=3, completion_tokens=2, day=datetime.date(2026, 3, 31),
-        )
+        await store.record_usage([UsageRow(datetime.date(2026, 3, 31), 7, 1, 2, "m", 3, 2, 1)])
     await store.close()
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
@@ -666,15 +658,12 @@ async def test_two_processes_incrementing_at_once_are_both_counted(store_url: st
 
 WRITE_THEN_HANG = """
 import asyncio, datetime, sys, time
-from store import Scope, Store
+from store import Scope, Store, UsageRow
 
 async def main(url: str) -> None:
     store = await Store.open(url)
     await store.set_setting(Scope("guild", 1), "model", "survives")
-    await store.record_usage(
-        user_id=7, guild_id=1, channel_id=2, model="m",
-        prompt_tokens=30, completion_tokens=20, day=datetime.date(2026, 3, 31),
-    )
+    await store.record_usage([UsageRow(datetime.date(2026, 3, 31), 7, 1, 2, "m", 30, 20, 1)])
     await store.put_summary(2, "survives too", tokens=3, last_message_id=44)
     print("committed", flush=True)
     time.sleep(60)  # killed long before; never closes the store or checkpoints
