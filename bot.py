@@ -18,11 +18,13 @@ from collections.abc import Awaitable
 import aiohttp
 import discord
 import yarl
+from discord.ext import tasks
 
 from audience import Audience, is_conversation
 from commands import COMMANDS, ChatTree, ModelList
 from config import ConfigError, Settings, load_settings, read_environment
 from conversations import Conversations
+from ratelimits import IDLE_SECONDS, forget_idle_buckets
 from threads import Threads, opening_text
 from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
 
@@ -74,6 +76,12 @@ class ChatBot(discord.Client):
             self.settings, self.tokenizer, self.audience, self
         )
         await self.tree.register(self.settings.dev_guild_id)
+        self.forget_idle_rate_limits.start()
+
+    @tasks.loop(seconds=IDLE_SECONDS)
+    async def forget_idle_rate_limits(self) -> None:
+        """Keep discord.py's rate-limit buckets to the channels active lately."""
+        forget_idle_buckets(self.http, asyncio.get_running_loop().time())
 
     async def conversations(self) -> Conversations:
         """The conversation layer, opened in `setup_hook` before any event arrives."""
@@ -88,6 +96,7 @@ class ChatBot(discord.Client):
         await asyncio.shield(self._closing)
 
     async def _shut_down(self) -> None:
+        self.forget_idle_rate_limits.cancel()
         if self._conversations is not None:
             await self._conversations.close()
         await super().close()
