@@ -228,6 +228,11 @@ def test_decode_text_gets_the_text_back(data, encoding):
     ("text", "codec"),
     [
         ("Größere Übung für Äpfel und Öl \u2013 „schön“ ist das.\n" * 2, "cp1252"),
+        ("Café crème brûlée à la française, garçon! Ça coûte très cher.\n" * 3, "latin-1"),
+        ("A ação não é fácil; o coração está em São Paulo, pôr-do-sol, avó.\n" * 3, "cp1252"),
+        ("Perché è così difficile? La città più bella, però non c'è nessuno lì.\n" * 3, "cp1252"),
+        ("Zażółć gęślą jaźń. Pchnąć w tę łódź jeża lub ośm skrzyń fig.\n" * 3, "cp1250"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy. Čeština je krásná.\n" * 3, "cp1250"),
         ("Просто текст на русском языке, ничего особенного.\n" * 3, "cp1251"),
         ("日本語のテキストです。これはテストです。\n" * 3, "shift_jis"),
     ],
