@@ -26,8 +26,12 @@ keep-alive comments are not text. When it passes, `DeadlinePassed` is raised.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import itertools
 import logging
+import random
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +53,12 @@ REASONING_EFFORT = "reasoning_effort"
 # A refused field may be retried around this many times in one answer (each field
 # that can be dropped or swapped once, plus answers racing to learn the same one).
 MAX_ADAPTATIONS = 4
+# Retries of a failed request, by the rules of the OpenAI SDK's own (openai-python's
+# _base_client: connection errors, 408, 409, 429 and 5xx, or as `x-should-retry`
+# says; Retry-After up to 60 s is honoured, else 0.5 s doubling to 8 s, jittered),
+# run here so that none waits past the answer's deadline.
+MAX_RETRIES = 2
+RETRY_AFTER_LIMIT = 60.0
 
 
 class EmptyAnswer(Exception):
@@ -195,10 +205,11 @@ class ChatModel:
             # Local OpenAI-compatible servers ignore the key, but the SDK requires one.
             api_key=settings.openai_api_key or "not-needed",
             base_url=settings.openai_base_url,
-            # No single attempt may outlast the answer's deadline; the SDK's retries
-            # (connection errors, 408, 409, 429, 5xx) happen within it too, because
-            # every call here runs under `asyncio.timeout_at(deadline)`.
+            # No single attempt may outlast the answer's deadline.
             timeout=settings.openai_timeout,
+            # Retries are ours (`_send`): the SDK would sleep out a Retry-After longer
+            # than the deadline, and a rate limit would reach the user as a timeout.
+            max_retries=0,
         )
         # asyncio.Semaphore wakes waiters first-come, first-served.
         self.slots = asyncio.Semaphore(settings.max_concurrent_requests)
@@ -227,7 +238,7 @@ class ChatModel:
             try:
                 async with asyncio.timeout_at(expires):
                     response = await self._create(
-                        messages, model or self.model, reasoning_effort, stream=False
+                        messages, model or self.model, reasoning_effort, expires, stream=False
                     )
             except TimeoutError as error:
                 raise DeadlinePassed(self.timeout, started=False) from error
@@ -267,7 +278,9 @@ class ChatModel:
         async with self.slots:
             try:
                 async with asyncio.timeout_at(expires):
-                    stream = await self._create(messages, model, reasoning_effort, stream=True)
+                    stream = await self._create(
+                        messages, model, reasoning_effort, expires, stream=True
+                    )
             except TimeoutError as error:
                 raise DeadlinePassed(self.timeout, started=False) from error
             async with stream:
@@ -324,6 +337,7 @@ class ChatModel:
         messages: list[dict[str, Any]],
         model: str,
         reasoning_effort: str | None,
+        expires: float,
         *,
         stream: bool,
     ) -> Any:
@@ -338,7 +352,7 @@ class ChatModel:
                 messages, cap, stream=stream, reasoning_effort=reasoning_effort
             )
             try:
-                return await self.client.chat.completions.create(model=model, **arguments)
+                return await self._send(model, arguments, expires)
             except openai.BadRequestError as error:
                 failure = classify(error)
                 change = shape.adapt(failure)
@@ -352,7 +366,23 @@ class ChatModel:
                         change,
                     )
         arguments = shape.arguments(messages, cap, stream=stream, reasoning_effort=reasoning_effort)
-        return await self.client.chat.completions.create(model=model, **arguments)
+        return await self._send(model, arguments, expires)
+
+    async def _send(self, model: str, arguments: dict[str, Any], expires: float) -> Any:
+        """`chat.completions.create`, retried as the SDK would (MAX_RETRIES), except
+        that a retry whose wait would end past `expires` (loop time) is not made: the
+        server's error is raised at once, so the user hears its reason ("rate limited",
+        "overloaded") rather than that the answer took too long."""
+        loop = asyncio.get_running_loop()
+        for attempt in itertools.count():
+            try:
+                return await self.client.chat.completions.create(model=model, **arguments)
+            except openai.APIError as error:
+                wait = retry_wait(error, attempt)
+                if wait is None or attempt == MAX_RETRIES or loop.time() + wait >= expires:
+                    raise
+                log.info("the model server failed (%s); retrying in %.2f s", error, wait)
+                await asyncio.sleep(wait)
 
     def _learn_lone_closer(self, model: str) -> None:
         if model not in self.holding:
@@ -362,6 +392,46 @@ class ChatModel:
                 "are now held back until it has finished reasoning",
                 model,
             )
+
+
+def retry_wait(error: openai.APIError, attempt: int) -> float | None:
+    """Seconds to wait before retrying after `error` (`attempt` 0 for the first
+    request), or None if the SDK would not retry it (see MAX_RETRIES)."""
+    if isinstance(error, openai.APIConnectionError):  # timeouts included
+        return _backoff(attempt)
+    if not isinstance(error, openai.APIStatusError):
+        return None
+    headers = error.response.headers
+    should = headers.get("x-should-retry")
+    if should in ("true", "false"):
+        retry = should == "true"
+    else:
+        retry = error.status_code in (408, 409, 429) or error.status_code >= 500
+    if not retry:
+        return None
+    asked = _retry_after(headers)
+    return asked if asked is not None and 0 < asked <= RETRY_AFTER_LIMIT else _backoff(attempt)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds the server asked to wait (`retry-after-ms`, or `retry-after` in seconds
+    or as an HTTP date), or None."""
+    try:
+        return float(headers["retry-after-ms"]) / 1000
+    except (KeyError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        moment = email.utils.parsedate_tz(value)
+        return None if moment is None else email.utils.mktime_tz(moment) - time.time()
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
 
 
 def _has_reasoning(delta: Any) -> bool:

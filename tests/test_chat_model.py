@@ -7,6 +7,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import httpx2
+import openai
 import pytest
 
 from answers import failure_sentence
@@ -19,6 +21,7 @@ from chat_model import (
     DeadlinePassed,
     EmptyAnswer,
     RequestShape,
+    retry_wait,
 )
 from config import load_settings
 from model_failures import Cause, Failure, classify
@@ -277,17 +280,56 @@ async def test_a_stream_that_stops_producing_text_is_cut(openai_api: OpenAIStand
 
 
 async def test_retries_fit_in_the_deadline(openai_api: OpenAIStandIn) -> None:
-    # The SDK would wait 0.4 s before each of its two retries; the deadline comes first.
+    # 0.4 s before each retry: the first fits in 0.6 s, the second would end past it,
+    # so the server's own error is raised then and there.
     openai_api.script(Error.server_error(retry_after=0.4, times=3))
     model = chat_model(openai_api.base_url, timeout=0.6)
     started = time.monotonic()
     try:
-        with pytest.raises(DeadlinePassed):
+        with pytest.raises(openai.InternalServerError):
             await model.complete(MESSAGES)
     finally:
         await model.close()
-    assert time.monotonic() - started < 1.2
+    assert 0.4 <= time.monotonic() - started < 0.6
     assert len(openai_api.chat_requests) == 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_rate_limit_longer_than_the_deadline_is_reported_at_once(
+    openai_api: OpenAIStandIn, stream: bool
+) -> None:
+    # The SDK would sleep out the 30 s, and the user would hear "took too long".
+    openai_api.script(Error.rate_limited(30))
+    model = chat_model(openai_api.base_url, timeout=5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(openai.RateLimitError):
+            if stream:
+                async for _ in model.stream(MESSAGES):
+                    pass
+            else:
+                await model.complete(MESSAGES)
+    finally:
+        await model.close()
+    assert time.monotonic() - started < 1
+    assert len(openai_api.chat_requests) == 1
+
+
+async def test_retries_follow_the_sdks_rules() -> None:
+    request = httpx2.Request("POST", "http://model/v1/chat/completions")
+
+    def failure(status: int, **headers: str) -> openai.APIStatusError:
+        response = httpx2.Response(status, headers=headers, request=request)
+        return openai.APIStatusError("failed", response=response, body=None)
+
+    assert retry_wait(failure(429, **{"retry-after": "3"}), 0) == 3
+    assert retry_wait(failure(503, **{"retry-after-ms": "250"}), 1) == 0.25
+    assert 0.375 <= retry_wait(failure(500), 0) <= 0.5  # no Retry-After: backoff
+    assert 0.75 <= retry_wait(failure(429, **{"retry-after": "600"}), 1) <= 1  # over 60 s
+    assert retry_wait(failure(400), 0) is None
+    assert retry_wait(failure(400, **{"x-should-retry": "true"}), 0) is not None
+    assert retry_wait(failure(503, **{"x-should-retry": "false"}), 0) is None
+    assert 0.375 <= retry_wait(openai.APIConnectionError(request=request), 0) <= 0.5
 
 
 async def test_a_deadline_given_by_the_caller_covers_everything(

@@ -18,11 +18,13 @@ from tests.standins.openai_standin import (
     Step,
 )
 
-# The SDK retries rate limits, server errors and dropped connections twice.
+# Rate limits, server errors and dropped connections are retried twice (chat_model).
 ATTEMPTS = 3
 
 FAILURES = {
     "rate limited": (Error.rate_limited(0.01, times=ATTEMPTS), "busy right now"),
+    # Retry-After (30 s) past the answer's deadline (5 s): told at once, not as a timeout.
+    "rate limited for longer": (Error.rate_limited(30), "busy right now"),
     "out of credit": (Error.quota_exhausted(retry_after=0.01, times=ATTEMPTS), "out of credit"),
     "server error": (Error.server_error(retry_after=0.01, times=ATTEMPTS), "internal error"),
     # Refused again after the bot shortened the history and asked once more.

@@ -77,7 +77,7 @@ class Step:
     """Base of all script steps.
 
     ``times`` queues the same step that many times in a row; useful because the
-    SDK retries 408/409/429/5xx answers and connection errors (2 retries by default).
+    bot retries 408/409/429/5xx answers and connection errors twice, as the SDK would.
     """
 
     times: int = 1
