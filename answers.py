@@ -15,6 +15,7 @@ bot's count calibrated to the server's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -209,6 +210,11 @@ class Answers:
                         await reply.retract()
                     else:
                         reply.add(piece)
+        except asyncio.CancelledError:
+            # Shutdown closes off this answer: the tokens streamed so far were spent.
+            if reply.text and answer is None:
+                self._charge(reply, prompt, Answer(reply.text, None, None, "interrupted"), asked)
+            raise
         except Exception as error:
             if not reply.text:
                 await reply.finish()

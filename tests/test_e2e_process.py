@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -170,6 +172,10 @@ async def test_sigterm_during_a_streamed_answer_closes_it_off_then_exits(
     # The model's stream was cut off (it had 25 s to go), not waited for.
     [request] = openai_api.chat_requests
     assert request.finished_at is None and request.disconnected_at is not None
+    # What streamed was spent: the cut-off answer is in the stored usage.
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "bot.db")) as db:
+        [(answers, completion)] = db.execute("SELECT answers, completion_tokens FROM usage")
+    assert answers == 1 and completion >= 1
 
 
 async def test_a_system_prompt_that_leaves_no_room_stops_start_up(
