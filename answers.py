@@ -28,7 +28,7 @@ from config import Settings
 from context_window import ContextWindow
 from guards import UserLimits
 from memory import MIN_HISTORY_BUDGET, ChannelMemory, Prompt, PromptBuilder
-from model_failures import Cause, Failure, classify, user_message
+from model_failures import Cause, Failure, UnreadableReply, classify, user_message
 from replies import Reply, show_typing
 from tokenizer import REPLY_PRIMING, counts_exactly
 from usage import UsageLedger
@@ -268,7 +268,7 @@ class Answers:
         channel_id = reply.channel.id
         if isinstance(error, DeadlinePassed):
             log.warning("channel %s: no answer from the model: %s", channel_id, error)
-        elif isinstance(error, openai.OpenAIError | EmptyAnswer | TimeoutError):
+        elif isinstance(error, openai.OpenAIError | EmptyAnswer | TimeoutError | UnreadableReply):
             log.warning(
                 "channel %s: no answer from the model (%s): %r",
                 channel_id,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
+import json
 import logging
 import random
 import re
@@ -37,10 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from config import Settings
-from model_failures import Cause, Failure, classify
+from model_failures import Cause, Failure, UnreadableReply, classify
 from reasoning import ReasoningFilter, strip_reasoning
 from tokenizer import counts_exactly
 
@@ -242,20 +242,16 @@ class ChatModel:
                     )
             except TimeoutError as error:
                 raise DeadlinePassed(self.timeout, started=False) from error
-        if not response.choices:
-            raise EmptyAnswer(None)
-        choice = response.choices[0]
+            except json.JSONDecodeError as error:
+                raise UnreadableReply(f"broken JSON: {error}") from error
+        if not isinstance(response, dict):
+            raise UnreadableReply(f"not a JSON object: {str(response)[:200]!r}")
+        part = read_part(response, "message")
         # Only `content` is read: reasoning in `reasoning_content`/`reasoning` is ignored.
-        text = strip_reasoning(choice.message.content or "").strip()
+        text = strip_reasoning(part.text).strip()
         if not text:
-            raise EmptyAnswer(choice.finish_reason)
-        usage = response.usage
-        return Answer(
-            text=text,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            finish_reason=choice.finish_reason,
-        )
+            raise EmptyAnswer(part.finish_reason)
+        return Answer(text, part.prompt_tokens, part.completion_tokens, part.finish_reason)
 
     async def stream(
         self,
@@ -277,7 +273,7 @@ class ChatModel:
         expires = self.deadline() if deadline is None else deadline
         parts: list[str] = []
         finish_reason = None
-        usage = None
+        usage: Part | None = None
         chunks_seen = 0
         started = False
         reasoning = ReasoningFilter(hold=model in self.holding)
@@ -300,42 +296,37 @@ class ChatModel:
                         break
                     except TimeoutError as error:
                         raise DeadlinePassed(self.timeout, started=started) from error
+                    except json.JSONDecodeError as error:
+                        raise UnreadableReply(f"broken JSON in the stream: {error}") from error
                     if not isinstance(chunk, dict):
                         continue  # not a chunk (JSON, but no object): nothing to read
                     chunks_seen += 1
-                    if isinstance(chunk.get("usage"), dict):  # the last chunk, with usage
-                        usage = chunk["usage"]
-                    for choice in (chunk.get("choices") or [])[:1]:
-                        finish_reason = choice.get("finish_reason") or finish_reason
-                        delta = choice.get("delta") or {}
-                        content = delta.get("content")
-                        content = content if isinstance(content, str) else ""
-                        # Only `content` is shown; reasoning in `reasoning_content` (vLLM,
-                        # DeepSeek) or `reasoning` (Ollama, OpenRouter) is never read.
-                        if content or delta.get("reasoning_content") or delta.get("reasoning"):
-                            # Text, even reasoning not shown, is progress; pings are not.
-                            started = True
-                            expires = loop.time() + self.timeout
-                        release = reasoning.feed(content)
-                        if release.retract:
-                            self._learn_lone_closer(model)
-                            parts.clear()
-                            yield RETRACT
-                        if release.visible:
-                            parts.append(release.visible)
-                            yield release.visible
+                    part = read_part(chunk, "delta")
+                    if part.has_usage:  # the last chunk: no choices, only usage
+                        usage = part
+                    finish_reason = part.finish_reason or finish_reason
+                    content = part.text
+                    if content or part.reasoning:
+                        # Text, even reasoning not shown, is progress; pings are not.
+                        started = True
+                        expires = loop.time() + self.timeout
+                    release = reasoning.feed(content)
+                    if release.retract:
+                        self._learn_lone_closer(model)
+                        parts.clear()
+                        yield RETRACT
+                    if release.visible:
+                        parts.append(release.visible)
+                        yield release.visible
         if rest := reasoning.finish().visible:
             parts.append(rest)
             yield rest
         text = "".join(parts).strip()
         if not text:
             raise EmptyAnswer(finish_reason, silent=chunks_seen == 0)
-        yield Answer(
-            text=text,
-            prompt_tokens=_count(usage, "prompt_tokens"),
-            completion_tokens=_count(usage, "completion_tokens"),
-            finish_reason=finish_reason,
-        )
+        prompt_tokens = usage.prompt_tokens if usage else None
+        completion_tokens = usage.completion_tokens if usage else None
+        yield Answer(text, prompt_tokens, completion_tokens, finish_reason)
 
     async def list_models(self) -> list[str]:
         """The model ids the server lists at GET /models, sorted.
@@ -403,8 +394,8 @@ class ChatModel:
 
     async def _post(self, body: dict[str, Any]) -> Any:
         """POST /chat/completions with `body` as it is, through the SDK's own client
-        (its key, timeout and error classes): a ChatCompletion, or for `"stream": True`
-        an AsyncStream of the chunks as plain dicts.
+        (its key, timeout and error classes): the completion as parsed JSON (read it
+        with `read_part`), or for `"stream": True` an AsyncStream of the chunks as such.
 
         Not the typed `create()`: it walks every message through the SDK's parameter
         transformer (~10 ms for a full 4k-token history, most of the bot's own time per
@@ -420,7 +411,7 @@ class ChatModel:
                 stream=True,
                 stream_cls=openai.AsyncStream[object],
             )
-        return await self.client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        return await self.client.post("/chat/completions", body=body, cast_to=object)
 
     def _learn_lone_closer(self, model: str) -> None:
         if model not in self.holding:
@@ -472,7 +463,48 @@ def _backoff(attempt: int) -> float:
     return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
 
 
-def _count(usage: dict[str, Any] | None, name: str) -> int | None:
-    """A token count from a streamed `usage` object, if the server sent it."""
-    value = (usage or {}).get(name)
-    return value if isinstance(value, int) else None
+@dataclass(frozen=True, slots=True)
+class Part:
+    """What a completion, or one streamed chunk of it, says (`read_part`)."""
+
+    text: str = ""  # the first choice's content ("" when absent or not a string)
+    reasoning: bool = False  # it carries reasoning in a field of its own
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    has_usage: bool = False
+
+
+def read_part(body: object, key: str) -> Part:
+    """Read a chat completion (`key` "message") or a streamed chunk (`key` "delta").
+
+    Servers send odd shapes (nulls, numbers, lists where objects belong; counts as
+    strings): anything not of the documented type counts as absent, so this never
+    raises. Only `content` is text; reasoning sent in `reasoning_content` (vLLM,
+    DeepSeek) or `reasoning` (Ollama, OpenRouter) only sets `reasoning`.
+    """
+    fields = _object(body)
+    choices = fields.get("choices")
+    choice = _object(choices[0]) if isinstance(choices, list) and choices else {}
+    said = _object(choice.get(key))
+    content = said.get("content")
+    finish = choice.get("finish_reason")
+    usage = fields.get("usage")
+    counts = _object(usage)
+    return Part(
+        text=content if isinstance(content, str) else "",
+        reasoning=bool(said.get("reasoning_content") or said.get("reasoning")),
+        finish_reason=finish if isinstance(finish, str) else None,
+        prompt_tokens=_tokens(counts.get("prompt_tokens")),
+        completion_tokens=_tokens(counts.get("completion_tokens")),
+        has_usage=isinstance(usage, dict),
+    )
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _tokens(value: object) -> int | None:
+    # bool is an int in Python; a count is not.
+    return value if type(value) is int and value >= 0 else None

@@ -42,7 +42,13 @@ class Cause(enum.Enum):
     UNREACHABLE = "unreachable"
     TIMED_OUT = "timed out"
     OTHER_BAD_REQUEST = "other bad request"
+    UNREADABLE_REPLY = "unreadable reply"
     UNKNOWN = "unknown"
+
+
+class UnreadableReply(Exception):
+    """The model server answered with something that is not a chat completion: broken
+    JSON, or a page from a proxy in front of it (chat_model raises it)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,8 @@ def classify(error: BaseException, *, deadline: float | None = None) -> Failure:
         return Failure(Cause.TIMED_OUT, deadline=deadline, detail=str(error))
     if isinstance(error, openai.APIConnectionError | ConnectionError):
         return Failure(Cause.UNREACHABLE, detail=str(error))
+    if isinstance(error, UnreadableReply):
+        return Failure(Cause.UNREADABLE_REPLY, detail=str(error))
     if not isinstance(error, openai.APIError):
         return Failure(Cause.UNKNOWN, detail=repr(error))
     # APIStatusError has a status; a plain APIError is an error event inside a stream.
@@ -125,13 +133,15 @@ def _classify_api_error(error: openai.APIError, status: int | None) -> Failure:
         return failure(Cause.BAD_KEY)
     if status == 404 or _UNKNOWN_MODEL.search(text):
         return failure(Cause.UNKNOWN_MODEL)
-    if status == 429:
+    # An error event inside a stream has no status: its code or type says it (OpenAI's
+    # 429 body: code rate_limit_exceeded; Anthropic-style gateways: rate_limit_error).
+    if status == 429 or "rate_limit_exceeded" in (code, kind) or kind == "rate_limit_error":
         return failure(Cause.RATE_LIMITED)
     # 503: OpenAI ("The engine is currently overloaded"), Ollama ("server busy"),
     # llama.cpp ("Loading model"); 529: Anthropic-style gateways ("overloaded_error").
     if status in (503, 529) or "overloaded" in lowered:
         return failure(Cause.OVERLOADED)
-    if status is not None and status >= 500:
+    if (status is not None and status >= 500) or kind == "server_error":
         return failure(Cause.SERVER_ERROR)
     if status is not None and 400 <= status < 500:
         return failure(Cause.OTHER_BAD_REQUEST)
@@ -402,6 +412,8 @@ _SENTENCES = {
         "The model service rejected this request. Try rephrasing your message."
     ),
     Cause.SERVER_ERROR: "The model service had an internal error. Please try again.",
+    Cause.UNREADABLE_REPLY: "The model service sent a reply the bot couldn't read. "
+    "Please try again.",
     Cause.UNKNOWN: "Something went wrong while getting an answer. Please try again.",
     # New causes.
     Cause.REFUSED_PARAMETER: (

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import httpx2
 import openai
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from answers import failure_sentence
 from chat_model import (
@@ -20,7 +22,9 @@ from chat_model import (
     ChatModel,
     DeadlinePassed,
     EmptyAnswer,
+    Part,
     RequestShape,
+    read_part,
     retry_wait,
 )
 from config import load_settings
@@ -426,7 +430,11 @@ SENTENCES: dict[str, tuple[Step | str, str]] = {
     ),
     "unparseable": (
         Garbage(),
-        "Something went wrong while getting an answer. Please try again.",
+        "The model service sent a reply the bot couldn't read. Please try again.",
+    ),
+    "a proxy's page": (
+        Garbage(content_type="text/html"),
+        "The model service sent a reply the bot couldn't read. Please try again.",
     ),
 }
 
@@ -460,3 +468,44 @@ def test_a_prompt_still_too_long_after_shortening() -> None:
         "This conversation is too long for the model, even with older messages left out. "
         "Try a shorter message."
     )
+
+
+# --- odd shapes servers send: read, never raised on --------------------------------
+
+ODD_BODIES: list[object] = [
+    None, 17, "text", [1, 2], {"choices": None}, {"choices": {"0": {}}}, {"choices": "abc"},
+    {"choices": [None]}, {"choices": [{"delta": "hi"}]}, {"choices": [{"message": None}]},
+    {"choices": [{"message": {"content": 42}}]}, {"choices": [{"message": {"content": ["a"]}}]},
+    {"usage": "lots"}, {"usage": {"prompt_tokens": "12", "completion_tokens": 3.5}},
+    {"usage": {"prompt_tokens": True, "completion_tokens": -1}},
+    {"choices": [{"finish_reason": 7, "delta": {"content": None}}]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", ODD_BODIES)
+@pytest.mark.parametrize("key", ["message", "delta"])
+def test_odd_shapes_read_as_absent(body: object, key: str) -> None:
+    part = read_part(body, key)
+    assert (part.text, part.reasoning, part.finish_reason) == ("", False, None)
+    assert (part.prompt_tokens, part.completion_tokens) == (None, None)
+
+
+def test_a_completion_and_a_chunk_are_read() -> None:
+    completion = {
+        "choices": [{"message": {"content": "Hi."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3},
+    }
+    assert read_part(completion, "message") == Part("Hi.", False, "stop", 12, 3, True)
+    chunk = {"choices": [{"delta": {"reasoning_content": "hmm", "content": None}}]}
+    assert read_part(chunk, "delta") == Part(reasoning=True)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    )
+)
+def test_read_part_never_raises(body: object) -> None:  # fmt: skip
+    for key in ("message", "delta"):
+        assert isinstance(read_part(body, key), Part)

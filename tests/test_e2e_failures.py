@@ -42,8 +42,8 @@ FAILURES = {
         Reply("", finish_reason="length"),
         "MAX_REPLY_TOKENS",
     ),
-    "garbage json": (Garbage(), "went wrong"),
-    "garbage html": (Garbage(content_type="text/html"), "went wrong"),
+    "garbage json": (Garbage(), "couldn't read"),
+    "garbage html": (Garbage(content_type="text/html"), "couldn't read"),
 }
 
 
@@ -81,10 +81,9 @@ async def test_each_failure_gets_one_clear_message_and_the_next_turn_works(
         ("user", "first question"),
         ("user", "second question"),
     ]
-    # The model service's failures are warnings; a reply the SDK cannot parse is an error.
-    garbage = isinstance(step, Garbage)
-    assert ("unexpected failure" in caplog.text) is garbage
-    assert ("no answer from the model" in caplog.text) is not garbage
+    # The model service's failures, unreadable replies included, are warnings.
+    assert "unexpected failure" not in caplog.text
+    assert "no answer from the model" in caplog.text
     assert len(discord_api.bot_messages("general")) == 2
 
 

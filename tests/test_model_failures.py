@@ -334,6 +334,13 @@ def test_errors_without_a_status() -> None:
     )
     assert classify(openai.APIError("An error occurred during streaming", REQUEST, body=None)) \
         == Failure(Cause.UNKNOWN, detail="An error occurred during streaming")  # fmt: skip
+    # Error events that say what they are by code or type, as OpenAI's bodies do.
+    limited = {"message": "Rate limit reached", "code": "rate_limit_exceeded"}
+    assert classify(openai.APIError("Rate limit reached", REQUEST, body=limited)).cause \
+        is Cause.RATE_LIMITED  # fmt: skip
+    broke = {"message": "The server had an error", "type": "server_error"}
+    assert classify(openai.APIError("The server had an error", REQUEST, body=broke)).cause \
+        is Cause.SERVER_ERROR  # fmt: skip
 
 
 # The server's own count of a refused prompt, where its error states it (the bot
