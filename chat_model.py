@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 
 from config import Settings
@@ -246,6 +247,12 @@ class ChatModel:
                 raise UnreadableReply(f"broken JSON: {error}") from error
         if not isinstance(response, dict):
             raise UnreadableReply(f"not a JSON object: {str(response)[:200]!r}")
+        error = response.get("error")
+        if isinstance(error, dict) and not response.get("choices"):
+            # Some proxies and gateways answer 200 with an error object, as a stream's
+            # error event carries one: raise it as the SDK does there, to be classified.
+            request = httpx2.Request("POST", self.client.base_url.join("chat/completions"))
+            raise openai.APIError(str(error.get("message") or error), request, body=error)
         part = read_part(response, "message")
         # Only `content` is read: reasoning in `reasoning_content`/`reasoning` is ignored.
         text = strip_reasoning(part.text).strip()

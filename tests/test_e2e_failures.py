@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.e2e import closed_port_url, final_messages, replies
@@ -20,6 +22,8 @@ from tests.standins.openai_standin import (
 
 # Rate limits, server errors and dropped connections are retried twice (chat_model).
 ATTEMPTS = 3
+
+LIMITED = {"message": "Rate limit exceeded", "code": "rate_limit_exceeded"}
 
 FAILURES = {
     "rate limited": (Error.rate_limited(0.01, times=ATTEMPTS), "busy right now"),
@@ -43,6 +47,8 @@ FAILURES = {
         "MAX_REPLY_TOKENS",
     ),
     "garbage json": (Garbage(), "couldn't read"),
+    # A gateway's 200 carrying an error object (streamed: as its one event's data).
+    "error in a 200": (Garbage(body=json.dumps({"error": LIMITED})), "busy right now"),
     "garbage html": (Garbage(content_type="text/html"), "couldn't read"),
 }
 
