@@ -1,4 +1,5 @@
-"""ratelimits.py on real discord.py rate-limit buckets (fails if its internals change)."""
+"""ratelimits.py on real discord.py rate-limit buckets (fails if its internals change), and
+through the real bot against the stand-ins."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import asyncio
 import discord
 
 from ratelimits import IDLE_SECONDS, forget_idle_buckets
+from tests.e2e import final_messages
+from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.openai_standin import OpenAIStandIn
 
 
 async def test_only_quiet_reset_and_unused_buckets_are_forgotten() -> None:
@@ -40,3 +44,26 @@ async def test_only_quiet_reset_and_unused_buckets_are_forgotten() -> None:
         assert http._buckets == {}
     finally:
         await http.close()
+
+
+async def test_a_channel_answers_on_after_its_buckets_were_let_go(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # Through the real bot and discord.py: what the bot's 15 s sweep does, done now.
+    bot = await start_bot(STREAM_REPLIES="true")
+    await discord_api.user_says("general", "alice", "first question")
+    assert await final_messages(discord_api, "general", 1) == ["echo: first question"]
+    await asyncio.sleep(0.2)  # the last edit's request has finished
+    later = asyncio.get_running_loop().time() + IDLE_SECONDS
+    assert forget_idle_buckets(bot.http, later) >= 2  # posting and editing in #general
+    assert not bot.http._buckets
+
+    await discord_api.user_says("general", "alice", "second question")
+    answers = await final_messages(discord_api, "general", 2)
+    assert answers == ["echo: first question", "echo: second question"]
+    last = openai_api.completions[-1]["messages"]
+    assert [m["content"] for m in last[1:]] == [
+        "first question",
+        "echo: first question",
+        "second question",
+    ]
