@@ -18,9 +18,13 @@ What the bot adapts to by itself, for the life of the process:
   (`RETRACT`), and from then on its streamed text is held back until its closer.
 
 One deadline per answer (OPENAI_TIMEOUT seconds, `deadline` in the calls): by then
-the server must have sent some of the answer's text, retries by the SDK and after a
-refused field included; a stream must then send more text at least that often. SSE
-keep-alive comments are not text. When it passes, `DeadlinePassed` is raised.
+the server must have sent some of the answer's text, retries (`_send`) and resends
+after a refused field included; a stream must then send more text at least that often.
+SSE keep-alive comments are not text. When it passes, `DeadlinePassed` is raised; a
+retry that would wait past it is not made, and the server's own error is raised.
+
+Replies are read as plain JSON (`read_part`), never raising on odd shapes; a reply
+that is not JSON at all raises `UnreadableReply`.
 """
 
 from __future__ import annotations
