@@ -447,7 +447,8 @@ def retry_wait(error: openai.APIError, attempt: int) -> float | None:
         retry = should == "true"
     else:
         retry = error.status_code in (408, 409, 429) or error.status_code >= 500
-    if not retry:
+    # An empty balance comes as a 429 too (OpenAI: insufficient_quota); no wait helps.
+    if not retry or classify(error).cause is Cause.OUT_OF_CREDIT:
         return None
     asked = _retry_after(headers)
     return asked if asked is not None and 0 < asked <= RETRY_AFTER_LIMIT else _backoff(attempt)

@@ -322,9 +322,9 @@ async def test_a_rate_limit_longer_than_the_deadline_is_reported_at_once(
 async def test_retries_follow_the_sdks_rules() -> None:
     request = httpx2.Request("POST", "http://model/v1/chat/completions")
 
-    def failure(status: int, **headers: str) -> openai.APIStatusError:
+    def failure(status: int, body: object = None, **headers: str) -> openai.APIStatusError:
         response = httpx2.Response(status, headers=headers, request=request)
-        return openai.APIStatusError("failed", response=response, body=None)
+        return openai.APIStatusError("failed", response=response, body=body)
 
     assert retry_wait(failure(429, **{"retry-after": "3"}), 0) == 3
     assert retry_wait(failure(503, **{"retry-after-ms": "250"}), 1) == 0.25
@@ -334,6 +334,8 @@ async def test_retries_follow_the_sdks_rules() -> None:
     assert retry_wait(failure(400, **{"x-should-retry": "true"}), 0) is not None
     assert retry_wait(failure(503, **{"x-should-retry": "false"}), 0) is None
     assert 0.375 <= retry_wait(openai.APIConnectionError(request=request), 0) <= 0.5
+    no_credit = {"message": "You exceeded your current quota", "code": "insufficient_quota"}
+    assert retry_wait(failure(429, no_credit, **{"retry-after": "1"}), 0) is None
 
 
 async def test_a_deadline_given_by_the_caller_covers_everything(
