@@ -8,8 +8,8 @@ and silent notices, so the rules live in one place:
 * A notice (an error, a limit) is posted with the silent flag
   (`SUPPRESS_NOTIFICATIONS`). That flag is also how history read-back knows a message
   is no answer: notices are never part of the conversation (see history.py).
-* A transient failure (a 5xx discord.py does not retry itself, such as 503, or a
-  dropped connection) is retried a few times with backoff (`retry_delays`); every post
+* A transient failure (a 5xx discord.py does not retry itself, such as 503, a 429 it
+  gave up waiting out, or a dropped connection) is retried a few times with backoff (`retry_delays`); every post
   carries a nonce that Discord enforces, so a retried post that did land is not doubled.
 * The reply decoration is optional: when Discord refuses the reference (403 / 160002,
   the bot lacks Read Message History) or the cached permissions already say so, the
@@ -89,9 +89,12 @@ REQUEST_FAILURES = (discord.HTTPException, aiohttp.ClientError, NoAnswerFromDisc
 
 def is_transient(error: Exception) -> bool:
     """Whether a failed Discord request may well succeed if tried again soon: a server
-    error discord.py did not already retry, or a connection that broke."""
+    error discord.py did not already retry, a rate limit it gave up waiting out (it
+    raises the fifth 429 in a row), or a connection that broke."""
     if isinstance(error, discord.DiscordServerError):
         return error.status not in RETRIED_BY_DISCORD_PY
+    if isinstance(error, discord.HTTPException):
+        return error.status == 429
     return isinstance(error, aiohttp.ClientError)
 
 

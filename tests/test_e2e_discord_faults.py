@@ -79,6 +79,20 @@ async def test_edits_refused_with_503_still_end_in_the_final_text(
     assert conversation(openai_api.completions[-1])[1] == ("assistant", text)
 
 
+async def test_edits_rate_limited_past_discord_pys_patience_still_end_in_the_final_text(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # discord.py waits out four 429s in a row and raises the fifth: the last edit is
+    # tried again, so no answer is left cut short with its writing marker.
+    await start_bot(**STREAMED)
+    text = "Alpha beta gamma delta epsilon zeta eta theta iota kappa."
+    openai_api.script(Reply(text, chunks=chunks(text), chunk_delay=0.05))
+    fault = discord_api.rate_limit("PATCH", "edit_message", retry_after=0.1, times=6)
+    await discord_api.user_says("general", "alice", "the alphabet, please")
+    assert await final_messages(discord_api, "general", 1) == [text]
+    assert fault.remaining == 0
+
+
 async def test_when_discord_refuses_the_final_edit_memory_keeps_what_is_shown(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:

@@ -249,6 +249,8 @@ def test_what_counts_as_transient() -> None:
     assert is_transient(aiohttp.ServerDisconnectedError())
     assert not is_transient(reference_refused())
     assert not is_transient(http_error(discord.HTTPException, 400, 50035, "Invalid Form Body"))
+    # The fifth 429 in a row, which discord.py raises instead of waiting out again.
+    assert is_transient(http_error(discord.HTTPException, 429, 0, "You are being rate limited."))
 
 
 def test_refusals_name_the_missing_permission() -> None:
