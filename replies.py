@@ -9,8 +9,9 @@ and silent notices, so the rules live in one place:
   (`SUPPRESS_NOTIFICATIONS`). That flag is also how history read-back knows a message
   is no answer: notices are never part of the conversation (see history.py).
 * A transient failure (a 5xx discord.py does not retry itself, such as 503, a 429 it
-  gave up waiting out, or a dropped connection) is retried a few times with backoff (`retry_delays`); every post
-  carries a nonce that Discord enforces, so a retried post that did land is not doubled.
+  gave up waiting out, or a dropped connection) is retried a few times with backoff
+  (`retry_delays`); every post carries a nonce that Discord enforces, so a retried
+  post that did land is not doubled.
 * The reply decoration is optional: when Discord refuses the reference (403 / 160002,
   the bot lacks Read Message History) or the cached permissions already say so, the
   same message goes out plain. Each missing permission is logged once per channel,
