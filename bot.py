@@ -20,13 +20,13 @@ import discord
 import yarl
 from discord.ext import tasks
 
-from audience import Audience, is_conversation
-from commands import COMMANDS, ChatTree, ModelList
 from config import ConfigError, Settings, load_settings, read_environment
-from conversations import Conversations
-from ratelimits import IDLE_SECONDS, forget_idle_buckets
-from threads import Threads, opening_text
-from tokenizer import TokenCounter, encoding_name_for_model, load_encoding
+from conversation.audience import Audience, is_conversation
+from conversation.conversations import Conversations
+from discord_side.commands import COMMANDS, ChatTree, ModelList
+from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
+from discord_side.threads import Threads, opening_text
+from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
 

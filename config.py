@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from guards import AccessRules
+from conversation.access import AccessRules
 from store import DEFAULT_RETENTION_DAYS, StoreError, database_url
 
 DEFAULT_MODEL = "gpt-5.4-mini"

@@ -21,8 +21,8 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from control_text import neutralise_control_text
-from tokenizer import REPLY_PRIMING, TokenCounter
+from text.control import neutralise_control_text
+from text.tokens import REPLY_PRIMING, TokenCounter
 
 Role = Literal["system", "user", "assistant"]
 

@@ -34,7 +34,7 @@ from config import load_settings
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from tests.standins.recording import RecordedRequest, Recorder
-from tokenizer import TokenCounter
+from text.tokens import TokenCounter
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_SCRIPT = ROOT / "bot.py"

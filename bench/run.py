@@ -124,10 +124,10 @@ from harness import (
 )
 
 from config import Settings
-from splitting import split_for_discord
 from tests.standins.openai_standin import OpenAIRequest, Reply
 from tests.standins.recording import RecordedRequest
-from tokenizer import TokenCounter, load_encoding
+from text.splitting import split_for_discord
+from text.tokens import TokenCounter, load_encoding
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 PROMPT_BUDGET = Settings(discord_bot_token="unused").prompt_budget  # the default: 3072

@@ -11,10 +11,10 @@ import pytest
 
 from bot import ChatBot, point_discord_at
 from config import load_settings
-from tests.e2e import bot_environment, until
+from tests.helpers import bot_environment, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
-from tokenizer import TokenCounter, load_encoding
+from text.tokens import TokenCounter, load_encoding
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from config import (
     load_settings,
     read_environment,
 )
-from guards import AccessRules
+from conversation.access import AccessRules
 from store import database_url
 
 ROOT = Path(__file__).resolve().parent.parent

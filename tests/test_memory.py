@@ -17,7 +17,7 @@ from memory import (
     image_placeholder,
     speaker_name,
 )
-from tokenizer import REPLY_PRIMING, TokenCounter
+from text.tokens import REPLY_PRIMING, TokenCounter
 
 
 def request_tokens(counter: TokenCounter, messages: list[dict[str, str]]) -> int:

@@ -1,0 +1,454 @@
+"""The slash commands. Add a command here: an `app_commands` function whose docstring
+is its description, listed in `COMMANDS`.
+
+/settings (per channel, per server, per DM: channel_settings.py) and /usage (usage.py)
+are command groups; who may change what is decided by `change_refusal`, in the
+handler, since `default_permissions` only hides a command and /settings show and
+/usage me are for everyone.
+
+`ChatTree` applies the access rules to every command, as to messages, and answers a
+failed check or an error with one short private line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Literal
+
+import discord
+import openai
+from discord import app_commands
+
+from config import ReplyTo
+from conversation.access import Access
+from conversation.channel_settings import (
+    LABELS,
+    REASONING_EFFORTS,
+    Place,
+    ScopeTarget,
+    SettingKey,
+    change_refusal,
+    describe,
+    model_suggestions,
+    persona_refusal,
+    reply_to_refusal,
+    show,
+)
+from conversation.usage import REPORT_DAYS, Prices, personal_report, server_report, usage_csv
+from discord_side.readback import RESET_MESSAGE
+from store import StoreError
+
+if TYPE_CHECKING:
+    from bot import ChatBot
+
+log = logging.getLogger(__name__)
+
+
+class ChatTree(app_commands.CommandTree["ChatBot"]):
+    """The bot's command tree: access rules first, brief answers to errors."""
+
+    async def register(self, dev_guild_id: int | None) -> None:
+        """Register the slash commands with Discord: in the `dev_guild_id` server at once,
+        else globally (Discord can take a while to show global changes). A failure of
+        any kind (a refusal, or an answer discord.py cannot parse) is logged; the bot
+        runs on without commands."""
+        guild = None
+        if dev_guild_id is not None:
+            guild = discord.Object(dev_guild_id)
+            self.copy_global_to(guild=guild)
+        try:
+            synced = await self.sync(guild=guild)
+        except Exception as error:
+            if self.client.is_closed():
+                return  # start-up failed meanwhile (a bad setting): that is the news
+            log.warning("could not register the slash commands, running without: %r", error)
+            return
+        log.info("registered /%s", ", /".join(command.name for command in synced))
+
+    async def interaction_check(self, interaction: discord.Interaction[ChatBot]) -> bool:
+        """The access rules apply to commands as to messages; say so if they refuse."""
+        access = interaction.client.audience.access_of(
+            interaction.user, interaction.channel, interaction.guild is None
+        )
+        if access is Access.ALLOWED:
+            return True
+        if interaction.type is discord.InteractionType.autocomplete:
+            return False  # suggestions cannot carry a message: offer none
+        await interaction.response.send_message("You can't use this bot here.", ephemeral=True)
+        return False
+
+    async def on_error(
+        self, interaction: discord.Interaction[ChatBot], error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.CheckFailure):
+            text = str(error)  # the checks below word their refusals for the user
+        else:
+            log.error("command /%s failed", interaction.command, exc_info=error)
+            text = "Sorry, that command failed. Please try again."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+
+
+def may_reset(interaction: discord.Interaction[ChatBot]) -> bool:
+    """RESET_PERMISSION: Manage Messages in a server (unless `everyone`); anyone in a DM.
+
+    Raises `CheckFailure` worded for the user when refused.
+    """
+    if interaction.channel_id is None:
+        raise app_commands.CheckFailure("I can't tell which conversation to reset here.")
+    if (
+        interaction.guild is None
+        or interaction.client.settings.reset_permission == "everyone"
+        or interaction.permissions.manage_messages
+    ):
+        return True
+    raise app_commands.CheckFailure(
+        "You need the Manage Messages permission to reset the conversation here."
+    )
+
+
+@app_commands.command()
+@app_commands.check(may_reset)
+async def reset(interaction: discord.Interaction[ChatBot]) -> None:
+    """Forget this channel's conversation."""
+    conversations = await interaction.client.conversations()
+    assert interaction.channel_id is not None  # checked by may_reset
+    conversations.reset(interaction.channel_id)
+    log.info("channel %s: conversation reset by %s", interaction.channel_id, interaction.user.id)
+    # A visible message: it marks the boundary that read-back never crosses.
+    await interaction.response.send_message(RESET_MESSAGE)
+
+
+@app_commands.command()
+async def memory(interaction: discord.Interaction[ChatBot]) -> None:
+    """What I remember in this channel."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    conversations = await interaction.client.conversations()
+    channel = interaction.channel
+    assert channel is not None
+    report = await conversations.report(channel)  # type: ignore[arg-type]
+    await interaction.followup.send(report, ephemeral=True)
+
+
+# --- /settings ------------------------------------------------------------------------
+
+STORE_DOWN = "The settings database is not answering right now; nothing was changed."
+MODELS_SECONDS = 2.0  # how long a change waits for the server's model list (3 s to answer)
+MODELS_CACHE_SECONDS = 300.0
+MAX_LISTED = 1_500  # characters of model names in a refusal (a message holds 2,000)
+
+
+class ModelList:
+    """The model server's GET /models, cached (one per bot); None when it offers none."""
+
+    def __init__(self) -> None:
+        self._read: tuple[float, list[str] | None] | None = None
+
+    async def models(
+        self, interaction: discord.Interaction[ChatBot], *, fresh: bool = False
+    ) -> list[str] | None:
+        """The listed model ids (cached for MODELS_CACHE_SECONDS); `fresh`: read again."""
+        age = time.monotonic() - self._read[0] if self._read is not None else math.inf
+        if self._read is not None and not fresh and age < MODELS_CACHE_SECONDS:
+            return self._read[1]
+        conversations = await interaction.client.conversations()
+        try:
+            listed: list[str] | None = await asyncio.wait_for(
+                conversations.model.list_models(), MODELS_SECONDS
+            )
+        except (openai.OpenAIError, TimeoutError) as error:
+            log.info("the model server lists no models (%r): any model name is accepted", error)
+            listed = None
+        self._read = (time.monotonic(), listed or None)
+        return self._read[1]
+
+
+def _where(place: Place, scope: ScopeTarget) -> str:
+    if place.guild_id is None:
+        return "this DM"
+    if scope == "server":
+        return "this server (its default)"
+    return "this thread" if place.parent_id is not None else "this channel"
+
+
+async def _refused(interaction: discord.Interaction[ChatBot], scope: ScopeTarget) -> bool:
+    """Answer a refusal (one private line) and return True if the user may not change
+    settings at `scope` here."""
+    permissions = interaction.permissions
+    refusal = change_refusal(
+        scope,
+        in_dm=interaction.guild is None,
+        is_admin=interaction.user.id in interaction.client.settings.access.admins,
+        manage_channels=permissions.manage_channels,
+        manage_guild=permissions.manage_guild,
+    )
+    if refusal is not None:
+        await interaction.response.send_message(refusal, ephemeral=True)
+    return refusal is not None
+
+
+async def _change(
+    interaction: discord.Interaction[ChatBot],
+    key: SettingKey,
+    value: str | None,
+    scope: ScopeTarget,
+) -> None:
+    """Store `key` = `value` (None: remove it here) and announce it in the channel."""
+    conversations = await interaction.client.conversations()
+    place = Place.of(interaction.channel)
+    target = place.scope(scope)
+    try:
+        if value is None:
+            await conversations.channel_settings.unset(target, key)
+        else:
+            value = await conversations.channel_settings.change(
+                target, key, value, by=interaction.user.id
+            )
+    except ValueError as error:
+        await interaction.response.send_message(f"Not changed: {error}.", ephemeral=True)
+        return
+    except StoreError as error:
+        log.warning("settings: could not save %s: %s", key, error)
+        await interaction.response.send_message(STORE_DOWN, ephemeral=True)
+        return
+    where = _where(place, scope)
+    log.info(
+        "settings: %s (%s) set %s for %s (%s) to %r",
+        interaction.user,
+        interaction.user.id,
+        key,
+        target.kind,
+        target.id,
+        value,
+    )
+    now = "back to the inherited value" if value is None else describe(key, value)
+    # Visible to everyone in the channel, silently (no notification) and pinging no one;
+    # read-back skips silent bot messages, so it never enters the conversation.
+    await interaction.response.send_message(
+        f"⚙️ {interaction.user.display_name} set the {LABELS[key].lower()} for {where}: {now}",
+        silent=True,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+settings_group = app_commands.Group(
+    name="settings", description="How I answer here: persona, model, reply mode."
+)
+ScopeChoice = Literal["channel", "server"]
+SCOPE_HELP = "channel: here only (a thread: this thread); server: the server's default"
+
+
+@settings_group.command(name="show")
+async def settings_show(interaction: discord.Interaction[ChatBot]) -> None:
+    """The settings in effect here and where each comes from."""
+    conversations = await interaction.client.conversations()
+    effective = await conversations.channel_settings.effective(Place.of(interaction.channel))
+    await interaction.response.send_message(show(effective), ephemeral=True)
+
+
+@settings_group.command(name="persona")
+@app_commands.describe(text="The system prompt: who I am and how I answer", scope=SCOPE_HELP)
+async def settings_persona(
+    interaction: discord.Interaction[ChatBot],
+    text: app_commands.Range[str, 1, 4000],
+    scope: ScopeChoice = "channel",
+) -> None:
+    """Set my persona (the system prompt)."""
+    if await _refused(interaction, scope):
+        return
+    conversations = await interaction.client.conversations()
+    effective = await conversations.channel_settings.effective(Place.of(interaction.channel))
+    counter = await conversations.counters.for_model(effective.model)
+    tokens = counter.count_message("system", text.strip())
+    refusal = persona_refusal(tokens, interaction.client.settings.prompt_budget)
+    if refusal is not None:
+        await interaction.response.send_message(refusal, ephemeral=True)
+        return
+    await _change(interaction, "persona", text, scope)
+
+
+@settings_group.command(name="model")
+@app_commands.describe(name="A model the model server offers", scope=SCOPE_HELP)
+async def settings_model(
+    interaction: discord.Interaction[ChatBot], name: str, scope: ScopeChoice = "channel"
+) -> None:
+    """Set the model I answer with."""
+    if await _refused(interaction, scope):
+        return
+    listed = await interaction.client.model_list.models(interaction)
+    if listed is not None and name.strip() not in listed:
+        # The server's list may have changed since it was read: check again.
+        listed = await interaction.client.model_list.models(interaction, fresh=True)
+    if listed is not None and name.strip() not in listed:
+        offered = ", ".join(listed)
+        if len(offered) > MAX_LISTED:
+            offered = offered[:MAX_LISTED].rsplit(", ", 1)[0] + ", …"
+        await interaction.response.send_message(
+            f"The model server does not offer `{name.strip()[:100]}`. It offers: {offered}",
+            ephemeral=True,
+        )
+        return
+    await _change(interaction, "model", name, scope)
+
+
+@settings_model.autocomplete("name")
+async def _model_names(
+    interaction: discord.Interaction[ChatBot], current: str
+) -> list[app_commands.Choice[str]]:
+    """The server's models matching what is typed (`model_suggestions`); a server that
+    lists none offers the model in effect here, if it matches."""
+    listed = await interaction.client.model_list.models(interaction)
+    if listed is None:
+        conversations = await interaction.client.conversations()
+        place = Place.of(interaction.channel)
+        listed = [(await conversations.channel_settings.effective(place)).model]
+    return [app_commands.Choice(name=m, value=m) for m in model_suggestions(listed, current)]
+
+
+@settings_group.command(name="reply-to")
+@app_commands.describe(
+    mode="all; mention: mentions, replies, DMs; thread, mention-thread: the same, each in a thread",
+    scope=SCOPE_HELP,
+)
+async def settings_reply_to(
+    interaction: discord.Interaction[ChatBot],
+    mode: ReplyTo,
+    scope: ScopeChoice = "channel",
+) -> None:
+    """Choose which messages I answer, and whether in threads."""
+    if await _refused(interaction, scope):
+        return
+    refusal = reply_to_refusal(mode, Place.of(interaction.channel), scope)
+    if refusal is not None:
+        await interaction.response.send_message(refusal, ephemeral=True)
+        return
+    await _change(interaction, "reply_to", mode, scope)
+
+
+@settings_group.command(name="reasoning-effort")
+@app_commands.describe(
+    level="How hard a reasoning model thinks; default: not sent", scope=SCOPE_HELP
+)
+@app_commands.choices(
+    level=[app_commands.Choice(name=v, value=v) for v in ("default", *REASONING_EFFORTS)]
+)
+async def settings_reasoning_effort(
+    interaction: discord.Interaction[ChatBot], level: str, scope: ScopeChoice = "channel"
+) -> None:
+    """Set the reasoning effort sent to the model."""
+    if not await _refused(interaction, scope):
+        await _change(interaction, "reasoning_effort", None if level == "default" else level, scope)
+
+
+@settings_group.command(name="streaming")
+@app_commands.describe(mode="on: show answers as they are written", scope=SCOPE_HELP)
+async def settings_streaming(
+    interaction: discord.Interaction[ChatBot],
+    mode: Literal["on", "off"],
+    scope: ScopeChoice = "channel",
+) -> None:
+    """Show answers as they are written, or when complete."""
+    if not await _refused(interaction, scope):
+        await _change(interaction, "streaming", mode, scope)
+
+
+@settings_group.command(name="reset")
+@app_commands.describe(scope=SCOPE_HELP)
+async def settings_reset(
+    interaction: discord.Interaction[ChatBot], scope: ScopeChoice = "channel"
+) -> None:
+    """Remove the settings made here, back to the inherited values."""
+    if await _refused(interaction, scope):
+        return
+    conversations = await interaction.client.conversations()
+    place = Place.of(interaction.channel)
+    try:
+        removed = await conversations.channel_settings.reset(place.scope(scope))
+    except StoreError as error:
+        log.warning("settings: could not reset: %s", error)
+        await interaction.response.send_message(STORE_DOWN, ephemeral=True)
+        return
+    log.info(
+        "settings: %s (%s) reset %d settings of %s",
+        interaction.user,
+        interaction.user.id,
+        removed,
+        place.scope(scope),
+    )
+    await interaction.response.send_message(
+        f"⚙️ {interaction.user.display_name} reset the settings of {_where(place, scope)}: "
+        "inherited values apply again.",
+        silent=True,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+# --- /usage ---------------------------------------------------------------------------
+
+usage_group = app_commands.Group(name="usage", description="Tokens used by the bot's answers.")
+
+
+def _prices(interaction: discord.Interaction[ChatBot]) -> Prices | None:
+    settings = interaction.client.settings
+    if settings.price_input_per_million is None and settings.price_output_per_million is None:
+        return None
+    return Prices(settings.price_input_per_million or 0.0, settings.price_output_per_million or 0.0)
+
+
+@usage_group.command(name="me")
+async def usage_me(interaction: discord.Interaction[ChatBot]) -> None:
+    """Your tokens and answers today, this week and in the last 30 days."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    conversations = await interaction.client.conversations()
+    await conversations.usage.flush()
+    store = conversations.usage.store
+    try:
+        totals = await store.user_totals(interaction.user.id)
+    except StoreError as error:
+        log.warning("usage: could not read: %s", error)
+        await interaction.followup.send("Usage can't be read right now; try again later.")
+        return
+    await interaction.followup.send(personal_report(totals, _prices(interaction)), ephemeral=True)
+
+
+@usage_group.command(name="server")
+async def usage_server(interaction: discord.Interaction[ChatBot]) -> None:
+    """This server's top users and channels over 30 days, with a CSV export."""
+    if interaction.guild is None:
+        await interaction.response.send_message("This report is for servers.", ephemeral=True)
+        return
+    admins = interaction.client.settings.access.admins
+    if not interaction.permissions.manage_guild and interaction.user.id not in admins:
+        await interaction.response.send_message(
+            "You need the Manage Server permission to see the server's usage.", ephemeral=True
+        )
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    conversations = await interaction.client.conversations()
+    await conversations.usage.flush()
+    store = conversations.usage.store
+    guild_id = interaction.guild.id
+    try:
+        users = await store.top_users(guild_id, days=REPORT_DAYS)
+        channels = await store.top_channels(guild_id, days=REPORT_DAYS)
+        rows = await store.usage_rows(guild_id, days=REPORT_DAYS)
+    except StoreError as error:
+        log.warning("usage: could not read: %s", error)
+        await interaction.followup.send("Usage can't be read right now; try again later.")
+        return
+    export = discord.File(io.BytesIO(usage_csv(rows)), filename=f"usage-{guild_id}.csv")
+    await interaction.followup.send(
+        server_report(users, channels, _prices(interaction)),
+        file=export,
+        ephemeral=True,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+COMMANDS = (reset, memory, settings_group, usage_group)

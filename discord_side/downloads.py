@@ -1,0 +1,246 @@
+"""A Discord message's attachments as part of its conversation turn.
+
+The Discord side of attachments.py: `FileReader.read` takes a message's
+`discord.Attachment`s, decides from each one's name, `content_type` and `size` whether
+to fetch it (the size is Discord's own figure, checked before any byte is downloaded),
+downloads it with a timeout, and hands the bytes to attachments.py to read. What comes
+back (`Files`) is the text to add to the turn (each file's name and its text in a
+fenced block; "[image: name]" for an image), the images as `ImagePart`s, and the
+notes for the user about files that were skipped or shortened.
+
+Limits: at most MAX_FILES attachments per message are looked at; together they may be
+at most `Settings.max_attachment_bytes` bytes; one message's images may take at most
+IMAGE_SHARE of the history budget (an image that does not fit at IMAGE_DETAIL is sent
+at "low", then skipped). A failed download is a note, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import discord
+
+from config import Settings
+from memory import ImagePart, image_placeholder
+from text.attachments import (
+    MIN_PART_TOKENS,
+    Detail,
+    FilePart,
+    Kind,
+    SkipKind,
+    Skipped,
+    classify,
+    describe_shortened,
+    describe_skipped,
+    display_name,
+    download_failed,
+    image_tokens,
+    model_accepts_images,
+    no_vision,
+    not_read,
+    prepare_image,
+    read_pdf,
+    read_text_file,
+    too_large,
+)
+from text.tokens import TokenCounter
+
+log = logging.getLogger(__name__)
+
+MAX_FILES = 5  # attachments read per message; Discord allows 10
+DOWNLOAD_TIMEOUT = 20.0  # seconds for one file from Discord's CDN
+IMAGE_SHARE = 0.5  # of the history budget, at most, for one message's images
+# Parts are joined by blank lines, which can also merge with a neighbour's tokens.
+SEPARATOR_ROOM = 8
+NOTE_PREFIX = "-# "  # Discord's small grey "subtext" line, as for the bot's other notes
+
+
+@dataclass(frozen=True, slots=True)
+class Files:
+    """What a message's attachments add to its turn.
+
+    `text` is the files' parts in attachment order, separated by blank lines ("" when no
+    file was read); `names` are the files that are part of the turn; `skipped` and
+    `shortened` are what the user is told about (`notes`).
+    """
+
+    text: str = ""
+    images: tuple[ImagePart, ...] = ()
+    names: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    shortened: tuple[FilePart, ...] = ()
+
+    @property
+    def unseen_images(self) -> bool:
+        """Whether an image was left out because the model takes none."""
+        return any(skipped.kind is SkipKind.NO_VISION for skipped in self.skipped)
+
+    def notes(self, *, tell_no_vision: bool = True) -> list[str]:
+        """One subtext line per file skipped or shortened; images skipped because the
+        model takes none only with `tell_no_vision`."""
+        lines = [
+            describe_skipped(skipped)
+            for skipped in self.skipped
+            if tell_no_vision or skipped.kind is not SkipKind.NO_VISION
+        ]
+        lines += [describe_shortened(part) for part in self.shortened]
+        return [NOTE_PREFIX + line for line in lines]
+
+
+class FileReader:
+    """Reads attachments for one model: its token counter and rules, and whether it
+    takes images (VISION; switched off for the process by `refuse_images`)."""
+
+    def __init__(self, settings: Settings, counter: TokenCounter, history_budget: int) -> None:
+        self.model = settings.openai_model
+        self.detail: Detail = settings.image_detail
+        self.max_bytes = settings.max_attachment_bytes
+        self.counter = counter
+        self.history_budget = history_budget
+        self.vision = settings.vision == "on" or (
+            settings.vision == "auto" and model_accepts_images(settings.openai_model)
+        )
+
+    def refuse_images(self) -> None:
+        """The server refused an image: send none for the rest of the process."""
+        self.vision = False
+
+    async def read(
+        self,
+        attachments: Sequence[discord.Attachment],
+        *,
+        text_tokens: int = 0,
+        images: bool = True,
+    ) -> Files:
+        """Read `attachments` into turn parts that fit the history budget together with
+        `text_tokens` already used by the message's own text. `images=False` leaves
+        images as placeholders without fetching them (older messages read back).
+        Never raises for a file: problems become `Files.skipped`."""
+        skipped: list[Skipped] = []
+        wanted: list[tuple[discord.Attachment, Kind, str]] = []
+        used_bytes = 0
+        for index, attachment in enumerate(attachments):
+            name = attachment.filename
+            if index >= MAX_FILES:
+                skipped.append(
+                    Skipped(name, SkipKind.NOT_READ, f"only {MAX_FILES} files per message are read")
+                )
+                continue
+            found = classify(name, attachment.content_type)
+            if found.kind is Kind.OTHER:
+                skipped.append(not_read(name, found))
+                continue
+            if found.kind is Kind.IMAGE and not self.vision:
+                skipped.append(no_vision(name))
+                continue
+            if found.kind is Kind.IMAGE and not images:
+                wanted.append((attachment, found.kind, found.language))  # placeholder only
+                continue
+            if used_bytes + attachment.size > self.max_bytes:
+                skipped.append(too_large(name, attachment.size, self.max_bytes))
+                continue
+            used_bytes += attachment.size
+            wanted.append((attachment, found.kind, found.language))
+
+        fetch = [a for a, kind, _ in wanted if images or kind is not Kind.IMAGE]
+        fetched = await asyncio.gather(*map(_download, fetch))
+        downloads = {a.id: data for a, data in zip(fetch, fetched, strict=True)}
+        room = self.history_budget - text_tokens
+        image_room = int(self.history_budget * IMAGE_SHARE)
+        parts: dict[int, str] = {}
+        image_parts: list[ImagePart] = []
+        names: list[str] = []
+        # Images first: their cost is fixed by their size, the text files share the rest.
+        for attachment, kind, _ in wanted:
+            if kind is not Kind.IMAGE:
+                continue
+            placeholder = image_placeholder(display_name(attachment.filename))
+            if not images:
+                parts[attachment.id] = placeholder
+                names.append(attachment.filename)
+                continue
+            data = downloads[attachment.id]
+            if isinstance(data, Skipped):
+                skipped.append(data)
+                continue
+            part = await self._image(attachment.filename, data, image_room)
+            if isinstance(part, Skipped):
+                skipped.append(part)
+                continue
+            image_room -= part.tokens
+            room -= part.tokens
+            image_parts.append(part)
+            parts[attachment.id] = placeholder
+            names.append(attachment.filename)
+
+        shortened: list[FilePart] = []
+        readable = [(a, kind, lang) for a, kind, lang in wanted if kind is not Kind.IMAGE]
+        for left, (attachment, kind, language) in zip(
+            range(len(readable), 0, -1), readable, strict=True
+        ):
+            data = downloads[attachment.id]
+            if isinstance(data, Skipped):
+                skipped.append(data)
+                continue
+            cap = max(MIN_PART_TOKENS, room // left - SEPARATOR_ROOM)
+            if kind is Kind.PDF:
+                read = await asyncio.to_thread(
+                    read_pdf, attachment.filename, data, self.counter, cap
+                )
+            else:
+                read = read_text_file(attachment.filename, data, self.counter, cap, language)
+            if isinstance(read, Skipped):
+                skipped.append(read)
+                continue
+            room -= read.tokens + SEPARATOR_ROOM
+            parts[attachment.id] = read.content
+            names.append(attachment.filename)
+            if read.shortened:
+                shortened.append(read)
+
+        in_order = [parts[a.id] for a in attachments if a.id in parts]
+        return Files(
+            "\n\n".join(in_order),
+            tuple(image_parts),
+            tuple(names),
+            tuple(skipped),
+            tuple(shortened),
+        )
+
+    async def _image(self, filename: str, data: bytes, room: int) -> ImagePart | Skipped:
+        """The image at IMAGE_DETAIL, or at "low" if that does not fit in `room` tokens."""
+        details: tuple[Detail, ...] = (self.detail, "low") if self.detail != "low" else ("low",)
+        for detail in details:
+            prepared = await asyncio.to_thread(prepare_image, filename, data, detail)
+            if isinstance(prepared, Skipped):
+                return prepared
+            tokens = image_tokens(prepared.width, prepared.height, detail, self.model)
+            if tokens <= room:
+                return ImagePart(filename, prepared.data_url, detail, tokens)
+        return Skipped(filename, SkipKind.TOO_LARGE, "no room for it in the model's context")
+
+
+def has_images(attachments: Sequence[discord.Attachment]) -> bool:
+    """Whether any of `attachments` is an image the model could be sent."""
+    return any(
+        classify(a.filename, a.content_type).kind is Kind.IMAGE for a in attachments[:MAX_FILES]
+    )
+
+
+async def _download(attachment: discord.Attachment) -> bytes | Skipped:
+    """The attachment's bytes from Discord's CDN, or why they could not be had."""
+    try:
+        async with asyncio.timeout(DOWNLOAD_TIMEOUT):
+            return await attachment.read()
+    except discord.HTTPException as error:
+        detail = f"HTTP {error.status}"
+    except TimeoutError:
+        detail = "timed out"
+    except aiohttp.ClientError as error:
+        detail = type(error).__name__
+    log.warning("could not download attachment %s: %s", attachment.id, detail)
+    return download_failed(attachment.filename, detail)

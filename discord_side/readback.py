@@ -1,0 +1,165 @@
+"""Reading a channel's conversation back from Discord, e.g. after a restart.
+
+Discord keeps every message, so the bot needs no database for continuity: the first
+time it needs a channel's memory, it reads the recent history back (newest first,
+until the prompt budget is full or the bot's own "conversation reset" message is
+reached) and rebuilds the turns. A message's attachments are read again (files.py) into
+the same turn; images are fetched again only for the newest IMAGE_TURNS messages with
+images, as the memory keeps them, and older ones keep their "[image: name]" line.
+With MEMORY_STRATEGY=summarize, a channel's stored summary (summaries.py) stands for its
+older messages, so reading back stops after the newest message it covers (`after`).
+
+A thread's conversation starts with its starter message, which lives in the parent
+channel (a forum post's lives in the post, with the title in front: threads.py); in the
+parent, a message a thread was started from belongs to the thread, not the channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from discord_side.downloads import FileReader, has_images
+from discord_side.replies import WRITING_MARKER
+from discord_side.threads import opening_text
+from memory import IMAGE_TURNS, ImagePart, PromptBuilder, Turn, speaker_name
+
+# The bot's visible answer to /reset: the boundary history is never read past.
+RESET_MESSAGE = (
+    "🧹 **Conversation reset.** I've forgotten everything said in this channel before this message."
+)
+MAX_MESSAGES_READ = 300  # however short the messages, read no further back than this
+
+
+def is_reset_boundary(message: discord.Message, bot_id: int) -> bool:
+    return message.author.id == bot_id and message.content.startswith(RESET_MESSAGE)
+
+
+async def read_back(
+    channel: discord.abc.Messageable,
+    *,
+    before: discord.Message | None,
+    after: int | None = None,
+    bot_id: int,
+    prompts: PromptBuilder,
+    budget: int,
+    remembered: Callable[[discord.Message], Awaitable[bool]],
+    files: FileReader | None = None,
+) -> list[Turn]:
+    """The channel's latest turns before `before` (and after the message id `after`,
+    which a stored summary covers), oldest first, about `budget` tokens.
+
+    The bot's own messages become assistant turns; the several messages of one answer
+    (a split or streamed answer starts with a reply, or, where Discord refused the
+    reply, follows a user's message) become one turn. The bot's notices
+    (posted silently: errors, limits) are skipped, and so are messages `remembered`
+    rejects (other bots, blocked users...). With `files`, a message's attachments are
+    read into its turn as when it arrived. Each turn keeps the ids of the messages it
+    came from. Raises discord.HTTPException if the history cannot be read (and whatever
+    a malformed payload makes discord.py raise).
+    """
+    newest_first: list[Turn] = []
+    tokens = 0
+    parts: list[discord.Message] = []  # the bot's messages of one answer, newest first
+    image_turns = 0  # messages whose images were fetched again
+    read = 0
+
+    def answer() -> Turn | None:
+        """The answer made of `parts`; None when the message it answered was deleted
+        (the answer may well repeat it, and it is forgotten with it when live)."""
+        first = parts[-1]
+        reference = first.reference
+        # A message whose last edit Discord refused may still end in the writing marker.
+        text = "\n".join(m.content.removesuffix(WRITING_MARKER) for m in reversed(parts))
+        turn, _ = prompts.turn("assistant", text)
+        turn = dataclasses.replace(
+            turn,
+            message_ids=tuple(m.id for m in reversed(parts)),
+            replies_to=reference.message_id if reference else None,
+        )
+        parts.clear()
+        if reference and isinstance(reference.resolved, discord.DeletedReferencedMessage):
+            return None
+        return turn
+
+    async def user_turn(message: discord.Message, text: str) -> Turn | None:
+        nonlocal image_turns
+        author = message.author
+        name = speaker_name(author.display_name, author.id)
+        images: tuple[ImagePart, ...] = ()
+        names: tuple[str, ...] = ()
+        if files is not None and message.attachments:
+            fetch_images = files.vision and has_images(message.attachments)
+            fetch_images = fetch_images and image_turns < IMAGE_TURNS
+            image_turns += fetch_images
+            got = await files.read(
+                message.attachments,
+                text_tokens=prompts.counter.count_message("user", text, name),
+                images=fetch_images,
+            )
+            text = "\n\n".join(filter(None, [text, got.text]))
+            images, names = got.images, got.names
+        if not text:
+            return None
+        turn, _ = prompts.turn("user", text, name, images, names)
+        return dataclasses.replace(turn, message_ids=(message.id,))
+
+    async for message in channel.history(limit=MAX_MESSAGES_READ, before=before):
+        if after is not None and message.id <= after:
+            break  # the summary tells the rest (and a thread's starter came first)
+        read += 1
+        if message.flags.has_thread:
+            continue  # it opened a thread: it is that thread's conversation
+        turn: Turn | None = None
+        if message.author.id == bot_id:
+            if is_reset_boundary(message, bot_id):
+                break
+            if message.flags.suppress_notifications or not message.content:
+                continue
+            parts.append(message)
+            if message.reference is None:
+                continue  # a later part of an answer; its first part is still to come
+            turn = answer()
+        elif (
+            (text := message.clean_content.strip()) or (files and message.attachments)
+        ) and await remembered(message):
+            if parts and (plain := answer()):  # an answer posted plain ends here
+                newest_first.append(plain)
+                tokens += plain.tokens
+            turn = await user_turn(message, opening_text(message, text))
+        if turn is not None:
+            newest_first.append(turn)
+            tokens += turn.tokens
+        if tokens >= budget:
+            return newest_first[::-1]
+    else:  # the whole history was read: a thread's oldest part is where it started
+        if read < MAX_MESSAGES_READ:
+            if parts and (opening := answer()):  # a thread's first answer is no reply
+                newest_first.append(opening)
+            starter = await _starter_message(channel, before)
+            if starter is not None and (text := starter.clean_content.strip()):
+                if await remembered(starter) and (turn := await user_turn(starter, text)):
+                    newest_first.append(turn)
+            return newest_first[::-1]
+    if parts and (oldest := answer()):  # posted plain, or began before the reset
+        newest_first.append(oldest)
+    return newest_first[::-1]
+
+
+async def _starter_message(
+    channel: discord.abc.Messageable, before: discord.Message | None
+) -> discord.Message | None:
+    """The message a thread was started from, in its parent channel (it has the thread's
+    id), if it comes before `before`; None for other channels or if it was deleted."""
+    if not isinstance(channel, discord.Thread) or not isinstance(
+        channel.parent, discord.TextChannel
+    ):
+        return None
+    if before is not None and before.id <= channel.id:
+        return None
+    try:
+        return await channel.parent.fetch_message(channel.id)
+    except discord.HTTPException:  # deleted, or the parent cannot be read: start without it
+        return None

@@ -1,0 +1,484 @@
+"""Everything the bot posts in answer to one user message goes through one `Reply`.
+
+A `Reply` has one private send path (`_send`) for the whole answer, the streamed answer
+and silent notices, so the rules live in one place:
+
+* The first message is a reply to the user's message that pings nobody (the client's
+  `allowed_mentions` is none; `mention_author=False`); later messages are plain.
+* A notice (an error, a limit) is posted with the silent flag
+  (`SUPPRESS_NOTIFICATIONS`). That flag is also how history read-back knows a message
+  is no answer: notices are never part of the conversation (see history.py).
+* A transient failure (a 5xx discord.py does not retry itself, such as 503, a 429 it
+  gave up waiting out, or a dropped connection) is retried a few times with backoff
+  (`retry_delays`); every post carries a nonce that Discord enforces, so a retried
+  post that did land is not doubled.
+* The reply decoration is optional: when Discord refuses the reference (403 / 160002,
+  the bot lacks Read Message History) or the cached permissions already say so, the
+  same message goes out plain. Each missing permission is logged once per channel,
+  by name (`PermissionWarnings`).
+* A post Discord refuses for good is logged, never raised, and nothing more is posted;
+  an edit that fails is logged and the final edit is still attempted.
+
+A streamed answer is shown while it grows: the model's text goes into a
+`ReplySplitter`, and a separate painter task shows the splitter's state in Discord, so a
+slow Discord request never holds up reading the stream. The painter posts as soon as
+there is text, then edits as often as the channel's `ChannelPacer` allows (about one
+write a second, counting all of the bot's writes in the channel, so several messages
+of one answer, or answers in one channel, share the budget); when the text outgrows a
+message, that message gets its final chunk and the stream continues in a new one. The
+final messages are exactly `split_for_discord(text)` plus any note. When the answer is
+complete, `finish` posts what is still missing, in order, and starts the last edits of
+the messages already posted at once, unpaced, in a task of their own (`final_edits`):
+the channel's next turn need not wait for them.
+
+What the channel shows is what the bot remembers: `final_text` is what the posted
+messages show once their last edits land, joined by newlines, which is also what
+read-back rebuilds after a restart; `shown_text` is what Discord has accepted so far
+(the two differ only when Discord refuses a last edit, and the conversation then
+corrects its memory). Notes under an answer ("cut off", "too long") are part of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+import discord
+
+from discord_side.pacing import ChannelPacer
+from text.splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter
+
+log = logging.getLogger(__name__)
+
+WRITING_MARKER = " ▌"  # shown at the end of a message that is still being written
+# Seconds to wait before each further attempt at a post or edit that failed transiently.
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+# discord.py's HTTPClient.request already retries these statuses itself (five tries,
+# sleeping 1, 3, 5, 7 s): retrying them again would only stretch a long outage.
+RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
+# The most one post or edit may take, discord.py's own retries included (they sleep
+# 1 + 3 + 5 + 7 s): a request Discord leaves hanging must not hold the channel up.
+REQUEST_TIMEOUT = 20.0
+# Discord's answer to an edit of a message that no longer exists (deleted by a person).
+UNKNOWN_MESSAGE = 10008
+
+# Discord's JSON error codes (topics/opcodes-and-status-codes#json-json-error-codes)
+# that mean the bot lacks a permission in the channel, and which permission it is.
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
+REPLY_WITHOUT_HISTORY = 160002  # "Cannot reply without permission to read message history"
+HISTORY = "Read Message History"
+
+T = TypeVar("T")
+
+
+class NoAnswerFromDiscord(Exception):
+    """Discord did not answer a post or edit within REQUEST_TIMEOUT seconds."""
+
+    def __init__(self) -> None:
+        super().__init__(f"Discord did not answer within {REQUEST_TIMEOUT:g} s")
+
+
+# How a post or edit can fail: Discord refuses, the connection breaks, or no answer.
+REQUEST_FAILURES = (discord.HTTPException, aiohttp.ClientError, NoAnswerFromDiscord)
+
+
+def is_transient(error: Exception) -> bool:
+    """Whether a failed Discord request may well succeed if tried again soon: a server
+    error discord.py did not already retry, a rate limit it gave up waiting out (it
+    raises the fifth 429 in a row), or a connection that broke."""
+    if isinstance(error, discord.DiscordServerError):
+        return error.status not in RETRIED_BY_DISCORD_PY
+    if isinstance(error, discord.HTTPException):
+        return error.status == 429
+    return isinstance(error, aiohttp.ClientError)
+
+
+def missing_permission(error: Exception, channel: object) -> str | None:
+    """The name of the permission a refusal says the bot lacks in `channel`, if any."""
+    if not isinstance(error, discord.Forbidden):
+        return None
+    if error.code == REPLY_WITHOUT_HISTORY:
+        return HISTORY
+    if error.code == MISSING_ACCESS:
+        return "View Channel"
+    if error.code == MISSING_PERMISSIONS:
+        in_thread = isinstance(channel, discord.Thread)
+        return "Send Messages in Threads" if in_thread else "Send Messages"
+    return None
+
+
+class PermissionWarnings:
+    """Logs each permission the bot lacks once per channel, with what it means."""
+
+    def __init__(self) -> None:
+        self._logged: set[tuple[int, str]] = set()
+
+    def missing(self, channel_id: int, permission: str, consequence: str) -> bool:
+        """Log that the bot lacks `permission` in the channel, unless already logged;
+        whether this call logged it."""
+        if (channel_id, permission) in self._logged:
+            return False
+        self._logged.add((channel_id, permission))
+        log.warning(
+            "channel %s: the bot lacks the %s permission there; %s",
+            channel_id,
+            permission,
+            consequence,
+        )
+        return True
+
+    def lacks(self, channel_id: int, permission: str) -> bool:
+        """Whether the bot is known to lack `permission` in the channel."""
+        return (channel_id, permission) in self._logged
+
+
+class Reply:
+    """The bot's messages answering `message`, whole, streamed or as a notice."""
+
+    def __init__(
+        self,
+        message: discord.Message,
+        pacer: ChannelPacer | None = None,
+        channel: discord.abc.Messageable | None = None,
+        *,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        warnings: PermissionWarnings | None = None,
+    ) -> None:
+        """`pacer`: the channel's, shared by all its replies (a new one if not given);
+        `channel`: where to answer, if not in `message`'s channel (a thread started
+        from it; there the answer is no reply, the thread shows the message on top);
+        `retry_delays`: the waits before each further attempt at a transiently failed
+        post or edit; `warnings`: the conversations' log of missing permissions, which
+        outlives one answer (a new one if not given)."""
+        self.message = message
+        self.pacer = pacer if pacer is not None else ChannelPacer()
+        self.channel = channel if channel is not None else message.channel
+        self.retry_delays = retry_delays
+        self.warnings = warnings if warnings is not None else PermissionWarnings()
+        self.splitter = ReplySplitter()
+        self._parts: list[str] = []
+        self.final_chunks: list[str] = []
+        self.posted: list[discord.Message] = []  # the bot's messages, in order
+        self.shown: list[str] = []  # what each posted message shows now
+        # What the posted messages show once `final_edits` land (set by `finish`).
+        self.final: list[str] = []
+        # The last edits of messages posted while streaming, started by `finish` and
+        # not awaited there: the channel's next turn need not wait for them.
+        self.final_edits: asyncio.Task[None] | None = None
+        self.failed = False  # Discord refused a post for good: post nothing more
+        # Post and edit nothing more: the channel is gone or out of reach (deleted, say),
+        # or someone deleted one of the answer's messages while it was being written.
+        self.stopped = False
+        # Someone deleted one of the answer's messages: it is not to be remembered.
+        self.withdrawn = False
+        # The answer's own task is showing its final messages or a notice: from then on
+        # it talks only to Discord, and cancelling it could lose a post (see `finish`).
+        self.final_pass = False
+        self._changed = asyncio.Event()
+        self._finishing = asyncio.Event()
+        self._painter: asyncio.Task[None] | None = None
+
+    @property
+    def visible(self) -> bool:
+        """Whether any of the answer has reached Discord."""
+        return bool(self.posted)
+
+    @property
+    def text(self) -> str:
+        """All the answer's text received so far (without notes)."""
+        return "".join(self._parts).strip()
+
+    @property
+    def shown_text(self) -> str:
+        """What the channel shows of the answer now: its messages joined by newlines,
+        without the "still writing" marker of a message whose last edit Discord
+        refused (the marker is no part of the answer)."""
+        return "\n".join(text.removesuffix(WRITING_MARKER) for text in self.shown)
+
+    @property
+    def final_text(self) -> str:
+        """What the channel shows of the answer once `final_edits` land (the same as
+        `shown_text` unless Discord refuses one of them)."""
+        return "\n".join(self.final)
+
+    async def notice(self, text: str) -> bool:
+        """Post `text` as a silent notice (an error, a limit); whether it was posted."""
+        self.final_pass = True
+        return await self._send(text, silent=True) is not None
+
+    async def whole(self, text: str, note: str | None = None) -> bool:
+        """Post a complete answer split for Discord, `note` after it; whether any of
+        it was posted."""
+        self._parts.append(text)
+        self.final_chunks += self.splitter.feed(text)
+        await self.finish(note)
+        return self.visible
+
+    def add(self, text: str) -> None:
+        """Take the next piece of a streamed answer; the painter shows it soon."""
+        self._parts.append(text)
+        self.final_chunks += self.splitter.feed(text)
+        self._changed.set()
+        if self._painter is None:
+            self._painter = asyncio.create_task(self._paint_while_streaming())
+
+    async def retract(self) -> None:
+        """Withdraw everything streamed so far (it turned out to be the model's reasoning):
+        delete the messages posted for it and start the answer afresh, so the next
+        `add` posts a new reply."""
+        await self.stop_painting()
+        for posted in self.posted:
+            try:
+                await posted.delete()
+            except discord.HTTPException as error:
+                self._refused("delete", error)
+        self.splitter = ReplySplitter()
+        self._parts.clear()
+        self.final_chunks.clear()
+        self.posted.clear()
+        self.shown.clear()
+        self._finishing.clear()
+        self._changed.clear()
+
+    async def stop_painting(self) -> None:
+        """Stop showing the streamed answer as it grows, without finishing it: the
+        painter is woken and left to stop on its own (cancelling it mid-post could
+        leave a message on Discord we do not know about)."""
+        if self._painter is not None:
+            self._finishing.set()
+            self._changed.set()
+            await self._painter
+            self._painter = None
+
+    async def finish(self, note: str | None = None) -> None:
+        """Show the whole answer as its final messages, with `note` after it if given.
+
+        Returns once every message of the answer is posted, in order; the last edits
+        of messages posted earlier are then under way in `final_edits` (None if there
+        are none), unpaced. Every posted message gets its last edit attempted, whatever
+        failed before."""
+        self.final_pass = True
+        await self.stop_painting()
+        chunks = self.final_chunks + self.splitter.finish()
+        if note is not None:
+            if chunks and len(chunks[-1]) + 1 + len(note) <= DISCORD_MESSAGE_LIMIT:
+                chunks[-1] = f"{chunks[-1]}\n{note}"
+            else:
+                chunks.append(note)
+        for text in chunks[len(self.posted) :]:
+            if self.failed or self.stopped or await self._send(text, silent=False) is None:
+                break
+        self.final = chunks[: len(self.posted)]
+        edits = [(i, text) for i, text in enumerate(self.final) if self.shown[i] != text]
+        if edits:
+            self.final_edits = asyncio.create_task(self._edit_all(edits))
+
+    async def _paint_while_streaming(self) -> None:
+        while True:
+            await self._changed.wait()
+            if self.posted:
+                # Wait for the channel's pace before looking, so the edit shows the
+                # newest text; stop waiting when the answer is complete.
+                await self._paced()
+            self._changed.clear()
+            if self._finishing.is_set() or self.failed or self.stopped:
+                return  # `finish` still edits what was posted
+            preview = self.splitter.preview()
+            wanted = self.final_chunks + ([preview + WRITING_MARKER] if preview else [])
+            await self._show(wanted)
+
+    async def _paced(self) -> bool:
+        """Wait until the pacer lets an in-between edit go; False if the answer
+        became complete meanwhile (its final edits never wait)."""
+        delay = self.pacer.delay()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finishing.wait(), delay)
+        return not self._finishing.is_set()
+
+    async def _show(self, wanted: list[str]) -> None:
+        """Make the posted messages show `wanted` while the answer streams (edits keep
+        the channel's pace), posting new ones as needed."""
+        for index, text in enumerate(wanted):
+            if self.failed or self.stopped:
+                return
+            if index == len(self.posted):
+                if await self._send(text, silent=False) is None:
+                    return
+            elif self.shown[index] != text:
+                if not await self._paced() or not await self._edit(index, text):
+                    return
+
+    async def _edit_all(self, edits: list[tuple[int, str]]) -> None:
+        """The last edits: each is attempted even if one before it failed."""
+        for index, text in edits:
+            if self.stopped:
+                return
+            await self._edit(index, text)
+
+    async def _edit(self, index: int, text: str) -> bool:
+        """Make posted message `index` show `text`; whether Discord accepted it."""
+        self.pacer.record()
+        try:
+            await self._retrying(lambda: self.posted[index].edit(content=text))
+        except REQUEST_FAILURES as error:
+            self._refused("edit", error)
+            return False
+        self.shown[index] = text
+        return True
+
+    async def _send(self, text: str, *, silent: bool) -> discord.Message | None:
+        """Post `text`: the one way this reply reaches Discord. The first message
+        replies to the user's message without pinging, if Discord lets it; None if
+        Discord refused."""
+        channel = self.channel
+        as_reply = not self.posted and channel is self.message.channel and self._may_reply()
+        # Discord enforces the nonce for a few minutes: a retried post that did land
+        # the first time returns that message instead of posting it twice.
+        nonce = uuid.uuid4().hex[:25]
+        options = {"silent": silent, "nonce": nonce}
+        if as_reply:
+            options |= {
+                "reference": self.message.to_reference(fail_if_not_exists=False),
+                "mention_author": False,
+            }
+        self.pacer.record()
+        try:
+            sent = await self._retrying(lambda: channel.send(text, **options))
+        except REQUEST_FAILURES as error:
+            if as_reply and missing_permission(error, channel) == HISTORY:
+                self._lacks(HISTORY, error=error)
+                return await self._send(text, silent=silent)  # now without the reference
+            self._refused("post", error)
+            if not is_transient(error):
+                self.failed = True
+            return None
+        self.posted.append(sent)
+        self.shown.append(text)
+        return sent
+
+    def _may_reply(self) -> bool:
+        """Whether a reply (with a reference) may work: not where the bot is known to
+        lack Read Message History (Discord refuses replies there: 403 / 160002)."""
+        if self.warnings.lacks(channel_id := self.message.channel.id, HISTORY):
+            return False
+        guild = self.message.guild
+        permissions_for = getattr(self.message.channel, "permissions_for", None)
+        if guild is None or guild.me is None or permissions_for is None:
+            return True
+        if permissions_for(guild.me).read_message_history:
+            return True  # the cache may be stale: a refusal is still handled
+        self._lacks(HISTORY, channel_id)
+        return False
+
+    def _lacks(
+        self, permission: str, channel_id: int | None = None, error: Exception | None = None
+    ) -> None:
+        consequence = CONSEQUENCES[permission]
+        if isinstance(error, discord.HTTPException):
+            consequence += f" (Discord error {error.code})"
+        self.warnings.missing(
+            self.channel.id if channel_id is None else channel_id,
+            permission,
+            consequence,
+        )
+
+    async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
+        """`request()`, tried again after each of `retry_delays` while it fails
+        transiently; the last failure is raised. One that Discord leaves unanswered
+        for REQUEST_TIMEOUT seconds raises NoAnswerFromDiscord and is not tried again:
+        the channel moves on."""
+        for delay in self.retry_delays:
+            try:
+                return await self._timed(request)
+            except REQUEST_FAILURES as error:
+                if not is_transient(error):
+                    raise
+                log.info(
+                    "channel %s: Discord failed transiently (%s); trying again in %.1f s",
+                    getattr(self.channel, "id", None),
+                    describe(error),
+                    delay,
+                )
+            await asyncio.sleep(delay)
+        return await self._timed(request)
+
+    @staticmethod
+    async def _timed(request: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                return await request()
+        except TimeoutError:
+            raise NoAnswerFromDiscord from None
+
+    def _refused(self, what: str, error: Exception) -> None:
+        channel = self.channel
+        if isinstance(error, discord.HTTPException) and error.code in CHANNEL_GONE:
+            self.stopped = self.failed = True
+        if isinstance(error, discord.NotFound) and error.code == UNKNOWN_MESSAGE:
+            # Deleted while the answer was being written: the person wants it gone.
+            self.stopped = self.failed = self.withdrawn = True
+            log.info("channel %s: the answer was deleted while it was written", channel.id)
+            return
+        if (permission := missing_permission(error, channel)) is not None:
+            self._lacks(permission, error=error)
+            return
+        log.warning("channel %s: could not %s the answer (%s)", channel.id, what, describe(error))
+
+
+# Discord's error codes for a channel that is no longer there for the bot (Unknown
+# Channel, Missing Access): nothing more can be posted or edited in it.
+CHANNEL_GONE = frozenset({10003, 50001})
+
+# What the bot does without each permission, for the log line naming it.
+CONSEQUENCES = {
+    HISTORY: "answers are posted as plain messages instead of replies, and the "
+    "conversation cannot be read back after a restart",
+    "View Channel": "it cannot post there",
+    "Send Messages": "it cannot answer there",
+    "Send Messages in Threads": "it cannot answer in threads there",
+}
+
+
+def describe(error: Exception) -> str:
+    """A short description of a failed Discord request for the log (no page bodies)."""
+    if isinstance(error, discord.HTTPException):
+        # An edge proxy's error page (Cloudflare's HTML) says nothing the status does not.
+        text = "an HTML error page" if error.text.lstrip().startswith("<") else error.text
+        return f"{error.status} {error.code}: {text[:200]}"
+    return repr(error)
+
+
+@contextlib.asynccontextmanager
+async def show_typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
+    """Show "typing..." in `channel` while the block runs.
+
+    The indicator is sent from a task of its own, so the block (the model call) never
+    waits for a round trip to Discord; a channel that refuses is left alone.
+    """
+
+    sending = asyncio.Lock()
+
+    async def keep_typing() -> None:
+        try:
+            while True:
+                async with sending:
+                    await channel.typing()  # lasts about 10 s on Discord's side
+                await asyncio.sleep(8)
+        except discord.HTTPException as error:
+            log.debug("could not show typing: %s", error)
+
+    task = asyncio.create_task(keep_typing())
+    try:
+        yield
+    finally:
+        # An indicator that reached Discord after the answer would show "typing..."
+        # for 10 s more, so let one in flight land first.
+        async with sending:
+            task.cancel()

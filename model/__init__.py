@@ -1,0 +1,2 @@
+"""The model side: the chat-completions client, its retries and failures, the context
+window, reasoning text."""

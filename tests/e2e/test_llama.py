@@ -1,0 +1,197 @@
+"""The real bot against a real llama.cpp server (llama-cpp-python, tiny random model).
+
+What a new user meets when OPENAI_BASE_URL points at llama.cpp: answers posted streamed
+and whole, the reply cap honoured, a long conversation past the 2048-token window still
+answered, two speakers told apart, a server killed mid-stream, a stalled stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from config import DEFAULT_SYSTEM_PROMPT
+from conversation.answers import CUT_BY_CAP_NOTE
+from tests.helpers import MARKER, final_messages, replies, until
+from tests.llama_server import LlamaServer, write_tiny_model
+from tests.standins.discord_standin import DiscordStandIn
+
+SILENT = 1 << 12  # SUPPRESS_NOTIFICATIONS: the bot's notices, never its answers
+ANSWERED = re.compile(r"answered channel=\d+ prompt_tokens=(\d+) completion_tokens=(\d+)")
+
+
+def llama_settings(server: LlamaServer, **overrides: str) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_MODEL": server.model,
+        "OPENAI_TIMEOUT": "30",
+        **overrides,
+    }
+
+
+def is_answer(message: dict) -> bool:
+    """A real answer: posted as a reply, not a silent notice, no note of failure."""
+    return (
+        not message.get("flags", 0) & SILENT
+        and bool(message["content"].strip())
+        and "⚠️" not in message["content"]
+    )
+
+
+@pytest.fixture(scope="module")
+def endless_llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """A second llama.cpp server whose model never ends its answers by itself (an
+    end-of-turn bias of -30), so a stream runs until its cap: time to kill or stall it."""
+    directory = tmp_path_factory.mktemp("endless-llama")
+    model = write_tiny_model(directory / "endless.gguf", eos_bias=-30.0)
+    server = LlamaServer(model, directory / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.resume()
+        server.stop()
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+async def test_an_answer_is_posted(
+    start_bot, discord_api: DiscordStandIn, llama_server: LlamaServer, stream: str
+) -> None:
+    await start_bot(**llama_settings(llama_server, STREAM_REPLIES=stream))
+    said = await discord_api.user_says("general", "alice", "hello there")
+    [answer] = await final_messages(discord_api, "general", 1)
+    [message] = discord_api.bot_messages("general")
+    assert is_answer(message), answer
+    assert message["message_reference"]["message_id"] == said["id"]
+
+
+async def test_the_reply_cap_is_honoured(
+    start_bot, discord_api: DiscordStandIn, llama_server: LlamaServer, caplog
+) -> None:
+    caplog.set_level("INFO")
+    await start_bot(**llama_settings(llama_server, MAX_REPLY_TOKENS="4"))
+    # The tiny model's answers run 1 to 75 tokens (median about 10) by themselves.
+    for n in range(5):
+        await discord_api.user_says("general", "alice", f"question {n}")
+        await replies(discord_api, "general", n + 1)
+    await until(lambda: len(ANSWERED.findall(caplog.text)) == 5)
+    counts = [int(completion) for _, completion in ANSWERED.findall(caplog.text)]
+    assert all(count <= 4 for count in counts), counts
+    for message, count in zip(discord_api.bot_messages("general"), counts, strict=True):
+        if message["content"].endswith(CUT_BY_CAP_NOTE):
+            assert count == 4
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+async def test_twenty_turns_past_the_window_keep_being_answered(
+    start_bot, discord_api: DiscordStandIn, llama_server: LlamaServer, caplog, stream: str
+) -> None:
+    # The owner believes the window is 4096; the server's is 2048, and its tokenizer
+    # counts several times what the bot's tiktoken estimate does.
+    await start_bot(
+        **llama_settings(
+            llama_server, MAX_CONTEXT_TOKENS="4096", MAX_REPLY_TOKENS="64", STREAM_REPLIES=stream
+        )
+    )
+    text = "Tell me more about the history of tea and the places where it grows best. " * 2
+    turns = 20
+    for n in range(turns):
+        await discord_api.user_says("general", "alice", f"{n}: {text}")
+        await final_messages(discord_api, "general", n + 1)
+    messages = discord_api.bot_messages("general")
+    assert len(messages) == turns
+    assert all(not m.get("flags", 0) & SILENT for m in messages)  # no failure notices
+    assert "found the prompt too long" in caplog.text  # the window was passed, and learnt
+
+
+async def test_two_speakers_are_told_apart_in_what_the_model_receives(
+    start_bot, discord_api: DiscordStandIn, llama_server: LlamaServer, caplog
+) -> None:
+    caplog.set_level("INFO")
+    await start_bot(**llama_settings(llama_server, MAX_REPLY_TOKENS="8"))
+    await discord_api.user_says("general", "alice", "I like tea.")
+    [first] = await replies(discord_api, "general")
+    await discord_api.user_says("general", "bob", "I like coffee.")
+    await replies(discord_api, "general", 2)
+    await until(lambda: len(ANSWERED.findall(caplog.text)) == 2)
+    received = int(ANSWERED.findall(caplog.text)[-1][0])  # the server's own count
+
+    # The same conversation sent straight to the server, with and without the speakers
+    # in the text: the bot's request is counted as the one with them. (The server's
+    # chat template drops `name`, so without them the model could not tell.)
+    async def counted(alice: str, bob: str) -> int:
+        async with openai.AsyncOpenAI(base_url=llama_server.base_url, api_key="x") as client:
+            answer = await client.chat.completions.create(
+                model=llama_server.model,
+                max_tokens=1,
+                messages=[
+                    {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+                    {"role": "user", "content": alice},
+                    {"role": "assistant", "content": first["content"]},
+                    {"role": "user", "content": bob},
+                ],
+            )
+        assert answer.usage is not None
+        return answer.usage.prompt_tokens
+
+    labelled = await counted("Alice: I like tea.", "Zoe: I like coffee.")
+    unlabelled = await counted("I like tea.", "I like coffee.")
+    assert received == labelled != unlabelled
+
+
+async def test_a_server_killed_mid_stream(
+    start_bot, discord_api: DiscordStandIn, endless_llama: LlamaServer
+) -> None:
+    await start_bot(**llama_settings(endless_llama, MAX_REPLY_TOKENS="1500", STREAM_REPLIES="true"))
+    await discord_api.user_says("general", "alice", "go on and on")
+    await discord_api.wait_for(lambda: discord_api.posts("general"), timeout=30)
+    try:
+        await asyncio.to_thread(endless_llama.kill)
+        [shown] = await final_messages(discord_api, "general", 1)
+        assert shown.endswith(
+            "-# ⚠️ The answer was cut off: I couldn't reach the model service. "
+            "Please try again in a little while."
+        )
+        assert not shown.startswith("-#")  # the text that arrived stays visible
+    finally:
+        # Not in a worker thread: the server is told to die with the thread that
+        # started it (PR_SET_PDEATHSIG), and asyncio's worker threads end when idle.
+        endless_llama.restart()
+    await discord_api.user_says("general", "alice", "and now?")
+    await final_messages(discord_api, "general", 2)  # the whole answer, up to its cap
+    answer = discord_api.bot_messages("general")[-1]
+    assert not answer.get("flags", 0) & SILENT  # answered again after the restart
+
+
+async def test_a_stalled_stream_ends_within_the_deadline(
+    start_bot, discord_api: DiscordStandIn, endless_llama: LlamaServer, caplog
+) -> None:
+    deadline = 3.0
+    await start_bot(
+        **llama_settings(
+            endless_llama,
+            MAX_REPLY_TOKENS="1500",
+            STREAM_REPLIES="true",
+            OPENAI_TIMEOUT=str(deadline),
+        )
+    )
+    await discord_api.user_says("general", "alice", "go on and on")
+    await discord_api.wait_for(lambda: discord_api.posts("general"), timeout=30)
+    endless_llama.pause()  # the connection stays open; nothing more comes
+    paused = time.monotonic()
+    try:
+        [shown] = await final_messages(discord_api, "general", 1)
+        waited = time.monotonic() - paused
+    finally:
+        endless_llama.resume()
+    assert shown.endswith(
+        f"-# ⚠️ The answer was cut off: the model stopped writing for {deadline:g} seconds."
+    )
+    assert not shown.endswith(MARKER)
+    assert waited < deadline + 2.5
+    assert f"the answer stopped for {deadline:g} s (OPENAI_TIMEOUT)" in caplog.text
