@@ -31,15 +31,18 @@ from memory import MIN_HISTORY_BUDGET, ChannelMemory, Prompt, PromptBuilder
 from model.client import RETRACT, Answer, ChatModel, DeadlinePassed, EmptyAnswer
 from model.context_window import ContextWindow
 from model.failures import Cause, Failure, UnreadableReply, classify, user_message
+from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, counts_exactly
 
 log = logging.getLogger("chatbot")
 
-CUT_BY_CAP_NOTE = "-# ⚠️ Cut off: the answer reached the reply length limit (MAX_REPLY_TOKENS)."
-NO_FINISH_NOTE = (
-    "-# ⚠️ This answer may be incomplete: the model service ended it without saying it was finished."
+CUT_BY_CAP_NOTE = subtext(
+    "⚠️ Cut off: the answer reached the reply length limit (MAX_REPLY_TOKENS)."
 )
-FILTERED_NOTE = "-# ⚠️ Cut off by the model's content filter."
+NO_FINISH_NOTE = subtext(
+    "⚠️ This answer may be incomplete: the model service ended it without saying it was finished."
+)
+FILTERED_NOTE = subtext("⚠️ Cut off by the model's content filter.")
 
 
 def finish_note(finish_reason: str | None) -> str | None:
@@ -225,7 +228,7 @@ class Answers:
             else:
                 log.warning("channel %s: the answer stream broke: %r", reply.channel.id, error)
                 why = user_message(classify(error, deadline=self.settings.openai_timeout))
-            note = "\n".join(filter(None, [f"-# ⚠️ The answer was cut off: {why}", note]))
+            note = "\n".join(filter(None, [subtext(f"⚠️ The answer was cut off: {why}"), note]))
             answer = Answer(reply.text, None, None, "interrupted")
             self._charge(reply, prompt, answer, asked)
         else:

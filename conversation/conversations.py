@@ -50,13 +50,16 @@ from discord_side.replies import PermissionWarnings, Reply
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from model.client import Answer, ChatModel
 from store import Store, StoreError
+from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, TokenCounter, TokenCounters, encoding_name_for_model
 
 log = logging.getLogger("chatbot")
 
-SHORTENED_NOTE = "-# Your message was too long for me to read whole; I answered its beginning."
-NO_VISION_NOTE = "-# This model can't see pictures, so I answered from the text alone."
-SHUTDOWN_NOTE = "-# ⚠️ The bot is shutting down; this answer was cut off."
+SHORTENED_NOTE = subtext(
+    "Your message was too long for me to read whole; I answered its beginning."
+)
+NO_VISION_NOTE = subtext("This model can't see pictures, so I answered from the text alone.")
+SHUTDOWN_NOTE = subtext("⚠️ The bot is shutting down; this answer was cut off.")
 SHUTDOWN_NOTICE = "The bot is shutting down, so I couldn't answer this. Please ask again later."
 # On shutdown, answers in flight get this many seconds to finish before they are cut
 # off (then their final edits may take a few seconds more: Discord is still there).

@@ -47,6 +47,7 @@ from text.attachments import (
     read_text_file,
     too_large,
 )
+from text.markdown import subtext
 from text.tokens import TokenCounter
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ DOWNLOAD_TIMEOUT = 20.0  # seconds for one file from Discord's CDN
 IMAGE_SHARE = 0.5  # of the history budget, at most, for one message's images
 # Parts are joined by blank lines, which can also merge with a neighbour's tokens.
 SEPARATOR_ROOM = 8
-NOTE_PREFIX = "-# "  # Discord's small grey "subtext" line, as for the bot's other notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ class Files:
             if tell_no_vision or skipped.kind is not SkipKind.NO_VISION
         ]
         lines += [describe_shortened(part) for part in self.shortened]
-        return [NOTE_PREFIX + line for line in lines]
+        return [subtext(line) for line in lines]
 
 
 class FileReader:
