@@ -3,7 +3,7 @@
 Discord keeps every message, so the bot needs no database for continuity: the first
 time it needs a channel's memory, it reads the recent history back (newest first,
 until the prompt budget is full or the bot's own "conversation reset" message is
-reached) and rebuilds the turns. A message's attachments are read again (files.py) into
+reached) and rebuilds the turns. A message's attachments are read again (downloads.py) into
 the same turn; images are fetched again only for the newest IMAGE_TURNS messages with
 images, as the memory keeps them, and older ones keep their "[image: name]" line.
 With MEMORY_STRATEGY=summarize, a channel's stored summary (summaries.py) stands for its
@@ -60,20 +60,100 @@ async def read_back(
     came from. Raises discord.HTTPException if the history cannot be read (and whatever
     a malformed payload makes discord.py raise).
     """
-    newest_first: list[Turn] = []
-    tokens = 0
-    parts: list[discord.Message] = []  # the bot's messages of one answer, newest first
-    image_turns = 0  # messages whose images were fetched again
-    read = 0
+    reading = _Reading(bot_id, prompts, budget, remembered, files)
+    return await reading.read(channel, before, after)
 
-    def answer() -> Turn | None:
+
+class _Reading:
+    """One read-back: the turns found so far, newest first, and the bot's messages of
+    the answer being gathered."""
+
+    def __init__(
+        self,
+        bot_id: int,
+        prompts: PromptBuilder,
+        budget: int,
+        remembered: Callable[[discord.Message], Awaitable[bool]],
+        files: FileReader | None,
+    ) -> None:
+        self.bot_id = bot_id
+        self.prompts = prompts
+        self.budget = budget
+        self.remembered = remembered
+        self.files = files
+        self.newest_first: list[Turn] = []
+        self.tokens = 0
+        self.parts: list[discord.Message] = []  # the bot's messages of one answer, newest first
+        self.image_turns = 0  # messages whose images were fetched again
+
+    async def read(
+        self, channel: discord.abc.Messageable, before: discord.Message | None, after: int | None
+    ) -> list[Turn]:
+        read = 0
+        async for message in channel.history(limit=MAX_MESSAGES_READ, before=before):
+            if after is not None and message.id <= after:
+                break  # the summary tells the rest (and a thread's starter came first)
+            read += 1
+            if await self._take(message):
+                break
+            if self.tokens >= self.budget:
+                return self.newest_first[::-1]
+        else:  # the whole history was read: a thread's oldest part is where it started
+            if read < MAX_MESSAGES_READ:
+                await self._take_start(channel, before)
+                return self.newest_first[::-1]
+        # Posted plain, or begun before the reset.
+        if self.parts and (oldest := self._assistant_turn()):
+            self.newest_first.append(oldest)
+        return self.newest_first[::-1]
+
+    async def _take(self, message: discord.Message) -> bool:
+        """Add `message` to the turns; True if it is the reset boundary (read no further)."""
+        if message.flags.has_thread:
+            return False  # it opened a thread: it is that thread's conversation
+        if message.author.id == self.bot_id:
+            if is_reset_boundary(message, self.bot_id):
+                return True
+            if message.flags.suppress_notifications or not message.content:
+                return False
+            self.parts.append(message)
+            if message.reference is not None:  # else a later part: its first is still to come
+                self._add(self._assistant_turn())
+            return False
+        text = message.clean_content.strip()
+        if (text or (self.files and message.attachments)) and await self.remembered(message):
+            # An answer posted plain ends at the question before it.
+            if self.parts and (plain := self._assistant_turn()):
+                self._add(plain)
+            self._add(await self._user_turn(message, opening_text(message, text)))
+        return False
+
+    async def _take_start(
+        self, channel: discord.abc.Messageable, before: discord.Message | None
+    ) -> None:
+        """The oldest turns of a history read whole: a thread's first answer (no reply)
+        and the message the thread was started from."""
+        if self.parts and (opening := self._assistant_turn()):
+            self.newest_first.append(opening)
+        starter = await _starter_message(channel, before)
+        if starter is not None and (text := starter.clean_content.strip()):
+            if await self.remembered(starter) and (turn := await self._user_turn(starter, text)):
+                self.newest_first.append(turn)
+
+    def _add(self, turn: Turn | None) -> None:
+        if turn is not None:
+            self.newest_first.append(turn)
+            self.tokens += turn.tokens
+
+    def _assistant_turn(self) -> Turn | None:
         """The answer made of `parts`; None when the message it answered was deleted
         (the answer may well repeat it, and it is forgotten with it when live)."""
+        parts = self.parts
         first = parts[-1]
         reference = first.reference
         # A message whose last edit Discord refused may still end in the writing marker.
         text = "\n".join(m.content.removesuffix(WRITING_MARKER) for m in reversed(parts))
-        turn, _ = prompts.turn("assistant", text)
+        turn, _ = self.prompts.turn("assistant", text)
         turn = dataclasses.replace(
             turn,
             message_ids=tuple(m.id for m in reversed(parts)),
@@ -84,68 +164,27 @@ async def read_back(
             return None
         return turn
 
-    async def user_turn(message: discord.Message, text: str) -> Turn | None:
-        nonlocal image_turns
+    async def _user_turn(self, message: discord.Message, text: str) -> Turn | None:
         author = message.author
         name = speaker_name(author.display_name, author.id)
         images: tuple[ImagePart, ...] = ()
         names: tuple[str, ...] = ()
+        files = self.files
         if files is not None and message.attachments:
             fetch_images = files.vision and has_images(message.attachments)
-            fetch_images = fetch_images and image_turns < IMAGE_TURNS
-            image_turns += fetch_images
+            fetch_images = fetch_images and self.image_turns < IMAGE_TURNS
+            self.image_turns += fetch_images
             got = await files.read(
                 message.attachments,
-                text_tokens=prompts.counter.count_message("user", text, name),
+                text_tokens=self.prompts.counter.count_message("user", text, name),
                 images=fetch_images,
             )
             text = "\n\n".join(filter(None, [text, got.text]))
             images, names = got.images, got.names
         if not text:
             return None
-        turn, _ = prompts.turn("user", text, name, images, names)
+        turn, _ = self.prompts.turn("user", text, name, images, names)
         return dataclasses.replace(turn, message_ids=(message.id,))
-
-    async for message in channel.history(limit=MAX_MESSAGES_READ, before=before):
-        if after is not None and message.id <= after:
-            break  # the summary tells the rest (and a thread's starter came first)
-        read += 1
-        if message.flags.has_thread:
-            continue  # it opened a thread: it is that thread's conversation
-        turn: Turn | None = None
-        if message.author.id == bot_id:
-            if is_reset_boundary(message, bot_id):
-                break
-            if message.flags.suppress_notifications or not message.content:
-                continue
-            parts.append(message)
-            if message.reference is None:
-                continue  # a later part of an answer; its first part is still to come
-            turn = answer()
-        elif (
-            (text := message.clean_content.strip()) or (files and message.attachments)
-        ) and await remembered(message):
-            if parts and (plain := answer()):  # an answer posted plain ends here
-                newest_first.append(plain)
-                tokens += plain.tokens
-            turn = await user_turn(message, opening_text(message, text))
-        if turn is not None:
-            newest_first.append(turn)
-            tokens += turn.tokens
-        if tokens >= budget:
-            return newest_first[::-1]
-    else:  # the whole history was read: a thread's oldest part is where it started
-        if read < MAX_MESSAGES_READ:
-            if parts and (opening := answer()):  # a thread's first answer is no reply
-                newest_first.append(opening)
-            starter = await _starter_message(channel, before)
-            if starter is not None and (text := starter.clean_content.strip()):
-                if await remembered(starter) and (turn := await user_turn(starter, text)):
-                    newest_first.append(turn)
-            return newest_first[::-1]
-    if parts and (oldest := answer()):  # posted plain, or began before the reset
-        newest_first.append(oldest)
-    return newest_first[::-1]
 
 
 async def _starter_message(
