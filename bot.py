@@ -25,20 +25,11 @@ from conversation.audience import Audience, is_conversation
 from conversation.conversations import Conversations
 from discord_side.commands import COMMANDS, ChatTree, ModelList
 from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
-from discord_side.threads import Threads, opening_text
+from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
+from discord_side.threads import answer_channel, opening_text
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
-
-# What the bot needs in a channel (for the invite link): see it, read it back (replies
-# need it), post in channels and threads, start a thread per question (thread mode).
-PERMISSIONS = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    read_message_history=True,
-)
 
 
 class ChatBot(discord.Client):
@@ -61,7 +52,6 @@ class ChatBot(discord.Client):
         )
         self.settings = settings
         self.audience = Audience(settings)
-        self.threads = Threads(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
         self._conversations: Conversations | None = None
         self._closing: asyncio.Future[None] | None = None
@@ -104,7 +94,9 @@ class ChatBot(discord.Client):
     async def on_ready(self) -> None:
         assert self.user is not None
         scopes = ("bot", "applications.commands")
-        invite = discord.utils.oauth_url(self.user.id, permissions=PERMISSIONS, scopes=scopes)
+        invite = discord.utils.oauth_url(
+            self.user.id, permissions=INVITE_PERMISSIONS, scopes=scopes
+        )
         log.info(
             "Connected as %s (id %s) to %d server(s), model %s. Invite link: %s",
             *(self.user, self.user.id, len(self.guilds), self.settings.openai_model, invite),
@@ -119,23 +111,23 @@ class ChatBot(discord.Client):
         assert self.user is not None
         text = opening_text(message, text)  # a forum post: its title, then its first message
         conversations = await self.conversations()
+        warnings = conversations.permission_warnings
         verdict = await conversations.judge(message, self.user)
-        if verdict.answer and not self.threads.may_answer_in(message.channel):
+        if verdict.answer and not may_answer_in(message.channel, warnings):
             verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own
-                channel = await self.threads.answer_channel(
-                    message, text, self.user, verdict.reply_to
-                )
+                channel = await answer_channel(message, text, self.user, verdict.reply_to, warnings)
             await conversations.receive(message, text, verdict, channel)
 
     # Raw events: discord.py fires them whether or not the thread or message is in its
     # cache (on_thread_delete, on_message_delete and on_message_edit need it there).
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        self.threads.forget(payload.thread_id)
-        (await self.conversations()).forget_channel(payload.thread_id)
+        conversations = await self.conversations()
+        conversations.permission_warnings.forget(payload.thread_id)
+        conversations.forget_channel(payload.thread_id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         (await self.conversations()).forget(payload.channel_id, {payload.message_id})

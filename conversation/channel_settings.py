@@ -187,32 +187,6 @@ def persona_refusal(persona_tokens: int, prompt_budget: int) -> str | None:
     )
 
 
-def change_refusal(
-    target: ScopeTarget,
-    *,
-    in_dm: bool,
-    is_admin: bool,
-    manage_channels: bool,
-    manage_guild: bool,
-) -> str | None:
-    """Why this person may not change settings at `target`, in one line, or None.
-
-    Manage Channels for a channel's (or thread's) settings, Manage Server for the
-    server's defaults, ADMIN_USER_IDS everywhere; in a DM, its person for that DM.
-    """
-    if in_dm:
-        if target == "server":
-            return "There is no server here: in a DM, use scope channel (this DM)."
-        return None
-    if is_admin:
-        return None
-    if target == "server" and not manage_guild:
-        return "You need the Manage Server permission to change the server's defaults."
-    if target == "channel" and not manage_channels:
-        return "You need the Manage Channels permission to change this channel's settings."
-    return None
-
-
 def reply_to_refusal(mode: str, place: Place, target: ScopeTarget) -> str | None:
     """Why reply mode `mode` may not be set at `target` from `place`, in one line, or None.
 

@@ -45,8 +45,9 @@ from conversation.summaries import Summarizer
 from conversation.usage import UsageLedger
 from discord_side.downloads import FileReader, Files
 from discord_side.pacing import ChannelPacer
+from discord_side.permissions import PermissionWarnings
 from discord_side.readback import read_back
-from discord_side.replies import PermissionWarnings, Reply
+from discord_side.replies import Reply
 from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
 from model.client import Answer, ChatModel
 from store import Store, StoreError

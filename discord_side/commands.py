@@ -2,8 +2,8 @@
 is its description, listed in `COMMANDS`.
 
 /settings (per channel, per server, per DM: channel_settings.py) and /usage (usage.py)
-are command groups; who may change what is decided by `change_refusal`, in the
-handler, since `default_permissions` only hides a command and /settings show and
+are command groups; who may use which command is checked by the decorators of
+permissions.py, since `default_permissions` only hides a command and /settings show and
 /usage me are for everyone.
 
 `ChatTree` applies the access rules to every command, as to messages, and answers a
@@ -31,7 +31,6 @@ from conversation.channel_settings import (
     Place,
     ScopeTarget,
     SettingKey,
-    change_refusal,
     describe,
     model_suggestions,
     persona_refusal,
@@ -39,6 +38,7 @@ from conversation.channel_settings import (
     show,
 )
 from conversation.usage import REPORT_DAYS, Prices, personal_report, server_report, usage_csv
+from discord_side import permissions
 from discord_side.readback import RESET_MESSAGE
 from store import StoreError
 
@@ -95,30 +95,12 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
             await interaction.response.send_message(text, ephemeral=True)
 
 
-def may_reset(interaction: discord.Interaction[ChatBot]) -> bool:
-    """RESET_PERMISSION: Manage Messages in a server (unless `everyone`); anyone in a DM.
-
-    Raises `CheckFailure` worded for the user when refused.
-    """
-    if interaction.channel_id is None:
-        raise app_commands.CheckFailure("I can't tell which conversation to reset here.")
-    if (
-        interaction.guild is None
-        or interaction.client.settings.reset_permission == "everyone"
-        or interaction.permissions.manage_messages
-    ):
-        return True
-    raise app_commands.CheckFailure(
-        "You need the Manage Messages permission to reset the conversation here."
-    )
-
-
 @app_commands.command()
-@app_commands.check(may_reset)
+@permissions.can_reset()
 async def reset(interaction: discord.Interaction[ChatBot]) -> None:
     """Forget this channel's conversation."""
     conversations = await interaction.client.conversations()
-    assert interaction.channel_id is not None  # checked by may_reset
+    assert interaction.channel_id is not None  # checked by permissions.may_reset
     conversations.reset(interaction.channel_id)
     log.info("channel %s: conversation reset by %s", interaction.channel_id, interaction.user.id)
     # A visible message: it marks the boundary that read-back never crosses.
@@ -175,22 +157,6 @@ def _where(place: Place, scope: ScopeTarget) -> str:
     if scope == "server":
         return "this server (its default)"
     return "this thread" if place.parent_id is not None else "this channel"
-
-
-async def _refused(interaction: discord.Interaction[ChatBot], scope: ScopeTarget) -> bool:
-    """Answer a refusal (one private line) and return True if the user may not change
-    settings at `scope` here."""
-    permissions = interaction.permissions
-    refusal = change_refusal(
-        scope,
-        in_dm=interaction.guild is None,
-        is_admin=interaction.user.id in interaction.client.settings.access.admins,
-        manage_channels=permissions.manage_channels,
-        manage_guild=permissions.manage_guild,
-    )
-    if refusal is not None:
-        await interaction.response.send_message(refusal, ephemeral=True)
-    return refusal is not None
 
 
 async def _change(
@@ -254,14 +220,13 @@ async def settings_show(interaction: discord.Interaction[ChatBot]) -> None:
 
 @settings_group.command(name="persona")
 @app_commands.describe(text="The system prompt: who I am and how I answer", scope=SCOPE_HELP)
+@permissions.can_change_settings()
 async def settings_persona(
     interaction: discord.Interaction[ChatBot],
     text: app_commands.Range[str, 1, 4000],
     scope: ScopeChoice = "channel",
 ) -> None:
     """Set my persona (the system prompt)."""
-    if await _refused(interaction, scope):
-        return
     conversations = await interaction.client.conversations()
     effective = await conversations.channel_settings.effective(Place.of(interaction.channel))
     counter = await conversations.counters.for_model(effective.model)
@@ -275,12 +240,11 @@ async def settings_persona(
 
 @settings_group.command(name="model")
 @app_commands.describe(name="A model the model server offers", scope=SCOPE_HELP)
+@permissions.can_change_settings()
 async def settings_model(
     interaction: discord.Interaction[ChatBot], name: str, scope: ScopeChoice = "channel"
 ) -> None:
     """Set the model I answer with."""
-    if await _refused(interaction, scope):
-        return
     listed = await interaction.client.model_list.models(interaction)
     if listed is not None and name.strip() not in listed:
         # The server's list may have changed since it was read: check again.
@@ -316,14 +280,13 @@ async def _model_names(
     mode="all; mention: mentions, replies, DMs; thread, mention-thread: the same, each in a thread",
     scope=SCOPE_HELP,
 )
+@permissions.can_change_settings()
 async def settings_reply_to(
     interaction: discord.Interaction[ChatBot],
     mode: ReplyTo,
     scope: ScopeChoice = "channel",
 ) -> None:
     """Choose which messages I answer, and whether in threads."""
-    if await _refused(interaction, scope):
-        return
     refusal = reply_to_refusal(mode, Place.of(interaction.channel), scope)
     if refusal is not None:
         await interaction.response.send_message(refusal, ephemeral=True)
@@ -338,34 +301,33 @@ async def settings_reply_to(
 @app_commands.choices(
     level=[app_commands.Choice(name=v, value=v) for v in ("default", *REASONING_EFFORTS)]
 )
+@permissions.can_change_settings()
 async def settings_reasoning_effort(
     interaction: discord.Interaction[ChatBot], level: str, scope: ScopeChoice = "channel"
 ) -> None:
     """Set the reasoning effort sent to the model."""
-    if not await _refused(interaction, scope):
-        await _change(interaction, "reasoning_effort", None if level == "default" else level, scope)
+    await _change(interaction, "reasoning_effort", None if level == "default" else level, scope)
 
 
 @settings_group.command(name="streaming")
 @app_commands.describe(mode="on: show answers as they are written", scope=SCOPE_HELP)
+@permissions.can_change_settings()
 async def settings_streaming(
     interaction: discord.Interaction[ChatBot],
     mode: Literal["on", "off"],
     scope: ScopeChoice = "channel",
 ) -> None:
     """Show answers as they are written, or when complete."""
-    if not await _refused(interaction, scope):
-        await _change(interaction, "streaming", mode, scope)
+    await _change(interaction, "streaming", mode, scope)
 
 
 @settings_group.command(name="reset")
 @app_commands.describe(scope=SCOPE_HELP)
+@permissions.can_change_settings()
 async def settings_reset(
     interaction: discord.Interaction[ChatBot], scope: ScopeChoice = "channel"
 ) -> None:
     """Remove the settings made here, back to the inherited values."""
-    if await _refused(interaction, scope):
-        return
     conversations = await interaction.client.conversations()
     place = Place.of(interaction.channel)
     try:
@@ -418,17 +380,9 @@ async def usage_me(interaction: discord.Interaction[ChatBot]) -> None:
 
 
 @usage_group.command(name="server")
+@permissions.can_see_server_usage()
 async def usage_server(interaction: discord.Interaction[ChatBot]) -> None:
     """This server's top users and channels over 30 days, with a CSV export."""
-    if interaction.guild is None:
-        await interaction.response.send_message("This report is for servers.", ephemeral=True)
-        return
-    admins = interaction.client.settings.access.admins
-    if not interaction.permissions.manage_guild and interaction.user.id not in admins:
-        await interaction.response.send_message(
-            "You need the Manage Server permission to see the server's usage.", ephemeral=True
-        )
-        return
     await interaction.response.defer(ephemeral=True, thinking=True)
     conversations = await interaction.client.conversations()
     await conversations.usage.flush()

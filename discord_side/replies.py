@@ -1,21 +1,20 @@
-"""Everything the bot posts in answer to one user message goes through one `Reply`.
+"""A `Reply`: the Discord messages that show one answer to one user message.
 
-A `Reply` has one private send path (`_send`) for the whole answer, the streamed answer
-and silent notices, so the rules live in one place:
+Everything the bot posts for that message goes through the reply's one send path
+(`_send`): the whole answer, the streamed answer and silent notices, so the rules live
+in one place:
 
 * The first message is a reply to the user's message that pings nobody (the client's
   `allowed_mentions` is none; `mention_author=False`); later messages are plain.
 * A notice (an error, a limit) is posted with the silent flag
   (`SUPPRESS_NOTIFICATIONS`). That flag is also how history read-back knows a message
-  is no answer: notices are never part of the conversation (see history.py).
-* A transient failure (a 5xx discord.py does not retry itself, such as 503, a 429 it
-  gave up waiting out, or a dropped connection) is retried a few times with backoff
-  (`retry_delays`); every post carries a nonce that Discord enforces, so a retried
-  post that did land is not doubled.
+  is no answer: notices are never part of the conversation (see readback.py).
+* A transient failure is retried (failures.py); every post carries a nonce that Discord
+  enforces, so a retried post that did land is not doubled.
 * The reply decoration is optional: when Discord refuses the reference (403 / 160002,
   the bot lacks Read Message History) or the cached permissions already say so, the
-  same message goes out plain. Each missing permission is logged once per channel,
-  by name (`PermissionWarnings`).
+  same message goes out plain. Each missing permission is logged once per channel
+  (permissions.py).
 * A post Discord refuses for good is logged, never raised, and nothing more is posted;
   an edit that fails is logged and the final edit is still attempted.
 
@@ -47,99 +46,35 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-import aiohttp
 import discord
 
+from discord_side.failures import (
+    CHANNEL_GONE,
+    REQUEST_FAILURES,
+    RETRY_DELAYS,
+    UNKNOWN_MESSAGE,
+    describe,
+    is_transient,
+    retrying,
+)
 from discord_side.pacing import ChannelPacer
+from discord_side.permissions import (
+    HISTORY,
+    PermissionWarnings,
+    may_reply,
+    missing_permission,
+    note_missing,
+)
 from text.splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter
 
 log = logging.getLogger(__name__)
 
 WRITING_MARKER = " ▌"  # shown at the end of a message that is still being written
-# Seconds to wait before each further attempt at a post or edit that failed transiently.
-RETRY_DELAYS = (0.5, 1.0, 2.0)
-# discord.py's HTTPClient.request already retries these statuses itself (five tries,
-# sleeping 1, 3, 5, 7 s): retrying them again would only stretch a long outage.
-RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
-# The most one post or edit may take, discord.py's own retries included (they sleep
-# 1 + 3 + 5 + 7 s): a request Discord leaves hanging must not hold the channel up.
-REQUEST_TIMEOUT = 20.0
-# Discord's answer to an edit of a message that no longer exists (deleted by a person).
-UNKNOWN_MESSAGE = 10008
-
-# Discord's JSON error codes (topics/opcodes-and-status-codes#json-json-error-codes)
-# that mean the bot lacks a permission in the channel, and which permission it is.
-MISSING_ACCESS = 50001
-MISSING_PERMISSIONS = 50013
-REPLY_WITHOUT_HISTORY = 160002  # "Cannot reply without permission to read message history"
-HISTORY = "Read Message History"
-
 T = TypeVar("T")
 
 
-class NoAnswerFromDiscord(Exception):
-    """Discord did not answer a post or edit within REQUEST_TIMEOUT seconds."""
-
-    def __init__(self) -> None:
-        super().__init__(f"Discord did not answer within {REQUEST_TIMEOUT:g} s")
-
-
-# How a post or edit can fail: Discord refuses, the connection breaks, or no answer.
-REQUEST_FAILURES = (discord.HTTPException, aiohttp.ClientError, NoAnswerFromDiscord)
-
-
-def is_transient(error: Exception) -> bool:
-    """Whether a failed Discord request may well succeed if tried again soon: a server
-    error discord.py did not already retry, a rate limit it gave up waiting out (it
-    raises the fifth 429 in a row), or a connection that broke."""
-    if isinstance(error, discord.DiscordServerError):
-        return error.status not in RETRIED_BY_DISCORD_PY
-    if isinstance(error, discord.HTTPException):
-        return error.status == 429
-    return isinstance(error, aiohttp.ClientError)
-
-
-def missing_permission(error: Exception, channel: object) -> str | None:
-    """The name of the permission a refusal says the bot lacks in `channel`, if any."""
-    if not isinstance(error, discord.Forbidden):
-        return None
-    if error.code == REPLY_WITHOUT_HISTORY:
-        return HISTORY
-    if error.code == MISSING_ACCESS:
-        return "View Channel"
-    if error.code == MISSING_PERMISSIONS:
-        in_thread = isinstance(channel, discord.Thread)
-        return "Send Messages in Threads" if in_thread else "Send Messages"
-    return None
-
-
-class PermissionWarnings:
-    """Logs each permission the bot lacks once per channel, with what it means."""
-
-    def __init__(self) -> None:
-        self._logged: set[tuple[int, str]] = set()
-
-    def missing(self, channel_id: int, permission: str, consequence: str) -> bool:
-        """Log that the bot lacks `permission` in the channel, unless already logged;
-        whether this call logged it."""
-        if (channel_id, permission) in self._logged:
-            return False
-        self._logged.add((channel_id, permission))
-        log.warning(
-            "channel %s: the bot lacks the %s permission there; %s",
-            channel_id,
-            permission,
-            consequence,
-        )
-        return True
-
-    def lacks(self, channel_id: int, permission: str) -> bool:
-        """Whether the bot is known to lack `permission` in the channel."""
-        return (channel_id, permission) in self._logged
-
-
 class Reply:
-    """The bot's messages answering `message`, whole, streamed or as a notice."""
+    """The Discord messages showing one answer to `message`: whole, streamed or a notice."""
 
     def __init__(
         self,
@@ -154,7 +89,7 @@ class Reply:
         `channel`: where to answer, if not in `message`'s channel (a thread started
         from it; there the answer is no reply, the thread shows the message on top);
         `retry_delays`: the waits before each further attempt at a transiently failed
-        post or edit; `warnings`: the conversations' log of missing permissions, which
+        post or edit; `warnings`: the bot's one log of missing permissions, which
         outlives one answer (a new one if not given)."""
         self.message = message
         self.pacer = pacer if pacer is not None else ChannelPacer()
@@ -338,7 +273,11 @@ class Reply:
         replies to the user's message without pinging, if Discord lets it; None if
         Discord refused."""
         channel = self.channel
-        as_reply = not self.posted and channel is self.message.channel and self._may_reply()
+        as_reply = (
+            not self.posted
+            and channel is self.message.channel
+            and may_reply(self.message, self.warnings)
+        )
         # Discord enforces the nonce for a few minutes: a retried post that did land
         # the first time returns that message instead of posting it twice.
         nonce = uuid.uuid4().hex[:25]
@@ -353,7 +292,7 @@ class Reply:
             sent = await self._retrying(lambda: channel.send(text, **options))
         except REQUEST_FAILURES as error:
             if as_reply and missing_permission(error, channel) == HISTORY:
-                self._lacks(HISTORY, error=error)
+                note_missing(self.warnings, channel.id, HISTORY, error)
                 return await self._send(text, silent=silent)  # now without the reference
             self._refused("post", error)
             if not is_transient(error):
@@ -363,59 +302,9 @@ class Reply:
         self.shown.append(text)
         return sent
 
-    def _may_reply(self) -> bool:
-        """Whether a reply (with a reference) may work: not where the bot is known to
-        lack Read Message History (Discord refuses replies there: 403 / 160002)."""
-        if self.warnings.lacks(channel_id := self.message.channel.id, HISTORY):
-            return False
-        guild = self.message.guild
-        permissions_for = getattr(self.message.channel, "permissions_for", None)
-        if guild is None or guild.me is None or permissions_for is None:
-            return True
-        if permissions_for(guild.me).read_message_history:
-            return True  # the cache may be stale: a refusal is still handled
-        self._lacks(HISTORY, channel_id)
-        return False
-
-    def _lacks(
-        self, permission: str, channel_id: int | None = None, error: Exception | None = None
-    ) -> None:
-        consequence = CONSEQUENCES[permission]
-        if isinstance(error, discord.HTTPException):
-            consequence += f" (Discord error {error.code})"
-        self.warnings.missing(
-            self.channel.id if channel_id is None else channel_id,
-            permission,
-            consequence,
-        )
-
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
-        """`request()`, tried again after each of `retry_delays` while it fails
-        transiently; the last failure is raised. One that Discord leaves unanswered
-        for REQUEST_TIMEOUT seconds raises NoAnswerFromDiscord and is not tried again:
-        the channel moves on."""
-        for delay in self.retry_delays:
-            try:
-                return await self._timed(request)
-            except REQUEST_FAILURES as error:
-                if not is_transient(error):
-                    raise
-                log.info(
-                    "channel %s: Discord failed transiently (%s); trying again in %.1f s",
-                    getattr(self.channel, "id", None),
-                    describe(error),
-                    delay,
-                )
-            await asyncio.sleep(delay)
-        return await self._timed(request)
-
-    @staticmethod
-    async def _timed(request: Callable[[], Awaitable[T]]) -> T:
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                return await request()
-        except TimeoutError:
-            raise NoAnswerFromDiscord from None
+        """`request()`, retried while it fails transiently (failures.retrying)."""
+        return await retrying(request, self.retry_delays, getattr(self.channel, "id", None))
 
     def _refused(self, what: str, error: Exception) -> None:
         channel = self.channel
@@ -427,32 +316,9 @@ class Reply:
             log.info("channel %s: the answer was deleted while it was written", channel.id)
             return
         if (permission := missing_permission(error, channel)) is not None:
-            self._lacks(permission, error=error)
+            note_missing(self.warnings, channel.id, permission, error)
             return
         log.warning("channel %s: could not %s the answer (%s)", channel.id, what, describe(error))
-
-
-# Discord's error codes for a channel that is no longer there for the bot (Unknown
-# Channel, Missing Access): nothing more can be posted or edited in it.
-CHANNEL_GONE = frozenset({10003, 50001})
-
-# What the bot does without each permission, for the log line naming it.
-CONSEQUENCES = {
-    HISTORY: "answers are posted as plain messages instead of replies, and the "
-    "conversation cannot be read back after a restart",
-    "View Channel": "it cannot post there",
-    "Send Messages": "it cannot answer there",
-    "Send Messages in Threads": "it cannot answer in threads there",
-}
-
-
-def describe(error: Exception) -> str:
-    """A short description of a failed Discord request for the log (no page bodies)."""
-    if isinstance(error, discord.HTTPException):
-        # An edge proxy's error page (Cloudflare's HTML) says nothing the status does not.
-        text = "an HTML error page" if error.text.lstrip().startswith("<") else error.text
-        return f"{error.status} {error.code}: {text[:200]}"
-    return repr(error)
 
 
 @contextlib.asynccontextmanager

@@ -18,13 +18,13 @@ from conversation.channel_settings import (
     MAX_SUGGESTIONS,
     ChannelSettings,
     Place,
-    change_refusal,
     model_suggestions,
     persona_refusal,
     reply_to_refusal,
     resolve,
 )
 from conversation.usage import Prices, UsageLedger, personal_report, usage_csv
+from discord_side.permissions import change_refusal
 from store import Scope, Store, Totals, UsageRow, UserTotals
 
 SETTINGS = load_settings({"DISCORD_BOT_TOKEN": "x", "OPENAI_API_KEY": "sk"})

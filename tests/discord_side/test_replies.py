@@ -15,17 +15,11 @@ from typing import Any
 
 import aiohttp
 import discord
-import pytest
 
+from discord_side.failures import describe, is_transient
 from discord_side.pacing import ChannelPacer
-from discord_side.replies import (
-    WRITING_MARKER,
-    PermissionWarnings,
-    Reply,
-    describe,
-    is_transient,
-    missing_permission,
-)
+from discord_side.permissions import PermissionWarnings
+from discord_side.replies import WRITING_MARKER, Reply
 from text.splitting import split_for_discord
 
 
@@ -253,28 +247,7 @@ def test_what_counts_as_transient() -> None:
     assert is_transient(http_error(discord.HTTPException, 429, 0, "You are being rate limited."))
 
 
-def test_refusals_name_the_missing_permission() -> None:
-    thread = SimpleNamespace()
-    assert missing_permission(reference_refused(), thread) == "Read Message History"
-    assert missing_permission(http_error(discord.Forbidden, 403, 50001, "x"), thread) == (
-        "View Channel"
-    )
-    assert missing_permission(http_error(discord.Forbidden, 403, 50013, "x"), thread) == (
-        "Send Messages"
-    )
-    assert missing_permission(server_error(), thread) is None
-
-
 def test_an_html_error_page_is_not_logged_whole() -> None:
     page = "<html><head><title>502 Bad Gateway</title></head>" + "x" * 5000
     error = http_error(discord.DiscordServerError, 502, 0, page)
     assert describe(error) == "502 0: an HTML error page"
-
-
-@pytest.mark.parametrize("permission", ["Read Message History", "Send Messages"])
-def test_each_missing_permission_is_logged_once_per_channel(permission: str, caplog) -> None:
-    warnings = PermissionWarnings()
-    assert warnings.missing(1, permission, "it matters")
-    assert not warnings.missing(1, permission, "it matters")
-    assert warnings.missing(2, permission, "it matters")
-    assert warnings.lacks(1, permission) and not warnings.lacks(3, permission)

@@ -3,23 +3,14 @@ never empty; end to end, a thread named after an emoji question."""
 
 from __future__ import annotations
 
-from typing import get_args
-
-import discord
 import regex
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import PERMISSIONS
-from config import ReplyTo
 from discord_side.threads import (
     ELLIPSIS,
     MAX_THREAD_NAME,
-    THREAD_MODE_PERMISSIONS,
     UNNAMED_THREAD,
-    missing_permissions,
-    permission_label,
-    starts_threads,
     thread_name,
 )
 from tests.helpers import replies
@@ -113,21 +104,6 @@ def test_names_fit_and_begin_the_question_at_a_word(question: str, limit: int) -
         assert len(kept) in edges  # never inside a grapheme cluster
         # Cut before the last word break that fits, else at the last cluster boundary.
         assert len(kept) == max(breaks or [at for at in edges if at <= room])
-
-
-def test_missing_thread_permissions_are_named_as_discord_names_them() -> None:
-    permissions = discord.Permissions(send_messages_in_threads=True)
-    names = ("create_public_threads", "send_messages_in_threads")
-    assert missing_permissions(permissions, names) == ["create_public_threads"]
-    assert permission_label("create_public_threads") == "Create Public Threads"
-
-
-def test_the_invite_link_asks_for_what_thread_mode_needs() -> None:
-    assert missing_permissions(PERMISSIONS, THREAD_MODE_PERMISSIONS) == []
-
-
-def test_only_the_thread_modes_start_threads() -> None:
-    assert [m for m in get_args(ReplyTo) if starts_threads(m)] == ["thread", "mention-thread"]
 
 
 async def test_a_thread_named_after_an_emoji_question_keeps_its_emoji_whole(

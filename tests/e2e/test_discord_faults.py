@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from discord_side import replies as replies_module
+from discord_side import failures
 from memory import speaker_name
 from tests.helpers import MARKER, answered, conversation, final_messages, replies, until
 from tests.standins.discord_standin import DiscordStandIn
@@ -252,7 +252,7 @@ async def test_a_post_discord_leaves_hanging_lets_the_channel_move_on(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, monkeypatch
 ) -> None:
     caplog.set_level(logging.WARNING)
-    monkeypatch.setattr(replies_module, "REQUEST_TIMEOUT", 1.0)
+    monkeypatch.setattr(failures, "REQUEST_TIMEOUT", 1.0)
     await start_bot()
     discord_api.fail_requests("POST", "create_message", channel="random", hang=True)
     await discord_api.user_says("random", "alice", "post will hang")

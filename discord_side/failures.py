@@ -1,0 +1,96 @@
+"""How a Discord post or edit fails, and retrying the failures that pass.
+
+A transient failure (a 5xx discord.py does not retry itself, such as 503, a 429 it gave
+up waiting out, or a dropped connection) is retried a few times with backoff; a request
+Discord leaves unanswered for REQUEST_TIMEOUT seconds is given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+import discord
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait before each further attempt at a post or edit that failed transiently.
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+# discord.py's HTTPClient.request already retries these statuses itself (five tries,
+# sleeping 1, 3, 5, 7 s): retrying them again would only stretch a long outage.
+RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
+# The most one post or edit may take, discord.py's own retries included (they sleep
+# 1 + 3 + 5 + 7 s): a request Discord leaves hanging must not hold the channel up.
+REQUEST_TIMEOUT = 20.0
+# Discord's answer to an edit of a message that no longer exists (deleted by a person).
+UNKNOWN_MESSAGE = 10008
+# Discord's error codes for a channel that is no longer there for the bot (Unknown
+# Channel, Missing Access): nothing more can be posted or edited in it.
+CHANNEL_GONE = frozenset({10003, 50001})
+
+T = TypeVar("T")
+
+
+class NoAnswerFromDiscord(Exception):
+    """Discord did not answer a post or edit within REQUEST_TIMEOUT seconds."""
+
+    def __init__(self) -> None:
+        super().__init__(f"Discord did not answer within {REQUEST_TIMEOUT:g} s")
+
+
+# How a post or edit can fail: Discord refuses, the connection breaks, or no answer.
+REQUEST_FAILURES = (discord.HTTPException, aiohttp.ClientError, NoAnswerFromDiscord)
+
+
+def is_transient(error: Exception) -> bool:
+    """Whether a failed Discord request may well succeed if tried again soon: a server
+    error discord.py did not already retry, a rate limit it gave up waiting out (it
+    raises the fifth 429 in a row), or a connection that broke."""
+    if isinstance(error, discord.DiscordServerError):
+        return error.status not in RETRIED_BY_DISCORD_PY
+    if isinstance(error, discord.HTTPException):
+        return error.status == 429
+    return isinstance(error, aiohttp.ClientError)
+
+
+def describe(error: Exception) -> str:
+    """A short description of a failed Discord request for the log (no page bodies)."""
+    if isinstance(error, discord.HTTPException):
+        # An edge proxy's error page (Cloudflare's HTML) says nothing the status does not.
+        text = "an HTML error page" if error.text.lstrip().startswith("<") else error.text
+        return f"{error.status} {error.code}: {text[:200]}"
+    return repr(error)
+
+
+async def retrying(
+    request: Callable[[], Awaitable[T]], delays: tuple[float, ...], channel_id: int | None
+) -> T:
+    """`request()`, tried again after each of `delays` (seconds) while it fails
+    transiently; the last failure is raised. One that Discord leaves unanswered for
+    REQUEST_TIMEOUT seconds raises NoAnswerFromDiscord and is not tried again: the
+    channel (`channel_id`, for the log) moves on."""
+    for delay in delays:
+        try:
+            return await _timed(request)
+        except REQUEST_FAILURES as error:
+            if not is_transient(error):
+                raise
+            log.info(
+                "channel %s: Discord failed transiently (%s); trying again in %.1f s",
+                channel_id,
+                describe(error),
+                delay,
+            )
+        await asyncio.sleep(delay)
+    return await _timed(request)
+
+
+async def _timed(request: Callable[[], Awaitable[T]]) -> T:
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            return await request()
+    except TimeoutError:
+        raise NoAnswerFromDiscord from None

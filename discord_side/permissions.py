@@ -1,0 +1,281 @@
+"""Every permission check: what the bot may do in a channel, and who may use which command.
+
+The bot's own permissions are read from discord.py's cache before it acts (it may be
+stale, so a refusal from Discord is handled too) and from Discord's refusals; each one
+it lacks is logged once per channel (`PermissionWarnings`). The slash commands' checks
+are `app_commands.check` decorators: a refusal raises `CheckFailure` worded for the
+person, which the command tree answers privately (commands.ChatTree.on_error).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import discord
+from discord import app_commands
+
+from conversation.channel_settings import ScopeTarget
+
+if TYPE_CHECKING:
+    from bot import ChatBot
+
+log = logging.getLogger("chatbot")
+
+T = TypeVar("T")
+
+# What the bot needs in a channel (for the invite link): see it, read it back (replies
+# need it), post in channels and threads, start a thread per question (thread mode).
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    read_message_history=True,
+)
+# What the bot needs to answer a channel's messages in threads, by discord.py's names.
+THREAD_MODE_PERMISSIONS = ("create_public_threads", "send_messages_in_threads")
+
+# Discord's JSON error codes (topics/opcodes-and-status-codes#json-json-error-codes)
+# that mean the bot lacks a permission in the channel, and which permission it is.
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
+REPLY_WITHOUT_HISTORY = 160002  # "Cannot reply without permission to read message history"
+HISTORY = "Read Message History"
+
+# What the bot does without each permission, for the log line naming it.
+CONSEQUENCES = {
+    HISTORY: "answers are posted as plain messages instead of replies, and the "
+    "conversation cannot be read back after a restart",
+    "View Channel": "it cannot post there",
+    "Send Messages": "it cannot answer there",
+    "Send Messages in Threads": "it cannot answer in threads there",
+}
+
+
+class PermissionWarnings:
+    """What the bot was found unable to do, per channel, each logged once.
+
+    One registry for the whole bot; `forget` a channel when it is evicted or deleted."""
+
+    def __init__(self) -> None:
+        self._logged: dict[int, set[str]] = {}  # channel id -> what was logged there
+
+    def missing(self, channel_id: int, permission: str, consequence: str) -> bool:
+        """Log that the bot lacks `permission` (Discord's name for it) in the channel
+        and what that means, unless already logged; whether this call logged it."""
+        return self.refusing(
+            channel_id,
+            permission,
+            "the bot lacks the %s permission there; %s",
+            permission,
+            consequence,
+        )
+
+    def refusing(self, channel_id: int, what: str, text: str, *args: object) -> bool:
+        """Log `text % args` for the channel unless `what` was already logged there;
+        whether this call logged it."""
+        logged = self._logged.setdefault(channel_id, set())
+        if what in logged:
+            return False
+        logged.add(what)
+        log.warning("channel %s: " + text, channel_id, *args)
+        return True
+
+    def lacks(self, channel_id: int, permission: str) -> bool:
+        """Whether the bot is known to lack `permission` in the channel."""
+        return permission in self._logged.get(channel_id, ())
+
+    def forget(self, channel_id: int) -> None:
+        """Forget what was logged about the channel (evicted, or deleted)."""
+        self._logged.pop(channel_id, None)
+
+
+def missing_permission(error: Exception, channel: object) -> str | None:
+    """The name of the permission a refusal says the bot lacks in `channel`, if any."""
+    if not isinstance(error, discord.Forbidden):
+        return None
+    if error.code == REPLY_WITHOUT_HISTORY:
+        return HISTORY
+    if error.code == MISSING_ACCESS:
+        return "View Channel"
+    if error.code == MISSING_PERMISSIONS:
+        in_thread = isinstance(channel, discord.Thread)
+        return "Send Messages in Threads" if in_thread else "Send Messages"
+    return None
+
+
+def note_missing(
+    warnings: PermissionWarnings,
+    channel_id: int,
+    permission: str,
+    error: Exception | None = None,
+) -> None:
+    """Log once that the bot lacks `permission` in the channel, with what that means
+    and the code of Discord's refusal `error`, if it came from one."""
+    consequence = CONSEQUENCES[permission]
+    if isinstance(error, discord.HTTPException):
+        consequence += f" (Discord error {error.code})"
+    warnings.missing(channel_id, permission, consequence)
+
+
+def may_reply(message: discord.Message, warnings: PermissionWarnings) -> bool:
+    """Whether a reply to `message` (with a reference) may work: not where the bot is
+    known to lack Read Message History (Discord refuses replies there: 403 / 160002)."""
+    if warnings.lacks(channel_id := message.channel.id, HISTORY):
+        return False
+    guild = message.guild
+    permissions_for = getattr(message.channel, "permissions_for", None)
+    if guild is None or guild.me is None or permissions_for is None:
+        return True
+    if permissions_for(guild.me).read_message_history:
+        return True  # the cache may be stale: a refusal is still handled
+    note_missing(warnings, channel_id, HISTORY)
+    return False
+
+
+def may_answer_in(channel: object, warnings: PermissionWarnings) -> bool:
+    """Whether the bot may post in `channel`, by discord.py's cache of its
+    permissions: not in a thread that is locked (without Manage Threads), nor where
+    it may not send (logged once per channel). The model is not asked for an
+    answer nobody could see. A DM, or a channel whose permissions the cache does not
+    know, is given the benefit of the doubt (a refused post is handled anyway)."""
+    guild = getattr(channel, "guild", None)
+    me = getattr(guild, "me", None)
+    if me is None or not hasattr(channel, "permissions_for"):
+        return True
+    if not isinstance(channel, discord.Thread):
+        if channel.permissions_for(me).send_messages:  # type: ignore[attr-defined]
+            return True
+        warnings.refusing(
+            channel.id,  # type: ignore[attr-defined]
+            "send",
+            "reading, not answering: needs Send Messages",
+        )
+        return False
+    permissions = channel.permissions_for(me)
+    if channel.locked and not permissions.manage_threads:
+        warnings.refusing(channel.id, "locked", "the thread is locked: reading, not answering")
+        return False
+    if not permissions.send_messages_in_threads:
+        warnings.refusing(
+            channel.id, "send", "reading, not answering: needs Send Messages in Threads"
+        )
+        return False
+    return True
+
+
+def may_start_threads(channel: discord.TextChannel, warnings: PermissionWarnings) -> bool:
+    """Whether the bot may answer `channel`'s messages in threads of their own; if not,
+    which permissions it lacks is logged once."""
+    missing = missing_permissions(
+        channel.permissions_for(channel.guild.me), THREAD_MODE_PERMISSIONS
+    )
+    if not missing:
+        return True
+    labels = " and ".join(permission_label(name) for name in missing)
+    warnings.refusing(channel.id, "permissions", "answering in the channel: needs %s", labels)
+    return False
+
+
+def missing_permissions(permissions: discord.Permissions, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` (discord.py's permission names) `permissions` lacks."""
+    return [name for name in names if not getattr(permissions, name)]
+
+
+def permission_label(name: str) -> str:
+    """Discord's wording of a discord.py permission name: "Create Public Threads"."""
+    return " ".join(word.capitalize() for word in name.split("_"))
+
+
+# --- who may use which slash command ---------------------------------------------------
+
+
+def change_refusal(
+    target: ScopeTarget,
+    *,
+    in_dm: bool,
+    is_admin: bool,
+    manage_channels: bool,
+    manage_guild: bool,
+) -> str | None:
+    """Why this person may not change settings at `target`, in one line, or None.
+
+    Manage Channels for a channel's (or thread's) settings, Manage Server for the
+    server's defaults, ADMIN_USER_IDS everywhere; in a DM, its person for that DM.
+    """
+    if in_dm:
+        if target == "server":
+            return "There is no server here: in a DM, use scope channel (this DM)."
+        return None
+    if is_admin:
+        return None
+    if target == "server" and not manage_guild:
+        return "You need the Manage Server permission to change the server's defaults."
+    if target == "channel" and not manage_channels:
+        return "You need the Manage Channels permission to change this channel's settings."
+    return None
+
+
+def may_reset(interaction: discord.Interaction[ChatBot]) -> bool:
+    """RESET_PERMISSION: Manage Messages in a server (unless `everyone`); anyone in a DM.
+
+    Raises `CheckFailure` worded for the user when refused.
+    """
+    if interaction.channel_id is None:
+        raise app_commands.CheckFailure("I can't tell which conversation to reset here.")
+    if (
+        interaction.guild is None
+        or interaction.client.settings.reset_permission == "everyone"
+        or interaction.permissions.manage_messages
+    ):
+        return True
+    raise app_commands.CheckFailure(
+        "You need the Manage Messages permission to reset the conversation here."
+    )
+
+
+def may_change_settings(interaction: discord.Interaction[ChatBot]) -> bool:
+    """`change_refusal` for the command's `scope` option ("channel" when not given, as
+    every /settings command defaults it). Raises `CheckFailure` with the refusal."""
+    scope = interaction.namespace.scope or "channel"
+    permissions = interaction.permissions
+    refusal = change_refusal(
+        scope,
+        in_dm=interaction.guild is None,
+        is_admin=interaction.user.id in interaction.client.settings.access.admins,
+        manage_channels=permissions.manage_channels,
+        manage_guild=permissions.manage_guild,
+    )
+    if refusal is not None:
+        raise app_commands.CheckFailure(refusal)
+    return True
+
+
+def may_see_server_usage(interaction: discord.Interaction[ChatBot]) -> bool:
+    """In a server, for Manage Server and ADMIN_USER_IDS. Raises `CheckFailure` worded
+    for the user when refused."""
+    if interaction.guild is None:
+        raise app_commands.CheckFailure("This report is for servers.")
+    admins = interaction.client.settings.access.admins
+    if not interaction.permissions.manage_guild and interaction.user.id not in admins:
+        raise app_commands.CheckFailure(
+            "You need the Manage Server permission to see the server's usage."
+        )
+    return True
+
+
+def can_reset() -> Callable[[T], T]:
+    """The check of /reset (`may_reset`)."""
+    return app_commands.check(may_reset)
+
+
+def can_change_settings() -> Callable[[T], T]:
+    """The check of every /settings command that changes something (`may_change_settings`)."""
+    return app_commands.check(may_change_settings)
+
+
+def can_see_server_usage() -> Callable[[T], T]:
+    """The check of /usage server (`may_see_server_usage`)."""
+    return app_commands.check(may_see_server_usage)
