@@ -1,71 +1,51 @@
-"""Read-back from a list of messages: answers joined, notices skipped, the reset
-boundary, the budget, message ids kept.
+"""Read-back of a real history from the Discord stand-in, through discord.py: answers
+joined, notices skipped, the reset boundary, the budget, message ids kept.
 
-`read_back` only iterates `channel.history(...)` and reads plain message attributes,
-so small stand-in objects carry exactly those; the end-to-end tests read back real
-history from the Discord stand-in through discord.py.
+alice's messages are stored as history the bot never saw live; the bot's own are posted
+through the client as a `Reply` posts them (the first part of an answer replies to the
+question, a notice is silent).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import discord
 
 from discord_side.readback import MAX_MESSAGES_READ, RESET_MESSAGE, read_back
 from memory import PromptBuilder
+from tests.standins.discord_standin import DiscordStandIn
 from text.tokens import TokenCounter
 
-BOT = 1
-ALICE = 2
-ids = itertools.count(100)
 
+class History:
+    """The general channel, where alice and the bot talk."""
 
-@dataclass
-class Message:
-    author_id: int
-    content: str
-    reply: bool = False  # carries a message reference (the first part of an answer)
-    silent: bool = False  # a notice
-    id: int = field(default_factory=lambda: next(ids))
+    def __init__(self, discord_api: DiscordStandIn, client: discord.Client) -> None:
+        self.discord_api = discord_api
+        self.client = client
+        channel = client.get_channel(discord_api.channel("general").id)
+        assert isinstance(channel, discord.TextChannel)
+        self.channel = channel
 
-    @property
-    def author(self) -> Any:
-        name = "ChatBot" if self.author_id == BOT else "Alice"
-        return SimpleNamespace(id=self.author_id, display_name=name)
+    async def alice(self, *texts: str) -> list[int]:
+        """alice says each of `texts`; their message ids."""
+        said = [
+            await self.discord_api.user_says("general", "alice", text, deliver=False)
+            for text in texts
+        ]
+        return [int(message["id"]) for message in said]
 
-    @property
-    def clean_content(self) -> str:
-        return self.content
+    async def bot(self, text: str, *, reply_to: int | None = None, silent: bool = False) -> int:
+        """The bot posts `text` (a reply to the message `reply_to`); its id."""
+        reference = None if reply_to is None else self.channel.get_partial_message(reply_to)
+        sent = await self.channel.send(text, reference=reference, silent=silent)
+        return sent.id
 
-    @property
-    def flags(self) -> Any:
-        return discord.MessageFlags(suppress_notifications=self.silent)
-
-    @property
-    def channel(self) -> Any:
-        return SimpleNamespace(id=10)  # a plain text channel
-
-    @property
-    def reference(self) -> Any:
-        return SimpleNamespace(message_id=1, resolved=None) if self.reply else None
-
-
-@dataclass
-class Channel:
-    """Messages oldest first; `history` yields them newest first, as Discord does."""
-
-    messages: list[Message]
-    reads: list[int] = field(default_factory=list)
-
-    async def history(self, *, limit: int, before: Any) -> AsyncIterator[Message]:
-        self.reads.append(limit)
-        for message in reversed(self.messages[-limit:]):
-            yield message
+    def reads(self) -> list[int]:
+        """How many messages each history request the bot made asked for."""
+        requests = self.discord_api.requests_to("GET", "/channels/{channel_id}/messages", "general")
+        return [int(request.query["limit"]) for request in requests]
 
 
 async def everyone(message: Any) -> bool:
@@ -73,11 +53,22 @@ async def everyone(message: Any) -> bool:
 
 
 async def turns_of(
-    channel: Channel, counter: TokenCounter, budget: int = 2000, remembered=everyone
+    history: History,
+    counter: TokenCounter,
+    budget: int = 2000,
+    remembered=everyone,
+    after: int | None = None,
 ):
     prompts = PromptBuilder(counter, "You are terse.", prompt_budget=4000)
+    assert history.client.user is not None
     return await read_back(
-        channel, before=None, bot_id=BOT, prompts=prompts, budget=budget, remembered=remembered
+        history.channel,
+        before=None,
+        after=after,
+        bot_id=history.client.user.id,
+        prompts=prompts,
+        budget=budget,
+        remembered=remembered,
     )
 
 
@@ -85,42 +76,47 @@ def said(turns) -> list[tuple[str, str]]:
     return [(t.role, t.content) for t in turns]
 
 
-async def test_the_parts_of_an_answer_become_one_turn_with_all_their_ids(o200k) -> None:
-    question = Message(ALICE, "tell me a long story")
-    parts = [Message(BOT, "Once", reply=True), Message(BOT, "upon"), Message(BOT, "a time")]
-    turns = await turns_of(Channel([question, *parts]), o200k)
+async def test_the_parts_of_an_answer_become_one_turn_with_all_their_ids(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    [question] = await history.alice("tell me a long story")
+    parts = [
+        await history.bot("Once", reply_to=question),
+        await history.bot("upon"),
+        await history.bot("a time"),
+    ]
+    turns = await turns_of(history, o200k)
     assert said(turns) == [("user", "tell me a long story"), ("assistant", "Once\nupon\na time")]
-    assert [t.message_ids for t in turns] == [(question.id,), tuple(p.id for p in parts)]
+    assert [t.message_ids for t in turns] == [(question,), tuple(parts)]
 
 
-async def test_notices_are_skipped(o200k) -> None:
-    channel = Channel(
-        [
-            Message(ALICE, "hi"),
-            Message(BOT, "The model is busy right now.", reply=True, silent=True),
-            Message(ALICE, "hello?"),
-            Message(BOT, "Hello!", reply=True),
-        ]
-    )
-    assert said(await turns_of(channel, o200k)) == [
+async def test_notices_are_skipped(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    [hi] = await history.alice("hi")
+    await history.bot("The model is busy right now.", reply_to=hi, silent=True)
+    [hello] = await history.alice("hello?")
+    await history.bot("Hello!", reply_to=hello)
+    assert said(await turns_of(history, o200k)) == [
         ("user", "hi"),
         ("user", "hello?"),
         ("assistant", "Hello!"),
     ]
 
 
-async def test_answers_posted_plain_end_at_the_question_before_them(o200k) -> None:
+async def test_answers_posted_plain_end_at_the_question_before_them(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
     # Where Discord refused the reply (no Read Message History), answers have no reference.
-    channel = Channel(
-        [
-            Message(ALICE, "one"),
-            Message(BOT, "first answer"),
-            Message(ALICE, "two"),
-            Message(BOT, "second answer, part 1"),
-            Message(BOT, "part 2"),
-        ]
-    )
-    assert said(await turns_of(channel, o200k)) == [
+    history = History(discord_api, discord_client)
+    await history.alice("one")
+    await history.bot("first answer")
+    await history.alice("two")
+    await history.bot("second answer, part 1")
+    await history.bot("part 2")
+    assert said(await turns_of(history, o200k)) == [
         ("user", "one"),
         ("assistant", "first answer"),
         ("user", "two"),
@@ -128,64 +124,74 @@ async def test_answers_posted_plain_end_at_the_question_before_them(o200k) -> No
     ]
 
 
-async def test_read_back_stops_at_the_reset_message(o200k) -> None:
-    channel = Channel(
-        [
-            Message(ALICE, "my password is hunter2"),
-            Message(BOT, "Noted.", reply=True),
-            Message(BOT, RESET_MESSAGE),
-            Message(ALICE, "what do you know?"),
-        ]
-    )
-    assert said(await turns_of(channel, o200k)) == [("user", "what do you know?")]
+async def test_read_back_stops_at_the_reset_message(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    [secret] = await history.alice("my password is hunter2")
+    await history.bot("Noted.", reply_to=secret)
+    await history.bot(RESET_MESSAGE)
+    await history.alice("what do you know?")
+    assert said(await turns_of(history, o200k)) == [("user", "what do you know?")]
 
 
-async def test_a_reset_by_someone_else_is_no_boundary(o200k) -> None:
-    channel = Channel([Message(ALICE, "before"), Message(ALICE, RESET_MESSAGE)])
-    assert [c for _, c in said(await turns_of(channel, o200k))] == ["before", RESET_MESSAGE]
+async def test_a_reset_by_someone_else_is_no_boundary(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    await history.alice("before", RESET_MESSAGE)
+    assert [c for _, c in said(await turns_of(history, o200k))] == ["before", RESET_MESSAGE]
 
 
-async def test_read_back_stops_once_the_budget_is_full(o200k) -> None:
-    messages = [Message(ALICE, f"message {n}: " + "filler " * 40) for n in range(30)]
-    channel = Channel(messages)
-    turns = await turns_of(channel, o200k, budget=300)
+async def test_read_back_stops_once_the_budget_is_full(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    ids = await history.alice(*(f"message {n}: " + "filler " * 40 for n in range(30)))
+    turns = await turns_of(history, o200k, budget=300)
     assert 300 <= sum(t.tokens for t in turns) < 300 + turns[0].tokens
     assert turns[-1].content.startswith("message 29:")
-    assert [t.message_ids[0] for t in turns] == [m.id for m in messages[-len(turns) :]]
+    assert [t.message_ids[0] for t in turns] == ids[-len(turns) :]
 
 
-async def test_a_plain_answer_at_the_reset_boundary_is_kept(o200k) -> None:
-    channel = Channel([Message(BOT, RESET_MESSAGE), Message(BOT, "Hi, how can I help?")])
-    assert said(await turns_of(channel, o200k)) == [("assistant", "Hi, how can I help?")]
+async def test_a_plain_answer_at_the_reset_boundary_is_kept(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    await history.bot(RESET_MESSAGE)
+    await history.bot("Hi, how can I help?")
+    assert said(await turns_of(history, o200k)) == [("assistant", "Hi, how can I help?")]
 
 
-async def test_rejected_messages_are_left_out(o200k) -> None:
+async def test_rejected_messages_are_left_out(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
     async def not_bob(message: Any) -> bool:
         return message.content != "from bob"
 
-    channel = Channel([Message(ALICE, "from bob"), Message(ALICE, "from alice")])
-    assert said(await turns_of(channel, o200k, remembered=not_bob)) == [("user", "from alice")]
+    history = History(discord_api, discord_client)
+    await history.alice("from bob", "from alice")
+    turns = await turns_of(history, o200k, remembered=not_bob)
+    assert said(turns) == [("user", "from alice")]
 
 
-async def test_no_more_than_max_messages_read_are_asked_for(o200k) -> None:
-    channel = Channel([Message(ALICE, "x") for _ in range(MAX_MESSAGES_READ + 50)])
-    turns = await turns_of(channel, o200k, budget=10**6)
-    assert channel.reads == [MAX_MESSAGES_READ]
+async def test_no_more_than_max_messages_read_are_asked_for(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    await history.alice(*("x" for _ in range(MAX_MESSAGES_READ + 50)))
+    turns = await turns_of(history, o200k, budget=10**6)
+    assert sum(history.reads()) == MAX_MESSAGES_READ  # discord.py asks 100 at a time
     assert len(turns) == MAX_MESSAGES_READ
 
 
-async def test_read_back_stops_after_the_message_a_summary_covers(o200k) -> None:
-    covered = [Message(ALICE, "old question"), Message(BOT, "old answer", reply=True)]
-    newer = [Message(ALICE, "new question"), Message(BOT, "new answer", reply=True)]
-    channel = Channel([*covered, *newer])
-    prompts = PromptBuilder(o200k, "You are terse.", prompt_budget=4000)
-    turns = await read_back(
-        channel,
-        before=None,
-        after=covered[-1].id,
-        bot_id=BOT,
-        prompts=prompts,
-        budget=2000,
-        remembered=everyone,
-    )
+async def test_read_back_stops_after_the_message_a_summary_covers(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    [old] = await history.alice("old question")
+    covered = await history.bot("old answer", reply_to=old)
+    [new] = await history.alice("new question")
+    await history.bot("new answer", reply_to=new)
+    turns = await turns_of(history, o200k, after=covered)
     assert said(turns) == [("user", "new question"), ("assistant", "new answer")]
