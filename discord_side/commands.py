@@ -85,7 +85,7 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
         self, interaction: discord.Interaction[ChatBot], error: app_commands.AppCommandError
     ) -> None:
         if isinstance(error, app_commands.CheckFailure):
-            text = str(error)  # the checks below word their refusals for the user
+            text = str(error)  # the checks (permissions.py) word their refusals for the user
         else:
             log.error("command /%s failed", interaction.command, exc_info=error)
             text = "Sorry, that command failed. Please try again."
