@@ -177,4 +177,3 @@ def postgres_server() -> Iterator[PostgresServer]:
 def own_postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own, which it may halt and resume; skips likewise."""
     yield from _running_server()
-
