@@ -1,8 +1,4 @@
-"""The schema: `MIGRATIONS`, applied in order at `Store.open`, recorded in schema_version.
-
-A new table or column is a new `Migration` appended to `MIGRATIONS`; a released
-migration is never edited.
-"""
+"""The schema: `MIGRATIONS`, applied in order at `Store.open`, recorded in schema_version."""
 
 from __future__ import annotations
 
