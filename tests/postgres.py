@@ -177,9 +177,3 @@ def postgres_server() -> Iterator[PostgresServer]:
 def own_postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own, which it may halt and resume; skips likewise."""
     yield from _running_server()
-
-
-@pytest.fixture(scope="session")
-def postgres_url(postgres_server: PostgresServer) -> str:
-    """The URL of the session's database "bot"."""
-    return postgres_server.url("bot")

@@ -18,15 +18,14 @@ from hypothesis import strategies as st
 import config
 from config import (
     DEFAULT_MODEL,
-    MAX_SNOWFLAKE,
     MAX_TOKENS,
-    QUOTES,
     VARIABLES,
     ConfigError,
     Settings,
     load_settings,
     read_environment,
 )
+from config_values import MAX_SNOWFLAKE, QUOTES
 from conversation.access import AccessRules
 from store import database_url
 

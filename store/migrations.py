@@ -1,0 +1,175 @@
+"""The schema: `MIGRATIONS`, applied in order at `Store.open`, recorded in schema_version."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from store.database import Database
+from store.errors import StoreError, reason
+
+
+class Migration(NamedTuple):
+    """One schema step: its `statements` run inside the transaction that records `version`.
+
+    The statements are plain DDL for both backends, with `{timestamp}` standing for the
+    backend's timestamp column type (`SQLite.TIMESTAMP` or `PostgreSQL.TIMESTAMP`).
+    """
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+# The types and names are those of the databases already in use (their exact shape is in
+# tests/store/test_migrations.py): a new database must be the same as those. In SQLite,
+# DATE and DATETIME give the columns NUMERIC affinity, under which the 'YYYY-MM-DD...'
+# text the store writes stays text. "key" is quoted because SQLite's parser treats KEY
+# as a keyword.
+_SCHEMA_VERSION_TABLE = """
+CREATE TABLE schema_version (
+    version INTEGER NOT NULL,
+    applied_at {timestamp} NOT NULL,
+    PRIMARY KEY (version)
+)"""
+
+# In order; append only. A released migration is never edited: a later change to a
+# table is a new migration.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "settings, usage and summaries tables",
+        (
+            """
+            CREATE TABLE settings (
+                scope_kind VARCHAR(16) NOT NULL,
+                scope_id BIGINT NOT NULL,
+                "key" VARCHAR(100) NOT NULL,
+                value TEXT NOT NULL,
+                updated_by BIGINT,
+                updated_at {timestamp} NOT NULL,
+                PRIMARY KEY (scope_kind, scope_id, "key"),
+                CONSTRAINT settings_scope_kind CHECK (scope_kind IN ('guild', 'channel', 'dm'))
+            )""",
+            """
+            CREATE TABLE usage (
+                day DATE NOT NULL,
+                user_id BIGINT NOT NULL,
+                guild_id BIGINT NOT NULL,
+                channel_id BIGINT NOT NULL,
+                model VARCHAR(200) NOT NULL,
+                prompt_tokens BIGINT NOT NULL,
+                completion_tokens BIGINT NOT NULL,
+                answers BIGINT NOT NULL,
+                PRIMARY KEY (day, user_id, guild_id, channel_id, model)
+            )""",
+            """
+            CREATE TABLE summaries (
+                channel_id BIGINT NOT NULL,
+                text TEXT NOT NULL,
+                tokens INTEGER NOT NULL,
+                last_message_id BIGINT NOT NULL,
+                updated_at {timestamp} NOT NULL,
+                PRIMARY KEY (channel_id)
+            )""",
+        ),
+    ),
+    # The usage queries that do not lead with the day (the primary key does): a user's
+    # totals and daily allowance filter on user_id, the guild reports on guild_id; both
+    # then on a range of days.
+    Migration(
+        2,
+        "usage indexes by user and by guild",
+        (
+            "CREATE INDEX usage_user_day ON usage (user_id, day)",
+            "CREATE INDEX usage_guild_day ON usage (guild_id, day)",
+        ),
+    ),
+)
+
+# A real write that changes nothing: opening proves the database is writable with it.
+_TOUCH_NEWEST_VERSION = """
+UPDATE schema_version SET applied_at = applied_at
+WHERE version = (SELECT MAX(version) FROM schema_version)"""
+
+# Tries at creating schema_version while another process may be creating it too.
+_VERSION_TABLE_ATTEMPTS = 10
+
+
+async def set_up(db: Database, where: str) -> None:
+    """Migrate and prove a write works, each failure with its own wording."""
+    try:
+        await migrate(db, MIGRATIONS)
+    except db.errors as error:
+        raise StoreError(f"cannot set up the tables in {where}: {reason(error)}") from None
+    try:
+        # A read-only file, role or replica fails here instead of at the first answer.
+        async with db.transaction() as tx:
+            await tx.execute(_TOUCH_NEWEST_VERSION)
+    except db.errors as error:
+        raise StoreError(f"cannot write to {where}: {reason(error)}") from None
+
+
+async def migrate(db: Database, migrations: Sequence[Migration]) -> None:
+    """Apply the migrations this database lacks, in order, each in its own transaction.
+
+    Two processes starting at once: each migration's transaction first INSERTs its row
+    into schema_version, then runs its DDL, then commits. The version is the primary
+    key, so a second process's INSERT of the same version waits for the first one's
+    transaction (PostgreSQL holds it on the uncommitted key; SQLite on the database
+    write lock) and then fails on the duplicate key if the first committed, which tells
+    it the migration is done; if the first rolled back, the second goes ahead. Both
+    backends run DDL inside transactions, so a migration is all or nothing. This is one
+    code path on both, with no advisory lock (which only PostgreSQL has).
+
+    Raises StoreError when the database has a version newer than any of `migrations`.
+    """
+    await _create_version_table(db)
+    known = max((m.version for m in migrations), default=0)
+    for migration in migrations:
+        async with db.transaction() as tx:
+            applied = {row[0] for row in await tx.fetch("SELECT version FROM schema_version")}
+        newest = max(applied, default=0)
+        if newest > known:
+            raise StoreError(
+                f"the database has schema version {newest}, newer than this bot's {known}: "
+                "run a newer bot"
+            )
+        if migration.version in applied:
+            continue
+        try:
+            async with db.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    migration.version,
+                    dt.datetime.now(dt.UTC),
+                )
+                for statement in migration.statements:
+                    await tx.execute(statement.format(timestamp=db.TIMESTAMP))
+        except db.duplicate_key:
+            continue  # another process applied this migration while we waited
+
+
+async def _create_version_table(db: Database) -> None:
+    """Create schema_version if the database has none.
+
+    It is created after a look that it is missing (not with IF NOT EXISTS, which
+    PostgreSQL refuses a role that may not create tables even when the table exists), so
+    two processes can both see it missing: the loser's CREATE fails ("already exists" on
+    PostgreSQL; on SQLite "database is locked", as a read transaction that tries to
+    write while another writes is refused at once, without the busy wait). That step is
+    retried, and the retry sees the table.
+    """
+    for attempt in range(1, _VERSION_TABLE_ATTEMPTS + 1):
+        try:
+            async with db.transaction() as tx:
+                ((exists,),) = await tx.fetch(db.HAS_VERSION_TABLE)
+                if not exists:
+                    await tx.execute(_SCHEMA_VERSION_TABLE.format(timestamp=db.TIMESTAMP))
+            return
+        except db.errors:
+            if attempt == _VERSION_TABLE_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.02 * attempt)
