@@ -16,10 +16,10 @@ and charset-normalizer are imported where a file first needs them: together they
 ~12 MB of a process that may never see an attachment.
 """
 
-from text.attachments.decoding import decode_text, read_text_file
+from text.attachments.decoding import read_text_file
 from text.attachments.image_cost import image_tokens
-from text.attachments.images import Detail, PreparedImage, prepare_image
-from text.attachments.kinds import Classification, Kind, classify
+from text.attachments.images import Detail, prepare_image
+from text.attachments.kinds import Kind, classify
 from text.attachments.parts import MIN_PART_TOKENS, FilePart, describe_shortened
 from text.attachments.pdf import read_pdf
 from text.attachments.skipped import (
@@ -36,15 +36,12 @@ from text.attachments.vision import model_accepts_images
 
 __all__ = [
     "MIN_PART_TOKENS",
-    "Classification",
     "Detail",
     "FilePart",
     "Kind",
-    "PreparedImage",
     "SkipKind",
     "Skipped",
     "classify",
-    "decode_text",
     "describe_shortened",
     "describe_skipped",
     "display_name",
