@@ -4,7 +4,7 @@ stand-in and downloaded from its CDN."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import discord
 import pytest
@@ -22,6 +22,7 @@ from text.tokens import TokenCounter
 
 MB = 1024 * 1024
 ENV = {"DISCORD_BOT_TOKEN": "t", "OPENAI_API_KEY": "k"}
+Post = Callable[..., Awaitable[list[discord.Attachment]]]
 
 
 @pytest.fixture
@@ -43,14 +44,17 @@ async def discord_client(
     await client.close()
 
 
-async def posted(
-    discord_api: DiscordStandIn, client: discord.Client, *files: FakeAttachment
-) -> list[discord.Attachment]:
-    """Alice posts `files` in #general; their attachment objects as discord.py reads them."""
-    said = await discord_api.user_says("general", "alice", "", attachments=files, deliver=False)
-    channel = client.get_partial_messageable(discord_api.general.id)
-    message = await channel.fetch_message(int(said["id"]))
-    return message.attachments
+@pytest.fixture
+def post(discord_api: DiscordStandIn, discord_client: discord.Client) -> Post:
+    """Alice posts files in #general; their attachment objects as discord.py reads them."""
+
+    async def post(*files: FakeAttachment) -> list[discord.Attachment]:
+        said = await discord_api.user_says("general", "alice", "", attachments=files, deliver=False)
+        channel = discord_client.get_partial_messageable(discord_api.general.id)
+        message = await channel.fetch_message(int(said["id"]))
+        return message.attachments
+
+    return post
 
 
 def untyped(filename: str, data: bytes, size: int | None = None) -> FakeAttachment:
@@ -62,10 +66,10 @@ def reader(counter: TokenCounter, budget: int, **env: str) -> AttachmentReader:
     return AttachmentReader(load_settings({**ENV, **env}), counter, budget)
 
 
-def png(width: int, height: int) -> bytes:
+def shot_png(width: int, height: int) -> FakeAttachment:
     out = io.BytesIO()
     Image.new("RGB", (width, height), "navy").save(out, format="PNG")
-    return out.getvalue()
+    return FakeAttachment("shot.png", out.getvalue(), content_type="image/png")
 
 
 # One stand-in serves every example: each posts a new message.
@@ -81,20 +85,17 @@ def png(width: int, height: int) -> bytes:
 )
 async def test_text_files_and_the_message_fit_the_budget_together(
     o200k: TokenCounter,
-    discord_api: DiscordStandIn,
-    discord_client: discord.Client,
+    post: Post,
     line_counts: list[int],
     words: int,
     budget: int,
 ) -> None:
     builder = PromptBuilder(o200k, "Be brief.", budget)
-    files = await posted(
-        discord_api,
-        discord_client,
+    files = await post(
         *(
             untyped(f"f{n}.log", "".join(f"line {i} of file {n}\n" for i in range(lines)).encode())
             for n, lines in enumerate(line_counts)
-        ),
+        )
     )
     text = "why? " * words
     used = o200k.count_message("user", text, "Ana")
@@ -110,15 +111,13 @@ async def test_text_files_and_the_message_fit_the_budget_together(
 
 
 async def test_at_most_max_files_are_looked_at(
-    o200k: TokenCounter, discord_api: DiscordStandIn, discord_client: discord.Client
+    o200k: TokenCounter, discord_api: DiscordStandIn, post: Post
 ) -> None:
-    files = await posted(
-        discord_api,
-        discord_client,
+    files = await post(
         *(
             FakeAttachment(f"n{i}.txt", b"x", content_type="text/plain")
             for i in range(MAX_FILES + 2)
-        ),
+        )
     )
     read = await reader(o200k, 3000).read(files)
     assert read.names == tuple(f"n{i}.txt" for i in range(MAX_FILES))
@@ -127,11 +126,9 @@ async def test_at_most_max_files_are_looked_at(
 
 
 async def test_the_byte_limit_is_per_message_and_checked_before_downloading(
-    o200k: TokenCounter, discord_api: DiscordStandIn, discord_client: discord.Client
+    o200k: TokenCounter, discord_api: DiscordStandIn, post: Post
 ) -> None:
-    first, second, small = await posted(
-        discord_api,
-        discord_client,
+    first, second, small = await post(
         untyped("a.txt", b"first", size=6 * MB),
         untyped("b.txt", b"second", size=6 * MB),
         untyped("c.txt", b"third", size=3 * MB),
@@ -145,13 +142,9 @@ async def test_the_byte_limit_is_per_message_and_checked_before_downloading(
 
 
 async def test_an_image_too_costly_at_high_detail_goes_at_low_then_is_skipped(
-    o200k: TokenCounter, discord_api: DiscordStandIn, discord_client: discord.Client
+    o200k: TokenCounter, post: Post
 ) -> None:
-    [shot] = await posted(
-        discord_api,
-        discord_client,
-        FakeAttachment("shot.png", png(2000, 1200), content_type="image/png"),
-    )
+    [shot] = await post(shot_png(2000, 1200))
     roomy = await reader(o200k, 20_000, VISION="on", IMAGE_DETAIL="high").read([shot])
     assert roomy.images[0].detail == "high"
     # gpt-5.4-mini at "high": 1280 x 768 is 40 x 24 patches, x 1.62 -> 1556 tokens; half
@@ -165,13 +158,9 @@ async def test_an_image_too_costly_at_high_detail_goes_at_low_then_is_skipped(
 
 
 async def test_images_without_vision_are_not_fetched(
-    o200k: TokenCounter, discord_api: DiscordStandIn, discord_client: discord.Client
+    o200k: TokenCounter, discord_api: DiscordStandIn, post: Post
 ) -> None:
-    [shot] = await posted(
-        discord_api,
-        discord_client,
-        FakeAttachment("shot.png", png(20, 20), content_type="image/png"),
-    )
+    [shot] = await post(shot_png(20, 20))
     read = await reader(o200k, 3000, VISION="off").read([shot])
     assert read.unseen_images and discord_api.downloaded() == []
     assert read.notes() == ["-# Skipped `shot.png`: this model does not take images."]
@@ -179,14 +168,9 @@ async def test_images_without_vision_are_not_fetched(
 
 
 async def test_read_back_names_images_without_fetching_them(
-    o200k: TokenCounter, discord_api: DiscordStandIn, discord_client: discord.Client
+    o200k: TokenCounter, discord_api: DiscordStandIn, post: Post
 ) -> None:
-    shot, code = await posted(
-        discord_api,
-        discord_client,
-        FakeAttachment("shot.png", png(20, 20), content_type="image/png"),
-        untyped("a.py", b"print(1)\n"),
-    )
+    shot, code = await post(shot_png(20, 20), untyped("a.py", b"print(1)\n"))
     read = await reader(o200k, 3000, VISION="on").read([shot, code], images=False)
     assert read.text == "[image: shot.png]\n\nFile: `a.py`\n```python\nprint(1)\n```"
     assert read.images == ()
