@@ -9,8 +9,6 @@ from fractions import Fraction
 
 from text.attachments.images import Detail, fitted_size
 
-# --- Image prompt tokens -------------------------------------------------------------
-#
 # OpenAI, "Images and vision" guide, section "Calculating costs" (read 2026-11-30):
 # - Tile-based models (GPT-4o, GPT-4.1, GPT-4o-mini, computer-use-preview, o-series except
 #   o4-mini; and gpt-5 / gpt-5-chat-latest): detail "low" costs the base tokens; "high"
@@ -29,12 +27,17 @@ from text.attachments.images import Detail, fitted_size
 
 @dataclass(frozen=True, slots=True)
 class TileRule:
+    """A tile-based price: `base` tokens, plus `tile` tokens per 512-px tile at "high"."""
+
     base: int
     tile: int
 
 
 @dataclass(frozen=True, slots=True)
 class PatchRule:
+    """A patch-based price: 32-px patches (at most `budget`, the image first fitted within
+    `max_side`) times `multiplier`."""
+
     multiplier: Fraction
     budget: int = 1536
     max_side: int = 2048
@@ -143,8 +146,8 @@ def _rule_tokens(rule: TileRule | PatchRule, width: int, height: int, detail: De
 def image_tokens(width: int, height: int, detail: Detail, model: str) -> int:
     """Prompt tokens one image of `width` x `height` pixels costs with `model`.
 
-    Follows OpenAI's vision guide ("Calculating costs"; see the table above this
-    function): tile-based or patch-based by model family. "auto" is counted as "high"
+    Follows OpenAI's vision guide ("Calculating costs"; see the notes at the top of
+    this module): tile-based or patch-based by model family. "auto" is counted as "high"
     (the model may choose it). Models with no published rule get the highest count of
     the 4o tile rule and the 1,536-patch x 2.46 and 2,500-patch x 1.2 patch rules, at
     "high". Raises ValueError for a non-positive size or an unknown detail.
