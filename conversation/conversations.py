@@ -43,7 +43,7 @@ from conversation.channel_settings import ChannelSettings, Effective, Place
 from conversation.recency import RecentlyUsed
 from conversation.summaries import Summarizer
 from conversation.usage import UsageLedger
-from discord_side.downloads import FileReader, Files
+from discord_side.downloads import AttachmentContent, AttachmentReader
 from discord_side.pacing import ChannelPacer
 from discord_side.permissions import PermissionWarnings
 from discord_side.readback import read_back
@@ -115,7 +115,7 @@ class Conversations:
         # that they are taken one turn at a time, in order.
         self.waiting: defaultdict[int, deque[PendingTurn]] = defaultdict(deque)
         self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.files = FileReader(settings, prompts.counter, prompts.history_budget)
+        self.files = AttachmentReader(settings, prompts.counter, prompts.history_budget)
         self.told_no_vision = False  # users are told once per process that images are unseen
         self.answering: dict[asyncio.Task[Answer | None], Reply] = {}  # answers in flight
         self.closing = False
@@ -462,11 +462,11 @@ class Conversations:
         )
         memory.replace(reply.posted[0].id, turn)
 
-    async def _read_files(self, pending: PendingTurn) -> Files:
+    async def _read_files(self, pending: PendingTurn) -> AttachmentContent:
         """What the message's attachments add to its turn (nothing without any)."""
         attachments = pending.message.attachments
         if not attachments:
-            return Files()
+            return AttachmentContent()
         author = pending.message.author
         name = speaker_name(author.display_name, author.id)
         text_tokens = self.prompts.counter.count_message("user", pending.text, name)

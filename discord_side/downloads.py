@@ -1,12 +1,12 @@
-"""A Discord message's attachments as part of its conversation turn.
+"""Download a message's `discord.Attachment`s and read them, through text/attachments,
+into what they add to the message's conversation turn.
 
-The Discord side of attachments.py: `FileReader.read` takes a message's
-`discord.Attachment`s, decides from each one's name, `content_type` and `size` whether
-to fetch it (the size is Discord's own figure, checked before any byte is downloaded),
-downloads it with a timeout, and hands the bytes to attachments.py to read. What comes
-back (`Files`) is the text to add to the turn (each file's name and its text in a
-fenced block; "[image: name]" for an image), the images as `ImagePart`s, and the
-notes for the user about files that were skipped or shortened.
+`AttachmentReader.read` decides from each attachment's name, `content_type` and `size`
+whether to fetch it (the size is Discord's own figure, checked before any byte is
+downloaded), downloads it with a timeout, and hands the bytes to text/attachments to read.
+What comes back (`AttachmentContent`) is the text to add to the turn (each file's name and
+its text in a fenced block; "[image: name]" for an image), the images as `ImagePart`s, and
+the notes for the user about files that were skipped or shortened.
 
 Limits: at most MAX_FILES attachments per message are looked at; together they may be
 at most `Settings.max_attachment_bytes` bytes; one message's images may take at most
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import discord
@@ -60,7 +60,7 @@ SEPARATOR_ROOM = 8
 
 
 @dataclass(frozen=True, slots=True)
-class Files:
+class AttachmentContent:
     """What a message's attachments add to its turn.
 
     `text` is the files' parts in attachment order, separated by blank lines ("" when no
@@ -91,9 +91,27 @@ class Files:
         return [subtext(line) for line in lines]
 
 
-class FileReader:
-    """Reads attachments for one model: its token counter and rules, and whether it
-    takes images (VISION; switched off for the process by `refuse_images`)."""
+# An attachment to read, with what `classify` said about it: (attachment, kind, fence tag).
+_Wanted = tuple[discord.Attachment, Kind, str]
+
+
+@dataclass(slots=True)
+class _Reading:
+    """What one `AttachmentReader.read` call has gathered so far, and the history tokens
+    still free for the message (`room`) and for its images (`image_room`)."""
+
+    room: int
+    image_room: int
+    parts: dict[int, str] = field(default_factory=dict)  # attachment id -> turn text
+    images: list[ImagePart] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    shortened: list[FilePart] = field(default_factory=list)
+
+
+class AttachmentReader:
+    """Downloads and reads attachments for one model: its token counter and rules, and
+    whether it takes images (VISION; switched off for the process by `refuse_images`)."""
 
     def __init__(self, settings: Settings, counter: TokenCounter, history_budget: int) -> None:
         self.model = settings.openai_model
@@ -115,13 +133,38 @@ class FileReader:
         *,
         text_tokens: int = 0,
         images: bool = True,
-    ) -> Files:
+    ) -> AttachmentContent:
         """Read `attachments` into turn parts that fit the history budget together with
         `text_tokens` already used by the message's own text. `images=False` leaves
         images as placeholders without fetching them (older messages read back).
-        Never raises for a file: problems become `Files.skipped`."""
-        skipped: list[Skipped] = []
-        wanted: list[tuple[discord.Attachment, Kind, str]] = []
+        Never raises for a file: problems become `AttachmentContent.skipped`."""
+        reading = _Reading(
+            room=self.history_budget - text_tokens,
+            image_room=int(self.history_budget * IMAGE_SHARE),
+        )
+        wanted = self._choose(attachments, images, reading.skipped)
+        fetch = [a for a, kind, _ in wanted if images or kind is not Kind.IMAGE]
+        fetched = await asyncio.gather(*map(_download, fetch))
+        downloads = {a.id: data for a, data in zip(fetch, fetched, strict=True)}
+        # Images first: their cost is fixed by their size, the text files share the rest.
+        await self._read_images(wanted, downloads, images, reading)
+        await self._read_files(wanted, downloads, reading)
+        in_order = [reading.parts[a.id] for a in attachments if a.id in reading.parts]
+        return AttachmentContent(
+            "\n\n".join(in_order),
+            tuple(reading.images),
+            tuple(reading.names),
+            tuple(reading.skipped),
+            tuple(reading.shortened),
+        )
+
+    def _choose(
+        self, attachments: Sequence[discord.Attachment], images: bool, skipped: list[Skipped]
+    ) -> list[_Wanted]:
+        """The attachments worth reading, in order, judged before any download; the others
+        go to `skipped`. With `images=False` images are kept (as placeholders) whatever
+        their size."""
+        wanted: list[_Wanted] = []
         used_bytes = 0
         for index, attachment in enumerate(attachments):
             name = attachment.filename
@@ -145,48 +188,53 @@ class FileReader:
                 continue
             used_bytes += attachment.size
             wanted.append((attachment, found.kind, found.language))
+        return wanted
 
-        fetch = [a for a, kind, _ in wanted if images or kind is not Kind.IMAGE]
-        fetched = await asyncio.gather(*map(_download, fetch))
-        downloads = {a.id: data for a, data in zip(fetch, fetched, strict=True)}
-        room = self.history_budget - text_tokens
-        image_room = int(self.history_budget * IMAGE_SHARE)
-        parts: dict[int, str] = {}
-        image_parts: list[ImagePart] = []
-        names: list[str] = []
-        # Images first: their cost is fixed by their size, the text files share the rest.
+    async def _read_images(
+        self,
+        wanted: list[_Wanted],
+        downloads: dict[int, bytes | Skipped],
+        images: bool,
+        reading: _Reading,
+    ) -> None:
+        """Add the wanted images to `reading`: each as a placeholder in the text and, with
+        `images`, as an image part whose tokens come out of the rooms."""
         for attachment, kind, _ in wanted:
             if kind is not Kind.IMAGE:
                 continue
             placeholder = image_placeholder(display_name(attachment.filename))
             if not images:
-                parts[attachment.id] = placeholder
-                names.append(attachment.filename)
+                reading.parts[attachment.id] = placeholder
+                reading.names.append(attachment.filename)
                 continue
             data = downloads[attachment.id]
             if isinstance(data, Skipped):
-                skipped.append(data)
+                reading.skipped.append(data)
                 continue
-            part = await self._image(attachment.filename, data, image_room)
+            part = await self._image(attachment.filename, data, reading.image_room)
             if isinstance(part, Skipped):
-                skipped.append(part)
+                reading.skipped.append(part)
                 continue
-            image_room -= part.tokens
-            room -= part.tokens
-            image_parts.append(part)
-            parts[attachment.id] = placeholder
-            names.append(attachment.filename)
+            reading.image_room -= part.tokens
+            reading.room -= part.tokens
+            reading.images.append(part)
+            reading.parts[attachment.id] = placeholder
+            reading.names.append(attachment.filename)
 
-        shortened: list[FilePart] = []
+    async def _read_files(
+        self, wanted: list[_Wanted], downloads: dict[int, bytes | Skipped], reading: _Reading
+    ) -> None:
+        """Add the wanted text files and PDFs to `reading`, each capped at an even share of
+        the room the files still to read leave."""
         readable = [(a, kind, lang) for a, kind, lang in wanted if kind is not Kind.IMAGE]
         for left, (attachment, kind, language) in zip(
             range(len(readable), 0, -1), readable, strict=True
         ):
             data = downloads[attachment.id]
             if isinstance(data, Skipped):
-                skipped.append(data)
+                reading.skipped.append(data)
                 continue
-            cap = max(MIN_PART_TOKENS, room // left - SEPARATOR_ROOM)
+            cap = max(MIN_PART_TOKENS, reading.room // left - SEPARATOR_ROOM)
             if kind is Kind.PDF:
                 read = await asyncio.to_thread(
                     read_pdf, attachment.filename, data, self.counter, cap
@@ -194,22 +242,13 @@ class FileReader:
             else:
                 read = read_text_file(attachment.filename, data, self.counter, cap, language)
             if isinstance(read, Skipped):
-                skipped.append(read)
+                reading.skipped.append(read)
                 continue
-            room -= read.tokens + SEPARATOR_ROOM
-            parts[attachment.id] = read.content
-            names.append(attachment.filename)
+            reading.room -= read.tokens + SEPARATOR_ROOM
+            reading.parts[attachment.id] = read.content
+            reading.names.append(attachment.filename)
             if read.shortened:
-                shortened.append(read)
-
-        in_order = [parts[a.id] for a in attachments if a.id in parts]
-        return Files(
-            "\n\n".join(in_order),
-            tuple(image_parts),
-            tuple(names),
-            tuple(skipped),
-            tuple(shortened),
-        )
+                reading.shortened.append(read)
 
     async def _image(self, filename: str, data: bytes, room: int) -> ImagePart | Skipped:
         """The image at IMAGE_DETAIL, or at "low" if that does not fit in `room` tokens."""

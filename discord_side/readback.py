@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
-from discord_side.downloads import FileReader, has_images
+from discord_side.downloads import AttachmentReader, has_images
 from discord_side.replies import WRITING_MARKER
 from discord_side.threads import opening_text
 from memory import IMAGE_TURNS, ImagePart, PromptBuilder, Turn, speaker_name
@@ -46,7 +46,7 @@ async def read_back(
     prompts: PromptBuilder,
     budget: int,
     remembered: Callable[[discord.Message], Awaitable[bool]],
-    files: FileReader | None = None,
+    files: AttachmentReader | None = None,
 ) -> list[Turn]:
     """The channel's latest turns before `before` (and after the message id `after`,
     which a stored summary covers), oldest first, about `budget` tokens.

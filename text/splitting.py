@@ -20,7 +20,7 @@ The rules, in short:
   least 3 backticks or 3 tildes opens a block (a backtick run must not be followed by another
   backtick on its line: that is inline code); only a line of up to 3 spaces, then a run of the
   same character at least as long, then nothing but spaces and tabs closes it. So ```` ``` ````
-  lines inside a ```` ```` ```` block are code, as in the files the bot shows (attachments.py
+  lines inside a ```` ```` ```` block are code, as in the files the bot shows (text/attachments
   fences them with a run longer than any inside).
 * A cut inside a code block closes the block at the end of the message and reopens it, with
   the same fence (character and length) and its language tag, at the start of the next one, so

@@ -1,78 +1,102 @@
-"""FileReader on real discord.py Attachment objects, with their CDN served from memory."""
+"""AttachmentReader on real discord.py Attachment objects, fetched over REST from the Discord
+stand-in and downloaded from its CDN."""
 
 from __future__ import annotations
 
 import io
-from types import SimpleNamespace
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import discord
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from bot import point_discord_at
 from config import load_settings
-from discord_side.downloads import MAX_FILES, FileReader, Files
+from discord_side.downloads import MAX_FILES, AttachmentContent, AttachmentReader
 from memory import PromptBuilder
+from tests.standins.discord_standin import DiscordStandIn, FakeAttachment
 from text.attachments import MIN_PART_TOKENS, SkipKind
 from text.tokens import TokenCounter
 
 MB = 1024 * 1024
 ENV = {"DISCORD_BOT_TOKEN": "t", "OPENAI_API_KEY": "k"}
+Post = Callable[..., Awaitable[list[discord.Attachment]]]
 
 
-class MemoryCdn:
-    """What `Attachment.read` calls (`state.http.get_from_cdn`), serving stored bytes."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.fetched: list[str] = []
-
-    async def get_from_cdn(self, url: str) -> bytes:
-        self.fetched.append(url)
-        return self.files[url]
-
-    def attach(
-        self, filename: str, data: bytes, content_type: str | None = None, size: int | None = None
-    ) -> discord.Attachment:
-        url = f"https://cdn.example/{len(self.files)}/{filename}"
-        self.files[url] = data
-        payload = {
-            "id": str(1000 + len(self.files)),
-            "filename": filename,
-            "size": len(data) if size is None else size,
-            "url": url,
-            "proxy_url": url,
-        }
-        if content_type is not None:
-            payload["content_type"] = content_type
-        return discord.Attachment(data=payload, state=SimpleNamespace(http=self))  # type: ignore[arg-type]
+@pytest.fixture
+async def discord_client(
+    discord_api: DiscordStandIn, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[discord.Client]:
+    """A discord.py client logged in to the stand-in over REST (no gateway)."""
+    # point_discord_at changes discord.py's class attributes; undo that after the test.
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket,
+        "DEFAULT_GATEWAY",
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
+    )
+    point_discord_at(discord_api.url)
+    client = discord.Client(intents=discord.Intents.default())
+    await client.login(discord_api.bot_token)
+    yield client
+    await client.close()
 
 
-def reader(counter: TokenCounter, budget: int, **env: str) -> FileReader:
-    return FileReader(load_settings({**ENV, **env}), counter, budget)
+@pytest.fixture
+def post(discord_api: DiscordStandIn, discord_client: discord.Client) -> Post:
+    """Alice posts files in #general; their attachment objects as discord.py reads them."""
+
+    async def post(*files: FakeAttachment) -> list[discord.Attachment]:
+        said = await discord_api.user_says("general", "alice", "", attachments=files, deliver=False)
+        channel = discord_client.get_partial_messageable(discord_api.general.id)
+        message = await channel.fetch_message(int(said["id"]))
+        return message.attachments
+
+    return post
 
 
-def png(width: int, height: int) -> bytes:
+def untyped(filename: str, data: bytes, size: int | None = None) -> FakeAttachment:
+    """A file Discord sent without a content type."""
+    return FakeAttachment(filename, data, size=size, guess_content_type=False)
+
+
+def reader(counter: TokenCounter, budget: int, **env: str) -> AttachmentReader:
+    return AttachmentReader(load_settings({**ENV, **env}), counter, budget)
+
+
+def shot_png(width: int, height: int) -> FakeAttachment:
     out = io.BytesIO()
     Image.new("RGB", (width, height), "navy").save(out, format="PNG")
-    return out.getvalue()
+    return FakeAttachment("shot.png", out.getvalue(), content_type="image/png")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# One stand-in serves every example: each posts a new message.
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     line_counts=st.lists(st.integers(0, 3000), min_size=1, max_size=3),
     words=st.integers(0, 300),
     budget=st.integers(1800, 6000),
 )
 async def test_text_files_and_the_message_fit_the_budget_together(
-    o200k: TokenCounter, line_counts: list[int], words: int, budget: int
+    o200k: TokenCounter,
+    post: Post,
+    line_counts: list[int],
+    words: int,
+    budget: int,
 ) -> None:
     builder = PromptBuilder(o200k, "Be brief.", budget)
-    cdn = MemoryCdn()
-    files = [
-        cdn.attach(f"f{n}.log", "".join(f"line {i} of file {n}\n" for i in range(lines)).encode())
-        for n, lines in enumerate(line_counts)
-    ]
+    files = await post(
+        *(
+            untyped(f"f{n}.log", "".join(f"line {i} of file {n}\n" for i in range(lines)).encode())
+            for n, lines in enumerate(line_counts)
+        )
+    )
     text = "why? " * words
     used = o200k.count_message("user", text, "Ana")
     read = await reader(o200k, builder.history_budget).read(files, text_tokens=used)
@@ -86,34 +110,41 @@ async def test_text_files_and_the_message_fit_the_budget_together(
     assert read.names == tuple(f.filename for f in files)
 
 
-async def test_at_most_max_files_are_looked_at(o200k: TokenCounter) -> None:
-    cdn = MemoryCdn()
-    files = [cdn.attach(f"n{i}.txt", b"x", "text/plain") for i in range(MAX_FILES + 2)]
+async def test_at_most_max_files_are_looked_at(
+    o200k: TokenCounter, discord_api: DiscordStandIn, post: Post
+) -> None:
+    files = await post(
+        *(
+            FakeAttachment(f"n{i}.txt", b"x", content_type="text/plain")
+            for i in range(MAX_FILES + 2)
+        )
+    )
     read = await reader(o200k, 3000).read(files)
     assert read.names == tuple(f"n{i}.txt" for i in range(MAX_FILES))
     assert [s.filename for s in read.skipped] == [f"n{MAX_FILES}.txt", f"n{MAX_FILES + 1}.txt"]
-    assert len(cdn.fetched) == MAX_FILES
+    assert len(discord_api.downloaded()) == MAX_FILES
 
 
 async def test_the_byte_limit_is_per_message_and_checked_before_downloading(
-    o200k: TokenCounter,
+    o200k: TokenCounter, discord_api: DiscordStandIn, post: Post
 ) -> None:
-    cdn = MemoryCdn()
-    first = cdn.attach("a.txt", b"first", size=6 * MB)
-    second = cdn.attach("b.txt", b"second", size=6 * MB)
-    small = cdn.attach("c.txt", b"third", size=3 * MB)
+    first, second, small = await post(
+        untyped("a.txt", b"first", size=6 * MB),
+        untyped("b.txt", b"second", size=6 * MB),
+        untyped("c.txt", b"third", size=3 * MB),
+    )
     read = await reader(o200k, 3000, MAX_ATTACHMENT_BYTES=str(10 * MB)).read([first, second, small])
     assert read.names == ("a.txt", "c.txt")
     [skipped] = read.skipped
     assert (skipped.filename, skipped.kind, skipped.size) == ("b.txt", SkipKind.TOO_LARGE, 6 * MB)
-    assert cdn.fetched == [first.url, small.url]
+    assert [len(discord_api.downloaded(a.id)) for a in (first, second, small)] == [1, 0, 1]
+    assert len(discord_api.downloaded()) == 2
 
 
 async def test_an_image_too_costly_at_high_detail_goes_at_low_then_is_skipped(
-    o200k: TokenCounter,
+    o200k: TokenCounter, post: Post
 ) -> None:
-    cdn = MemoryCdn()
-    shot = cdn.attach("shot.png", png(2000, 1200), "image/png")
+    [shot] = await post(shot_png(2000, 1200))
     roomy = await reader(o200k, 20_000, VISION="on", IMAGE_DETAIL="high").read([shot])
     assert roomy.images[0].detail == "high"
     # gpt-5.4-mini at "high": 1280 x 768 is 40 x 24 patches, x 1.62 -> 1556 tokens; half
@@ -126,23 +157,26 @@ async def test_an_image_too_costly_at_high_detail_goes_at_low_then_is_skipped(
     assert starved.skipped[0].kind is SkipKind.TOO_LARGE
 
 
-async def test_images_without_vision_are_not_fetched(o200k: TokenCounter) -> None:
-    cdn = MemoryCdn()
-    shot = cdn.attach("shot.png", png(20, 20), "image/png")
+async def test_images_without_vision_are_not_fetched(
+    o200k: TokenCounter, discord_api: DiscordStandIn, post: Post
+) -> None:
+    [shot] = await post(shot_png(20, 20))
     read = await reader(o200k, 3000, VISION="off").read([shot])
-    assert read.unseen_images and cdn.fetched == []
+    assert read.unseen_images and discord_api.downloaded() == []
     assert read.notes() == ["-# Skipped `shot.png`: this model does not take images."]
     assert read.notes(tell_no_vision=False) == []
 
 
-async def test_read_back_names_images_without_fetching_them(o200k: TokenCounter) -> None:
-    cdn = MemoryCdn()
-    shot = cdn.attach("shot.png", png(20, 20), "image/png")
-    code = cdn.attach("a.py", b"print(1)\n")
+async def test_read_back_names_images_without_fetching_them(
+    o200k: TokenCounter, discord_api: DiscordStandIn, post: Post
+) -> None:
+    shot, code = await post(shot_png(20, 20), untyped("a.py", b"print(1)\n"))
     read = await reader(o200k, 3000, VISION="on").read([shot, code], images=False)
     assert read.text == "[image: shot.png]\n\nFile: `a.py`\n```python\nprint(1)\n```"
-    assert read.images == () and cdn.fetched == [code.url]
+    assert read.images == ()
+    assert [len(discord_api.downloaded(a.id)) for a in (shot, code)] == [0, 1]
+    assert len(discord_api.downloaded()) == 1
 
 
 def test_no_files_no_notes() -> None:
-    assert Files().notes() == [] and not Files().unseen_images
+    assert AttachmentContent().notes() == [] and not AttachmentContent().unseen_images

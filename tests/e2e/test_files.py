@@ -20,7 +20,7 @@ from tests.standins.openai_standin import (
     image_tokens,
     prompt_tokens,
 )
-from tests.text.test_attachments import make_pdf
+from tests.text.sample_files import make_pdf
 from text.attachments import model_accepts_images
 
 MB = 1024 * 1024
