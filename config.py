@@ -1,7 +1,7 @@
 """The bot's settings: read once from the environment and `.env`, validated, frozen.
 
 `load_settings` is the only place that interprets environment variables (with the
-parsers of config_values.py); everything else receives the resulting `Settings`. A bad
+parsers of text/setting_values.py); everything else receives the resulting `Settings`. A bad
 value raises `ConfigError`, whose message names the variable and says how to fix it
 (bot.py prints it and exits).
 """
@@ -16,7 +16,9 @@ from typing import Literal, get_args
 
 from dotenv import dotenv_values
 
-from config_values import (
+from conversation.access import AccessRules
+from store import DEFAULT_RETENTION_DAYS, StoreError, database_url
+from text.setting_values import (
     ConfigError,
     Getter,
     boolean,
@@ -28,8 +30,6 @@ from config_values import (
     require_header_safe,
     word,
 )
-from conversation.access import AccessRules
-from store import DEFAULT_RETENTION_DAYS, StoreError, database_url
 
 DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULT_SYSTEM_PROMPT = (

@@ -74,7 +74,7 @@ class _Reading:
         prompts: PromptBuilder,
         budget: int,
         remembered: Callable[[discord.Message], Awaitable[bool]],
-        files: FileReader | None,
+        files: AttachmentReader | None,
     ) -> None:
         self.bot_id = bot_id
         self.prompts = prompts

@@ -25,9 +25,9 @@ from config import (
     load_settings,
     read_environment,
 )
-from config_values import MAX_SNOWFLAKE, QUOTES
 from conversation.access import AccessRules
 from store import database_url
+from text.setting_values import MAX_SNOWFLAKE, QUOTES
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = {"DISCORD_BOT_TOKEN": "abc.def.ghi", "OPENAI_API_KEY": "sk-test"}
