@@ -15,20 +15,12 @@ from hypothesis import strategies as st
 
 from config import load_settings
 from conversation.answers import failure_sentence
-from model.client import (
-    MAX_COMPLETION_TOKENS,
-    MAX_TOKENS,
-    RETRACT,
-    Answer,
-    ChatModel,
-    DeadlinePassed,
-    EmptyAnswer,
-    Part,
-    RequestShape,
-    read_part,
-    retry_wait,
-)
+from model.client import ChatModel
+from model.errors import DeadlinePassed, EmptyAnswer
 from model.failures import Cause, Failure, classify
+from model.reading import RETRACT, Answer, Part, read_part
+from model.request import MAX_COMPLETION_TOKENS, MAX_TOKENS, RequestShape
+from model.retries import retry_wait
 from tests.helpers import closed_port_url
 from tests.standins.openai_standin import (
     EmptyReply,
