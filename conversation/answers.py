@@ -106,7 +106,7 @@ class Asking:
 
         A prompt refused as too long is shortened once, to the budget the refusal
         taught the model's `ContextWindow`. A request whose images the server refused
-        is asked again without images (`refuse_images`), NO_VISION_NOTE's note first.
+        is asked again without images (`refuse_images`), the note it returns first.
         """
         failure = self.answers.classify(error, self.prompt, self.window)
         if failure.cause is Cause.CONTEXT_TOO_LONG and not self.shortened:

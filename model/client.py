@@ -16,17 +16,19 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
 
-from config import Settings
 from model.errors import DeadlinePassed, EmptyAnswer, UnreadableReply
 from model.reading import RETRACT, Answer, Retract, StreamReader, read_part
 from model.reasoning import strip_reasoning
 from model.request import RequestShape
 from model.retries import Learn, Messages, Retries
+
+if TYPE_CHECKING:
+    from config import Settings
 
 log = logging.getLogger(__name__)
 
