@@ -271,7 +271,7 @@ class Answers:
         """Record an answer's tokens in the stored usage and against its asker's daily
         allowance, before it is shown, so their next message is judged with it: the
         server's usage when it sent it, else the bot's count calibrated to the server's
-        (context_window.py)."""
+        (model/context_window.py)."""
         message = reply.message
         effective, prompts, prompt = asking.effective, asking.prompts, asking.prompt
         window = asking.window
