@@ -1,23 +1,21 @@
 """One answer: asking the model and showing what it says, by one deadline.
 
-`Answers.answer` builds the request from a channel's memory within the budget its
-model's server really takes (`ContextWindow`, learnt from refusals and usage), asks
-the model once (streamed or whole, as the channel's settings say) and shows the answer
-through the channel's `Reply`. A prompt the server refuses as too long is retried
-once, shortened to the budget the refusal taught; a request whose images the server
-refuses raises `ImagesRefused` for the caller to retry without them; any other failure
-is told to the user in one sentence by its cause (model_failures.py). An answer cut
-short (by the reply cap, by its deadline, by a stream that ended without a finish
-reason) is shown with a note that says so. Every answer's tokens are recorded in the
-usage and the asker's daily allowance: the server's usage when it sends it, else the
-bot's count calibrated to the server's.
+The request is built from a channel's memory within the budget its model's server
+really takes (`ContextWindow`). What a refusal teaches (a smaller window, a server
+that takes no images) is learnt inside the model client's one loop of retries
+(model/retries.py), which asks again with the rebuilt request. Any other failure is
+told to the user in one sentence by its cause (model/failures.py). An answer cut short
+(by the reply cap, by its deadline, by a stream that ended without a finish reason) is
+shown with a note that says so. Every answer's tokens are recorded in the usage and
+the asker's daily allowance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
 import discord
 import openai
@@ -28,9 +26,11 @@ from conversation.channel_settings import Effective
 from conversation.usage import UsageLedger
 from discord_side.replies import Reply, show_typing
 from memory import MIN_HISTORY_BUDGET, ChannelMemory, Prompt, PromptBuilder
-from model.client import RETRACT, Answer, ChatModel, DeadlinePassed, EmptyAnswer
+from model.client import ChatModel
 from model.context_window import ContextWindow
-from model.failures import Cause, Failure, UnreadableReply, classify, user_message
+from model.errors import DeadlinePassed, EmptyAnswer, ModelError
+from model.failures import Cause, Failure, classify, user_message
+from model.reading import RETRACT, Answer
 from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, counts_exactly
 
@@ -60,29 +60,91 @@ def finish_note(finish_reason: str | None) -> str | None:
     return None
 
 
-class ImagesRefused(Exception):
-    """The model's server refused the image parts of a request (`error`, classified
-    as `failure`); nothing was shown."""
-
-    def __init__(self, error: Exception, failure: Failure) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.failure = failure
+# Called when the model's server refused the images of a request: no images are sent
+# again, in any channel; returns the note that goes first under the answer.
+RefuseImages = Callable[[], str]
 
 
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """What one answer is asked with: the channel's settings, its request builder, and
-    the answer's deadline (event-loop time)."""
+class Asking:
+    """One answer's request as it is learnt: the prompt built from `memory` by `prompts`
+    for the channel's settings `effective`, the `note` to show under the answer, and
+    the answer's deadline (event-loop time). `learn` is its part of the model client's
+    loop (model/retries.py)."""
 
-    effective: Effective
-    prompts: PromptBuilder
-    deadline: float
+    def __init__(
+        self,
+        answers: Answers,
+        reply: Reply,
+        memory: ChannelMemory,
+        prompts: PromptBuilder,
+        effective: Effective,
+        note: str | None,
+        refuse_images: RefuseImages | None,
+    ) -> None:
+        self.answers = answers
+        self.channel_id = reply.channel.id
+        self.memory = memory
+        self.prompts = prompts
+        self.effective = effective
+        self.note = note
+        self.refuse_images = refuse_images
+        self.window = answers.window(effective.model, prompts)
+        self.deadline = answers.model.deadline()
+        self.shortened = False  # the prompt was shortened after a refusal
+        self.images_refused = False
+        self.prompt = prompts.prompt(memory, self.window.budget)
 
     @property
-    def options(self) -> dict[str, str | None]:
-        """The model and reasoning effort for `ChatModel.complete`/`stream`."""
-        return {"model": self.effective.model, "reasoning_effort": self.effective.reasoning_effort}
+    def options(self) -> dict[str, Any]:
+        """The arguments besides the messages for `ChatModel.complete`/`stream`."""
+        return {
+            "model": self.effective.model,
+            "reasoning_effort": self.effective.reasoning_effort,
+            "deadline": self.deadline,
+            "learn": self.learn,
+        }
+
+    def learn(self, error: Exception) -> list[dict[str, Any]] | None:
+        """After `error`: the messages to ask again with, rebuilt from memory, or None.
+
+        A prompt refused as too long is shortened once, to the budget the refusal
+        taught the model's `ContextWindow`. A request whose images the server refused
+        is asked again without images (`refuse_images`), the note it returns first.
+        """
+        failure = self.answers.classify(error, self.prompt, self.window)
+        if failure.cause is Cause.CONTEXT_TOO_LONG and not self.shortened:
+            self._shorten(failure)
+        elif (
+            failure.cause is Cause.IMAGES_REFUSED
+            and self.refuse_images is not None
+            and not self.images_refused
+            and _has_images(self.prompt)
+        ):
+            log.warning("channel %s: the model refused images; sending none again", self.channel_id)
+            self.note = "\n".join(filter(None, [self.refuse_images(), self.note]))
+            self.images_refused = True
+            self.shortened = False
+        else:
+            return None
+        self.prompt = self.prompts.prompt(self.memory, self.window.budget)
+        return self.prompt.messages
+
+    def _shorten(self, failure: Failure) -> None:
+        window, prompt = self.window, self.prompt
+        budget = window.refused(
+            prompt.tokens, window=failure.context_window, server_count=failure.prompt_tokens
+        )
+        log.warning(
+            "channel %s: the model service found the prompt too long (%d tokens "
+            "by the bot's count; window %s); using a budget of %d tokens for "
+            "model %s from now on, and asking again",
+            self.channel_id,
+            prompt.tokens,
+            failure.context_window or "not stated",
+            budget,
+            window.model,
+        )
+        self.shortened = True
 
 
 class Answers:
@@ -105,55 +167,30 @@ class Answers:
         prompts: PromptBuilder,
         effective: Effective,
         note: str | None,
+        *,
+        refuse_images: RefuseImages | None = None,
     ) -> tuple[Answer, Prompt] | None:
         """Answer from `memory` (requests built by `prompts`) by one deadline, streamed
         or whole as the channel's settings `effective` say, with `note` under it; the
         answer and the prompt it was given, or None when it failed (the user is told
         why).
 
-        A prompt refused as too long is retried once, shortened to the budget the
-        refusal taught the model's `ContextWindow`. Raises ImagesRefused, with nothing
-        shown, when the server refused the request's images (the caller retries
-        without them).
+        What a refusal teaches is learnt and the model asked again (`Asking.learn`);
+        `refuse_images` is called when the server refused the request's images.
         """
-        channel_id = reply.channel.id
-        window = self.window(effective.model, prompts)
-        asked = Asked(effective, prompts, self.model.deadline())
-        shortened = False
-        while True:
-            prompt = prompts.prompt(memory, window.budget)
-            try:
-                if effective.streaming:
-                    answer = await self._streamed(reply, prompt, note, asked)
-                else:
-                    answer = await self._whole(reply, prompt, note, asked)
-            except Exception as error:
-                failure = self._classify(error, prompt, window)
-                if failure.cause is Cause.CONTEXT_TOO_LONG and not shortened:
-                    budget = window.refused(
-                        prompt.tokens,
-                        window=failure.context_window,
-                        server_count=failure.prompt_tokens,
-                    )
-                    log.warning(
-                        "channel %s: the model service found the prompt too long (%d tokens "
-                        "by the bot's count; window %s); using a budget of %d tokens for "
-                        "model %s from now on, and asking again",
-                        channel_id,
-                        prompt.tokens,
-                        failure.context_window or "not stated",
-                        budget,
-                        window.model,
-                    )
-                    shortened = True
-                    continue
-                if failure.cause is Cause.IMAGES_REFUSED and _has_images(prompt):
-                    raise ImagesRefused(error, failure) from error
-                await self._report_failure(reply, error, failure, history_shortened=shortened)
-                return None
-            if answer.prompt_tokens is not None:
-                window.observe(prompt.tokens, answer.prompt_tokens)
-            return answer, prompt
+        asking = Asking(self, reply, memory, prompts, effective, note, refuse_images)
+        try:
+            if effective.streaming:
+                answer = await self._streamed(reply, asking)
+            else:
+                answer = await self._whole(reply, asking)
+        except Exception as error:
+            failure = self.classify(error, asking.prompt, asking.window)
+            await self._report_failure(reply, error, failure, history_shortened=asking.shortened)
+            return None
+        if answer.prompt_tokens is not None:
+            asking.window.observe(asking.prompt.tokens, answer.prompt_tokens)
+        return answer, asking.prompt
 
     def window(self, model: str, prompts: PromptBuilder) -> ContextWindow:
         """The learnt prompt budget of `model` (one per model, for every channel)."""
@@ -168,7 +205,7 @@ class Answers:
             )
         return window
 
-    def _classify(self, error: Exception, prompt: Prompt, window: ContextWindow) -> Failure:
+    def classify(self, error: Exception, prompt: Prompt, window: ContextWindow) -> Failure:
         """The failure `error` reports. A stream with no chunk at all (not even the role
         chunk every server sends first) after a prompt with something to leave out is
         llama-cpp-python's refusal of a prompt too long for its window."""
@@ -176,23 +213,19 @@ class Answers:
             return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
         return classify(error, deadline=self.settings.openai_timeout)
 
-    async def _whole(self, reply: Reply, prompt: Prompt, note: str | None, asked: Asked) -> Answer:
+    async def _whole(self, reply: Reply, asking: Asking) -> Answer:
         """Get the whole answer, then post it with a note if it was cut short.
 
         Raises what `ChatModel.complete` raises; nothing was posted then.
         """
         async with show_typing(reply.channel):
-            answer = await self.model.complete(
-                prompt.messages, deadline=asked.deadline, **asked.options
-            )
-        self._charge(reply, prompt, answer, asked)
-        notes = [finish_note(answer.finish_reason), note]
+            answer = await self.model.complete(asking.prompt.messages, **asking.options)
+        self._charge(reply, answer, asking)
+        notes = [finish_note(answer.finish_reason), asking.note]
         await reply.whole(answer.text, "\n".join(filter(None, notes)) or None)
         return answer
 
-    async def _streamed(
-        self, reply: Reply, prompt: Prompt, note: str | None, asked: Asked
-    ) -> Answer:
+    async def _streamed(self, reply: Reply, asking: Asking) -> Answer:
         """Show the answer while it streams; the answer (or what arrived).
 
         A stream that breaks or stalls after some text keeps that text visible, marked
@@ -202,13 +235,11 @@ class Answers:
         answer = None
         try:
             async with show_typing(reply.channel):
-                stream = self.model.stream(
-                    prompt.messages, deadline=asked.deadline, **asked.options
-                )
+                stream = self.model.stream(asking.prompt.messages, **asking.options)
                 async for piece in stream:
                     if isinstance(piece, Answer):
                         answer = piece
-                        self._charge(reply, prompt, answer, asked)
+                        self._charge(reply, answer, asking)
                     elif piece is RETRACT:
                         await reply.retract()
                     else:
@@ -216,7 +247,7 @@ class Answers:
         except asyncio.CancelledError:
             # Shutdown closes off this answer: the tokens streamed so far were spent.
             if reply.text and answer is None:
-                self._charge(reply, prompt, Answer(reply.text, None, None, "interrupted"), asked)
+                self._charge(reply, Answer(reply.text, None, None, "interrupted"), asking)
             raise
         except Exception as error:
             if not reply.text:
@@ -228,23 +259,25 @@ class Answers:
             else:
                 log.warning("channel %s: the answer stream broke: %r", reply.channel.id, error)
                 why = user_message(classify(error, deadline=self.settings.openai_timeout))
-            note = "\n".join(filter(None, [subtext(f"⚠️ The answer was cut off: {why}"), note]))
+            cut_off = subtext(f"⚠️ The answer was cut off: {why}")
+            note = "\n".join(filter(None, [cut_off, asking.note]))
             answer = Answer(reply.text, None, None, "interrupted")
-            self._charge(reply, prompt, answer, asked)
+            self._charge(reply, answer, asking)
         else:
             assert answer is not None  # the stream ends with its Answer or raises
-            note = "\n".join(filter(None, [finish_note(answer.finish_reason), note])) or None
+            notes = [finish_note(answer.finish_reason), asking.note]
+            note = "\n".join(filter(None, notes)) or None
         await reply.finish(note)
         return answer
 
-    def _charge(self, reply: Reply, prompt: Prompt, answer: Answer, asked: Asked) -> None:
+    def _charge(self, reply: Reply, answer: Answer, asking: Asking) -> None:
         """Record an answer's tokens in the stored usage and against its asker's daily
         allowance, before it is shown, so their next message is judged with it: the
         server's usage when it sent it, else the bot's count calibrated to the server's
-        (context_window.py)."""
+        (model/context_window.py)."""
         message = reply.message
-        effective, prompts = asked.effective, asked.prompts
-        window = self.window(effective.model, prompts)
+        effective, prompts, prompt = asking.effective, asking.prompts, asking.prompt
+        window = asking.window
         completion = answer.completion_tokens
         if completion is None:
             completion = window.server_tokens(prompts.counter.count_text(answer.text))
@@ -271,7 +304,7 @@ class Answers:
         channel_id = reply.channel.id
         if isinstance(error, DeadlinePassed):
             log.warning("channel %s: no answer from the model: %s", channel_id, error)
-        elif isinstance(error, openai.OpenAIError | EmptyAnswer | TimeoutError | UnreadableReply):
+        elif isinstance(error, openai.OpenAIError | ModelError | TimeoutError):
             log.warning(
                 "channel %s: no answer from the model (%s): %r",
                 channel_id,
@@ -288,7 +321,7 @@ def failure_sentence(
 ) -> str:
     """The one sentence the chat user reads when `error` (classified as `failure`) left
     them without an answer: an empty answer's own, else the failure's cause's
-    (model_failures.user_message)."""
+    (model.failures.user_message)."""
     if isinstance(error, EmptyAnswer) and failure.cause is not Cause.CONTEXT_TOO_LONG:
         return error.user_message()
     return user_message(failure, history_shortened=history_shortened)

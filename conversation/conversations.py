@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import discord
 
 from config import ConfigError, Settings
-from conversation.answers import Answers, ImagesRefused, log_answer
+from conversation.answers import Answers, log_answer
 from conversation.audience import Audience, Verdict
 from conversation.channel_settings import ChannelSettings, Effective, Place
 from conversation.recency import RecentlyUsed
@@ -416,14 +416,7 @@ class Conversations:
         note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
         reply = self._reply(message, channel)
-        try:
-            answered = await self._answer_until_shutdown(reply, memory, note)
-        except ImagesRefused:
-            log.warning("channel %s: the model refused images; sending none again", channel.id)
-            self._refuse_images()  # the request has no images now: it cannot be raised again
-            reply = self._reply(message, channel)
-            note = "\n".join([NO_VISION_NOTE, *note_lines, *notes])
-            answered = await self._answer_until_shutdown(reply, memory, note)
+        answered = await self._answer_until_shutdown(reply, memory, note)
         if answered is None or not reply.visible or reply.withdrawn:
             return
         if not memory.holds(message.id):
@@ -472,12 +465,14 @@ class Conversations:
         text_tokens = self.prompts.counter.count_message("user", pending.text, name)
         return await self.files.read(attachments, text_tokens=text_tokens)
 
-    def _refuse_images(self) -> None:
-        """The model takes no images: send none again, in any channel."""
+    def _refuse_images(self) -> str:
+        """The model takes no images: send none again, in any channel. Returns the note
+        that goes first under the answer asked again without them."""
         self.files.refuse_images()
         self.told_no_vision = True
         for memory in self.memories.values():
             memory.drop_images()
+        return NO_VISION_NOTE
 
     def _reply(
         self, message: discord.Message, channel: discord.abc.Messageable | None = None
@@ -577,7 +572,9 @@ class Conversations:
         try:
             effective, prompts = self._in_use[reply.channel.id]  # set by _profile
             try:
-                return await self.answers.answer(reply, memory, prompts, effective, note)
+                return await self.answers.answer(
+                    reply, memory, prompts, effective, note, refuse_images=self._refuse_images
+                )
             except asyncio.CancelledError:
                 if not self.closing:
                     raise

@@ -1,6 +1,6 @@
 """How many prompt tokens the model's server really takes, learnt from its answers.
 
-The bot counts a request with tiktoken (tokenizer.py). For OpenAI's models that is
+The bot counts a request with tiktoken (text/tokens.py). For OpenAI's models that is
 OpenAI's own count; for anything else (llama.cpp, Ollama, vLLM serving open models)
 it is an estimate, and a server can count twice as many tokens as the bot does.
 `ContextWindow` turns what the server says into the budget trimming aims at, for the

@@ -1,9 +1,5 @@
-"""Why a request to an OpenAI-compatible server failed, and what to tell the chat user.
-
-`classify` reads an exception raised by the `openai` SDK (or a timeout the caller raised
-itself) and returns a `Failure`: one `Cause` plus what the bot can act on, such as the
-name of a request parameter the server refused or the context window it stated.
-`user_message` turns a `Failure` into one short sentence for the chat.
+"""Why a request to an OpenAI-compatible server failed (`classify`), and the one
+sentence the chat user reads about it (`user_message`).
 
 Servers word the same failure differently, so each rule below names the servers whose
 wording it matches (OpenAI, vLLM, LiteLLM proxy, llama-cpp-python, llama.cpp's
@@ -26,6 +22,8 @@ from typing import Any
 
 import openai
 
+from model.errors import UnreadableReply
+
 
 class Cause(enum.Enum):
     """What went wrong, as far as the bot needs to know."""
@@ -46,11 +44,6 @@ class Cause(enum.Enum):
     UNKNOWN = "unknown"
 
 
-class UnreadableReply(Exception):
-    """The model server answered with something that is not a chat completion: broken
-    JSON, or a page from a proxy in front of it (chat_model raises it)."""
-
-
 @dataclass(frozen=True)
 class Failure:
     """A classified failure.
@@ -59,8 +52,6 @@ class Failure:
     - `parameter`: REFUSED_PARAMETER only, the refused request field as the server named
       it (a dotted path for a nested field, e.g. "messages.2.reasoning_content"), or None
       when the server did not say which.
-    - `replacement`: REFUSED_PARAMETER only, the field the server says to use instead
-      (OpenAI: max_tokens -> "max_completion_tokens"), else None.
     - `context_window`: CONTEXT_TOO_LONG only, the window in tokens when the server's
       error states it, else None.
     - `prompt_tokens`: CONTEXT_TOO_LONG only, the server's own count of the refused
@@ -72,7 +63,6 @@ class Failure:
     cause: Cause
     status: int | None = None
     parameter: str | None = None
-    replacement: str | None = None
     context_window: int | None = None
     prompt_tokens: int | None = None
     deadline: float | None = None
@@ -122,9 +112,8 @@ def _classify_api_error(error: openai.APIError, status: int | None) -> Failure:
     # refused "input". llama.cpp says it with a 500, OpenRouter with a 404.
     if any(pattern.search(lowered) for pattern in _IMAGES_REFUSED):
         return failure(Cause.IMAGES_REFUSED)
-    if refused := _refused_parameter(error, body, text):
-        parameter, replacement = refused
-        return failure(Cause.REFUSED_PARAMETER, parameter=parameter, replacement=replacement)
+    if (refused := _refused_parameter(error, body, text)) is not None:
+        return failure(Cause.REFUSED_PARAMETER, parameter=refused or None)
     # OpenAI answers a model the key's project may not use with 403 and model_not_found:
     # the key works, the model setting is what to fix.
     if code == "model_not_found":
@@ -317,7 +306,6 @@ _PARAMETER_TEXT = [
     )
 ]
 _BARE_NOT_SUPPORTED = re.compile(rf"\b({_NAME}) (?:is|are) not supported")
-_REPLACEMENT = re.compile(rf"Use '({_NAME})' instead")
 # vLLM and other pydantic/FastAPI servers: extra_forbidden with loc ('body', 'X', ...),
 # as the repr of pydantic's error list inside the message (vLLM's 400), as JSON in
 # FastAPI's `detail` list (422), or in pydantic's own text ("1 validation error for
@@ -328,27 +316,21 @@ _PYDANTIC_TEXT_LOC = re.compile(
 )
 
 
-def _refused_parameter(
-    error: openai.APIError, body: object, text: str
-) -> tuple[str | None, str | None] | None:
-    """(parameter, replacement) when the server refused a request field, else None."""
+def _refused_parameter(error: openai.APIError, body: object, text: str) -> str | None:
+    """The request field the server refused ("" when it did not name it), or None when
+    it refused none."""
     code = (error.code or "").lower()
     for pattern in _PARAMETER_TEXT:
         if match := pattern.search(text):
-            return match.group(1), _replacement(text)
+            return match.group(1)
     if code in _PARAMETER_CODES:
-        return (error.param or None), _replacement(text)
+        return error.param or ""
     if loc := _extra_forbidden_location(body, text):
-        return loc, None
+        return loc
     for match in _BARE_NOT_SUPPORTED.finditer(text):
         if match.group(1) in _REQUEST_FIELDS:
-            return match.group(1), None
+            return match.group(1)
     return None
-
-
-def _replacement(text: str) -> str | None:
-    match = _REPLACEMENT.search(text)
-    return match.group(1) if match else None
 
 
 def _extra_forbidden_location(body: object, text: str) -> str | None:
@@ -388,7 +370,6 @@ _UNKNOWN_MODEL = re.compile(
 # --- what the chat user reads ------------------------------------------------------
 
 _SENTENCES = {
-    # The sentences chat_model.explain_failure has used, unchanged.
     Cause.OUT_OF_CREDIT: (
         "The bot's OpenAI account is out of credit, so I can't answer right now. "
         "The bot's owner needs to check billing."
@@ -415,7 +396,6 @@ _SENTENCES = {
     Cause.UNREADABLE_REPLY: "The model service sent a reply the bot couldn't read. "
     "Please try again.",
     Cause.UNKNOWN: "Something went wrong while getting an answer. Please try again.",
-    # New causes.
     Cause.REFUSED_PARAMETER: (
         "The model service refused a setting the bot sends, and the bot couldn't work "
         "around it. The bot's owner needs to check the model settings."

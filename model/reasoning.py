@@ -14,10 +14,7 @@ reasoning. After that (or if the first tag is `<think>`), each `<think>...</thin
 is reasoning; a block that is never closed hides everything after its opener. A
 `</think>` that is not the first tag and closes no block is ordinary text.
 
-Reasoning that a server delivers in separate fields (`delta.reasoning_content`,
-`delta.reasoning`, `message.reasoning_content`: vLLM's and Ollama's reasoning parsers,
-DeepSeek's API) is never shown because the client reads only `content` and ignores those
-fields; nothing here needs them.
+Reasoning a server sends in separate fields is never read as text (reading.py).
 """
 
 from __future__ import annotations
@@ -74,9 +71,8 @@ class ReasoningFilter:
 
     - normal (`hold=False`): that text flows as it arrives. If the first tag then turns
       out to be a lone `</think>`, the `Release` that reports it has `retract=True`
-      (at most once per filter, and never after anything else was hidden), and
-      `saw_lone_closer` becomes true, so the caller can use hold mode for this model
-      from then on.
+      (at most once per filter, and never after anything else was hidden), so the
+      caller can use hold mode for this model from then on.
     - hold (`hold=True`, for a model known to write a lone closer): that text is held
       back until the first tag. A `</think>` discards it; a `<think>` releases it; the end
       of the answer releases it all (there was no reasoning). Never retracts.
@@ -86,7 +82,6 @@ class ReasoningFilter:
 
     def __init__(self, *, hold: bool = False) -> None:
         self.hold = hold
-        self.saw_lone_closer = False
         self._state = _START
         self._tail = ""  # text not yet judged: it may end in part of a tag
         self._held: list[str] = []  # hold mode: judged text before the first tag
@@ -102,7 +97,6 @@ class ReasoningFilter:
                 opener, closer = text.find(OPEN_TAG), text.find(CLOSE_TAG)
                 if closer != -1 and (opener == -1 or closer < opener):
                     retract = self._released_before_tag
-                    self.saw_lone_closer = True
                     self._held.clear()
                     text = text[closer + len(CLOSE_TAG) :]
                     self._state = _OUTSIDE

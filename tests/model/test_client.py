@@ -15,20 +15,12 @@ from hypothesis import strategies as st
 
 from config import load_settings
 from conversation.answers import failure_sentence
-from model.client import (
-    MAX_COMPLETION_TOKENS,
-    MAX_TOKENS,
-    RETRACT,
-    Answer,
-    ChatModel,
-    DeadlinePassed,
-    EmptyAnswer,
-    Part,
-    RequestShape,
-    read_part,
-    retry_wait,
-)
+from model.client import ChatModel
+from model.errors import DeadlinePassed, EmptyAnswer
 from model.failures import Cause, Failure, classify
+from model.reading import RETRACT, Answer, Part, read_part
+from model.request import MAX_COMPLETION_TOKENS, MAX_TOKENS, RequestShape
+from model.retries import retry_wait
 from tests.helpers import closed_port_url
 from tests.standins.openai_standin import (
     EmptyReply,
@@ -348,6 +340,79 @@ async def test_a_deadline_given_by_the_caller_covers_everything(
             await model.complete(MESSAGES, deadline=asyncio.get_running_loop().time() + 0.2)
     finally:
         await model.close()
+
+
+# --- one loop: transient retries, refused fields and the caller's lessons ------------
+
+SHORTER = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_callers_lesson_is_asked_with_in_the_same_loop(
+    openai_api: OpenAIStandIn, stream: bool
+) -> None:
+    # A transient failure is retried by the SDK's rules first; a refusal the client
+    # cannot handle goes to the caller, whose messages are sent instead.
+    openai_api.script(Error.rate_limited(0.01), Error.context_length_exceeded(), Reply("Fine."))
+    lessons: list[Exception] = []
+
+    def learn(error: Exception) -> list[dict[str, str]] | None:
+        lessons.append(error)
+        return SHORTER
+
+    model = chat_model(openai_api.base_url)
+    try:
+        if stream:
+            *_, answer = [piece async for piece in model.stream(MESSAGES, learn=learn)]
+        else:
+            answer = await model.complete(MESSAGES, learn=learn)
+    finally:
+        await model.close()
+    assert answer.text == "Fine."
+    [lesson] = lessons
+    assert classify(lesson).cause is Cause.CONTEXT_TOO_LONG
+    first, retried, asked_again = openai_api.completions
+    assert first["messages"] == retried["messages"] == MESSAGES
+    assert asked_again["messages"] == SHORTER
+
+
+async def test_nothing_is_asked_again_once_text_that_stands_was_yielded(
+    openai_api: OpenAIStandIn,
+) -> None:
+    openai_api.script(Stall(None, before="The first words", ping_every=0.1))
+    lessons: list[Exception] = []
+
+    def learn(error: Exception) -> None:
+        lessons.append(error)
+
+    model = chat_model(openai_api.base_url, timeout=0.6)
+    try:
+        with pytest.raises(DeadlinePassed):
+            async for _ in model.stream(MESSAGES, learn=learn):
+                pass
+    finally:
+        await model.close()
+    assert lessons == [] and len(openai_api.chat_requests) == 1
+
+
+async def test_a_refusal_the_caller_learns_nothing_from_is_raised(
+    openai_api: OpenAIStandIn,
+) -> None:
+    openai_api.script(Error.context_length_exceeded(), Reply("Fine."))
+    seen: list[Exception] = []
+
+    def learn(error: Exception) -> list[dict[str, str]] | None:
+        seen.append(error)
+        return None  # nothing learnt: the error is the caller's
+
+    model = chat_model(openai_api.base_url)
+    try:
+        with pytest.raises(openai.BadRequestError):
+            async for _ in model.stream(MESSAGES, learn=learn):
+                pass
+    finally:
+        await model.close()
+    assert len(seen) == 1 and len(openai_api.chat_requests) == 1
 
 
 # --- each failure kind maps to its sentence ---------------------------------------

@@ -1,0 +1,163 @@
+"""Reading what the server answers: a completion, or a stream of chunks, as plain JSON.
+
+Servers send odd shapes (nulls, numbers, lists where objects belong; counts as
+strings): `read_part` never raises on them. Only `content` is text: reasoning sent in
+separate fields (`reasoning_content`, `reasoning`) is never shown, and `<think>` blocks
+in the text are removed (reasoning.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from model.errors import DeadlinePassed, EmptyAnswer, UnreadableReply
+from model.reasoning import ReasoningFilter
+
+
+class Retract:
+    """Yielded by `ChatModel.stream`: all text yielded before was reasoning; withdraw it."""
+
+
+RETRACT = Retract()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A finished completion."""
+
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    finish_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """What a completion, or one streamed chunk of it, says (`read_part`)."""
+
+    text: str = ""  # the first choice's content ("" when absent or not a string)
+    reasoning: bool = False  # it carries reasoning in a field of its own
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    has_usage: bool = False
+
+
+def read_part(body: object, key: str) -> Part:
+    """Read a chat completion (`key` "message") or a streamed chunk (`key` "delta").
+
+    Anything not of the documented type counts as absent, so this never raises.
+    Reasoning in `reasoning_content` (vLLM, DeepSeek) or `reasoning` (Ollama,
+    OpenRouter) only sets `reasoning`.
+    """
+    fields = _object(body)
+    choices = fields.get("choices")
+    choice = _object(choices[0]) if isinstance(choices, list) and choices else {}
+    said = _object(choice.get(key))
+    content = said.get("content")
+    finish = choice.get("finish_reason")
+    usage = fields.get("usage")
+    counts = _object(usage)
+    return Part(
+        text=content if isinstance(content, str) else "",
+        reasoning=bool(said.get("reasoning_content") or said.get("reasoning")),
+        finish_reason=finish if isinstance(finish, str) else None,
+        prompt_tokens=_tokens(counts.get("prompt_tokens")),
+        completion_tokens=_tokens(counts.get("completion_tokens")),
+        has_usage=isinstance(usage, dict),
+    )
+
+
+class StreamReader:
+    """One streamed request's chunks turned into what to show, and its `Answer`.
+
+    `expires` (event-loop time) is when the next text must have come; every chunk with
+    text, even reasoning not shown, moves it `timeout` seconds on. SSE keep-alive
+    comments are not text. `hold`: the model is known to write a lone `</think>`, so
+    text before it is held back rather than retracted.
+    """
+
+    def __init__(self, timeout: float, expires: float, *, hold: bool) -> None:
+        self.timeout = timeout
+        self.expires = expires
+        self.reasoning = ReasoningFilter(hold=hold)
+        self.parts: list[str] = []  # the visible text so far, since any retraction
+        self.finish_reason: str | None = None
+        self.usage: Part | None = None
+        self.chunks_seen = 0
+        self.started = False  # some text (reasoning included) came
+
+    @property
+    def shown(self) -> bool:
+        """Whether text that stands (not retracted) was handed out to be shown."""
+        return bool("".join(self.parts).strip())
+
+    async def next_chunk(self, chunks: AsyncIterator[object]) -> dict[str, Any] | None:
+        """The next chunk that is a JSON object, None at the stream's end.
+
+        Raises `DeadlinePassed` when none came by `expires`, `UnreadableReply` for
+        broken JSON. Chunks that are JSON but no object are skipped: nothing to read.
+        """
+        while True:
+            try:
+                async with asyncio.timeout_at(self.expires):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return None
+            except TimeoutError as error:
+                raise DeadlinePassed(self.timeout, started=self.started) from error
+            except json.JSONDecodeError as error:
+                raise UnreadableReply(f"broken JSON in the stream: {error}") from error
+            if isinstance(chunk, dict):
+                return chunk
+
+    def take(self, chunk: dict[str, Any]) -> list[str | Retract]:
+        """What `chunk` adds: its visible text, after `RETRACT` when all text handed
+        out before turned out to be reasoning."""
+        self.chunks_seen += 1
+        part = read_part(chunk, "delta")
+        if part.has_usage:  # the last chunk: no choices, only usage
+            self.usage = part
+        self.finish_reason = part.finish_reason or self.finish_reason
+        if part.text or part.reasoning:
+            self.started = True
+            self.expires = asyncio.get_running_loop().time() + self.timeout
+        release = self.reasoning.feed(part.text)
+        pieces: list[str | Retract] = []
+        if release.retract:
+            self.parts.clear()
+            pieces.append(RETRACT)
+        if release.visible:
+            self.parts.append(release.visible)
+            pieces.append(release.visible)
+        return pieces
+
+    def finish(self) -> str:
+        """The visible text held back until the stream's end ("" when none)."""
+        rest = self.reasoning.finish().visible
+        if rest:
+            self.parts.append(rest)
+        return rest
+
+    def answer(self) -> Answer:
+        """The finished answer; raises `EmptyAnswer` when it has no visible text."""
+        text = "".join(self.parts).strip()
+        if not text:
+            raise EmptyAnswer(self.finish_reason, silent=self.chunks_seen == 0)
+        usage = self.usage
+        prompt_tokens = usage.prompt_tokens if usage else None
+        completion_tokens = usage.completion_tokens if usage else None
+        return Answer(text, prompt_tokens, completion_tokens, self.finish_reason)
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _tokens(value: object) -> int | None:
+    # bool is an int in Python; a count is not.
+    return value if type(value) is int and value >= 0 else None

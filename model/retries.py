@@ -1,0 +1,140 @@
+"""Asking again: the one loop every failed request of an answer goes through (`Retries`).
+
+After a failure, in this order:
+
+1. A transient failure is retried by the rules of the OpenAI SDK's own retries
+   (openai-python's _base_client: connection errors, 408, 409, 429 and 5xx, or as
+   `x-should-retry` says; Retry-After up to 60 s is honoured, else 0.5 s doubling to
+   8 s, jittered), at most MAX_RETRIES times in a row. A retry whose wait would end past
+   the answer's deadline is not made: the server's own error is raised at once, so the
+   user hears its reason ("rate limited") rather than that the answer took too long.
+   An empty balance (429 insufficient_quota) is not transient: no wait helps.
+2. A refused optional request field is dropped or swapped (request.py), one WARNING
+   naming it, and the request sent again.
+3. Whatever the caller learns from the failure (`Learn`: a smaller context window, a
+   server that takes no images) gives the messages to ask with instead.
+
+Anything else is raised to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import openai
+
+from model.failures import Cause, classify
+from model.request import RequestShape
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 2
+RETRY_AFTER_LIMIT = 60.0
+# A refused field may be learnt around this many times in one request (each field
+# that can be dropped or swapped once, plus answers racing to learn the same one).
+MAX_ADAPTATIONS = 4
+
+Messages = list[dict[str, Any]]
+# The caller's lesson from a failure the client cannot handle itself: the messages
+# to ask with instead, or None when there is nothing to learn from it.
+Learn = Callable[[Exception], Messages | None]
+
+
+class Retries:
+    """One answer's retries, by one deadline (`expires`, event-loop time), for a model
+    whose request shape is `shape`; `learn` is the caller's part (step 3)."""
+
+    def __init__(self, shape: RequestShape, expires: float, learn: Learn | None = None) -> None:
+        self.shape = shape
+        self.expires = expires
+        self.learn = learn
+        self.failed = 0  # transient failures in a row since the request last changed
+        self.adapted = 0  # refused fields learnt since the caller last changed it
+
+    async def again(self, error: Exception, messages: Messages) -> Messages | None:
+        """The messages to send again after `error` (waiting first when it was
+        transient), or None when the request is not to be sent again."""
+        if await self._waited_out(error):
+            return messages
+        if self._adapted(error):
+            self.failed = 0
+            return messages
+        if self.learn is not None and (learnt := self.learn(error)) is not None:
+            self.failed = self.adapted = 0
+            return learnt
+        return None
+
+    async def _waited_out(self, error: Exception) -> bool:
+        if not isinstance(error, openai.APIError):
+            return False
+        wait = retry_wait(error, self.failed)
+        loop = asyncio.get_running_loop()
+        if wait is None or self.failed == MAX_RETRIES or loop.time() + wait >= self.expires:
+            return False
+        log.info("the model server failed (%s); retrying in %.2f s", error, wait)
+        await asyncio.sleep(wait)
+        self.failed += 1
+        return True
+
+    def _adapted(self, error: Exception) -> bool:
+        if not isinstance(error, openai.BadRequestError) or self.adapted == MAX_ADAPTATIONS:
+            return False
+        failure = classify(error)
+        change = self.shape.adapt(failure)
+        if change is None:
+            return False
+        if change:
+            log.warning(
+                "the model server refused the request field %r (%s); %s",
+                failure.parameter,
+                failure.detail.splitlines()[0][:200],
+                change,
+            )
+        self.adapted += 1
+        return True
+
+
+def retry_wait(error: openai.APIError, attempt: int) -> float | None:
+    """Seconds to wait before retrying after `error` (`attempt` 0 for the first
+    request), or None if the SDK would not retry it."""
+    if isinstance(error, openai.APIConnectionError):  # timeouts included
+        return _backoff(attempt)
+    if not isinstance(error, openai.APIStatusError):
+        return None
+    headers = error.response.headers
+    should = headers.get("x-should-retry")
+    if should in ("true", "false"):
+        retry = should == "true"
+    else:
+        retry = error.status_code in (408, 409, 429) or error.status_code >= 500
+    if not retry or classify(error).cause is Cause.OUT_OF_CREDIT:
+        return None
+    asked = _retry_after(headers)
+    return asked if asked is not None and 0 < asked <= RETRY_AFTER_LIMIT else _backoff(attempt)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds the server asked to wait (`retry-after-ms`, or `retry-after` in seconds
+    or as an HTTP date), or None."""
+    try:
+        return float(headers["retry-after-ms"]) / 1000
+    except (KeyError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        moment = email.utils.parsedate_tz(value)
+        return None if moment is None else email.utils.mktime_tz(moment) - time.time()
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
