@@ -8,6 +8,7 @@ from pathlib import Path
 
 import discord
 import pytest
+from hypothesis import settings
 
 from bot import ChatBot, point_discord_at
 from config import load_settings
@@ -15,6 +16,34 @@ from tests.helpers import bot_environment, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from text.tokens import TokenCounter, load_encoding
+
+# The same examples in the same order on every run, so a property test takes the same
+# time each run and a failure seen once is seen again. No deadline: two cores shared by
+# parallel runs make any per-example time limit flaky. A test that needs more examples,
+# or must suppress a health check, says so in its own @settings.
+settings.register_profile(
+    "pinned", derandomize=True, max_examples=100, deadline=None, database=None
+)
+settings.load_profile("pinned")
+
+TESTS = Path(__file__).resolve().parent
+# Tests that start the bot, a stand-in server or a real server; `-m "not e2e"` leaves them out.
+E2E_FOLDERS = (TESTS / "e2e", TESTS / "standins")
+# Fixtures and parameters that start a real third-party server.
+SLOW_FIXTURES = {"llama_server", "endless_llama", "postgres_server", "own_postgres_server"}
+SLOW_PARAMS = {"postgresql"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests `e2e` by folder and `slow` by the servers they start."""
+    for item in items:
+        if any(folder in item.path.parents for folder in E2E_FOLDERS):
+            item.add_marker(pytest.mark.e2e)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or SLOW_PARAMS & {
+            value for value in params.values() if isinstance(value, str)
+        }:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
