@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tests.helpers import replies, until
+from tests.helpers import logged, replies, until
 from tests.standins.discord_standin import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, prompt_tokens
 from text.splitting import split_for_discord
@@ -37,7 +37,7 @@ async def test_answers_in_a_channel_as_a_non_pinging_reply(
     assert request["messages"][-1] == {"role": "user", "content": "hi bot", "name": "Alice"}
     # One INFO line per answer with tokens and latency, and no message text.
     await until(lambda: "answered" in caplog.text)
-    [line] = [r.getMessage() for r in caplog.records if "answered" in r.getMessage()]
+    [line] = logged(caplog, "answered")
     assert f"prompt_tokens={prompt_tokens(request)}" in line and "latency=" in line
     assert "hi bot" not in caplog.text and "Hello Alice" not in caplog.text
 
