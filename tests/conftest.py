@@ -13,7 +13,7 @@ from hypothesis import settings
 from bot import ChatBot, point_discord_at
 from config import load_settings
 from tests.helpers import bot_environment, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from text.tokens import TokenCounter, load_encoding
 

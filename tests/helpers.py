@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
 MARKER = "▌"  # the end of a streamed message still being written

@@ -7,7 +7,7 @@ import logging
 from config import DEFAULT_SYSTEM_PROMPT
 from memory import SUMMARY_HEADING
 from tests.helpers import conversation, replies, run_command, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import Error, OpenAIStandIn, Reply, prompt_tokens
 from text.splitting import split_for_discord
 

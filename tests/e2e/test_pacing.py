@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from discord_side.pacing import ChannelPacer
 from tests.helpers import conversation, final_messages, until, words
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 SLOW_PACE = 60.0  # seconds per in-between edit: far longer than any test here runs

@@ -16,7 +16,7 @@ import pytest
 
 from conversation.answers import CUT_BY_CAP_NOTE, NO_FINISH_NOTE
 from tests.helpers import conversation, final_messages, logged, replies, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, Stall, prompt_tokens
 
 LOCAL_MODEL = "local-model"  # a name tiktoken does not know, as on a local server

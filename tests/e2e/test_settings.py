@@ -9,7 +9,7 @@ from pathlib import Path
 
 from config import DEFAULT_SYSTEM_PROMPT
 from tests.helpers import dotenv_for, finish, launch, replies, run_command
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
 PIRATE = "You are a pirate. Answer like one."

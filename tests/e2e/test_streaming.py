@@ -6,7 +6,7 @@ import itertools
 import logging
 
 from tests.helpers import MARKER, final_messages, replies, until, words
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import CutStream, OpenAIStandIn, Reply, default_chunks
 from text.splitting import split_for_discord
 

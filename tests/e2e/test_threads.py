@@ -15,7 +15,7 @@ from tests.helpers import (
     run_command,
     until,
 )
-from tests.standins.discord_standin import DiscordStandIn, FakeAttachment, FakeChannel
+from tests.standins.discord import DiscordStandIn, FakeAttachment, FakeChannel
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 
