@@ -27,23 +27,30 @@ settings.register_profile(
 settings.load_profile("pinned")
 
 TESTS = Path(__file__).resolve().parent
-# Tests that start the bot, a stand-in server or a real server; `-m "not e2e"` leaves them out.
+# Tests that start the bot or a stand-in server; `-m "not e2e"` leaves them out.
 E2E_FOLDERS = (TESTS / "e2e", TESTS / "standins")
-# Fixtures and parameters that start a real third-party server.
+# Fixtures and parameters that start a real third-party server: such a test is slow
+# (seconds of start-up) and end to end.
 SLOW_FIXTURES = {"llama_server", "endless_llama", "postgres_server", "own_postgres_server"}
 SLOW_PARAMS = {"postgresql"}
 
 
+def starts_a_server(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return bool(
+        SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        or SLOW_PARAMS & {value for value in params.values() if isinstance(value, str)}
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests `e2e` by folder and `slow` by the servers they start."""
+    """Mark tests `e2e` by folder, and `slow` and `e2e` by the servers they start."""
     for item in items:
-        if any(folder in item.path.parents for folder in E2E_FOLDERS):
-            item.add_marker(pytest.mark.e2e)
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or SLOW_PARAMS & {
-            value for value in params.values() if isinstance(value, str)
-        }:
+        slow = starts_a_server(item)
+        if slow:
             item.add_marker(pytest.mark.slow)
+        if slow or any(folder in item.path.parents for folder in E2E_FOLDERS):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,9 @@ class DiscordStandIn(
     ``bot_user_id``, ``guild_id``, ``moderators_role_id``, ``requests`` (every REST
     call), ``identifies`` (IDENTIFY payloads), ``heartbeats`` (monotonic times),
     ``gateway_frames`` (everything the bot sent on the gateway), ``ready_count``.
+
+    Each base class holds one concern (its module says which); they share the state
+    that ``__init__`` sets up here, so a fault or a permission is seen by every route.
     """
 
     # Seconds the bot has for its initial interaction response (then 10062, as on Discord).
