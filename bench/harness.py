@@ -31,7 +31,7 @@ import relay_bot
 
 from bot import ChatBot, point_discord_at
 from config import load_settings
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from tests.standins.recording import RecordedRequest, Recorder
 from text.tokens import TokenCounter

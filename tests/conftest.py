@@ -8,13 +8,49 @@ from pathlib import Path
 
 import discord
 import pytest
+from hypothesis import settings
 
 from bot import ChatBot, point_discord_at
 from config import load_settings
 from tests.helpers import bot_environment, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from text.tokens import TokenCounter, load_encoding
+
+# The same examples in the same order on every run, so a property test takes the same
+# time each run and a failure seen once is seen again. No deadline: two cores shared by
+# parallel runs make any per-example time limit flaky. A test that needs more examples,
+# or must suppress a health check, says so in its own @settings.
+settings.register_profile(
+    "pinned", derandomize=True, max_examples=100, deadline=None, database=None
+)
+settings.load_profile("pinned")
+
+TESTS = Path(__file__).resolve().parent
+# Tests that start the bot or a stand-in server; `-m "not e2e"` leaves them out.
+E2E_FOLDERS = (TESTS / "e2e", TESTS / "standins")
+# Fixtures and parameters that start a real third-party server: such a test is slow
+# (seconds of start-up) and end to end.
+SLOW_FIXTURES = {"llama_server", "endless_llama", "postgres_server", "own_postgres_server"}
+SLOW_PARAMS = {"postgresql"}
+
+
+def starts_a_server(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return bool(
+        SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        or SLOW_PARAMS & {value for value in params.values() if isinstance(value, str)}
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests `e2e` by folder, and `slow` and `e2e` by the servers they start."""
+    for item in items:
+        slow = starts_a_server(item)
+        if slow:
+            item.add_marker(pytest.mark.slow)
+        if slow or any(folder in item.path.parents for folder in E2E_FOLDERS):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

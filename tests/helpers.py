@@ -1,4 +1,5 @@
-"""Helpers for the end-to-end tests: waiting for what the bot shows in Discord.
+"""Helpers for the end-to-end tests: waiting for what the bot shows in Discord, running
+commands, reading the log, and starting `python bot.py` as a user does.
 
 The fixtures that start the stand-ins and the bot are in conftest.py.
 """
@@ -6,13 +7,19 @@ The fixtures that start the stand-ins and the bot are in conftest.py.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from tests.standins.discord_standin import DiscordStandIn
+import pytest
+
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
 MARKER = "▌"  # the end of a streamed message still being written
+BOT = Path(__file__).resolve().parents[1] / "bot.py"
 
 
 async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -70,4 +77,65 @@ def bot_environment(
         "STREAM_REPLIES": "false",
         "OPENAI_TIMEOUT": "5",
         **overrides,
+    }
+
+
+async def run_command(
+    discord_api: DiscordStandIn, channel: object, user: str, command: str, **options: object
+) -> dict:
+    """Run `/command` and return the bot's first answer to it."""
+    sent = await discord_api.user_runs_command(channel, user, command, options)
+    return await discord_api.wait_for_interaction_response(sent, timeout=5)
+
+
+def words(text: str, per_chunk: int = 4) -> list[str]:
+    """`text` cut into stream chunks of a few words each (joined, they are `text`)."""
+    parts = text.split(" ")
+    return [
+        " ".join(parts[i : i + per_chunk]) + (" " if i + per_chunk < len(parts) else "")
+        for i in range(0, len(parts), per_chunk)
+    ]
+
+
+def logged(caplog: pytest.LogCaptureFixture, text: str, level: int | None = None) -> list[str]:
+    """The log messages containing `text`, only those of `level` if given."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if text in r.getMessage() and (level is None or r.levelno == level)
+    ]
+
+
+# --- `python bot.py` in a folder of its own -------------------------------------------
+
+
+async def launch(folder: Path, dotenv: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start `python bot.py` in `folder` with `dotenv` as its .env and a bare environment."""
+    dotenv = {"DATABASE_URL": str(folder / "data" / "bot.db"), **dotenv}
+    (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(BOT),
+        cwd=folder,
+        env={"PATH": os.environ["PATH"], "HOME": str(folder)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish(process: asyncio.subprocess.Process) -> tuple[int, str]:
+    """Wait for the process to exit; its status and everything it printed."""
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, (stdout + stderr).decode()
+
+
+def dotenv_for(discord_api: DiscordStandIn, openai_api: OpenAIStandIn) -> dict[str, str]:
+    """The .env a user writes for `python bot.py`, pointed at the stand-ins."""
+    return {
+        "DISCORD_BOT_TOKEN": discord_api.bot_token,
+        "OPENAI_API_KEY": "sk-test-key",
+        "OPENAI_BASE_URL": openai_api.base_url,
+        "DISCORD_API_URL": discord_api.url,
+        "STREAM_REPLIES": "false",
     }

@@ -231,6 +231,19 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+OPTIONAL_PACKAGES = {"gguf": "gguf", "llama_cpp": "llama-cpp-python[server]"}
+
+
+def skip_without_llama() -> None:
+    """Skip the calling test module or fixture where gguf or llama-cpp-python is missing."""
+    for module, package in OPTIONAL_PACKAGES.items():
+        pytest.importorskip(
+            module,
+            reason=f"the llama.cpp tests need {package} (requirements-dev.txt; "
+            "`make test` installs it)",
+        )
+
+
 def missing_server_packages() -> list[str]:
     """The modules `python -m llama_cpp.server` needs that this interpreter lacks."""
     needed = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "pydantic_settings")
@@ -380,6 +393,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
 
     A test that kills or restarts it should leave it running (call `restart()`).
     """
+    skip_without_llama()
     missing = missing_server_packages()
     if missing:
         pytest.fail(

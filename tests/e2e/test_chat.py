@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from tests.helpers import replies, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.helpers import logged, replies, until
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, prompt_tokens
 from text.splitting import split_for_discord
 
@@ -37,7 +37,7 @@ async def test_answers_in_a_channel_as_a_non_pinging_reply(
     assert request["messages"][-1] == {"role": "user", "content": "hi bot", "name": "Alice"}
     # One INFO line per answer with tokens and latency, and no message text.
     await until(lambda: "answered" in caplog.text)
-    [line] = [r.getMessage() for r in caplog.records if "answered" in r.getMessage()]
+    [line] = logged(caplog, "answered")
     assert f"prompt_tokens={prompt_tokens(request)}" in line and "latency=" in line
     assert "hi bot" not in caplog.text and "Hello Alice" not in caplog.text
 
@@ -246,7 +246,7 @@ async def test_a_channel_it_cannot_post_in_does_not_stop_the_bot(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
 ) -> None:
     await start_bot()
-    discord_api.forbid("general")
+    await discord_api.deny("general", "SEND_MESSAGES", "ADD_REACTIONS", tell_bot=False)
     await discord_api.user_says("general", "alice", "answer me")
     await openai_api.wait_for_requests(1)
     await discord_api.wait_for(lambda: discord_api.posts("general"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.helpers import conversation, replies
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
 

@@ -14,7 +14,7 @@ import pytest
 from discord_side import failures
 from memory import speaker_name
 from tests.helpers import MARKER, answered, conversation, final_messages, replies, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, prompt_tokens
 
 STREAMED = {"STREAM_REPLIES": "true"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from tests.helpers import conversation, final_messages
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 PASSWORD = "my password is hunter2"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.helpers import closed_port_url, final_messages, replies
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import (
     CutStream,
     EmptyReply,

@@ -12,7 +12,7 @@ from config import DEFAULT_MODEL
 from conversation.conversations import NO_VISION_NOTE
 from memory import IMAGE_TURNS, ChannelMemory
 from tests.helpers import final_messages, replies
-from tests.standins.discord_standin import DiscordStandIn, FakeAttachment
+from tests.standins.discord import DiscordStandIn, FakeAttachment
 from tests.standins.openai_standin import (
     OpenAIStandIn,
     Reply,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import answered, final_messages, replies
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 

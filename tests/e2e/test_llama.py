@@ -18,8 +18,10 @@ import pytest
 from config import DEFAULT_SYSTEM_PROMPT
 from conversation.answers import CUT_BY_CAP_NOTE
 from tests.helpers import MARKER, final_messages, replies, until
-from tests.llama_server import LlamaServer, write_tiny_model
-from tests.standins.discord_standin import DiscordStandIn
+from tests.llama_server import LlamaServer, skip_without_llama, write_tiny_model
+from tests.standins.discord import DiscordStandIn
+
+skip_without_llama()
 
 SILENT = 1 << 12  # SUPPRESS_NOTIFICATIONS: the bot's notices, never its answers
 ANSWERED = re.compile(r"answered channel=\d+ prompt_tokens=(\d+) completion_tokens=(\d+)")

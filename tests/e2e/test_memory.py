@@ -6,9 +6,8 @@ import logging
 
 from config import DEFAULT_SYSTEM_PROMPT
 from memory import SUMMARY_HEADING
-from tests.e2e.test_settings import run
-from tests.helpers import conversation, replies, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.helpers import conversation, replies, run_command, until
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import Error, OpenAIStandIn, Reply, prompt_tokens
 from text.splitting import split_for_discord
 
@@ -175,7 +174,7 @@ async def test_a_stored_summary_survives_a_restart_until_a_reset(
     assert all("4711" not in m["content"] for m in request["messages"][1:])
     await replies(discord_api, "general", 8)
 
-    await run(discord_api, "general", "carol", "reset")  # a moderator (Manage Messages)
+    await run_command(discord_api, "general", "carol", "reset")  # a moderator (Manage Messages)
     await discord_api.user_says("general", "alice", "Anything to remember?")
     request = await openai_api.wait_for(lambda: asked(openai_api, "Anything to remember?"))
     assert request["messages"][0] == {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}

@@ -10,16 +10,11 @@ import logging
 from collections import defaultdict
 
 from discord_side.pacing import ChannelPacer
-from tests.helpers import conversation, final_messages, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.helpers import conversation, final_messages, until, words
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 SLOW_PACE = 60.0  # seconds per in-between edit: far longer than any test here runs
-
-
-def words(text: str) -> list[str]:
-    parts = text.split(" ")
-    return [p + " " for p in parts[:-1]] + [parts[-1]]
 
 
 async def slow_pace(bot) -> None:
@@ -34,7 +29,7 @@ async def test_the_final_edit_lands_when_the_stream_ends(
     bot = await start_bot(STREAM_REPLIES="true")
     await slow_pace(bot)
     text = "The answer arrives in many small pieces over half a second or so."
-    openai_api.script(Reply(text, chunks=words(text), chunk_delay=0.04))
+    openai_api.script(Reply(text, chunks=words(text, per_chunk=1), chunk_delay=0.04))
     await discord_api.user_says("general", "alice", "tell me")
     assert await final_messages(discord_api, "general", 1) == [text]
     [request] = openai_api.chat_requests
@@ -52,7 +47,9 @@ async def test_the_next_message_does_not_wait_for_the_last_edit(
     bot = await start_bot(STREAM_REPLIES="true")
     await slow_pace(bot)
     first = "A first answer, streamed in a few pieces."
-    openai_api.script(Reply(first, chunks=words(first), chunk_delay=0.02), Reply("Second."))
+    openai_api.script(
+        Reply(first, chunks=words(first, per_chunk=1), chunk_delay=0.02), Reply("Second.")
+    )
     # Discord holds the first answer's last edit back for a while (discord.py waits a
     # 429 out): the channel's next turn must not wait for it.
     discord_api.rate_limit("PATCH", "edit_message", retry_after=3.0, channel="general")
@@ -110,7 +107,7 @@ async def test_shutdown_waits_for_last_edits_under_way(
     bot = await start_bot(STREAM_REPLIES="true")
     await slow_pace(bot)
     text = "An answer whose last edit Discord holds back."
-    openai_api.script(Reply(text, chunks=words(text), chunk_delay=0.02))
+    openai_api.script(Reply(text, chunks=words(text, per_chunk=1), chunk_delay=0.02))
     discord_api.rate_limit("PATCH", "edit_message", retry_after=1.0, channel="general")
     await discord_api.user_says("general", "alice", "hi")
     await discord_api.wait_for(lambda: discord_api.edits("general"))  # the 429

@@ -4,51 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
 from conversation.conversations import SHUTDOWN_GRACE, SHUTDOWN_NOTE, SHUTDOWN_NOTICE
-from tests.helpers import MARKER, closed_port_url, replies
-from tests.standins.discord_standin import DiscordStandIn
+from tests.helpers import MARKER, closed_port_url, dotenv_for, finish, launch, replies
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
-
-BOT = Path(__file__).resolve().parents[2] / "bot.py"
-
-
-async def launch(folder: Path, dotenv: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start `python bot.py` in `folder` with `dotenv` as its .env and a bare environment."""
-    dotenv = {"DATABASE_URL": str(folder / "data" / "bot.db"), **dotenv}
-    (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(BOT),
-        cwd=folder,
-        env={"PATH": os.environ["PATH"], "HOME": str(folder)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def finish(process: asyncio.subprocess.Process) -> tuple[int, str]:
-    """Wait for the process to exit; its status and everything it printed."""
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return process.returncode, (stdout + stderr).decode()
-
-
-def dotenv_for(discord_api: DiscordStandIn, openai_api: OpenAIStandIn) -> dict[str, str]:
-    return {
-        "DISCORD_BOT_TOKEN": discord_api.bot_token,
-        "OPENAI_API_KEY": "sk-test-key",
-        "OPENAI_BASE_URL": openai_api.base_url,
-        "DISCORD_API_URL": discord_api.url,
-        "STREAM_REPLIES": "false",
-    }
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

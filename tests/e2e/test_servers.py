@@ -15,19 +15,11 @@ import discord
 import pytest
 
 from conversation.answers import CUT_BY_CAP_NOTE, NO_FINISH_NOTE
-from tests.helpers import conversation, final_messages, replies, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.helpers import conversation, final_messages, logged, replies, until
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, Stall, prompt_tokens
 
 LOCAL_MODEL = "local-model"  # a name tiktoken does not know, as on a local server
-
-
-def warnings_about(caplog, text: str) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.levelno == logging.WARNING and text in r.getMessage()
-    ]
 
 
 # --- 1. Request parameters the server honours -------------------------------------
@@ -74,7 +66,7 @@ async def test_a_refused_field_is_worked_around_within_the_answer(
     statuses = [r.status for r in openai_api.chat_requests]
     assert statuses == [400, 200, 200]  # retried once in the first answer, then learnt
     field = refused.removeprefix("messages[].")
-    [warning] = warnings_about(caplog, "refused the request field")
+    [warning] = logged(caplog, "refused the request field", logging.WARNING)
     assert field in warning
     for request in openai_api.completions[1:]:
         if refused.startswith("messages[]."):
@@ -172,7 +164,7 @@ async def test_a_window_smaller_than_configured_is_learnt(
     refused = [r for r in openai_api.chat_requests if r not in accepted]
     assert 1 <= len(refused) <= 3  # learnt after the first few, never stuck
     assert all(r.prompt_count < 1200 for r in accepted)
-    assert warnings_about(caplog, "found the prompt too long")
+    assert logged(caplog, "found the prompt too long", logging.WARNING)
 
     asked = await discord_api.user_runs_command("general", "alice", "memory")
     report = (await discord_api.wait_for_interaction_response(asked))["content"]

@@ -8,18 +8,11 @@ import logging
 from pathlib import Path
 
 from config import DEFAULT_SYSTEM_PROMPT
-from tests.e2e.test_process import dotenv_for, finish, launch
-from tests.helpers import replies
-from tests.standins.discord_standin import DiscordStandIn
+from tests.helpers import dotenv_for, finish, launch, replies, run_command
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
 PIRATE = "You are a pirate. Answer like one."
-
-
-async def run(discord_api: DiscordStandIn, channel: str, user: str, command: str, **options):
-    """Run `/command` and return the bot's first answer to it."""
-    sent = await discord_api.user_runs_command(channel, user, command, options)
-    return await discord_api.wait_for_interaction_response(sent, timeout=5)
 
 
 async def ask(discord_api, openai_api, channel: str, user: str, text: str) -> dict:
@@ -34,7 +27,7 @@ async def test_a_persona_applies_in_its_channel_and_its_threads_only(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     await start_bot()
-    changed = await run(discord_api, "general", "owner", "settings persona", text=PIRATE)
+    changed = await run_command(discord_api, "general", "owner", "settings persona", text=PIRATE)
     assert not changed["ephemeral"]
     assert changed["content"].startswith("⚙️") and PIRATE in changed["content"]
     assert changed["flags"] & (1 << 12)  # silent: no notification, and nobody pinged
@@ -49,7 +42,7 @@ async def test_a_persona_applies_in_its_channel_and_its_threads_only(
     # The settings line is not part of the conversation read back in general.
     assert [m["content"] for m in request["messages"][1:]] == ["and here?"]
 
-    shown = await run(discord_api, "thread", "alice", "settings show")
+    shown = await run_command(discord_api, "thread", "alice", "settings show")
     assert shown["ephemeral"]
     assert "**Persona:** “You are a pirate. Answer like one.” (parent channel)" in shown["content"]
     assert "**Model:** `gpt-5.4-mini` (environment (OPENAI_MODEL))" in shown["content"]
@@ -59,14 +52,16 @@ async def test_changing_needs_the_permission_and_server_defaults_sit_below_chann
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     await start_bot(ADMIN_USER_IDS=str(discord_api.users["bob"].id))
-    refused = await run(discord_api, "general", "carol", "settings persona", text=PIRATE)
+    refused = await run_command(discord_api, "general", "carol", "settings persona", text=PIRATE)
     assert refused["ephemeral"]
     assert refused["content"] == (
         "You need the Manage Channels permission to change this channel's settings."
     )
-    refused = await run(discord_api, "general", "carol", "settings reply-to", mode="mention")
+    refused = await run_command(
+        discord_api, "general", "carol", "settings reply-to", mode="mention"
+    )
     assert "Manage Channels" in refused["content"]
-    refused = await run(
+    refused = await run_command(
         discord_api, "general", "alice", "settings streaming", mode="on", scope="server"
     )
     assert refused["content"] == (
@@ -75,19 +70,21 @@ async def test_changing_needs_the_permission_and_server_defaults_sit_below_chann
     assert discord_api.bot_messages("general") == []  # nothing announced
 
     # An admin (ADMIN_USER_IDS) may change the server's defaults; a channel's own wins.
-    await run(discord_api, "general", "bob", "settings persona", text="Server.", scope="server")
-    await run(discord_api, "random", "owner", "settings persona", text="Random.")
+    await run_command(
+        discord_api, "general", "bob", "settings persona", text="Server.", scope="server"
+    )
+    await run_command(discord_api, "random", "owner", "settings persona", text="Random.")
     general = await ask(discord_api, openai_api, "general", "alice", "one")
     random = await ask(discord_api, openai_api, "random", "alice", "two")
     assert general["messages"][0]["content"] == "Server."
     assert random["messages"][0]["content"] == "Random."
-    await run(discord_api, "random", "owner", "settings reset")
+    await run_command(discord_api, "random", "owner", "settings reset")
     random = await ask(discord_api, openai_api, "random", "alice", "three")
     assert random["messages"][0]["content"] == "Server."
 
     # In a DM, its person sets its settings.
     dm = discord_api.dm_channel("alice")
-    done = await run(discord_api, dm, "alice", "settings persona", text="Just for me.")
+    done = await run_command(discord_api, dm, "alice", "settings persona", text="Just for me.")
     assert "this DM" in done["content"]
     request = await ask(discord_api, openai_api, dm, "alice", "hi")
     assert request["messages"][0]["content"] == "Just for me."
@@ -97,7 +94,9 @@ async def test_a_persona_too_long_for_the_budget_is_refused_with_the_numbers(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
     await start_bot(MAX_CONTEXT_TOKENS="1500", MAX_REPLY_TOKENS="500")
-    refused = await run(discord_api, "general", "owner", "settings persona", text="word " * 600)
+    refused = await run_command(
+        discord_api, "general", "owner", "settings persona", text="word " * 600
+    )
     assert refused["ephemeral"]
     assert refused["content"] == (
         "That persona is 604 tokens; a persona may use at most 500 of the 1,000-token "
@@ -110,13 +109,13 @@ async def test_the_model_must_be_one_the_server_lists_and_is_used_with_its_setti
 ) -> None:
     openai_api.models = ["gpt-4o", "gpt-5.4-mini", "o3"]
     await start_bot()
-    refused = await run(discord_api, "general", "owner", "settings model", name="llama-9")
+    refused = await run_command(discord_api, "general", "owner", "settings model", name="llama-9")
     assert refused["ephemeral"]
     assert refused["content"] == (
         "The model server does not offer `llama-9`. It offers: gpt-4o, gpt-5.4-mini, o3"
     )
-    await run(discord_api, "general", "owner", "settings model", name="o3")
-    await run(discord_api, "general", "owner", "settings reasoning-effort", level="low")
+    await run_command(discord_api, "general", "owner", "settings model", name="o3")
+    await run_command(discord_api, "general", "owner", "settings reasoning-effort", level="low")
     request = await ask(discord_api, openai_api, "general", "alice", "think")
     assert (request["model"], request["reasoning_effort"]) == ("o3", "low")
     other = await ask(discord_api, openai_api, "random", "alice", "plain")
@@ -124,7 +123,7 @@ async def test_the_model_must_be_one_the_server_lists_and_is_used_with_its_setti
 
     # gpt-4o counts with o200k_base too; gpt-4 with cl100k_base, loaded on demand.
     openai_api.models.append("gpt-4")
-    changed = await run(discord_api, "random", "owner", "settings model", name="gpt-4")
+    changed = await run_command(discord_api, "random", "owner", "settings model", name="gpt-4")
     assert changed["content"].endswith("set the model for this channel: `gpt-4`")
     request = await ask(discord_api, openai_api, "random", "alice", "naïve café ✨ emoji")
     [record] = [r for r in openai_api.chat_requests if r.json is request]
@@ -137,8 +136,8 @@ async def test_streaming_and_reply_to_follow_the_channel(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     await start_bot()
-    await run(discord_api, "general", "owner", "settings streaming", mode="on")
-    await run(discord_api, "random", "owner", "settings reply-to", mode="mention")
+    await run_command(discord_api, "general", "owner", "settings streaming", mode="on")
+    await run_command(discord_api, "random", "owner", "settings reply-to", mode="mention")
     streamed = await ask(discord_api, openai_api, "general", "alice", "stream please")
     assert streamed.get("stream") is True
     await discord_api.user_says("random", "alice", "not for you")
@@ -153,7 +152,7 @@ async def test_settings_usage_and_the_daily_allowance_survive_a_restart(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     first = await start_bot(USER_DAILY_TOKENS="20", PRICE_INPUT_PER_MILLION="2")
-    await run(discord_api, "general", "owner", "settings persona", text=PIRATE)
+    await run_command(discord_api, "general", "owner", "settings persona", text=PIRATE)
     await ask(discord_api, openai_api, "general", "alice", "hello there")
     await replies(discord_api, "general", 2)
     await first.close()
@@ -163,7 +162,7 @@ async def test_settings_usage_and_the_daily_allowance_survive_a_restart(
     prompt = sum(u["prompt_tokens"] for u in billed)
     completion = sum(u["completion_tokens"] for u in billed)
     assert prompt + completion >= 20  # one answer used up alice's allowance
-    mine = await run(discord_api, "general", "alice", "usage me")
+    mine = await run_command(discord_api, "general", "alice", "usage me")
     assert mine["ephemeral"]
     cost = prompt * 2 / 1_000_000
     assert (
@@ -187,9 +186,9 @@ async def test_usage_server_reports_top_users_and_channels_with_a_csv(
     await ask(discord_api, openai_api, "general", "alice", "two")
     await ask(discord_api, openai_api, "random", "bob", "three")
     await replies(discord_api, "random")
-    refused = await run(discord_api, "general", "carol", "usage server")
+    refused = await run_command(discord_api, "general", "carol", "usage server")
     assert refused["content"] == "You need the Manage Server permission to see the server's usage."
-    report = await run(discord_api, "general", "owner", "usage server")
+    report = await run_command(discord_api, "general", "owner", "usage server")
     assert report["ephemeral"]
     alice, bob = discord_api.users["alice"].id, discord_api.users["bob"].id
     text = report["content"]
@@ -252,7 +251,9 @@ async def test_typing_a_model_name_suggests_the_servers_matching_models(
     # The list is read once and cached, not per keystroke.
     assert sum(r.path == "/v1/models" for r in openai_api.requests) == 1
     # A suggestion is only a suggestion: the model is set by running the command.
-    changed = await run(discord_api, "general", "owner", "settings model", name="gpt-4o-mini")
+    changed = await run_command(
+        discord_api, "general", "owner", "settings model", name="gpt-4o-mini"
+    )
     assert changed["content"].endswith("set the model for this channel: `gpt-4o-mini`")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

@@ -5,19 +5,10 @@ from __future__ import annotations
 import itertools
 import logging
 
-from tests.helpers import MARKER, final_messages, replies, until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.helpers import MARKER, final_messages, replies, until, words
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import CutStream, OpenAIStandIn, Reply, default_chunks
 from text.splitting import split_for_discord
-
-
-def words(text: str, per_chunk: int = 4) -> list[str]:
-    """`text` cut into stream chunks of a few words each (joined, they are `text`)."""
-    parts = text.split(" ")
-    return [
-        " ".join(parts[i : i + per_chunk]) + (" " if i + per_chunk < len(parts) else "")
-        for i in range(0, len(parts), per_chunk)
-    ]
 
 
 async def test_first_words_appear_early_and_edits_are_paced(

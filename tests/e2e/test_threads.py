@@ -6,8 +6,16 @@ import asyncio
 import logging
 
 from discord_side.threads import UNNAMED_THREAD
-from tests.helpers import answered, conversation, final_messages, replies, until
-from tests.standins.discord_standin import DiscordStandIn, FakeAttachment, FakeChannel
+from tests.helpers import (
+    answered,
+    conversation,
+    final_messages,
+    logged,
+    replies,
+    run_command,
+    until,
+)
+from tests.standins.discord import DiscordStandIn, FakeAttachment, FakeChannel
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 
@@ -18,10 +26,6 @@ async def thread_from(discord_api: DiscordStandIn, message: dict) -> FakeChannel
             (t for t in discord_api.threads_in("general") if t.id == int(message["id"])), None
         )
     )
-
-
-def thread_logs(caplog, words: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if words in r.getMessage()]
 
 
 async def test_two_people_asking_at_once_get_a_thread_each_with_its_own_memory(
@@ -142,10 +146,10 @@ async def test_a_locked_thread_is_read_but_not_answered(
     await discord_api.lock_thread("thread")
     await discord_api.user_says("thread", "carol", "locked for now")
     await discord_api.user_says("thread", "carol", "really locked")
-    await until(lambda: thread_logs(caplog, "locked"))
+    await until(lambda: logged(caplog, "locked"))
     await asyncio.sleep(0.3)
     assert openai_api.completions == [] and discord_api.posts("thread") == []
-    assert len(thread_logs(caplog, "the thread is locked")) == 1
+    assert len(logged(caplog, "the thread is locked")) == 1
     # What was said there is remembered once the thread opens again.
     await discord_api.archive_thread("thread", locked=False)
     await discord_api.user_says("thread", "alice", "open again?")
@@ -176,7 +180,7 @@ async def test_a_thread_deleted_mid_stream_ends_the_answer_quietly(
     ]
     assert len(after) <= 2  # one refused edit (and perhaps one typing), then nothing
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(thread_logs(caplog, "could not")) == 1
+    assert len(logged(caplog, "could not")) == 1
 
 
 async def test_without_thread_permissions_the_channel_is_answered_as_before(
@@ -191,31 +195,27 @@ async def test_without_thread_permissions_the_channel_is_answered_as_before(
     assert answers == ["echo: first", "echo: Zoe: second"]  # a second speaker is named
     assert discord_api.bot_messages("general")[0]["message_reference"]["message_id"] == said["id"]
     assert discord_api.threads_in("general") == [discord_api.thread, discord_api.private_thread]
-    [logged] = thread_logs(caplog, "answering in the channel")
-    assert "Create Public Threads" in logged and "Send Messages in Threads" not in logged
-
-
-async def run(discord_api: DiscordStandIn, channel, user: str, command: str, **options) -> dict:
-    """Run `/command` and return the bot's first answer to it."""
-    sent = await discord_api.user_runs_command(channel, user, command, options)
-    return await discord_api.wait_for_interaction_response(sent, timeout=5)
+    [line] = logged(caplog, "answering in the channel")
+    assert "Create Public Threads" in line and "Send Messages in Threads" not in line
 
 
 async def test_a_channel_set_to_thread_mode_starts_threads_and_another_does_not(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     await start_bot()  # REPLY_TO=all: thread mode comes from /settings alone
-    changed = await run(discord_api, "general", "owner", "settings reply-to", mode="thread")
+    changed = await run_command(discord_api, "general", "owner", "settings reply-to", mode="thread")
     assert changed["content"].endswith("set the reply to for this channel: `thread`")
-    shown = await run(discord_api, "general", "alice", "settings show")
+    shown = await run_command(discord_api, "general", "alice", "settings show")
     assert "**Reply to:** `thread` (this channel)" in shown["content"]
     # Where no thread can start, the thread modes are refused, and nothing is stored.
-    refused = await run(discord_api, "thread", "owner", "settings reply-to", mode="thread")
+    refused = await run_command(discord_api, "thread", "owner", "settings reply-to", mode="thread")
     assert refused["ephemeral"] and refused["content"].startswith("A thread can't start threads")
     dm = discord_api.dm_channel("alice")
-    refused = await run(discord_api, dm, "alice", "settings reply-to", mode="mention-thread")
+    refused = await run_command(
+        discord_api, dm, "alice", "settings reply-to", mode="mention-thread"
+    )
     assert refused["content"] == "There are no threads in a DM: choose all or mention here."
-    shown = await run(discord_api, "thread", "alice", "settings show")
+    shown = await run_command(discord_api, "thread", "alice", "settings show")
     assert "**Reply to:** `thread` (parent channel)" in shown["content"]
 
     asked = await discord_api.user_says("general", "alice", "how tall is Everest?")
@@ -237,7 +237,7 @@ async def test_mention_thread_mode_starts_threads_only_for_messages_to_the_bot(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     await start_bot()
-    await run(discord_api, "general", "owner", "settings reply-to", mode="mention-thread")
+    await run_command(discord_api, "general", "owner", "settings reply-to", mode="mention-thread")
     await discord_api.user_says("general", "alice", "lunch at noon?")
     asked = await discord_api.user_says("general", "bob", "what is 2+2?", mention_bot=True)
     thread = await thread_from(discord_api, asked)
@@ -274,7 +274,7 @@ async def test_reset_in_a_thread_resets_that_thread_only(
     )
     await replies(discord_api, first.key)
     await replies(discord_api, second.key)
-    reset = await run(discord_api, first, "owner", "reset")
+    reset = await run_command(discord_api, first, "owner", "reset")
     assert not reset["ephemeral"]
     await discord_api.user_says(first, "alice", "fresh start?")
     await replies(discord_api, first.key, 3)  # the answer, the reset line, the new answer

@@ -36,12 +36,8 @@ import pytest
 import yarl
 from discord import app_commands
 
-from tests.standins.discord_standin import (
-    INTENT_GUILD_MESSAGES,
-    INTENT_MESSAGE_CONTENT,
-    DiscordStandIn,
-    FakeAttachment,
-)
+from tests.standins.discord import DiscordStandIn, FakeAttachment
+from tests.standins.discord.protocol import INTENT_GUILD_MESSAGES, INTENT_MESSAGE_CONTENT
 
 TOKEN = "test-bot-token"
 
@@ -344,7 +340,7 @@ async def test_forbidden_channel_and_typing(standin, client):
     async with channel.typing():
         pass
     assert [r.status for r in standin.typing_requests("random")] == [204]
-    standin.forbid("random")
+    await standin.deny("random", "SEND_MESSAGES", "ADD_REACTIONS", tell_bot=False)
     with pytest.raises(discord.Forbidden) as refused:
         await channel.send("let me in")
     assert refused.value.code == 50013

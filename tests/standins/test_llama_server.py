@@ -17,7 +17,15 @@ import aiohttp
 import openai
 import pytest
 
-from tests.llama_server import EOS_TOKEN, LlamaServer, vocabulary, write_tiny_model
+from tests.llama_server import (
+    EOS_TOKEN,
+    LlamaServer,
+    skip_without_llama,
+    vocabulary,
+    write_tiny_model,
+)
+
+skip_without_llama()
 
 # logit_bias that keeps the model from ending its answer, so answers run as long as
 # the server lets them: that shows which length limit it applies.

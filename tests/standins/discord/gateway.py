@@ -1,0 +1,181 @@
+"""The gateway websocket: sessions, opcodes and dispatching events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.standins.discord.objects import GatewaySession
+from tests.standins.discord.protocol import (
+    GATEWAY_OPS,
+    OP_DISPATCH,
+    OP_HEARTBEAT_ACK,
+    OP_HELLO,
+    OP_INVALID_SESSION,
+    PRIVILEGED_INTENTS,
+)
+from tests.standins.recording import RecordedRequest
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """The gateway: one session per connection, opcodes, dispatch."""
+
+    # ---- gateway -------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        """One gateway connection: HELLO, then answer frames until it closes."""
+        await self.record(
+            RecordedRequest(
+                method="GET",
+                path=request.path,
+                json=None,
+                headers=dict(request.headers),
+                status=101,
+                query=dict(request.query),
+            )
+        )
+        ws = web.WebSocketResponse(max_msg_size=0, timeout=5.0)
+        await ws.prepare(request)
+        session = GatewaySession(ws=ws)
+        self._sessions.add(session)
+        try:
+            hello = {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["stand-in"]}
+            await self._send(session, {"op": OP_HELLO, "d": hello, "s": None, "t": None})
+            async for frame in ws:
+                if frame.type is WSMsgType.TEXT:
+                    await self._on_frame(session, frame.data)
+                elif frame.type is WSMsgType.BINARY:
+                    await self._on_frame(session, frame.data.decode("utf-8", "replace"))
+        finally:
+            self._sessions.discard(session)
+            if self._current is session:
+                self._current = None
+            await self.notify()
+        return ws
+
+    async def _on_frame(self, session: GatewaySession, text: str) -> None:
+        try:
+            frame = json.loads(text)
+            op = frame["op"]
+        except (ValueError, KeyError, TypeError):
+            await session.ws.close(code=4002, message=b"Error while decoding payload.")
+            return
+        self.gateway_frames.append(frame)
+        name = GATEWAY_OPS.get(op)
+        if name is None:
+            await session.ws.close(code=4001, message=b"Unknown opcode.")
+            return
+        if not session.identified and name not in ("heartbeat", "identify", "resume"):
+            await session.ws.close(code=4003, message=b"Not authenticated.")
+            return
+        await getattr(self, f"_op_{name}")(session, frame.get("d"))
+
+    async def _op_heartbeat(self, session: GatewaySession, data: Any) -> None:
+        self.heartbeats.append(time.monotonic())
+        await self._send(session, {"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+        await self.notify()
+
+    async def _op_identify(self, session: GatewaySession, data: Any) -> None:
+        data = data if isinstance(data, dict) else {}
+        self.identifies.append(data)
+        await self.notify()
+        if session.identified:
+            await session.ws.close(code=4005, message=b"Already authenticated.")
+            return
+        if data.get("token") != self.bot_token:
+            await session.ws.close(code=4004, message=b"Authentication failed")
+            return
+        intents = data.get("intents")
+        if not isinstance(intents, int) or intents < 0:
+            await session.ws.close(code=4013, message=b"Invalid intent(s).")
+            return
+        if intents & PRIVILEGED_INTENTS and not self.message_content_intent_enabled:
+            await session.ws.close(code=4014, message=b"Disallowed intent(s)")
+            return
+        session.intents = intents
+        session.identified = True
+        self._current = session  # the newest session gets the events
+        ready: dict[str, Any] = {
+            "v": 10,
+            "user": self._bot_user_json(),
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": session.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.bot_user.id), "flags": self._application_flags()},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "user_settings": {},
+            "geo_ordered_rtc_regions": [],
+            "auth": {},
+            "_trace": ["stand-in"],
+        }
+        if "shard" in data:
+            ready["shard"] = data["shard"]
+        await self._send_dispatch(session, "READY", ready)
+        await self._send_dispatch(session, "GUILD_CREATE", self._guild_json(session))
+        self.ready_count += 1
+        await self.notify()
+
+    async def _op_resume(self, session: GatewaySession, data: Any) -> None:
+        """No resuming here: the bot must IDENTIFY again (discord.py waits 5 s first)."""
+        await self._send(session, {"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
+
+    async def _op_request_guild_members(self, session: GatewaySession, data: Any) -> None:
+        data = data if isinstance(data, dict) else {}
+        wanted = {int(i) for i in data.get("user_ids") or []}
+        query = (data.get("query") or "").lower()
+        limit = data.get("limit") or len(self.users)
+        members = [
+            u
+            for u in self.users.values()
+            if (not wanted or u.id in wanted) and u.username.lower().startswith(query)
+        ][:limit]
+        chunk: dict[str, Any] = {
+            "guild_id": str(self.guild_id),
+            "members": [self._member_json(u) for u in members],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
+        if data.get("presences"):
+            chunk["presences"] = []
+        if data.get("nonce") is not None:
+            chunk["nonce"] = data["nonce"]
+        await self._send_dispatch(session, "GUILD_MEMBERS_CHUNK", chunk)
+
+    async def _op_presence_update(self, session: GatewaySession, data: Any) -> None:
+        """Recorded in ``gateway_frames``; nobody watches the bot's status here."""
+
+    async def _op_voice_state_update(self, session: GatewaySession, data: Any) -> None:
+        """Recorded in ``gateway_frames``; there is no voice here."""
+
+    async def _send_dispatch(self, session: GatewaySession, event: str, data: Any) -> bool:
+        async with session.send_lock:
+            session.sequence += 1
+            frame = {"op": OP_DISPATCH, "d": data, "s": session.sequence, "t": event}
+            return await self._send(session, frame, locked=True)
+
+    async def _send(
+        self, session: GatewaySession, frame: dict[str, Any], *, locked: bool = False
+    ) -> bool:
+        """Send one JSON text frame; whether it went out (False if the socket closed)."""
+        text = json.dumps(frame, ensure_ascii=False)
+        try:
+            if locked:
+                await session.ws.send_str(text)
+            else:
+                async with session.send_lock:
+                    await session.ws.send_str(text)
+        except (ConnectionError, RuntimeError) as failure:
+            log.debug("gateway frame not sent: %r", failure)
+            return False
+        return True
