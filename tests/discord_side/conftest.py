@@ -11,7 +11,7 @@ import pytest
 
 from bot import point_discord_at
 from tests.helpers import until
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 
 
 @pytest.fixture

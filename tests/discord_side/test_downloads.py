@@ -16,7 +16,7 @@ from bot import point_discord_at
 from config import load_settings
 from discord_side.downloads import MAX_FILES, AttachmentContent, AttachmentReader
 from memory import PromptBuilder
-from tests.standins.discord_standin import DiscordStandIn, FakeAttachment
+from tests.standins.discord import DiscordStandIn, FakeAttachment
 from text.attachments import MIN_PART_TOKENS, SkipKind
 from text.tokens import TokenCounter
 

@@ -9,7 +9,7 @@ import discord
 
 from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from tests.helpers import final_messages
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
 

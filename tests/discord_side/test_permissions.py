@@ -22,7 +22,7 @@ from discord_side.permissions import (
     missing_permissions,
     permission_label,
 )
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 
 
 def http_error(kind: type[discord.HTTPException], status: int, code: int, text: str):

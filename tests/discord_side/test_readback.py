@@ -14,7 +14,7 @@ import discord
 
 from discord_side.readback import MAX_MESSAGES_READ, RESET_MESSAGE, read_back
 from memory import PromptBuilder
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from text.tokens import TokenCounter
 
 

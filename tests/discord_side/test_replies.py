@@ -19,7 +19,7 @@ from discord_side.failures import describe, is_transient
 from discord_side.pacing import ChannelPacer
 from discord_side.permissions import PermissionWarnings
 from discord_side.replies import WRITING_MARKER, Reply
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from text.splitting import split_for_discord
 
 MISSING_PERMISSIONS = {"code": 50013, "message": "Missing Permissions"}

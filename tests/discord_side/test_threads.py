@@ -14,7 +14,7 @@ from discord_side.threads import (
     thread_name,
 )
 from tests.helpers import replies
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import final_messages
-from tests.standins.discord_standin import DiscordStandIn
+from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 from text.splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter, split_for_discord
 
