@@ -40,6 +40,7 @@ from config import ConfigError, Settings
 from conversation.answers import Answers, ImagesRefused, log_answer
 from conversation.audience import Audience, Verdict
 from conversation.channel_settings import ChannelSettings, Effective, Place
+from conversation.prompts import Prompt, PromptBuilder
 from conversation.recency import RecentlyUsed
 from conversation.summaries import Summarizer
 from conversation.usage import UsageLedger
@@ -47,7 +48,7 @@ from discord_side.downloads import FileReader, Files
 from discord_side.pacing import ChannelPacer
 from discord_side.readback import read_back
 from discord_side.replies import PermissionWarnings, Reply
-from memory import ChannelMemory, Prompt, PromptBuilder, Turn, speaker_name
+from memory import ChannelMemory, Turn, speaker_name
 from model.client import Answer, ChatModel
 from store import Store, StoreError
 from text.tokens import REPLY_PRIMING, TokenCounter, TokenCounters, encoding_name_for_model

@@ -20,7 +20,8 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from memory import SUMMARY_HEADING, ChannelMemory, PromptBuilder, Turn
+from conversation.prompts import SUMMARY_HEADING, PromptBuilder
+from memory import ChannelMemory, Turn
 from model.client import ChatModel
 from store import Store, StoreError, Summary
 

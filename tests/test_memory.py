@@ -8,15 +8,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from memory import (
-    SUMMARY_HEADING,
-    ChannelMemory,
-    ImagePart,
-    PromptBuilder,
-    Turn,
-    image_placeholder,
-    speaker_name,
-)
+from conversation.prompts import SUMMARY_HEADING, PromptBuilder
+from memory import ChannelMemory, ImagePart, Turn, image_placeholder, speaker_name
 from text.tokens import REPLY_PRIMING, TokenCounter
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from config import load_settings
+from conversation.prompts import SUMMARY_HEADING, PromptBuilder
 from conversation.summaries import INSTRUCTIONS, Summarizer, newest_message_id, summary_request
-from memory import SUMMARY_HEADING, ChannelMemory, PromptBuilder, Turn
+from memory import ChannelMemory, Turn
 from model.client import ChatModel
 from store import Store
 from tests.standins.openai_standin import Error, OpenAIStandIn, Reply, Stall

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from config import load_settings
+from conversation.prompts import PromptBuilder
 from discord_side.downloads import MAX_FILES, FileReader, Files
-from memory import PromptBuilder
 from text.attachments import MIN_PART_TOKENS, SkipKind
 from text.tokens import TokenCounter
 

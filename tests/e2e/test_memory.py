@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from config import DEFAULT_SYSTEM_PROMPT
-from memory import SUMMARY_HEADING
+from conversation.prompts import SUMMARY_HEADING
 from tests.e2e.test_settings import run
 from tests.helpers import conversation, replies, until
 from tests.standins.discord_standin import DiscordStandIn
