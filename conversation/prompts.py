@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from config import Settings
 from memory import ChannelMemory, ImagePart, Role, Turn
 from text.control import neutralise_control_text
-from text.tokens import REPLY_PRIMING, TokenCounter
+from text.tokens import REPLY_PRIMING, TokenCounter, TokenCounters
+
+log = logging.getLogger("chatbot")
 
 # The least room a request must leave for the conversation after the system prompt.
 MIN_HISTORY_BUDGET = 32
@@ -133,3 +137,40 @@ class PromptBuilder:
         overhead = turn.tokens - self.counter.count_text(turn.content)
         content = self.counter.truncate(turn.content, max(max_tokens - overhead, 0))
         return self._turn(turn.role, content, turn.name, turn.images, turn.files)
+
+
+class PromptBuilders:
+    """One PromptBuilder per (model's encoding, persona), made on first use: channels
+    whose /settings choose another model or persona share it. `default` counts with
+    OPENAI_MODEL's encoding and SYSTEM_PROMPT."""
+
+    def __init__(self, default: PromptBuilder, counters: TokenCounters, settings: Settings) -> None:
+        self.default = default
+        self.counters = counters
+        self.settings = settings
+        self._builders: dict[tuple[str, str], PromptBuilder] = {}
+
+    async def get(self, model: str, persona: str, channel_id: int) -> PromptBuilder:
+        """The builder for `model` and `persona` in the channel `channel_id`; SYSTEM_PROMPT's
+        (logged) when `persona` leaves no room."""
+        key = (self.counters.encoding_name(model), persona)
+        prompts = self._builders.get(key)
+        if prompts is not None:
+            return prompts
+        default = (
+            self.counters.encoding_name(self.settings.openai_model),
+            self.settings.system_prompt,
+        )
+        if key == default:
+            prompts = self.default
+        else:
+            counter = await self.counters.for_model(model)
+            try:
+                prompts = PromptBuilder(counter, persona, self.settings.prompt_budget)
+            except ValueError as error:  # checked by /settings persona; be safe anyway
+                log.warning(
+                    "channel %s: persona refused, using SYSTEM_PROMPT: %s", channel_id, error
+                )
+                prompts = self.default
+        self._builders[key] = prompts
+        return prompts
