@@ -54,9 +54,9 @@ def bot_role_ids(guild: discord.Guild) -> set[int]:
     return ids
 
 
-def channel_scope(channel: object) -> set[int]:
+def channel_scope(channel: discord.abc.Snowflake) -> set[int]:
     """The ids the channel lists match: the channel, a thread's parent, the category."""
-    ids = {getattr(channel, "id", 0), getattr(channel, "parent_id", None)}
+    ids = {channel.id, getattr(channel, "parent_id", None)}
     parent = getattr(channel, "parent", None)  # a thread's category is its parent's
     for holder in (channel, parent):
         ids.add(getattr(holder, "category_id", None))
@@ -91,7 +91,9 @@ class Audience:
         # Blocked users already told so in a DM; one forgotten is told once more.
         self.told_blocked: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
 
-    def access_of(self, author: discord.abc.User, channel: object, in_dm: bool) -> Access:
+    def access_of(
+        self, author: discord.abc.User, channel: discord.abc.Snowflake | None, in_dm: bool
+    ) -> Access:
         """The access rules' verdict on `author` (a Member carries roles) in `channel`."""
         return self.access.check(
             author.id,

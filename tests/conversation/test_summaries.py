@@ -228,8 +228,8 @@ async def test_a_failing_database_keeps_the_summary_in_memory_and_logs(
     summarizer.add(state, memory, with_ids(turns(prompts, ("fact", "Alice")), (70,)))
     await summarised(state)
     assert memory.summary is not None and memory.summary.content.endswith("Kept in memory.")
-    assert "channel 5: could not save its summary (kept in memory only)" in caplog.text
     assert await summarizer.stored(5) is None  # unreadable: start without, logged
+    assert "channel 5: could not save its summary (kept in memory only)" in caplog.text
     assert "channel 5: could not read its stored summary" in caplog.text
     summarizer.forget(state)
     await summarised(state)
