@@ -5,7 +5,7 @@ Each turn's token cost is counted once, when it is remembered; building a reques
 can ever be sent: when a new turn pushes the history past the budget, the oldest turns
 are dropped.
 
-A user turn may carry images (`ImagePart`, from files.py): its message content is then
+A user turn may carry images (`ImagePart`, from downloads.py): its message content is then
 a list of parts, the text first, then one `image_url` part per image. An image costs
 the prompt tokens OpenAI's vision rule gives it (attachments.image_tokens). Only the
 newest IMAGE_TURNS turns with images keep them; older ones keep their text, which names

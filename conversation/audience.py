@@ -1,6 +1,6 @@
 """Which Discord messages are conversation, who may use the bot, and whom it answers.
 
-The Discord side of the access rules and limits in guards.py: these functions read
+The Discord side of the access rules and limits in access.py: these functions read
 discord.py objects and hand plain ids to the pure rules. `addresses_bot` is the one
 place that decides whether a message is addressed to the bot. Answering and history
 read-back use the same judgements, so what the bot remembers after a restart is what it

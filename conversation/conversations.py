@@ -74,16 +74,15 @@ class Conversations:
         self.services = services
         self.prompts = services.prompts.default
         self.audience = audience
-        self.client = client
         self.files = FileReader(settings, self.prompts.counter, self.prompts.history_budget)
         self.recall = Recall(settings, services, audience, client, self.files)
         self.told_no_vision = False  # users are told once per process that images are unseen
         self.in_flight = InFlight()
         self.answers = Answers(settings, services.model, services.usage, audience.limits)
-        self.make_pacer: Callable[[], ChannelPacer] = ChannelPacer
+        self.make_pacer: Callable[[], ChannelPacer] = ChannelPacer  # one per channel
         # Each missing permission is logged once per channel, across answers.
         self.permission_warnings = PermissionWarnings()
-        self.channels: dict[int, Conversation] = {}
+        self.channels: dict[int, Conversation] = {}  # by channel id
         # The channels above, most recently active last; the rest give their state up.
         self.active: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
 
@@ -203,10 +202,11 @@ class Conversations:
         """Drop a deleted channel's (a thread's) memory; an answer in progress ends
         quietly, as Discord refuses its posts."""
         conversation = self.channels.get(channel_id)
-        if conversation is not None:
-            conversation.memory = None
-        summary = conversation.summary if conversation is not None else None
-        self.recall.forget(summary or SummaryState(channel_id))
+        if conversation is None:
+            self.recall.forget(SummaryState(channel_id))  # its stored summary
+            return
+        conversation.memory = None
+        self.recall.forget(conversation.summary)
 
     async def report(self, channel: MessageableChannel) -> MemoryFacts:
         """What the bot remembers in `channel`, for /memory."""

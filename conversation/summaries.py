@@ -7,10 +7,10 @@ summary that fails leaves those turns dropped, with a log line.
 
 With a store, each new summary is saved (store.put_summary) with the id of the newest
 Discord message it covers, so it survives a restart: the channel's memory is then
-loaded with it, and read back from after that message. Saving and
-deleting happen in that same background, one at a time per channel and in order (a
-/reset's deletion is never overtaken by a summary written before it); a database that
-fails is logged and the summary stays in memory.
+loaded with it, and read back from after that message (recall.py). Saving and deleting
+happen in that same background, one at a time per channel and in order (a /reset's
+deletion is never overtaken by a summary written before it); a database that fails is
+logged and the summary stays in memory.
 """
 
 from __future__ import annotations
