@@ -399,8 +399,9 @@ class Conversations:
         return conversation
 
     def _give_up(self, conversation: Conversation) -> None:
-        """What else goes with an idle channel's conversation: its summary work (and
-        stored summary). Its memory is read back when the channel is next used."""
+        """The one place where a channel given up lets go of what is kept for it
+        outside its `Conversation`: its summary work (and stored summary). Its memory
+        is read back when the channel is next used."""
         self.recall.forget(conversation.summary)
 
     def _busy(self, channel_id: int) -> bool:

@@ -133,7 +133,7 @@ async def memory(interaction: discord.Interaction[ChatBot]) -> None:
     await interaction.followup.send(memory_report(facts), ephemeral=True)
 
 
-WHO = {
+ANSWERING = {  # whom each reply mode answers
     "all": "every message",
     "thread": "every message, each new question in a thread of its own",
     "mention-thread": "mentions and replies, each in a thread of its own",
@@ -149,7 +149,7 @@ def memory_report(facts: MemoryFacts) -> str:
     else:
         older = "older messages are forgotten when they no longer fit"
     mode = "streamed" if facts.streaming else "posted when complete"
-    who = WHO.get(facts.reply_to, "mentions, replies and DMs")
+    who = ANSWERING.get(facts.reply_to, "mentions, replies and DMs")
     learnt = " (learnt from the model service)" if facts.learnt else ""
     attached = f" ({_count(facts.attachments, 'attachment')}, {_count(facts.images, 'image')} sent)"
     return (
