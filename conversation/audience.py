@@ -1,4 +1,5 @@
-"""Which Discord messages are conversation, who may use the bot, and whom it answers.
+"""The bot's audience: which Discord messages are conversation, and the `Verdict` on
+each (answer it, only remember it, or ignore it; notices to post first).
 
 The Discord side of the access rules and limits in access.py: these functions read
 discord.py objects and hand plain ids to the pure rules. `addresses_bot` is the one
