@@ -1,7 +1,8 @@
 """The Discord bot: `python bot.py` starts it.
 
-The thin adapter between discord.py and the bot: `ChatBot` wires the client and hands
-each person's message to conversations.py, which remembers and answers it.
+The thin adapter between discord.py and the bot: `ChatBot` builds the services
+(conversation/services.py) and the conversations once, in `setup_hook`, and hands each
+person's message to conversations.py, which remembers and answers it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from discord.ext import tasks
 from config import ConfigError, Settings, load_settings, read_environment
 from conversation.audience import Audience, is_conversation
 from conversation.conversations import Conversations
-from discord_side.commands import COMMANDS, ChatTree, ModelList
+from conversation.services import Services
+from discord_side.commands import COMMANDS, ChatTree
 from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.threads import answer_channel, opening_text
@@ -53,18 +55,17 @@ class ChatBot(discord.Client):
         self.settings = settings
         self.audience = Audience(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
+        self._services: Services | None = None
         self._conversations: Conversations | None = None
         self._closing: asyncio.Future[None] | None = None
-        self.model_list = ModelList()  # for /settings model
         self.tree = ChatTree(self)
         for command in COMMANDS:
             self.tree.add_command(command)
 
     async def setup_hook(self) -> None:
         # Before the gateway connects: a bad DATABASE_URL or SYSTEM_PROMPT stops start-up.
-        self._conversations = await Conversations.open(
-            self.settings, self.tokenizer, self.audience, self
-        )
+        self._services = await Services.open(self.settings, self.tokenizer)
+        self._conversations = Conversations(self.settings, self._services, self.audience, self)
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
 
@@ -72,6 +73,12 @@ class ChatBot(discord.Client):
     async def forget_idle_rate_limits(self) -> None:
         """Keep discord.py's rate-limit buckets to the channels active lately."""
         forget_idle_buckets(self.http, asyncio.get_running_loop().time())
+
+    @property
+    def services(self) -> Services:
+        """The store, settings, usage and model services, opened in `setup_hook`."""
+        assert self._services is not None, "used before setup_hook"
+        return self._services
 
     async def conversations(self) -> Conversations:
         """The conversation layer, opened in `setup_hook` before any event arrives."""
@@ -89,6 +96,8 @@ class ChatBot(discord.Client):
         self.forget_idle_rate_limits.cancel()
         if self._conversations is not None:
             await self._conversations.close()
+        if self._services is not None:
+            await self._services.close()
         await super().close()
 
     async def on_ready(self) -> None:
@@ -125,9 +134,7 @@ class ChatBot(discord.Client):
     # cache (on_thread_delete, on_message_delete and on_message_edit need it there).
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        conversations = await self.conversations()
-        conversations.permission_warnings.forget(payload.thread_id)
-        conversations.forget_channel(payload.thread_id)
+        (await self.conversations()).forget_channel(payload.thread_id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         (await self.conversations()).forget(payload.channel_id, {payload.message_id})

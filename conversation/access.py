@@ -1,6 +1,6 @@
 """Who may use the bot, and how much: access rules and per-user limits.
 
-Pure logic with the clock passed in, so it is tested directly; bot.py asks these
+Pure logic with the clock passed in, so it is tested directly; audience.py asks these
 objects about each message and acts on the answer.
 """
 

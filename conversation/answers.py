@@ -23,9 +23,10 @@ import openai
 from config import Settings
 from conversation.access import UserLimits
 from conversation.channel_settings import Effective
+from conversation.prompts import MIN_HISTORY_BUDGET, Prompt, PromptBuilder
 from conversation.usage import UsageLedger
 from discord_side.replies import Reply, show_typing
-from memory import MIN_HISTORY_BUDGET, ChannelMemory, Prompt, PromptBuilder
+from memory import ChannelMemory
 from model.client import ChatModel
 from model.context_window import ContextWindow
 from model.errors import DeadlinePassed, EmptyAnswer, ModelError

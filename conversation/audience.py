@@ -1,6 +1,7 @@
-"""Which Discord messages are conversation, who may use the bot, and whom it answers.
+"""The bot's audience: which Discord messages are conversation, and the `Verdict` on
+each (answer it, only remember it, or ignore it; notices to post first).
 
-The Discord side of the access rules and limits in guards.py: these functions read
+The Discord side of the access rules and limits in access.py: these functions read
 discord.py objects and hand plain ids to the pure rules. `addresses_bot` is the one
 place that decides whether a message is addressed to the bot. Answering and history
 read-back use the same judgements, so what the bot remembers after a restart is what it
@@ -54,9 +55,9 @@ def bot_role_ids(guild: discord.Guild) -> set[int]:
     return ids
 
 
-def channel_scope(channel: object) -> set[int]:
+def channel_scope(channel: discord.abc.Snowflake) -> set[int]:
     """The ids the channel lists match: the channel, a thread's parent, the category."""
-    ids = {getattr(channel, "id", 0), getattr(channel, "parent_id", None)}
+    ids = {channel.id, getattr(channel, "parent_id", None)}
     parent = getattr(channel, "parent", None)  # a thread's category is its parent's
     for holder in (channel, parent):
         ids.add(getattr(holder, "category_id", None))
@@ -91,7 +92,9 @@ class Audience:
         # Blocked users already told so in a DM; one forgotten is told once more.
         self.told_blocked: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
 
-    def access_of(self, author: discord.abc.User, channel: object, in_dm: bool) -> Access:
+    def access_of(
+        self, author: discord.abc.User, channel: discord.abc.Snowflake | None, in_dm: bool
+    ) -> Access:
         """The access rules' verdict on `author` (a Member carries roles) in `channel`."""
         return self.access.check(
             author.id,

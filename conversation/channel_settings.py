@@ -18,10 +18,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from config import ReplyTo, Settings
 from store import Scope, Store, StoreError
+
+if TYPE_CHECKING:
+    import discord
 
 log = logging.getLogger("chatbot")
 
@@ -71,13 +74,13 @@ class Place:
     parent_id: int | None = None  # a thread's parent channel
 
     @classmethod
-    def of(cls, channel: object) -> Place:
+    def of(cls, channel: discord.abc.Snowflake) -> Place:
         """The place of a discord.py channel (a thread carries `parent_id`; a DM has no
         `guild`)."""
         guild = getattr(channel, "guild", None)
         return cls(
             guild_id=guild.id if guild is not None else None,
-            channel_id=getattr(channel, "id", 0),
+            channel_id=channel.id,
             parent_id=getattr(channel, "parent_id", None),
         )
 

@@ -1,11 +1,11 @@
 """Which channels or users were active most recently: `RecentlyUsed`, a bound on
-what the bot keeps per channel (conversations.py) and per user (guards.py, audience.py).
+what the bot keeps per channel (conversations.py) and per user (access.py, audience.py).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 Key = TypeVar("Key", bound=Hashable)
@@ -30,10 +30,6 @@ class RecentlyUsed(Generic[Key]):
         """Mark `key` as the most recently used."""
         self._order[key] = None
         self._order.move_to_end(key)
-
-    def discard(self, key: Key) -> None:
-        """Forget `key` if it is there."""
-        self._order.pop(key, None)
 
     def overflow(self, busy: Callable[[Key], bool] = lambda _key: False) -> list[Key]:
         """Remove and return the least recently used keys beyond `limit`, oldest first.
@@ -62,7 +58,3 @@ class RecentlyUsed(Generic[Key]):
 
     def __len__(self) -> int:
         return len(self._order)
-
-    def __iter__(self) -> Iterator[Key]:
-        """Keys from the least to the most recently used."""
-        return iter(self._order)

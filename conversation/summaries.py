@@ -7,10 +7,10 @@ summary that fails leaves those turns dropped, with a log line.
 
 With a store, each new summary is saved (store.put_summary) with the id of the newest
 Discord message it covers, so it survives a restart: the channel's memory is then
-loaded with it, and read back from after that message (conversations.py). Saving and
-deleting happen in that same background, one at a time per channel and in order (a
-/reset's deletion is never overtaken by a summary written before it); a database that
-fails is logged and the summary stays in memory.
+loaded with it, and read back from after that message (recall.py). Saving and deleting
+happen in that same background, one at a time per channel and in order (a /reset's
+deletion is never overtaken by a summary written before it); a database that fails is
+logged and the summary stays in memory.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from memory import SUMMARY_HEADING, ChannelMemory, PromptBuilder, Turn
+from conversation.prompts import SUMMARY_HEADING, PromptBuilder
+from memory import ChannelMemory, Turn
 from model.client import ChatModel
 from store import Store, StoreError, Summary
 
@@ -64,9 +66,22 @@ def newest_message_id(turns: Sequence[Turn], previous: int | None = None) -> int
     return max(ids, default=None)
 
 
+@dataclass(eq=False, slots=True)
+class SummaryState:
+    """One channel's summary work: the turns dropped and not summarised yet, the task
+    summarising them, the newest message id its summary covers, and how often the
+    summary was forgotten (a summary begun before a /reset must not be kept after it)."""
+
+    channel_id: int
+    waiting: list[Turn] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    covers: int | None = None
+    resets: int = 0
+
+
 class Summarizer:
-    """Folds dropped turns into each channel's summary, one background task per channel;
-    with a `store`, saves each summary and deletes it on `forget`."""
+    """Folds dropped turns into each channel's summary, one background task per channel
+    (its `SummaryState`); with a `store`, saves each summary and deletes it on `forget`."""
 
     def __init__(
         self, model: ChatModel, prompts: PromptBuilder, store: Store | None = None
@@ -75,39 +90,37 @@ class Summarizer:
         self.prompts = prompts
         self.store = store
         self.max_tokens = int(prompts.history_budget * SUMMARY_SHARE)
-        self._waiting: dict[int, list[Turn]] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        # Per channel: the newest message id its summary covers; how often it was
-        # forgotten (a summary begun before a /reset must not be kept after it); and
-        # the latest store write, which the next one waits for (writes stay in order).
-        self._covers: dict[int, int] = {}
-        self._resets: dict[int, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # every channel's, for `close`
+        # Per channel id, the latest store write, which the next one waits for: writes
+        # stay in order even when the channel's state is given up and built again.
         self._writes: dict[int, asyncio.Task[None]] = {}
 
-    def add(self, channel_id: int, memory: ChannelMemory, dropped: Sequence[Turn]) -> None:
+    def add(self, state: SummaryState, memory: ChannelMemory, dropped: Sequence[Turn]) -> None:
         """Fold `dropped` into the summary of `memory`, soon."""
         if not dropped:
             return
-        self._waiting.setdefault(channel_id, []).extend(dropped)
-        if channel_id not in self._tasks:
-            task = asyncio.create_task(self._summarize(channel_id, memory))
-            self._tasks[channel_id] = task
-            task.add_done_callback(lambda _: self._tasks.pop(channel_id, None))
+        state.waiting.extend(dropped)
+        if state.task is None:
+            task = asyncio.create_task(self._summarize(state, memory))
+            state.task = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda _: setattr(state, "task", None))
 
-    def forget(self, channel_id: int) -> None:
-        """Drop the turns of `channel_id` not summarised yet and its stored summary (the
+    def forget(self, state: SummaryState) -> None:
+        """Drop the channel's turns not summarised yet and its stored summary (the
         channel was reset or deleted); a summary being written now is not kept."""
-        self._waiting.pop(channel_id, None)
-        self._covers.pop(channel_id, None)
-        self._resets[channel_id] = self._resets.get(channel_id, 0) + 1
+        state.waiting.clear()
+        state.covers = None
+        state.resets += 1
         if self.store is not None:
-            self._write(channel_id, self._delete_stored(self.store, channel_id))
+            self._write(state.channel_id, self._delete_stored(self.store, state.channel_id))
 
-    def restored(self, channel_id: int, memory: ChannelMemory, stored: Summary) -> None:
+    def restored(self, state: SummaryState, memory: ChannelMemory, stored: Summary) -> None:
         """Put the channel's `stored` summary back into `memory` (its memory is being
         loaded); it covers messages up to `stored.last_message_id`."""
         memory.summary = self.prompts.summary(stored.text, self.max_tokens)
-        self._covers[channel_id] = stored.last_message_id
+        state.covers = stored.last_message_id
 
     async def stored(self, channel_id: int) -> Summary | None:
         """The channel's stored summary, or None (also when the database fails: logged).
@@ -123,19 +136,12 @@ class Summarizer:
             log.warning("channel %s: could not read its stored summary: %s", channel_id, error)
             return None
 
-    async def wait(self) -> None:
-        """Wait until every summary in progress is done and saved."""
-        while self._tasks or self._writes:
-            await asyncio.gather(
-                *self._tasks.values(), *self._writes.values(), return_exceptions=True
-            )
-
     async def close(self) -> None:
         """Stop the summaries in progress (the bot is shutting down); summaries and
         deletions already being saved get CLOSE_SECONDS to reach the store."""
-        for task in self._tasks.values():
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._writes:
             await asyncio.wait(list(self._writes.values()), timeout=CLOSE_SECONDS)
 
@@ -173,10 +179,12 @@ class Summarizer:
                 error,
             )
 
-    async def _summarize(self, channel_id: int, memory: ChannelMemory) -> None:
+    async def _summarize(self, state: SummaryState, memory: ChannelMemory) -> None:
+        channel_id = state.channel_id
         # Turns dropped while a summary is being written are folded in by the next round.
-        while turns := self._waiting.pop(channel_id, []):
-            resets = self._resets.get(channel_id, 0)
+        while turns := state.waiting[:]:
+            state.waiting.clear()
+            resets = state.resets
             previous = None
             if memory.summary is not None:
                 previous = memory.summary.content.removeprefix(SUMMARY_HEADING).strip()
@@ -191,12 +199,12 @@ class Summarizer:
                     error,
                 )
                 continue
-            if self._resets.get(channel_id, 0) != resets:
+            if state.resets != resets:
                 return  # the channel was reset (or deleted) meanwhile: keep nothing
             memory.summary = self.prompts.summary(answer.text, self.max_tokens)
-            covers = newest_message_id(turns, self._covers.get(channel_id))
+            covers = newest_message_id(turns, state.covers)
             if covers is not None:
-                self._covers[channel_id] = covers
+                state.covers = covers
                 if self.store is not None:
                     self._write(
                         channel_id, self._save(self.store, channel_id, memory.summary, covers)

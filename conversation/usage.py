@@ -119,6 +119,23 @@ class UsageLedger:
         if self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
 
+    async def user_totals(self, user_id: int) -> UserTotals:
+        """`user_id`'s totals (store.user_totals), with everything recorded so far written
+        first. Raises StoreError when the database cannot be read."""
+        await self.flush()
+        return await self.store.user_totals(user_id)
+
+    async def server_usage(
+        self, guild_id: int, days: int
+    ) -> tuple[list[UserUsage], list[ChannelUsage], list[UsageRow]]:
+        """The server's top users, top channels and usage rows over `days` days, with
+        everything recorded so far written first. Raises StoreError when the database
+        cannot be read."""
+        await self.flush()
+        users = await self.store.top_users(guild_id, days=days)
+        channels = await self.store.top_channels(guild_id, days=days)
+        return users, channels, await self.store.usage_rows(guild_id, days=days)
+
     def start_pruning(self, retention_days: int) -> None:
         """Delete usage older than `retention_days` now and then once a day."""
         self._pruner = asyncio.create_task(self._prune(retention_days))

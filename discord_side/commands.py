@@ -12,15 +12,11 @@ failed check or an error with one short private line.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-import math
-import time
 from typing import TYPE_CHECKING, Literal
 
 import discord
-import openai
 from discord import app_commands
 
 from config import ReplyTo
@@ -37,6 +33,7 @@ from conversation.channel_settings import (
     reply_to_refusal,
     show,
 )
+from conversation.recall import MemoryFacts
 from conversation.usage import REPORT_DAYS, Prices, personal_report, server_report, usage_csv
 from discord_side import permissions
 from discord_side.readback import RESET_MESSAGE
@@ -114,41 +111,45 @@ async def memory(interaction: discord.Interaction[ChatBot]) -> None:
     conversations = await interaction.client.conversations()
     channel = interaction.channel
     assert channel is not None
-    report = await conversations.report(channel)  # type: ignore[arg-type]
-    await interaction.followup.send(report, ephemeral=True)
+    facts = await conversations.report(channel)  # type: ignore[arg-type]
+    await interaction.followup.send(memory_report(facts), ephemeral=True)
+
+
+ANSWERING = {  # whom each reply mode answers
+    "all": "every message",
+    "thread": "every message, each new question in a thread of its own",
+    "mention-thread": "mentions and replies, each in a thread of its own",
+}
+
+
+def memory_report(facts: MemoryFacts) -> str:
+    """/memory's answer (Discord markdown)."""
+    if facts.summary_tokens is not None:
+        older = f"older messages are summarised ({facts.summary_tokens} tokens)"
+    elif facts.summarizing:
+        older = "older messages will be summarised when they no longer fit"
+    else:
+        older = "older messages are forgotten when they no longer fit"
+    mode = "streamed" if facts.streaming else "posted when complete"
+    who = ANSWERING.get(facts.reply_to, "mentions, replies and DMs")
+    learnt = " (learnt from the model service)" if facts.learnt else ""
+    attached = f" ({_count(facts.attachments, 'attachment')}, {_count(facts.images, 'image')} sent)"
+    return (
+        f"**Memory in this channel:** {facts.messages} messages{attached}, "
+        f"{facts.prompt_tokens:,} of {facts.budget:,} prompt tokens used{learnt}; {older}.\n"
+        f"**Model:** {facts.model}, answers {mode}, answering {who}; "
+        f"token counts {facts.counted}."
+    )
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" + ("" if number == 1 else "s")
 
 
 # --- /settings ------------------------------------------------------------------------
 
 STORE_DOWN = "The settings database is not answering right now; nothing was changed."
-MODELS_SECONDS = 2.0  # how long a change waits for the server's model list (3 s to answer)
-MODELS_CACHE_SECONDS = 300.0
 MAX_LISTED = 1_500  # characters of model names in a refusal (a message holds 2,000)
-
-
-class ModelList:
-    """The model server's GET /models, cached (one per bot); None when it offers none."""
-
-    def __init__(self) -> None:
-        self._read: tuple[float, list[str] | None] | None = None
-
-    async def models(
-        self, interaction: discord.Interaction[ChatBot], *, fresh: bool = False
-    ) -> list[str] | None:
-        """The listed model ids (cached for MODELS_CACHE_SECONDS); `fresh`: read again."""
-        age = time.monotonic() - self._read[0] if self._read is not None else math.inf
-        if self._read is not None and not fresh and age < MODELS_CACHE_SECONDS:
-            return self._read[1]
-        conversations = await interaction.client.conversations()
-        try:
-            listed: list[str] | None = await asyncio.wait_for(
-                conversations.model.list_models(), MODELS_SECONDS
-            )
-        except (openai.OpenAIError, TimeoutError) as error:
-            log.info("the model server lists no models (%r): any model name is accepted", error)
-            listed = None
-        self._read = (time.monotonic(), listed or None)
-        return self._read[1]
 
 
 def _where(place: Place, scope: ScopeTarget) -> str:
@@ -166,16 +167,14 @@ async def _change(
     scope: ScopeTarget,
 ) -> None:
     """Store `key` = `value` (None: remove it here) and announce it in the channel."""
-    conversations = await interaction.client.conversations()
+    channel_settings = interaction.client.services.channel_settings
     place = Place.of(interaction.channel)
     target = place.scope(scope)
     try:
         if value is None:
-            await conversations.channel_settings.unset(target, key)
+            await channel_settings.unset(target, key)
         else:
-            value = await conversations.channel_settings.change(
-                target, key, value, by=interaction.user.id
-            )
+            value = await channel_settings.change(target, key, value, by=interaction.user.id)
     except ValueError as error:
         await interaction.response.send_message(f"Not changed: {error}.", ephemeral=True)
         return
@@ -213,8 +212,8 @@ SCOPE_HELP = "channel: here only (a thread: this thread); server: the server's d
 @settings_group.command(name="show")
 async def settings_show(interaction: discord.Interaction[ChatBot]) -> None:
     """The settings in effect here and where each comes from."""
-    conversations = await interaction.client.conversations()
-    effective = await conversations.channel_settings.effective(Place.of(interaction.channel))
+    services = interaction.client.services
+    effective = await services.channel_settings.effective(Place.of(interaction.channel))
     await interaction.response.send_message(show(effective), ephemeral=True)
 
 
@@ -227,9 +226,9 @@ async def settings_persona(
     scope: ScopeChoice = "channel",
 ) -> None:
     """Set my persona (the system prompt)."""
-    conversations = await interaction.client.conversations()
-    effective = await conversations.channel_settings.effective(Place.of(interaction.channel))
-    counter = await conversations.counters.for_model(effective.model)
+    services = interaction.client.services
+    effective = await services.channel_settings.effective(Place.of(interaction.channel))
+    counter = await services.counters.for_model(effective.model)
     tokens = counter.count_message("system", text.strip())
     refusal = persona_refusal(tokens, interaction.client.settings.prompt_budget)
     if refusal is not None:
@@ -245,10 +244,10 @@ async def settings_model(
     interaction: discord.Interaction[ChatBot], name: str, scope: ScopeChoice = "channel"
 ) -> None:
     """Set the model I answer with."""
-    listed = await interaction.client.model_list.models(interaction)
+    listed = await interaction.client.services.model_list.models()
     if listed is not None and name.strip() not in listed:
         # The server's list may have changed since it was read: check again.
-        listed = await interaction.client.model_list.models(interaction, fresh=True)
+        listed = await interaction.client.services.model_list.models(fresh=True)
     if listed is not None and name.strip() not in listed:
         offered = ", ".join(listed)
         if len(offered) > MAX_LISTED:
@@ -267,11 +266,10 @@ async def _model_names(
 ) -> list[app_commands.Choice[str]]:
     """The server's models matching what is typed (`model_suggestions`); a server that
     lists none offers the model in effect here, if it matches."""
-    listed = await interaction.client.model_list.models(interaction)
+    listed = await interaction.client.services.model_list.models()
     if listed is None:
-        conversations = await interaction.client.conversations()
-        place = Place.of(interaction.channel)
-        listed = [(await conversations.channel_settings.effective(place)).model]
+        channel_settings = interaction.client.services.channel_settings
+        listed = [(await channel_settings.effective(Place.of(interaction.channel))).model]
     return [app_commands.Choice(name=m, value=m) for m in model_suggestions(listed, current)]
 
 
@@ -328,10 +326,9 @@ async def settings_reset(
     interaction: discord.Interaction[ChatBot], scope: ScopeChoice = "channel"
 ) -> None:
     """Remove the settings made here, back to the inherited values."""
-    conversations = await interaction.client.conversations()
     place = Place.of(interaction.channel)
     try:
-        removed = await conversations.channel_settings.reset(place.scope(scope))
+        removed = await interaction.client.services.channel_settings.reset(place.scope(scope))
     except StoreError as error:
         log.warning("settings: could not reset: %s", error)
         await interaction.response.send_message(STORE_DOWN, ephemeral=True)
@@ -367,11 +364,8 @@ def _prices(interaction: discord.Interaction[ChatBot]) -> Prices | None:
 async def usage_me(interaction: discord.Interaction[ChatBot]) -> None:
     """Your tokens and answers today, this week and in the last 30 days."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    conversations = await interaction.client.conversations()
-    await conversations.usage.flush()
-    store = conversations.usage.store
     try:
-        totals = await store.user_totals(interaction.user.id)
+        totals = await interaction.client.services.usage.user_totals(interaction.user.id)
     except StoreError as error:
         log.warning("usage: could not read: %s", error)
         await interaction.followup.send("Usage can't be read right now; try again later.")
@@ -384,14 +378,10 @@ async def usage_me(interaction: discord.Interaction[ChatBot]) -> None:
 async def usage_server(interaction: discord.Interaction[ChatBot]) -> None:
     """This server's top users and channels over 30 days, with a CSV export."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    conversations = await interaction.client.conversations()
-    await conversations.usage.flush()
-    store = conversations.usage.store
     guild_id = interaction.guild.id
     try:
-        users = await store.top_users(guild_id, days=REPORT_DAYS)
-        channels = await store.top_channels(guild_id, days=REPORT_DAYS)
-        rows = await store.usage_rows(guild_id, days=REPORT_DAYS)
+        usage = interaction.client.services.usage
+        users, channels, rows = await usage.server_usage(guild_id, days=REPORT_DAYS)
     except StoreError as error:
         log.warning("usage: could not read: %s", error)
         await interaction.followup.send("Usage can't be read right now; try again later.")

@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
+from conversation.prompts import PromptBuilder
 from discord_side.downloads import AttachmentReader, has_images
 from discord_side.replies import WRITING_MARKER
 from discord_side.threads import opening_text
-from memory import IMAGE_TURNS, ImagePart, PromptBuilder, Turn, speaker_name
+from memory import IMAGE_TURNS, ImagePart, Turn, speaker_name
 
 # The bot's visible answer to /reset: the boundary history is never read past.
 RESET_MESSAGE = (

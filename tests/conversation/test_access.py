@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from conversation.access import Access, AccessRules, UserLimits
+from conversation.access import RATE_WINDOW, Access, AccessRules, UserLimits
 
 GENERAL, THREAD, CATEGORY, OTHER = 10, 11, 1, 20
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -76,3 +76,35 @@ def test_daily_tokens_reset_at_utc_midnight() -> None:
     assert limits.check(1, 2.0, tomorrow) == (True, None)
     limits.record_usage(9, 10_000, NOON)
     assert limits.check(9, 3.0, NOON) == (True, None)  # admins have no limits
+
+
+def test_user_limits_forget_idle_users_only() -> None:
+    today = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    limits = UserLimits(rate_limit=2, daily_tokens=1000, admins=frozenset(), max_users=2)
+    limits.record_usage(1, 600, today)  # user 1 has spent tokens today: kept
+    for user in range(2, 50):
+        assert limits.check(user, now=0.0, today=today) == (True, None)
+    # Users 2..49 each sent a message in the last minute: all still counted.
+    assert len(limits._recent) == 48
+    later = RATE_WINDOW + 1.0
+    for user in range(100, 110):
+        limits.check(user, now=later, today=today)
+    # The minute of users 2..49 is over: they are forgotten; user 1's spending and the
+    # users counting now are not, bound or no bound.
+    assert set(limits._recent) == set(range(100, 110))
+    assert set(limits._spent) == {1}
+    assert limits.tokens_spent(1, today) == 600
+    limits.record_usage(1, 500, today)
+    assert limits.check(1, now=later, today=today)[0] is False  # over the allowance still
+
+
+def test_an_idle_users_rate_is_unchanged_by_forgetting() -> None:
+    today = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    limits = UserLimits(rate_limit=1, daily_tokens=0, admins=frozenset(), max_users=1)
+    assert limits.check(1, now=0.0, today=today) == (True, None)
+    assert limits.check(1, now=1.0, today=today)[0] is False  # within the minute: limited
+    assert limits.check(2, now=1.0, today=today) == (True, None)  # 1 is still counted
+    assert limits.check(1, now=2.0, today=today)[0] is False
+    assert limits.check(2, now=RATE_WINDOW + 5, today=today) == (True, None)
+    assert 1 not in limits._recent  # idle, beyond the bound: forgotten
+    assert limits.check(1, now=RATE_WINDOW + 5, today=today) == (True, None)

@@ -12,16 +12,29 @@ from pathlib import Path
 import pytest
 
 from config import load_settings
-from conversation.summaries import INSTRUCTIONS, Summarizer, newest_message_id, summary_request
-from memory import SUMMARY_HEADING, ChannelMemory, PromptBuilder, Turn
+from conversation.prompts import SUMMARY_HEADING, PromptBuilder
+from conversation.summaries import (
+    INSTRUCTIONS,
+    Summarizer,
+    SummaryState,
+    newest_message_id,
+    summary_request,
+)
+from memory import ChannelMemory, Turn
 from model.client import ChatModel
 from store import Store
+from tests.helpers import until
 from tests.standins.openai_standin import Error, OpenAIStandIn, Reply, Stall
 from text.tokens import TokenCounter
 
 
 def turns(prompts: PromptBuilder, *said: tuple[str, str | None]) -> list:
     return [prompts.turn("user" if name else "assistant", text, name)[0] for text, name in said]
+
+
+async def summarised(state: SummaryState) -> None:
+    """Wait until the channel's dropped turns are summarised (or given up)."""
+    await until(lambda: state.task is None)
 
 
 def test_the_request_carries_the_previous_summary_and_who_said_what(o200k: TokenCounter) -> None:
@@ -59,16 +72,17 @@ async def test_dropped_turns_are_folded_into_the_summary(
     prompts = PromptBuilder(o200k, "system", 1000)
     summarizer = Summarizer(model, prompts)
     memory = ChannelMemory(500)
+    state = SummaryState(1)
     openai_api.script(Reply("Alice's code is 4711."), Reply("Alice's code is 4711; Bob left."))
 
-    summarizer.add(1, memory, turns(prompts, ("My code is 4711.", "Alice")))
-    await summarizer.wait()
+    summarizer.add(state, memory, turns(prompts, ("My code is 4711.", "Alice")))
+    await summarised(state)
     assert memory.summary is not None
     assert memory.summary.content == f"{SUMMARY_HEADING}\nAlice's code is 4711."
     assert memory.summary.tokens <= summarizer.max_tokens
 
-    summarizer.add(1, memory, turns(prompts, ("Bye!", "Bob")))
-    await summarizer.wait()
+    summarizer.add(state, memory, turns(prompts, ("Bye!", "Bob")))
+    await summarised(state)
     second = openai_api.completions[-1]["messages"][1]["content"]
     assert second.startswith("Previous summary:\nAlice's code is 4711.\n")
     assert memory.summary.content.endswith("Bob left.")
@@ -80,15 +94,16 @@ async def test_a_failed_summary_keeps_the_old_one_and_a_reset_forgets_waiting_tu
     prompts = PromptBuilder(o200k, "system", 1000)
     summarizer = Summarizer(model, prompts)
     memory = ChannelMemory(500)
+    state = SummaryState(7)
     memory.summary = prompts.summary("Older facts.", summarizer.max_tokens)
     openai_api.script(Error.context_length_exceeded())
-    summarizer.add(7, memory, turns(prompts, ("lost", "Carol")))
-    await summarizer.wait()
+    summarizer.add(state, memory, turns(prompts, ("lost", "Carol")))
+    await summarised(state)
     assert memory.summary.content == f"{SUMMARY_HEADING}\nOlder facts."
 
-    summarizer.forget(7)  # nothing waiting: a no-op
-    summarizer.add(7, memory, [])  # nothing dropped: no request
-    await summarizer.wait()
+    summarizer.forget(state)  # nothing waiting: a no-op
+    summarizer.add(state, memory, [])  # nothing dropped: no request
+    await summarised(state)
     assert len(openai_api.completions) == 1
 
 
@@ -98,9 +113,10 @@ async def test_an_overlong_summary_is_cut_to_its_share(
     prompts = PromptBuilder(o200k, "system", 400)
     summarizer = Summarizer(model, prompts)
     memory = ChannelMemory(300)
+    state = SummaryState(2)
     openai_api.script(Reply("fact " * 500))
-    summarizer.add(2, memory, turns(prompts, ("x", "Dan")))
-    await summarizer.wait()
+    summarizer.add(state, memory, turns(prompts, ("x", "Dan")))
+    await summarised(state)
     assert memory.summary is not None
     assert memory.summary.tokens <= summarizer.max_tokens
     assert memory.summary.content.startswith(f"{SUMMARY_HEADING}\nfact fact")
@@ -136,40 +152,46 @@ async def test_each_summary_is_stored_with_the_newest_message_it_covers(
     prompts = PromptBuilder(o200k, "system", 1000)
     summarizer = Summarizer(model, prompts, store)
     memory = ChannelMemory(500)
+    state = SummaryState(3)
     openai_api.script(Reply("Code 4711."), Reply("Code 4711; Bob left."))
-    summarizer.add(3, memory, with_ids(turns(prompts, ("My code is 4711.", "Alice")), (40,)))
-    await summarizer.wait()
-    stored = await store.get_summary(3)
+    summarizer.add(state, memory, with_ids(turns(prompts, ("My code is 4711.", "Alice")), (40,)))
+    await summarised(state)
+    stored = await summarizer.stored(3)
     assert stored is not None
     assert (stored.text, stored.last_message_id) == ("Code 4711.", 40)
     assert stored.tokens == memory.summary.tokens
 
-    summarizer.add(3, memory, with_ids(turns(prompts, ("Bye!", "Bob"), ("Bye", None)), (50,), ()))
-    await summarizer.wait()
-    stored = await store.get_summary(3)
+    summarizer.add(
+        state, memory, with_ids(turns(prompts, ("Bye!", "Bob"), ("Bye", None)), (50,), ())
+    )
+    await summarised(state)
+    stored = await summarizer.stored(3)
     assert stored is not None
     assert (stored.text, stored.last_message_id) == ("Code 4711; Bob left.", 50)
 
     # Restored into a new memory (a restart), it carries on from what it covers.
     restarted = Summarizer(model, prompts, store)
     fresh = ChannelMemory(500)
+    state = SummaryState(3)  # the channel's state, built again
     loaded = await restarted.stored(3)
     assert loaded is not None
-    restarted.restored(3, fresh, loaded)
+    restarted.restored(state, fresh, loaded)
     assert fresh.summary == memory.summary
     openai_api.script(Reply("Code 4711; Bob left; Carol came."))
-    restarted.add(3, fresh, with_ids(turns(prompts, ("Hi", "Carol")), (45,)))  # edited, older id
-    await restarted.wait()
+    restarted.add(
+        state, fresh, with_ids(turns(prompts, ("Hi", "Carol")), (45,))
+    )  # edited, older id
+    await summarised(state)
     assert openai_api.completions[-1]["messages"][1]["content"].startswith(
         "Previous summary:\nCode 4711; Bob left.\n"
     )
-    stored = await store.get_summary(3)
+    stored = await restarted.stored(3)
     assert stored is not None and stored.last_message_id == 50
 
-    restarted.forget(3)
-    await restarted.wait()
+    restarted.forget(state)
+    await summarised(state)
+    assert await restarted.stored(3) is None  # after the deletion
     assert await store.get_summary(3) is None
-    assert await restarted.stored(3) is None
 
 
 async def test_a_summary_written_while_the_channel_is_reset_is_not_kept(
@@ -178,13 +200,14 @@ async def test_a_summary_written_while_the_channel_is_reset_is_not_kept(
     prompts = PromptBuilder(o200k, "system", 1000)
     summarizer = Summarizer(model, prompts, store)
     memory = ChannelMemory(500)
+    state = SummaryState(4)
     openai_api.script(Stall(0.5, after="Too late."))
-    summarizer.add(4, memory, with_ids(turns(prompts, ("secret", "Alice")), (60,)))
+    summarizer.add(state, memory, with_ids(turns(prompts, ("secret", "Alice")), (60,)))
     await openai_api.wait_for_requests(1)
-    summarizer.forget(4)  # /reset while the model writes the summary
-    await summarizer.wait()
+    summarizer.forget(state)  # /reset while the model writes the summary
+    await summarised(state)
     assert memory.summary is None
-    assert await store.get_summary(4) is None
+    assert await summarizer.stored(4) is None
 
 
 async def test_a_failing_database_keeps_the_summary_in_memory_and_logs(
@@ -200,13 +223,15 @@ async def test_a_failing_database_keeps_the_summary_in_memory_and_logs(
     prompts = PromptBuilder(o200k, "system", 1000)
     summarizer = Summarizer(model, prompts, store)
     memory = ChannelMemory(500)
+    state = SummaryState(5)
     openai_api.script(Reply("Kept in memory."))
-    summarizer.add(5, memory, with_ids(turns(prompts, ("fact", "Alice")), (70,)))
-    await summarizer.wait()
+    summarizer.add(state, memory, with_ids(turns(prompts, ("fact", "Alice")), (70,)))
+    await summarised(state)
     assert memory.summary is not None and memory.summary.content.endswith("Kept in memory.")
-    assert "channel 5: could not save its summary (kept in memory only)" in caplog.text
     assert await summarizer.stored(5) is None  # unreadable: start without, logged
+    assert "channel 5: could not save its summary (kept in memory only)" in caplog.text
     assert "channel 5: could not read its stored summary" in caplog.text
-    summarizer.forget(5)
-    await summarizer.wait()
+    summarizer.forget(state)
+    await summarised(state)
+    await summarizer.stored(5)  # after the deletion
     assert "channel 5: could not delete its stored summary" in caplog.text

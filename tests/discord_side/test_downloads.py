@@ -14,8 +14,8 @@ from PIL import Image
 
 from bot import point_discord_at
 from config import load_settings
+from conversation.prompts import PromptBuilder
 from discord_side.downloads import MAX_FILES, AttachmentContent, AttachmentReader
-from memory import PromptBuilder
 from tests.standins.discord import DiscordStandIn, FakeAttachment
 from text.attachments import MIN_PART_TOKENS, SkipKind
 from text.tokens import TokenCounter

@@ -12,8 +12,8 @@ from typing import Any
 
 import discord
 
+from conversation.prompts import PromptBuilder
 from discord_side.readback import MAX_MESSAGES_READ, RESET_MESSAGE, read_back
-from memory import PromptBuilder
 from tests.standins.discord import DiscordStandIn
 from text.tokens import TokenCounter
 

@@ -138,7 +138,7 @@ async def test_a_screenshot_goes_to_a_vision_model_as_a_data_url_within_budget(
 
     # The bot's count of the request, made when the turn was remembered...
     conversations = await bot.conversations()
-    memory = conversations.memories[discord_api.channels["general"].id]
+    memory = conversations.channels[discord_api.channels["general"].id].memory
     user_turn = next(iter(memory))
     asked = ChannelMemory(memory.budget)
     asked.remember(user_turn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from config import DEFAULT_SYSTEM_PROMPT
-from memory import SUMMARY_HEADING
+from conversation.prompts import SUMMARY_HEADING
 from tests.helpers import conversation, replies, run_command, until
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import Error, OpenAIStandIn, Reply, prompt_tokens
@@ -14,6 +14,15 @@ from text.splitting import split_for_discord
 
 def is_summary_request(body) -> bool:
     return body["messages"][0]["content"].startswith("You keep a running summary")
+
+
+async def summaries_done(bot, channel_id: int) -> None:
+    """Wait until the channel's turns are taken and those dropped are summarised
+    (summaries must be on)."""
+    conversations = await bot.conversations()
+    assert conversations.recall.summarizer is not None
+    channel = conversations.channels[channel_id]
+    await until(lambda: not channel.busy and channel.summary.task is None, timeout=20)
 
 
 async def test_a_restarted_bot_reads_the_conversation_back(
@@ -94,9 +103,7 @@ async def test_summaries_keep_dropped_facts_within_the_budget(
     for n in range(8):
         await discord_api.user_says("general", "bob", f"filler {n} " + "talk talk talk " * 30)
         await replies(discord_api, "general", n + 2)
-    summarizer = (await bot.conversations()).summarizer
-    assert summarizer is not None
-    await summarizer.wait()
+    await summaries_done(bot, discord_api.channel("general").id)
     await discord_api.user_says("general", "alice", "What was the code?")
 
     def asked() -> dict | None:
@@ -127,9 +134,7 @@ async def test_a_failed_summary_falls_back_to_dropping(
     for n in range(8):
         await discord_api.user_says("general", "bob", f"filler {n} " + "talk talk talk " * 30)
         await replies(discord_api, "general", n + 1)
-    summarizer = (await bot.conversations()).summarizer
-    assert summarizer is not None
-    await summarizer.wait()
+    await summaries_done(bot, discord_api.channel("general").id)
     await until(lambda: "could not summarise" in caplog.text)
     await discord_api.user_says("general", "bob", "still there?")
     await replies(discord_api, "general", 9)
@@ -150,11 +155,11 @@ async def test_a_stored_summary_survives_a_restart_until_a_reset(
     for n in range(6):
         await discord_api.user_says("general", "bob", f"filler {n} " + "talk talk talk " * 30)
         await replies(discord_api, "general", n + 2)
-    conversations = await first.conversations()
-    assert conversations.summarizer is not None
-    await conversations.summarizer.wait()
     general = discord_api.channel("general").id
-    kept = [turn.as_message(labelled=True) for turn in conversations.memories[general]]
+    await summaries_done(first, general)
+    memory = (await first.conversations()).channels[general].memory
+    assert memory is not None
+    kept = [turn.as_message(labelled=True) for turn in memory]
     summarised = [
         r["messages"][1]["content"] for r in openai_api.completions if is_summary_request(r)
     ]
@@ -192,7 +197,7 @@ async def test_a_stored_summary_survives_a_restart_until_a_reset(
         ("assistant", "echo: Anything to remember?"),
         ("user", "And now?"),
     ]
-    store = (await third.conversations()).usage.store
+    store = third.services.store
     assert await store.get_summary(general) is None
 
 

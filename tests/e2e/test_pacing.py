@@ -7,7 +7,6 @@ waited for it would time these tests out: they assert order, never durations.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 from discord_side.pacing import ChannelPacer
 from tests.helpers import conversation, final_messages, until, words
@@ -20,7 +19,7 @@ SLOW_PACE = 60.0  # seconds per in-between edit: far longer than any test here r
 async def slow_pace(bot) -> None:
     """Give every channel a pacer that allows one write a minute."""
     conversations = await bot.conversations()
-    conversations.pacers = defaultdict(lambda: ChannelPacer(writes=1, window=SLOW_PACE))
+    conversations.make_pacer = lambda: ChannelPacer(writes=1, window=SLOW_PACE)
 
 
 async def test_the_final_edit_lands_when_the_stream_ends(
@@ -83,10 +82,10 @@ async def test_a_channel_that_gave_up_its_memory_reads_it_back(
     await final_messages(discord_api, "random", 1)
     conversations = await bot.conversations()
     general, random = discord_api.channel("general").id, discord_api.channel("random").id
-    await until(lambda: not conversations.locks[random].locked())
+    await until(lambda: not conversations.channels[random].turns.locked())
     # Only the channel used last keeps its state.
-    assert set(conversations.memories) == {random}
-    assert general not in conversations.locks and general not in conversations.waiting
+    assert set(conversations.channels) == {random}
+    assert conversations.channels[random].memory is not None
 
     await discord_api.user_says("general", "alice", "what is my name?")
     await final_messages(discord_api, "general", 2)
@@ -98,7 +97,8 @@ async def test_a_channel_that_gave_up_its_memory_reads_it_back(
         ("user", "what is my name?"),
     ]
     assert caplog.text.count(f"channel {general}: read back") == 2
-    assert set(conversations.memories) == {general}
+    assert set(conversations.channels) == {general}
+    assert conversations.channels[general].memory is not None
 
 
 async def test_shutdown_waits_for_last_edits_under_way(
@@ -112,8 +112,8 @@ async def test_shutdown_waits_for_last_edits_under_way(
     await discord_api.user_says("general", "alice", "hi")
     await discord_api.wait_for(lambda: discord_api.edits("general"))  # the 429
     conversations = await bot.conversations()
-    assert len(conversations.final_edits) == 1
+    assert len(conversations.in_flight.final_edits) == 1
     await bot.close()
     assert [e.status for e in discord_api.edits("general")] == [429, 200]
     assert [m["content"] for m in discord_api.bot_messages("general")] == [text]
-    assert conversations.final_edits == set()
+    assert conversations.in_flight.final_edits == set()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conversation.conversations import SHUTDOWN_GRACE, SHUTDOWN_NOTE, SHUTDOWN_NOTICE
+from conversation.in_flight import SHUTDOWN_GRACE, SHUTDOWN_NOTE, SHUTDOWN_NOTICE
 from tests.helpers import MARKER, closed_port_url, dotenv_for, finish, launch, replies
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply

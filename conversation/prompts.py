@@ -1,0 +1,176 @@
+"""Chat-completions requests built from a channel's memory, within the prompt budget."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from config import Settings
+from memory import ChannelMemory, ImagePart, Role, Turn
+from text.control import neutralise_control_text
+from text.tokens import REPLY_PRIMING, TokenCounter, TokenCounters
+
+log = logging.getLogger("chatbot")
+
+# The least room a request must leave for the conversation after the system prompt.
+MIN_HISTORY_BUDGET = 32
+SUMMARY_HEADING = "Summary of the earlier conversation in this channel:"
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A request's messages and their total prompt tokens as the API counts them."""
+
+    messages: list[dict[str, Any]]
+    tokens: int
+
+
+class PromptBuilder:
+    """Makes turns that fit the budget and assembles requests from a channel's history."""
+
+    def __init__(self, counter: TokenCounter, system_prompt: str, prompt_budget: int) -> None:
+        """Raises ValueError (naming SYSTEM_PROMPT, for the user) if the system prompt
+        leaves fewer than MIN_HISTORY_BUDGET tokens of `prompt_budget`."""
+        self.counter = counter
+        self.prompt_budget = prompt_budget
+        self.system = self._turn("system", system_prompt, None)
+        # Tokens the history may use: the budget less the system prompt and reply priming.
+        self.history_budget = prompt_budget - self.system.tokens - REPLY_PRIMING
+        if self.history_budget < MIN_HISTORY_BUDGET:
+            raise ValueError(
+                f"SYSTEM_PROMPT is {self.system.tokens:,} tokens, which leaves "
+                f"{max(self.history_budget, 0):,} of the {prompt_budget:,}-token prompt budget "
+                f"(MAX_CONTEXT_TOKENS - MAX_REPLY_TOKENS) for the conversation; at least "
+                f"{MIN_HISTORY_BUDGET} are needed: shorten it or raise MAX_CONTEXT_TOKENS."
+            )
+
+    def turn(
+        self,
+        role: Role,
+        content: str,
+        name: str | None = None,
+        images: tuple[ImagePart, ...] = (),
+        files: tuple[str, ...] = (),
+    ) -> tuple[Turn, bool]:
+        """A turn for `content` (and `images`), its text shortened if the turn alone
+        would not fit in a request. Images that alone leave no room are left out.
+
+        Returns the turn and whether it was shortened. A user's text is sent with its
+        chat-template control markers neutralised (control_text.py).
+        """
+        if role == "user":
+            content = neutralise_control_text(content)
+        turn = self._turn(role, content, name, images, files)
+        if turn.tokens <= self.history_budget:
+            return turn, False
+        if turn.tokens - turn.without_images().tokens >= self.history_budget:
+            turn, images = turn.without_images(), ()
+        overhead = turn.tokens - self.counter.count_text(content)
+        shortened = self.counter.truncate(content, self.history_budget - overhead)
+        return self._turn(role, shortened, name, images, files), True
+
+    def prompt(self, history: ChannelMemory, budget: int | None = None) -> Prompt:
+        """The request for `history` within `budget` prompt tokens (default: the
+        configured prompt budget).
+
+        One system message: the system prompt, then the summary of older turns if there
+        is one (chat templates keep only the first system message). Then the newest
+        turns that fit, oldest first; the newest is shortened if it alone does not fit.
+        Turns left out stay in `history`. When the user turns come from more than one
+        speaker, each one's content starts with who spoke (`Turn.labelled`).
+        """
+        budget = self.prompt_budget if budget is None else budget
+        head = self.system
+        if history.summary is not None:
+            content = f"{self.system.content}\n\n{history.summary.content}"
+            head = self._turn("system", content, None)
+        turns = list(history)
+        speakers = {turn.name for turn in turns if turn.role == "user" and turn.name}
+        labelled = len(speakers) > 1
+        room = budget - head.tokens - REPLY_PRIMING
+        kept: list[Turn] = []
+        used = 0
+        for turn in reversed(turns):
+            cost = turn.tokens + (turn.label_tokens if labelled else 0)
+            if kept and used + cost > room:
+                break
+            if not kept and cost > room:
+                turn = self._shortened(turn, room - (turn.label_tokens if labelled else 0))
+                cost = turn.tokens + (turn.label_tokens if labelled else 0)
+            kept.append(turn)
+            used += cost
+        kept.reverse()
+        messages = [head.as_message()] + [t.as_message(labelled) for t in kept]
+        return Prompt(messages, head.tokens + used + REPLY_PRIMING)
+
+    def summary(self, text: str, max_tokens: int) -> Turn:
+        """The turn carrying a summary of dropped turns, at most `max_tokens`."""
+        turn, _ = self.turn("system", f"{SUMMARY_HEADING}\n{text}")
+        if turn.tokens > max_tokens:
+            overhead = turn.tokens - self.counter.count_text(turn.content)
+            turn = self._turn(
+                "system", self.counter.truncate(turn.content, max_tokens - overhead), None
+            )
+        return turn
+
+    def _turn(
+        self,
+        role: Role,
+        content: str,
+        name: str | None,
+        images: tuple[ImagePart, ...] = (),
+        files: tuple[str, ...] = (),
+    ) -> Turn:
+        tokens = self.counter.count_message(role, content, name)
+        label_tokens = 0
+        if role == "user" and name:
+            label = self.counter.count_message(role, f"{name}: {content}", name) - tokens
+            label_tokens = max(label, 1)  # nonzero marks a turn that can be labelled
+        tokens += sum(image.tokens for image in images)
+        return Turn(
+            role, content, name, tokens, images=images, files=files, label_tokens=label_tokens
+        )
+
+    def _shortened(self, turn: Turn, max_tokens: int) -> Turn:
+        """`turn` with its content cut to fit `max_tokens` tokens as a message."""
+        overhead = turn.tokens - self.counter.count_text(turn.content)
+        content = self.counter.truncate(turn.content, max(max_tokens - overhead, 0))
+        return self._turn(turn.role, content, turn.name, turn.images, turn.files)
+
+
+class PromptBuilders:
+    """One PromptBuilder per (model's encoding, persona), made on first use: channels
+    whose /settings choose another model or persona share it. `default` counts with
+    OPENAI_MODEL's encoding and SYSTEM_PROMPT."""
+
+    def __init__(self, default: PromptBuilder, counters: TokenCounters, settings: Settings) -> None:
+        self.default = default
+        self.counters = counters
+        self.settings = settings
+        self._builders: dict[tuple[str, str], PromptBuilder] = {}
+
+    async def get(self, model: str, persona: str, channel_id: int) -> PromptBuilder:
+        """The builder for `model` and `persona` in the channel `channel_id`; SYSTEM_PROMPT's
+        (logged) when `persona` leaves no room."""
+        key = (self.counters.encoding_name(model), persona)
+        prompts = self._builders.get(key)
+        if prompts is not None:
+            return prompts
+        default = (
+            self.counters.encoding_name(self.settings.openai_model),
+            self.settings.system_prompt,
+        )
+        if key == default:
+            prompts = self.default
+        else:
+            counter = await self.counters.for_model(model)
+            try:
+                prompts = PromptBuilder(counter, persona, self.settings.prompt_budget)
+            except ValueError as error:  # checked by /settings persona; be safe anyway
+                log.warning(
+                    "channel %s: persona refused, using SYSTEM_PROMPT: %s", channel_id, error
+                )
+                prompts = self.default
+        self._builders[key] = prompts
+        return prompts

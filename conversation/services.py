@@ -1,0 +1,100 @@
+"""The bot's long-lived services, built once before the gateway connects: `Services`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+import openai
+
+from config import ConfigError, Settings
+from conversation.channel_settings import ChannelSettings
+from conversation.prompts import PromptBuilder, PromptBuilders
+from conversation.usage import UsageLedger
+from model.client import ChatModel
+from store import Store, StoreError
+from text.tokens import TokenCounter, TokenCounters, encoding_name_for_model
+
+log = logging.getLogger("chatbot")
+
+MODELS_SECONDS = 2.0  # how long a change waits for the server's model list (3 s to answer)
+MODELS_CACHE_SECONDS = 300.0
+
+
+class ModelList:
+    """The model server's GET /models, cached; None when it offers none."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+        self._read: tuple[float, list[str] | None] | None = None
+
+    async def models(self, *, fresh: bool = False) -> list[str] | None:
+        """The listed model ids (cached for MODELS_CACHE_SECONDS); `fresh`: read again."""
+        age = time.monotonic() - self._read[0] if self._read is not None else math.inf
+        if self._read is not None and not fresh and age < MODELS_CACHE_SECONDS:
+            return self._read[1]
+        try:
+            listed: list[str] | None = await asyncio.wait_for(
+                self.model.list_models(), MODELS_SECONDS
+            )
+        except (openai.OpenAIError, TimeoutError) as error:
+            log.info("the model server lists no models (%r): any model name is accepted", error)
+            listed = None
+        self._read = (time.monotonic(), listed or None)
+        return self._read[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The store (DATABASE_URL), each channel's settings, usage, the model client, its
+    model list and the request builders (`prompts.default`: OPENAI_MODEL's encoding and
+    SYSTEM_PROMPT)."""
+
+    store: Store
+    channel_settings: ChannelSettings
+    usage: UsageLedger
+    model: ChatModel
+    model_list: ModelList
+    counters: TokenCounters
+    prompts: PromptBuilders
+
+    @classmethod
+    async def open(cls, settings: Settings, tokenizer: Awaitable[TokenCounter]) -> Services:
+        """Open the store and, once `tokenizer` (OPENAI_MODEL's) has loaded, the rest.
+        Raises ConfigError naming DATABASE_URL when the store cannot be opened or
+        written, or SYSTEM_PROMPT when it leaves no room."""
+        try:
+            store = await Store.open(settings.database_url)
+        except StoreError as error:  # not openable or not writable: stop with one line
+            raise ConfigError(f"DATABASE_URL: {error}") from None
+        log.info("storing settings and usage in %s", store.where)
+        try:
+            counter = await tokenizer
+            default = PromptBuilder(counter, settings.system_prompt, settings.prompt_budget)
+        except ValueError as error:  # the system prompt leaves no room for a conversation
+            await store.close()
+            raise ConfigError(str(error)) from None
+        usage = UsageLedger(store)
+        usage.start_pruning(settings.usage_retention_days)
+        counters = TokenCounters({encoding_name_for_model(settings.openai_model): counter})
+        # The model's HTTP client belongs to the running event loop, so it is made here.
+        model = ChatModel(settings)
+        return cls(
+            store=store,
+            channel_settings=ChannelSettings(store, settings),
+            usage=usage,
+            model=model,
+            model_list=ModelList(model),
+            counters=counters,
+            prompts=PromptBuilders(default, counters, settings),
+        )
+
+    async def close(self) -> None:
+        """Close the model client, then write what usage is left, then close the store."""
+        await self.model.close()
+        await self.usage.close()
+        await self.store.close()

@@ -1,0 +1,110 @@
+"""One Conversation per channel, and giving idle channels up: one removal frees all of
+a channel's state; a busy channel is never given up. Tested directly, with the real
+services on a SQLite store (no model request is made)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import discord
+import pytest
+
+from config import load_settings
+from conversation.audience import Audience
+from conversation.channel import Conversation, PendingTurn
+from conversation.conversations import Conversations
+from conversation.services import Services
+from discord_side.pacing import ChannelPacer
+from text.tokens import TokenCounter
+
+
+def test_a_new_conversation_is_idle_and_holds_everything_kept_per_channel() -> None:
+    pacer = ChannelPacer()
+    conversation = Conversation(7, pacer)
+    assert (conversation.id, conversation.pacer) == (7, pacer)
+    assert conversation.memory is None and conversation.in_use is None
+    assert conversation.waiting == [] and conversation.summary.channel_id == 7
+    assert not conversation.busy
+
+
+async def test_a_conversation_is_busy_while_a_message_waits_or_a_lock_is_held() -> None:
+    conversation = Conversation(7, ChannelPacer())
+    message = SimpleNamespace(id=1)
+    conversation.waiting.append(PendingTurn(message, "hi", True, None))  # type: ignore[arg-type]
+    assert conversation.busy
+    conversation.waiting.clear()
+    async with conversation.turns:
+        assert conversation.busy
+    async with conversation.arrivals:
+        assert conversation.busy
+    assert not conversation.busy
+
+
+@pytest.fixture
+async def conversations(tmp_path: Path, o200k: TokenCounter) -> AsyncIterator[Conversations]:
+    settings = load_settings(
+        {
+            "DISCORD_BOT_TOKEN": "t",
+            "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # never asked here
+            "DATABASE_URL": str(tmp_path / "bot.db"),
+            "MAX_CACHED_CHANNELS": "2",
+            "MEMORY_STRATEGY": "summarize",
+        }
+    )
+
+    async def tokenizer() -> TokenCounter:
+        return o200k
+
+    services = await Services.open(settings, tokenizer())
+    client = discord.Client(intents=discord.Intents.none())
+    conversations = Conversations(settings, services, Audience(settings), client)
+    yield conversations
+    await conversations.close()  # the summaries' store writes land first
+    await services.close()
+
+
+async def test_giving_a_channel_up_is_one_removal_that_frees_all_its_state(
+    conversations: Conversations,
+) -> None:
+    conversations.reset(1)  # channel 1 now has a conversation with a memory
+    gone = conversations.channels[1]
+    assert gone.memory is not None
+    kept = [weakref.ref(gone.memory), weakref.ref(gone.pacer), weakref.ref(gone.turns)]
+    kept.append(weakref.ref(gone.arrivals))
+    del gone
+    conversations.reset(2)
+    conversations.reset(3)  # beyond MAX_CACHED_CHANNELS=2: channel 1 is given up
+    assert set(conversations.channels) == {2, 3}
+    gc.collect()
+    assert [ref() for ref in kept] == [None] * len(kept)
+
+
+async def test_a_busy_channel_is_never_given_up(conversations: Conversations) -> None:
+    conversations.reset(1)
+    busy = conversations.channels[1]
+    async with busy.turns:  # a turn in progress
+        for channel_id in range(2, 10):
+            conversations.reset(channel_id)
+        assert conversations.channels[1] is busy
+        assert set(conversations.channels) == {1, 9}  # busy counts as just used
+    async with busy.arrivals:  # a message being judged
+        conversations.reset(10)
+        assert conversations.channels[1] is busy
+    conversations.reset(11)  # idle now: it goes
+    assert 1 not in conversations.channels
+    assert len(conversations.channels) == 2
+
+
+async def test_a_channel_given_up_starts_afresh(conversations: Conversations) -> None:
+    conversations.reset(1)
+    first = conversations.channels[1]
+    conversations.reset(2)
+    conversations.reset(3)
+    conversations.reset(1)  # used again: a new conversation, read back when needed
+    assert conversations.channels[1] is not first
+    # Forgotten by its /reset, then when given up: a summary in the making is not kept.
+    assert first.summary.resets == 2
