@@ -394,19 +394,16 @@ class Conversations:
         if conversation is None:
             conversation = self.channels[channel_id] = Conversation(channel_id, self.make_pacer())
         self.active.use(channel_id)
-        for idle in self.active.overflow(self._busy):
+        for idle in self.active.overflow(lambda channel_id: self.channels[channel_id].busy):
             self._give_up(self.channels.pop(idle))
         return conversation
 
     def _give_up(self, conversation: Conversation) -> None:
         """The one place where a channel given up lets go of what is kept for it
-        outside its `Conversation`: its summary work (and stored summary) and its
-        permission notes. Its memory is read back when the channel is next used."""
-        self.recall.forget(conversation.summary)
+        outside its `Conversation`: its permission notes. Its memory is read back, and
+        its stored summary restored, when the channel is next used (a summary still
+        being written is saved by its task)."""
         self.permission_warnings.forget(conversation.id)
-
-    def _busy(self, channel_id: int) -> bool:
-        return self.channels[channel_id].busy
 
     async def _answer_until_shutdown(
         self, reply: Reply, memory: ChannelMemory, note: str | None

@@ -106,5 +106,17 @@ async def test_a_channel_given_up_starts_afresh(conversations: Conversations) ->
     conversations.reset(3)
     conversations.reset(1)  # used again: a new conversation, read back when needed
     assert conversations.channels[1] is not first
-    # Forgotten by its /reset, then when given up: a summary in the making is not kept.
-    assert first.summary.resets == 2
+    # Forgotten by its /reset only: giving a channel up is not forgetting it.
+    assert first.summary.resets == 1
+
+
+async def test_a_channel_given_up_keeps_its_stored_summary(conversations: Conversations) -> None:
+    store = conversations.services.store
+    await store.put_summary(1, "Ann asked about the deploy.", tokens=8, last_message_id=42)
+    conversations._conversation(1)  # channel 1 is used (as a message or /memory would)
+    conversations.reset(2)
+    conversations.reset(3)  # beyond MAX_CACHED_CHANNELS=2: channel 1 is given up
+    assert 1 not in conversations.channels
+    await conversations.close()  # every store write has landed
+    stored = await store.get_summary(1)
+    assert stored is not None and stored.last_message_id == 42
