@@ -14,7 +14,7 @@ channels active in that time.
 
 This reads discord.py 2.x internals (`HTTPClient._buckets`; a Ratelimit's `outgoing`,
 `expires`, `_pending_requests`, `_sleeping`, `_last_request`), checked against 2.7;
-tests/test_ratelimits.py builds real discord.py objects and fails if they change.
+tests/discord_side/test_idle_buckets.py builds real discord.py objects and fails if they change.
 """
 
 from __future__ import annotations

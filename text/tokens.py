@@ -21,7 +21,7 @@ import tiktoken.model
 
 log = logging.getLogger(__name__)
 
-# Copied from tiktoken_ext/openai_public.py (tests/test_tokenizer.py checks they still match).
+# Copied from tiktoken_ext/openai_public.py (tests/text/test_tokens.py checks they still match).
 _ENCODINGS: dict[str, dict] = {
     "cl100k_base": {
         "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",

@@ -385,7 +385,7 @@ def test_a_non_json_body_is_read_as_text() -> None:
     assert (classify(error).cause, classify(error).parameter) == (Cause.REFUSED_PARAMETER, "seed")
 
 
-# The sentences chat_model.explain_failure used, kept word for word.
+# The sentences users are told, kept word for word: a change to one is a visible change.
 EXISTING = {
     Cause.OUT_OF_CREDIT: "The bot's OpenAI account is out of credit, so I can't answer right "
     "now. The bot's owner needs to check billing.",
