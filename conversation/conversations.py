@@ -10,8 +10,10 @@ The turn remembered for an answer is what the channel shows (`Reply.final_text`,
 notes included), which is also what read-back rebuilds after a restart; the answer to
 a message that is deleted goes with it.
 
-A message's attachments (downloads.py) become part of its user turn; what was skipped or
-shortened is said in the answer's note. A server that refuses images gets the request
+A message's attachments (downloads.py), the message it replies to and the messages it
+forwards (references.py) become part of its user turn; they are fetched as it arrives,
+before the turn lock (incoming.py), and its turn waits for those of the messages before
+it. What was skipped or shortened is said in the answer's note. A server that refuses images gets the request
 again without them, and no images for the rest of the process.
 
 A channel's turn lock covers what must happen in order: remembering the turns, asking
