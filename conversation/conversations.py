@@ -13,8 +13,8 @@ a message that is deleted goes with it.
 A message's attachments (downloads.py), the message it replies to and the messages it
 forwards (references.py) become part of its user turn; they are fetched as it arrives,
 before the turn lock (incoming.py), and its turn waits for those of the messages before
-it. What was skipped or shortened is said in the answer's note. A server that refuses images gets the request
-again without them, and no images for the rest of the process.
+it. What was skipped or shortened is said in the answer's note. A server that refuses
+images gets the request again without them, and no images for the rest of the process.
 
 A channel's turn lock covers what must happen in order: remembering the turns, asking
 the model, posting the answer's messages. The last edits of an answer's messages
@@ -40,7 +40,7 @@ from conversation.audience import Audience, Verdict
 from conversation.channel import Conversation, PendingTurn
 from conversation.channel_settings import Place
 from conversation.in_flight import InFlight
-from conversation.incoming import is_ready, prepare, remember_batch
+from conversation.incoming import full_text, is_ready, prepare, remember_batch
 from conversation.prompts import Prompt, PromptBuilder
 from conversation.recall import MemoryFacts, Recall
 from conversation.recency import RecentlyUsed
@@ -119,14 +119,13 @@ class Conversations:
         ready = asyncio.ensure_future(
             prepare(message, text, self.files, prompts.counter, prompts.history_budget)
         )
-        pending = PendingTurn(message, text, verdict.answer, channel, ready)
-        conversation.waiting.append(pending)
-        for notice in verdict.notices:
-            await self._reply(message).notice(notice)
+        conversation.waiting.append(PendingTurn(message, text, verdict.answer, channel, ready))
         # Downloads and fetches run outside the lock; the turn waits for those of the
         # messages before it too, so the head of the queue is ready when it is taken.
-        ahead = conversation.waiting[: conversation.waiting.index(pending) + 1]
-        await asyncio.wait([p.ready for p in ahead if p.ready is not None])
+        ahead = [p.ready for p in conversation.waiting if p.ready is not None]
+        for notice in verdict.notices:
+            await self._reply(message).notice(notice)
+        await asyncio.wait(ahead)
         async with conversation.turns:
             if not conversation.waiting or self.in_flight.closing:
                 return  # answered together with others
@@ -173,7 +172,7 @@ class Conversations:
         makes it), saying who spoke included: a backlog has several speakers."""
         author = pending.message.author
         name = speaker_name(author.display_name, author.id)
-        turn = prompts.turn("user", pending.text, name)[0]
+        turn = prompts.turn("user", full_text(pending), name)[0]
         return turn.tokens + turn.label_tokens
 
     def forget(self, channel_id: int, message_ids: set[int]) -> None:

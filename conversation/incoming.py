@@ -44,11 +44,11 @@ class Prepared:
     pointed: Pointed = NOTHING_POINTED
     files: AttachmentContent = NO_FILES
 
-    def text(self, own_text: str, memory: ChannelMemory) -> str:
-        """The turn's whole text: the quotes (not the replied-to message when `memory`
-        holds it), the person's `own_text`, then the files' text."""
+    def text(self, own_text: str, holds: Callable[[int], bool]) -> str:
+        """The turn's whole text: the quotes (not the replied-to message when `holds`
+        says the memory has it), the person's `own_text`, then the files' text."""
         own = "\n\n".join(part for part in (own_text, self.files.text) if part)
-        return self.pointed.text(own, memory.holds)
+        return self.pointed.text(own, holds)
 
 
 async def prepare(
@@ -70,6 +70,15 @@ async def prepare(
     quoted = pointed.text(text, lambda _: False)  # the most the quotes can take
     text_tokens = counter.count_message("user", quoted, name)
     return Prepared(pointed, await files.read(attachments, text_tokens=text_tokens))
+
+
+def full_text(pending: PendingTurn) -> str:
+    """The most text `pending`'s turn can have: its quotes (as if the memory held none
+    of them) and files' text too once they are read, else its own text."""
+    ready = pending.ready
+    if ready is None or not ready.done() or ready.cancelled() or ready.exception():
+        return pending.text
+    return ready.result().text(pending.text, lambda _: False)
 
 
 def is_ready(pending: PendingTurn) -> bool:
@@ -109,7 +118,7 @@ async def remember_batch(
         if pending.answer:
             notes += files.notes(tell_no_vision=tell_no_vision)
             unseen_images |= files.unseen_images
-        text = prepared.text(pending.text, memory)
+        text = prepared.text(pending.text, memory.holds)
         shortened = has_turn = False
         if not text:
             continue  # only files that could not be read: nothing to remember
