@@ -231,3 +231,17 @@ async def test_memory_answers_while_a_file_is_still_downloading(
     # Not blocked until the download times out (20 s): the file's message is not in yet.
     shown = await discord_api.wait_for_interaction_response(asked, timeout=5)
     assert "2 messages" in shown["content"]
+
+
+async def test_a_slow_download_keeps_the_answers_in_arrival_order(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot()
+    slow = discord_api.fail_downloads(status=500)
+    slow.delay = 1.0  # then the CDN fails: the file becomes a note
+    first = await discord_api.user_says("general", "alice", "read this", attachments=["a.log"])
+    second = await discord_api.user_says("general", "bob", "next")
+    posted = await replies(discord_api, "general", 2)
+    assert [m["message_reference"]["message_id"] for m in posted] == [first["id"], second["id"]]
+    assert "a.log" in posted[0]["content"]  # the note about the file that failed
+    assert conversation(openai_api.completions[-1])[-1] == ("user", "Zoe: next")
