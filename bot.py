@@ -28,6 +28,7 @@ from conversation.services import Services
 from discord_side.commands import COMMANDS, ChatTree
 from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
+from discord_side.references import is_forward
 from discord_side.threads import answer_channel, opening_text
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
@@ -115,7 +116,7 @@ class ChatBot(discord.Client):
         if not is_conversation(message):
             return
         text = message.clean_content.strip()
-        if not text and not message.attachments:
+        if not text and not message.attachments and not is_forward(message):
             return  # a sticker alone, or content hidden without the intent
         assert self.user is not None
         text = opening_text(message, text)  # a forum post: its title, then its first message
@@ -146,6 +147,8 @@ class ChatBot(discord.Client):
         message = payload.message
         if not is_conversation(message) or "content" not in payload.data:
             return  # the bot's own edits, or an update without text (an embed unfurled)
+        if is_forward(message):
+            return  # a forward cannot be edited: an update (a thread started) keeps it
         (await self.conversations()).replace(message, message.clean_content.strip())
 
 

@@ -20,18 +20,21 @@ if TYPE_CHECKING:
     from discord.abc import MessageableChannel
 
     from conversation.channel_settings import Effective
+    from conversation.incoming import Prepared
     from conversation.prompts import PromptBuilder
 
 
 @dataclass(frozen=True, slots=True)
 class PendingTurn:
     """A message waiting for its channel's turn; `answer`: whether to answer it;
-    `channel`: the conversation it joins (its own channel, or a thread started from it)."""
+    `channel`: the conversation it joins (its own channel, or a thread started from it);
+    `ready`: what its references and files add, fetched as it arrived (incoming.py)."""
 
     message: discord.Message
     text: str
     answer: bool
     channel: MessageableChannel
+    ready: asyncio.Future[Prepared] | None = None
 
 
 class Conversation:

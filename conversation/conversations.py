@@ -10,9 +10,11 @@ The turn remembered for an answer is what the channel shows (`Reply.final_text`,
 notes included), which is also what read-back rebuilds after a restart; the answer to
 a message that is deleted goes with it.
 
-A message's attachments (downloads.py) become part of its user turn; what was skipped or
-shortened is said in the answer's note. A server that refuses images gets the request
-again without them, and no images for the rest of the process.
+A message's attachments (downloads.py), the message it replies to and the messages it
+forwards (references.py) become part of its user turn; they are fetched as it arrives,
+before the turn lock (incoming.py), and its turn waits for those of the messages before
+it. What was skipped or shortened is said in the answer's note. A server that refuses
+images gets the request again without them, and no images for the rest of the process.
 
 A channel's turn lock covers what must happen in order: remembering the turns, asking
 the model, posting the answer's messages. The last edits of an answer's messages
@@ -24,6 +26,7 @@ channel idle beyond that gives it up and is read back from Discord when it speak
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -37,12 +40,13 @@ from conversation.audience import Audience, Verdict
 from conversation.channel import Conversation, PendingTurn
 from conversation.channel_settings import Place
 from conversation.in_flight import InFlight
+from conversation.incoming import full_text, is_ready, prepare, remember_batch
 from conversation.prompts import Prompt, PromptBuilder
 from conversation.recall import MemoryFacts, Recall
 from conversation.recency import RecentlyUsed
 from conversation.services import Services
 from conversation.summaries import SummaryState
-from discord_side.downloads import AttachmentContent, AttachmentReader
+from discord_side.downloads import AttachmentReader
 from discord_side.pacing import ChannelPacer
 from discord_side.permissions import PermissionWarnings
 from discord_side.replies import Reply
@@ -111,9 +115,17 @@ class Conversations:
         # handler holds the channel's turn lock works from the head of the queue.
         channel = channel if channel is not None else message.channel
         conversation = self._conversation(channel.id)
-        conversation.waiting.append(PendingTurn(message, text, verdict.answer, channel))
+        prompts = self.prompts
+        ready = asyncio.ensure_future(
+            prepare(message, text, self.files, prompts.counter, prompts.history_budget)
+        )
+        conversation.waiting.append(PendingTurn(message, text, verdict.answer, channel, ready))
+        # Downloads and fetches run outside the lock; the turn waits for those of the
+        # messages before it too, so the head of the queue is ready when it is taken.
+        ahead = [p.ready for p in conversation.waiting if p.ready is not None]
         for notice in verdict.notices:
             await self._reply(message).notice(notice)
+        await asyncio.wait(ahead)
         async with conversation.turns:
             if not conversation.waiting or self.in_flight.closing:
                 return  # answered together with others
@@ -134,7 +146,11 @@ class Conversations:
         prompts, room = self._batch_room(conversation)
         batch = [waiting.pop(0)]
         tokens = self._estimate(batch[0], prompts)
-        while waiting and tokens + (cost := self._estimate(waiting[0], prompts)) <= room:
+        while (
+            waiting
+            and is_ready(waiting[0])  # a message still downloading waits for its own turn
+            and tokens + (cost := self._estimate(waiting[0], prompts)) <= room
+        ):
             batch.append(waiting.pop(0))
             tokens += cost
         return batch
@@ -156,7 +172,7 @@ class Conversations:
         makes it), saying who spoke included: a backlog has several speakers."""
         author = pending.message.author
         name = speaker_name(author.display_name, author.id)
-        turn = prompts.turn("user", pending.text, name)[0]
+        turn = prompts.turn("user", full_text(pending), name)[0]
         return turn.tokens + turn.label_tokens
 
     def forget(self, channel_id: int, message_ids: set[int]) -> None:
@@ -293,35 +309,18 @@ class Conversations:
         prompts: PromptBuilder,
         batch: list[PendingTurn],
     ) -> tuple[bool, bool, list[str]]:
-        """Remember each message of `batch` with what its attachments add. Returns
-        whether the last message made a turn, whether that turn was shortened, and
-        the notes for the answer (attachments skipped or unseen)."""
-        shortened = False
-        notes: list[str] = []
-        has_turn = unseen_images = False
-        for pending in batch:
-            author = pending.message.author
-            files = await self._read_files(pending)
-            if pending.answer:
-                notes += files.notes(tell_no_vision=not self.told_no_vision)
-                unseen_images |= files.unseen_images
-            text = "\n\n".join(filter(None, [pending.text, files.text]))
-            shortened = has_turn = False
-            if not text:
-                continue  # only files that could not be read: nothing to remember
-            turn, shortened = prompts.turn(
-                "user",
-                text,
-                speaker_name(author.display_name, author.id),
-                files.images,
-                files.names,
-            )
-            has_turn = True
-            turn = dataclasses.replace(turn, message_ids=(pending.message.id,))
-            self.recall.remember(conversation, memory, turn)
-            log.debug("channel %s: %s said %r", conversation.id, turn.name, pending.text)
-        self.told_no_vision |= unseen_images  # set only by messages to answer
-        return has_turn, shortened, notes
+        """Remember each message of `batch` (incoming.py's `remember_batch`). Returns
+        whether the last message made a turn, whether that turn was shortened, and the
+        notes for the answer (attachments skipped or unseen)."""
+        done = await remember_batch(
+            batch,
+            memory,
+            prompts,
+            lambda turn: self.recall.remember(conversation, memory, turn),
+            tell_no_vision=not self.told_no_vision,
+        )
+        self.told_no_vision |= done.unseen_images  # set only by messages to answer
+        return done.has_turn, done.shortened, done.notes
 
     def _remember_answer(
         self,
@@ -359,16 +358,6 @@ class Conversations:
             turn, message_ids=tuple(m.id for m in reply.posted), replies_to=reply.message.id
         )
         memory.replace(reply.posted[0].id, turn)
-
-    async def _read_files(self, pending: PendingTurn) -> AttachmentContent:
-        """What the message's attachments add to its turn (nothing without any)."""
-        attachments = pending.message.attachments
-        if not attachments:
-            return AttachmentContent()
-        author = pending.message.author
-        name = speaker_name(author.display_name, author.id)
-        text_tokens = self.prompts.counter.count_message("user", pending.text, name)
-        return await self.files.read(attachments, text_tokens=text_tokens)
 
     def _refuse_images(self) -> str:
         """The model takes no images: send none again, in any channel. Returns the note

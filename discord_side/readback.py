@@ -10,8 +10,14 @@ With MEMORY_STRATEGY=summarize, a channel's stored summary (summaries.py) stands
 older messages, so reading back stops after the newest message it covers (`after`).
 
 A thread's conversation starts with its starter message, which lives in the parent
-channel (a forum post's lives in the post, with the title in front: threads.py); in the
-parent, a message a thread was started from belongs to the thread, not the channel.
+channel (a forum post's lives in the post, with the title in front: threads.py). In the
+parent, a message a thread was started from is an ordinary message of the channel,
+except when the bot started that thread to answer it (thread mode): then, as when it
+arrived, it belongs to the thread alone.
+
+A forward's messages (their text and files) are read like the message's own, and a reply
+quotes the message it answers unless that message is among the turns read back
+(references.py), as when they arrived.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import discord
 
 from conversation.prompts import PromptBuilder
 from discord_side.downloads import AttachmentReader, has_images
+from discord_side.references import Pointed, is_forward, pointed_at
 from discord_side.replies import WRITING_MARKER
 from discord_side.threads import opening_text
 from memory import IMAGE_TURNS, ImagePart, Turn, speaker_name
+from text.quoting import quote_budget
 
 # The bot's visible answer to /reset: the boundary history is never read past.
 RESET_MESSAGE = (
@@ -86,8 +94,26 @@ class _Reading:
         self.tokens = 0
         self.parts: list[discord.Message] = []  # the bot's messages of one answer, newest first
         self.image_turns = 0  # messages whose images were fetched again
+        self.replies: dict[int, Pointed] = {}  # by message id: replies, quoted at the end
 
     async def read(
+        self, channel: discord.abc.Messageable, before: discord.Message | None, after: int | None
+    ) -> list[Turn]:
+        """The turns, oldest first, replies quoting what the turns do not hold."""
+        turns = await self._read(channel, before, after)
+        held = {message_id for turn in turns for message_id in turn.message_ids}
+        return [self._quoting(turn, held) for turn in turns]
+
+    def _quoting(self, turn: Turn, held: set[int]) -> Turn:
+        """`turn` with the message it replies to quoted, unless `held`."""
+        reply = self.replies.get(turn.message_ids[0]) if turn.message_ids else None
+        if reply is None or reply.reply_id in held:
+            return turn
+        text = reply.text(turn.content, held.__contains__)
+        quoted, _ = self.prompts.turn("user", text, turn.name, turn.images, turn.files)
+        return dataclasses.replace(quoted, message_ids=turn.message_ids)
+
+    async def _read(
         self, channel: discord.abc.Messageable, before: discord.Message | None, after: int | None
     ) -> list[Turn]:
         read = 0
@@ -110,8 +136,8 @@ class _Reading:
 
     async def _take(self, message: discord.Message) -> bool:
         """Add `message` to the turns; True if it is the reset boundary (read no further)."""
-        if message.flags.has_thread:
-            return False  # it opened a thread: it is that thread's conversation
+        if message.flags.has_thread and _answered_in_own_thread(message, self.bot_id):
+            return False  # the bot's thread-mode thread: it is that thread's conversation
         if message.author.id == self.bot_id:
             if is_reset_boundary(message, self.bot_id):
                 return True
@@ -122,7 +148,8 @@ class _Reading:
                 self._add(self._assistant_turn())
             return False
         text = message.clean_content.strip()
-        if (text or (self.files and message.attachments)) and await self.remembered(message):
+        readable = text or is_forward(message) or (self.files and message.attachments)
+        if readable and await self.remembered(message):
             # An answer posted plain ends at the question before it.
             if self.parts and (plain := self._assistant_turn()):
                 self._add(plain)
@@ -137,7 +164,8 @@ class _Reading:
         if self.parts and (opening := self._assistant_turn()):
             self.newest_first.append(opening)
         starter = await _starter_message(channel, before)
-        if starter is not None and (text := starter.clean_content.strip()):
+        if starter is not None and (starter.clean_content.strip() or is_forward(starter)):
+            text = starter.clean_content.strip()
             if await self.remembered(starter) and (turn := await self._user_turn(starter, text)):
                 self.newest_first.append(turn)
 
@@ -166,18 +194,28 @@ class _Reading:
         return turn
 
     async def _user_turn(self, message: discord.Message, text: str) -> Turn | None:
+        """The turn of a person's `message` (its text `text`): its forwards, text and files;
+        the message it replies to is quoted later, when the turns read are known."""
         author = message.author
         name = speaker_name(author.display_name, author.id)
         images: tuple[ImagePart, ...] = ()
         names: tuple[str, ...] = ()
+        counter = self.prompts.counter
+        pointed = await pointed_at(
+            message, counter=counter, max_tokens=quote_budget(self.budget), fetch=False
+        )
+        if pointed.reply_quote is not None:
+            self.replies[message.id] = pointed
+        text = dataclasses.replace(pointed, reply_quote=None).text(text, lambda _: True)
+        attachments = [*message.attachments, *pointed.attachments]
         files = self.files
-        if files is not None and message.attachments:
-            fetch_images = files.vision and has_images(message.attachments)
+        if files is not None and attachments:
+            fetch_images = files.vision and has_images(attachments)
             fetch_images = fetch_images and self.image_turns < IMAGE_TURNS
             self.image_turns += fetch_images
             got = await files.read(
-                message.attachments,
-                text_tokens=self.prompts.counter.count_message("user", text, name),
+                attachments,
+                text_tokens=counter.count_message("user", text, name),
                 images=fetch_images,
             )
             text = "\n\n".join(filter(None, [text, got.text]))
@@ -186,6 +224,14 @@ class _Reading:
             return None
         turn, _ = self.prompts.turn("user", text, name, images, names)
         return dataclasses.replace(turn, message_ids=(message.id,))
+
+
+def _answered_in_own_thread(message: discord.Message, bot_id: int) -> bool:
+    """Whether the thread started from `message` is the bot's (thread mode answers a
+    message in a thread it starts), so the message is that thread's first turn. A thread
+    people started, or one not known, leaves the message in its channel."""
+    thread = message.thread
+    return thread is not None and thread.owner_id == bot_id
 
 
 async def _starter_message(

@@ -195,3 +195,46 @@ async def test_read_back_stops_after_the_message_a_summary_covers(
     await history.bot("new answer", reply_to=new)
     turns = await turns_of(history, o200k, after=covered)
     assert said(turns) == [("user", "new question"), ("assistant", "new answer")]
+
+
+async def test_a_message_people_started_a_thread_from_stays_in_the_channel(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    [started, answered_in_thread] = await history.alice("release notes", "a question")
+    await discord_api.user_starts_thread("bob", discord_api.messages("general")[-2])
+    # The bot's thread mode: it started the thread to answer there; it is the thread's.
+    await history.channel.get_partial_message(answered_in_thread).create_thread(name="q")
+    turns = await turns_of(history, o200k)
+    assert said(turns) == [("user", "release notes")]
+    assert turns[0].message_ids == (started,)
+
+
+async def test_a_forward_is_read_back_like_the_message_itself(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    source = await discord_api.user_says("random", "bob", "build is red", deliver=False)
+    await discord_api.user_forwards("general", "alice", source, deliver=False)
+    assert said(await turns_of(history, o200k)) == [
+        ("user", "[forwarded a message:]\n> build is red")
+    ]
+
+
+async def test_a_reply_quotes_its_target_only_when_it_is_not_read_back(
+    discord_api: DiscordStandIn, discord_client: discord.Client, o200k
+) -> None:
+    history = History(discord_api, discord_client)
+    [old] = await history.alice("deploy at 5")
+    await history.bot(RESET_MESSAGE)
+    [near] = await history.alice("the cat is Tom")
+    gone = await discord_api.user_says("general", "bob", "oops", deliver=False)
+    for target in (old, near, int(gone["id"])):
+        await discord_api.user_says("general", "alice", "this?", reply_to=target, deliver=False)
+    await discord_api.user_deletes(gone, deliver=False)
+    assert said(await turns_of(history, o200k)) == [
+        ("user", "the cat is Tom"),
+        ("user", "[replying to this message from Alice:]\n> deploy at 5\n\nthis?"),
+        ("user", "this?"),  # the turns hold the message it answers
+        ("user", "[replying to a message I can't read]\n\nthis?"),
+    ]

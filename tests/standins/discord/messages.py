@@ -15,6 +15,7 @@ from tests.standins.discord.objects import FakeAttachment, FakeChannel, FakeUser
 from tests.standins.discord.protocol import (
     ALL_MENTIONS,
     CDN_MEDIA_PREFIX,
+    FLAG_HAS_THREAD,
     INTENT_DIRECT_MESSAGES,
     INTENT_GUILD_MESSAGES,
     INTENT_MESSAGE_CONTENT,
@@ -288,9 +289,12 @@ class Messages:
         """
         out = copy.deepcopy(message)
         reference = message.get("message_reference")
-        if reference is not None and message["type"] == MESSAGE_REPLY:
+        resolve = int(message["id"]) not in self._unresolved_replies
+        if reference is not None and message["type"] == MESSAGE_REPLY and resolve:
             target = self._find_message(int(reference["message_id"]))
             out["referenced_message"] = None if target is None else self._render(target, rest=True)
+        if message["flags"] & FLAG_HAS_THREAD and (thread := self._started_thread(message)):
+            out["thread"] = self._channel_json(thread)  # as Discord includes it
         if not content_intent and "guild_id" in message:
             out = self._without_content(out)
             if out.get("referenced_message"):
@@ -310,7 +314,29 @@ class Messages:
         bot_id = str(self.bot_user.id)
         if message["author"]["id"] == bot_id or any(m["id"] == bot_id for m in message["mentions"]):
             return message
-        return {**message, "content": "", "embeds": [], "attachments": [], "components": []}
+        hidden = {"content": "", "embeds": [], "attachments": [], "components": []}
+        if message.get("message_snapshots"):  # a forward's content is its snapshots'
+            hidden["message_snapshots"] = [
+                {"message": {**snapshot["message"], **hidden}}
+                for snapshot in message["message_snapshots"]
+            ]
+        return {**message, **hidden}
+
+    def _started_thread(self, message: dict[str, Any]) -> FakeChannel | None:
+        """The thread started from ``message`` (it has the message's id), if it exists."""
+        with contextlib.suppress(KeyError):
+            thread = self.channel(int(message["id"]))
+            return thread if thread.is_thread else None
+        return None
+
+    def _snapshot(self, source: dict[str, Any]) -> dict[str, Any]:
+        """A forward's snapshot of ``source``: the fields Discord copies (resources/message
+        #message-snapshot-object): no author, no id, no channel."""
+        copied = (
+            "type", "content", "embeds", "attachments", "timestamp", "edited_timestamp",
+            "flags", "mentions", "mention_roles", "sticker_items", "components",
+        )  # fmt: skip
+        return {"message": {key: copy.deepcopy(source[key]) for key in copied if key in source}}
 
     async def _dispatch_message_event(self, event: str, message: dict[str, Any]) -> bool:
         """Send MESSAGE_CREATE / MESSAGE_UPDATE if the session's intents allow it."""

@@ -18,8 +18,10 @@ from tests.standins.discord.protocol import (
     CHANNEL_FORUM,
     CONTEXT_BOT_DM,
     CONTEXT_GUILD,
+    FLAG_HAS_THREAD,
     INTERACTION_APPLICATION_COMMAND,
     INTERACTION_AUTOCOMPLETE,
+    MESSAGE_DEFAULT,
     MESSAGE_USER_JOIN,
 )
 from tests.standins.recording import RecordedRequest
@@ -42,6 +44,8 @@ class People:
         ping_reply: bool = True,
         attachments: Sequence[FakeAttachment | str] = (),
         deliver: bool = True,
+        resolve_reply: bool = True,
+        embeds: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
         """``user`` posts ``content`` in ``channel``; the bot gets MESSAGE_CREATE.
 
@@ -58,7 +62,10 @@ class People:
         ``proxy_url`` this server serves (see ``downloads``, ``fail_downloads``), e.g.
         ``attachments=[FakeAttachment("cat.png", png, width=64, height=48)]``.
         ``deliver=False`` only stores the message (history the bot never saw live);
-        otherwise a bot must be connected. Returns the full message as stored.
+        otherwise a bot must be connected. ``resolve_reply=False`` leaves
+        ``referenced_message`` out of every view of the reply, as Discord does when it
+        did not fetch the target (the bot must GET it). ``embeds`` are embed objects (an
+        alert bot's message). Returns the full message as stored.
         """
         where, author = self.channel(channel), self.user(user)
         if where.type == CHANNEL_FORUM:
@@ -96,8 +103,64 @@ class People:
             attachments=files,
             # None: Discord's default, which pings the replied-to author too.
             allowed_mentions=None if ping_reply else {**ALL_MENTIONS, "replied_user": False},
+            embeds=embeds,
         )
+        if not resolve_reply:
+            self._unresolved_replies.add(int(message["id"]))
         return await self._post_as_user(message, deliver)
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """Send MESSAGE_CREATE now for ``message``, stored earlier with ``deliver=False``,
+        rendered as Discord renders it now (a reply whose target was deleted since gets
+        ``referenced_message: null``, as when the target goes while the reply is sent)."""
+        self._require_connected_bot()
+        await self._dispatch_message_event("MESSAGE_CREATE", self._stored_message(message))
+        await self.notify()
+
+    async def user_forwards(
+        self,
+        channel: FakeChannel | str | int,
+        user: FakeUser | str | int,
+        source: dict[str, Any],
+        *,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """``user`` forwards the message ``source`` (from any channel, even one the bot
+        cannot see) to ``channel``: a message with empty content, a ``message_reference``
+        of type 1 (FORWARD) and ``message_snapshots: [{"message": {...}}]`` carrying the
+        source's content, embeds, attachments and timestamps, as Discord sends it
+        (resources/message#message-reference-types). Returns the stored message."""
+        where, author = self.channel(channel), self.user(user)
+        if where.is_thread and deliver:
+            await self._before_post_in_thread(where, author)
+        reference = {
+            "type": 1,
+            "message_id": source["id"],
+            "channel_id": source["channel_id"],
+        }
+        if "guild_id" in source:
+            reference["guild_id"] = source["guild_id"]
+        message = self._new_message(where, author, "", message_type=MESSAGE_DEFAULT)
+        message["message_reference"] = reference
+        message["message_snapshots"] = [self._snapshot(source)]
+        return await self._post_as_user(message, deliver)
+
+    async def user_starts_thread(
+        self, user: FakeUser | str | int, message: dict[str, Any], name: str = "a thread"
+    ) -> FakeChannel:
+        """``user`` starts a public thread from ``message`` (as Discord's client does):
+        the thread gets the message's id and ``user`` as owner, the message the
+        HAS_THREAD flag (MESSAGE_UPDATE), and the bot THREAD_CREATE."""
+        stored = self._stored_message(message)
+        parent = self.channel(int(stored["channel_id"]))
+        if stored["flags"] & FLAG_HAS_THREAD:
+            raise ValueError(f"a thread was already started from message {stored['id']}")
+        thread = self._add_thread(parent, int(stored["id"]), name, self.user(user))
+        stored["flags"] |= FLAG_HAS_THREAD
+        await self._dispatch_message_event("MESSAGE_UPDATE", stored)
+        await self.dispatch("THREAD_CREATE", {**self._channel_json(thread), "newly_created": True})
+        await self.notify()
+        return thread
 
     async def crowd_says(
         self,

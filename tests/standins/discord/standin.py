@@ -98,6 +98,8 @@ class DiscordStandIn(
         self._denied: dict[int, int] = {}
         self._hidden_denied: dict[int, int] = {}
         self._forbidden_read: set[int] = set()
+        # Replies sent without ``referenced_message`` (Discord did not fetch the target).
+        self._unresolved_replies: set[int] = set()
         # Thread id -> {"archived": bool, "locked": bool}; threads not listed are open.
         self._thread_state: dict[int, dict[str, bool]] = {}
         self._faults: list[InjectedFault] = []
