@@ -112,6 +112,8 @@ def _classify_api_error(error: openai.APIError, status: int | None) -> Failure:
     # refused "input". llama.cpp says it with a 500, OpenRouter with a 404.
     if any(pattern.search(lowered) for pattern in _IMAGES_REFUSED):
         return failure(Cause.IMAGES_REFUSED)
+    if any(pattern.search(lowered) for pattern in _TOOLS_REFUSED):
+        return failure(Cause.REFUSED_PARAMETER, parameter="tools")
     if (refused := _refused_parameter(error, body, text)) is not None:
         return failure(Cause.REFUSED_PARAMETER, parameter=refused or None)
     # OpenAI answers a model the key's project may not use with 403 and model_not_found:
@@ -314,6 +316,22 @@ _PYDANTIC_REPR_LOC = re.compile(r"'type': 'extra_forbidden', 'loc': (\([^()]*\))
 _PYDANTIC_TEXT_LOC = re.compile(
     rf"^({_NAME})\n\s+Extra inputs are not permitted \[type=extra_forbidden", re.MULTILINE
 )
+
+
+# A server or model that takes no tools, in its own words (all 400): Ollama's
+# "registry.ollama.ai/library/gemma:2b does not support tools"; vLLM without its tool
+# parser: '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser
+# to be set'; llama.cpp's llama-server without --jinja: "tools param requires --jinja
+# flag"; gateways: "tool use is not supported", "does not support tool calling".
+_TOOLS_REFUSED = [
+    re.compile(pattern)
+    for pattern in (
+        r"does not support (?:tools|tool use|tool calling|function calling)",
+        r"tool choice requires --enable-auto-tool-choice",
+        r"tools param requires --jinja",
+        r"(?:tool use|tool calling|function calling|tools) (?:is|are) not supported",
+    )
+]
 
 
 def _refused_parameter(error: openai.APIError, body: object, text: str) -> str | None:
