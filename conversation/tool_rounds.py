@@ -138,7 +138,6 @@ class ToolRounds:
         self.seconds = settings.tool_answer_timeout
         self.expires = asyncio.get_running_loop().time() + self.seconds
         self.used: list[str] = []  # labels of the tools run, in order
-        self.timed_out = False
 
     @staticmethod
     def definitions_tokens(tools: list[Tool], count_message: Callable[[str, str], int]) -> int:

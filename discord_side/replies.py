@@ -179,8 +179,10 @@ class Reply:
         """Take the status line away before a notice: when the answer has no text, the
         message that showed only the status is deleted, so no "running" line stays."""
         self._status = None
-        if not self.text and self.posted:
-            await self.retract()
+        if not self.text:
+            await self.stop_painting()  # a post under way lands first, to be deleted
+            if self.posted:
+                await self.retract()
 
     async def retract(self) -> None:
         """Withdraw everything streamed so far (it turned out to be the model's reasoning):
