@@ -158,16 +158,16 @@ class Asking:
         return self.messages
 
     def _shorten(self, failure: Failure) -> None:
-        window, prompt = self.window, self.prompt
+        window, counted = self.window, self.counted
         budget = window.refused(
-            prompt.tokens, window=failure.context_window, server_count=failure.prompt_tokens
+            counted, window=failure.context_window, server_count=failure.prompt_tokens
         )
         log.warning(
             "channel %s: the model service found the prompt too long (%d tokens "
             "by the bot's count; window %s); using a budget of %d tokens for "
             "model %s from now on, and asking again",
             self.channel_id,
-            prompt.tokens,
+            counted,
             failure.context_window or "not stated",
             budget,
             window.model,

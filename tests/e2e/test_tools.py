@@ -126,7 +126,7 @@ async def test_one_round(
 async def test_the_status_line_shows_while_a_tool_runs(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
-    box = Workshop(timeout=1.5)
+    box = Workshop(timeout=3)  # time enough for a paced edit to show the status
     await with_tools(start_bot, box, streaming=True)
     openai_api.script(
         ToolCalls([Call("slow__wait")], text="Let me wait for it."),
@@ -145,7 +145,7 @@ async def test_the_status_line_shows_while_a_tool_runs(
     [text] = await shown(discord_api, "general", 1)
     assert text == "Let me wait for it.\n\nIt took too long, sorry.\n-# Used slow: wait"
     [result] = tool_messages(openai_api.completions[1])
-    assert "timed out after 1.5 s" in result["content"]
+    assert "timed out after 3 s" in result["content"]
 
 
 async def test_a_status_line_alone_is_replaced_by_the_answer(
