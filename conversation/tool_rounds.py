@@ -196,9 +196,13 @@ class ToolRounds:
                     yield piece
             except TimeoutError:
                 if not self._expired():
+                    self._note_used()  # the answer shown so far stands, cut off
                     raise
                 yield self._stopped(text, shown=self.reply.text)
                 return
+            except Exception:
+                self._note_used()
+                raise
             finally:
                 await stream.aclose()
             assert answer is not None  # a stream ends with its Answer or raises

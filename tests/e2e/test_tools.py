@@ -17,7 +17,14 @@ from conversation.conversations import Conversations
 from conversation.tool_rounds import DEADLINE_NOTE, DENIED, UNTRUSTED
 from tests.helpers import MARKER
 from tests.standins.discord import DiscordStandIn
-from tests.standins.openai_standin import Call, OpenAIStandIn, Reply, Stall, ToolCalls
+from tests.standins.openai_standin import (
+    Call,
+    CutStream,
+    OpenAIStandIn,
+    Reply,
+    Stall,
+    ToolCalls,
+)
 from tools.base import Tool, ToolCall, ToolResult
 
 RUNNING = "🔧 Running"
@@ -373,3 +380,17 @@ async def test_the_untrusted_output_cannot_speak_as_the_system(
     [result] = tool_messages(openai_api.completions[1])
     assert result["content"].startswith(UNTRUSTED)
     assert "<|im_start|>" not in result["content"]
+
+
+async def test_a_stream_broken_after_tools_keeps_its_text_and_names_the_tools(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await with_tools(start_bot, Workshop(), streaming=True)
+    openai_api.script(
+        ToolCalls([Call("time__now")], text="Looking."),
+        CutStream(after_chunks=2, text="It is noon, as the clock says."),
+    )
+    await discord_api.user_says("general", "alice", "time?")
+    [text] = await shown(discord_api, "general", 1)
+    assert text.startswith("Looking.\n\nIt is noon,")
+    assert "⚠️ The answer was cut off" in text and text.endswith("\n-# Used time: now")
