@@ -112,7 +112,7 @@ def _classify_api_error(error: openai.APIError, status: int | None) -> Failure:
     # refused "input". llama.cpp says it with a 500, OpenRouter with a 404.
     if any(pattern.search(lowered) for pattern in _IMAGES_REFUSED):
         return failure(Cause.IMAGES_REFUSED)
-    if any(pattern.search(lowered) for pattern in _TOOLS_REFUSED):
+    if _TOOLS_REFUSED.search(lowered):
         return failure(Cause.REFUSED_PARAMETER, parameter="tools")
     if (refused := _refused_parameter(error, body, text)) is not None:
         return failure(Cause.REFUSED_PARAMETER, parameter=refused or None)
@@ -318,20 +318,14 @@ _PYDANTIC_TEXT_LOC = re.compile(
 )
 
 
-# A server or model that takes no tools, in its own words (all 400): Ollama's
-# "registry.ollama.ai/library/gemma:2b does not support tools"; vLLM without its tool
-# parser: '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser
-# to be set'; llama.cpp's llama-server without --jinja: "tools param requires --jinja
-# flag"; gateways: "tool use is not supported", "does not support tool calling".
-_TOOLS_REFUSED = [
-    re.compile(pattern)
-    for pattern in (
-        r"does not support (?:tools|tool use|tool calling|function calling)",
-        r"tool choice requires --enable-auto-tool-choice",
-        r"tools param requires --jinja",
-        r"(?:tool use|tool calling|function calling|tools) (?:is|are) not supported",
-    )
-]
+# A server or model that takes no tools, in its own words (400s): Ollama's "<model> does
+# not support tools"; vLLM's '"auto" tool choice requires --enable-auto-tool-choice ...';
+# llama-server's "tools param requires --jinja flag"; gateways' "tool use is not supported".
+_TOOLS_REFUSED = re.compile(
+    r"does not support (?:tools|tool use|tool calling|function calling)|tool choice requires "
+    r"--enable-auto-tool-choice|tools param requires --jinja|(?:tool use|tool calling|"
+    r"function calling|tools) (?:is|are) not supported"
+)
 
 
 def _refused_parameter(error: openai.APIError, body: object, text: str) -> str | None:
