@@ -7,7 +7,8 @@ that takes no images) is learnt inside the model client's one loop of retries
 told to the user in one sentence by its cause (model/failures.py). An answer cut short
 (by the reply cap, by its deadline, by a stream that ended without a finish reason) is
 shown with a note that says so. Every answer's tokens are recorded in the usage and
-the asker's daily allowance.
+the asker's daily allowance. With a toolbox, the model may run tools first
+(tool_rounds.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from config import Settings
 from conversation.access import UserLimits
 from conversation.channel_settings import Effective
 from conversation.prompts import MIN_HISTORY_BUDGET, Prompt, PromptBuilder
+from conversation.tool_rounds import Approve, ToolRounds, ToolsFor, no_tools
 from conversation.usage import UsageLedger
 from discord_side.replies import Reply, show_typing
 from memory import ChannelMemory
@@ -34,6 +36,7 @@ from model.failures import Cause, Failure, classify, user_message
 from model.reading import RETRACT, Answer
 from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, counts_exactly
+from tools.base import Toolbox
 
 log = logging.getLogger("chatbot")
 
@@ -70,7 +73,9 @@ class Asking:
     """One answer's request as it is learnt: the prompt built from `memory` by `prompts`
     for the channel's settings `effective`, the `note` to show under the answer, and
     the answer's deadline (event-loop time). `learn` is its part of the model client's
-    loop (model/retries.py)."""
+    loop (model/retries.py). `reserved`: prompt tokens kept for the tool definitions;
+    `extra`: the tool rounds' messages after the prompt (request only, never memory),
+    `extra_tokens` their count."""
 
     def __init__(
         self,
@@ -81,6 +86,7 @@ class Asking:
         effective: Effective,
         note: str | None,
         refuse_images: RefuseImages | None,
+        reserved: int = 0,
     ) -> None:
         self.answers = answers
         self.channel_id = reply.channel.id
@@ -93,7 +99,27 @@ class Asking:
         self.deadline = answers.model.deadline()
         self.shortened = False  # the prompt was shortened after a refusal
         self.images_refused = False
-        self.prompt = prompts.prompt(memory, self.window.budget)
+        self.reserved = reserved
+        self.extra: list[dict[str, Any]] = []
+        self.extra_tokens = 0
+        # Who answers: the model, or the tool rounds in its place (`Answers.answer`).
+        self.asker: ChatModel | ToolRounds = answers.model
+        self.prompt = prompts.prompt(memory, max(self.budget - reserved, self.window.floor))
+
+    @property
+    def budget(self) -> int:
+        """The most prompt tokens the whole request may have (the window's budget)."""
+        return self.window.budget
+
+    @property
+    def counted(self) -> int:
+        """The request's prompt tokens by the bot's count, tool rounds included."""
+        return self.prompt.tokens + self.reserved + self.extra_tokens
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The request's messages: the prompt, then the tool rounds' messages."""
+        return self.prompt.messages + self.extra
 
     @property
     def options(self) -> dict[str, Any]:
@@ -127,20 +153,21 @@ class Asking:
             self.shortened = False
         else:
             return None
-        self.prompt = self.prompts.prompt(self.memory, self.window.budget)
-        return self.prompt.messages
+        room = self.window.budget - self.reserved - self.extra_tokens
+        self.prompt = self.prompts.prompt(self.memory, max(room, self.window.floor))
+        return self.messages
 
     def _shorten(self, failure: Failure) -> None:
-        window, prompt = self.window, self.prompt
+        window, counted = self.window, self.counted
         budget = window.refused(
-            prompt.tokens, window=failure.context_window, server_count=failure.prompt_tokens
+            counted, window=failure.context_window, server_count=failure.prompt_tokens
         )
         log.warning(
             "channel %s: the model service found the prompt too long (%d tokens "
             "by the bot's count; window %s); using a budget of %d tokens for "
             "model %s from now on, and asking again",
             self.channel_id,
-            prompt.tokens,
+            counted,
             failure.context_window or "not stated",
             budget,
             window.model,
@@ -160,6 +187,8 @@ class Answers:
         self.limits = limits
         # Per model: the prompt budget its server really takes, learnt from its answers.
         self.windows: dict[str, ContextWindow] = {}
+        # Per answer: the tools offered and who approves them (the bot's wiring sets it).
+        self.tools_for: ToolsFor = no_tools
 
     async def answer(
         self,
@@ -170,6 +199,8 @@ class Answers:
         note: str | None,
         *,
         refuse_images: RefuseImages | None = None,
+        toolbox: Toolbox | None = None,
+        approve: Approve | None = None,
     ) -> tuple[Answer, Prompt] | None:
         """Answer from `memory` (requests built by `prompts`) by one deadline, streamed
         or whole as the channel's settings `effective` say, with `note` under it; the
@@ -178,8 +209,27 @@ class Answers:
 
         What a refusal teaches is learnt and the model asked again (`Asking.learn`);
         `refuse_images` is called when the server refused the request's images.
+        With a `toolbox` that has tools (and a server that has not refused them), the
+        model may call them first (tool_rounds.py), each needing approval through
+        `approve`; without one, no `tools` are sent.
         """
-        asking = Asking(self, reply, memory, prompts, effective, note, refuse_images)
+        tools = list(toolbox.tools()) if toolbox is not None else []
+        if not self.model.takes_tools(effective.model):
+            tools = []
+        reserved = ToolRounds.definitions_tokens(tools, prompts.counter.count_message)
+        asking = Asking(
+            self, reply, memory, prompts, effective, note, refuse_images, reserved if tools else 0
+        )
+        if tools and toolbox is not None:
+            asking.asker = ToolRounds(
+                self.model,
+                tools,
+                toolbox,
+                approve,
+                asking,
+                reply,
+                lambda answer: self._charge(reply, answer, asking),
+            )
         try:
             if effective.streaming:
                 answer = await self._streamed(reply, asking)
@@ -187,10 +237,11 @@ class Answers:
                 answer = await self._whole(reply, asking)
         except Exception as error:
             failure = self.classify(error, asking.prompt, asking.window)
+            await reply.drop_status()
             await self._report_failure(reply, error, failure, history_shortened=asking.shortened)
             return None
         if answer.prompt_tokens is not None:
-            asking.window.observe(asking.prompt.tokens, answer.prompt_tokens)
+            asking.window.observe(asking.counted, answer.prompt_tokens)
         return answer, asking.prompt
 
     def window(self, model: str, prompts: PromptBuilder) -> ContextWindow:
@@ -220,7 +271,7 @@ class Answers:
         Raises what `ChatModel.complete` raises; nothing was posted then.
         """
         async with show_typing(reply.channel):
-            answer = await self.model.complete(asking.prompt.messages, **asking.options)
+            answer = await asking.asker.complete(asking.prompt.messages, **asking.options)
         self._charge(reply, answer, asking)
         notes = [finish_note(answer.finish_reason), asking.note]
         await reply.whole(answer.text, "\n".join(filter(None, notes)) or None)
@@ -236,7 +287,7 @@ class Answers:
         answer = None
         try:
             async with show_typing(reply.channel):
-                stream = self.model.stream(asking.prompt.messages, **asking.options)
+                stream = asking.asker.stream(asking.prompt.messages, **asking.options)
                 async for piece in stream:
                     if isinstance(piece, Answer):
                         answer = piece
@@ -277,14 +328,14 @@ class Answers:
         server's usage when it sent it, else the bot's count calibrated to the server's
         (model/context_window.py)."""
         message = reply.message
-        effective, prompts, prompt = asking.effective, asking.prompts, asking.prompt
+        effective, prompts = asking.effective, asking.prompts
         window = asking.window
         completion = answer.completion_tokens
         if completion is None:
             completion = window.server_tokens(prompts.counter.count_text(answer.text))
         prompt_tokens = answer.prompt_tokens
         if prompt_tokens is None:
-            prompt_tokens = window.server_tokens(prompt.tokens)
+            prompt_tokens = window.server_tokens(asking.counted)
         self.usage.record(
             user_id=message.author.id,
             guild_id=message.guild.id if message.guild else None,

@@ -401,10 +401,11 @@ class Conversations:
         writing (`InFlight.run`)."""
         # Set by _profile; the channel is busy, so its conversation is kept.
         effective, prompts = self.channels[reply.channel.id].in_use  # type: ignore[misc]
+        tools = self.answers.tools_for(reply, effective)  # toolbox, approver (tool_rounds.py)
         return await self.in_flight.run(
             reply,
             lambda: self.answers.answer(
-                reply, memory, prompts, effective, note, refuse_images=self._refuse_images
+                reply, memory, prompts, effective, note, refuse_images=self._refuse_images, **tools
             ),
         )
 

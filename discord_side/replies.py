@@ -118,6 +118,9 @@ class Reply:
         self._changed = asyncio.Event()
         self._finishing = asyncio.Event()
         self._painter: asyncio.Task[None] | None = None
+        # A line saying what the answer waits for (a tool running), shown under the
+        # streamed text, or alone while there is none; never part of the final answer.
+        self._status: str | None = None
 
     @property
     def visible(self) -> bool:
@@ -162,6 +165,24 @@ class Reply:
         self._changed.set()
         if self._painter is None:
             self._painter = asyncio.create_task(self._paint_while_streaming())
+
+    def show_status(self, line: str | None) -> None:
+        """Show `line` (a subtext line: a tool running) under the answer so far, or as
+        the answer's message while it has no text yet; None takes it away. The painter
+        shows it soon, at the channel's pace; `finish` never shows it."""
+        self._status = line
+        self._changed.set()
+        if self._painter is None and line is not None:
+            self._painter = asyncio.create_task(self._paint_while_streaming())
+
+    async def drop_status(self) -> None:
+        """Take the status line away before a notice: when the answer has no text, the
+        message that showed only the status is deleted, so no "running" line stays."""
+        self._status = None
+        if not self.text:
+            await self.stop_painting()  # a post under way lands first, to be deleted
+            if self.posted:
+                await self.retract()
 
     async def retract(self) -> None:
         """Withdraw everything streamed so far (it turned out to be the model's reasoning):
@@ -224,9 +245,20 @@ class Reply:
             self._changed.clear()
             if self._finishing.is_set() or self.failed or self.stopped:
                 return  # `finish` still edits what was posted
-            preview = self.splitter.preview()
-            wanted = self.final_chunks + ([preview + WRITING_MARKER] if preview else [])
-            await self._show(wanted)
+            await self._show(self._wanted())
+
+    def _wanted(self) -> list[str]:
+        """What the messages should show while the answer streams: its chunks so far,
+        the message being written with its marker, and the status line under it (in a
+        message of its own when it does not fit)."""
+        preview = self.splitter.preview()
+        wanted = self.final_chunks + ([preview + WRITING_MARKER] if preview else [])
+        if self._status is not None:
+            if wanted and len(wanted[-1]) + 1 + len(self._status) <= DISCORD_MESSAGE_LIMIT:
+                wanted[-1] = f"{wanted[-1]}\n{self._status}"
+            else:
+                wanted.append(self._status)
+        return wanted
 
     async def _paced(self) -> bool:
         """Wait until the pacer lets an in-between edit go; False if the answer

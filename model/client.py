@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
 
 from model.errors import DeadlinePassed, EmptyAnswer, UnreadableReply
-from model.reading import RETRACT, Answer, Retract, StreamReader, read_part
+from model.reading import RETRACT, Answer, Retract, StreamReader, read_part, whole_tool_calls
 from model.reasoning import strip_reasoning
 from model.request import RequestShape
 from model.retries import Learn, Messages, Retries
@@ -69,10 +69,14 @@ class ChatModel:
         reasoning_effort: str | None = None,
         deadline: float | None = None,
         learn: Learn | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Answer:
         """The answer of `model` (default OPENAI_MODEL) to `messages`, by `deadline`
         (loop time; default: now plus OPENAI_TIMEOUT); `reasoning_effort` is sent only
-        when given. `learn`: the caller's lessons from failures (retries.py).
+        when given. `learn`: the caller's lessons from failures (retries.py). `tools`:
+        chat-completions tool definitions, sent with `tool_choice: "auto"` when
+        non-empty and the server has not refused them (`takes_tools`); the answer's
+        `tool_calls` say which the model wants run.
 
         Raises the SDK's `openai.OpenAIError`s, or a `ModelError` (errors.py).
         """
@@ -82,7 +86,9 @@ class ChatModel:
         async with self.slots:
             while True:
                 try:
-                    return await self._complete_once(messages, model, reasoning_effort, expires)
+                    return await self._complete_once(
+                        messages, model, reasoning_effort, expires, tools
+                    )
                 except Exception as error:
                     again = await retries.again(error, messages)
                     if again is None:
@@ -97,6 +103,7 @@ class ChatModel:
         reasoning_effort: str | None = None,
         deadline: float | None = None,
         learn: Learn | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> AsyncIterator[str | Retract | Answer]:
         """Yield the answer's text as it arrives, `RETRACT` when the text yielded so far
         turned out to be reasoning, then the finished `Answer` last.
@@ -112,7 +119,9 @@ class ChatModel:
             while True:
                 reader = StreamReader(self.timeout, expires, hold=model in self.holding)
                 try:
-                    stream = await self._request(messages, model, reasoning_effort, expires, True)
+                    stream = await self._request(
+                        messages, model, reasoning_effort, expires, True, tools
+                    )
                     async with stream:
                         chunks = aiter(stream)
                         # Yields happen outside the timeout: it only covers our own wait.
@@ -143,6 +152,11 @@ class ChatModel:
         page = await self.client.models.list()
         return sorted({model.id async for model in page})
 
+    def takes_tools(self, model: str | None = None) -> bool:
+        """Whether requests to `model` (default OPENAI_MODEL) still carry `tools`:
+        False once its server refused them."""
+        return self._shape(model or self.model).takes_tools
+
     async def close(self) -> None:
         await self.client.close()
 
@@ -154,11 +168,16 @@ class ChatModel:
         return shape
 
     async def _complete_once(
-        self, messages: Messages, model: str, reasoning_effort: str | None, expires: float
+        self,
+        messages: Messages,
+        model: str,
+        reasoning_effort: str | None,
+        expires: float,
+        tools: Sequence[dict[str, Any]] | None,
     ) -> Answer:
         """One request for the whole answer, read."""
         try:
-            response = await self._request(messages, model, reasoning_effort, expires, False)
+            response = await self._request(messages, model, reasoning_effort, expires, False, tools)
         except json.JSONDecodeError as error:
             raise UnreadableReply(f"broken JSON: {error}") from error
         if not isinstance(response, dict):
@@ -172,9 +191,10 @@ class ChatModel:
         part = read_part(response, "message")
         # Only `content` is read: reasoning in `reasoning_content`/`reasoning` is ignored.
         text = strip_reasoning(part.text).strip()
-        if not text:
+        calls = whole_tool_calls(part.tool_calls)
+        if not text and not calls:
             raise EmptyAnswer(part.finish_reason)
-        return Answer(text, part.prompt_tokens, part.completion_tokens, part.finish_reason)
+        return Answer(text, part.prompt_tokens, part.completion_tokens, part.finish_reason, calls)
 
     async def _request(
         self,
@@ -183,11 +203,16 @@ class ChatModel:
         reasoning_effort: str | None,
         expires: float,
         stream: bool,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Any:
         """One request in the shape learnt for `model`, begun by `expires` (loop time)
         or `DeadlinePassed`."""
         arguments = self._shape(model).arguments(
-            messages, self.max_reply_tokens, stream=stream, reasoning_effort=reasoning_effort
+            messages,
+            self.max_reply_tokens,
+            stream=stream,
+            reasoning_effort=reasoning_effort,
+            tools=list(tools) if tools else None,
         )
         try:
             async with asyncio.timeout_at(expires):

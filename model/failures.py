@@ -112,6 +112,8 @@ def _classify_api_error(error: openai.APIError, status: int | None) -> Failure:
     # refused "input". llama.cpp says it with a 500, OpenRouter with a 404.
     if any(pattern.search(lowered) for pattern in _IMAGES_REFUSED):
         return failure(Cause.IMAGES_REFUSED)
+    if _TOOLS_REFUSED.search(lowered):
+        return failure(Cause.REFUSED_PARAMETER, parameter="tools")
     if (refused := _refused_parameter(error, body, text)) is not None:
         return failure(Cause.REFUSED_PARAMETER, parameter=refused or None)
     # OpenAI answers a model the key's project may not use with 403 and model_not_found:
@@ -313,6 +315,16 @@ _BARE_NOT_SUPPORTED = re.compile(rf"\b({_NAME}) (?:is|are) not supported")
 _PYDANTIC_REPR_LOC = re.compile(r"'type': 'extra_forbidden', 'loc': (\([^()]*\))")
 _PYDANTIC_TEXT_LOC = re.compile(
     rf"^({_NAME})\n\s+Extra inputs are not permitted \[type=extra_forbidden", re.MULTILINE
+)
+
+
+# A server or model that takes no tools, in its own words (400s): Ollama's "<model> does
+# not support tools"; vLLM's '"auto" tool choice requires --enable-auto-tool-choice ...';
+# llama-server's "tools param requires --jinja flag"; gateways' "tool use is not supported".
+_TOOLS_REFUSED = re.compile(
+    r"does not support (?:tools|tool use|tool calling|function calling)|tool choice requires "
+    r"--enable-auto-tool-choice|tools param requires --jinja|(?:tool use|tool calling|"
+    r"function calling|tools) (?:is|are) not supported"
 )
 
 

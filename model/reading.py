@@ -16,6 +16,7 @@ from typing import Any
 
 from model.errors import DeadlinePassed, EmptyAnswer, UnreadableReply
 from model.reasoning import ReasoningFilter
+from tools.base import ToolCall
 
 
 class Retract:
@@ -27,12 +28,14 @@ RETRACT = Retract()
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A finished completion."""
+    """A finished completion; `tool_calls`: the tools the model asked to run, in order
+    (its `text` may then be empty)."""
 
     text: str
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class Part:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     has_usage: bool = False
+    tool_calls: tuple[dict[str, Any], ...] = ()  # the message's or delta's, as sent
 
 
 def read_part(body: object, key: str) -> Part:
@@ -69,7 +73,70 @@ def read_part(body: object, key: str) -> Part:
         prompt_tokens=_tokens(counts.get("prompt_tokens")),
         completion_tokens=_tokens(counts.get("completion_tokens")),
         has_usage=isinstance(usage, dict),
+        tool_calls=tuple(_object(call) for call in _list(said.get("tool_calls"))),
     )
+
+
+def whole_tool_calls(calls: tuple[dict[str, Any], ...]) -> tuple[ToolCall, ...]:
+    """The tool calls of a whole message (`Part.tool_calls` of key "message"):
+    `{"id", "type": "function", "function": {"name", "arguments"}}` each (OpenAI's
+    chat-completions reference). A call without an id gets one made up (the follow-up
+    request must name each call by id); one without a name is kept with "" (the loop
+    answers it with an error)."""
+    calls_read = ToolCalls()
+    for call in calls:
+        calls_read.add(call, whole=True)
+    return calls_read.calls()
+
+
+class ToolCalls:
+    """Tool calls put together from streamed deltas (`Part.tool_calls` of key
+    "delta"), as OpenAI streams them: each delta's entries carry an `index`; the
+    first entry of an index has the call's `id` and `function.name`, later ones add
+    to `function.arguments`. Servers that send each call whole, or without an index,
+    are read too: an entry with a new `id` is a new call."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.names: list[str] = []
+        self.arguments: list[list[str]] = []
+        self.slots: dict[int, int] = {}  # the server's index -> position here
+
+    def add(self, entry: dict[str, Any], *, whole: bool = False) -> None:
+        """Take one entry of a delta's `tool_calls` (`whole`: of a message's, where
+        every entry is a call of its own)."""
+        function = _object(entry.get("function"))
+        index = entry.get("index")
+        call_id = entry.get("id") if isinstance(entry.get("id"), str) else ""
+        if type(index) is int and not whole:
+            slot = self.slots.get(index)
+        else:  # no index: a new call when it has an id, else more of the last one
+            slot = len(self.ids) - 1 if self.ids and not call_id and not whole else None
+        if slot is None or (call_id and self.ids[slot] and call_id != self.ids[slot]):
+            slot = len(self.ids)
+            if type(index) is int:
+                self.slots[index] = slot
+            self.ids.append("")
+            self.names.append("")
+            self.arguments.append([])
+        if call_id:
+            self.ids[slot] = call_id
+        name = function.get("name")
+        if isinstance(name, str) and name:
+            self.names[slot] = name
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            self.arguments[slot].append(arguments)
+        elif isinstance(arguments, dict):  # some servers send the object itself
+            self.arguments[slot].append(json.dumps(arguments))
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(call_id or f"call_{n}", name, "".join(arguments))
+            for n, (call_id, name, arguments) in enumerate(
+                zip(self.ids, self.names, self.arguments, strict=True)
+            )
+        )
 
 
 class StreamReader:
@@ -90,6 +157,7 @@ class StreamReader:
         self.usage: Part | None = None
         self.chunks_seen = 0
         self.started = False  # some text (reasoning included) came
+        self.tool_calls = ToolCalls()
 
     @property
     def shown(self) -> bool:
@@ -123,7 +191,9 @@ class StreamReader:
         if part.has_usage:  # the last chunk: no choices, only usage
             self.usage = part
         self.finish_reason = part.finish_reason or self.finish_reason
-        if part.text or part.reasoning:
+        for entry in part.tool_calls:
+            self.tool_calls.add(entry)
+        if part.text or part.reasoning or part.tool_calls:
             self.started = True
             self.expires = asyncio.get_running_loop().time() + self.timeout
         release = self.reasoning.feed(part.text)
@@ -144,18 +214,24 @@ class StreamReader:
         return rest
 
     def answer(self) -> Answer:
-        """The finished answer; raises `EmptyAnswer` when it has no visible text."""
+        """The finished answer; raises `EmptyAnswer` when it has neither visible text
+        nor tool calls."""
         text = "".join(self.parts).strip()
-        if not text:
+        calls = self.tool_calls.calls()
+        if not text and not calls:
             raise EmptyAnswer(self.finish_reason, silent=self.chunks_seen == 0)
         usage = self.usage
         prompt_tokens = usage.prompt_tokens if usage else None
         completion_tokens = usage.completion_tokens if usage else None
-        return Answer(text, prompt_tokens, completion_tokens, self.finish_reason)
+        return Answer(text, prompt_tokens, completion_tokens, self.finish_reason, calls)
 
 
 def _object(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _tokens(value: object) -> int | None:

@@ -5,8 +5,8 @@ The reply cap goes in `max_completion_tokens` for OpenAI's models (OpenAI refuse
 every other model (llama.cpp's server and LiteLLM's passthrough ignore
 `max_completion_tokens`). An optional field the server refuses with a 400 naming it
 (`max_tokens`, `max_completion_tokens`, `stream_options`, `reasoning_effort`, a
-message's `name`) is swapped or dropped for the life of the process (retries.py asks
-again within the same answer).
+message's `name`, `tools` or `tool_choice`) is swapped or dropped for the life of the
+process (retries.py asks again within the same answer).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ MAX_COMPLETION_TOKENS = "max_completion_tokens"
 MAX_TOKENS = "max_tokens"
 STREAM_OPTIONS = "stream_options"
 REASONING_EFFORT = "reasoning_effort"
+TOOLS = "tools"
 
 
 @dataclass
@@ -50,9 +51,12 @@ class RequestShape:
         *,
         stream: bool,
         reasoning_effort: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The request body besides `model` for `messages`; `reasoning_effort` only
-        when set (a /settings choice) and not refused."""
+        when set (a /settings choice) and not refused; `tools` (chat-completions tool
+        definitions) with `tool_choice: "auto"` only when given, non-empty and not
+        refused."""
         if not self.names:
             messages = [{k: v for k, v in m.items() if k != "name"} for m in messages]
         arguments: dict[str, Any] = {"messages": messages}
@@ -60,6 +64,9 @@ class RequestShape:
             arguments[self.cap_field] = max_reply_tokens
         if reasoning_effort is not None and REASONING_EFFORT not in self.refused:
             arguments[REASONING_EFFORT] = reasoning_effort
+        if tools and self.takes_tools:
+            arguments[TOOLS] = tools
+            arguments["tool_choice"] = "auto"
         if stream:
             arguments["stream"] = True
             if self.stream_options:
@@ -87,10 +94,18 @@ class RequestShape:
         if top == REASONING_EFFORT:
             self.refused.add(top)
             return "sending no reasoning effort from now on"
+        if top in (TOOLS, "tool_choice"):
+            self.refused.add(TOOLS)
+            return "offering the model no tools from now on"
         if top == "name" or (top == "messages" and leaf == "name"):
             self.names = False
             return "sending messages without `name` from now on"
         return None
+
+    @property
+    def takes_tools(self) -> bool:
+        """Whether the server is still sent `tools` (it has not refused them)."""
+        return TOOLS not in self.refused
 
     def _refuse_cap(self, refused: str) -> str:
         """The server refused the reply cap field `refused`: use the other, or none."""

@@ -251,3 +251,34 @@ def test_an_html_error_page_is_not_logged_whole() -> None:
     page = "<html><head><title>502 Bad Gateway</title></head>" + "x" * 5000
     error = http_error(discord.DiscordServerError, 502, 0, page)
     assert describe(error) == "502 0: an HTML error page"
+
+
+# --- the status line while a tool runs (issue 22) -----------------------------------
+
+
+async def test_a_status_line_alone_then_under_the_text_never_in_the_final(
+    discord_api: DiscordStandIn, discord_client: discord.Client
+) -> None:
+    reply = await reply_to_alice(discord_api, discord_client)
+    reply.show_status("-# running")
+    await discord_api.wait_for(lambda: shown(discord_api) == ["-# running"])
+    reply.show_status(None)
+    reply.add("Found it")
+    reply.show_status("-# running again")
+    await discord_api.wait_for(
+        lambda: shown(discord_api) == [f"Found it{WRITING_MARKER}\n-# running again"]
+    )
+    await finished(reply, "-# note")
+    assert shown(discord_api) == ["Found it\n-# note"]
+    assert reply.final_text == "Found it\n-# note" and len(posted(discord_api)) == 1
+
+
+async def test_a_status_line_with_no_answer_is_taken_away(
+    discord_api: DiscordStandIn, discord_client: discord.Client
+) -> None:
+    reply = await reply_to_alice(discord_api, discord_client)
+    reply.show_status("-# running")
+    await discord_api.wait_for(lambda: shown(discord_api) == ["-# running"])
+    await reply.drop_status()
+    assert await reply.notice("It failed.")
+    assert shown(discord_api) == ["It failed."]

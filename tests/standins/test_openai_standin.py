@@ -32,6 +32,7 @@ from PIL import Image
 from tiktoken_ext import openai_public
 
 from tests.standins.openai_standin import (
+    Call,
     CutStream,
     EmptyReply,
     Error,
@@ -41,6 +42,7 @@ from tests.standins.openai_standin import (
     OpenAIStandIn,
     Reply,
     Stall,
+    ToolCalls,
     context_overflow,
     count_tokens,
     default_chunks,
@@ -1295,3 +1297,107 @@ def test_counting_a_long_prompt_is_fast():
     count = prompt_tokens({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]})
     assert count > 4000
     assert time.perf_counter() - start < 0.5  # ~10 ms on a laptop; generous for CI
+
+
+# ---------------------------------------------------------------- tool calls
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "time__get_current_time",
+            "description": "The time now",
+            "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}},
+        },
+    }
+]
+
+
+async def test_tool_calls_whole_are_read_by_the_sdk(standin, client):
+    standin.script(
+        ToolCalls([Call("time__get_current_time", '{"timezone": "UTC"}'), Call("x", "{")])
+    )
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    calls = choice.message.tool_calls
+    assert [(c.function.name, c.function.arguments) for c in calls] == [
+        ("time__get_current_time", '{"timezone": "UTC"}'),
+        ("x", "{"),  # malformed arguments are sent as the model wrote them
+    ]
+    assert len({c.id for c in calls}) == 2
+    assert completion.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("whole_deltas", [False, True])
+async def test_streamed_tool_calls_accumulate_by_index_in_the_sdk(standin, client, whole_deltas):
+    arguments = '{"timezone": "Europe/Amsterdam"}'
+    standin.script(
+        ToolCalls(
+            [Call("a", arguments, id="call_1"), Call("b", "{}", id="call_2")],
+            text="Let me check.",
+            whole_deltas=whole_deltas,
+        )
+    )
+    # The SDK's own stream helper accumulates tool-call deltas by index, as OpenAI's do.
+    async with client.chat.completions.stream(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        tools=TOOLS,
+        stream_options={"include_usage": True},
+    ) as stream:
+        completion = await stream.get_final_completion()
+    message = completion.choices[0].message
+    assert message.content == "Let me check."
+    assert [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls] == [
+        ("call_1", "a", arguments),
+        ("call_2", "b", "{}"),
+    ]
+    assert completion.choices[0].finish_reason == "tool_calls"
+
+
+async def test_tool_results_must_answer_every_call(standin, client):
+    call = {"id": "call_1", "type": "function", "function": {"name": "a", "arguments": "{}"}}
+    asked = [*MESSAGES, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    with pytest.raises(openai.BadRequestError) as missing:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=asked, tools=TOOLS)
+    assert "did not have response messages: call_1" in str(missing.value)
+    stray = [*MESSAGES, {"role": "tool", "tool_call_id": "call_9", "content": "x"}]
+    with pytest.raises(openai.BadRequestError) as unanswered:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=stray)
+    assert "must be a response to a preceeding message with 'tool_calls'" in str(unanswered.value)
+    answered = [*asked, {"role": "tool", "tool_call_id": "call_1", "content": "12:00"}]
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=answered, tools=TOOLS
+    )
+    assert completion.choices[0].message.content == "echo: Hello there, bot!"
+
+
+async def test_tools_are_checked(standin, client):
+    bad = [{"type": "function", "function": {"name": "has space", "parameters": {}}}]
+    with pytest.raises(openai.BadRequestError, match="does not match pattern"):
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=bad)
+    with pytest.raises(openai.BadRequestError, match="only allowed when 'tools'"):
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, tool_choice="auto"
+        )
+
+
+@pytest.mark.parametrize(
+    ("style", "words"),
+    [
+        ("ollama", "gpt-4o-mini does not support tools"),
+        ("vllm", '"auto" tool choice requires --enable-auto-tool-choice'),
+        ("litellm", "does not support parameters: ['tools']"),
+    ],
+)
+async def test_tools_refused_in_each_servers_words(standin, client, style, words):
+    standin.refuse_tools(style)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS)
+    assert words in str(refused.value)
+    # Without tools the same server answers.
+    completion = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert completion.choices[0].message.content == "echo: Hello there, bot!"
