@@ -54,16 +54,25 @@ BROKEN = (
     httpx2.TransportError,
     OSError,
 )
+# The errors the SDK's streamable HTTP transport makes up itself when the server answers
+# a request with an HTTP error rather than JSON-RPC: "Session terminated" for a 404 (MCP
+# spec, transports: the session expired, start a new one) and the message for any other
+# status (servers that forgot the session say 400). The stdio transport's closed pipe:
+# CONNECTION_CLOSED.
+SESSION_LOST = frozenset({"Session terminated", "Server returned an error response"})
+
+
+def cause(error: BaseException) -> BaseException:
+    """The first real failure inside the exception groups anyio's task groups raise."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 def short(error: BaseException) -> str:
     """An exception as one short line for a result or a log."""
-    if isinstance(error, MCPError):
-        text = error.message
-    elif isinstance(error, BaseExceptionGroup) and error.exceptions:
-        return short(error.exceptions[0])
-    else:
-        text = str(error) or type(error).__name__
+    error = cause(error)
+    text = error.message if isinstance(error, MCPError) else str(error) or type(error).__name__
     line = " ".join(text.split())
     return line if len(line) <= MAX_REASON else line[: MAX_REASON - 1] + "…"
 
@@ -76,6 +85,7 @@ class _Connection:
         self.client: Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._restarting = asyncio.Lock()
 
     async def open(self) -> Client:
         """Start the server and finish MCP's handshake, or raise (OSError, MCPError, ...)
@@ -86,6 +96,7 @@ class _Connection:
         try:
             self.client = await asyncio.shield(ready)
         except BaseException:  # cancelled too: no half-started server may outlive this
+            ready.cancel()  # nobody waits for it any more
             await self.close()
             raise
         return self.client
@@ -96,13 +107,27 @@ class _Connection:
                 if not ready.done():
                     ready.set_result(client)
                 await self._stop.wait()
-        except BaseException as error:  # everything goes to open(), or ends the session
+        except asyncio.CancelledError:
+            if not ready.done():
+                ready.cancel()
+            raise
+        except Exception as error:  # a failure to start goes to open(); later, it just ends
             if not ready.done():
                 ready.set_exception(error)
-            elif not isinstance(error, asyncio.CancelledError):
+            else:
                 log.debug("MCP server %s: session ended: %s", self.server.name, short(error))
         finally:
             self.client = None
+
+    async def restart(self, broken: Client | None, reason: str) -> Client:
+        """A working session in place of `broken`: started again, once for all the calls
+        that found it broken at the same time."""
+        async with self._restarting:
+            if self.client is not None and self.client is not broken:
+                return self.client  # another call has just started it again
+            log.warning("MCP server %r stopped (%s); starting it again", self.server.name, reason)
+            await self.close()
+            return await self.open()
 
     def _client(self) -> Client:
         server = self.server
@@ -117,17 +142,21 @@ class _Connection:
 
     async def close(self) -> None:
         """Leave the session (the SDK closes stdin, then terminates the process tree)."""
-        self._stop.set()
         task, self._task = self._task, None
-        if task is not None:
-            try:
-                # The SDK bounds its own shutdown (a few seconds to kill a stuck server).
-                async with asyncio.timeout(15):
-                    await asyncio.shield(task)
-            except (TimeoutError, Exception):
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        if task is None:
+            return
+        if self.client is None:
+            # Still starting (the handshake has no end of its own): stop it now.
+            task.cancel()
+        self._stop.set()
+        try:
+            # The SDK bounds its own shutdown (a few seconds to kill a stuck server).
+            async with asyncio.timeout(15):
+                await asyncio.shield(task)
+        except (TimeoutError, Exception):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         self.client = None
 
 
@@ -203,6 +232,9 @@ class McpToolbox:
             reason = f"it did not start within {self._start_timeout:g} seconds"
         except Exception as error:  # any failure of one server leaves the others running
             reason = short(error)
+            failure = cause(error)
+            if isinstance(failure, MCPError) and failure.code == CONNECTION_CLOSED:
+                reason = "it exited or closed its output during start-up (its stderr says why)"
         else:
             return connection, [t for t in tools if server.allows(t.name)]
         await connection.close()
@@ -248,15 +280,12 @@ class McpToolbox:
             except BROKEN as error:
                 reason = short(error)
             except MCPError as error:
-                if error.code != CONNECTION_CLOSED:
+                if error.code != CONNECTION_CLOSED and error.message not in SESSION_LOST:
                     raise  # the server answered: the tool (or its arguments) failed
-                reason = short(error)  # the process exited or the stream ended
+                reason = short(error)
         else:
             reason = "its session had ended"
-        log.warning("MCP server %r stopped (%s); starting it again", connection.server.name, reason)
-        await connection.close()
-        client = await connection.open()
-        return await client.call_tool(tool, arguments)
+        return await (await connection.restart(client, reason)).call_tool(tool, arguments)
 
     async def close(self) -> None:
         """Stop every server (stdio servers' whole process trees); safe to call twice."""
