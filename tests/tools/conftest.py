@@ -15,12 +15,11 @@ import pytest
 from config import load_settings
 
 TESTS = Path(__file__).resolve().parents[1]
-# The npm packages of the tests, installed once (the Makefile's test target does it too).
-NPM_FOLDER = TESTS / ".npm"
-NPM_PACKAGES = (
-    "@modelcontextprotocol/server-filesystem",
-    "@modelcontextprotocol/server-everything",
-)
+# The npm packages of the tests, as its package.json lists them: `make test` installs
+# them, or the `node` fixture on first use.
+NPM_FOLDER = TESTS / "tools" / "npm"
+NPM_PACKAGES = tuple(json.loads((NPM_FOLDER / "package.json").read_text())["dependencies"])
+NPM_INSTALL = ("install", "--no-audit", "--no-fund", "--no-package-lock", "--prefix")
 BIN = Path(sys.executable).parent  # the venv's console scripts: mcp-server-time, -fetch
 
 MakeToolbox = Callable[..., Awaitable[Any]]
@@ -39,7 +38,7 @@ def node() -> str:
         pytest.skip("node and npm are needed for the npm MCP servers and are not installed")
     if not all((npm_package(p) / "package.json").exists() for p in NPM_PACKAGES):
         done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_FOLDER), *NPM_PACKAGES],
+            [npm, *NPM_INSTALL, str(NPM_FOLDER)],
             capture_output=True,
             text=True,
             timeout=300,
