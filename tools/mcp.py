@@ -208,7 +208,7 @@ class McpToolbox:
             connection, tools = listing
             toolbox._connections.append(connection)
             for tool in tools:
-                offered = _tool(server, tool, taken)
+                offered = offered_tool(server, tool, taken)
                 toolbox._tools.append(offered)
                 toolbox._routes[offered.name] = (connection, tool.name)
         if servers:
@@ -307,7 +307,7 @@ async def _list_tools(client: Client) -> list[mcp_types.Tool]:
     return tools
 
 
-def _tool(server: McpServer, tool: mcp_types.Tool, taken: set[str]) -> Tool:
+def offered_tool(server: McpServer, tool: mcp_types.Tool, taken: set[str]) -> Tool:
     """The Tool the model is offered for `tool` of `server`.
 
     Title precedence (MCP spec, Tool): `title`, then `annotations.title`, then `name`.
