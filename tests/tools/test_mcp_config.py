@@ -168,3 +168,11 @@ def test_the_bot_does_not_load_the_mcp_sdk() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert ran.stdout.strip() == "[]"
+
+
+def test_the_readme_shows_the_example_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Tools (MCP)") :]
+    start = section.index("```json\n") + len("```json\n")
+    shown = section[start : section.index("\n```", start)]
+    assert json.loads(shown) == json.loads((ROOT / "mcp.example.json").read_text())
