@@ -5,6 +5,7 @@ server-everything over streamable HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -25,11 +26,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 Script = Callable[[str], str]
 
 
-def children() -> list[psutil.Process]:
-    """This process's living descendants (MCP servers started over stdio and theirs)."""
-    return [
-        p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE
-    ]
+def children(before: frozenset[int] = frozenset()) -> list[psutil.Process]:
+    """This process's living descendants (MCP servers started over stdio and theirs),
+    leaving out those in `before` (other tests' session-wide servers)."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # gone while we looked
+            if process.pid not in before and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+    return found
+
+
+def running() -> frozenset[int]:
+    """The descendants running before a test starts its servers."""
+    return frozenset(p.pid for p in children())
 
 
 def free_port() -> int:
@@ -225,8 +235,9 @@ async def test_a_broken_http_session_is_started_again(
 async def test_a_killed_stdio_server_is_restarted_on_its_next_call(
     make_toolbox: MakeToolbox, console_script: Script, caplog: pytest.LogCaptureFixture
 ) -> None:
+    before = running()
     toolbox = await make_toolbox({"time": {"command": console_script("mcp-server-time")}})
-    [server] = children()
+    [server] = children(before)
     server.kill()
     server.wait(10)
     with caplog.at_level(logging.WARNING, logger="tools.mcp"):
@@ -237,13 +248,14 @@ async def test_a_killed_stdio_server_is_restarted_on_its_next_call(
     assert [json.loads(r.text)["timezone"] for r in results] == ["UTC", "Asia/Tokyo"]
     # Two calls found it dead at once; it was started again once, for both.
     assert caplog.text.count("MCP server 'time' stopped") == 1
-    [restarted] = children()
+    [restarted] = children(before)
     assert restarted.pid != server.pid
 
 
 async def test_servers_that_cannot_start_are_logged_once_and_left_out(
     make_toolbox: MakeToolbox, console_script: Script, caplog: pytest.LogCaptureFixture
 ) -> None:
+    before = running()
     with caplog.at_level(logging.WARNING, logger="tools.mcp"):
         toolbox = await make_toolbox(
             {
@@ -268,21 +280,22 @@ async def test_servers_that_cannot_start_are_logged_once_and_left_out(
     assert any("exited or closed its output" in w for w in warnings if "'exits'" in w)
     assert len(warnings) == 4
     # None of the failed servers' processes is left behind.
-    assert [p.name() for p in children()] == ["mcp-server-time"]
+    assert [p.name() for p in children(before)] == ["mcp-server-time"]
 
 
 async def test_close_stops_every_server_process(
     make_toolbox: MakeToolbox, console_script: Script, node: str, tmp_path: Path
 ) -> None:
     files = npm_package("@modelcontextprotocol/server-filesystem") / "dist" / "index.js"
+    before = running()
     toolbox = await make_toolbox(
         {
             "time": {"command": console_script("mcp-server-time")},
             "files": {"command": node, "args": [str(files), str(tmp_path)]},
         }
     )
-    assert len(children()) == 2
+    assert len(children(before)) == 2
     await toolbox.close()
-    assert children() == []
+    assert children(before) == []
     assert toolbox.tools() == ()
     await toolbox.close()  # twice is fine
