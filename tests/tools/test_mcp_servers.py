@@ -12,7 +12,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -40,6 +40,18 @@ def children(before: frozenset[int] = frozenset()) -> list[psutil.Process]:
 def running() -> frozenset[int]:
     """The descendants running before a test starts its servers."""
     return frozenset(p.pid for p in children())
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
+    """`app` served on a free loopback port; yields its origin (http://127.0.0.1:port)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def free_port() -> int:
@@ -88,7 +100,7 @@ async def test_allowed_tools_and_require_approval_apply(
 
 
 @pytest.fixture
-async def web_page() -> Iterator[str]:
+async def web_page() -> AsyncIterator[str]:
     """The URL of a page served over loopback HTTP."""
 
     async def page(request: web.Request) -> web.Response:
@@ -97,13 +109,8 @@ async def web_page() -> Iterator[str]:
 
     app = web.Application()
     app.router.add_get("/hours", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/hours"
-    await runner.cleanup()
+    async with serve(app) as origin:
+        yield f"{origin}/hours"
 
 
 async def test_fetch_server_reads_a_page(
@@ -299,3 +306,43 @@ async def test_close_stops_every_server_process(
     assert children(before) == []
     assert toolbox.tools() == ()
     await toolbox.close()  # twice is fine
+
+
+async def test_a_local_server_gets_its_env_and_not_the_bots_secrets(
+    make_toolbox: MakeToolbox, node: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-bots-own-secret")
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "the.bots.token")
+    script = npm_package("@modelcontextprotocol/server-everything") / "dist" / "index.js"
+    toolbox = await make_toolbox(
+        {
+            "everything": {
+                "command": node,
+                "args": [str(script), "stdio"],
+                "env": {"TEAM_WIKI_TOKEN": "for-this-server"},
+                "allowedTools": ["get-env"],
+            }
+        }
+    )
+    result = await toolbox.call("everything__get-env", {})
+    environment = json.loads(result.text)
+    assert environment["TEAM_WIKI_TOKEN"] == "for-this-server"
+    assert "OPENAI_API_KEY" not in environment and "DISCORD_BOT_TOKEN" not in environment
+    assert "sk-the-bots-own-secret" not in result.text
+
+
+async def test_a_remote_server_is_sent_its_headers(make_toolbox: MakeToolbox) -> None:
+    seen: list[str | None] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(status=401, text="who are you?")
+
+    app = web.Application()
+    app.router.add_route("*", "/mcp", refuse)
+    async with serve(app) as origin:
+        toolbox = await make_toolbox(
+            {"wiki": {"url": f"{origin}/mcp", "headers": {"Authorization": "Bearer wiki-token"}}}
+        )
+    assert toolbox.tools() == ()  # refused: left out, the bot goes on
+    assert seen and set(seen) == {"Bearer wiki-token"}
