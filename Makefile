@@ -30,17 +30,25 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 		$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
 
+# The npm MCP servers of tests/tools/ (their tests skip, saying why, without node and npm).
+NPM_SERVERS := tests/tools/npm
+$(NPM_SERVERS)/node_modules/.installed: $(NPM_SERVERS)/package.json
+	@if command -v npm >/dev/null; then \
+		npm install --silent --no-audit --no-fund --no-package-lock --prefix $(NPM_SERVERS) \
+		&& touch $@; \
+	else echo "npm is not installed: the tests of npm MCP servers will be skipped."; fi
+
 run: $(VENV)/.installed
 	$(BIN)/python bot.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
-test: $(VENV)/.installed-dev lint
+test: $(VENV)/.installed-dev $(NPM_SERVERS)/node_modules/.installed lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis $(NPM_SERVERS)/node_modules

@@ -30,6 +30,7 @@ from text.setting_values import (
     require_header_safe,
     word,
 )
+from tools.mcp_config import McpConfigError, McpServer, read_mcp_config
 
 DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULT_SYSTEM_PROMPT = (
@@ -81,6 +82,11 @@ VARIABLES = (
     "USAGE_RETENTION_DAYS",
     "PRICE_INPUT_PER_MILLION",
     "PRICE_OUTPUT_PER_MILLION",
+    "MCP_CONFIG",
+    "MAX_TOOL_ROUNDS",
+    "TOOL_TIMEOUT",
+    "TOOL_ANSWER_TIMEOUT",
+    "APPROVAL_TIMEOUT",
     "DISCORD_API_URL",  # test seam, unset in production: not in .env.example
 )
 
@@ -102,6 +108,11 @@ DEFAULT_DATABASE_URL = str(Path(__file__).resolve().parent / "data" / "bot.db")
 MAX_RETENTION_DAYS = 3_650  # ten years of daily usage rows
 # No model costs anywhere near this per million tokens; a typo fails at start-up.
 MAX_PRICE_PER_MILLION = 10_000.0
+
+# Tools: a model that asks for more than 50 rounds in one answer is looping; an hour is
+# longer than anyone waits for a tool, an answer or a button press in a chat.
+MAX_TOOL_ROUNDS = 50
+MAX_TOOL_SECONDS = 3_600.0
 
 # Attachments: Discord's free upload limit is 10 MiB; no upload is larger than 1 GiB.
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -145,6 +156,15 @@ class Settings:
     # Prices per million prompt/completion tokens, for /usage; None: no costs shown.
     price_input_per_million: float | None = None
     price_output_per_million: float | None = None
+    # Tools (tools/): the MCP_CONFIG file and its servers, read and checked at start-up;
+    # model rounds with tool calls per answer; seconds for one tool call, for a whole
+    # answer that uses tools, and for a person to Allow a call (then it is denied).
+    mcp_config: Path | None = None
+    mcp_servers: tuple[McpServer, ...] = ()
+    max_tool_rounds: int = 8
+    tool_timeout: float = 30.0
+    tool_answer_timeout: float = 180.0
+    approval_timeout: float = 300.0
     # Test seam: where discord.py sends REST and gateway traffic. Unset in production.
     discord_api_url: str | None = None
     # Tools (issue 22; T2's placeholder, the environment variables are T1's).
@@ -222,6 +242,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         price_output_per_million=_price(get, "PRICE_OUTPUT_PER_MILLION"),
         discord_api_url=http_url(get, "DISCORD_API_URL", example="http://127.0.0.1:8080"),
         **_attachment_settings(get),
+        **_tool_settings(get),
     )
 
 
@@ -305,14 +326,18 @@ def _dev_guild_id(get: Getter) -> int | None:
 
 def _openai_timeout(get: Getter) -> float:
     """OPENAI_TIMEOUT: seconds, more than 0 and at most 600."""
-    timeout_text = get("OPENAI_TIMEOUT") or "60"
-    timeout = plain_decimal(timeout_text)
-    if not 0 < timeout <= 600:
+    return _seconds(get, "OPENAI_TIMEOUT", 60, maximum=600)
+
+
+def _seconds(get: Getter, name: str, default: float, *, maximum: float) -> float:
+    """A number of seconds, more than 0 and at most `maximum`."""
+    text = get(name) or f"{default:g}"
+    seconds = plain_decimal(text)
+    if not 0 < seconds <= maximum:
         raise ConfigError(
-            f"OPENAI_TIMEOUT must be a number of seconds between 0 and 600, "
-            f"got {quoted(timeout_text)}."
+            f"{name} must be a number of seconds between 0 and {maximum:g}, got {quoted(text)}."
         )
-    return timeout
+    return seconds
 
 
 def _database_url(get: Getter) -> str:
@@ -390,3 +415,22 @@ def _price(get: Getter, name: str) -> float | None:
             f"such as 0.40, got {quoted(text)}."
         )
     return price
+
+
+def _tool_settings(get: Getter) -> dict[str, object]:
+    """MCP_CONFIG (its file read and checked now), MAX_TOOL_ROUNDS, TOOL_TIMEOUT,
+    TOOL_ANSWER_TIMEOUT and APPROVAL_TIMEOUT, as `Settings` fields."""
+    text = get("MCP_CONFIG")
+    path = None if text is None else Path(text).expanduser()
+    try:
+        servers = () if path is None else read_mcp_config(path)
+    except McpConfigError as error:
+        raise ConfigError(f"MCP_CONFIG: {error}.") from None
+    return {
+        "mcp_config": path,
+        "mcp_servers": servers,
+        "max_tool_rounds": integer(get, "MAX_TOOL_ROUNDS", 8, minimum=1, maximum=MAX_TOOL_ROUNDS),
+        "tool_timeout": _seconds(get, "TOOL_TIMEOUT", 30, maximum=MAX_TOOL_SECONDS),
+        "tool_answer_timeout": _seconds(get, "TOOL_ANSWER_TIMEOUT", 180, maximum=MAX_TOOL_SECONDS),
+        "approval_timeout": _seconds(get, "APPROVAL_TIMEOUT", 300, maximum=MAX_TOOL_SECONDS),
+    }

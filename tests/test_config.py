@@ -65,6 +65,11 @@ EVERY = {
     "USAGE_RETENTION_DAYS": "30",
     "PRICE_INPUT_PER_MILLION": "0.40",
     "PRICE_OUTPUT_PER_MILLION": "1.6",
+    "MCP_CONFIG": str(ROOT / "mcp.example.json"),
+    "MAX_TOOL_ROUNDS": "3",
+    "TOOL_TIMEOUT": "10",
+    "TOOL_ANSWER_TIMEOUT": "60",
+    "APPROVAL_TIMEOUT": "120",
     "DISCORD_API_URL": "http://127.0.0.1:8080",
 }
 
@@ -502,6 +507,11 @@ def assert_usable(settings: Settings) -> None:
     assert settings.database_url.isprintable() and 1 <= settings.usage_retention_days <= 3650
     for price in (settings.price_input_per_million, settings.price_output_per_million):
         assert price is None or (math.isfinite(price) and price >= 0)
+    assert 1 <= settings.max_tool_rounds <= 50
+    for seconds in (settings.tool_timeout, settings.tool_answer_timeout):
+        assert math.isfinite(seconds) and 0 < seconds <= 3600
+    assert math.isfinite(settings.approval_timeout) and 0 < settings.approval_timeout <= 3600
+    assert (settings.mcp_config is None) == (settings.mcp_servers == ())
 
 
 @pytest.mark.parametrize("variable", VARIABLES)
@@ -525,6 +535,7 @@ def test_junk_in_any_setting_is_accepted_usable_or_named(
     [
         ("ALLOWED_CHANNEL_IDS", "²"),
         ("OPENAI_BASE_URL", "http://[::1"),
+        ("MCP_CONFIG", "mcp.json"),  # malformed, below
     ],
 )
 def test_bot_py_prints_one_line_for_a_bad_setting(
@@ -532,6 +543,7 @@ def test_bot_py_prints_one_line_for_a_bad_setting(
 ) -> None:
     # A closed local port for Discord, so that a setting wrongly accepted cannot reach out.
     dotenv = {**MINIMAL, "DISCORD_API_URL": "http://127.0.0.1:9", variable: value}
+    (tmp_path / "mcp.json").write_text('{"mcpServers": [')
     (tmp_path / ".env").write_text(
         "".join(f"{k}={v}\n" for k, v in dotenv.items()), encoding="utf-8"
     )
@@ -582,3 +594,71 @@ def test_store_settings_default_to_a_file_beside_the_bot_and_are_checked() -> No
     )
     assert "from 0 to 10,000" in refusal({**MINIMAL, "PRICE_OUTPUT_PER_MILLION": "inf"})
     assert "from 1 to 3,650" in refusal({**MINIMAL, "USAGE_RETENTION_DAYS": "0"})
+
+
+# --- Tools ---------------------------------------------------------------------------
+
+
+def test_tool_settings_default_to_no_servers_and_sane_limits() -> None:
+    settings = load_settings(MINIMAL)
+    assert settings.mcp_config is None and settings.mcp_servers == ()
+    assert settings.max_tool_rounds == 8
+    assert (settings.tool_timeout, settings.tool_answer_timeout) == (30, 180)
+    assert settings.approval_timeout == 300
+    chosen = load_settings(EVERY)
+    assert chosen.mcp_config == ROOT / "mcp.example.json"
+    assert [server.name for server in chosen.mcp_servers] == ["time", "files", "docs"]
+    assert (chosen.max_tool_rounds, chosen.tool_timeout) == (3, 10)
+    assert (chosen.tool_answer_timeout, chosen.approval_timeout) == (60, 120)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MAX_TOOL_ROUNDS", "0", "MAX_TOOL_ROUNDS must be a whole number from 1 to 50, got '0'."),
+        ("MAX_TOOL_ROUNDS", "51", "MAX_TOOL_ROUNDS must be a whole number from 1 to 50, got '51'."),
+        (
+            "TOOL_TIMEOUT",
+            "0",
+            "TOOL_TIMEOUT must be a number of seconds between 0 and 3600, got '0'.",
+        ),
+        (
+            "TOOL_ANSWER_TIMEOUT",
+            "2h",
+            "TOOL_ANSWER_TIMEOUT must be a number of seconds between 0 and 3600, got '2h'.",
+        ),
+        (
+            "APPROVAL_TIMEOUT",
+            "3601",
+            "APPROVAL_TIMEOUT must be a number of seconds between 0 and 3600, got '3601'.",
+        ),
+    ],
+)
+def test_tool_limits_are_checked(variable: str, value: str, message: str) -> None:
+    assert refusal({**MINIMAL, variable: value}) == message
+
+
+def test_the_mcp_config_file_is_read_and_checked_at_start_up(tmp_path: Path) -> None:
+    missing = tmp_path / "none.json"
+    assert refusal({**MINIMAL, "MCP_CONFIG": str(missing)}) == (
+        f"MCP_CONFIG: {missing} does not exist."
+    )
+    assert refusal({**MINIMAL, "MCP_CONFIG": str(tmp_path)}).startswith(
+        f"MCP_CONFIG: {tmp_path} cannot be read ("
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"mcpServers": {"time": {"command": "x",}}}')
+    assert refusal({**MINIMAL, "MCP_CONFIG": str(broken)}).startswith(
+        f"MCP_CONFIG: {broken} is not valid JSON at line 1: "
+    )
+    no_command = tmp_path / "no-command.json"
+    no_command.write_text('{"mcpServers": {"time": {"args": ["x"]}}}')
+    assert refusal({**MINIMAL, "MCP_CONFIG": str(no_command)}) == (
+        f'MCP_CONFIG: {no_command}: server "time" needs a "command" (a local server) or a '
+        '"url" (a remote one).'
+    )
+    good = tmp_path / "good.json"
+    good.write_text('{"mcpServers": {"time": {"command": "mcp-server-time"}}}')
+    settings = load_settings({**MINIMAL, "MCP_CONFIG": str(good)})
+    assert settings.mcp_config == good
+    assert [(s.name, s.command) for s in settings.mcp_servers] == [("time", "mcp-server-time")]
