@@ -167,12 +167,6 @@ class Settings:
     approval_timeout: float = 300.0
     # Test seam: where discord.py sends REST and gateway traffic. Unset in production.
     discord_api_url: str | None = None
-    # Tools (issue 22; T2's placeholder, the environment variables are T1's).
-    mcp_config: Path | None = None
-    max_tool_rounds: int = 8
-    tool_timeout: float = 30.0
-    tool_answer_timeout: float = 180.0
-    approval_timeout: float = 300.0
 
     @property
     def prompt_budget(self) -> int:
