@@ -1,0 +1,1 @@
+"""Tools the model can call: MCP servers and (later) built-in tools."""
