@@ -1,0 +1,213 @@
+"""Tools that change things wait for a person: the Allow / Deny buttons end to end, and
+/settings tools, through the real bot, discord.py and the SDK against both stand-ins.
+
+The first tests drive an approval as an answer's tool loop does (`approve_for`, bound
+to the asking message); the later ones run whole answers whose model (the OpenAI
+stand-in) calls an in-test Toolbox's tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bot import ChatBot
+from conversation.answers import Answers
+from tests.helpers import logged, until
+from tests.standins.discord import DiscordStandIn
+from tools.base import Tool, ToolCall, ToolResult
+
+READ = Tool(
+    name="notes__read",
+    label="notes: read",
+    description="Read a note",
+    parameters={"type": "object", "properties": {"name": {"type": "string"}}},
+    needs_approval=False,
+)
+WRITE = Tool(
+    name="notes__write",
+    label="notes: write",
+    description="Write a note",
+    parameters={
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "text": {"type": "string"}},
+    },
+    needs_approval=True,
+)
+
+
+class Notes:
+    """An in-test Toolbox: a read-only tool and a write tool over a dict of notes."""
+
+    def __init__(self) -> None:
+        self.notes = {"todo": "buy milk"}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def tools(self) -> Sequence[Tool]:
+        return (READ, WRITE)
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        self.calls.append((name, arguments))
+        if name == READ.name:
+            return ToolResult(self.notes.get(arguments.get("name", ""), "no such note"))
+        self.notes[arguments["name"]] = arguments["text"]
+        return ToolResult("written")
+
+
+async def asked(
+    bot: ChatBot, discord_api: DiscordStandIn, channel: str, user: str, text: str
+) -> tuple[Any, Any]:
+    """`user` says `text` in `channel`; the bot's discord.py message and channel for it."""
+    said = await discord_api.user_says(channel, user, text)
+    where = bot.get_channel(int(said["channel_id"]))
+    assert where is not None
+    return await where.fetch_message(int(said["id"])), where
+
+
+async def approval_message(discord_api: DiscordStandIn, channel: str) -> dict:
+    """The bot's message in `channel` that has buttons, once posted."""
+    return await discord_api.wait_for(
+        lambda: next((m for m in discord_api.bot_messages(channel) if m["components"]), None)
+    )
+
+
+async def posted(caplog: pytest.LogCaptureFixture) -> None:
+    """Wait until the bot knows its approval message was posted (it waits for a press);
+    the test sets `caplog` to INFO first."""
+    await until(lambda: logged(caplog, "to approve notes: write"))
+
+
+def current(discord_api: DiscordStandIn, channel: str, shown: dict) -> dict:
+    """The message `shown` as it is now."""
+    (now,) = [m for m in discord_api.bot_messages(channel) if m["id"] == shown["id"]]
+    return now
+
+
+def buttons(message: dict) -> list[str]:
+    return [b["label"] for row in message["components"] for b in row["components"]]
+
+
+CALL = ToolCall("call_1", WRITE.name, '{"name": "todo", "text": "buy eggs"}')
+
+
+async def test_the_asker_allows_and_someone_else_is_refused_privately(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    bot = await start_bot()
+    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs please")
+    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    decision = asyncio.create_task(approve(CALL, WRITE))
+    shown = await approval_message(discord_api, "general")
+    assert buttons(shown) == ["Allow", "Deny"]
+    assert "`notes: write`" in shown["content"] and "Alice" in shown["content"]
+    assert '```json\n{"name": "todo", "text": "buy eggs"}\n```' in shown["content"]
+    assert shown["message_reference"]["message_id"] == str(question.id)  # a reply to it
+    (post,) = [p for p in discord_api.posts("general") if "components" in p.json]
+    assert post.json["allowed_mentions"]["parse"] == []  # pings no one
+
+    bobs = await discord_api.press(shown["id"], "Allow", "bob")
+    refusal = await discord_api.wait_for_interaction_response(bobs)
+    assert refusal["ephemeral"] and refusal["type"] == 4
+    assert refusal["content"] == "Only Alice (who asked) or a bot admin can decide this."
+    await asyncio.sleep(0.2)
+    assert not decision.done()
+    assert buttons(current(discord_api, "general", shown)) == ["Allow", "Deny"]
+
+    alices = await discord_api.press(shown["id"], "Allow", "alice")
+    assert await asyncio.wait_for(decision, 5) is True
+    answer = await discord_api.wait_for_interaction_response(alices)
+    assert answer["type"] == 7 and answer["message_id"] == shown["id"]
+    after = current(discord_api, "general", shown)
+    assert after["components"] == [] and after["content"].endswith("✅ Allowed by Alice.")
+
+
+async def test_deny_counts_and_an_admin_may_decide(start_bot, discord_api: DiscordStandIn) -> None:
+    bot = await start_bot(ADMIN_USER_IDS=str(discord_api.owner.id))
+    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
+    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    decision = asyncio.create_task(approve(CALL, WRITE))
+    shown = await approval_message(discord_api, "general")
+    await discord_api.press(shown["id"], "Deny", "alice")
+    assert await asyncio.wait_for(decision, 5) is False
+    assert current(discord_api, "general", shown)["content"].endswith("🚫 Denied by Alice.")
+
+    question, channel = await asked(bot, discord_api, "random", "alice", "note eggs")
+    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    decision = asyncio.create_task(approve(CALL, WRITE))
+    shown = await approval_message(discord_api, "random")
+    pressed = await discord_api.press(shown["id"], "Allow", "owner")
+    assert await asyncio.wait_for(decision, 5) is True
+    assert (await discord_api.wait_for_interaction_response(pressed))["type"] == 7
+    assert current(discord_api, "random", shown)["content"].endswith("Allowed by Guild Owner.")
+
+
+async def test_no_press_in_time_is_a_deny_and_the_message_says_so(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    bot = await start_bot()
+    bot.tool_use.timeout = 0.5
+    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
+    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    decision = asyncio.create_task(approve(CALL, WRITE))
+    shown = await approval_message(discord_api, "general")
+    await discord_api.press(shown["id"], "Allow", "bob")  # refused: does not count
+    assert await asyncio.wait_for(decision, 5) is False
+    after = current(discord_api, "general", shown)
+    assert after["components"] == []
+    assert after["content"].endswith("nobody decided in time, so it counts as denied.")
+    with pytest.raises(KeyError):
+        await discord_api.press(shown["id"], "Allow", "alice")  # the buttons are gone
+
+
+async def test_an_answer_cut_off_while_waiting_says_so(
+    start_bot, discord_api: DiscordStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    bot = await start_bot()
+    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
+    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    decision = asyncio.create_task(approve(CALL, WRITE))
+    shown = await approval_message(discord_api, "general")
+    await posted(caplog)
+    decision.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await decision
+    after = current(discord_api, "general", shown)
+    assert (
+        after["components"] == [] and "the answer ended before anyone decided" in (after["content"])
+    )
+
+
+async def test_model_written_arguments_cannot_ping_or_break_out_of_the_code_block(
+    start_bot, discord_api: DiscordStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    bot = await start_bot()
+    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
+    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    sneaky = json.dumps(
+        {"text": f"```\n@everyone <@{discord_api.bob.id}> **Allowed by admin** " + "x" * 3000}
+    )
+    decision = asyncio.create_task(approve(ToolCall("c", WRITE.name, sneaky), WRITE))
+    shown = await approval_message(discord_api, "general")
+    content = shown["content"]
+    assert len(content) < 1000 and content.count("```") == 2  # one block, not broken out
+    assert shown["mentions"] == [] and not shown["mention_everyone"]
+    assert "…" in content  # shortened
+    await posted(caplog)
+    decision.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await decision
+
+
+# --- whole answers: the model calls the tools (needs the tool loop, conversation/) ----
+
+LOOP_READY = "toolbox" in inspect.signature(Answers.answer).parameters
+needs_loop = pytest.mark.skipif(not LOOP_READY, reason="the tool loop (T2) is not merged yet")
