@@ -20,8 +20,9 @@ import pytest
 
 from bot import ChatBot
 from conversation.answers import Answers
-from tests.helpers import logged, until
+from tests.helpers import logged, replies, run_command, until
 from tests.standins.discord import DiscordStandIn
+from tests.standins.openai_standin import Garbage, OpenAIStandIn, Reply
 from tools.base import Tool, ToolCall, ToolResult
 
 READ = Tool(
@@ -211,3 +212,151 @@ async def test_model_written_arguments_cannot_ping_or_break_out_of_the_code_bloc
 
 LOOP_READY = "toolbox" in inspect.signature(Answers.answer).parameters
 needs_loop = pytest.mark.skipif(not LOOP_READY, reason="the tool loop (T2) is not merged yet")
+
+
+def tool_calls(*calls: tuple[str, str]) -> Garbage:
+    """A whole (not streamed) completion whose message calls `calls` ((name, arguments
+    JSON) each), as OpenAI sends it, through the stand-in's raw-body step."""
+    body = {
+        "id": "chatcmpl-tools",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-5.4-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": f"call_{i}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": arguments},
+                        }
+                        for i, (name, arguments) in enumerate(calls)
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60},
+    }
+    return Garbage(body=json.dumps(body))
+
+
+def tool_messages(request: dict) -> list[str]:
+    """The contents of the `tool` messages a model request carries."""
+    return [m["content"] for m in request["messages"] if m["role"] == "tool"]
+
+
+WRITE_EGGS = (WRITE.name, '{"name": "todo", "text": "buy eggs"}')
+
+
+@needs_loop
+async def test_an_allowed_write_runs_and_the_answer_goes_on(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await start_bot()
+    bot.tool_use.toolbox = notes = Notes()
+    openai_api.script(tool_calls(WRITE_EGGS), Reply("Noted: buy eggs."))
+    await discord_api.user_says("general", "alice", "change my todo to eggs")
+    shown = await approval_message(discord_api, "general")
+    assert notes.calls == []  # nothing runs before someone decides
+    first = openai_api.completions[0]
+    assert {t["function"]["name"] for t in first["tools"]} == {READ.name, WRITE.name}
+    await discord_api.press(shown["id"], "Allow", "alice")
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 2)
+    assert notes.calls == [(WRITE.name, {"name": "todo", "text": "buy eggs"})]
+    assert notes.notes["todo"] == "buy eggs"
+    assert any("written" in text for text in tool_messages(openai_api.completions[1]))
+    await discord_api.wait_for(
+        lambda: any("Noted: buy eggs." in m["content"] for m in discord_api.bot_messages("general"))
+    )
+    assert current(discord_api, "general", shown)["content"].endswith("✅ Allowed by Alice.")
+
+
+@needs_loop
+async def test_a_denied_write_does_not_run_and_the_model_is_told(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await start_bot()
+    bot.tool_use.toolbox = notes = Notes()
+    openai_api.script(tool_calls(WRITE_EGGS), Reply("OK, I left it alone."))
+    await discord_api.user_says("general", "alice", "change my todo to eggs")
+    shown = await approval_message(discord_api, "general")
+    refused = await discord_api.press(shown["id"], "Allow", "bob")
+    assert (await discord_api.wait_for_interaction_response(refused))["ephemeral"]
+    await asyncio.sleep(0.2)
+    assert len(openai_api.completions) == 1 and notes.calls == []  # still waiting for Alice
+    await discord_api.press(shown["id"], "Deny", "alice")
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 2)
+    assert notes.calls == [] and notes.notes["todo"] == "buy milk"
+    (told,) = tool_messages(openai_api.completions[1])
+    assert "denied" in told.lower()
+    await discord_api.wait_for(
+        lambda: any("I left it alone" in m["content"] for m in discord_api.bot_messages("general"))
+    )
+
+
+@needs_loop
+async def test_a_write_nobody_approves_in_time_is_denied(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await start_bot()
+    bot.tool_use.toolbox = notes = Notes()
+    bot.tool_use.timeout = 0.5
+    openai_api.script(tool_calls(WRITE_EGGS), Reply("Nobody said yes."))
+    await discord_api.user_says("general", "alice", "change my todo to eggs")
+    shown = await approval_message(discord_api, "general")
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 2, timeout=5)
+    assert notes.calls == []
+    assert "denied" in tool_messages(openai_api.completions[1])[0].lower()
+    assert "nobody decided in time" in current(discord_api, "general", shown)["content"]
+
+
+@needs_loop
+async def test_an_admin_approves_and_a_read_only_tool_runs_without_asking(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await start_bot(ADMIN_USER_IDS=str(discord_api.owner.id))
+    bot.tool_use.toolbox = notes = Notes()
+    openai_api.script(tool_calls((READ.name, '{"name": "todo"}')), Reply("It says buy milk."))
+    await discord_api.user_says("general", "alice", "what is my todo?")
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 2)
+    assert notes.calls == [(READ.name, {"name": "todo"})]
+    assert any("buy milk" in text for text in tool_messages(openai_api.completions[1]))
+    await replies(discord_api, "general")
+    assert not any(m["components"] for m in discord_api.bot_messages("general"))
+
+    openai_api.script(tool_calls(WRITE_EGGS), Reply("Done."))
+    await discord_api.user_says("random", "alice", "now eggs")
+    shown = await approval_message(discord_api, "random")
+    await discord_api.press(shown["id"], "Allow", "owner")
+    await discord_api.wait_for(lambda: notes.notes["todo"] == "buy eggs")
+    assert current(discord_api, "random", shown)["content"].endswith("Allowed by Guild Owner.")
+
+
+async def test_tools_off_in_a_channel_offers_the_model_none(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await start_bot()
+    bot.tool_use.toolbox = Notes()
+    changed = await run_command(discord_api, "general", "owner", "settings tools", mode="off")
+    assert (
+        not changed["ephemeral"] and "set the tools for this channel: `off`" in (changed["content"])
+    )
+    shown = await run_command(discord_api, "general", "alice", "settings show")
+    assert "**Tools:** `off` (this channel)" in shown["content"]
+    refused = await run_command(discord_api, "general", "alice", "settings tools", mode="on")
+    assert refused["ephemeral"] and "Manage Channels" in refused["content"]
+
+    await discord_api.user_says("general", "alice", "what is my todo?")
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 1)
+    assert "tools" not in openai_api.completions[0]
+    if LOOP_READY:  # elsewhere the tools are offered (once the loop sends them)
+        await discord_api.user_says("random", "alice", "what is my todo?")
+        await discord_api.wait_for(lambda: len(openai_api.completions) == 2)
+        assert "tools" in openai_api.completions[1]
+    shown = await run_command(discord_api, "random", "alice", "settings show")
+    assert "**Tools:** `on` (default)" in shown["content"]
