@@ -71,8 +71,7 @@ class ChatBot(discord.Client):
         self.tool_use = ToolUse(
             self.settings, self._services.toolbox, self._conversations.permission_warnings
         )
-        self._conversations.toolbox_for = self.tool_use.toolbox_for
-        self._conversations.approve_for = self.tool_use.approve_for
+        self._conversations.answers.tools_for = self.tool_use.tools_for
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
 

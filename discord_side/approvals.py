@@ -260,13 +260,13 @@ def approver(
 
 
 class ToolUse:
-    """Which tools an answer is offered and who approves their calls: the shape of
-    `Conversations.toolbox_for` / `approve_for`, set by bot.py's setup_hook.
+    """Which tools an answer is offered and who approves their calls: `tools_for` is
+    `Answers.tools_for` (tool_rounds.ToolsFor), set by bot.py's setup_hook.
 
     `toolbox` (Services.toolbox: MCP_CONFIG's servers) is offered unless /settings
     tools is off where the answer goes, or it has no tools; a call that needs approval
     asks the author of the message answered, in the channel the answer goes to, and
-    waits APPROVAL_TIMEOUT seconds at most; ADMIN_USER_IDS may decide too.
+    waits `timeout` (APPROVAL_TIMEOUT) seconds at most; ADMIN_USER_IDS may decide too.
     """
 
     def __init__(
@@ -278,18 +278,17 @@ class ToolUse:
         self.timeout: float = getattr(settings, "approval_timeout", APPROVAL_TIMEOUT)
         self.warnings = warnings
 
-    def toolbox_for(self, reply: Reply, effective: Effective) -> Toolbox | None:
-        """The toolbox for an answer where `effective` applies; None: no tool offered."""
+    def tools_for(self, reply: Reply, effective: Effective) -> dict[str, Any]:
+        """`Answers.answer`'s `toolbox` and `approve` for the answer `reply` shows where
+        `effective` applies; none (no tool offered) where tools are off or there are
+        none."""
         if not effective.tools or self.toolbox is None or not self.toolbox.tools():
-            return None
-        return self.toolbox
-
-    def approve_for(self, reply: Reply) -> Approver:
-        """Asks `reply`'s question's author, in the channel the answer is posted in."""
-        return approver(
+            return {}
+        approve = approver(
             reply.message,
             reply.channel,
             admins=self.admins,
             timeout=self.timeout,
             warnings=self.warnings,
         )
+        return {"toolbox": self.toolbox, "approve": approve}

@@ -1,9 +1,9 @@
 """Tools that change things wait for a person: the Allow / Deny buttons end to end, and
 /settings tools, through the real bot, discord.py and the SDK against both stand-ins.
 
-The first tests drive an approval as an answer's tool loop does (`approve_for`, bound
-to the asking message); the later ones run whole answers whose model (the OpenAI
-stand-in) calls an in-test Toolbox's tools.
+The first tests drive an approval as an answer's tool loop does (the `approve` the bot
+gives an answer, bound to the asking message); the later ones run whole answers whose
+model (the OpenAI stand-in) calls an in-test Toolbox's tools.
 """
 
 from __future__ import annotations
@@ -79,6 +79,13 @@ async def approval_message(discord_api: DiscordStandIn, channel: str) -> dict:
     )
 
 
+def approver_of(bot: ChatBot, question: Any, channel: Any) -> Any:
+    """The `approve` the bot gives an answer to `question` posted in `channel`."""
+    bot.tool_use.toolbox = Notes()
+    reply = SimpleNamespace(message=question, channel=channel)
+    return bot.tool_use.tools_for(reply, SimpleNamespace(tools=True))["approve"]
+
+
 async def posted(caplog: pytest.LogCaptureFixture) -> None:
     """Wait until the bot knows its approval message was posted (it waits for a press);
     the test sets `caplog` to INFO first."""
@@ -103,7 +110,7 @@ async def test_the_asker_allows_and_someone_else_is_refused_privately(
 ) -> None:
     bot = await start_bot()
     question, channel = await asked(bot, discord_api, "general", "alice", "note eggs please")
-    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    approve = approver_of(bot, question, channel)
     decision = asyncio.create_task(approve(CALL, WRITE))
     shown = await approval_message(discord_api, "general")
     assert buttons(shown) == ["Allow", "Deny"]
@@ -132,7 +139,7 @@ async def test_the_asker_allows_and_someone_else_is_refused_privately(
 async def test_deny_counts_and_an_admin_may_decide(start_bot, discord_api: DiscordStandIn) -> None:
     bot = await start_bot(ADMIN_USER_IDS=str(discord_api.owner.id))
     question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
-    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    approve = approver_of(bot, question, channel)
     decision = asyncio.create_task(approve(CALL, WRITE))
     shown = await approval_message(discord_api, "general")
     await discord_api.press(shown["id"], "Deny", "alice")
@@ -140,7 +147,7 @@ async def test_deny_counts_and_an_admin_may_decide(start_bot, discord_api: Disco
     assert current(discord_api, "general", shown)["content"].endswith("🚫 Denied by Alice.")
 
     question, channel = await asked(bot, discord_api, "random", "alice", "note eggs")
-    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    approve = approver_of(bot, question, channel)
     decision = asyncio.create_task(approve(CALL, WRITE))
     shown = await approval_message(discord_api, "random")
     pressed = await discord_api.press(shown["id"], "Allow", "owner")
@@ -155,7 +162,7 @@ async def test_no_press_in_time_is_a_deny_and_the_message_says_so(
     bot = await start_bot()
     bot.tool_use.timeout = 0.5
     question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
-    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    approve = approver_of(bot, question, channel)
     decision = asyncio.create_task(approve(CALL, WRITE))
     shown = await approval_message(discord_api, "general")
     await discord_api.press(shown["id"], "Allow", "bob")  # refused: does not count
@@ -173,7 +180,7 @@ async def test_an_answer_cut_off_while_waiting_says_so(
     caplog.set_level(logging.INFO)
     bot = await start_bot()
     question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
-    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    approve = approver_of(bot, question, channel)
     decision = asyncio.create_task(approve(CALL, WRITE))
     shown = await approval_message(discord_api, "general")
     await posted(caplog)
@@ -192,7 +199,7 @@ async def test_model_written_arguments_cannot_ping_or_break_out_of_the_code_bloc
     caplog.set_level(logging.INFO)
     bot = await start_bot()
     question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
-    approve = bot.tool_use.approve_for(SimpleNamespace(message=question, channel=channel))
+    approve = approver_of(bot, question, channel)
     sneaky = json.dumps(
         {"text": f"```\n@everyone <@{discord_api.bob.id}> **Allowed by admin** " + "x" * 3000}
     )
