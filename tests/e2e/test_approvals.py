@@ -62,6 +62,9 @@ class Notes:
         return ToolResult("written")
 
 
+CALL = ToolCall("call_1", WRITE.name, '{"name": "todo", "text": "buy eggs"}')
+
+
 async def asked(
     bot: ChatBot, discord_api: DiscordStandIn, channel: str, user: str, text: str
 ) -> tuple[Any, Any]:
@@ -86,6 +89,17 @@ def approver_of(bot: ChatBot, question: Any, channel: Any) -> Any:
     return bot.tool_use.tools_for(reply, SimpleNamespace(tools=True))["approve"]
 
 
+async def approval_asked(
+    bot: ChatBot, discord_api: DiscordStandIn, call: ToolCall = CALL, channel: str = "general"
+) -> tuple[asyncio.Task[bool], dict]:
+    """Alice asks in `channel`; her answer's `approve` is asked about `call` of WRITE.
+    The waiting decision, and the approval message once posted."""
+    question, where = await asked(bot, discord_api, channel, "alice", "note eggs")
+    approve = approver_of(bot, question, where)
+    decision = asyncio.create_task(approve(call, WRITE))
+    return decision, await approval_message(discord_api, channel)
+
+
 async def posted(caplog: pytest.LogCaptureFixture) -> None:
     """Wait until the bot knows its approval message was posted (it waits for a press);
     the test sets `caplog` to INFO first."""
@@ -102,21 +116,16 @@ def buttons(message: dict) -> list[str]:
     return [b["label"] for row in message["components"] for b in row["components"]]
 
 
-CALL = ToolCall("call_1", WRITE.name, '{"name": "todo", "text": "buy eggs"}')
-
-
 async def test_the_asker_allows_and_someone_else_is_refused_privately(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
     bot = await start_bot()
-    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs please")
-    approve = approver_of(bot, question, channel)
-    decision = asyncio.create_task(approve(CALL, WRITE))
-    shown = await approval_message(discord_api, "general")
+    decision, shown = await approval_asked(bot, discord_api)
     assert buttons(shown) == ["Allow", "Deny"]
     assert "`notes: write`" in shown["content"] and "Alice" in shown["content"]
     assert '```json\n{"name": "todo", "text": "buy eggs"}\n```' in shown["content"]
-    assert shown["message_reference"]["message_id"] == str(question.id)  # a reply to it
+    (question,) = [m for m in discord_api.messages("general") if m["content"] == "note eggs"]
+    assert shown["message_reference"]["message_id"] == question["id"]  # a reply to it
     (post,) = [p for p in discord_api.posts("general") if "components" in p.json]
     assert post.json["allowed_mentions"]["parse"] == []  # pings no one
 
@@ -138,18 +147,12 @@ async def test_the_asker_allows_and_someone_else_is_refused_privately(
 
 async def test_deny_counts_and_an_admin_may_decide(start_bot, discord_api: DiscordStandIn) -> None:
     bot = await start_bot(ADMIN_USER_IDS=str(discord_api.owner.id))
-    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
-    approve = approver_of(bot, question, channel)
-    decision = asyncio.create_task(approve(CALL, WRITE))
-    shown = await approval_message(discord_api, "general")
+    decision, shown = await approval_asked(bot, discord_api)
     await discord_api.press(shown["id"], "Deny", "alice")
     assert await asyncio.wait_for(decision, 5) is False
     assert current(discord_api, "general", shown)["content"].endswith("🚫 Denied by Alice.")
 
-    question, channel = await asked(bot, discord_api, "random", "alice", "note eggs")
-    approve = approver_of(bot, question, channel)
-    decision = asyncio.create_task(approve(CALL, WRITE))
-    shown = await approval_message(discord_api, "random")
+    decision, shown = await approval_asked(bot, discord_api, channel="random")
     pressed = await discord_api.press(shown["id"], "Allow", "owner")
     assert await asyncio.wait_for(decision, 5) is True
     assert (await discord_api.wait_for_interaction_response(pressed))["type"] == 7
@@ -161,10 +164,7 @@ async def test_no_press_in_time_is_a_deny_and_the_message_says_so(
 ) -> None:
     bot = await start_bot()
     bot.tool_use.timeout = 0.5
-    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
-    approve = approver_of(bot, question, channel)
-    decision = asyncio.create_task(approve(CALL, WRITE))
-    shown = await approval_message(discord_api, "general")
+    decision, shown = await approval_asked(bot, discord_api)
     await discord_api.press(shown["id"], "Allow", "bob")  # refused: does not count
     assert await asyncio.wait_for(decision, 5) is False
     after = current(discord_api, "general", shown)
@@ -179,18 +179,14 @@ async def test_an_answer_cut_off_while_waiting_says_so(
 ) -> None:
     caplog.set_level(logging.INFO)
     bot = await start_bot()
-    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
-    approve = approver_of(bot, question, channel)
-    decision = asyncio.create_task(approve(CALL, WRITE))
-    shown = await approval_message(discord_api, "general")
+    decision, shown = await approval_asked(bot, discord_api)
     await posted(caplog)
     decision.cancel()
     with pytest.raises(asyncio.CancelledError):
         await decision
     after = current(discord_api, "general", shown)
-    assert (
-        after["components"] == [] and "the answer ended before anyone decided" in (after["content"])
-    )
+    assert after["components"] == []
+    assert "the answer ended before anyone decided" in after["content"]
 
 
 async def test_model_written_arguments_cannot_ping_or_break_out_of_the_code_block(
@@ -198,13 +194,10 @@ async def test_model_written_arguments_cannot_ping_or_break_out_of_the_code_bloc
 ) -> None:
     caplog.set_level(logging.INFO)
     bot = await start_bot()
-    question, channel = await asked(bot, discord_api, "general", "alice", "note eggs")
-    approve = approver_of(bot, question, channel)
     sneaky = json.dumps(
         {"text": f"```\n@everyone <@{discord_api.bob.id}> **Allowed by admin** " + "x" * 3000}
     )
-    decision = asyncio.create_task(approve(ToolCall("c", WRITE.name, sneaky), WRITE))
-    shown = await approval_message(discord_api, "general")
+    decision, shown = await approval_asked(bot, discord_api, ToolCall("c", WRITE.name, sneaky))
     content = shown["content"]
     assert len(content) < 1000 and content.count("```") == 2  # one block, not broken out
     assert shown["mentions"] == [] and not shown["mention_everyone"]
@@ -260,15 +253,23 @@ def tool_messages(request: dict) -> list[str]:
 WRITE_EGGS = (WRITE.name, '{"name": "todo", "text": "buy eggs"}')
 
 
+async def asked_to_write(
+    bot: ChatBot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, then: str
+) -> tuple[Notes, dict]:
+    """Alice asks in general; the model calls the write tool, then answers `then`. The
+    bot's toolbox, and its approval message once posted."""
+    bot.tool_use.toolbox = notes = Notes()
+    openai_api.script(tool_calls(WRITE_EGGS), Reply(then))
+    await discord_api.user_says("general", "alice", "change my todo to eggs")
+    return notes, await approval_message(discord_api, "general")
+
+
 @needs_loop
 async def test_an_allowed_write_runs_and_the_answer_goes_on(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     bot = await start_bot()
-    bot.tool_use.toolbox = notes = Notes()
-    openai_api.script(tool_calls(WRITE_EGGS), Reply("Noted: buy eggs."))
-    await discord_api.user_says("general", "alice", "change my todo to eggs")
-    shown = await approval_message(discord_api, "general")
+    notes, shown = await asked_to_write(bot, discord_api, openai_api, "Noted: buy eggs.")
     assert notes.calls == []  # nothing runs before someone decides
     first = openai_api.completions[0]
     assert {t["function"]["name"] for t in first["tools"]} == {READ.name, WRITE.name}
@@ -288,10 +289,7 @@ async def test_a_denied_write_does_not_run_and_the_model_is_told(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     bot = await start_bot()
-    bot.tool_use.toolbox = notes = Notes()
-    openai_api.script(tool_calls(WRITE_EGGS), Reply("OK, I left it alone."))
-    await discord_api.user_says("general", "alice", "change my todo to eggs")
-    shown = await approval_message(discord_api, "general")
+    notes, shown = await asked_to_write(bot, discord_api, openai_api, "OK, I left it alone.")
     refused = await discord_api.press(shown["id"], "Allow", "bob")
     assert (await discord_api.wait_for_interaction_response(refused))["ephemeral"]
     await asyncio.sleep(0.2)
@@ -311,11 +309,8 @@ async def test_a_write_nobody_approves_in_time_is_denied(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
     bot = await start_bot()
-    bot.tool_use.toolbox = notes = Notes()
     bot.tool_use.timeout = 0.5
-    openai_api.script(tool_calls(WRITE_EGGS), Reply("Nobody said yes."))
-    await discord_api.user_says("general", "alice", "change my todo to eggs")
-    shown = await approval_message(discord_api, "general")
+    notes, shown = await asked_to_write(bot, discord_api, openai_api, "Nobody said yes.")
     await discord_api.wait_for(lambda: len(openai_api.completions) == 2, timeout=5)
     assert notes.calls == []
     assert "denied" in tool_messages(openai_api.completions[1])[0].lower()

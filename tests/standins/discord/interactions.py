@@ -381,12 +381,20 @@ class Interactions:
             )
         record.callback_type, record.original_id = kind, int(message["id"])
         await self._publish_interaction_message(message)
+        return await self._callback_answer(record, call, message, kind)
+
+    async def _callback_answer(
+        self, record: InteractionRecord, call: ApiCall, message: dict[str, Any], kind: int
+    ) -> Any:
+        """Record the initial response of type ``kind`` and answer the callback: with
+        ``?with_response``, the interaction callback response object (the message it
+        created or changed, for types 4 and 7), else 204."""
         self._log_interaction_response(record, "callback", message, call.body, kind)
         await self.notify()
         if call.query.get("with_response", "").lower() not in ("true", "1"):
             return None
         resource: dict[str, Any] = {"type": kind}
-        if kind == CALLBACK_CHANNEL_MESSAGE:
+        if kind in (CALLBACK_CHANNEL_MESSAGE, CALLBACK_UPDATE_MESSAGE):
             resource["message"] = self._render(message, rest=True)
         return {
             "interaction": {
@@ -425,23 +433,7 @@ class Interactions:
             await self._dispatch_message_event("MESSAGE_UPDATE", message)
         record.callback_type, record.original_id = kind, int(message["id"])
         record.messages[int(message["id"])] = message
-        self._log_interaction_response(record, "callback", message, call.body, kind)
-        await self.notify()
-        if call.query.get("with_response", "").lower() not in ("true", "1"):
-            return None
-        resource: dict[str, Any] = {"type": kind}
-        if kind == CALLBACK_UPDATE_MESSAGE:
-            resource["message"] = self._render(message, rest=True)
-        return {
-            "interaction": {
-                "id": str(record.id),
-                "type": INTERACTION_MESSAGE_COMPONENT,
-                "response_message_id": message["id"],
-                "response_message_loading": False,
-                "response_message_ephemeral": False,
-            },
-            "resource": resource,
-        }
+        return await self._callback_answer(record, call, message, kind)
 
     async def _autocomplete_result(
         self, record: InteractionRecord, call: ApiCall, body: dict[str, Any]
