@@ -9,16 +9,22 @@ model (the OpenAI stand-in) calls an in-test Toolbox's tools.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib.util
 import inspect
 import json
 import logging
+import sys
+from pathlib import Path
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
+import psutil
 import pytest
 
 from bot import ChatBot
+from config import Settings
 from conversation.answers import Answers
 from tests.helpers import logged, replies, run_command, until
 from tests.standins.discord import DiscordStandIn
@@ -362,3 +368,36 @@ async def test_tools_off_in_a_channel_offers_the_model_none(
         assert "tools" in openai_api.completions[1]
     shown = await run_command(discord_api, "random", "alice", "settings show")
     assert "**Tools:** `on` (default)" in shown["content"]
+
+
+# --- MCP_CONFIG's servers start with the bot (tools.mcp, T1) ----------------------------
+
+MCP_READY = "mcp_config" in {f.name for f in dataclasses.fields(Settings)} and bool(
+    importlib.util.find_spec("tools.mcp")
+)
+TIME_SERVER = Path(sys.executable).parent / "mcp-server-time"  # from PyPI, in the venv
+
+
+def servers_running() -> list[str]:
+    """The names of this process's living child processes (stdio MCP servers)."""
+    children = psutil.Process().children(recursive=True)
+    return [p.name() for p in children if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.skipif(not (MCP_READY and LOOP_READY), reason="MCP (T1) and the loop (T2) needed")
+async def test_mcp_config_servers_start_with_the_bot_and_stop_when_it_closes(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, tmp_path: Path
+) -> None:
+    if not TIME_SERVER.exists():
+        pytest.skip("mcp-server-time is not installed (pip install -r requirements-dev.txt)")
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"time": {"command": str(TIME_SERVER)}}}))
+    bot = await start_bot(MCP_CONFIG=str(config))
+    assert "mcp-server-time" in servers_running()  # started in setup_hook, before any message
+    await discord_api.user_says("general", "alice", "what time is it?")
+    await discord_api.wait_for(lambda: openai_api.completions)
+    offered = {t["function"]["name"] for t in openai_api.completions[0]["tools"]}
+    assert "time__get_current_time" in offered
+    await replies(discord_api, "general")
+    await bot.close()
+    assert "mcp-server-time" not in servers_running()
