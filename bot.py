@@ -25,6 +25,7 @@ from config import ConfigError, Settings, load_settings, read_environment
 from conversation.audience import Audience, is_conversation
 from conversation.conversations import Conversations
 from conversation.services import Services
+from discord_side.approvals import ToolUse
 from discord_side.commands import COMMANDS, ChatTree
 from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
@@ -67,6 +68,11 @@ class ChatBot(discord.Client):
         # Before the gateway connects: a bad DATABASE_URL or SYSTEM_PROMPT stops start-up.
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
+        # The tools offered to each answer, and who approves their calls (approvals.py).
+        self.tool_use = ToolUse(
+            self.settings, self._services.toolbox, self._conversations.permission_warnings
+        )
+        self._conversations.answers.tools_for = self.tool_use.tools_for
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
 

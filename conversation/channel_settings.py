@@ -1,4 +1,4 @@
-"""Settings per channel: persona, model, reply-to, reasoning effort and streaming.
+"""Settings per channel: persona, model, reply-to, reasoning effort, streaming and tools.
 
 The effective value of each setting for a channel is the most specific one stored in
 its chain of scopes (store.Scope), over the environment's value (config.Settings):
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatbot")
 
-SettingKey = Literal["persona", "model", "reply_to", "reasoning_effort", "streaming"]
+SettingKey = Literal["persona", "model", "reply_to", "reasoning_effort", "streaming", "tools"]
 SETTING_KEYS: tuple[SettingKey, ...] = get_args(SettingKey)
 # What the commands call each setting.
 LABELS: dict[SettingKey, str] = {
@@ -37,8 +37,10 @@ LABELS: dict[SettingKey, str] = {
     "reply_to": "Reply to",
     "reasoning_effort": "Reasoning effort",
     "streaming": "Streaming",
+    "tools": "Tools",
 }
-# The environment variable each setting defaults to (reasoning effort has none: unset).
+# The environment variable each setting defaults to (reasoning effort has none: unset;
+# tools none: on, offering whatever tools MCP_CONFIG's servers have).
 ENVIRONMENT: dict[SettingKey, str] = {
     "persona": "SYSTEM_PROMPT",
     "model": "OPENAI_MODEL",
@@ -114,6 +116,7 @@ class Effective:
     reasoning_effort: str | None
     streaming: bool
     sources: Mapping[SettingKey, str]
+    tools: bool = True  # whether the model is offered tools here (when there are any)
 
 
 def parse(key: SettingKey, text: str) -> str:
@@ -133,6 +136,7 @@ def parse(key: SettingKey, text: str) -> str:
         "reply_to": get_args(ReplyTo),
         "reasoning_effort": REASONING_EFFORTS,
         "streaming": ("on", "off"),
+        "tools": ("on", "off"),
     }[key]
     if value.lower() not in choices:
         raise ValueError(f"{LABELS[key].lower()} is one of {', '.join(choices)}")
@@ -149,11 +153,13 @@ def resolve(settings: Settings, layers: Sequence[tuple[str, Mapping[str, str]]])
         "reply_to": settings.reply_to,
         "reasoning_effort": None,
         "streaming": "on" if settings.stream_replies else "off",
+        "tools": "on",
     }
     sources: dict[SettingKey, str] = {
         key: f"environment ({ENVIRONMENT[key]})" if key in ENVIRONMENT else "not set"
         for key in SETTING_KEYS
     }
+    sources["tools"] = "default"
     for label, stored in layers:
         for key in SETTING_KEYS:
             if key not in stored:
@@ -171,6 +177,7 @@ def resolve(settings: Settings, layers: Sequence[tuple[str, Mapping[str, str]]])
         reasoning_effort=values["reasoning_effort"],
         streaming=values["streaming"] == "on",
         sources=sources,
+        tools=values["tools"] == "on",
     )
 
 
@@ -238,8 +245,8 @@ def model_suggestions(models: Sequence[str], typed: str) -> list[str]:
 
 def value_of(effective: Effective, key: SettingKey) -> str | None:
     """`key`'s effective value as text (the form `parse` returns)."""
-    if key == "streaming":
-        return "on" if effective.streaming else "off"
+    if key in ("streaming", "tools"):
+        return "on" if getattr(effective, key) else "off"
     return getattr(effective, key)
 
 

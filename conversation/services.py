@@ -18,6 +18,7 @@ from conversation.usage import UsageLedger
 from model.client import ChatModel
 from store import Store, StoreError
 from text.tokens import TokenCounter, TokenCounters, encoding_name_for_model
+from tools.base import Toolbox
 
 log = logging.getLogger("chatbot")
 
@@ -51,8 +52,8 @@ class ModelList:
 @dataclass(frozen=True, slots=True)
 class Services:
     """The store (DATABASE_URL), each channel's settings, usage, the model client, its
-    model list and the request builders (`prompts.default`: OPENAI_MODEL's encoding and
-    SYSTEM_PROMPT)."""
+    model list, the request builders (`prompts.default`: OPENAI_MODEL's encoding and
+    SYSTEM_PROMPT) and the tools of MCP_CONFIG's servers (None without MCP_CONFIG)."""
 
     store: Store
     channel_settings: ChannelSettings
@@ -61,6 +62,7 @@ class Services:
     model_list: ModelList
     counters: TokenCounters
     prompts: PromptBuilders
+    toolbox: Toolbox | None = None
 
     @classmethod
     async def open(cls, settings: Settings, tokenizer: Awaitable[TokenCounter]) -> Services:
@@ -83,6 +85,12 @@ class Services:
         counters = TokenCounters({encoding_name_for_model(settings.openai_model): counter})
         # The model's HTTP client belongs to the running event loop, so it is made here.
         model = ChatModel(settings)
+        try:
+            toolbox = await start_toolbox(settings)
+        except BaseException:
+            await usage.close()
+            await store.close()
+            raise
         return cls(
             store=store,
             channel_settings=ChannelSettings(store, settings),
@@ -91,10 +99,28 @@ class Services:
             model_list=ModelList(model),
             counters=counters,
             prompts=PromptBuilders(default, counters, settings),
+            toolbox=toolbox,
         )
 
     async def close(self) -> None:
-        """Close the model client, then write what usage is left, then close the store."""
+        """Stop the MCP servers (the answers that used them are over), close the model
+        client, then write what usage is left, then close the store."""
+        if self.toolbox is not None:
+            close = getattr(self.toolbox, "close", None)  # a Toolbox need not hold servers
+            if close is not None:
+                await close()
         await self.model.close()
         await self.usage.close()
         await self.store.close()
+
+
+async def start_toolbox(settings: Settings) -> Toolbox | None:
+    """The tools of MCP_CONFIG's servers (tools.mcp.McpToolbox, each server started
+    now; one that cannot start is logged and left out), or None without MCP_CONFIG.
+    The MCP SDK is imported only then: a bot without tools does not pay its memory."""
+    # `mcp_config` is T1's setting (config.py); read so until that change is merged.
+    if getattr(settings, "mcp_config", None) is None:
+        return None
+    from tools.mcp import McpToolbox  # lazily, as said above
+
+    return await McpToolbox.start(settings)

@@ -203,7 +203,7 @@ async def _change(
 
 
 settings_group = app_commands.Group(
-    name="settings", description="How I answer here: persona, model, reply mode."
+    name="settings", description="How I answer here: persona, model, reply mode, tools."
 )
 ScopeChoice = Literal["channel", "server"]
 SCOPE_HELP = "channel: here only (a thread: this thread); server: the server's default"
@@ -317,6 +317,21 @@ async def settings_streaming(
 ) -> None:
     """Show answers as they are written, or when complete."""
     await _change(interaction, "streaming", mode, scope)
+
+
+@settings_group.command(name="tools")
+@app_commands.describe(
+    mode="on: the model may use the bot's tools (MCP servers); off: none offered",
+    scope=SCOPE_HELP,
+)
+@permissions.can_change_settings()
+async def settings_tools(
+    interaction: discord.Interaction[ChatBot],
+    mode: Literal["on", "off"],
+    scope: ScopeChoice = "channel",
+) -> None:
+    """Let the model use tools here (those that change things ask first), or not."""
+    await _change(interaction, "tools", mode, scope)
 
 
 @settings_group.command(name="reset")

@@ -218,6 +218,13 @@ def change_refusal(
     return None
 
 
+def may_decide_approval(user_id: int, *, asker_id: int, admins: frozenset[int]) -> bool:
+    """Whether `user_id` may press Allow or Deny on a tool call: the person whose
+    message the model is answering, or an ADMIN_USER_IDS user; nobody else (a
+    moderator included: it is the asker's request, and admins are the bot's owners)."""
+    return user_id == asker_id or user_id in admins
+
+
 def may_reset(interaction: discord.Interaction[ChatBot]) -> bool:
     """RESET_PERMISSION: Manage Messages in a server (unless `everyone`); anyone in a DM.
 

@@ -19,9 +19,11 @@ from conversation.channel_settings import (
     ChannelSettings,
     Place,
     model_suggestions,
+    parse,
     persona_refusal,
     reply_to_refusal,
     resolve,
+    show,
 )
 from conversation.usage import Prices, UsageLedger, personal_report, usage_csv
 from discord_side.permissions import change_refusal
@@ -52,7 +54,24 @@ def test_a_thread_inherits_its_parent_over_the_server_over_the_environment() -> 
         "reply_to": "server default",  # the parent's value is not a valid one
         "reasoning_effort": "not set",
         "streaming": "parent channel",
+        "tools": "default",
     }
+
+
+def test_tools_are_on_by_default_and_the_most_specific_scope_turns_them_off_or_on() -> None:
+    assert resolve(SETTINGS, []).tools is True
+    layers = [("server default", {"tools": "off"}), ("this channel", {})]
+    effective = resolve(SETTINGS, layers)
+    assert (effective.tools, effective.sources["tools"]) == (False, "server default")
+    layers = [("server default", {"tools": "off"}), ("this channel", {"tools": "on"})]
+    assert resolve(SETTINGS, layers).tools is True
+    # A stored value this bot cannot read is skipped, as for every setting.
+    assert resolve(SETTINGS, [("this channel", {"tools": "maybe"})]).tools is True
+    assert parse("tools", " OFF ") == "off"
+    with pytest.raises(ValueError, match="tools is one of on, off"):
+        parse("tools", "sometimes")
+    assert "**Tools:** `off` (server default)" in show(effective := resolve(SETTINGS, layers[:1]))
+    assert effective.tools is False
 
 
 @pytest.mark.parametrize("mode", ["all", "mention", "thread", "mention-thread"])

@@ -1488,3 +1488,113 @@ async def test_autocomplete_sends_the_focused_option_and_checks_the_choices(stan
     status, body = await raw_api(standin, "POST", followup, auth=False, json={"content": "x"})
     assert (status, body["code"]) == (404, 10015)
     assert standin.bot_messages("general") == []
+
+
+class Buttons(discord.ui.View):
+    """Three buttons, each answering its press in one of the ways Discord accepts."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+        self.pressed: list[tuple[str, discord.Interaction]] = []
+        self.failures: list[BaseException] = []
+
+    @discord.ui.button(label="Edit", custom_id="edit")
+    async def edit(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
+        self.pressed.append(("edit", interaction))
+        await interaction.response.edit_message(content="edited by the press", view=None)
+
+    @discord.ui.button(label="Private", custom_id="private")
+    async def private(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
+        self.pressed.append(("private", interaction))
+        await interaction.response.send_message("only you see this", ephemeral=True)
+        try:
+            await interaction.response.defer()  # InteractionResponded, without a request
+        except discord.InteractionResponded as failure:
+            self.failures.append(failure)
+
+    @discord.ui.button(label="Later", custom_id="later")
+    async def later(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
+        self.pressed.append(("later", interaction))
+        await interaction.response.defer()  # type 6 for a component interaction
+        await interaction.edit_original_response(content="edited after a deferral")
+
+
+async def test_buttons_are_pressed_as_discord_sends_it_and_answered_once(standin, client):
+    view = Buttons()
+    channel = client.get_channel(standin.general.id)
+    sent = await channel.send("choose", view=view)
+    (stored,) = standin.bot_messages("general")
+    (row,) = stored["components"]
+    assert row["type"] == 1 and [b["custom_id"] for b in row["components"]] == [
+        "edit",
+        "private",
+        "later",
+    ]
+
+    # A member's press carries their member object (roles, permissions) and the message.
+    pressed = await standin.press(sent.id, "Private", "carol")
+    assert pressed["type"] == 3 and pressed["data"] == {"custom_id": "private", "component_type": 2}
+    assert pressed["member"]["user"]["id"] == str(standin.carol.id)
+    assert pressed["member"]["roles"] and "permissions" in pressed["member"]
+    assert pressed["message"]["id"] == str(sent.id) and pressed["message"]["components"]
+    answer = await standin.wait_for_interaction_response(pressed)
+    assert (answer["type"], answer["content"], answer["ephemeral"]) == (
+        4,
+        "only you see this",
+        True,
+    )
+    await client.wait_until(lambda: view.failures)
+    assert isinstance(view.failures[0], discord.InteractionResponded)
+    assert view.pressed[0][1].user.id == standin.carol.id
+    assert [m["content"] for m in standin.bot_messages("general")] == ["choose"]  # unchanged
+    # Discord refuses a second answer to the same interaction (40060).
+    callback = f"/interactions/{pressed['id']}/{pressed['token']}/callback"
+    status, body = await raw_api(standin, "POST", callback, auth=False, json={"type": 6})
+    assert (status, body["code"]) == (400, 40060)
+
+    # Type 6, then an edit of @original: the pressed message changes.
+    later = await standin.press(sent.id, "later", "alice")
+    await standin.wait_for(
+        lambda: (
+            [m["content"] for m in standin.bot_messages("general")] == ["edited after a deferral"]
+        )
+    )
+    assert [r["type"] for r in standin.interaction_responses(later)] == [6, None]
+
+    # Type 7 edits the message in the response itself; its buttons go.
+    edit = await standin.press(sent.id, "Edit", "alice")
+    answer = await standin.wait_for_interaction_response(edit)
+    assert (answer["type"], answer["content"], answer["message_id"]) == (
+        7,
+        "edited by the press",
+        str(sent.id),
+    )
+    (stored,) = standin.bot_messages("general")
+    assert stored["components"] == [] and stored["content"] == "edited by the press"
+    echoed = await client.wait_until(
+        lambda: next((m for m in client.edited if m.content == "edited by the press"), None)
+    )
+    assert echoed.id == sent.id
+    with pytest.raises(KeyError, match="no button 'Edit'"):
+        await standin.press(sent.id, "Edit", "alice")
+
+
+async def test_a_press_in_a_dm_carries_the_user_and_buttons_are_validated(standin, client):
+    view = Buttons()
+    await standin.user_dms("alice", "hello")
+    dm = await client.next_message(lambda m: m.guild is None)
+    sent = await dm.channel.send("choose", view=view)
+    pressed = await standin.press(sent.id, "edit", "alice")
+    assert pressed["user"]["id"] == str(standin.alice.id) and "member" not in pressed
+    assert (await standin.wait_for_interaction_response(pressed))["type"] == 7
+    with pytest.raises(ValueError, match="not in"):
+        await standin.press(sent.id, "edit", "bob")
+
+    same = {"type": 2, "style": 1, "label": "A", "custom_id": "x"}
+    rows = [{"type": 1, "components": [same, {**same, "label": "B"}]}]
+    path = f"/channels/{standin.general.id}/messages"
+    status, body = await raw_api(standin, "POST", path, json={"content": "x", "components": rows})
+    assert (status, body["code"]) == (400, 50035)
+    rows = [{"type": 1, "components": [{**same, "label": "L" * 81}]}]
+    status, body = await raw_api(standin, "POST", path, json={"content": "x", "components": rows})
+    assert (status, body["code"]) == (400, 50035)

@@ -47,6 +47,13 @@ Behaviour copied from Discord (and relied on by discord.py):
   ``choices`` (at most 25, names and string values 1-100 characters, else 50035), read
   with ``wait_for_autocomplete``.
 
+  Buttons: a message's ``components`` are stored as sent (action rows of buttons,
+  checked as Discord does) and ``press(message, custom_id or label, user)`` sends the
+  MESSAGE_COMPONENT interaction (type 3: ``data.custom_id``, ``component_type`` 2, the
+  presser's member or user, the message). The bot answers once: type 7 edits the
+  message, 6 acknowledges it (then PATCH @original edits it), 4 posts (flag 64: only
+  the presser sees it); read them with ``interaction_responses``.
+
 Situations and faults tests can inject (each method's docstring has the details):
 ``fail_requests`` / ``fail_with_cloudflare_502`` / ``rate_limit`` (REST answers),
 ``deny`` / ``restore`` (the bot's permissions per channel), ``forbid_read`` / ``allow``

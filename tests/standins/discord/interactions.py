@@ -25,6 +25,8 @@ from tests.standins.discord.protocol import (
     CALLBACK_AUTOCOMPLETE_RESULT,
     CALLBACK_CHANNEL_MESSAGE,
     CALLBACK_DEFERRED_CHANNEL_MESSAGE,
+    CALLBACK_DEFERRED_UPDATE_MESSAGE,
+    CALLBACK_UPDATE_MESSAGE,
     COMMAND_CHAT_INPUT,
     CONTEXT_BOT_DM,
     CONTEXT_GUILD,
@@ -33,9 +35,11 @@ from tests.standins.discord.protocol import (
     FLAG_SUPPRESS_EMBEDS,
     INTERACTION_APPLICATION_COMMAND,
     INTERACTION_AUTOCOMPLETE,
+    INTERACTION_MESSAGE_COMPONENT,
     MAX_CHOICE_NAME,
     MAX_CHOICES,
     MESSAGE_CHAT_INPUT_COMMAND,
+    MESSAGE_DEFAULT,
     MESSAGE_REPLY,
     OPTION_BOOLEAN,
     OPTION_CHANNEL,
@@ -230,7 +234,7 @@ class Interactions:
             record.channel,
             self.bot_user,
             payload.get("content") or "",
-            message_type=MESSAGE_REPLY if reference else MESSAGE_CHAT_INPUT_COMMAND,
+            message_type=MESSAGE_REPLY if reference else _response_type(record),
             reference=reference,
             attachments=attachments,
             embeds=payload.get("embeds") or [],
@@ -242,16 +246,24 @@ class Interactions:
         command = record.payload["data"]
         metadata: dict[str, Any] = {
             "id": str(record.id),
-            "type": INTERACTION_APPLICATION_COMMAND,
+            "type": record.payload["type"],
             "user": record.user.to_json(),
             "authorizing_integration_owners": dict(
                 record.payload["authorizing_integration_owners"]
             ),
-            "name": command["name"],
-            "command_type": command["type"],
         }
         if reference is not None:
             metadata["original_response_message_id"] = str(record.original_id)
+        if record.payload["type"] == INTERACTION_MESSAGE_COMPONENT:
+            metadata["interacted_message_id"] = record.payload["message"]["id"]
+            message.update(
+                webhook_id=str(self.application_id),
+                application_id=str(self.application_id),
+                interaction_metadata=metadata,
+            )
+            record.messages[int(message["id"])] = message
+            return message
+        metadata.update(name=command["name"], command_type=command["type"])
         legacy: dict[str, Any] = {
             "id": str(record.id),
             "type": INTERACTION_APPLICATION_COMMAND,
@@ -315,7 +327,8 @@ class Interactions:
         self._interaction_log.append(
             {
                 "interaction_id": str(record.id),
-                "command": record.payload["data"]["name"],
+                "command": record.payload["data"].get("name"),
+                "custom_id": record.payload["data"].get("custom_id"),
                 "kind": kind,
                 "type": callback_type,
                 "content": message["content"],
@@ -339,10 +352,14 @@ class Interactions:
         kind = body.get("type")
         if record.payload["type"] == INTERACTION_AUTOCOMPLETE:
             return await self._autocomplete_result(record, call, body)
+        component = record.payload["type"] == INTERACTION_MESSAGE_COMPONENT
+        if component and kind in (CALLBACK_DEFERRED_UPDATE_MESSAGE, CALLBACK_UPDATE_MESSAGE):
+            return await self._update_message(record, call, body)
         if kind not in (CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE):
             if kind in (9, 12):  # modal, launch activity: valid, but not modelled here
                 raise NotImplementedError(f"interaction callback type {kind}")
-            raise form_error(["type"], "BASE_TYPE_CHOICES", "Value must be one of {4, 5, 9, 12}.")
+            allowed = "{4, 5, 6, 7, 9, 12}" if component else "{4, 5, 9, 12}"
+            raise form_error(["type"], "BASE_TYPE_CHOICES", f"Value must be one of {allowed}.")
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         flags = int(data.get("flags") or 0)
         if kind == CALLBACK_CHANNEL_MESSAGE:
@@ -364,23 +381,59 @@ class Interactions:
             )
         record.callback_type, record.original_id = kind, int(message["id"])
         await self._publish_interaction_message(message)
+        return await self._callback_answer(record, call, message, kind)
+
+    async def _callback_answer(
+        self, record: InteractionRecord, call: ApiCall, message: dict[str, Any], kind: int
+    ) -> Any:
+        """Record the initial response of type ``kind`` and answer the callback: with
+        ``?with_response``, the interaction callback response object (the message it
+        created or changed, for types 4 and 7), else 204."""
         self._log_interaction_response(record, "callback", message, call.body, kind)
         await self.notify()
         if call.query.get("with_response", "").lower() not in ("true", "1"):
             return None
         resource: dict[str, Any] = {"type": kind}
-        if kind == CALLBACK_CHANNEL_MESSAGE:
+        if kind in (CALLBACK_CHANNEL_MESSAGE, CALLBACK_UPDATE_MESSAGE):
             resource["message"] = self._render(message, rest=True)
         return {
             "interaction": {
                 "id": str(record.id),
-                "type": INTERACTION_APPLICATION_COMMAND,
+                "type": record.payload["type"],
                 "response_message_id": message["id"],
                 "response_message_loading": kind == CALLBACK_DEFERRED_CHANNEL_MESSAGE,
                 "response_message_ephemeral": bool(message["flags"] & FLAG_EPHEMERAL),
             },
             "resource": resource,
         }
+
+    async def _update_message(
+        self, record: InteractionRecord, call: ApiCall, body: dict[str, Any]
+    ) -> Any:
+        """The answer to a button press that changes the pressed message itself:
+        DEFERRED_UPDATE_MESSAGE (6, nothing changes yet; @original is that message, to
+        edit later) or UPDATE_MESSAGE (7, ``data`` edits it as a PATCH would, echoed as
+        MESSAGE_UPDATE)."""
+        message = self._find_message(int(record.payload["message"]["id"]))
+        if message is None:
+            raise unknown_message()
+        kind = body["type"]
+        if kind == CALLBACK_UPDATE_MESSAGE:
+            data = body.get("data") if isinstance(body.get("data"), dict) else {}
+            try:
+                self._validate_message_fields(data)
+            except DiscordError as failure:
+                raise nested_form_error(failure, "data") from None
+            edited = copy.deepcopy(message)
+            self._apply_edit(edited, {k: v for k, v in data.items() if k != "flags"})
+            if not any(edited[k] for k in ("content", "embeds", "attachments", "components")):
+                raise empty_message()
+            message.clear()
+            message.update(edited)
+            await self._dispatch_message_event("MESSAGE_UPDATE", message)
+        record.callback_type, record.original_id = kind, int(message["id"])
+        record.messages[int(message["id"])] = message
+        return await self._callback_answer(record, call, message, kind)
 
     async def _autocomplete_result(
         self, record: InteractionRecord, call: ApiCall, body: dict[str, Any]
@@ -523,3 +576,11 @@ def _focused_option(options: list[dict[str, Any]]) -> dict[str, Any]:
             with contextlib.suppress(LookupError):
                 return _focused_option(option.get("options", []))
     raise LookupError("no focused option")
+
+
+def _response_type(record: InteractionRecord) -> int:
+    """The type of the message an initial response creates: a command's (20), or a
+    plain message for a component interaction."""
+    if record.payload["type"] == INTERACTION_MESSAGE_COMPONENT:
+        return MESSAGE_DEFAULT
+    return MESSAGE_CHAT_INPUT_COMMAND

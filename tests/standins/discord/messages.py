@@ -10,17 +10,25 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from tests.standins.discord.errors import invalid_form_body
+from tests.standins.discord.errors import form_error, invalid_form_body
 from tests.standins.discord.objects import FakeAttachment, FakeChannel, FakeUser, iso_timestamp
 from tests.standins.discord.protocol import (
     ALL_MENTIONS,
+    BUTTON_LINK,
+    BUTTON_PREMIUM,
     CDN_MEDIA_PREFIX,
+    COMPONENT_ACTION_ROW,
+    COMPONENT_BUTTON,
     FLAG_HAS_THREAD,
     INTENT_DIRECT_MESSAGES,
     INTENT_GUILD_MESSAGES,
     INTENT_MESSAGE_CONTENT,
+    MAX_BUTTON_LABEL,
     MAX_CONTENT_LENGTH,
+    MAX_CUSTOM_ID,
     MAX_EMBEDS,
+    MAX_ROW_BUTTONS,
+    MAX_ROWS,
     MESSAGE_DEFAULT,
     MESSAGE_REPLY,
     P_MENTION_EVERYONE,
@@ -47,6 +55,7 @@ class Messages:
             raise invalid_form_body(
                 "embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length."
             )
+        _validate_components(payload.get("components") or [])
         allowed = payload.get("allowed_mentions") or {}
         for kind in ("users", "roles"):
             if kind in allowed.get("parse", []) and allowed.get(kind):
@@ -349,3 +358,36 @@ class Messages:
         content_intent = session.has(INTENT_MESSAGE_CONTENT)
         data = self._render(message, rest=False, content_intent=content_intent)
         return await self._send_dispatch(session, event, data)
+
+
+def _validate_components(rows: list[dict[str, Any]]) -> None:
+    """Discord's checks of a message's buttons (components/reference): at most 5 action
+    rows of at most 5 buttons; a button other than a link has a ``custom_id`` of 1-100
+    characters, unique in the message; a label is at most 80 characters. Other
+    component types are passed through unchecked."""
+    if len(rows) > MAX_ROWS:
+        raise form_error(["components"], "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ROWS} or fewer.")
+    seen: set[str] = set()
+    for r, row in enumerate(rows):
+        if row.get("type") != COMPONENT_ACTION_ROW:
+            continue
+        buttons = row.get("components") or []
+        if not 1 <= len(buttons) <= MAX_ROW_BUTTONS:
+            where = ["components", r, "components"]
+            raise form_error(where, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+        for b, button in enumerate(buttons):
+            if button.get("type") != COMPONENT_BUTTON:
+                continue
+            where = ["components", r, "components", b]
+            if len(button.get("label") or "") > MAX_BUTTON_LABEL:
+                raise form_error([*where, "label"], "BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer.")
+            if button.get("style") in (BUTTON_LINK, BUTTON_PREMIUM):
+                continue
+            custom_id = button.get("custom_id")
+            if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= MAX_CUSTOM_ID:
+                raise form_error([*where, "custom_id"], "BASE_TYPE_REQUIRED", "Required.")
+            if custom_id in seen:
+                raise form_error(
+                    [*where, "custom_id"], "COMPONENT_CUSTOM_ID_DUPLICATED", "Duplicate custom_id"
+                )
+            seen.add(custom_id)

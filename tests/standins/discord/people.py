@@ -16,11 +16,14 @@ from tests.standins.discord.protocol import (
     ATTACHMENT_SIZE_LIMIT,
     CHANNEL_CATEGORY,
     CHANNEL_FORUM,
+    COMPONENT_ACTION_ROW,
+    COMPONENT_BUTTON,
     CONTEXT_BOT_DM,
     CONTEXT_GUILD,
     FLAG_HAS_THREAD,
     INTERACTION_APPLICATION_COMMAND,
     INTERACTION_AUTOCOMPLETE,
+    INTERACTION_MESSAGE_COMPONENT,
     MESSAGE_DEFAULT,
     MESSAGE_USER_JOIN,
 )
@@ -406,6 +409,33 @@ class People:
         leaf, nest = self._subcommand(command, path)
         return where, who, command, leaf, nest
 
+    async def press(
+        self,
+        message: dict[str, Any] | str | int,
+        button: str,
+        user: FakeUser | str | int,
+    ) -> dict[str, Any]:
+        """``user`` presses ``button`` (its ``custom_id``, or its label) on ``message``:
+        INTERACTION_CREATE of type 3 (MESSAGE_COMPONENT) as Discord sends it, with
+        ``data.custom_id`` and ``data.component_type`` 2, the presser's ``member`` (with
+        roles and permissions) in a guild or ``user`` in a DM, the ``message`` as it is
+        now, and a fresh ``token``. The bot answers once, within 3 s: type 7 edits the
+        message, 6 acknowledges it (an edit of @original may follow), 4 posts a message
+        (flag 64: only the presser sees it); a second answer is refused (40060).
+        Raises KeyError when the message has no such enabled button, ValueError when the
+        user is not in the DM. Returns the interaction (for ``interaction_responses``).
+        """
+        stored = self._stored_message(message)
+        where, who = self.channel(int(stored["channel_id"])), self.user(user)
+        if where.is_dm and where.recipient_id != who.id:
+            raise ValueError(f"{who.key} is not in {where.key}")
+        self._require_connected_bot()
+        found = _button(stored.get("components") or [], button)
+        data = {"custom_id": found["custom_id"], "component_type": COMPONENT_BUTTON}
+        payload = self._interaction_payload(INTERACTION_MESSAGE_COMPONENT, where, who, data)
+        payload["message"] = self._render(stored, rest=True)
+        return await self._send_interaction(payload, where, who)
+
     async def _dispatch_interaction(
         self,
         kind: int,
@@ -416,7 +446,6 @@ class People:
         resolved: dict[str, Any],
     ) -> dict[str, Any]:
         """Send INTERACTION_CREATE of type ``kind`` for ``command``; the payload sent."""
-        in_guild = where.guild_id is not None
         data: dict[str, Any] = {
             "id": command["id"],
             "name": command["name"],
@@ -428,6 +457,14 @@ class People:
             data["options"] = raw_options
         if resolved:
             data["resolved"] = resolved
+        payload = self._interaction_payload(kind, where, who, data)
+        return await self._send_interaction(payload, where, who)
+
+    def _interaction_payload(
+        self, kind: int, where: FakeChannel, who: FakeUser, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An interaction of type ``kind`` with ``data``, by ``who`` in ``where``."""
+        in_guild = where.guild_id is not None
         interaction_id = self._snowflake()
         secret = f"interaction:{interaction_id}:{uuid.uuid4().hex}{uuid.uuid4().hex}"
         payload: dict[str, Any] = {
@@ -455,7 +492,12 @@ class People:
             )
         else:
             payload["user"] = who.to_json()
-        self._interactions[interaction_id] = InteractionRecord(payload, where, who)
+        return payload
+
+    async def _send_interaction(
+        self, payload: dict[str, Any], where: FakeChannel, who: FakeUser
+    ) -> dict[str, Any]:
+        self._interactions[int(payload["id"])] = InteractionRecord(payload, where, who)
         await self.dispatch("INTERACTION_CREATE", payload)
         await self.notify()
         return copy.deepcopy(payload)
@@ -556,3 +598,21 @@ class People:
             return None
 
         return copy.deepcopy((await self.wait_for(answered, timeout))["choices"])
+
+
+def _button(rows: list[dict[str, Any]], wanted: str) -> dict[str, Any]:
+    """The enabled button whose custom_id (or else label) is ``wanted`` in ``rows``."""
+    buttons = [
+        b
+        for row in rows
+        if row.get("type") == COMPONENT_ACTION_ROW
+        for b in row.get("components", [])
+        if b.get("type") == COMPONENT_BUTTON and "custom_id" in b
+    ]
+    for key in ("custom_id", "label"):
+        for found in buttons:
+            if found.get(key) == wanted:
+                if found.get("disabled"):
+                    raise KeyError(f"the button {wanted!r} is disabled")
+                return found
+    raise KeyError(f"no button {wanted!r} on the message (has {[b.get('label') for b in buttons]})")

@@ -115,9 +115,16 @@ MAX_THREAD_NAME = (
 # Application commands and interactions.
 COMMAND_CHAT_INPUT, COMMAND_USER, COMMAND_MESSAGE, COMMAND_PRIMARY_ENTRY_POINT = 1, 2, 3, 4
 INTERACTION_APPLICATION_COMMAND, INTERACTION_AUTOCOMPLETE = 2, 4
+INTERACTION_MESSAGE_COMPONENT = 3  # a button pressed (or a select used) on a message
 CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2
 CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE = 4, 5
 CALLBACK_AUTOCOMPLETE_RESULT = 8  # the only answer to an autocomplete interaction
+# Only to a component interaction: acknowledge, maybe edit later (6); edit the message (7).
+CALLBACK_DEFERRED_UPDATE_MESSAGE, CALLBACK_UPDATE_MESSAGE = 6, 7
+# Message components (components/reference): an action row holds up to 5 buttons.
+COMPONENT_ACTION_ROW, COMPONENT_BUTTON = 1, 2
+BUTTON_LINK, BUTTON_PREMIUM = 5, 6  # styles without a custom_id
+MAX_ROWS, MAX_ROW_BUTTONS, MAX_CUSTOM_ID, MAX_BUTTON_LABEL = 5, 5, 100, 80
 MAX_CHOICE_NAME = 100  # a choice's name, and a string choice's value: 1-100 characters
 OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP, OPTION_STRING, OPTION_INTEGER = 1, 2, 3, 4
 OPTION_BOOLEAN, OPTION_USER, OPTION_CHANNEL, OPTION_NUMBER = 5, 6, 7, 10
