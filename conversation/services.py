@@ -118,8 +118,7 @@ async def start_toolbox(settings: Settings) -> Toolbox | None:
     """The tools of MCP_CONFIG's servers (tools.mcp.McpToolbox, each server started
     now; one that cannot start is logged and left out), or None without MCP_CONFIG.
     The MCP SDK is imported only then: a bot without tools does not pay its memory."""
-    # `mcp_config` is T1's setting (config.py); read so until that change is merged.
-    if getattr(settings, "mcp_config", None) is None:
+    if settings.mcp_config is None:
         return None
     from tools.mcp import McpToolbox  # lazily, as said above
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,11 @@ if TYPE_CHECKING:
 
     from config import Settings
     from conversation.channel_settings import Effective
+    from conversation.tool_rounds import Approve, ToolOptions
     from discord_side.replies import Reply
 
 log = logging.getLogger("chatbot")
 
-APPROVAL_TIMEOUT = 300.0  # seconds: APPROVAL_TIMEOUT's default
 MAX_ARGUMENTS = 600  # characters of arguments shown (a message holds 2,000)
 MAX_LABEL = 100
 MAX_NAME = 64
@@ -230,9 +230,6 @@ async def _edit_quietly(message: discord.Message, text: str) -> None:
         log.warning("could not edit the approval message: %s", describe(error))
 
 
-Approver = Callable[[ToolCall, Tool], Awaitable[bool]]
-
-
 def approver(
     question: discord.Message,
     channel: Messageable,
@@ -240,7 +237,7 @@ def approver(
     admins: frozenset[int],
     timeout: float,
     warnings: PermissionWarnings | None = None,
-) -> Approver:
+) -> Approve:
     """The `approve` of one answer: asks `question`'s author in `channel` (where the
     answer is posted) through `ask_approval`."""
 
@@ -274,11 +271,10 @@ class ToolUse:
     ) -> None:
         self.toolbox = toolbox
         self.admins = settings.access.admins
-        # `approval_timeout` is T1's setting (config.py); read so until that is merged.
-        self.timeout: float = getattr(settings, "approval_timeout", APPROVAL_TIMEOUT)
+        self.timeout = settings.approval_timeout
         self.warnings = warnings
 
-    def tools_for(self, reply: Reply, effective: Effective) -> dict[str, Any]:
+    def tools_for(self, reply: Reply, effective: Effective) -> ToolOptions:
         """`Answers.answer`'s `toolbox` and `approve` for the answer `reply` shows where
         `effective` applies; none (no tool offered) where tools are off or there are
         none."""
