@@ -60,6 +60,12 @@ class Conversation:
 
     @property
     def busy(self) -> bool:
-        """Whether a turn is in progress or waiting, or a message is being judged: a
-        busy conversation is never given up."""
-        return bool(self.waiting) or self.turns.locked() or self.arrivals.locked()
+        """Whether a turn is in progress or waiting, a message is being judged, or its
+        summary is being written: a busy conversation is never given up (a /reset must
+        reach the summary being written, which is then not kept)."""
+        return (
+            bool(self.waiting)
+            or self.turns.locked()
+            or self.arrivals.locked()
+            or self.summary.task is not None
+        )

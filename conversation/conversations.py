@@ -19,7 +19,8 @@ the model, posting the answer's messages. The last edits of an answer's messages
 (`Reply.final_edits`) run outside it (in_flight.py), and `close` waits for them. Only
 the MAX_CACHED_CHANNELS most recently active channels keep their `Conversation`; a
 channel idle beyond that gives it up and is read back from Discord when it speaks again
-(a channel with a turn in progress or waiting is never given up).
+(a channel with a turn in progress or waiting, or its summary being written, is never
+given up).
 """
 
 from __future__ import annotations
@@ -401,8 +402,7 @@ class Conversations:
     def _give_up(self, conversation: Conversation) -> None:
         """The one place where a channel given up lets go of what is kept for it
         outside its `Conversation`: its permission notes. Its memory is read back, and
-        its stored summary restored, when the channel is next used (a summary still
-        being written is saved by its task)."""
+        its stored summary restored, when the channel is next used."""
         self.permission_warnings.forget(conversation.id)
 
     async def _answer_until_shutdown(
