@@ -120,14 +120,14 @@ class ChatBot(discord.Client):
         assert self.user is not None
         text = opening_text(message, text)  # a forum post: its title, then its first message
         conversations = await self.conversations()
-        warnings = conversations.permission_warnings
         verdict = await conversations.judge(message, self.user)
-        if verdict.answer and not may_answer_in(message.channel, warnings):
+        notes = conversations.permission_notes(message.channel.id)  # thread mode: the parent's
+        if verdict.answer and not may_answer_in(message.channel, notes):
             verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own
-                channel = await answer_channel(message, text, self.user, verdict.reply_to, warnings)
+                channel = await answer_channel(message, text, self.user, verdict.reply_to, notes)
             await conversations.receive(message, text, verdict, channel)
 
     # Raw events: discord.py fires them whether or not the thread or message is in its

@@ -14,6 +14,7 @@ import discord
 
 from conversation.summaries import SummaryState
 from discord_side.pacing import ChannelPacer
+from discord_side.permissions import PermissionNotes
 from memory import ChannelMemory
 
 if TYPE_CHECKING:
@@ -44,9 +45,20 @@ class Conversation:
     is judged, so messages are judged in arrival order. `pacer`: paces the edits of its
     answers. `in_use`: the effective settings and PromptBuilder of its latest turn (its
     memory was counted with that builder). `summary`: its running summary's work.
+    `permission_notes`: what the bot was found unable to do there, each logged once.
     """
 
-    __slots__ = ("arrivals", "id", "in_use", "memory", "pacer", "summary", "turns", "waiting")
+    __slots__ = (
+        "arrivals",
+        "id",
+        "in_use",
+        "memory",
+        "pacer",
+        "permission_notes",
+        "summary",
+        "turns",
+        "waiting",
+    )
 
     def __init__(self, channel_id: int, pacer: ChannelPacer) -> None:
         self.id = channel_id
@@ -57,6 +69,7 @@ class Conversation:
         self.pacer = pacer
         self.in_use: tuple[Effective, PromptBuilder] | None = None
         self.summary = SummaryState(channel_id)
+        self.permission_notes = PermissionNotes(channel_id)
 
     @property
     def busy(self) -> bool:

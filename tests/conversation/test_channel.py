@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import logging
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,6 +32,7 @@ def test_a_new_conversation_is_idle_and_holds_everything_kept_per_channel() -> N
     assert (conversation.id, conversation.pacer) == (7, pacer)
     assert conversation.memory is None and conversation.in_use is None
     assert conversation.waiting == [] and conversation.summary.channel_id == 7
+    assert conversation.permission_notes.channel_id == 7
     assert not conversation.busy
 
 
@@ -122,6 +124,25 @@ async def test_a_channel_given_up_starts_afresh(conversations: Conversations) ->
     assert conversations.channels[1] is not first
     # Forgotten by its /reset only: giving a channel up is not forgetting it.
     assert first.summary.resets == 1
+
+
+async def test_a_channel_given_up_or_deleted_is_warned_about_again(
+    conversations: Conversations, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    for forget in ("given up", "deleted", None):
+        notes = conversations.permission_notes(1)
+        assert not notes.lacks("Send Messages")
+        assert notes.missing("Send Messages", "it cannot answer there")
+        assert notes.refusing("locked", "the thread is locked: reading, not answering")
+        assert conversations.permission_notes(1) is notes  # the channel's, across answers
+        if forget == "given up":
+            conversations.reset(2)
+            conversations.reset(3)  # beyond MAX_CACHED_CHANNELS=2
+        elif forget == "deleted":
+            conversations.forget_channel(1)
+    assert caplog.text.count("channel 1: the bot lacks the Send Messages permission there") == 3
+    assert caplog.text.count("channel 1: the thread is locked") == 3
 
 
 async def test_a_channel_given_up_keeps_its_stored_summary(conversations: Conversations) -> None:

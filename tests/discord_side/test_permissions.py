@@ -4,7 +4,6 @@ permission it lacks once per channel, until the channel is forgotten."""
 
 from __future__ import annotations
 
-import logging
 from types import SimpleNamespace
 from typing import Any, get_args
 
@@ -16,7 +15,7 @@ from conversation.channel_settings import THREAD_MODES
 from discord_side.permissions import (
     INVITE_PERMISSIONS,
     THREAD_MODE_PERMISSIONS,
-    PermissionWarnings,
+    PermissionNotes,
     change_refusal,
     missing_permission,
     missing_permissions,
@@ -114,24 +113,11 @@ def test_refusals_name_the_missing_permission() -> None:
 
 @pytest.mark.parametrize("permission", ["Read Message History", "Send Messages"])
 def test_each_missing_permission_is_logged_once_per_channel(permission: str, caplog) -> None:
-    warnings = PermissionWarnings()
-    assert warnings.missing(1, permission, "it matters")
-    assert not warnings.missing(1, permission, "it matters")
-    assert warnings.missing(2, permission, "it matters")
-    assert warnings.lacks(1, permission) and not warnings.lacks(3, permission)
-
-
-def test_a_forgotten_channel_is_warned_about_again(caplog) -> None:
-    caplog.set_level(logging.WARNING)
-    warnings = PermissionWarnings()
-    assert warnings.missing(1, "Send Messages", "it cannot answer there")
-    assert warnings.refusing(1, "locked", "the thread is locked: reading, not answering")
-    warnings.forget(1)
-    assert not warnings.lacks(1, "Send Messages")
-    assert warnings.missing(1, "Send Messages", "it cannot answer there")
-    assert warnings.refusing(1, "locked", "the thread is locked: reading, not answering")
-    assert caplog.text.count("channel 1: the bot lacks the Send Messages permission there") == 2
-    assert caplog.text.count("channel 1: the thread is locked") == 2
+    first, second = PermissionNotes(1), PermissionNotes(2)
+    assert first.missing(permission, "it matters")
+    assert not first.missing(permission, "it matters")
+    assert second.missing(permission, "it matters")
+    assert first.lacks(permission) and not PermissionNotes(3).lacks(permission)
 
 
 def test_missing_thread_permissions_are_named_as_discord_names_them() -> None:
