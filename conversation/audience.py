@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import discord
 
 from config import ReplyTo, Settings
-from conversation.access import Access, UserLimits
+from conversation.access import Access, UserLimits, check_access
 from conversation.recency import RecentlyUsed
 
 CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
@@ -96,7 +96,8 @@ class Audience:
         self, author: discord.abc.User, channel: discord.abc.Snowflake | None, in_dm: bool
     ) -> Access:
         """The access rules' verdict on `author` (a Member carries roles) in `channel`."""
-        return self.access.check(
+        return check_access(
+            self.access,
             author.id,
             [role.id for role in getattr(author, "roles", [])],
             channel_scope(channel) if channel is not None else set(),

@@ -25,7 +25,6 @@ from conversation.channel_settings import (
     LABELS,
     REASONING_EFFORTS,
     Place,
-    ScopeTarget,
     SettingKey,
     describe,
     model_suggestions,
@@ -37,7 +36,7 @@ from conversation.recall import MemoryFacts
 from conversation.usage import REPORT_DAYS, Prices, personal_report, server_report, usage_csv
 from discord_side import permissions
 from discord_side.readback import RESET_MESSAGE
-from store import StoreError
+from store import ScopeTarget, StoreError
 
 if TYPE_CHECKING:
     from bot import ChatBot
@@ -205,7 +204,6 @@ async def _change(
 settings_group = app_commands.Group(
     name="settings", description="How I answer here: persona, model, reply mode."
 )
-ScopeChoice = Literal["channel", "server"]
 SCOPE_HELP = "channel: here only (a thread: this thread); server: the server's default"
 
 
@@ -223,7 +221,7 @@ async def settings_show(interaction: discord.Interaction[ChatBot]) -> None:
 async def settings_persona(
     interaction: discord.Interaction[ChatBot],
     text: app_commands.Range[str, 1, 4000],
-    scope: ScopeChoice = "channel",
+    scope: ScopeTarget = "channel",
 ) -> None:
     """Set my persona (the system prompt)."""
     services = interaction.client.services
@@ -241,7 +239,7 @@ async def settings_persona(
 @app_commands.describe(name="A model the model server offers", scope=SCOPE_HELP)
 @permissions.can_change_settings()
 async def settings_model(
-    interaction: discord.Interaction[ChatBot], name: str, scope: ScopeChoice = "channel"
+    interaction: discord.Interaction[ChatBot], name: str, scope: ScopeTarget = "channel"
 ) -> None:
     """Set the model I answer with."""
     listed = await interaction.client.services.model_list.models()
@@ -282,7 +280,7 @@ async def _model_names(
 async def settings_reply_to(
     interaction: discord.Interaction[ChatBot],
     mode: ReplyTo,
-    scope: ScopeChoice = "channel",
+    scope: ScopeTarget = "channel",
 ) -> None:
     """Choose which messages I answer, and whether in threads."""
     refusal = reply_to_refusal(mode, Place.of(interaction.channel), scope)
@@ -301,7 +299,7 @@ async def settings_reply_to(
 )
 @permissions.can_change_settings()
 async def settings_reasoning_effort(
-    interaction: discord.Interaction[ChatBot], level: str, scope: ScopeChoice = "channel"
+    interaction: discord.Interaction[ChatBot], level: str, scope: ScopeTarget = "channel"
 ) -> None:
     """Set the reasoning effort sent to the model."""
     await _change(interaction, "reasoning_effort", None if level == "default" else level, scope)
@@ -313,7 +311,7 @@ async def settings_reasoning_effort(
 async def settings_streaming(
     interaction: discord.Interaction[ChatBot],
     mode: Literal["on", "off"],
-    scope: ScopeChoice = "channel",
+    scope: ScopeTarget = "channel",
 ) -> None:
     """Show answers as they are written, or when complete."""
     await _change(interaction, "streaming", mode, scope)
@@ -323,7 +321,7 @@ async def settings_streaming(
 @app_commands.describe(scope=SCOPE_HELP)
 @permissions.can_change_settings()
 async def settings_reset(
-    interaction: discord.Interaction[ChatBot], scope: ScopeChoice = "channel"
+    interaction: discord.Interaction[ChatBot], scope: ScopeTarget = "channel"
 ) -> None:
     """Remove the settings made here, back to the inherited values."""
     place = Place.of(interaction.channel)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 import discord
 from discord import app_commands
 
-from conversation.channel_settings import ScopeTarget
+from store import ScopeTarget
 
 if TYPE_CHECKING:
     from bot import ChatBot

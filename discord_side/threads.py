@@ -24,7 +24,7 @@ import logging
 import discord
 import regex
 
-from conversation.channel_settings import THREAD_MODES
+from config import THREAD_MODES
 from discord_side.permissions import PermissionNotes, may_start_threads
 
 log = logging.getLogger("chatbot")

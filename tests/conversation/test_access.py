@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from conversation.access import RATE_WINDOW, Access, AccessRules, UserLimits
+from config import AccessRules
+from conversation.access import RATE_WINDOW, Access, UserLimits, check_access
 
 GENERAL, THREAD, CATEGORY, OTHER = 10, 11, 1, 20
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def check(rules: AccessRules, user: int = 100, roles=(), where=(GENERAL, CATEGORY), dm=False):
-    return rules.check(user, roles, [] if dm else where, in_dm=dm)
+    return check_access(rules, user, roles, [] if dm else where, in_dm=dm)
 
 
 def test_empty_rules_allow_everyone_everywhere() -> None:

@@ -10,8 +10,7 @@ from typing import Any, get_args
 import discord
 import pytest
 
-from config import ReplyTo
-from conversation.channel_settings import THREAD_MODES
+from config import THREAD_MODES, ReplyTo
 from discord_side.permissions import (
     INVITE_PERMISSIONS,
     THREAD_MODE_PERMISSIONS,
