@@ -80,9 +80,10 @@ class ChatBot(discord.Client):
         assert self._services is not None, "used before setup_hook"
         return self._services
 
-    async def conversations(self) -> Conversations:
+    @property
+    def conversations(self) -> Conversations:
         """The conversation layer, opened in `setup_hook` before any event arrives."""
-        assert self._conversations is not None, "called before setup_hook"
+        assert self._conversations is not None, "used before setup_hook"
         return self._conversations
 
     async def close(self) -> None:
@@ -119,7 +120,7 @@ class ChatBot(discord.Client):
             return  # a sticker alone, or content hidden without the intent
         assert self.user is not None
         text = opening_text(message, text)  # a forum post: its title, then its first message
-        conversations = await self.conversations()
+        conversations = self.conversations
         verdict = await conversations.judge(message, self.user)
         notes = conversations.permission_notes(message.channel.id)  # thread mode: the parent's
         if verdict.answer and not may_answer_in(message.channel, notes):
@@ -134,19 +135,19 @@ class ChatBot(discord.Client):
     # cache (on_thread_delete, on_message_delete and on_message_edit need it there).
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        (await self.conversations()).forget_channel(payload.thread_id)
+        self.conversations.forget_channel(payload.thread_id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        (await self.conversations()).forget(payload.channel_id, {payload.message_id})
+        self.conversations.forget(payload.channel_id, {payload.message_id})
 
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
-        (await self.conversations()).forget(payload.channel_id, set(payload.message_ids))
+        self.conversations.forget(payload.channel_id, set(payload.message_ids))
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         message = payload.message
         if not is_conversation(message) or "content" not in payload.data:
             return  # the bot's own edits, or an update without text (an embed unfurled)
-        (await self.conversations()).replace(message, message.clean_content.strip())
+        self.conversations.replace(message, message.clean_content.strip())
 
 
 def point_discord_at(url: str) -> None:

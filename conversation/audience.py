@@ -104,6 +104,12 @@ class Audience:
             in_dm=in_dm,
         )
 
+    def allows(
+        self, author: discord.abc.User, channel: discord.abc.Snowflake | None, in_dm: bool
+    ) -> bool:
+        """Whether the access rules let `author` use the bot in `channel`."""
+        return self.access_of(author, channel, in_dm) is Access.ALLOWED
+
     def judge(
         self, message: discord.Message, me: discord.ClientUser, reply_to: ReplyTo | None = None
     ) -> Verdict:
@@ -166,6 +172,6 @@ class Audience:
                 if members[author.id] is None:
                     return False
                 author = members[author.id]
-            return self.access_of(author, message.channel, message.guild is None) is Access.ALLOWED
+            return self.allows(author, message.channel, message.guild is None)
 
         return remembered

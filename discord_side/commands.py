@@ -20,7 +20,6 @@ import discord
 from discord import app_commands
 
 from config import ReplyTo
-from conversation.access import Access
 from conversation.channel_settings import (
     LABELS,
     REASONING_EFFORTS,
@@ -66,16 +65,7 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
         log.info("registered /%s", ", /".join(command.name for command in synced))
 
     async def interaction_check(self, interaction: discord.Interaction[ChatBot]) -> bool:
-        """The access rules apply to commands as to messages; say so if they refuse."""
-        access = interaction.client.audience.access_of(
-            interaction.user, interaction.channel, interaction.guild is None
-        )
-        if access is Access.ALLOWED:
-            return True
-        if interaction.type is discord.InteractionType.autocomplete:
-            return False  # suggestions cannot carry a message: offer none
-        await interaction.response.send_message("You can't use this bot here.", ephemeral=True)
-        return False
+        return await permissions.may_use_commands(interaction)
 
     async def on_error(
         self, interaction: discord.Interaction[ChatBot], error: app_commands.AppCommandError
@@ -95,7 +85,7 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
 @permissions.can_reset()
 async def reset(interaction: discord.Interaction[ChatBot]) -> None:
     """Forget this channel's conversation."""
-    conversations = await interaction.client.conversations()
+    conversations = interaction.client.conversations
     assert interaction.channel_id is not None  # checked by permissions.may_reset
     conversations.reset(interaction.channel_id)
     log.info("channel %s: conversation reset by %s", interaction.channel_id, interaction.user.id)
@@ -107,7 +97,7 @@ async def reset(interaction: discord.Interaction[ChatBot]) -> None:
 async def memory(interaction: discord.Interaction[ChatBot]) -> None:
     """What I remember in this channel."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    conversations = await interaction.client.conversations()
+    conversations = interaction.client.conversations
     channel = interaction.channel
     assert channel is not None
     facts = await conversations.report(channel)  # type: ignore[arg-type]

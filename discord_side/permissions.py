@@ -176,6 +176,17 @@ def permission_label(name: str) -> str:
 # --- who may use which slash command ---------------------------------------------------
 
 
+async def may_use_commands(interaction: discord.Interaction[ChatBot]) -> bool:
+    """The access rules apply to commands as to messages; says so if they refuse."""
+    audience = interaction.client.audience
+    if audience.allows(interaction.user, interaction.channel, interaction.guild is None):
+        return True
+    if interaction.type is discord.InteractionType.autocomplete:
+        return False  # suggestions cannot carry a message: offer none
+    await interaction.response.send_message("You can't use this bot here.", ephemeral=True)
+    return False
+
+
 def change_refusal(
     target: ScopeTarget,
     *,

@@ -304,7 +304,7 @@ class Reply:
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
         """`request()`, retried while it fails transiently (failures.retrying)."""
-        return await retrying(request, self.retry_delays, getattr(self.channel, "id", None))
+        return await retrying(request, self.retry_delays, self.channel.id)
 
     def _refused(self, what: str, error: Exception) -> None:
         channel = self.channel
