@@ -409,7 +409,7 @@ class Conversations:
     ) -> tuple[Answer, Prompt] | None:
         """The answer, in a task that `close` can cut off while the model is still
         writing (`InFlight.run`)."""
-        # Set by _profile; the channel is busy, so its conversation is kept.
+        # Set by Recall.profile; the channel is busy, so its conversation is kept.
         effective, prompts = self.channels[reply.channel.id].in_use  # type: ignore[misc]
         return await self.in_flight.run(
             reply,

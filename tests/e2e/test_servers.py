@@ -2,7 +2,7 @@
 
 One section per point of issue 11: request fields the server honours, speakers in the
 text, a learnt context window, one deadline per answer, answers complete or marked,
-reasoning never shown, usage counted honestly. (Failures named by cause: test_chat_model
+reasoning never shown, usage counted honestly. (Failures named by cause: model/test_failures
 and e2e/test_failures; control text: e2e/test_chat.)
 """
 
