@@ -148,7 +148,7 @@ async def test_a_channel_given_up_or_deleted_is_warned_about_again(
 async def test_a_channel_given_up_keeps_its_stored_summary(conversations: Conversations) -> None:
     store = conversations.services.store
     await store.put_summary(1, "Ann asked about the deploy.", tokens=8, last_message_id=42)
-    conversations._conversation(1)  # channel 1 is used (as a message or /memory would)
+    conversations.permission_notes(1)  # channel 1 is used, as each message uses it
     conversations.reset(2)
     conversations.reset(3)  # beyond MAX_CACHED_CHANNELS=2: channel 1 is given up
     assert 1 not in conversations.channels
