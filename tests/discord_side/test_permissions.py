@@ -5,7 +5,7 @@ permission it lacks once per channel, until the channel is forgotten."""
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, get_args
+from typing import get_args
 
 import discord
 import pytest
@@ -20,20 +20,8 @@ from discord_side.permissions import (
     missing_permissions,
     permission_label,
 )
+from tests.helpers import http_error, run_command
 from tests.standins.discord import DiscordStandIn
-
-
-def http_error(kind: type[discord.HTTPException], status: int, code: int, text: str):
-    """A refusal with Discord's JSON error body, built as discord.py builds it."""
-    response: Any = SimpleNamespace(status=status, reason="Reason")
-    return kind(response, {"code": code, "message": text})
-
-
-async def run(discord_api: DiscordStandIn, channel: Any, user: str, command: str, **options):
-    """`user` runs `/command`; the bot's first answer to it."""
-    sent = await discord_api.user_runs_command(channel, user, command, options)
-    return await discord_api.wait_for_interaction_response(sent, timeout=5)
-
 
 # --- people --------------------------------------------------------------------------
 
@@ -42,12 +30,12 @@ async def test_a_member_without_manage_channels_is_refused_when_no_scope_is_give
     start_bot, discord_api: DiscordStandIn
 ) -> None:
     await start_bot()
-    refused = await run(discord_api, "general", "alice", "settings streaming", mode="on")
+    refused = await run_command(discord_api, "general", "alice", "settings streaming", mode="on")
     assert refused["ephemeral"]
     assert refused["content"] == (
         "You need the Manage Channels permission to change this channel's settings."
     )
-    shown = await run(discord_api, "general", "alice", "settings show")
+    shown = await run_command(discord_api, "general", "alice", "settings show")
     assert "**Streaming:** `off` (environment" in shown["content"]  # nothing was changed
     assert discord_api.bot_messages("general") == []  # nothing announced
 
@@ -57,10 +45,12 @@ async def test_a_dm_has_no_server_whose_defaults_its_person_could_change(
 ) -> None:
     await start_bot()
     dm = discord_api.dm_channel("alice")
-    refused = await run(discord_api, dm, "alice", "settings streaming", mode="off", scope="server")
+    refused = await run_command(
+        discord_api, dm, "alice", "settings streaming", mode="off", scope="server"
+    )
     assert refused["ephemeral"]
     assert refused["content"] == "There is no server here: in a DM, use scope channel (this DM)."
-    refused = await run(discord_api, dm, "alice", "usage server")
+    refused = await run_command(discord_api, dm, "alice", "usage server")
     assert refused["ephemeral"] and refused["content"] == "This report is for servers."
 
 
@@ -68,14 +58,14 @@ async def test_a_moderator_may_change_the_channel_but_not_the_server_defaults(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
     await start_bot()
-    refused = await run(
+    refused = await run_command(
         discord_api, "general", "carol", "settings reasoning-effort", level="low", scope="server"
     )
     assert refused["ephemeral"]
     assert refused["content"] == (
         "You need the Manage Server permission to change the server's defaults."
     )
-    await run(discord_api, "general", "owner", "settings reasoning-effort", level="low")
+    await run_command(discord_api, "general", "owner", "settings reasoning-effort", level="low")
     [announced] = discord_api.bot_messages("general")
     assert announced["content"].startswith("⚙️ ")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -19,16 +18,11 @@ from discord_side.failures import describe, is_transient
 from discord_side.pacing import ChannelPacer
 from discord_side.permissions import PermissionNotes
 from discord_side.replies import WRITING_MARKER, Reply
+from tests.helpers import http_error
 from tests.standins.discord import DiscordStandIn
 from text.splitting import split_for_discord
 
 MISSING_PERMISSIONS = {"code": 50013, "message": "Missing Permissions"}
-
-
-def http_error(kind: type[discord.HTTPException], status: int, code: int = 0, text: str = ""):
-    response = SimpleNamespace(status=status, reason="Reason")
-    body: Any = {"code": code, "message": text} if code or not text.startswith("<") else text
-    return kind(response, body)  # type: ignore[arg-type]
 
 
 def server_error(status: int = 503) -> discord.HTTPException:
