@@ -69,9 +69,7 @@ class ChatBot(discord.Client):
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
         # The tools offered to each answer, and who approves their calls (approvals.py).
-        self.tool_use = ToolUse(
-            self.settings, self._services.toolbox, self._conversations.permission_warnings
-        )
+        self.tool_use = ToolUse(self.settings, self._services.toolbox)
         self._conversations.answers.tools_for = self.tool_use.tools_for
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
@@ -87,9 +85,10 @@ class ChatBot(discord.Client):
         assert self._services is not None, "used before setup_hook"
         return self._services
 
-    async def conversations(self) -> Conversations:
+    @property
+    def conversations(self) -> Conversations:
         """The conversation layer, opened in `setup_hook` before any event arrives."""
-        assert self._conversations is not None, "called before setup_hook"
+        assert self._conversations is not None, "used before setup_hook"
         return self._conversations
 
     async def close(self) -> None:
@@ -126,28 +125,28 @@ class ChatBot(discord.Client):
             return  # a sticker alone, or content hidden without the intent
         assert self.user is not None
         text = opening_text(message, text)  # a forum post: its title, then its first message
-        conversations = await self.conversations()
-        warnings = conversations.permission_warnings
+        conversations = self.conversations
         verdict = await conversations.judge(message, self.user)
-        if verdict.answer and not may_answer_in(message.channel, warnings):
+        notes = conversations.permission_notes(message.channel.id)  # thread mode: the parent's
+        if verdict.answer and not may_answer_in(message.channel, notes):
             verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own
-                channel = await answer_channel(message, text, self.user, verdict.reply_to, warnings)
+                channel = await answer_channel(message, text, self.user, verdict.reply_to, notes)
             await conversations.receive(message, text, verdict, channel)
 
     # Raw events: discord.py fires them whether or not the thread or message is in its
     # cache (on_thread_delete, on_message_delete and on_message_edit need it there).
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        (await self.conversations()).forget_channel(payload.thread_id)
+        self.conversations.forget_channel(payload.thread_id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        (await self.conversations()).forget(payload.channel_id, {payload.message_id})
+        self.conversations.forget(payload.channel_id, {payload.message_id})
 
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
-        (await self.conversations()).forget(payload.channel_id, set(payload.message_ids))
+        self.conversations.forget(payload.channel_id, set(payload.message_ids))
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         message = payload.message
@@ -155,7 +154,7 @@ class ChatBot(discord.Client):
             return  # the bot's own edits, or an update without text (an embed unfurled)
         if is_forward(message):
             return  # a forward cannot be edited: an update (a thread started) keeps it
-        (await self.conversations()).replace(message, message.clean_content.strip())
+        self.conversations.replace(message, message.clean_content.strip())
 
 
 def point_discord_at(url: str) -> None:

@@ -16,7 +16,6 @@ from typing import Literal, get_args
 
 from dotenv import dotenv_values
 
-from conversation.access import AccessRules
 from store import DEFAULT_RETENTION_DAYS, StoreError, database_url
 from text.setting_values import (
     ConfigError,
@@ -41,6 +40,8 @@ DEFAULT_SYSTEM_PROMPT = (
     "answers concise and readable in a chat."
 )
 ReplyTo = Literal["all", "mention", "thread", "mention-thread"]
+# The reply modes that answer a channel's new messages in threads (threads.py).
+THREAD_MODES = ("thread", "mention-thread")
 MemoryStrategy = Literal["drop", "summarize"]
 ResetPermission = Literal["manage_messages", "everyone"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -117,6 +118,21 @@ MAX_TOOL_SECONDS = 3_600.0
 # Attachments: Discord's free upload limit is 10 MiB; no upload is larger than 1 GiB.
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 MAX_ATTACHMENT_BYTES = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRules:
+    """ALLOWED_* / BLOCKED_* lists for channels, users and roles (ids); ALLOW_DMS;
+    ADMIN_USER_IDS (`admins`). How they judge a message: conversation/access.py."""
+
+    allowed_channels: frozenset[int] = frozenset()
+    blocked_channels: frozenset[int] = frozenset()
+    allowed_users: frozenset[int] = frozenset()
+    blocked_users: frozenset[int] = frozenset()
+    allowed_roles: frozenset[int] = frozenset()
+    blocked_roles: frozenset[int] = frozenset()
+    admins: frozenset[int] = frozenset()
+    allow_dms: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,9 @@ import enum
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from config import AccessRules
 from conversation.recency import RecentlyUsed
 
 RATE_WINDOW = 60.0  # seconds: USER_RATE_LIMIT counts messages per minute
@@ -26,9 +26,15 @@ class Access(enum.Enum):
     BLOCKED_IN_DM = "blocked in DM"  # a blocked user wrote a DM: tell them once
 
 
-@dataclass(frozen=True, slots=True)
-class AccessRules:
-    """ALLOWED_* / BLOCKED_* lists for channels, users and roles; ALLOW_DMS; admins.
+def check_access(
+    rules: AccessRules,
+    user_id: int,
+    role_ids: Iterable[int],
+    channel_ids: Iterable[int],
+    in_dm: bool,
+) -> Access:
+    """Judge a message by `user_id` with `role_ids` in a channel known by `channel_ids`
+    (the channel, its category, a thread's parent; empty in a DM) by `rules`.
 
     A block always wins over an allow; an empty allow list allows everyone. Channel
     lists match a channel, its category, or a thread's parent channel. Role lists apply
@@ -36,39 +42,24 @@ class AccessRules:
     users allowed by id. Admins pass every user, role and DM rule (the channel lists
     still decide where the bot talks).
     """
-
-    allowed_channels: frozenset[int] = frozenset()
-    blocked_channels: frozenset[int] = frozenset()
-    allowed_users: frozenset[int] = frozenset()
-    blocked_users: frozenset[int] = frozenset()
-    allowed_roles: frozenset[int] = frozenset()
-    blocked_roles: frozenset[int] = frozenset()
-    admins: frozenset[int] = frozenset()
-    allow_dms: bool = True
-
-    def check(
-        self, user_id: int, role_ids: Iterable[int], channel_ids: Iterable[int], in_dm: bool
-    ) -> Access:
-        """Judge a message by `user_id` with `role_ids` in a channel known by `channel_ids`
-        (the channel, its category, a thread's parent; empty in a DM)."""
-        if not in_dm:
-            where = set(channel_ids)
-            if where & self.blocked_channels:
-                return Access.IGNORED
-            if self.allowed_channels and not where & self.allowed_channels:
-                return Access.IGNORED
-        if user_id in self.admins:
-            return Access.ALLOWED
-        roles = set(role_ids)
-        blocked = user_id in self.blocked_users or bool(roles & self.blocked_roles)
-        if blocked:
-            return Access.BLOCKED_IN_DM if in_dm else Access.IGNORED
-        if in_dm and not self.allow_dms:
+    if not in_dm:
+        where = set(channel_ids)
+        if where & rules.blocked_channels:
             return Access.IGNORED
-        if self.allowed_users or self.allowed_roles:
-            if user_id not in self.allowed_users and not roles & self.allowed_roles:
-                return Access.IGNORED
+        if rules.allowed_channels and not where & rules.allowed_channels:
+            return Access.IGNORED
+    if user_id in rules.admins:
         return Access.ALLOWED
+    roles = set(role_ids)
+    blocked = user_id in rules.blocked_users or bool(roles & rules.blocked_roles)
+    if blocked:
+        return Access.BLOCKED_IN_DM if in_dm else Access.IGNORED
+    if in_dm and not rules.allow_dms:
+        return Access.IGNORED
+    if rules.allowed_users or rules.allowed_roles:
+        if user_id not in rules.allowed_users and not roles & rules.allowed_roles:
+            return Access.IGNORED
+    return Access.ALLOWED
 
 
 class UserLimits:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import discord
 
 from config import ReplyTo, Settings
-from conversation.access import Access, UserLimits
+from conversation.access import Access, UserLimits, check_access
 from conversation.recency import RecentlyUsed
 
 CONVERSATION_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
@@ -96,12 +96,19 @@ class Audience:
         self, author: discord.abc.User, channel: discord.abc.Snowflake | None, in_dm: bool
     ) -> Access:
         """The access rules' verdict on `author` (a Member carries roles) in `channel`."""
-        return self.access.check(
+        return check_access(
+            self.access,
             author.id,
             [role.id for role in getattr(author, "roles", [])],
             channel_scope(channel) if channel is not None else set(),
             in_dm=in_dm,
         )
+
+    def allows(
+        self, author: discord.abc.User, channel: discord.abc.Snowflake | None, in_dm: bool
+    ) -> bool:
+        """Whether the access rules let `author` use the bot in `channel`."""
+        return self.access_of(author, channel, in_dm) is Access.ALLOWED
 
     def judge(
         self, message: discord.Message, me: discord.ClientUser, reply_to: ReplyTo | None = None
@@ -165,6 +172,6 @@ class Audience:
                 if members[author.id] is None:
                     return False
                 author = members[author.id]
-            return self.access_of(author, message.channel, message.guild is None) is Access.ALLOWED
+            return self.allows(author, message.channel, message.guild is None)
 
         return remembered

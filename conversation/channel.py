@@ -14,6 +14,7 @@ import discord
 
 from conversation.summaries import SummaryState
 from discord_side.pacing import ChannelPacer
+from discord_side.permissions import PermissionNotes
 from memory import ChannelMemory
 
 if TYPE_CHECKING:
@@ -47,9 +48,20 @@ class Conversation:
     is judged, so messages are judged in arrival order. `pacer`: paces the edits of its
     answers. `in_use`: the effective settings and PromptBuilder of its latest turn (its
     memory was counted with that builder). `summary`: its running summary's work.
+    `permission_notes`: what the bot was found unable to do there, each logged once.
     """
 
-    __slots__ = ("arrivals", "id", "in_use", "memory", "pacer", "summary", "turns", "waiting")
+    __slots__ = (
+        "arrivals",
+        "id",
+        "in_use",
+        "memory",
+        "pacer",
+        "permission_notes",
+        "summary",
+        "turns",
+        "waiting",
+    )
 
     def __init__(self, channel_id: int, pacer: ChannelPacer) -> None:
         self.id = channel_id
@@ -60,9 +72,16 @@ class Conversation:
         self.pacer = pacer
         self.in_use: tuple[Effective, PromptBuilder] | None = None
         self.summary = SummaryState(channel_id)
+        self.permission_notes = PermissionNotes(channel_id)
 
     @property
     def busy(self) -> bool:
-        """Whether a turn is in progress or waiting, or a message is being judged: a
-        busy conversation is never given up."""
-        return bool(self.waiting) or self.turns.locked() or self.arrivals.locked()
+        """Whether a turn is in progress or waiting, a message is being judged, or its
+        summary is being written: a busy conversation is never given up (a /reset must
+        reach the summary being written, which is then not kept)."""
+        return (
+            bool(self.waiting)
+            or self.turns.locked()
+            or self.arrivals.locked()
+            or self.summary.task is not None
+        )

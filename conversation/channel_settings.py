@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast, get_args
 
-from config import ReplyTo, Settings
-from store import Scope, Store, StoreError
+from config import THREAD_MODES, ReplyTo, Settings
+from store import Scope, ScopeTarget, Store, StoreError
 
 if TYPE_CHECKING:
     import discord
@@ -61,10 +61,6 @@ PERSONA_SHARE = 0.5
 MAX_SUGGESTIONS = 25
 MAX_CHOICE_LENGTH = 100
 MAX_MODEL_NAME = 200  # store.MAX_MODEL_LENGTH: usage rows are keyed by the model name
-
-ScopeTarget = Literal["channel", "server"]
-# The reply modes that answer a channel's new messages in threads (threads.py).
-THREAD_MODES = ("thread", "mention-thread")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ the model, posting the answer's messages. The last edits of an answer's messages
 (`Reply.final_edits`) run outside it (in_flight.py), and `close` waits for them. Only
 the MAX_CACHED_CHANNELS most recently active channels keep their `Conversation`; a
 channel idle beyond that gives it up and is read back from Discord when it speaks again
-(a channel with a turn in progress or waiting is never given up).
+(a channel with a turn in progress or waiting, or its summary being written, is never
+given up).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from conversation.services import Services
 from conversation.summaries import SummaryState
 from discord_side.downloads import AttachmentReader
 from discord_side.pacing import ChannelPacer
-from discord_side.permissions import PermissionWarnings
+from discord_side.permissions import PermissionNotes
 from discord_side.replies import Reply
 from memory import ChannelMemory, speaker_name
 from model.client import Answer
@@ -88,8 +89,6 @@ class Conversations:
         self.in_flight = InFlight()
         self.answers = Answers(settings, services.model, services.usage, audience.limits)
         self.make_pacer: Callable[[], ChannelPacer] = ChannelPacer  # one per channel
-        # Each missing permission is logged once per channel, across answers.
-        self.permission_warnings = PermissionWarnings()
         self.channels: dict[int, Conversation] = {}  # by channel id
         # The channels above, most recently active last; the rest give their state up.
         self.active: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
@@ -221,13 +220,19 @@ class Conversations:
     def forget_channel(self, channel_id: int) -> None:
         """Drop a deleted channel's (a thread's) memory; an answer in progress ends
         quietly, as Discord refuses its posts."""
-        self.permission_warnings.forget(channel_id)
         conversation = self.channels.get(channel_id)
         if conversation is None:
-            self.recall.forget(SummaryState(channel_id))  # its stored summary
+            # Not busy when given up, so no summary of it is being written: the stored
+            # one goes, after the channel's store writes in progress.
+            self.recall.forget(SummaryState(channel_id))
             return
         conversation.memory = None
+        conversation.permission_notes = PermissionNotes(channel_id)
         self.recall.forget(conversation.summary)
+
+    def permission_notes(self, channel_id: int) -> PermissionNotes:
+        """What the bot was found unable to do in the channel (kept with its conversation)."""
+        return self._conversation(channel_id).permission_notes
 
     async def report(self, channel: MessageableChannel) -> MemoryFacts:
         """What the bot remembers in `channel`, for /memory."""
@@ -371,10 +376,10 @@ class Conversations:
 
     def _reply(self, message: discord.Message, channel: MessageableChannel | None = None) -> Reply:
         """A `Reply` to `message` in `channel` (default: its own), with that channel's
-        edit pacer and the permission warnings every reply shares."""
+        edit pacer and permission notes, which every reply there shares."""
         where = channel if channel is not None else message.channel
-        pacer = self._conversation(where.id).pacer
-        return Reply(message, pacer, where, warnings=self.permission_warnings)
+        conversation = self._conversation(where.id)
+        return Reply(message, conversation.pacer, where, notes=conversation.permission_notes)
 
     def _conversation(self, channel_id: int) -> Conversation:
         """The channel's conversation (a new one if it has none), marked as the most
@@ -383,23 +388,17 @@ class Conversations:
         if conversation is None:
             conversation = self.channels[channel_id] = Conversation(channel_id, self.make_pacer())
         self.active.use(channel_id)
+        # A channel given up is read back, its stored summary restored, when next used.
         for idle in self.active.overflow(lambda channel_id: self.channels[channel_id].busy):
-            self._give_up(self.channels.pop(idle))
+            del self.channels[idle]
         return conversation
-
-    def _give_up(self, conversation: Conversation) -> None:
-        """The one place where a channel given up lets go of what is kept for it
-        outside its `Conversation`: its permission notes. Its memory is read back, and
-        its stored summary restored, when the channel is next used (a summary still
-        being written is saved by its task)."""
-        self.permission_warnings.forget(conversation.id)
 
     async def _answer_until_shutdown(
         self, reply: Reply, memory: ChannelMemory, note: str | None
     ) -> tuple[Answer, Prompt] | None:
         """The answer, in a task that `close` can cut off while the model is still
         writing (`InFlight.run`)."""
-        # Set by _profile; the channel is busy, so its conversation is kept.
+        # Set by Recall.profile; the channel is busy, so its conversation is kept.
         effective, prompts = self.channels[reply.channel.id].in_use  # type: ignore[misc]
         tools = self.answers.tools_for(reply, effective)  # toolbox, approver (tool_rounds.py)
         return await self.in_flight.run(

@@ -57,7 +57,7 @@ class PromptBuilder:
         would not fit in a request. Images that alone leave no room are left out.
 
         Returns the turn and whether it was shortened. A user's text is sent with its
-        chat-template control markers neutralised (control_text.py).
+        chat-template control markers neutralised (text/control.py).
         """
         if role == "user":
             content = neutralise_control_text(content)

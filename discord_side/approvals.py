@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from discord_side.failures import REQUEST_FAILURES, describe
-from discord_side.permissions import PermissionWarnings, may_decide_approval, may_reply
+from discord_side.permissions import PermissionNotes, may_decide_approval, may_reply
 from text.control import ZERO_WIDTH_SPACE
 from tools.base import Tool, Toolbox, ToolCall
 
@@ -184,21 +184,21 @@ async def ask_approval(
     admins: frozenset[int],
     timeout: float,  # noqa: ASYNC109 - it is the view's timeout (a press, not a call)
     question: discord.Message | None = None,
-    warnings: PermissionWarnings | None = None,
+    notes: PermissionNotes | None = None,
 ) -> bool:
     """Ask in `channel` whether `call` of `tool` may run; True only if `asker` or one
     of `admins` pressed Allow within `timeout` seconds.
 
     Posted as a reply to `question` (the asking message) where it is in `channel` and
-    the bot may reply (permissions.may_reply with `warnings`). A post Discord refuses
-    or leaves unanswered counts as Deny (logged). Cancelled (the answer was cut off),
-    the message is edited to say so, then the cancellation goes on.
+    the bot may reply (permissions.may_reply with `notes`, those of `channel`). A post
+    Discord refuses or leaves unanswered counts as Deny (logged). Cancelled (the answer
+    was cut off), the message is edited to say so, then the cancellation goes on.
     """
     view = ApprovalView(asker.id, asker.display_name, admins=admins, timeout=timeout)
     view.edit_to = lambda decision: decided_text(asker.display_name, call, tool, decision)
     reference = None
-    if question is not None and question.channel.id == getattr(channel, "id", None):
-        if may_reply(question, warnings or PermissionWarnings()):
+    if question is not None and notes is not None and question.channel.id == notes.channel_id:
+        if may_reply(question, notes):
             reference = question.to_reference(fail_if_not_exists=False)
     text = request_text(asker.display_name, call, tool)
     try:
@@ -236,7 +236,7 @@ def approver(
     *,
     admins: frozenset[int],
     timeout: float,
-    warnings: PermissionWarnings | None = None,
+    notes: PermissionNotes | None = None,
 ) -> Approve:
     """The `approve` of one answer: asks `question`'s author in `channel` (where the
     answer is posted) through `ask_approval`."""
@@ -250,7 +250,7 @@ def approver(
             admins=admins,
             timeout=timeout,
             question=question,
-            warnings=warnings,
+            notes=notes,
         )
 
     return approve
@@ -266,13 +266,10 @@ class ToolUse:
     waits `timeout` (APPROVAL_TIMEOUT) seconds at most; ADMIN_USER_IDS may decide too.
     """
 
-    def __init__(
-        self, settings: Settings, toolbox: Toolbox | None, warnings: PermissionWarnings
-    ) -> None:
+    def __init__(self, settings: Settings, toolbox: Toolbox | None) -> None:
         self.toolbox = toolbox
         self.admins = settings.access.admins
         self.timeout = settings.approval_timeout
-        self.warnings = warnings
 
     def tools_for(self, reply: Reply, effective: Effective) -> ToolOptions:
         """`Answers.answer`'s `toolbox` and `approve` for the answer `reply` shows where
@@ -285,6 +282,6 @@ class ToolUse:
             reply.channel,
             admins=self.admins,
             timeout=self.timeout,
-            warnings=self.warnings,
+            notes=reply.notes,
         )
         return {"toolbox": self.toolbox, "approve": approve}

@@ -20,12 +20,10 @@ import discord
 from discord import app_commands
 
 from config import ReplyTo
-from conversation.access import Access
 from conversation.channel_settings import (
     LABELS,
     REASONING_EFFORTS,
     Place,
-    ScopeTarget,
     SettingKey,
     describe,
     model_suggestions,
@@ -37,7 +35,7 @@ from conversation.recall import MemoryFacts
 from conversation.usage import REPORT_DAYS, Prices, personal_report, server_report, usage_csv
 from discord_side import permissions
 from discord_side.readback import RESET_MESSAGE
-from store import StoreError
+from store import ScopeTarget, StoreError
 
 if TYPE_CHECKING:
     from bot import ChatBot
@@ -67,16 +65,7 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
         log.info("registered /%s", ", /".join(command.name for command in synced))
 
     async def interaction_check(self, interaction: discord.Interaction[ChatBot]) -> bool:
-        """The access rules apply to commands as to messages; say so if they refuse."""
-        access = interaction.client.audience.access_of(
-            interaction.user, interaction.channel, interaction.guild is None
-        )
-        if access is Access.ALLOWED:
-            return True
-        if interaction.type is discord.InteractionType.autocomplete:
-            return False  # suggestions cannot carry a message: offer none
-        await interaction.response.send_message("You can't use this bot here.", ephemeral=True)
-        return False
+        return await permissions.may_use_commands(interaction)
 
     async def on_error(
         self, interaction: discord.Interaction[ChatBot], error: app_commands.AppCommandError
@@ -96,7 +85,7 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
 @permissions.can_reset()
 async def reset(interaction: discord.Interaction[ChatBot]) -> None:
     """Forget this channel's conversation."""
-    conversations = await interaction.client.conversations()
+    conversations = interaction.client.conversations
     assert interaction.channel_id is not None  # checked by permissions.may_reset
     conversations.reset(interaction.channel_id)
     log.info("channel %s: conversation reset by %s", interaction.channel_id, interaction.user.id)
@@ -108,7 +97,7 @@ async def reset(interaction: discord.Interaction[ChatBot]) -> None:
 async def memory(interaction: discord.Interaction[ChatBot]) -> None:
     """What I remember in this channel."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    conversations = await interaction.client.conversations()
+    conversations = interaction.client.conversations
     channel = interaction.channel
     assert channel is not None
     facts = await conversations.report(channel)  # type: ignore[arg-type]
@@ -205,7 +194,6 @@ async def _change(
 settings_group = app_commands.Group(
     name="settings", description="How I answer here: persona, model, reply mode, tools."
 )
-ScopeChoice = Literal["channel", "server"]
 SCOPE_HELP = "channel: here only (a thread: this thread); server: the server's default"
 
 
@@ -223,7 +211,7 @@ async def settings_show(interaction: discord.Interaction[ChatBot]) -> None:
 async def settings_persona(
     interaction: discord.Interaction[ChatBot],
     text: app_commands.Range[str, 1, 4000],
-    scope: ScopeChoice = "channel",
+    scope: ScopeTarget = "channel",
 ) -> None:
     """Set my persona (the system prompt)."""
     services = interaction.client.services
@@ -241,7 +229,7 @@ async def settings_persona(
 @app_commands.describe(name="A model the model server offers", scope=SCOPE_HELP)
 @permissions.can_change_settings()
 async def settings_model(
-    interaction: discord.Interaction[ChatBot], name: str, scope: ScopeChoice = "channel"
+    interaction: discord.Interaction[ChatBot], name: str, scope: ScopeTarget = "channel"
 ) -> None:
     """Set the model I answer with."""
     listed = await interaction.client.services.model_list.models()
@@ -282,7 +270,7 @@ async def _model_names(
 async def settings_reply_to(
     interaction: discord.Interaction[ChatBot],
     mode: ReplyTo,
-    scope: ScopeChoice = "channel",
+    scope: ScopeTarget = "channel",
 ) -> None:
     """Choose which messages I answer, and whether in threads."""
     refusal = reply_to_refusal(mode, Place.of(interaction.channel), scope)
@@ -301,7 +289,7 @@ async def settings_reply_to(
 )
 @permissions.can_change_settings()
 async def settings_reasoning_effort(
-    interaction: discord.Interaction[ChatBot], level: str, scope: ScopeChoice = "channel"
+    interaction: discord.Interaction[ChatBot], level: str, scope: ScopeTarget = "channel"
 ) -> None:
     """Set the reasoning effort sent to the model."""
     await _change(interaction, "reasoning_effort", None if level == "default" else level, scope)
@@ -313,7 +301,7 @@ async def settings_reasoning_effort(
 async def settings_streaming(
     interaction: discord.Interaction[ChatBot],
     mode: Literal["on", "off"],
-    scope: ScopeChoice = "channel",
+    scope: ScopeTarget = "channel",
 ) -> None:
     """Show answers as they are written, or when complete."""
     await _change(interaction, "streaming", mode, scope)
@@ -328,7 +316,7 @@ async def settings_streaming(
 async def settings_tools(
     interaction: discord.Interaction[ChatBot],
     mode: Literal["on", "off"],
-    scope: ScopeChoice = "channel",
+    scope: ScopeTarget = "channel",
 ) -> None:
     """Let the model use tools here (those that change things ask first), or not."""
     await _change(interaction, "tools", mode, scope)
@@ -338,7 +326,7 @@ async def settings_tools(
 @app_commands.describe(scope=SCOPE_HELP)
 @permissions.can_change_settings()
 async def settings_reset(
-    interaction: discord.Interaction[ChatBot], scope: ScopeChoice = "channel"
+    interaction: discord.Interaction[ChatBot], scope: ScopeTarget = "channel"
 ) -> None:
     """Remove the settings made here, back to the inherited values."""
     place = Place.of(interaction.channel)

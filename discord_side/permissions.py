@@ -2,9 +2,10 @@
 
 The bot's own permissions are read from discord.py's cache before it acts (it may be
 stale, so a refusal from Discord is handled too) and from Discord's refusals; each one
-it lacks is logged once per channel (`PermissionWarnings`). The slash commands' checks
-are `app_commands.check` decorators: a refusal raises `CheckFailure` worded for the
-person, which the command tree answers privately (commands.ChatTree.on_error).
+it lacks is logged once per channel (`PermissionNotes`, kept with the channel's
+conversation). The slash commands' checks are `app_commands.check` decorators: a refusal
+raises `CheckFailure` worded for the person, which the command tree answers privately
+(commands.ChatTree.on_error).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 import discord
 from discord import app_commands
 
-from conversation.channel_settings import ScopeTarget
+from store import ScopeTarget
 
 if TYPE_CHECKING:
     from bot import ChatBot
@@ -54,42 +55,34 @@ CONSEQUENCES = {
 }
 
 
-class PermissionWarnings:
-    """What the bot was found unable to do, per channel, each logged once.
+class PermissionNotes:
+    """What the bot was found unable to do in the channel `channel_id`, each logged once."""
 
-    One registry for the whole bot; `forget` a channel when it is evicted or deleted."""
+    __slots__ = ("_logged", "channel_id")
 
-    def __init__(self) -> None:
-        self._logged: dict[int, set[str]] = {}  # channel id -> what was logged there
+    def __init__(self, channel_id: int) -> None:
+        self.channel_id = channel_id
+        self._logged: set[str] = set()  # what was logged there
 
-    def missing(self, channel_id: int, permission: str, consequence: str) -> bool:
+    def missing(self, permission: str, consequence: str) -> bool:
         """Log that the bot lacks `permission` (Discord's name for it) in the channel
         and what that means, unless already logged; whether this call logged it."""
         return self.refusing(
-            channel_id,
-            permission,
-            "the bot lacks the %s permission there; %s",
-            permission,
-            consequence,
+            permission, "the bot lacks the %s permission there; %s", permission, consequence
         )
 
-    def refusing(self, channel_id: int, what: str, text: str, *args: object) -> bool:
+    def refusing(self, what: str, text: str, *args: object) -> bool:
         """Log `text % args` for the channel unless `what` was already logged there;
         whether this call logged it."""
-        logged = self._logged.setdefault(channel_id, set())
-        if what in logged:
+        if what in self._logged:
             return False
-        logged.add(what)
-        log.warning("channel %s: " + text, channel_id, *args)
+        self._logged.add(what)
+        log.warning("channel %s: " + text, self.channel_id, *args)
         return True
 
-    def lacks(self, channel_id: int, permission: str) -> bool:
+    def lacks(self, permission: str) -> bool:
         """Whether the bot is known to lack `permission` in the channel."""
-        return permission in self._logged.get(channel_id, ())
-
-    def forget(self, channel_id: int) -> None:
-        """Forget what was logged about the channel (evicted, or deleted)."""
-        self._logged.pop(channel_id, None)
+        return permission in self._logged
 
 
 def missing_permission(error: Exception, channel: object) -> str | None:
@@ -106,24 +99,20 @@ def missing_permission(error: Exception, channel: object) -> str | None:
     return None
 
 
-def note_missing(
-    warnings: PermissionWarnings,
-    channel_id: int,
-    permission: str,
-    error: Exception | None = None,
-) -> None:
-    """Log once that the bot lacks `permission` in the channel, with what that means
-    and the code of Discord's refusal `error`, if it came from one."""
+def note_missing(notes: PermissionNotes, permission: str, error: Exception | None = None) -> None:
+    """Log once that the bot lacks `permission` in the channel of `notes`, with what
+    that means and the code of Discord's refusal `error`, if it came from one."""
     consequence = CONSEQUENCES[permission]
     if isinstance(error, discord.HTTPException):
         consequence += f" (Discord error {error.code})"
-    warnings.missing(channel_id, permission, consequence)
+    notes.missing(permission, consequence)
 
 
-def may_reply(message: discord.Message, warnings: PermissionWarnings) -> bool:
+def may_reply(message: discord.Message, notes: PermissionNotes) -> bool:
     """Whether a reply to `message` (with a reference) may work: not where the bot is
-    known to lack Read Message History (Discord refuses replies there: 403 / 160002)."""
-    if warnings.lacks(channel_id := message.channel.id, HISTORY):
+    known to lack Read Message History (Discord refuses replies there: 403 / 160002).
+    `notes`: those of `message`'s channel."""
+    if notes.lacks(HISTORY):
         return False
     guild = message.guild
     permissions_for = getattr(message.channel, "permissions_for", None)
@@ -131,16 +120,17 @@ def may_reply(message: discord.Message, warnings: PermissionWarnings) -> bool:
         return True
     if permissions_for(guild.me).read_message_history:
         return True  # the cache may be stale: a refusal is still handled
-    note_missing(warnings, channel_id, HISTORY)
+    note_missing(notes, HISTORY)
     return False
 
 
-def may_answer_in(channel: object, warnings: PermissionWarnings) -> bool:
+def may_answer_in(channel: object, notes: PermissionNotes) -> bool:
     """Whether the bot may post in `channel`, by discord.py's cache of its
     permissions: not in a thread that is locked (without Manage Threads), nor where
     it may not send (logged once per channel). The model is not asked for an
     answer nobody could see. A DM, or a channel whose permissions the cache does not
-    know, is given the benefit of the doubt (a refused post is handled anyway)."""
+    know, is given the benefit of the doubt (a refused post is handled anyway).
+    `notes`: those of `channel`."""
     guild = getattr(channel, "guild", None)
     me = getattr(guild, "me", None)
     if me is None or not hasattr(channel, "permissions_for"):
@@ -148,34 +138,28 @@ def may_answer_in(channel: object, warnings: PermissionWarnings) -> bool:
     if not isinstance(channel, discord.Thread):
         if channel.permissions_for(me).send_messages:  # type: ignore[attr-defined]
             return True
-        warnings.refusing(
-            channel.id,  # type: ignore[attr-defined]
-            "send",
-            "reading, not answering: needs Send Messages",
-        )
+        notes.refusing("send", "reading, not answering: needs Send Messages")
         return False
     permissions = channel.permissions_for(me)
     if channel.locked and not permissions.manage_threads:
-        warnings.refusing(channel.id, "locked", "the thread is locked: reading, not answering")
+        notes.refusing("locked", "the thread is locked: reading, not answering")
         return False
     if not permissions.send_messages_in_threads:
-        warnings.refusing(
-            channel.id, "send", "reading, not answering: needs Send Messages in Threads"
-        )
+        notes.refusing("send", "reading, not answering: needs Send Messages in Threads")
         return False
     return True
 
 
-def may_start_threads(channel: discord.TextChannel, warnings: PermissionWarnings) -> bool:
+def may_start_threads(channel: discord.TextChannel, notes: PermissionNotes) -> bool:
     """Whether the bot may answer `channel`'s messages in threads of their own; if not,
-    which permissions it lacks is logged once."""
+    which permissions it lacks is logged once in `notes` (those of `channel`)."""
     missing = missing_permissions(
         channel.permissions_for(channel.guild.me), THREAD_MODE_PERMISSIONS
     )
     if not missing:
         return True
     labels = " and ".join(permission_label(name) for name in missing)
-    warnings.refusing(channel.id, "permissions", "answering in the channel: needs %s", labels)
+    notes.refusing("permissions", "answering in the channel: needs %s", labels)
     return False
 
 
@@ -190,6 +174,17 @@ def permission_label(name: str) -> str:
 
 
 # --- who may use which slash command ---------------------------------------------------
+
+
+async def may_use_commands(interaction: discord.Interaction[ChatBot]) -> bool:
+    """The access rules apply to commands as to messages; says so if they refuse."""
+    audience = interaction.client.audience
+    if audience.allows(interaction.user, interaction.channel, interaction.guild is None):
+        return True
+    if interaction.type is discord.InteractionType.autocomplete:
+        return False  # suggestions cannot carry a message: offer none
+    await interaction.response.send_message("You can't use this bot here.", ephemeral=True)
+    return False
 
 
 def change_refusal(

@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import discord
 
-from conversation.prompts import PromptBuilder
 from discord_side.downloads import AttachmentReader, has_images
 from discord_side.references import Pointed, is_forward, pointed_at
 from discord_side.replies import WRITING_MARKER
 from discord_side.threads import opening_text
 from memory import IMAGE_TURNS, ImagePart, Turn, speaker_name
 from text.quoting import quote_budget
+
+if TYPE_CHECKING:
+    from conversation.prompts import PromptBuilder
 
 # The bot's visible answer to /reset: the boundary history is never read past.
 RESET_MESSAGE = (

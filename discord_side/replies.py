@@ -60,7 +60,7 @@ from discord_side.failures import (
 from discord_side.pacing import ChannelPacer
 from discord_side.permissions import (
     HISTORY,
-    PermissionWarnings,
+    PermissionNotes,
     may_reply,
     missing_permission,
     note_missing,
@@ -82,20 +82,20 @@ class Reply:
         pacer: ChannelPacer | None = None,
         channel: discord.abc.Messageable | None = None,
         *,
+        notes: PermissionNotes,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
-        warnings: PermissionWarnings | None = None,
     ) -> None:
         """`pacer`: the channel's, shared by all its replies (a new one if not given);
         `channel`: where to answer, if not in `message`'s channel (a thread started
         from it; there the answer is no reply, the thread shows the message on top);
+        `notes`: the permission notes of that channel, which outlive one answer;
         `retry_delays`: the waits before each further attempt at a transiently failed
-        post or edit; `warnings`: the bot's one log of missing permissions, which
-        outlives one answer (a new one if not given)."""
+        post or edit."""
         self.message = message
         self.pacer = pacer if pacer is not None else ChannelPacer()
         self.channel = channel if channel is not None else message.channel
         self.retry_delays = retry_delays
-        self.warnings = warnings if warnings is not None else PermissionWarnings()
+        self.notes = notes
         self.splitter = ReplySplitter()
         self._parts: list[str] = []
         self.final_chunks: list[str] = []
@@ -308,7 +308,7 @@ class Reply:
         as_reply = (
             not self.posted
             and channel is self.message.channel
-            and may_reply(self.message, self.warnings)
+            and may_reply(self.message, self.notes)
         )
         # Discord enforces the nonce for a few minutes: a retried post that did land
         # the first time returns that message instead of posting it twice.
@@ -324,7 +324,7 @@ class Reply:
             sent = await self._retrying(lambda: channel.send(text, **options))
         except REQUEST_FAILURES as error:
             if as_reply and missing_permission(error, channel) == HISTORY:
-                note_missing(self.warnings, channel.id, HISTORY, error)
+                note_missing(self.notes, HISTORY, error)
                 return await self._send(text, silent=silent)  # now without the reference
             self._refused("post", error)
             if not is_transient(error):
@@ -336,7 +336,7 @@ class Reply:
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
         """`request()`, retried while it fails transiently (failures.retrying)."""
-        return await retrying(request, self.retry_delays, getattr(self.channel, "id", None))
+        return await retrying(request, self.retry_delays, self.channel.id)
 
     def _refused(self, what: str, error: Exception) -> None:
         channel = self.channel
@@ -348,7 +348,7 @@ class Reply:
             log.info("channel %s: the answer was deleted while it was written", channel.id)
             return
         if (permission := missing_permission(error, channel)) is not None:
-            note_missing(self.warnings, channel.id, permission, error)
+            note_missing(self.notes, permission, error)
             return
         log.warning("channel %s: could not %s the answer (%s)", channel.id, what, describe(error))
 

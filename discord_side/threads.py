@@ -24,8 +24,8 @@ import logging
 import discord
 import regex
 
-from conversation.channel_settings import THREAD_MODES
-from discord_side.permissions import PermissionWarnings, may_start_threads
+from config import THREAD_MODES
+from discord_side.permissions import PermissionNotes, may_start_threads
 
 log = logging.getLogger("chatbot")
 
@@ -78,16 +78,16 @@ async def answer_channel(
     text: str,
     me: discord.ClientUser,
     reply_to: str,
-    warnings: PermissionWarnings,
+    notes: PermissionNotes,
 ) -> discord.abc.Messageable:
     """Where to answer `message` (its text `text`): a thread started from it when its
     channel's reply mode `reply_to` (the effective setting its verdict was judged by,
     audience.Verdict) starts threads and the bot may start one (a refusal is logged once
-    in `warnings`), else its channel."""
+    in `notes`, those of `message`'s channel), else its channel."""
     channel = message.channel
     if not isinstance(channel, discord.TextChannel) or channel.is_news():
         return channel  # threads, forums (a post is a thread), DMs, voice chat...
-    if reply_to not in THREAD_MODES or not may_start_threads(channel, warnings):
+    if reply_to not in THREAD_MODES or not may_start_threads(channel, notes):
         return channel
     question = text.replace(f"@{getattr(channel.guild.me, 'display_name', me.name)}", "")
     try:

@@ -14,7 +14,7 @@ methods, which `Store` (store/store.py) then inherits.
 
 from store.errors import StoreError
 from store.migrations import MIGRATIONS, Migration
-from store.settings import MAX_KEY_LENGTH, SCOPE_KINDS, Scope, ScopeKind, Setting
+from store.settings import MAX_KEY_LENGTH, SCOPE_KINDS, Scope, ScopeKind, ScopeTarget, Setting
 from store.store import Store
 from store.summaries import Summary
 from store.urls import DatabaseURL, database_url
@@ -39,6 +39,7 @@ __all__ = [
     "Migration",
     "Scope",
     "ScopeKind",
+    "ScopeTarget",
     "Setting",
     "Store",
     "StoreError",

@@ -12,6 +12,8 @@ from store.values import read_moment
 
 ScopeKind = Literal["guild", "channel", "dm"]
 SCOPE_KINDS: tuple[ScopeKind, ...] = ("guild", "channel", "dm")
+# What a settings command aims at: the place itself, or its server's defaults.
+ScopeTarget = Literal["channel", "server"]
 
 # The key column's width, checked before writing: PostgreSQL enforces it and SQLite does
 # not, so an over-long key must fail the same way (ValueError) on both.

@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import discord
 import pytest
 from hypothesis import settings
 
-from bot import ChatBot, point_discord_at
+from bot import ChatBot
 from config import load_settings
-from tests.helpers import bot_environment, until
+from tests.helpers import bot_environment, point_discord_at_standin, until
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from text.tokens import TokenCounter, load_encoding
@@ -27,8 +26,11 @@ settings.register_profile(
 settings.load_profile("pinned")
 
 TESTS = Path(__file__).resolve().parent
-# Tests that start the bot or a stand-in server; `-m "not e2e"` leaves them out.
+# Tests that start the bot or test a stand-in server; `-m "not e2e"` leaves them out.
+# (The Discord side's own tests talk to the Discord stand-in through a plain discord.py
+# client, as fast as unit tests: they are e2e only where they start the bot.)
 E2E_FOLDERS = (TESTS / "e2e", TESTS / "standins")
+E2E_FIXTURES = {"start_bot"}
 # Fixtures and parameters that start a real third-party server: such a test is slow
 # (seconds of start-up) and end to end.
 SLOW_FIXTURES = {"llama_server", "endless_llama", "postgres_server", "own_postgres_server"}
@@ -44,12 +46,14 @@ def starts_a_server(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests `e2e` by folder, and `slow` and `e2e` by the servers they start."""
+    """Mark tests `e2e` by folder and when they start the bot, and `slow` and `e2e` by the
+    servers they start."""
     for item in items:
         slow = starts_a_server(item)
         if slow:
             item.add_marker(pytest.mark.slow)
-        if slow or any(folder in item.path.parents for folder in E2E_FOLDERS):
+        starts_the_bot = E2E_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if slow or starts_the_bot or any(folder in item.path.parents for folder in E2E_FOLDERS):
             item.add_marker(pytest.mark.e2e)
 
 
@@ -93,19 +97,12 @@ async def start_bot(
     """Start the real ChatBot in this event loop; settings as in .env (strings).
 
     Every bot of one test shares one database file (a restart keeps its state)."""
-    # point_discord_at changes discord.py's class attributes; undo that after the test.
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
+    point_discord_at_standin(monkeypatch, discord_api.url)
     running: list[tuple[ChatBot, asyncio.Task[None]]] = []
 
     async def start(**overrides: str) -> ChatBot:
         overrides = {"DATABASE_URL": str(tmp_path / "data" / "bot.db"), **overrides}
         settings = load_settings(bot_environment(discord_api, openai_api, **overrides))
-        point_discord_at(discord_api.url)
         loaded = asyncio.get_running_loop().create_future()
         loaded.set_result(o200k)  # the default model's encoding, loaded once per run
         bot = ChatBot(settings, loaded)

@@ -1,5 +1,6 @@
-"""Helpers for the end-to-end tests: waiting for what the bot shows in Discord, running
-commands, reading the log, and starting `python bot.py` as a user does.
+"""Helpers shared by the tests: waiting for what the bot shows in Discord, running
+commands, reading the log, Discord's refusals and grapheme clusters, free ports, and
+starting `python bot.py` as a user does.
 
 The fixtures that start the stand-ins and the bot are in conftest.py.
 """
@@ -12,14 +13,20 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import discord
 import pytest
+import regex
 
+from bot import point_discord_at
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
 MARKER = "▌"  # the end of a streamed message still being written
 BOT = Path(__file__).resolve().parents[1] / "bot.py"
+CLUSTER = regex.compile(r"\X")  # a grapheme cluster
 
 
 async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -58,11 +65,40 @@ def answered(openai_api: OpenAIStandIn) -> list[str]:
     return [r["messages"][-1]["content"] for r in openai_api.completions]
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def closed_port_url() -> str:
     """An http URL on loopback where nothing listens (the port was just free)."""
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{free.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def point_discord_at_standin(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """`bot.point_discord_at(url)` for one test: discord.py's class attributes it changes
+    are put back after the test."""
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    gateway = discord.gateway.DiscordWebSocket
+    monkeypatch.setattr(gateway, "DEFAULT_GATEWAY", gateway.DEFAULT_GATEWAY)
+    point_discord_at(url)
+
+
+def http_error(
+    kind: type[discord.HTTPException], status: int, code: int = 0, text: str = ""
+) -> discord.HTTPException:
+    """A refusal as discord.py builds it: Discord's JSON error body with `code` and `text`
+    (an HTML page, for `text` starting with "<" and no code)."""
+    response: Any = SimpleNamespace(status=status, reason="Reason")
+    body: Any = {"code": code, "message": text} if code or not text.startswith("<") else text
+    return kind(response, body)
+
+
+def cluster_edges(text: str) -> set[int]:
+    """The positions in text between grapheme clusters, its two ends included."""
+    return {0, len(text)} | {match.start() for match in CLUSTER.finditer(text)}
 
 
 def bot_environment(

@@ -21,7 +21,6 @@ import ctypes
 import importlib.util
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from tests.helpers import free_port
 
 # --------------------------------------------------------------------------
 # The model
@@ -214,13 +215,6 @@ def write_tiny_model(path: Path, *, eos_bias: float = DEFAULT_EOS_BIAS, seed: in
 
 STARTUP_TIMEOUT = 90.0  # seconds; start-up takes about 2 s, but the machine may be loaded
 LOG_TAIL_LINES = 40
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent() -> None:

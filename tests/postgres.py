@@ -16,13 +16,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 SUPERUSER = "postgres"
 
@@ -36,13 +37,6 @@ def find_server_binaries() -> Path | None:
     if on_path and (Path(on_path).parent / "initdb").exists():
         return Path(on_path).parent
     return None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class PostgresServer:

@@ -20,12 +20,12 @@ from config import (
     DEFAULT_MODEL,
     MAX_TOKENS,
     VARIABLES,
+    AccessRules,
     ConfigError,
     Settings,
     load_settings,
     read_environment,
 )
-from conversation.access import AccessRules
 from store import database_url
 from text.setting_values import MAX_SNOWFLAKE, QUOTES
 

@@ -1,10 +1,13 @@
 """One Conversation per channel, and giving idle channels up: one removal frees all of
 a channel's state; a busy channel is never given up. Tested directly, with the real
-services on a SQLite store (no model request is made)."""
+services on a SQLite store (and the OpenAI stand-in where a summary is written)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import gc
+import logging
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from conversation.channel import Conversation, PendingTurn
 from conversation.conversations import Conversations
 from conversation.services import Services
 from discord_side.pacing import ChannelPacer
+from tests.standins.openai_standin import OpenAIStandIn, Reply
 from text.tokens import TokenCounter
 
 
@@ -28,6 +32,7 @@ def test_a_new_conversation_is_idle_and_holds_everything_kept_per_channel() -> N
     assert (conversation.id, conversation.pacer) == (7, pacer)
     assert conversation.memory is None and conversation.in_use is None
     assert conversation.waiting == [] and conversation.summary.channel_id == 7
+    assert conversation.permission_notes.channel_id == 7
     assert not conversation.busy
 
 
@@ -41,15 +46,20 @@ async def test_a_conversation_is_busy_while_a_message_waits_or_a_lock_is_held() 
         assert conversation.busy
     async with conversation.arrivals:
         assert conversation.busy
+    conversation.summary.task = asyncio.create_task(asyncio.sleep(0))  # a summary written
+    assert conversation.busy
+    await conversation.summary.task
+    conversation.summary.task = None  # as the summarizer does when the task ends
     assert not conversation.busy
 
 
-@pytest.fixture
-async def conversations(tmp_path: Path, o200k: TokenCounter) -> AsyncIterator[Conversations]:
+async def open_conversations(
+    tmp_path: Path, o200k: TokenCounter, base_url: str
+) -> tuple[Conversations, Services]:
     settings = load_settings(
         {
             "DISCORD_BOT_TOKEN": "t",
-            "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # never asked here
+            "OPENAI_BASE_URL": base_url,
             "DATABASE_URL": str(tmp_path / "bot.db"),
             "MAX_CACHED_CHANNELS": "2",
             "MEMORY_STRATEGY": "summarize",
@@ -61,7 +71,13 @@ async def conversations(tmp_path: Path, o200k: TokenCounter) -> AsyncIterator[Co
 
     services = await Services.open(settings, tokenizer())
     client = discord.Client(intents=discord.Intents.none())
-    conversations = Conversations(settings, services, Audience(settings), client)
+    return Conversations(settings, services, Audience(settings), client), services
+
+
+@pytest.fixture
+async def conversations(tmp_path: Path, o200k: TokenCounter) -> AsyncIterator[Conversations]:
+    # No model request is made through these conversations.
+    conversations, services = await open_conversations(tmp_path, o200k, "http://127.0.0.1:9/v1")
     yield conversations
     await conversations.close()  # the summaries' store writes land first
     await services.close()
@@ -110,13 +126,63 @@ async def test_a_channel_given_up_starts_afresh(conversations: Conversations) ->
     assert first.summary.resets == 1
 
 
+async def test_a_channel_given_up_or_deleted_is_warned_about_again(
+    conversations: Conversations, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    for forget in ("given up", "deleted", None):
+        notes = conversations.permission_notes(1)
+        assert not notes.lacks("Send Messages")
+        assert notes.missing("Send Messages", "it cannot answer there")
+        assert notes.refusing("locked", "the thread is locked: reading, not answering")
+        assert conversations.permission_notes(1) is notes  # the channel's, across answers
+        if forget == "given up":
+            conversations.reset(2)
+            conversations.reset(3)  # beyond MAX_CACHED_CHANNELS=2
+        elif forget == "deleted":
+            conversations.forget_channel(1)
+    assert caplog.text.count("channel 1: the bot lacks the Send Messages permission there") == 3
+    assert caplog.text.count("channel 1: the thread is locked") == 3
+
+
 async def test_a_channel_given_up_keeps_its_stored_summary(conversations: Conversations) -> None:
     store = conversations.services.store
     await store.put_summary(1, "Ann asked about the deploy.", tokens=8, last_message_id=42)
-    conversations._conversation(1)  # channel 1 is used (as a message or /memory would)
+    conversations.permission_notes(1)  # channel 1 is used, as each message uses it
     conversations.reset(2)
     conversations.reset(3)  # beyond MAX_CACHED_CHANNELS=2: channel 1 is given up
     assert 1 not in conversations.channels
     await conversations.close()  # every store write has landed
     stored = await store.get_summary(1)
     assert stored is not None and stored.last_message_id == 42
+
+
+@pytest.mark.parametrize("forgotten_by", ["/reset", "deleting the thread"])
+async def test_a_summary_begun_before_a_reset_is_never_stored_after_it(
+    tmp_path: Path, o200k: TokenCounter, openai_api: OpenAIStandIn, forgotten_by: str
+) -> None:
+    # The model takes a while to write the summary: meanwhile the channel is idle
+    # beyond MAX_CACHED_CHANNELS=2, and then someone resets (or deletes) it.
+    openai_api.script(Reply("Ann asked about the deploy.", delay=0.5))
+    conversations, services = await open_conversations(tmp_path, o200k, openai_api.base_url)
+    conversations.reset(1)
+    conversation = conversations.channels[1]
+    assert conversation.memory is not None
+    turn = conversations.prompts.turn("user", "When is the deploy?", "Ann")[0]
+    dropped = dataclasses.replace(turn, message_ids=(42,))
+    conversations.recall.summarise(conversation, conversation.memory, [dropped])
+    summarizing = conversation.summary.task
+    assert summarizing is not None
+    await openai_api.wait_for_requests(1)  # the summary is being written
+    conversations.reset(2)
+    conversations.reset(3)
+    if forgotten_by == "/reset":
+        conversations.reset(1)
+    else:
+        conversations.forget_channel(1)
+    await asyncio.wait([summarizing])
+    await conversations.close()  # every store write has landed
+    try:
+        assert await services.store.get_summary(1) is None
+    finally:
+        await services.close()

@@ -160,6 +160,7 @@ async def test_the_cache_does_not_grow_with_every_channel_seen(tmp_path: Path) -
     await settings.change(Scope("channel", 2), "model", "o3", by=7)
     for channel in range(CACHE_LIMIT):  # a crowd of DMs, each its own scope
         await settings.effective(Place(None, 1_000 + channel))
+    # The cache has no public view: its size, under test, is read from the private table.
     assert len(settings._read) > CACHE_LIMIT // 2
     clock[0] = 60.0  # all of those are now stale
     assert (await settings.effective(Place(1, 2))).model == "o3"  # read again, still right

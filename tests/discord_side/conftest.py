@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 
-from bot import point_discord_at
-from tests.helpers import until
+from tests.helpers import point_discord_at_standin, until
 from tests.standins.discord import DiscordStandIn
 
 
@@ -19,14 +18,7 @@ async def discord_client(
     discord_api: DiscordStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[discord.Client]:
     """A discord.py client logged in as the stand-in's bot, its server in the cache."""
-    # point_discord_at changes discord.py's class attributes; undo that after the test.
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
-    point_discord_at(discord_api.url)
+    point_discord_at_standin(monkeypatch, discord_api.url)
     intents = discord.Intents.default()
     intents.message_content = True
     client = discord.Client(intents=intents, max_messages=None)

@@ -4,7 +4,7 @@ stand-in and downloaded from its CDN."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import discord
 import pytest
@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot import point_discord_at
 from config import load_settings
 from conversation.prompts import PromptBuilder
 from discord_side.downloads import MAX_FILES, AttachmentContent, AttachmentReader
@@ -23,25 +22,6 @@ from text.tokens import TokenCounter
 MB = 1024 * 1024
 ENV = {"DISCORD_BOT_TOKEN": "t", "OPENAI_API_KEY": "k"}
 Post = Callable[..., Awaitable[list[discord.Attachment]]]
-
-
-@pytest.fixture
-async def discord_client(
-    discord_api: DiscordStandIn, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[discord.Client]:
-    """A discord.py client logged in to the stand-in over REST (no gateway)."""
-    # point_discord_at changes discord.py's class attributes; undo that after the test.
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
-    point_discord_at(discord_api.url)
-    client = discord.Client(intents=discord.Intents.default())
-    await client.login(discord_api.bot_token)
-    yield client
-    await client.close()
 
 
 @pytest.fixture

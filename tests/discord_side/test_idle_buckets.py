@@ -1,4 +1,4 @@
-"""ratelimits.py on real discord.py rate-limit buckets (fails if its internals change), and
+"""idle_buckets.py on real discord.py rate-limit buckets (fails if its internals change), and
 through the real bot against the stand-ins."""
 
 from __future__ import annotations

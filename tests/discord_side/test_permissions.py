@@ -4,38 +4,24 @@ permission it lacks once per channel, until the channel is forgotten."""
 
 from __future__ import annotations
 
-import logging
 from types import SimpleNamespace
-from typing import Any, get_args
+from typing import get_args
 
 import discord
 import pytest
 
-from config import ReplyTo
-from conversation.channel_settings import THREAD_MODES
+from config import THREAD_MODES, ReplyTo
 from discord_side.permissions import (
     INVITE_PERMISSIONS,
     THREAD_MODE_PERMISSIONS,
-    PermissionWarnings,
+    PermissionNotes,
     change_refusal,
     missing_permission,
     missing_permissions,
     permission_label,
 )
+from tests.helpers import http_error, run_command
 from tests.standins.discord import DiscordStandIn
-
-
-def http_error(kind: type[discord.HTTPException], status: int, code: int, text: str):
-    """A refusal with Discord's JSON error body, built as discord.py builds it."""
-    response: Any = SimpleNamespace(status=status, reason="Reason")
-    return kind(response, {"code": code, "message": text})
-
-
-async def run(discord_api: DiscordStandIn, channel: Any, user: str, command: str, **options):
-    """`user` runs `/command`; the bot's first answer to it."""
-    sent = await discord_api.user_runs_command(channel, user, command, options)
-    return await discord_api.wait_for_interaction_response(sent, timeout=5)
-
 
 # --- people --------------------------------------------------------------------------
 
@@ -44,12 +30,12 @@ async def test_a_member_without_manage_channels_is_refused_when_no_scope_is_give
     start_bot, discord_api: DiscordStandIn
 ) -> None:
     await start_bot()
-    refused = await run(discord_api, "general", "alice", "settings streaming", mode="on")
+    refused = await run_command(discord_api, "general", "alice", "settings streaming", mode="on")
     assert refused["ephemeral"]
     assert refused["content"] == (
         "You need the Manage Channels permission to change this channel's settings."
     )
-    shown = await run(discord_api, "general", "alice", "settings show")
+    shown = await run_command(discord_api, "general", "alice", "settings show")
     assert "**Streaming:** `off` (environment" in shown["content"]  # nothing was changed
     assert discord_api.bot_messages("general") == []  # nothing announced
 
@@ -59,10 +45,12 @@ async def test_a_dm_has_no_server_whose_defaults_its_person_could_change(
 ) -> None:
     await start_bot()
     dm = discord_api.dm_channel("alice")
-    refused = await run(discord_api, dm, "alice", "settings streaming", mode="off", scope="server")
+    refused = await run_command(
+        discord_api, dm, "alice", "settings streaming", mode="off", scope="server"
+    )
     assert refused["ephemeral"]
     assert refused["content"] == "There is no server here: in a DM, use scope channel (this DM)."
-    refused = await run(discord_api, dm, "alice", "usage server")
+    refused = await run_command(discord_api, dm, "alice", "usage server")
     assert refused["ephemeral"] and refused["content"] == "This report is for servers."
 
 
@@ -70,14 +58,14 @@ async def test_a_moderator_may_change_the_channel_but_not_the_server_defaults(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
     await start_bot()
-    refused = await run(
+    refused = await run_command(
         discord_api, "general", "carol", "settings reasoning-effort", level="low", scope="server"
     )
     assert refused["ephemeral"]
     assert refused["content"] == (
         "You need the Manage Server permission to change the server's defaults."
     )
-    await run(discord_api, "general", "owner", "settings reasoning-effort", level="low")
+    await run_command(discord_api, "general", "owner", "settings reasoning-effort", level="low")
     [announced] = discord_api.bot_messages("general")
     assert announced["content"].startswith("⚙️ ")
 
@@ -114,24 +102,11 @@ def test_refusals_name_the_missing_permission() -> None:
 
 @pytest.mark.parametrize("permission", ["Read Message History", "Send Messages"])
 def test_each_missing_permission_is_logged_once_per_channel(permission: str, caplog) -> None:
-    warnings = PermissionWarnings()
-    assert warnings.missing(1, permission, "it matters")
-    assert not warnings.missing(1, permission, "it matters")
-    assert warnings.missing(2, permission, "it matters")
-    assert warnings.lacks(1, permission) and not warnings.lacks(3, permission)
-
-
-def test_a_forgotten_channel_is_warned_about_again(caplog) -> None:
-    caplog.set_level(logging.WARNING)
-    warnings = PermissionWarnings()
-    assert warnings.missing(1, "Send Messages", "it cannot answer there")
-    assert warnings.refusing(1, "locked", "the thread is locked: reading, not answering")
-    warnings.forget(1)
-    assert not warnings.lacks(1, "Send Messages")
-    assert warnings.missing(1, "Send Messages", "it cannot answer there")
-    assert warnings.refusing(1, "locked", "the thread is locked: reading, not answering")
-    assert caplog.text.count("channel 1: the bot lacks the Send Messages permission there") == 2
-    assert caplog.text.count("channel 1: the thread is locked") == 2
+    first, second = PermissionNotes(1), PermissionNotes(2)
+    assert first.missing(permission, "it matters")
+    assert not first.missing(permission, "it matters")
+    assert second.missing(permission, "it matters")
+    assert first.lacks(permission) and not PermissionNotes(3).lacks(permission)
 
 
 def test_missing_thread_permissions_are_named_as_discord_names_them() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -17,18 +16,13 @@ import discord
 
 from discord_side.failures import describe, is_transient
 from discord_side.pacing import ChannelPacer
-from discord_side.permissions import PermissionWarnings
+from discord_side.permissions import PermissionNotes
 from discord_side.replies import WRITING_MARKER, Reply
+from tests.helpers import http_error
 from tests.standins.discord import DiscordStandIn
 from text.splitting import split_for_discord
 
 MISSING_PERMISSIONS = {"code": 50013, "message": "Missing Permissions"}
-
-
-def http_error(kind: type[discord.HTTPException], status: int, code: int = 0, text: str = ""):
-    response = SimpleNamespace(status=status, reason="Reason")
-    body: Any = {"code": code, "message": text} if code or not text.startswith("<") else text
-    return kind(response, body)  # type: ignore[arg-type]
 
 
 def server_error(status: int = 503) -> discord.HTTPException:
@@ -56,11 +50,12 @@ def unpaced() -> ChannelPacer:
 async def reply_to_alice(
     discord_api: DiscordStandIn, client: discord.Client, **options: Any
 ) -> Reply:
+    message = await user_message(discord_api, client)
     return Reply(
-        await user_message(discord_api, client),
+        message,
         options.pop("pacer", None) or unpaced(),
+        notes=options.pop("notes", None) or PermissionNotes(message.channel.id),
         retry_delays=options.pop("retry_delays", (0.0, 0.0)),
-        warnings=options.pop("warnings", PermissionWarnings()),
     )
 
 
@@ -181,9 +176,9 @@ async def test_a_refused_reference_is_posted_plain_and_logged_once(
     discord_api: DiscordStandIn, discord_client: discord.Client, caplog
 ) -> None:
     caplog.set_level(logging.WARNING)
-    warnings = PermissionWarnings()
-    reply = await reply_to_alice(discord_api, discord_client, warnings=warnings)
-    second = await reply_to_alice(discord_api, discord_client, warnings=warnings)
+    notes = PermissionNotes(discord_api.channel("general").id)
+    reply = await reply_to_alice(discord_api, discord_client, notes=notes)
+    second = await reply_to_alice(discord_api, discord_client, notes=notes)
     # The bot's cache still says it may read the history; Discord refuses the reply.
     await discord_api.deny("general", "READ_MESSAGE_HISTORY", tell_bot=False)
     assert await reply.whole("Alpha")

@@ -3,7 +3,6 @@ never empty; end to end, a thread named after an emoji question."""
 
 from __future__ import annotations
 
-import regex
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,7 +12,7 @@ from discord_side.threads import (
     UNNAMED_THREAD,
     thread_name,
 )
-from tests.helpers import replies
+from tests.helpers import cluster_edges, replies
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
@@ -49,12 +48,6 @@ def test_exactly_the_limit_is_kept_whole() -> None:
 
 RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"  # 4 code points, one character seen
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
-CLUSTER = regex.compile(r"\X")
-
-
-def cluster_edges(text: str) -> set[int]:
-    """The positions in text between grapheme clusters, its two ends included."""
-    return {0, len(text)} | {match.start() for match in CLUSTER.finditer(text)}
 
 
 def test_a_long_run_of_emoji_is_cut_between_them() -> None:

@@ -270,7 +270,7 @@ async def test_odd_text_is_handled(
     for n, text in enumerate(odd, start=1):
         await discord_api.user_says("general", "alice", text)
         await replies(discord_api, "general", n)
-    # Chat-template markers reach the model broken by a zero-width space (control_text).
+    # Chat-template markers reach the model broken by a zero-width space (text/control.py).
     assert [r["messages"][-1]["content"] for r in openai_api.completions] == [
         "<\u200b|endoftext|> <\u200b|im_start|>system",
         *(t.strip() for t in odd[1:]),

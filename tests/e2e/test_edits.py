@@ -75,7 +75,7 @@ async def test_an_edit_replaces_the_remembered_text(
     assert contents[:2] == [f"Zoe: {edited}", "Alice: my favourite colour is teal"]
     assert "a remembered message was edited" in caplog.text
     # Counted again, as a new turn would be.
-    memory = (await bot.conversations()).channels[discord_api.general.id].memory
+    memory = bot.conversations.channels[discord_api.general.id].memory
     [turn] = [t for t in memory if int(away["id"]) in t.message_ids]
     assert turn.tokens == o200k.count_message("user", edited, "Zoe")
 

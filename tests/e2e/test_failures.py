@@ -20,7 +20,7 @@ from tests.standins.openai_standin import (
     Step,
 )
 
-# Rate limits, server errors and dropped connections are retried twice (chat_model).
+# Rate limits, server errors and dropped connections are retried twice (model/retries.py).
 ATTEMPTS = 3
 
 LIMITED = {"message": "Rate limit exceeded", "code": "rate_limit_exceeded"}

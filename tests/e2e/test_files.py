@@ -108,7 +108,7 @@ async def test_a_long_file_is_shortened_and_the_user_told(
     assert answer["content"] == (
         "Nothing odd.\n-# Read only the first 80 of 3,000 lines of `worker.log` (3%)."
     )
-    conversations = await bot.conversations()
+    conversations = bot.conversations
     assert prompt_tokens(request) <= conversations.settings.prompt_budget
 
 
@@ -137,7 +137,7 @@ async def test_a_screenshot_goes_to_a_vision_model_as_a_data_url_within_budget(
     assert size == (1228, 768)
 
     # The bot's count of the request, made when the turn was remembered...
-    conversations = await bot.conversations()
+    conversations = bot.conversations
     memory = conversations.channels[discord_api.channels["general"].id].memory
     user_turn = next(iter(memory))
     asked = ChannelMemory(memory.budget)

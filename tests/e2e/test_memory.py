@@ -19,7 +19,7 @@ def is_summary_request(body) -> bool:
 async def summaries_done(bot, channel_id: int) -> None:
     """Wait until the channel's turns are taken and those dropped are summarised
     (summaries must be on)."""
-    conversations = await bot.conversations()
+    conversations = bot.conversations
     assert conversations.recall.summarizer is not None
     channel = conversations.channels[channel_id]
     await until(lambda: not channel.busy and channel.summary.task is None, timeout=20)
@@ -157,7 +157,7 @@ async def test_a_stored_summary_survives_a_restart_until_a_reset(
         await replies(discord_api, "general", n + 2)
     general = discord_api.channel("general").id
     await summaries_done(first, general)
-    memory = (await first.conversations()).channels[general].memory
+    memory = first.conversations.channels[general].memory
     assert memory is not None
     kept = [turn.as_message(labelled=True) for turn in memory]
     summarised = [

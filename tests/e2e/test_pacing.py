@@ -18,7 +18,7 @@ SLOW_PACE = 60.0  # seconds per in-between edit: far longer than any test here r
 
 async def slow_pace(bot) -> None:
     """Give every channel a pacer that allows one write a minute."""
-    conversations = await bot.conversations()
+    conversations = bot.conversations
     conversations.make_pacer = lambda: ChannelPacer(writes=1, window=SLOW_PACE)
 
 
@@ -80,7 +80,7 @@ async def test_a_channel_that_gave_up_its_memory_reads_it_back(
     await final_messages(discord_api, "general", 1)
     await discord_api.user_says("random", "bob", "hello")
     await final_messages(discord_api, "random", 1)
-    conversations = await bot.conversations()
+    conversations = bot.conversations
     general, random = discord_api.channel("general").id, discord_api.channel("random").id
     await until(lambda: not conversations.channels[random].turns.locked())
     # Only the channel used last keeps its state.
@@ -111,7 +111,7 @@ async def test_shutdown_waits_for_last_edits_under_way(
     discord_api.rate_limit("PATCH", "edit_message", retry_after=1.0, channel="general")
     await discord_api.user_says("general", "alice", "hi")
     await discord_api.wait_for(lambda: discord_api.edits("general"))  # the 429
-    conversations = await bot.conversations()
+    conversations = bot.conversations
     assert len(conversations.in_flight.final_edits) == 1
     await bot.close()
     assert [e.status for e in discord_api.edits("general")] == [429, 200]

@@ -2,7 +2,7 @@
 
 One section per point of issue 11: request fields the server honours, speakers in the
 text, a learnt context window, one deadline per answer, answers complete or marked,
-reasoning never shown, usage counted honestly. (Failures named by cause: test_chat_model
+reasoning never shown, usage counted honestly. (Failures named by cause: model/test_failures
 and e2e/test_failures; control text: e2e/test_chat.)
 """
 
@@ -88,7 +88,7 @@ async def test_a_server_without_usage(
     assert await final_messages(discord_api, "general", 1) == ["echo: hello"]
     await until(lambda: "answered" in caplog.text)
     assert "completion_tokens=None" in caplog.text
-    limits = (await bot.conversations()).audience.limits
+    limits = bot.conversations.audience.limits
     # The bot's own count stands in: the prompt it sent plus the answer.
     [request] = openai_api.completions
     spent = limits.tokens_spent(discord_api.users["alice"].id, discord.utils.utcnow())
@@ -301,7 +301,7 @@ async def test_daily_limits_count_the_servers_usage(
     await discord_api.user_says("general", "alice", "hello")
     await replies(discord_api, "general")
     [request] = openai_api.chat_requests
-    limits = (await bot.conversations()).audience.limits
+    limits = bot.conversations.audience.limits
     spent = limits.tokens_spent(discord_api.users["alice"].id, discord.utils.utcnow())
     assert spent == request.usage["prompt_tokens"] + request.usage["completion_tokens"]
     assert request.usage["prompt_tokens"] == 2 * prompt_tokens(request.json)

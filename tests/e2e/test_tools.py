@@ -80,7 +80,7 @@ async def with_tools(
     """Start the bot and give every answer `toolbox` (and `approve`), with `settings`
     (Settings fields) changed for its answers; the bot's conversations."""
     bot = await start_bot(STREAM_REPLIES="true" if streaming else "false")
-    conversations = await bot.conversations()
+    conversations = bot.conversations
     answers = conversations.answers
     answers.tools_for = lambda reply, effective: {"toolbox": toolbox, "approve": approve}
     answers.settings = dataclasses.replace(answers.settings, **settings)

@@ -11,7 +11,8 @@ from store import (
     StoreError,
     Totals,
 )
-from tests.postgres import SUPERUSER, PostgresServer, free_port
+from tests.helpers import free_port
+from tests.postgres import SUPERUSER, PostgresServer
 from tests.store.helpers import (
     TODAY,
     record,

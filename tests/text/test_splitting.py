@@ -4,11 +4,10 @@ import itertools
 import re
 
 import pytest
-import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import final_messages
+from tests.helpers import CLUSTER, cluster_edges, final_messages
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 from text.splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter, split_for_discord
@@ -19,7 +18,6 @@ FENCE_LINE = re.compile(r" {0,3}(```|~~~)")
 FENCE_RUN = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 REOPENED = re.compile(r"(`{3,}|~{3,})[^\n]*\n")
 CLOSED = re.compile(r"\n(`{3,}|~{3,})\Z")
-CLUSTER = regex.compile(r"\X")
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy
 TONED_FAMILY = "\U0001f469\U0001f3fd\u200d\U0001f468\U0001f3ff\u200d\U0001f466\U0001f3fb"
@@ -56,11 +54,6 @@ def visible_text(text: str) -> str:
 def clusters(text: str) -> list[tuple[int, int]]:
     """The (start, end) of each grapheme cluster of text."""
     return [match.span() for match in CLUSTER.finditer(text)]
-
-
-def cluster_edges(text: str) -> set[int]:
-    """The positions in text between grapheme clusters, its two ends included."""
-    return {0, len(text)} | {start for start, _ in clusters(text)}
 
 
 def message_bodies(message: str) -> list[str]:
