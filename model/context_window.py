@@ -14,6 +14,13 @@ life of the process:
   length is N tokens") becomes N less the reply allowance, in the server's tokens; a
   refused prompt the server counted for itself calibrates the ratio; when it says
   neither (llama-cpp-python's empty stream), the budget halves from what was refused.
+  Implausible figures are ignored (a stated window smaller than the floor, or over
+  `IMPLAUSIBLE` times the configured budget; a count whose ratio to the bot's is outside
+  `FACTOR_RANGE`), and one refusal never takes the budget below `LOWEST_LESSON` of what
+  was refused: the lesson holds for every channel, so a slip must not starve them all.
+- rising again: the server's window may grow (restarted with a larger one, or the
+  refusal was a slip). An accepted prompt near a learnt cap raises the cap by `RISE`;
+  usage over a learnt server limit raises that limit to what the server took.
 
 All counts are in the bot's own tokens unless a name says "server".
 """
@@ -33,6 +40,11 @@ SHRINK_UNSTATED = 0.5
 # Ratios outside this range are taken as this range's ends: no real tokenizer counts
 # a text eight times longer than another, so such a figure is the server's slip.
 FACTOR_RANGE = (0.25, 8.0)
+IMPLAUSIBLE = 10
+LOWEST_LESSON = 0.25
+# How much an accepted prompt within NEAR_FULL of a learnt cap raises it.
+RISE = 1.05
+NEAR_FULL = 0.9
 
 
 class ContextWindow:
@@ -88,11 +100,18 @@ class ContextWindow:
 
     def observe(self, counted: int, reported: int) -> None:
         """The server reported `reported` prompt tokens for a request the bot counted as
-        `counted`: calibrate to that ratio (the latest request is the best guide)."""
+        `counted`: calibrate to that ratio (the latest request is the best guide).
+        The server took that prompt, so a learnt limit it proves too low rises."""
         if counted > 0 and reported > 0:
             low, high = FACTOR_RANGE
             self.factor = min(max(reported / counted, low), high)
             self.calibrated = True
+            if self.server_limit is not None and reported > self.server_limit:
+                self.server_limit = reported
+        if self.cap is not None and counted >= self.cap * NEAR_FULL:
+            self.cap = math.ceil(self.cap * RISE) + 1
+            if self.cap >= self.configured:
+                self.cap = None
 
     def refused(
         self,
@@ -104,15 +123,25 @@ class ContextWindow:
         """The server refused a prompt the bot counted as `counted` as too long; `window`
         and `server_count` are its stated window and its count of that prompt, when its
         error said them. Returns the new budget, which is below `counted` unless
-        the floor stops it."""
-        if server_count is not None:
-            self.observe(counted, server_count)
+        the floor stops it, and not below LOWEST_LESSON of `counted`; implausible
+        figures are ignored (module docstring)."""
+        low, high = FACTOR_RANGE
+        if server_count is not None and counted > 0 and low <= server_count / counted <= high:
+            self.factor = server_count / counted
+            self.calibrated = True
+        else:
+            server_count = None
+        if window is not None and not self.floor <= window <= self.configured * IMPLAUSIBLE:
+            window = None
+        lowest = max(self.floor, math.floor(counted * LOWEST_LESSON))
         if window is not None:
             room = window - self.reply_tokens if window > self.reply_tokens else window // 2
+            room = max(room, math.ceil(lowest * self.factor / (1 - MARGIN)))
             self.server_limit = room if self.server_limit is None else min(self.server_limit, room)
         if self.budget >= counted:
             stated = window is not None or server_count is not None
             shrunk = math.floor(counted * (SHRINK_STATED if stated else SHRINK_UNSTATED))
+            shrunk = max(shrunk, lowest)
             self.cap = shrunk if self.cap is None else min(self.cap, shrunk)
         return self.budget
 
