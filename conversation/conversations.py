@@ -37,7 +37,7 @@ from conversation.audience import Audience, Verdict
 from conversation.channel import Conversation, PendingTurn
 from conversation.channel_settings import Place
 from conversation.in_flight import InFlight
-from conversation.prompts import Prompt, PromptBuilder
+from conversation.prompts import SHORTENED_NOTE, Prompt, PromptBuilder
 from conversation.recall import MemoryFacts, Recall
 from conversation.recency import RecentlyUsed
 from conversation.services import Services
@@ -59,9 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatbot")
 
-SHORTENED_NOTE = subtext(
-    "Your message was too long for me to read whole; I answered its beginning."
-)
 NO_VISION_NOTE = subtext("This model can't see pictures, so I answered from the text alone.")
 # More waiting messages than this in one channel are answered together, in one call.
 COALESCE_AFTER = 3

@@ -45,6 +45,8 @@ LOWEST_LESSON = 0.25
 # How much an accepted prompt within NEAR_FULL of a learnt cap raises it.
 RISE = 1.05
 NEAR_FULL = 0.9
+# An answer whose prompt and completion reach this share of the window filled it.
+WINDOW_FULL_SHARE = 0.95
 
 
 class ContextWindow:
@@ -144,6 +146,14 @@ class ContextWindow:
             shrunk = max(shrunk, lowest)
             self.cap = shrunk if self.cap is None else min(self.cap, shrunk)
         return self.budget
+
+    def window_full(self, server_total: int) -> bool:
+        """Whether `server_total` tokens (prompt plus completion, the server's counts)
+        reach the server's window as learnt from its refusal (WINDOW_FULL_SHARE of it);
+        False while the window is not known."""
+        if self.server_limit is None:
+            return False
+        return server_total >= (self.server_limit + self.reply_tokens) * WINDOW_FULL_SHARE
 
     def describe(self) -> str:
         """How the bot counts, for /memory: exact, or estimated and how it was learnt."""

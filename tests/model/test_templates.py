@@ -50,9 +50,7 @@ def _text(message: dict) -> str:
 
 def _roles_alternate(messages: list[dict]) -> bool:
     roles = [m["role"] for m in messages if m["role"] != "system"]
-    return all(a != b for a, b in itertools.pairwise(roles)) and (
-        not roles or roles[0] == "user"
-    )
+    return all(a != b for a, b in itertools.pairwise(roles)) and (not roles or roles[0] == "user")
 
 
 @given(conversations())
