@@ -103,8 +103,8 @@ def finish_note(finish_reason: str | None, *, stopped_early: bool = False) -> st
 def stop_note(answer: Answer, asking: Asking) -> str | None:
     """`finish_note` for `answer`, telling a "length" finish by the server's context
     window from one by the reply cap: completion tokens well under MAX_REPLY_TOKENS
-    mean the cap did not stop it; prompt plus completion at the known or learnt window
-    (`ContextWindow.window_full`) says it was the window."""
+    mean the cap did not stop it, and prompt plus completion large enough to be a
+    window is taken for the server's (learnt: `ContextWindow.filled`, logged)."""
     if answer.finish_reason not in CAP_FINISHES:
         return finish_note(answer.finish_reason)
     window, cap = asking.window, asking.answers.settings.max_reply_tokens
@@ -116,9 +116,20 @@ def stop_note(answer: Answer, asking: Asking) -> str | None:
     prompt = answer.prompt_tokens
     if prompt is None:
         prompt = window.server_tokens(asking.prompt.tokens)
-    if window.window_full(prompt + completion):
-        return WINDOW_FULL_NOTE
-    return finish_note(answer.finish_reason, stopped_early=True)
+    if not window.filled(prompt + completion):
+        return finish_note(answer.finish_reason, stopped_early=True)
+    log.warning(
+        "channel %s: the answer stopped at %d tokens (prompt %d), under the reply cap of "
+        "%d: the model's window on its server is full; using a budget of %d tokens for "
+        "model %s from now on",
+        asking.channel_id,
+        completion,
+        prompt,
+        cap,
+        window.budget,
+        window.model,
+    )
+    return WINDOW_FULL_NOTE
 
 
 def answer_notes(answer: Answer, asking: Asking) -> str | None:
@@ -263,6 +274,7 @@ class Answers:
             failure = self.classify(error, asking.prompt, asking.window)
             await self._report_failure(reply, error, failure, history_shortened=asking.shortened)
             return None
+        asking.window.accepted(asking.prompt.tokens)
         if answer.prompt_tokens is not None:
             asking.window.observe(asking.prompt.tokens, answer.prompt_tokens)
         return answer, asking.prompt
@@ -285,9 +297,12 @@ class Answers:
         leave out is taken for a prompt too long for the server's window when it is a
         stream with no chunk at all (not even the role chunk every server sends first:
         llama-cpp-python's refusal), or an empty normal stop to a prompt near the budget
-        in use (LiteLLM's stream past the window: finish_reason "stop", no text)."""
+        in use or larger than any the server answered (LiteLLM's stream past the window:
+        finish_reason "stop", no text; BerriAI/litellm#37710 shows its streams ending in a
+        bare "stop" where the whole request fails)."""
         if isinstance(error, EmptyAnswer) and prompt.tokens > window.floor:
             near = prompt.tokens >= window.budget * NEAR_BUDGET
+            near = near or prompt.tokens > window.largest_accepted
             if error.silent or (near and error.finish_reason in (None, "stop")):
                 return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
         return classify(error, deadline=self.settings.openai_timeout)

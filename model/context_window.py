@@ -18,6 +18,8 @@ life of the process:
   `IMPLAUSIBLE` times the configured budget; a count whose ratio to the bot's is outside
   `FACTOR_RANGE`), and one refusal never takes the budget below `LOWEST_LESSON` of what
   was refused: the lesson holds for every channel, so a slip must not starve them all.
+- an answer cut at "length" well under the reply cap stopped at the server's window:
+  prompt plus completion is that window (`filled`).
 - rising again: the server's window may grow (restarted with a larger one, or the
   refusal was a slip). An accepted prompt near a learnt cap raises the cap by `RISE`;
   usage over a learnt server limit raises that limit to what the server took.
@@ -45,8 +47,6 @@ LOWEST_LESSON = 0.25
 # How much an accepted prompt within NEAR_FULL of a learnt cap raises it.
 RISE = 1.05
 NEAR_FULL = 0.9
-# An answer whose prompt and completion reach this share of the window filled it.
-WINDOW_FULL_SHARE = 0.95
 
 
 class ContextWindow:
@@ -71,6 +71,7 @@ class ContextWindow:
         self._tiktoken_exact = exact
         self.server_limit: int | None = None  # learnt: most server tokens it takes
         self.cap: int | None = None  # learnt: most bot tokens after a refusal
+        self.largest_accepted = 0  # the largest prompt (bot tokens) answered with text
 
     @property
     def exact(self) -> bool:
@@ -147,13 +148,22 @@ class ContextWindow:
             self.cap = shrunk if self.cap is None else min(self.cap, shrunk)
         return self.budget
 
-    def window_full(self, server_total: int) -> bool:
-        """Whether `server_total` tokens (prompt plus completion, the server's counts)
-        reach the server's window as learnt from its refusal (WINDOW_FULL_SHARE of it);
-        False while the window is not known."""
-        if self.server_limit is None:
+    def accepted(self, counted: int) -> None:
+        """The server answered a prompt the bot counted as `counted` with text."""
+        self.largest_accepted = max(self.largest_accepted, counted)
+
+    def filled(self, server_total: int) -> bool:
+        """An answer stopped at "length" well under the reply cap, after `server_total`
+        tokens (prompt plus completion, the server's counts): the server's window, most
+        likely (llama.cpp, LM Studio and Ollama stop there when the window is smaller
+        than the bot was told). Learns that window, so the next prompts leave room for a
+        whole answer, and returns True; False when `server_total` is too small to be a
+        window (less than the floor plus a whole answer: the server's own length limit)."""
+        room = server_total - self.reply_tokens
+        if room < self.floor * self.factor:
             return False
-        return server_total >= (self.server_limit + self.reply_tokens) * WINDOW_FULL_SHARE
+        self.server_limit = room if self.server_limit is None else min(self.server_limit, room)
+        return True
 
     def describe(self) -> str:
         """How the bot counts, for /memory: exact, or estimated and how it was learnt."""
