@@ -274,6 +274,23 @@ async def test_a_lone_closer_retracts_once_then_holds(
     assert caplog.text.count("lone </think>") == 1
 
 
+async def test_a_held_model_streams_again_once_it_answers_without_a_lone_closer(
+    model: ChatModel, openai_api: OpenAIStandIn, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    model.holding.add(model.model)
+    openai_api.script(
+        Reply("Plain answer.", chunks=["Plain", " answer."]),
+        Reply("Next one.", chunks=["Next", " one."]),
+    )
+    held = await collect(model)
+    assert held[:-1] == ["Plain answer."]  # held back to the end, then released whole
+    assert model.model not in model.holding  # recovered: not for the rest of the process
+    assert "stream as written again" in caplog.text
+    streamed = await collect(model)
+    assert streamed[0] == "Next"  # flows as it arrives, not held to the end
+
+
 # --- one deadline per answer ------------------------------------------------------
 
 

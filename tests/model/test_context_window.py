@@ -118,3 +118,10 @@ def test_every_refusal_lowers_the_budget_below_what_was_refused(refusals) -> Non
         assert budget == learnt.budget
         assert budget < counted or budget == learnt.floor
         assert learnt.floor <= budget <= learnt.configured
+
+
+def test_an_answer_stopped_by_the_window_teaches_it() -> None:
+    learnt = window(configured=3000)
+    assert not learnt.filled(200)  # too small to be a window: the server's own limit
+    assert learnt.filled(1256)  # window 1256: room for 1000 prompt tokens and a reply
+    assert learnt.server_limit == 1000 and learnt.budget == 900
