@@ -145,9 +145,9 @@ def answer_notes(answer: Answer, asking: Asking) -> str | None:
 # An empty answer to a prompt at least this share of the budget is taken for an overflow.
 NEAR_BUDGET = 0.75
 
-# Called when the model's server refused the images of a request: no images are sent
-# again, in any channel; returns the note that goes first under the answer.
-RefuseImages = Callable[[], str]
+# Called with the model whose server refused the images of a request: no images are
+# sent to it again, in any channel; returns the note that goes first under the answer.
+RefuseImages = Callable[[str], str]
 
 
 class Asking:
@@ -206,7 +206,8 @@ class Asking:
             and _has_images(self.prompt)
         ):
             log.warning("channel %s: the model refused images; sending none again", self.channel_id)
-            self.note = "\n".join(filter(None, [self.refuse_images(), self.note]))
+            refused = self.refuse_images(self.effective.model)
+            self.note = "\n".join(filter(None, [refused, self.note]))
             self.images_refused = True
             self.shortened = False
         else:

@@ -296,9 +296,11 @@ class Conversations:
         shortened = False
         notes: list[str] = []
         has_turn = unseen_images = False
+        # Pictures are judged and costed by the channel's own model (its /settings).
+        model = conversation.in_use[0].model if conversation.in_use else self.settings.openai_model
         for pending in batch:
             author = pending.message.author
-            files = await self._read_files(pending)
+            files = await self._read_files(pending, model)
             if pending.answer:
                 notes += files.notes(tell_no_vision=not self.told_no_vision)
                 unseen_images |= files.unseen_images
@@ -357,20 +359,21 @@ class Conversations:
         )
         memory.replace(reply.posted[0].id, turn)
 
-    async def _read_files(self, pending: PendingTurn) -> AttachmentContent:
-        """What the message's attachments add to its turn (nothing without any)."""
+    async def _read_files(self, pending: PendingTurn, model: str) -> AttachmentContent:
+        """What the message's attachments add to its turn (nothing without any), for
+        `model`."""
         attachments = pending.message.attachments
         if not attachments:
             return AttachmentContent()
         author = pending.message.author
         name = speaker_name(author.display_name, author.id)
         text_tokens = self.prompts.counter.count_message("user", pending.text, name)
-        return await self.files.read(attachments, text_tokens=text_tokens)
+        return await self.files.viewing(model).read(attachments, text_tokens=text_tokens)
 
-    def _refuse_images(self) -> str:
-        """The model takes no images: send none again, in any channel. Returns the note
+    def _refuse_images(self, model: str) -> str:
+        """`model` takes no images: send it none again, in any channel. Returns the note
         that goes first under the answer asked again without them."""
-        self.files.refuse_images()
+        self.files.viewing(model).refuse_images()
         self.told_no_vision = True
         for conversation in self.channels.values():
             if conversation.memory is not None:

@@ -17,8 +17,9 @@ from conversation.answers import (
 )
 from conversation.prompts import SHORTENED_NOTE
 from model.templates import INSTRUCTIONS_HEADING
-from tests.helpers import conversation, final_messages, logged, replies
-from tests.standins.discord import DiscordStandIn
+from tests.e2e.test_files import image_parts, screenshot
+from tests.helpers import conversation, final_messages, logged, replies, run_command
+from tests.standins.discord import DiscordStandIn, FakeAttachment
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 LOCAL_MODEL = "local-model"
@@ -245,3 +246,29 @@ async def test_a_local_server_with_an_openai_model_name_gets_max_tokens(
     [request] = openai_api.completions
     assert request["max_tokens"] == 8 and "max_completion_tokens" not in request
     assert shown.endswith(f"\n{CUT_BY_CAP_NOTE}")
+
+
+# --- pictures follow the channel's own model ----------------------------------------
+
+
+@STREAMS
+async def test_pictures_follow_the_channels_model_not_openai_model(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, stream: str
+) -> None:
+    # OPENAI_MODEL is a text model; one channel's /settings model is a vision model.
+    openai_api.models = [LOCAL_MODEL, "gpt-4o"]
+    await start_bot(OPENAI_MODEL=LOCAL_MODEL, VISION="auto", STREAM_REPLIES=stream)
+    await run_command(discord_api, "general", "owner", "settings model", name="gpt-4o")
+    shot = FakeAttachment("screenshot.png", screenshot(), width=1280, height=800)
+    await discord_api.user_says("general", "alice", "What does it say?", attachments=[shot])
+    await replies(discord_api, "general", 2)  # the settings line, then the answer
+    [request] = openai_api.completions
+    assert request["model"] == "gpt-4o"
+    [part] = image_parts(request["messages"][-1])
+    assert part["image_url"]["url"].startswith("data:image/")
+    # The channel without its own model keeps OPENAI_MODEL's rule: no pictures.
+    other = FakeAttachment("screenshot.png", screenshot(), width=1280, height=800)
+    await discord_api.user_says("random", "alice", "And this?", attachments=[other])
+    await replies(discord_api, "random", 1)
+    assert openai_api.completions[-1]["model"] == LOCAL_MODEL
+    assert not image_parts(openai_api.completions[-1]["messages"][-1])
