@@ -27,6 +27,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +36,7 @@ import openai
 
 from model.failures import Cause, classify
 from model.request import RequestShape
-from model.templates import ALTERNATION, SYSTEM_ROLE
+from model.templates import ALTERNATION, SYSTEM_ROLE, template_refusal
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class Retries:
             log.warning(
                 "the model's chat template refused %s (%s); %s",
                 _REFUSED_SHAPES.get(failure.parameter or "", "the conversation's shape"),
-                _first_line(failure.detail),
+                _first_line(failure.detail, refusal=True),
                 change,
             )
         elif change:
@@ -122,11 +123,18 @@ class Retries:
         return True
 
 
+_BARE_CODE = re.compile(r"Error code: \d+ -")
 _REFUSED_SHAPES = {ALTERNATION: "two turns of one role in a row", SYSTEM_ROLE: "a system message"}
 
 
-def _first_line(detail: str) -> str:
-    lines = [line for line in detail.splitlines() if line.strip()]
+def _first_line(detail: str, *, refusal: bool = False) -> str:
+    """The server's first words worth logging: not the SDK's bare "Error code: 500 - "
+    nor a template engine's rule of dashes (llama.cpp's Jinja errors begin with both);
+    with `refusal`, the first line that says what the template refused, if one does."""
+    lines = [line.strip() for line in detail.splitlines()]
+    lines = [line for line in lines if line.strip("-") and not _BARE_CODE.fullmatch(line)]
+    if refusal:
+        lines = [line for line in lines if template_refusal(line.lower())] or lines
     return lines[0][:200] if lines else ""
 
 
