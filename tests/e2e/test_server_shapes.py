@@ -29,6 +29,15 @@ STREAMS = pytest.mark.parametrize("stream", ["false", "true"])
 # --- strict chat templates ----------------------------------------------------------
 
 
+async def two_people_then_the_bot(discord_api: DiscordStandIn) -> None:
+    """Alice speaks unaddressed, then Bob asks the bot (mention mode): two user turns in
+    a row; the answer must come."""
+    await discord_api.user_says("general", "alice", "the build failed again")
+    await discord_api.user_says("general", "bob", "what now?", mention_bot=True)
+    [answer] = await replies(discord_api, "general", 1)
+    assert answer["content"].startswith("echo: ")
+
+
 @STREAMS
 @pytest.mark.parametrize("style", ["vllm", "llama_cpp"])
 async def test_two_user_turns_in_a_row_are_merged_for_a_strict_template(
@@ -42,10 +51,7 @@ async def test_two_user_turns_in_a_row_are_merged_for_a_strict_template(
     # Mistral's template on vLLM (400) or llama.cpp --jinja (500): roles must alternate.
     openai_api.strict_template(alternation=True, style=style)
     await start_bot(REPLY_TO="mention", STREAM_REPLIES=stream)
-    await discord_api.user_says("general", "alice", "the build failed again")
-    await discord_api.user_says("general", "bob", "what now?", mention_bot=True)
-    [answer] = await replies(discord_api, "general", 1)
-    assert answer["content"].startswith("echo: ")
+    await two_people_then_the_bot(discord_api)
     refused, accepted = openai_api.chat_requests
     assert refused.status in (400, 500) and accepted.status == 200
     [(role, content)] = conversation(accepted.json)
@@ -65,12 +71,7 @@ async def test_two_user_turns_in_a_row_are_merged_for_a_strict_template(
 @STREAMS
 @pytest.mark.parametrize("style", ["vllm", "llama_cpp"])
 async def test_a_model_without_a_system_role_gets_its_instructions_in_the_first_message(
-    start_bot,
-    discord_api: DiscordStandIn,
-    openai_api: OpenAIStandIn,
-    caplog,
-    stream: str,
-    style,
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, stream: str, style
 ) -> None:
     # Gemma's template: "System role not supported".
     openai_api.strict_template(system_role=False, style=style)
@@ -92,10 +93,7 @@ async def test_a_template_strict_in_both_ways(
 ) -> None:
     openai_api.strict_template(alternation=True, system_role=False)
     await start_bot(REPLY_TO="mention", STREAM_REPLIES=stream)
-    await discord_api.user_says("general", "alice", "one")
-    await discord_api.user_says("general", "bob", "two", mention_bot=True)
-    [answer] = await replies(discord_api, "general", 1)
-    assert answer["content"].startswith("echo: ")
+    await two_people_then_the_bot(discord_api)
     roles = [m["role"] for m in openai_api.completions[-1]["messages"]]
     assert roles == ["user"]
 
@@ -148,20 +146,11 @@ async def test_the_reply_cap_is_named_when_it_cut_the_answer(
 
 @STREAMS
 async def test_an_answer_cut_by_the_servers_window_says_so_and_is_learnt(
-    start_bot,
-    discord_api: DiscordStandIn,
-    openai_api: OpenAIStandIn,
-    caplog,
-    stream: str,
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, stream: str
 ) -> None:
     # llama.cpp with a window smaller than the bot was told: the prompt fits, the answer
     # stops at the window ("length") long before MAX_REPLY_TOKENS.
-    await start_bot(
-        OPENAI_MODEL=LOCAL_MODEL,
-        MAX_CONTEXT_TOKENS="4096",
-        MAX_REPLY_TOKENS="200",
-        STREAM_REPLIES=stream,
-    )
+    await start_bot(OPENAI_MODEL=LOCAL_MODEL, MAX_REPLY_TOKENS="200", STREAM_REPLIES=stream)
     openai_api.script(Reply("It begins like this, and", finish_reason="length"))
     await discord_api.user_says("general", "alice", "tell me a story " + "please " * 300)
     [shown] = await final_messages(discord_api, "general", 1)
@@ -183,30 +172,22 @@ async def test_an_answer_cut_by_the_servers_window_says_so_and_is_learnt(
 
 @STREAMS
 async def test_an_empty_stop_past_the_window_is_retried_with_less(
-    start_bot,
-    discord_api: DiscordStandIn,
-    openai_api: OpenAIStandIn,
-    caplog,
-    stream: str,
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, stream: str
 ) -> None:
     # LiteLLM in front of llama-cpp-python: streamed, a prompt past the window comes
     # back as an empty stream ending with finish_reason "stop"; whole, as a 400.
-    openai_api.limit_context(1200, style="litellm")
+    openai_api.limit_context(400, style="litellm")
     openai_api.empty_stop_past_window = True
-    await start_bot(
-        OPENAI_MODEL=LOCAL_MODEL,
-        MAX_CONTEXT_TOKENS="4096",
-        MAX_REPLY_TOKENS="100",
-        STREAM_REPLIES=stream,
-    )
-    filler = "many words to fill the window " * 12
-    turns = 12
-    for n in range(turns):
-        await discord_api.user_says("general", "alice", f"turn {n}: {filler}")
-        await replies(discord_api, "general", n + 1)
-    shown = await final_messages(discord_api, "general", turns)
-    assert shown == [f"echo: turn {n}: {filler.strip()}" for n in range(turns)]
+    await start_bot(OPENAI_MODEL=LOCAL_MODEL, MAX_REPLY_TOKENS="100", STREAM_REPLIES=stream)
+    await discord_api.user_says("general", "alice", "summarise: " + "line " * 350)
+    [shown] = await final_messages(discord_api, "general", 1)
+    assert shown.startswith("echo: summarise: line line")
+    assert shown.endswith(f"\n{SHORTENED_NOTE}")  # cut to the budget the refusal taught
+    statuses = [(r.status, bool(r.reply_text)) for r in openai_api.chat_requests]
+    assert statuses[-1] == (200, True) and len(statuses) == 2
     assert logged(caplog, "found the prompt too long", logging.WARNING)
+    await discord_api.user_says("general", "alice", "thanks")
+    assert (await final_messages(discord_api, "general", 2))[-1] == "echo: thanks"
 
 
 # --- a message cut when the request is built ----------------------------------------
