@@ -76,9 +76,10 @@ def alternate(messages: list[Message]) -> list[Message]:
     images kept), and a conversation that would open with an answer gets a short user
     turn (`EARLIER`) before it.
 
-    Who said what is kept: a merged user message whose parts came from several speakers
-    has each part labelled "Name: " (unless it already is) and no `name` field; one from a
-    single speaker keeps its `name`.
+    Tool calls and their results are left as they are. Who said what is kept: a merged
+    user message whose parts came from several speakers has each part labelled "Name: "
+    (unless it already is) and no `name` field; one from a single speaker keeps its
+    `name`.
     """
     head = 0
     while head < len(messages) and messages[head]["role"] == "system":
@@ -86,7 +87,12 @@ def alternate(messages: list[Message]) -> list[Message]:
     out: list[Message] = [dict(message) for message in messages[:head]]
     runs: list[list[Message]] = []
     for message in messages[head:]:
-        if runs and runs[-1][0]["role"] == message["role"]:
+        if (
+            runs
+            and _mergeable(runs[-1][0])
+            and _mergeable(message)
+            and (runs[-1][0]["role"] == message["role"])
+        ):
             runs[-1].append(message)
         else:
             runs.append([message])
@@ -117,6 +123,12 @@ def system_into_user(messages: list[Message]) -> list[Message]:
         rest[0] = {**first, "content": _prepend(preface, first["content"])}
         return rest
     return [{"role": "user", "content": preface}, *rest]
+
+
+def _mergeable(message: Message) -> bool:
+    """Plain user and assistant messages merge; tool calls and their results never do
+    (each result answers its call by id, and templates allow them in a row)."""
+    return message["role"] in ("user", "assistant") and "tool_calls" not in message
 
 
 def _merged(run: list[Message]) -> Message:

@@ -195,3 +195,13 @@ def test_the_request_shape_learns_each_template_once() -> None:
     sent = shape.arguments(messages, 10, stream=False)["messages"]
     assert [m["role"] for m in sent] == ["user"]
     assert sent[0]["content"].startswith("Instructions:\nBe brief.")
+
+
+def test_tool_calls_and_results_are_never_merged() -> None:
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "a"}, {"id": "b"}]}
+    results = [
+        {"role": "tool", "tool_call_id": "a", "content": "1"},
+        {"role": "tool", "tool_call_id": "b", "content": "2"},
+    ]
+    messages = [{"role": "user", "content": "add"}, call, *results]
+    assert alternate(messages) == messages
