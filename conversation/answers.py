@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ import openai
 from config import Settings
 from conversation.access import UserLimits
 from conversation.channel_settings import Effective
-from conversation.prompts import MIN_HISTORY_BUDGET, Prompt, PromptBuilder
+from conversation.prompts import MIN_HISTORY_BUDGET, SHORTENED_NOTE, Prompt, PromptBuilder
 from conversation.tool_rounds import Approve, ToolRounds, ToolsFor, no_tools
 from conversation.usage import UsageLedger
 from discord_side.replies import Reply, show_typing
@@ -47,26 +48,109 @@ NO_FINISH_NOTE = subtext(
     "⚠️ This answer may be incomplete: the model service ended it without saying it was finished."
 )
 FILTERED_NOTE = subtext("⚠️ Cut off by the model's content filter.")
+WINDOW_FULL_NOTE = subtext(
+    "⚠️ Cut off: the conversation and the answer filled the model's context window on its server."
+)
+STOPPED_EARLY_NOTE = subtext(
+    "⚠️ Cut off by the model service before the reply length limit (its context window or "
+    "its own length limit)."
+)
+ERROR_NOTE = subtext(
+    "⚠️ This answer may be incomplete: the model service reported an error while writing it."
+)
+UNUSUAL_NOTE = subtext(
+    "⚠️ This answer may be incomplete: the model service ended it for an unusual reason{}."
+)
+# Finish reasons of a complete answer: OpenAI's "stop" ("tool_calls" and the older
+# "function_call" are the tool loop's), and the words of servers that pass their own
+# through (Anthropic-style gateways "end_turn", "stop_sequence"; TGI "eos_token").
+NORMAL_FINISHES = frozenset(
+    {"stop", "tool_calls", "function_call", "end_turn", "stop_sequence", "eos", "eos_token"}
+)
+# Reasons meaning the reply cap, and the context window (Anthropic-style gateways).
+CAP_FINISHES = frozenset({"length", "max_tokens"})
+WINDOW_FINISHES = frozenset({"model_context_window_exceeded", "context_length"})
+# A "length" finish with fewer completion tokens than this share of MAX_REPLY_TOKENS was
+# not the reply cap's doing.
+WELL_UNDER_CAP = 0.9
+_REASON = re.compile(r"[a-z_]{1,40}")
 
 
-def finish_note(finish_reason: str | None) -> str | None:
-    """The note for an answer that did not finish normally ("stop"), else None.
+def finish_note(finish_reason: str | None, *, stopped_early: bool = False) -> str | None:
+    """The note for an answer that did not finish normally, else None; the answer is
+    remembered with it (the note is part of what the channel shows).
 
-    OpenAI's finish reasons: "length" (the reply cap), "content_filter"; a missing one
-    means the server ended the answer without saying it was complete.
+    - None: the server ended the answer without saying it was complete.
+    - "length"/"max_tokens": the reply cap (CUT_BY_CAP_NOTE), unless `stopped_early`:
+      the answer stopped well under MAX_REPLY_TOKENS (`stop_note` tells which window).
+    - "content_filter"; "error" (OpenRouter's upstream failure mid-answer, maximhq/
+      bifrost#5425, gethouston/houston#1211); any other value: may be incomplete.
     """
-    if finish_reason == "length":
-        return CUT_BY_CAP_NOTE
-    if finish_reason == "content_filter":
-        return FILTERED_NOTE
+    if finish_reason in NORMAL_FINISHES:
+        return None
     if finish_reason is None:
         return NO_FINISH_NOTE
-    return None
+    if finish_reason in CAP_FINISHES:
+        return STOPPED_EARLY_NOTE if stopped_early else CUT_BY_CAP_NOTE
+    if finish_reason in WINDOW_FINISHES:
+        return WINDOW_FULL_NOTE
+    if finish_reason == "content_filter":
+        return FILTERED_NOTE
+    if finish_reason == "error":
+        return ERROR_NOTE
+    # The reason is the server's word: shown only when it is a plain identifier.
+    shown = f" ({finish_reason})" if _REASON.fullmatch(finish_reason) else ""
+    return UNUSUAL_NOTE.format(shown)
 
 
-# Called when the model's server refused the images of a request: no images are sent
-# again, in any channel; returns the note that goes first under the answer.
-RefuseImages = Callable[[], str]
+def stop_note(answer: Answer, asking: Asking) -> str | None:
+    """`finish_note` for `answer`, telling a "length" finish by the server's context
+    window from one by the reply cap: completion tokens well under MAX_REPLY_TOKENS
+    mean the cap did not stop it, and prompt plus completion large enough to be a
+    window is taken for the server's (learnt: `ContextWindow.filled`, logged)."""
+    if answer.finish_reason not in CAP_FINISHES:
+        return finish_note(answer.finish_reason)
+    window, cap = asking.window, asking.answers.settings.max_reply_tokens
+    completion = answer.completion_tokens
+    if completion is None:
+        completion = window.server_tokens(asking.prompts.counter.count_text(answer.text))
+    if completion >= cap * WELL_UNDER_CAP:
+        return CUT_BY_CAP_NOTE
+    prompt = answer.prompt_tokens
+    if prompt is None:
+        prompt = window.server_tokens(asking.prompt.tokens)
+    if not window.filled(prompt + completion):
+        return finish_note(answer.finish_reason, stopped_early=True)
+    log.warning(
+        "channel %s: the answer stopped at %d tokens (prompt %d), under the reply cap of "
+        "%d: the model's window on its server is full; using a budget of %d tokens for "
+        "model %s from now on",
+        asking.channel_id,
+        completion,
+        prompt,
+        cap,
+        window.budget,
+        window.model,
+    )
+    return WINDOW_FULL_NOTE
+
+
+def answer_notes(answer: Answer, asking: Asking) -> str | None:
+    """The lines under a finished answer: how it stopped, the message cut to fit the
+    request (`Prompt.cut`, said once), then the asking's own note."""
+    notes = [stop_note(answer, asking)]
+    if asking.prompt.cut and SHORTENED_NOTE not in (asking.note or ""):
+        notes.append(SHORTENED_NOTE)
+    notes.append(asking.note)
+    return "\n".join(filter(None, notes)) or None
+
+
+# An empty answer to a prompt at least this share of the budget is taken for an overflow.
+NEAR_BUDGET = 0.75
+
+# Called with the model whose server refused the images of a request: no images are
+# sent to it again, in any channel; returns the note that goes first under the answer.
+RefuseImages = Callable[[str], str]
 
 
 class Asking:
@@ -148,7 +232,8 @@ class Asking:
             and _has_images(self.prompt)
         ):
             log.warning("channel %s: the model refused images; sending none again", self.channel_id)
-            self.note = "\n".join(filter(None, [self.refuse_images(), self.note]))
+            refused = self.refuse_images(self.effective.model)
+            self.note = "\n".join(filter(None, [refused, self.note]))
             self.images_refused = True
             self.shortened = False
         else:
@@ -164,11 +249,12 @@ class Asking:
         )
         log.warning(
             "channel %s: the model service found the prompt too long (%d tokens "
-            "by the bot's count; window %s); using a budget of %d tokens for "
+            "by the bot's count; window %s; %s); using a budget of %d tokens for "
             "model %s from now on, and asking again",
             self.channel_id,
             counted,
             failure.context_window or "not stated",
+            failure.detail.splitlines()[0][:160] if failure.detail else "no detail",
             budget,
             window.model,
         )
@@ -240,6 +326,7 @@ class Answers:
             await reply.drop_status()
             await self._report_failure(reply, error, failure, history_shortened=asking.shortened)
             return None
+        asking.window.accepted(asking.prompt.tokens)
         if answer.prompt_tokens is not None:
             asking.window.observe(asking.counted, answer.prompt_tokens)
         return answer, asking.prompt
@@ -258,11 +345,18 @@ class Answers:
         return window
 
     def classify(self, error: Exception, prompt: Prompt, window: ContextWindow) -> Failure:
-        """The failure `error` reports. A stream with no chunk at all (not even the role
-        chunk every server sends first) after a prompt with something to leave out is
-        llama-cpp-python's refusal of a prompt too long for its window."""
-        if isinstance(error, EmptyAnswer) and error.silent and prompt.tokens > window.floor:
-            return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
+        """The failure `error` reports. An empty answer after a prompt with something to
+        leave out is taken for a prompt too long for the server's window when it is a
+        stream with no chunk at all (not even the role chunk every server sends first:
+        llama-cpp-python's refusal), or an empty normal stop to a prompt near the budget
+        in use or larger than any the server answered (LiteLLM's stream past the window:
+        finish_reason "stop", no text; BerriAI/litellm#37710 shows its streams ending in a
+        bare "stop" where the whole request fails)."""
+        if isinstance(error, EmptyAnswer) and prompt.tokens > window.floor:
+            near = prompt.tokens >= window.budget * NEAR_BUDGET
+            near = near or prompt.tokens > window.largest_accepted
+            if error.silent or (near and error.finish_reason in (None, "stop")):
+                return Failure(Cause.CONTEXT_TOO_LONG, detail=str(error))
         return classify(error, deadline=self.settings.openai_timeout)
 
     async def _whole(self, reply: Reply, asking: Asking) -> Answer:
@@ -273,8 +367,7 @@ class Answers:
         async with show_typing(reply.channel):
             answer = await asking.asker.complete(asking.prompt.messages, **asking.options)
         self._charge(reply, answer, asking)
-        notes = [finish_note(answer.finish_reason), asking.note]
-        await reply.whole(answer.text, "\n".join(filter(None, notes)) or None)
+        await reply.whole(answer.text, answer_notes(answer, asking))
         return answer
 
     async def _streamed(self, reply: Reply, asking: Asking) -> Answer:
@@ -317,8 +410,7 @@ class Answers:
             self._charge(reply, answer, asking)
         else:
             assert answer is not None  # the stream ends with its Answer or raises
-            notes = [finish_note(answer.finish_reason), asking.note]
-            note = "\n".join(filter(None, notes)) or None
+            note = answer_notes(answer, asking)
         await reply.finish(note)
         return answer
 
@@ -374,7 +466,9 @@ def failure_sentence(
     """The one sentence the chat user reads when `error` (classified as `failure`) left
     them without an answer: an empty answer's own, else the failure's cause's
     (model.failures.user_message)."""
-    if isinstance(error, EmptyAnswer) and failure.cause is not Cause.CONTEXT_TOO_LONG:
+    if isinstance(error, EmptyAnswer) and not (
+        failure.cause is Cause.CONTEXT_TOO_LONG and error.silent
+    ):
         return error.user_message()
     return user_message(failure, history_shortened=history_shortened)
 

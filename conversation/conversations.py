@@ -42,7 +42,7 @@ from conversation.channel import Conversation, PendingTurn
 from conversation.channel_settings import Place
 from conversation.in_flight import InFlight
 from conversation.incoming import full_text, is_ready, prepare, remember_batch
-from conversation.prompts import Prompt, PromptBuilder
+from conversation.prompts import SHORTENED_NOTE, Prompt, PromptBuilder
 from conversation.recall import MemoryFacts, Recall
 from conversation.recency import RecentlyUsed
 from conversation.services import Services
@@ -64,9 +64,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatbot")
 
-SHORTENED_NOTE = subtext(
-    "Your message was too long for me to read whole; I answered its beginning."
-)
 NO_VISION_NOTE = subtext("This model can't see pictures, so I answered from the text alone.")
 # More waiting messages than this in one channel are answered together, in one call.
 COALESCE_AFTER = 3
@@ -115,8 +112,11 @@ class Conversations:
         channel = channel if channel is not None else message.channel
         conversation = self._conversation(channel.id)
         prompts = self.prompts
+        # Pictures are judged and costed by the channel's own model (its /settings).
+        model = conversation.in_use[0].model if conversation.in_use else self.settings.openai_model
+        files = self.files.viewing(model)
         ready = asyncio.ensure_future(
-            prepare(message, text, self.files, prompts.counter, prompts.history_budget)
+            prepare(message, text, files, prompts.counter, prompts.history_budget)
         )
         conversation.waiting.append(PendingTurn(message, text, verdict.answer, channel, ready))
         # Downloads and fetches run outside the lock; the turn waits for those of the
@@ -364,10 +364,10 @@ class Conversations:
         )
         memory.replace(reply.posted[0].id, turn)
 
-    def _refuse_images(self) -> str:
-        """The model takes no images: send none again, in any channel. Returns the note
+    def _refuse_images(self, model: str) -> str:
+        """`model` takes no images: send it none again, in any channel. Returns the note
         that goes first under the answer asked again without them."""
-        self.files.refuse_images()
+        self.files.viewing(model).refuse_images()
         self.told_no_vision = True
         for conversation in self.channels.values():
             if conversation.memory is not None:

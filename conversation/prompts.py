@@ -9,6 +9,7 @@ from typing import Any
 from config import Settings
 from memory import ChannelMemory, ImagePart, Role, Turn
 from text.control import neutralise_control_text
+from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, TokenCounter, TokenCounters
 
 log = logging.getLogger("chatbot")
@@ -16,14 +17,21 @@ log = logging.getLogger("chatbot")
 # The least room a request must leave for the conversation after the system prompt.
 MIN_HISTORY_BUDGET = 32
 SUMMARY_HEADING = "Summary of the earlier conversation in this channel:"
+# Under an answer to a message that was cut to fit: on arrival (conversations.py), or
+# when a request is built within a smaller, learnt budget (`Prompt.cut`).
+SHORTENED_NOTE = subtext(
+    "Your message was too long for me to read whole; I answered its beginning."
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """A request's messages and their total prompt tokens as the API counts them."""
+    """A request's messages and their total prompt tokens as the API counts them;
+    `cut`: the newest message was shortened to fit."""
 
     messages: list[dict[str, Any]]
     tokens: int
+    cut: bool = False
 
 
 class PromptBuilder:
@@ -72,7 +80,7 @@ class PromptBuilder:
 
     def prompt(self, history: ChannelMemory, budget: int | None = None) -> Prompt:
         """The request for `history` within `budget` prompt tokens (default: the
-        configured prompt budget).
+        configured prompt budget). `Prompt.cut` says whether the newest turn was cut.
 
         One system message: the system prompt, then the summary of older turns if there
         is one (chat templates keep only the first system message). Then the newest
@@ -91,6 +99,7 @@ class PromptBuilder:
         room = budget - head.tokens - REPLY_PRIMING
         kept: list[Turn] = []
         used = 0
+        cut = False
         for turn in reversed(turns):
             cost = turn.tokens + (turn.label_tokens if labelled else 0)
             if kept and used + cost > room:
@@ -98,11 +107,12 @@ class PromptBuilder:
             if not kept and cost > room:
                 turn = self._shortened(turn, room - (turn.label_tokens if labelled else 0))
                 cost = turn.tokens + (turn.label_tokens if labelled else 0)
+                cut = True
             kept.append(turn)
             used += cost
         kept.reverse()
         messages = [head.as_message()] + [t.as_message(labelled) for t in kept]
-        return Prompt(messages, head.tokens + used + REPLY_PRIMING)
+        return Prompt(messages, head.tokens + used + REPLY_PRIMING, cut)
 
     def summary(self, text: str, max_tokens: int) -> Turn:
         """The turn carrying a summary of dropped turns, at most `max_tokens`."""

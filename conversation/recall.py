@@ -156,7 +156,10 @@ class Recall:
                 prompts=prompts,
                 budget=budget,
                 remembered=self.audience.history_filter(),
-                files=self.files,
+                # Pictures judged and costed by the channel's own model.
+                files=self.files.viewing(conversation.in_use[0].model)
+                if conversation.in_use is not None
+                else self.files,
             )
         except Exception as error:  # a refusal, or a payload discord.py could not parse
             log.warning(

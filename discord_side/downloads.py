@@ -17,6 +17,7 @@ at "low", then skipped). A failed download is a note, never an exception.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,8 +111,11 @@ class _Reading:
 
 
 class AttachmentReader:
-    """Downloads and reads attachments for one model: its token counter and rules, and
-    whether it takes images (VISION; switched off for the process by `refuse_images`)."""
+    """Downloads and reads attachments for one model (`model`, OPENAI_MODEL unless made
+    by `viewing`): whether it takes images (VISION, judged by that model's name; off for
+    the process once its server refused them, `refuse_images`) and what they cost in its
+    tokens. One reader per process; `viewing(model)` gives the same reader for a
+    channel's own /settings model."""
 
     def __init__(self, settings: Settings, counter: TokenCounter, history_budget: int) -> None:
         self.model = settings.openai_model
@@ -119,13 +123,32 @@ class AttachmentReader:
         self.max_bytes = settings.max_attachment_bytes
         self.counter = counter
         self.history_budget = history_budget
-        self.vision = settings.vision == "on" or (
-            settings.vision == "auto" and model_accepts_images(settings.openai_model)
-        )
+        self.vision_setting = settings.vision
+        # Models whose server refused images (shared by every view of this reader).
+        self.refused: set[str] = set()
+        self._views: dict[str, AttachmentReader] = {self.model: self}
+
+    @property
+    def vision(self) -> bool:
+        """Whether `model` is sent pictures."""
+        if self.model in self.refused or self.vision_setting == "off":
+            return False
+        return self.vision_setting == "on" or model_accepts_images(self.model)
+
+    def viewing(self, model: str) -> AttachmentReader:
+        """This reader for `model` (a channel's /settings model): its vision and image
+        costs; downloads, limits and refusals shared."""
+        view = self._views.get(model)
+        if view is None:
+            view = copy.copy(self)
+            view.model = model
+            self._views[model] = view
+        return view
 
     def refuse_images(self) -> None:
-        """The server refused an image: send none for the rest of the process."""
-        self.vision = False
+        """The server refused an image from `model`: send it none for the rest of the
+        process (other models keep theirs)."""
+        self.refused.add(self.model)
 
     async def read(
         self,

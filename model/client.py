@@ -7,7 +7,9 @@ of retries and lessons from the server's refusals (retries.py), by one deadline
 some of the answer's text; a stream must then send more text at least that often.
 
 A model that writes a lone `</think>` makes a streamed answer retract what it showed
-(`RETRACT`), and from then on its streamed text is held back until its closer.
+(`RETRACT`), and from then on its streamed text is held back until its closer, until it
+answers once without one (a model that thinks only sometimes, or was replaced behind the
+same name, streams again).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ChatModel:
 
     def __init__(self, settings: Settings) -> None:
         self.model = settings.openai_model
+        self.base_url = settings.openai_base_url
         self.max_reply_tokens = settings.max_reply_tokens
         self.timeout = settings.openai_timeout
         # Per model (a channel may choose its own): the request fields its server takes.
@@ -133,6 +136,7 @@ class ChatModel:
                     if rest := reader.finish():
                         yield rest
                     answer = reader.answer()
+                    self._learn_from(model, answer, lone_closer=reader.reasoning.lone_closer)
                 except Exception as error:
                     # Text that stands is the user's already: it cannot be asked again.
                     again = None if reader.shown else await retries.again(error, messages)
@@ -164,7 +168,7 @@ class ChatModel:
         """The request shape learnt for `model` (one per model, for every answer)."""
         shape = self.shapes.get(model)
         if shape is None:
-            shape = self.shapes[model] = RequestShape.for_model(model)
+            shape = self.shapes[model] = RequestShape.for_server(self.base_url)
         return shape
 
     async def _complete_once(
@@ -194,7 +198,11 @@ class ChatModel:
         calls = whole_tool_calls(part.tool_calls)
         if not text and not calls:
             raise EmptyAnswer(part.finish_reason)
-        return Answer(text, part.prompt_tokens, part.completion_tokens, part.finish_reason, calls)
+        answer = Answer(
+            text, part.prompt_tokens, part.completion_tokens, part.finish_reason, calls
+        )
+        self._learn_from(model, answer, lone_closer=None)
+        return answer
 
     async def _request(
         self,
@@ -240,6 +248,26 @@ class ChatModel:
                 stream_cls=openai.AsyncStream[object],
             )
         return await self.client.post("/chat/completions", body=body, cast_to=object)
+
+    def _learn_from(self, model: str, answer: Answer, *, lone_closer: bool | None) -> None:
+        """What a finished answer teaches: a usage far over the cap means the server
+        ignored the cap's field; a streamed answer (`lone_closer` not None) of a held
+        model without a lone `</think>` ends the holding back."""
+        change = self._shape(model).overran(answer.completion_tokens, self.max_reply_tokens)
+        if change:
+            log.warning(
+                "model %s wrote %d tokens, over the reply cap of %d (MAX_REPLY_TOKENS): %s",
+                model,
+                answer.completion_tokens,
+                self.max_reply_tokens,
+                change,
+            )
+        if lone_closer is False and model in self.holding:
+            self.holding.discard(model)
+            log.info(
+                "model %s answered without a lone </think>: its answers stream as written again",
+                model,
+            )
 
     def _learn_lone_closer(self, model: str) -> None:
         if model not in self.holding:

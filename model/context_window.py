@@ -14,6 +14,15 @@ life of the process:
   length is N tokens") becomes N less the reply allowance, in the server's tokens; a
   refused prompt the server counted for itself calibrates the ratio; when it says
   neither (llama-cpp-python's empty stream), the budget halves from what was refused.
+  Implausible figures are ignored (a stated window smaller than the floor, or over
+  `IMPLAUSIBLE` times the configured budget; a count whose ratio to the bot's is outside
+  `FACTOR_RANGE`), and one refusal never takes the budget below `LOWEST_LESSON` of what
+  was refused: the lesson holds for every channel, so a slip must not starve them all.
+- an answer cut at "length" well under the reply cap stopped at the server's window:
+  prompt plus completion is that window (`filled`).
+- rising again: the server's window may grow (restarted with a larger one, or the
+  refusal was a slip). An accepted prompt near a learnt cap raises the cap by `RISE`;
+  usage over a learnt server limit raises that limit to what the server took.
 
 All counts are in the bot's own tokens unless a name says "server".
 """
@@ -33,6 +42,11 @@ SHRINK_UNSTATED = 0.5
 # Ratios outside this range are taken as this range's ends: no real tokenizer counts
 # a text eight times longer than another, so such a figure is the server's slip.
 FACTOR_RANGE = (0.25, 8.0)
+IMPLAUSIBLE = 10
+LOWEST_LESSON = 0.25
+# How much an accepted prompt within NEAR_FULL of a learnt cap raises it.
+RISE = 1.05
+NEAR_FULL = 0.9
 
 
 class ContextWindow:
@@ -57,6 +71,7 @@ class ContextWindow:
         self._tiktoken_exact = exact
         self.server_limit: int | None = None  # learnt: most server tokens it takes
         self.cap: int | None = None  # learnt: most bot tokens after a refusal
+        self.largest_accepted = 0  # the largest prompt (bot tokens) answered with text
 
     @property
     def exact(self) -> bool:
@@ -88,11 +103,18 @@ class ContextWindow:
 
     def observe(self, counted: int, reported: int) -> None:
         """The server reported `reported` prompt tokens for a request the bot counted as
-        `counted`: calibrate to that ratio (the latest request is the best guide)."""
+        `counted`: calibrate to that ratio (the latest request is the best guide).
+        The server took that prompt, so a learnt limit it proves too low rises."""
         if counted > 0 and reported > 0:
             low, high = FACTOR_RANGE
             self.factor = min(max(reported / counted, low), high)
             self.calibrated = True
+            if self.server_limit is not None and reported > self.server_limit:
+                self.server_limit = reported
+        if self.cap is not None and counted >= self.cap * NEAR_FULL:
+            self.cap = math.ceil(self.cap * RISE) + 1
+            if self.cap >= self.configured:
+                self.cap = None
 
     def refused(
         self,
@@ -104,17 +126,44 @@ class ContextWindow:
         """The server refused a prompt the bot counted as `counted` as too long; `window`
         and `server_count` are its stated window and its count of that prompt, when its
         error said them. Returns the new budget, which is below `counted` unless
-        the floor stops it."""
-        if server_count is not None:
-            self.observe(counted, server_count)
+        the floor stops it, and not below LOWEST_LESSON of `counted`; implausible
+        figures are ignored (module docstring)."""
+        low, high = FACTOR_RANGE
+        if server_count is not None and counted > 0 and low <= server_count / counted <= high:
+            self.factor = server_count / counted
+            self.calibrated = True
+        else:
+            server_count = None
+        if window is not None and not self.floor <= window <= self.configured * IMPLAUSIBLE:
+            window = None
+        lowest = max(self.floor, math.floor(counted * LOWEST_LESSON))
         if window is not None:
             room = window - self.reply_tokens if window > self.reply_tokens else window // 2
+            room = max(room, math.ceil(lowest * self.factor / (1 - MARGIN)))
             self.server_limit = room if self.server_limit is None else min(self.server_limit, room)
         if self.budget >= counted:
             stated = window is not None or server_count is not None
             shrunk = math.floor(counted * (SHRINK_STATED if stated else SHRINK_UNSTATED))
+            shrunk = max(shrunk, lowest)
             self.cap = shrunk if self.cap is None else min(self.cap, shrunk)
         return self.budget
+
+    def accepted(self, counted: int) -> None:
+        """The server answered a prompt the bot counted as `counted` with text."""
+        self.largest_accepted = max(self.largest_accepted, counted)
+
+    def filled(self, server_total: int) -> bool:
+        """An answer stopped at "length" well under the reply cap, after `server_total`
+        tokens (prompt plus completion, the server's counts): the server's window, most
+        likely (llama.cpp, LM Studio and Ollama stop there when the window is smaller
+        than the bot was told). Learns that window, so the next prompts leave room for a
+        whole answer, and returns True; False when `server_total` is too small to be a
+        window (less than the floor plus a whole answer: the server's own length limit)."""
+        room = server_total - self.reply_tokens
+        if room < self.floor * self.factor:
+            return False
+        self.server_limit = room if self.server_limit is None else min(self.server_limit, room)
+        return True
 
     def describe(self) -> str:
         """How the bot counts, for /memory: exact, or estimated and how it was learnt."""

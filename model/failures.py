@@ -23,6 +23,7 @@ from typing import Any
 import openai
 
 from model.errors import UnreadableReply
+from model.templates import template_refusal
 
 
 class Cause(enum.Enum):
@@ -32,6 +33,7 @@ class Cause(enum.Enum):
     BAD_KEY = "bad key"
     UNKNOWN_MODEL = "unknown model"
     REFUSED_PARAMETER = "refused parameter"
+    TEMPLATE_REFUSED = "template refused"
     IMAGES_REFUSED = "images refused"
     RATE_LIMITED = "rate limited"
     OUT_OF_CREDIT = "out of credit"
@@ -49,9 +51,10 @@ class Failure:
     """A classified failure.
 
     - `status`: the HTTP status, when the server answered.
-    - `parameter`: REFUSED_PARAMETER only, the refused request field as the server named
-      it (a dotted path for a nested field, e.g. "messages.2.reasoning_content"), or None
-      when the server did not say which.
+    - `parameter`: REFUSED_PARAMETER, the refused request field as the server named it (a
+      dotted path for a nested field, e.g. "messages.2.reasoning_content"), or None when
+      it did not say which; TEMPLATE_REFUSED, the shape the chat template refused
+      (templates.ALTERNATION or templates.SYSTEM_ROLE).
     - `context_window`: CONTEXT_TOO_LONG only, the window in tokens when the server's
       error states it, else None.
     - `prompt_tokens`: CONTEXT_TOO_LONG only, the server's own count of the refused
@@ -112,6 +115,10 @@ def _classify_api_error(error: openai.APIError, status: int | None) -> Failure:
     # refused "input". llama.cpp says it with a 500, OpenRouter with a 404.
     if any(pattern.search(lowered) for pattern in _IMAGES_REFUSED):
         return failure(Cause.IMAGES_REFUSED)
+    # Chat templates raise these while rendering: vLLM and llama-cpp-python with a 400,
+    # llama.cpp, Ollama and SGLang with a 500 (model/templates.py has the sources).
+    if (shape := template_refusal(lowered)) is not None:
+        return failure(Cause.TEMPLATE_REFUSED, parameter=shape)
     if _TOOLS_REFUSED.search(lowered):
         return failure(Cause.REFUSED_PARAMETER, parameter="tools")
     if (refused := _refused_parameter(error, body, text)) is not None:
@@ -390,7 +397,7 @@ _SENTENCES = {
         "The model is busy right now (rate limited). Please try again in a minute."
     ),
     Cause.TIMED_OUT: "The model took too long to answer. Please try again.",
-    Cause.UNREACHABLE: ("I couldn't reach the model service. Please try again in a little while."),
+    Cause.UNREACHABLE: "I couldn't reach the model service. Please try again in a little while.",
     Cause.BAD_KEY: (
         "The model service rejected the bot's API key. "
         "The bot's owner needs to check OPENAI_API_KEY."
@@ -411,6 +418,9 @@ _SENTENCES = {
     Cause.REFUSED_PARAMETER: (
         "The model service refused a setting the bot sends, and the bot couldn't work "
         "around it. The bot's owner needs to check the model settings."
+    ),
+    Cause.TEMPLATE_REFUSED: (
+        "The model's chat template refused the conversation's shape. Please try again."
     ),
     Cause.IMAGES_REFUSED: (
         "This model can't read images. Please describe the image in words instead."

@@ -86,6 +86,7 @@ class ReasoningFilter:
         self._tail = ""  # text not yet judged: it may end in part of a tag
         self._held: list[str] = []  # hold mode: judged text before the first tag
         self._released_before_tag = False  # normal mode: shown text that may be retracted
+        self.lone_closer = False  # the first tag was a lone `</think>`
 
     def feed(self, piece: str) -> Release:
         """Take the next piece of the answer; return what the caller may show now."""
@@ -97,6 +98,7 @@ class ReasoningFilter:
                 opener, closer = text.find(OPEN_TAG), text.find(CLOSE_TAG)
                 if closer != -1 and (opener == -1 or closer < opener):
                     retract = self._released_before_tag
+                    self.lone_closer = True
                     self._held.clear()
                     text = text[closer + len(CLOSE_TAG) :]
                     self._state = _OUTSIDE

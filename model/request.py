@@ -1,12 +1,18 @@
 """The request body, in the shape the model's server takes (`RequestShape`).
 
-The reply cap goes in `max_completion_tokens` for OpenAI's models (OpenAI refuses
-`max_tokens` for reasoning models and refuses both together) and in `max_tokens` for
-every other model (llama.cpp's server and LiteLLM's passthrough ignore
-`max_completion_tokens`). An optional field the server refuses with a 400 naming it
-(`max_tokens`, `max_completion_tokens`, `stream_options`, `reasoning_effort`, a
-message's `name`, `tools` or `tool_choice`) is swapped or dropped for the life of the
-process (retries.py asks again within the same answer).
+The reply cap goes where the server honours it, chosen by the server, not the model's
+name (a local server may serve `--model_alias gpt-4o-mini`): `max_completion_tokens`
+for OpenAI's own API (OpenAI refuses `max_tokens` for reasoning models, and both
+together) and Azure OpenAI, `max_tokens` for any other server (llama.cpp's server and
+LiteLLM's passthrough ignore `max_completion_tokens`). A server that reports a usage far
+over the cap ignored the field: the other is used from then on (`overran`).
+
+An optional field the server refuses with a 400 naming it (`max_tokens`,
+`max_completion_tokens`, `stream_options`, `reasoning_effort`, a message's `name`,
+`tools` or `tool_choice`) is swapped or dropped, and a chat template that refuses the
+conversation's shape (roles not alternating, a system role) gets it reshaped
+(templates.py), for the life of the process; retries.py asks again within the same
+answer.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from model.failures import Cause, Failure
-from text.tokens import counts_exactly
+from model.templates import ALTERNATION, SYSTEM_ROLE, alternate, system_into_user
 
 MAX_COMPLETION_TOKENS = "max_completion_tokens"
 MAX_TOKENS = "max_tokens"
@@ -24,25 +31,38 @@ STREAM_OPTIONS = "stream_options"
 REASONING_EFFORT = "reasoning_effort"
 TOOLS = "tools"
 
+# A usage this many times the cap (plus slack for a server's own counting) means the
+# server ignored the cap field.
+OVERRUN_FACTOR = 1.5
+OVERRUN_SLACK = 16
+
 
 @dataclass
 class RequestShape:
     """Which optional request fields the server gets, learnt from its refusals.
 
     `cap_field`: where the reply cap goes (None: nowhere, the server refused both).
+    `alternate`: the server's chat template wants user and assistant turns to alternate;
+    `system_role`: False when it takes no system message (templates.py).
     """
 
     cap_field: str | None
     stream_options: bool = True
     names: bool = True
     refused: set[str] = field(default_factory=set)
+    alternate: bool = False
+    system_role: bool = True
+    cap_swapped: bool = False  # the cap field was swapped once for a usage over the cap
 
     @classmethod
-    def for_model(cls, model: str) -> RequestShape:
-        """The first guess: `max_completion_tokens` for an OpenAI model (one tiktoken
-        knows), which OpenAI requires for reasoning models and gateways in front of
-        OpenAI pass on; `max_tokens` for any other, which local servers honour."""
-        return cls(MAX_COMPLETION_TOKENS if counts_exactly(model) else MAX_TOKENS)
+    def for_server(cls, base_url: str | None) -> RequestShape:
+        """The first guess, by the server at `base_url` (None: OpenAI's own):
+        `max_completion_tokens` for OpenAI's API and Azure OpenAI, which require it for
+        reasoning models; `max_tokens` for any other server, which local servers and
+        gateways honour (and LiteLLM and OpenRouter translate for OpenAI's models)."""
+        host = (urlsplit(base_url).hostname or "") if base_url else "api.openai.com"
+        openai_hosted = host == "api.openai.com" or host.endswith(".openai.azure.com")
+        return cls(MAX_COMPLETION_TOKENS if openai_hosted else MAX_TOKENS)
 
     def arguments(
         self,
@@ -57,6 +77,10 @@ class RequestShape:
         when set (a /settings choice) and not refused; `tools` (chat-completions tool
         definitions) with `tool_choice: "auto"` only when given, non-empty and not
         refused."""
+        if not self.system_role:
+            messages = system_into_user(messages)
+        if self.alternate:
+            messages = alternate(messages)
         if not self.names:
             messages = [{k: v for k, v in m.items() if k != "name"} for m in messages]
         arguments: dict[str, Any] = {"messages": messages}
@@ -79,6 +103,8 @@ class RequestShape:
         Returns what changed, for the log ("" when another answer already learnt it),
         or None when the refusal is not about a field the bot can do without.
         """
+        if failure.cause is Cause.TEMPLATE_REFUSED:
+            return self._reshape(failure.parameter)
         if failure.cause is not Cause.REFUSED_PARAMETER or not failure.parameter:
             return None
         path = [part for part in re.split(r"[.\[\]]+", failure.parameter) if part]
@@ -106,6 +132,41 @@ class RequestShape:
     def takes_tools(self) -> bool:
         """Whether the server is still sent `tools` (it has not refused them)."""
         return TOOLS not in self.refused
+
+    def overran(self, completion_tokens: int | None, cap: int) -> str | None:
+        """The server reported `completion_tokens` for an answer capped at `cap`: when far
+        over it, the server ignored the cap field, so the other is used from then on
+        (once, never back). Returns what changed, for the log, or None."""
+        if (
+            completion_tokens is None
+            or self.cap_field is None
+            or self.cap_swapped
+            or completion_tokens <= cap * OVERRUN_FACTOR + OVERRUN_SLACK
+        ):
+            return None
+        ignored = self.cap_field
+        other = MAX_TOKENS if ignored == MAX_COMPLETION_TOKENS else MAX_COMPLETION_TOKENS
+        if other in self.refused:
+            return None
+        self.cap_field = other
+        self.cap_swapped = True
+        return f"the server ignored {ignored}; sending {other} instead from now on"
+
+    def _reshape(self, shape: str | None) -> str | None:
+        """The chat template refused the conversation's `shape` (templates.py)."""
+        # Already learnt: another answer's request raced this one ("" asks again; the
+        # retries' MAX_ADAPTATIONS bounds a server that refuses every shape).
+        if shape == SYSTEM_ROLE:
+            if not self.system_role:
+                return ""
+            self.system_role = False
+            return "sending the instructions in the first user message from now on"
+        if shape == ALTERNATION:
+            if self.alternate:
+                return ""
+            self.alternate = True
+            return "merging consecutive turns of one role from now on"
+        return None
 
     def _refuse_cap(self, refused: str) -> str:
         """The server refused the reply cap field `refused`: use the other, or none."""

@@ -2,16 +2,20 @@
 
 After a failure, in this order:
 
-1. A transient failure is retried by the rules of the OpenAI SDK's own retries
+1. A chat template's refusal of the conversation's shape (roles not alternating, a
+   system role: templates.py) reshapes the request for the model, one WARNING, and the
+   request is sent again at once. It comes first: llama.cpp, Ollama and SGLang send it
+   as a 500, which waiting would only repeat.
+2. A transient failure is retried by the rules of the OpenAI SDK's own retries
    (openai-python's _base_client: connection errors, 408, 409, 429 and 5xx, or as
    `x-should-retry` says; Retry-After up to 60 s is honoured, else 0.5 s doubling to
    8 s, jittered), at most MAX_RETRIES times in a row. A retry whose wait would end past
    the answer's deadline is not made: the server's own error is raised at once, so the
    user hears its reason ("rate limited") rather than that the answer took too long.
    An empty balance (429 insufficient_quota) is not transient: no wait helps.
-2. A refused optional request field is dropped or swapped (request.py), one WARNING
+3. A refused optional request field is dropped or swapped (request.py), one WARNING
    naming it, and the request sent again.
-3. Whatever the caller learns from the failure (`Learn`: a smaller context window, a
+4. Whatever the caller learns from the failure (`Learn`: a smaller context window, a
    server that takes no images) gives the messages to ask with instead.
 
 Anything else is raised to the caller.
@@ -23,6 +27,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +36,7 @@ import openai
 
 from model.failures import Cause, classify
 from model.request import RequestShape
+from model.templates import ALTERNATION, SYSTEM_ROLE, template_refusal
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +66,11 @@ class Retries:
     async def again(self, error: Exception, messages: Messages) -> Messages | None:
         """The messages to send again after `error` (waiting first when it was
         transient), or None when the request is not to be sent again."""
+        if self._adapted(error, templates=True):
+            return messages
         if await self._waited_out(error):
             return messages
-        if self._adapted(error):
+        if self._adapted(error, templates=False):
             self.failed = 0
             return messages
         if self.learn is not None and (learnt := self.learn(error)) is not None:
@@ -82,22 +90,52 @@ class Retries:
         self.failed += 1
         return True
 
-    def _adapted(self, error: Exception) -> bool:
-        if not isinstance(error, openai.BadRequestError) or self.adapted == MAX_ADAPTATIONS:
+    def _adapted(self, error: Exception, *, templates: bool) -> bool:
+        """Whether the request shape changed for `error`: a template's refusal (any
+        status, or a stream's error event) when `templates`, else a refused field (400)."""
+        if self.adapted == MAX_ADAPTATIONS:
+            return False
+        if templates and not isinstance(error, openai.APIError):
+            return False
+        if not templates and not isinstance(error, openai.BadRequestError):
             return False
         failure = classify(error)
+        if (failure.cause is Cause.TEMPLATE_REFUSED) != templates:
+            return False
         change = self.shape.adapt(failure)
         if change is None:
             return False
-        if change:
+        if change and templates:
+            log.warning(
+                "the model's chat template refused %s (%s); %s",
+                _REFUSED_SHAPES.get(failure.parameter or "", "the conversation's shape"),
+                _first_line(failure.detail, refusal=True),
+                change,
+            )
+        elif change:
             log.warning(
                 "the model server refused the request field %r (%s); %s",
                 failure.parameter,
-                failure.detail.splitlines()[0][:200],
+                _first_line(failure.detail),
                 change,
             )
         self.adapted += 1
         return True
+
+
+_BARE_CODE = re.compile(r"Error code: \d+ -")
+_REFUSED_SHAPES = {ALTERNATION: "two turns of one role in a row", SYSTEM_ROLE: "a system message"}
+
+
+def _first_line(detail: str, *, refusal: bool = False) -> str:
+    """The server's first words worth logging: not the SDK's bare "Error code: 500 - "
+    nor a template engine's rule of dashes (llama.cpp's Jinja errors begin with both);
+    with `refusal`, the first line that says what the template refused, if one does."""
+    lines = [line.strip() for line in detail.splitlines()]
+    lines = [line for line in lines if line.strip("-") and not _BARE_CODE.fullmatch(line)]
+    if refusal:
+        lines = [line for line in lines if template_refusal(line.lower())] or lines
+    return lines[0][:200] if lines else ""
 
 
 def retry_wait(error: openai.APIError, attempt: int) -> float | None:

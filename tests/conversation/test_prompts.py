@@ -205,3 +205,16 @@ def test_a_smaller_budget_keeps_the_newest_turns_that_fit(
     assert prompt.tokens == request_tokens(o200k, prompt.messages) <= budget
     assert len(prompt.messages) >= 2  # the newest turn is always there, shortened if need be
     assert len(memory) == len(list(memory))  # nothing is forgotten by the smaller budget
+
+
+def test_a_newest_message_cut_when_the_request_is_built_says_so(o200k: TokenCounter) -> None:
+    # It fitted the configured budget on arrival; a smaller, learnt budget cuts it.
+    builder = PromptBuilder(o200k, "sys", prompt_budget=3000)
+    memory = ChannelMemory(builder.history_budget)
+    turn, shortened = builder.turn("user", "line " * 1000, "Ana")
+    assert not shortened
+    memory.remember(turn)
+    assert not builder.prompt(memory).cut
+    smaller = builder.prompt(memory, 400)
+    assert smaller.cut and smaller.tokens <= 400
+    assert smaller.messages[-1]["content"].startswith("line line")

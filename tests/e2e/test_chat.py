@@ -32,7 +32,8 @@ async def test_answers_in_a_channel_as_a_non_pinging_reply(
 
     [request] = openai_api.completions
     assert request["model"] == "gpt-5.4-mini"
-    assert "max_tokens" not in request and request["max_completion_tokens"] == 1024
+    # A server other than OpenAI's own (the stand-in's URL) gets the cap in max_tokens.
+    assert "max_completion_tokens" not in request and request["max_tokens"] == 1024
     assert request["messages"][0]["role"] == "system"
     assert request["messages"][-1] == {"role": "user", "content": "hi bot", "name": "Alice"}
     # One INFO line per answer with tokens and latency, and no message text.

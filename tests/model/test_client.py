@@ -87,7 +87,8 @@ async def test_a_stream_assembles_text_usage_and_finish_reason(
         finish_reason="stop",
     )
     assert request.json["stream_options"] == {"include_usage": True}
-    assert request.json[MAX_COMPLETION_TOKENS] == 50 and MAX_TOKENS not in request.json
+    # A server other than OpenAI's (the stand-in's URL) gets max_tokens, whatever the model.
+    assert request.json[MAX_TOKENS] == 50 and MAX_COMPLETION_TOKENS not in request.json
 
 
 async def test_a_stream_without_usage_or_finish_reason(
@@ -121,19 +122,9 @@ async def test_the_cap_goes_where_the_server_honours_it(openai_api: OpenAIStandI
 @pytest.mark.parametrize(
     ("model_name", "refused", "style", "sent"),
     [
-        (
-            "gpt-5.4-mini",
-            MAX_COMPLETION_TOKENS,
-            "vllm",
-            {MAX_TOKENS: 50},
-        ),
-        (
-            UNKNOWN_MODEL,
-            MAX_TOKENS,
-            "unsupported_parameter",
-            {MAX_COMPLETION_TOKENS: 50},
-        ),
-        ("gpt-5.4-mini", MAX_COMPLETION_TOKENS, "azure", {MAX_TOKENS: 50}),
+        ("gpt-5.4-mini", MAX_TOKENS, "vllm", {MAX_COMPLETION_TOKENS: 50}),
+        (UNKNOWN_MODEL, MAX_TOKENS, "unsupported_parameter", {MAX_COMPLETION_TOKENS: 50}),
+        ("gpt-5.4-mini", MAX_TOKENS, "azure", {MAX_COMPLETION_TOKENS: 50}),
         ("gpt-5.4-mini", "stream_options", "unknown_parameter", {"stream_options": None}),
     ],
 )
@@ -205,9 +196,48 @@ def test_request_shape_with_both_caps_refused_sends_none() -> None:
     assert shape.cap_field is None
 
 
-def test_first_guess_is_by_model() -> None:
-    assert RequestShape.for_model("gpt-4o").cap_field == MAX_COMPLETION_TOKENS
-    assert RequestShape.for_model("qwen3:0.6b").cap_field == MAX_TOKENS
+@pytest.mark.parametrize(
+    ("base_url", "field"),
+    [
+        (None, MAX_COMPLETION_TOKENS),
+        ("https://api.openai.com/v1", MAX_COMPLETION_TOKENS),
+        ("https://mine.openai.azure.com/openai/v1", MAX_COMPLETION_TOKENS),
+        ("http://localhost:8080/v1", MAX_TOKENS),  # llama.cpp, even for --alias gpt-4o-mini
+        ("https://openrouter.ai/api/v1", MAX_TOKENS),
+    ],
+)
+def test_first_guess_is_by_server_not_model_name(base_url: str | None, field: str) -> None:
+    assert RequestShape.for_server(base_url).cap_field == field
+
+
+def test_a_usage_far_over_the_cap_swaps_the_field_once() -> None:
+    shape = RequestShape(MAX_COMPLETION_TOKENS)
+    assert shape.overran(60, 50) is None  # within a server's own counting
+    change = shape.overran(3000, 50)
+    assert change is not None and MAX_TOKENS in change
+    assert shape.cap_field == MAX_TOKENS
+    assert shape.overran(3000, 50) is None  # never swapped back and forth
+    assert shape.cap_field == MAX_TOKENS
+
+
+async def test_a_local_server_ignoring_max_completion_tokens_gets_max_tokens_next(
+    openai_api: OpenAIStandIn, caplog
+) -> None:
+    # llama.cpp serving `--alias gpt-4o-mini` behind a URL that is not OpenAI's, first
+    # guessed as OpenAI-hosted: it ignores max_completion_tokens and writes on.
+    openai_api.reply_cap_fields = (MAX_TOKENS,)
+    model = chat_model(openai_api.base_url, model="gpt-4o-mini")
+    model.shapes["gpt-4o-mini"] = RequestShape(MAX_COMPLETION_TOKENS)
+    openai_api.script(Reply("word " * 200), Reply("word " * 200))
+    try:
+        first = await model.complete(MESSAGES)
+        second = await model.complete(MESSAGES)
+    finally:
+        await model.close()
+    assert first.completion_tokens is not None and first.completion_tokens > 150
+    assert second.completion_tokens == 50 and second.finish_reason == "length"
+    assert MAX_TOKENS in openai_api.completions[1]
+    assert "ignored max_completion_tokens" in caplog.text
 
 
 # --- reasoning --------------------------------------------------------------------
@@ -242,6 +272,23 @@ async def test_a_lone_closer_retracts_once_then_holds(
     assert RETRACT not in second
     assert "".join(second[:-1]) == "Second."
     assert caplog.text.count("lone </think>") == 1
+
+
+async def test_a_held_model_streams_again_once_it_answers_without_a_lone_closer(
+    model: ChatModel, openai_api: OpenAIStandIn, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    model.holding.add(model.model)
+    openai_api.script(
+        Reply("Plain answer.", chunks=["Plain", " answer."]),
+        Reply("Next one.", chunks=["Next", " one."]),
+    )
+    held = await collect(model)
+    assert held[:-1] == ["Plain answer."]  # held back to the end, then released whole
+    assert model.model not in model.holding  # recovered: not for the rest of the process
+    assert "stream as written again" in caplog.text
+    streamed = await collect(model)
+    assert streamed[0] == "Next"  # flows as it arrives, not held to the end
 
 
 # --- one deadline per answer ------------------------------------------------------

@@ -63,12 +63,41 @@ def test_the_floor_holds() -> None:
     assert learnt.budget == 60
 
 
-def test_an_absurd_count_is_bounded() -> None:
+def test_absurd_figures_are_ignored_and_the_refusal_counts_as_unstated() -> None:
     learnt = window()
-    learnt.refused(1000, window=128000, server_count=130000)
-    assert learnt.factor == 8.0
-    learnt.observe(1000, 1000)  # the next real usage puts it right again
-    assert learnt.budget == 1792
+    # A window over 10x the budget and a count 130 times the bot's: a server's slip.
+    assert learnt.refused(1000, window=128000, server_count=130000) == 500
+    assert learnt.factor == 1.0 and learnt.server_limit is None
+
+
+def test_a_window_smaller_than_the_floor_does_not_starve_every_channel() -> None:
+    learnt = window()
+    # "maximum context length is 8 tokens": smaller than the system prompt itself.
+    budget = learnt.refused(1000, window=8)
+    assert budget >= 1000 * 0.25 and learnt.server_limit is None
+
+
+def test_one_refusal_never_takes_more_than_three_quarters() -> None:
+    learnt = window(configured=100_000)
+    # A plausible but tiny stated window: the lesson is bounded per refusal.
+    assert learnt.refused(80_000, window=2000) >= 20_000
+
+
+def test_a_learnt_cap_rises_again_as_the_server_takes_near_full_prompts() -> None:
+    learnt = window()
+    learnt.refused(1000)
+    assert learnt.budget == 500
+    for _ in range(100):
+        learnt.observe(learnt.budget, learnt.budget)  # accepted, at the budget
+    assert learnt.budget == 1792 and not learnt.learnt
+
+
+def test_usage_over_a_learnt_server_limit_raises_it() -> None:
+    learnt = window(exact=True, configured=10_000)
+    learnt.refused(5000, window=4256)  # room 4000 server tokens
+    low = learnt.budget
+    learnt.observe(4800, 6000)  # the server took 6000: its window is larger now
+    assert learnt.server_limit == 6000 and learnt.budget > low
 
 
 @given(
@@ -89,3 +118,10 @@ def test_every_refusal_lowers_the_budget_below_what_was_refused(refusals) -> Non
         assert budget == learnt.budget
         assert budget < counted or budget == learnt.floor
         assert learnt.floor <= budget <= learnt.configured
+
+
+def test_an_answer_stopped_by_the_window_teaches_it() -> None:
+    learnt = window(configured=3000)
+    assert not learnt.filled(200)  # too small to be a window: the server's own limit
+    assert learnt.filled(1256)  # window 1256: room for 1000 prompt tokens and a reply
+    assert learnt.server_limit == 1000 and learnt.budget == 900

@@ -33,6 +33,8 @@ OpenAI-compatible servers, for every request from then on::
     openai_api.usage_missing = True                     # no usage, no usage chunk
     openai_api.text_only("llama_cpp")                   # images refused
     openai_api.models = ["local-model"]                 # GET /v1/models (None: 404)
+    openai_api.strict_template(alternation=True, system_role=False, style="vllm")
+    openai_api.empty_stop_past_window = True            # LiteLLM, streamed, past n_ctx
 
 and steps shape single answers: ``Stall`` (': ping' keep-alives), ``Reply`` with
 ``reasoning=``/``reasoning_in=`` or ``finish_reason=None``.
@@ -878,6 +880,58 @@ def text_only_refusal(body: Mapping[str, Any], style: ImageRefusalStyle) -> tupl
 
 
 # --------------------------------------------------------------------------
+# Other servers' shapes: strict chat templates.
+# --------------------------------------------------------------------------
+
+# Whose words a template refusal comes in (see ``template_refusal``).
+TemplateStyle = Literal["vllm", "llama_cpp"]
+ALTERNATION_TEXT = "Conversation roles must alternate user/assistant/user/assistant/..."
+JINJA_ALTERNATION_TEXT = (
+    "Error: Jinja Exception: After the optional system message, conversation roles must "
+    "alternate user and assistant roles except for tool calls and results."
+)
+SYSTEM_ROLE_TEXT = "System role not supported"
+
+
+def template_refusal(
+    body: Mapping[str, Any], *, alternation: bool, system_role: bool, style: TemplateStyle
+) -> tuple[int, Any] | None:
+    """``(status, body)`` a server rendering a strict chat template sends for `body`, or
+    None when the template renders it.
+
+    - a system message, when ``system_role`` is False (Gemma's template): ``"vllm"`` 400
+      ``{"object": "error", "message": "System role not supported", "type":
+      "BadRequestError", "param": null, "code": 400}`` (vllm-project/vllm#2964);
+      ``"llama_cpp"`` 500 ``{"error": {"code": 500, "message": "...System role not
+      supported", "type": "server_error"}}`` (as SGLang and llama.cpp's --jinja raise it:
+      sgl-project/sglang#892).
+    - with ``alternation``, two messages of one role in a row after the leading system
+      message, or a first one that is not the user's (Mistral's template): ``"vllm"`` 400
+      with "Conversation roles must alternate user/assistant/user/assistant/..."
+      (run-llama/llama_index#11731); ``"llama_cpp"`` 500 with the newer template's
+      "After the optional system message, conversation roles must alternate user and
+      assistant roles except for tool calls and results." (mistralai/mistral-vibe#1006).
+    """
+    messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
+    roles = [m.get("role") for m in messages]
+    text = None
+    if not system_role and "system" in roles:
+        text = SYSTEM_ROLE_TEXT
+    elif alternation:
+        rest = roles[1:] if roles[:1] == ["system"] else roles
+        expected = ["user" if i % 2 == 0 else "assistant" for i in range(len(rest))]
+        if rest != expected:
+            text = ALTERNATION_TEXT if style == "vllm" else JINJA_ALTERNATION_TEXT
+    if text is None:
+        return None
+    if style == "vllm":
+        error = {"object": "error", "message": text, "type": "BadRequestError", "param": None}
+        return 400, {**error, "code": 400}
+    jinja = f"\n------------\nWhile executing CallExpression in source:\n{text}"
+    return 500, {"error": {"code": 500, "message": jinja, "type": "server_error"}}
+
+
+# --------------------------------------------------------------------------
 # The server.
 # --------------------------------------------------------------------------
 
@@ -959,6 +1013,13 @@ class OpenAIStandIn(Recorder):
         # A server that takes no `tools`, and its wording (see ``refuse_tools``).
         self.tools_refusal_style: ToolsRefusalStyle | None = None
         self._calls_made = 0
+        # A strict chat template (see strict_template): what it refuses, and whose words.
+        self.template_alternation = False
+        self.template_system_role = True
+        self.template_style: TemplateStyle = "vllm"
+        # True: a streamed request past the context window is answered as LiteLLM's proxy
+        # does: a 200 stream with finish_reason "stop" and no text (see limit_context).
+        self.empty_stop_past_window = False
 
     # ----- lifecycle
 
@@ -1044,6 +1105,17 @@ class OpenAIStandIn(Recorder):
         self.context_window = n_ctx
         self.context_style = style
         self.token_factor = factor
+
+    def strict_template(
+        self, *, alternation: bool = False, system_role: bool = True, style: TemplateStyle = "vllm"
+    ) -> None:
+        """From now on, render requests with a strict chat template: `alternation` refuses
+        two user or assistant turns in a row (or a conversation opening with an answer),
+        `system_role=False` refuses any system message; in the words and status of a server
+        of `style` (see ``template_refusal``). Checked before the script."""
+        self.template_alternation = alternation
+        self.template_system_role = system_role
+        self.template_style = style
 
     def text_only(self, style: ImageRefusalStyle = "openai") -> None:
         """From now on, answer requests with image parts as a server of ``style`` does for a
@@ -1191,6 +1263,14 @@ class OpenAIStandIn(Recorder):
             refused = tools_refusal(record.json, self.tools_refusal_style)
             if refused is not None:
                 return await self._finish(record, self._json_response(*refused))
+        refused_shape = template_refusal(
+            record.json,
+            alternation=self.template_alternation,
+            system_role=self.template_system_role,
+            style=self.template_style,
+        )
+        if refused_shape is not None:
+            return await self._finish(record, self._json_response(*refused_shape))
         if not self.vision:
             refused = text_only_refusal(record.json, self.image_refusal_style)
             if refused is not None:
@@ -1212,6 +1292,8 @@ class OpenAIStandIn(Recorder):
                 response = await self._start_stream(request, record)
                 await response.write(b"data: [DONE]\n\n")
                 return await self._finish(record, response)
+            if overflow is not None and self.empty_stop_past_window and record.streamed:
+                return await self._answer(request, record, EmptyReply())
             if overflow is not None:
                 return await self._finish(record, self._json_response(*overflow))
         step = self._next_step(record.json)

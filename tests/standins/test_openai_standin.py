@@ -1401,3 +1401,75 @@ async def test_tools_refused_in_each_servers_words(standin, client, style, words
     # Without tools the same server answers.
     completion = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.choices[0].message.content == "echo: Hello there, bot!"
+# ---------------------------------------------------------------- server shapes (issue 21)
+
+
+@pytest.mark.parametrize(
+    ("style", "status", "words"),
+    [("vllm", 400, "Conversation roles must alternate"), ("llama_cpp", 500, "must alternate")],
+)
+async def test_a_strict_template_refuses_two_user_turns_in_a_row(
+    standin, client, style, status, words
+):
+    standin.strict_template(alternation=True, style=style)
+    two_users = [*MESSAGES, {"role": "user", "content": "and again"}]
+    with pytest.raises(openai.APIStatusError) as refused:
+        await client.chat.completions.create(model="m", messages=two_users)
+    assert refused.value.status_code == status and words in str(refused.value)
+    # Alternating, it renders, streamed or not.
+    alternating = [*MESSAGES, {"role": "assistant", "content": "hi"}, MESSAGES[1]]
+    done = await client.chat.completions.create(model="m", messages=alternating)
+    assert done.choices[0].message.content == "echo: Hello there, bot!"
+    opening_with_an_answer = [MESSAGES[0], {"role": "assistant", "content": "hi"}, MESSAGES[1]]
+    with pytest.raises(openai.APIStatusError):
+        await client.chat.completions.create(model="m", messages=opening_with_an_answer)
+
+
+@pytest.mark.parametrize(("style", "status"), [("vllm", 400), ("llama_cpp", 500)])
+async def test_a_template_without_a_system_role(standin, client, style, status):
+    standin.strict_template(system_role=False, style=style)
+    with pytest.raises(openai.APIStatusError) as refused:
+        await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert refused.value.status_code == status
+    assert "System role not supported" in str(refused.value.body)
+    done = await client.chat.completions.create(model="m", messages=MESSAGES[1:])
+    assert done.choices[0].message.content == "echo: Hello there, bot!"
+
+
+async def test_finish_reason_error_is_sent_as_scripted(standin, client):
+    # OpenRouter ends an answer whose upstream failed with finish_reason "error".
+    standin.script(Reply("partial", finish_reason="error"), Reply("partial", finish_reason="error"))
+    plain = await client.chat.completions.create(model="m", messages=MESSAGES)
+    assert plain.choices[0].finish_reason == "error"
+    chunks = await collect(
+        await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    )
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "error"
+
+
+async def test_litellm_answers_a_streamed_prompt_past_the_window_with_an_empty_stop(
+    standin, client
+):
+    standin.limit_context(20, style="litellm")
+    standin.empty_stop_past_window = True
+    chunks = await collect(
+        await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ""
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    with pytest.raises(openai.BadRequestError, match="ContextWindowExceededError"):
+        await client.chat.completions.create(model="m", messages=MESSAGES)
+
+
+async def test_a_server_ignoring_max_completion_tokens(standin, client):
+    standin.reply_cap_fields = ("max_tokens",)  # llama.cpp and LiteLLM's passthrough
+    standin.script(Reply("word " * 100), Reply("word " * 100))
+    ignored = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, max_completion_tokens=5
+    )
+    assert ignored.usage.completion_tokens > 50 and ignored.choices[0].finish_reason == "stop"
+    honoured = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, max_tokens=5
+    )
+    assert honoured.usage.completion_tokens == 5
+    assert honoured.choices[0].finish_reason == "length"
