@@ -41,7 +41,7 @@ from conversation.audience import Audience, Verdict
 from conversation.channel import Conversation, PendingTurn
 from conversation.channel_settings import Place
 from conversation.in_flight import InFlight
-from conversation.incoming import full_text, is_ready, prepare, remember_batch
+from conversation.incoming import Prepared, full_text, is_ready, prepare, remember_batch
 from conversation.prompts import SHORTENED_NOTE, Prompt, PromptBuilder
 from conversation.recall import MemoryFacts, Recall
 from conversation.recency import RecentlyUsed
@@ -111,13 +111,7 @@ class Conversations:
         # handler holds the channel's turn lock works from the head of the queue.
         channel = channel if channel is not None else message.channel
         conversation = self._conversation(channel.id)
-        prompts = self.prompts
-        # Pictures are judged and costed by the channel's own model (its /settings).
-        model = conversation.in_use[0].model if conversation.in_use else self.settings.openai_model
-        files = self.files.viewing(model)
-        ready = asyncio.ensure_future(
-            prepare(message, text, files, prompts.counter, prompts.history_budget)
-        )
+        ready = asyncio.ensure_future(self._prepare(message, text, channel))
         conversation.waiting.append(PendingTurn(message, text, verdict.answer, channel, ready))
         # Downloads and fetches run outside the lock; the turn waits for those of the
         # messages before it too, so the head of the queue is ready when it is taken.
@@ -129,6 +123,16 @@ class Conversations:
             if not conversation.waiting or self.in_flight.closing:
                 return  # answered together with others
             await self._take_turns(conversation, self._next_batch(conversation))
+
+    async def _prepare(
+        self, message: discord.Message, text: str, channel: MessageableChannel
+    ) -> Prepared:
+        """What `message` points at and carries (incoming.prepare), its pictures judged
+        and costed by the model of `channel` (its /settings), not OPENAI_MODEL."""
+        effective = await self.services.channel_settings.effective(Place.of(channel))
+        files = self.files.viewing(effective.model)
+        prompts = self.prompts
+        return await prepare(message, text, files, prompts.counter, prompts.history_budget)
 
     def _next_batch(self, conversation: Conversation) -> list[PendingTurn]:
         """Take the messages to answer in the channel's next turn from the head of its

@@ -91,7 +91,8 @@ async def approval_message(discord_api: DiscordStandIn, channel: str) -> dict:
 def approver_of(bot: ChatBot, question: Any, channel: Any) -> Any:
     """The `approve` the bot gives an answer to `question` posted in `channel`."""
     bot.tool_use.toolbox = Notes()
-    reply = SimpleNamespace(message=question, channel=channel)
+    notes = bot.conversations.permission_notes(channel.id)
+    reply = SimpleNamespace(message=question, channel=channel, notes=notes)
     return bot.tool_use.tools_for(reply, SimpleNamespace(tools=True))["approve"]
 
 
