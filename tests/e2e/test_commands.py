@@ -202,3 +202,21 @@ async def test_a_failing_command_is_logged_by_name_and_a_failed_apology_raises_n
     again = await discord_api.user_runs_command("general", "alice", "settings show")
     shown = await discord_api.wait_for_interaction_response(again, timeout=3)
     assert shown["ephemeral"] and "**Model:**" in shown["content"]
+
+
+async def test_a_model_name_too_long_to_keep_usage_for_is_refused_by_slash_settings(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot()  # a server that lists no models: any name it could hold is accepted
+    sent = await discord_api.user_runs_command(
+        "general", "owner", "settings model", {"name": "m" * 201}
+    )
+    refused = await discord_api.wait_for_interaction_response(sent, timeout=3)
+    assert refused["ephemeral"]
+    assert refused["content"] == (
+        "Not changed: a model name is at most 200 characters (the store keeps usage per "
+        "model), and this one has 201."
+    )
+    await discord_api.user_says("general", "alice", "hello")
+    await openai_api.wait_for(lambda: openai_api.completions)
+    assert openai_api.completions[0]["model"] == "gpt-5.4-mini"  # unchanged
