@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -179,9 +180,16 @@ async def _change(
     key: SettingKey,
     value: str | None,
     scope: ScopeTarget,
+    *,
+    check: Awaitable[str | None] | None = None,
 ) -> None:
     """Store `key` = `value` (None: remove it here) and announce it in the channel, in
-    time (`in_time`); a bad value or a store failure is answered privately."""
+    time (`in_time`); a bad value, a refusal by `check` (awaited first: why not, or
+    None) or a store failure is answered privately."""
+    refusal = await in_time(interaction, check) if check is not None else None
+    if refusal is not None:
+        await respond(interaction, Answer(refusal))
+        return
     await respond(interaction, await in_time(interaction, _changed(interaction, key, value, scope)))
 
 
@@ -248,11 +256,7 @@ async def settings_persona(
     scope: ScopeChoice = "channel",
 ) -> None:
     """Set my persona (the system prompt)."""
-    refusal = await in_time(interaction, _persona_refusal(interaction, text))
-    if refusal is not None:
-        await respond(interaction, Answer(refusal))
-        return
-    await _change(interaction, "persona", text, scope)
+    await _change(interaction, "persona", text, scope, check=_persona_refusal(interaction, text))
 
 
 async def _persona_refusal(interaction: discord.Interaction[ChatBot], text: str) -> str | None:
@@ -271,11 +275,7 @@ async def settings_model(
     interaction: discord.Interaction[ChatBot], name: str, scope: ScopeChoice = "channel"
 ) -> None:
     """Set the model I answer with."""
-    refusal = await in_time(interaction, _model_refusal(interaction, name))
-    if refusal is not None:
-        await respond(interaction, Answer(refusal))
-        return
-    await _change(interaction, "model", name, scope)
+    await _change(interaction, "model", name, scope, check=_model_refusal(interaction, name))
 
 
 async def _model_refusal(interaction: discord.Interaction[ChatBot], name: str) -> str | None:
