@@ -348,7 +348,7 @@ class Reply:
         if (permission := missing_permission(error, channel)) is not None:
             note_missing(self.warnings, channel.id, permission, error)
             return
-        if what not in ("post", "edit"):
+        if what not in ("post", "edit") or self.stopped:  # a deletion, or the channel is gone
             log.warning(
                 "channel %s: could not %s the answer (%s)", channel.id, what, describe(error)
             )
