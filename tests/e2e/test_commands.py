@@ -112,6 +112,19 @@ async def test_commands_follow_the_access_rules(
 CALLBACK = r"/interactions/\d+/[^/]+/callback"
 
 
+async def _write_lock(path: Path) -> sqlite3.Connection:
+    """A connection holding `path`'s write lock (the bot may hold it for a moment first;
+    some of SQLite's WAL locks are not waited for by its busy timeout)."""
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)  # never block the loop
+    for _ in range(50):
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            return holder
+        except sqlite3.OperationalError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"could not lock {path}")
+
+
 @pytest.mark.parametrize(
     ("command", "options"),
     [
@@ -126,8 +139,7 @@ async def test_a_settings_change_on_a_slow_store_is_deferred_in_time(
 ) -> None:
     await start_bot()
     # Another process holds the database's write lock for 4 s: the bot's write waits.
-    holder = sqlite3.connect(tmp_path / "data" / "bot.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+    holder = await _write_lock(tmp_path / "data" / "bot.db")
     try:
         sent = await discord_api.user_runs_command("general", "owner", command, options)
         [first] = await discord_api.wait_for(
