@@ -162,6 +162,31 @@ async def test_a_settings_change_on_a_slow_store_is_deferred_in_time(
     assert answers[2]["content"].startswith("⚙️") and answers[2]["flags"] & (1 << 12)
 
 
+@pytest.mark.parametrize(
+    ("command", "expected"), [("settings show", "**Model:**"), ("usage me", "")]
+)
+async def test_a_private_answer_read_from_a_busy_store_is_deferred_first(
+    start_bot, discord_api: DiscordStandIn, tmp_path: Path, command: str, expected: str
+) -> None:
+    await start_bot()
+    holder = await _write_lock(tmp_path / "data" / "bot.db")
+    try:
+        # The bot's own write waits for the lock, and its reads queue behind that write.
+        await discord_api.user_runs_command("random", "owner", "settings streaming", {"mode": "on"})
+        await asyncio.sleep(0.2)
+        sent = await discord_api.user_runs_command("general", "alice", command)
+        [first] = await discord_api.wait_for(
+            lambda: discord_api.interaction_responses(sent), timeout=3
+        )
+        assert first["deferred"] and first["ephemeral"]
+        await asyncio.sleep(3)  # past Discord's 3 s
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    answer = await discord_api.wait_for_interaction_response(sent, timeout=10)
+    assert answer["ephemeral"] and expected in answer["content"] and answer["content"]
+
+
 async def test_a_refusal_on_a_fast_path_is_answered_at_once_and_privately(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
