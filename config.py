@@ -24,6 +24,7 @@ from text.setting_values import (
     http_url,
     id_list,
     integer,
+    model_name_problem,
     plain_decimal,
     quoted,
     require_header_safe,
@@ -302,10 +303,10 @@ def _openai_settings(get: Getter) -> dict[str, object]:
     if api_key is not None:
         require_header_safe("OPENAI_API_KEY", api_key, "key")
     model = get("OPENAI_MODEL") or DEFAULT_MODEL
-    if not model.isprintable() or any(c.isspace() for c in model):
+    if (problem := model_name_problem(model)) is not None:
         raise ConfigError(
-            f"OPENAI_MODEL must be a model name such as {DEFAULT_MODEL}, with no spaces or "
-            f"control characters, got {quoted(model)}."
+            f"OPENAI_MODEL must be a model name such as {DEFAULT_MODEL}: {problem}; "
+            f"got {quoted(model)}."
         )
     max_context = integer(
         get, "MAX_CONTEXT_TOKENS", 4096, minimum=MIN_PROMPT_BUDGET + 1, maximum=MAX_TOKENS

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from config import THREAD_MODES, ReplyTo, Settings
 from store import Scope, ScopeTarget, Store, StoreError
+from text.setting_values import model_name_problem
 
 if TYPE_CHECKING:
     import discord
@@ -60,7 +61,6 @@ PERSONA_SHARE = 0.5
 # Discord: an autocomplete result holds at most 25 choices of 1-100 characters each.
 MAX_SUGGESTIONS = 25
 MAX_CHOICE_LENGTH = 100
-MAX_MODEL_NAME = 200  # store.MAX_MODEL_LENGTH: usage rows are keyed by the model name
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +123,8 @@ def parse(key: SettingKey, text: str) -> str:
             raise ValueError("the persona is empty")
         return value
     if key == "model":
-        if not value or not value.isprintable() or any(c.isspace() for c in value):
-            raise ValueError("a model name has no spaces or control characters")
-        if len(value) > MAX_MODEL_NAME:
-            raise ValueError(f"a model name is at most {MAX_MODEL_NAME} characters")
+        if (problem := model_name_problem(value)) is not None:
+            raise ValueError(problem)
         return value
     choices = {
         "reply_to": get_args(ReplyTo),

@@ -27,17 +27,30 @@ MODELS_CACHE_SECONDS = 300.0
 
 
 class ModelList:
-    """The model server's GET /models, cached; None when it offers none."""
+    """The model server's GET /models, cached; None when it offers none.
+
+    Autocomplete asks at every keystroke: callers that arrive while a read is under way
+    share it rather than each asking the server again."""
 
     def __init__(self, model: ChatModel) -> None:
         self.model = model
         self._read: tuple[float, list[str] | None] | None = None
+        self._reading: asyncio.Task[list[str] | None] | None = None
 
     async def models(self, *, fresh: bool = False) -> list[str] | None:
-        """The listed model ids (cached for MODELS_CACHE_SECONDS); `fresh`: read again."""
+        """The listed model ids (cached for MODELS_CACHE_SECONDS); `fresh`: read again
+        (a read already under way counts, being as fresh as any). Waits at most
+        MODELS_SECONDS for the server."""
         age = time.monotonic() - self._read[0] if self._read is not None else math.inf
         if self._read is not None and not fresh and age < MODELS_CACHE_SECONDS:
             return self._read[1]
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read_models())
+            self._reading.add_done_callback(lambda _: setattr(self, "_reading", None))
+        # Shielded: one caller giving up (autocomplete's deadline) ends no one's read.
+        return await asyncio.shield(self._reading)
+
+    async def _read_models(self) -> list[str] | None:
         try:
             listed: list[str] | None = await asyncio.wait_for(
                 self.model.list_models(), MODELS_SECONDS

@@ -8,12 +8,20 @@ permissions.py, since `default_permissions` only hides a command and /settings s
 
 `ChatTree` applies the access rules to every command, as to messages, and answers a
 failed check or an error with one short private line.
+
+Discord forgets an interaction that gets no first response within 3 seconds ("The
+application did not respond"; interactions/receiving-and-responding). A command whose
+answer is private defers first whenever it reads the store or the model server; one
+that may announce publicly runs its slow work through `in_time`, which defers privately
+if the work outlasts RESPOND_WITHIN. Autocomplete cannot defer: it offers what it has
+by then (the model list keeps reading into its cache for the next keystroke).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -34,6 +42,8 @@ from conversation.channel_settings import (
 from conversation.recall import MemoryFacts
 from conversation.usage import REPORT_DAYS, Prices, personal_report, server_report, usage_csv
 from discord_side import permissions
+from discord_side.deadline import Answer, arrived, in_time, respond, within
+from discord_side.failures import describe as describe_failure
 from discord_side.readback import RESET_MESSAGE
 from store import ScopeTarget, StoreError
 
@@ -65,20 +75,26 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
         log.info("registered /%s", ", /".join(command.name for command in synced))
 
     async def interaction_check(self, interaction: discord.Interaction[ChatBot]) -> bool:
+        """The access rules apply to commands as to messages; say so if they refuse."""
+        arrived(interaction)
         return await permissions.may_use_commands(interaction)
 
     async def on_error(
         self, interaction: discord.Interaction[ChatBot], error: app_commands.AppCommandError
     ) -> None:
+        """Answer a failed check with its own words, any other error with an apology
+        (logged with the command's full name, "/settings model"). An apology Discord
+        refuses in turn (the interaction expired, say) is logged, never raised."""
         if isinstance(error, app_commands.CheckFailure):
             text = str(error)  # the checks (permissions.py) word their refusals for the user
         else:
-            log.error("command /%s failed", interaction.command, exc_info=error)
+            name = interaction.command.qualified_name if interaction.command else "?"
+            log.error("command /%s failed", name, exc_info=error)
             text = "Sorry, that command failed. Please try again."
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
+        try:
+            await respond(interaction, Answer(text))
+        except discord.HTTPException as refused:
+            log.warning("could not answer the failed command: %s", describe_failure(refused))
 
 
 @app_commands.command()
@@ -154,8 +170,25 @@ async def _change(
     key: SettingKey,
     value: str | None,
     scope: ScopeTarget,
+    *,
+    check: Awaitable[str | None] | None = None,
 ) -> None:
-    """Store `key` = `value` (None: remove it here) and announce it in the channel."""
+    """Store `key` = `value` (None: remove it here) and announce it in the channel, in
+    time (`in_time`); a bad value, a refusal by `check` (awaited first: why not, or
+    None) or a store failure is answered privately."""
+    refusal = await in_time(interaction, check) if check is not None else None
+    if refusal is not None:
+        await respond(interaction, Answer(refusal))
+        return
+    await respond(interaction, await in_time(interaction, _changed(interaction, key, value, scope)))
+
+
+async def _changed(
+    interaction: discord.Interaction[ChatBot],
+    key: SettingKey,
+    value: str | None,
+    scope: ScopeTarget,
+) -> Answer:
     channel_settings = interaction.client.services.channel_settings
     place = Place.of(interaction.channel)
     target = place.scope(scope)
@@ -165,12 +198,10 @@ async def _change(
         else:
             value = await channel_settings.change(target, key, value, by=interaction.user.id)
     except ValueError as error:
-        await interaction.response.send_message(f"Not changed: {error}.", ephemeral=True)
-        return
+        return Answer(f"Not changed: {error}.")
     except StoreError as error:
         log.warning("settings: could not save %s: %s", key, error)
-        await interaction.response.send_message(STORE_DOWN, ephemeral=True)
-        return
+        return Answer(STORE_DOWN)
     where = _where(place, scope)
     log.info(
         "settings: %s (%s) set %s for %s (%s) to %r",
@@ -184,10 +215,9 @@ async def _change(
     now = "back to the inherited value" if value is None else describe(key, value)
     # Visible to everyone in the channel, silently (no notification) and pinging no one;
     # read-back skips silent bot messages, so it never enters the conversation.
-    await interaction.response.send_message(
+    return Answer(
         f"⚙️ {interaction.user.display_name} set the {LABELS[key].lower()} for {where}: {now}",
-        silent=True,
-        allowed_mentions=discord.AllowedMentions.none(),
+        public=True,
     )
 
 
@@ -200,9 +230,10 @@ SCOPE_HELP = "channel: here only (a thread: this thread); server: the server's d
 @settings_group.command(name="show")
 async def settings_show(interaction: discord.Interaction[ChatBot]) -> None:
     """The settings in effect here and where each comes from."""
+    await interaction.response.defer(ephemeral=True, thinking=True)  # the store may be slow
     services = interaction.client.services
     effective = await services.channel_settings.effective(Place.of(interaction.channel))
-    await interaction.response.send_message(show(effective), ephemeral=True)
+    await interaction.followup.send(show(effective), ephemeral=True)
 
 
 @settings_group.command(name="persona")
@@ -214,15 +245,16 @@ async def settings_persona(
     scope: ScopeTarget = "channel",
 ) -> None:
     """Set my persona (the system prompt)."""
+    await _change(interaction, "persona", text, scope, check=_persona_refusal(interaction, text))
+
+
+async def _persona_refusal(interaction: discord.Interaction[ChatBot], text: str) -> str | None:
+    """Why `text` cannot be this place's persona (too many tokens for its model), or None."""
     services = interaction.client.services
     effective = await services.channel_settings.effective(Place.of(interaction.channel))
-    counter = await services.counters.for_model(effective.model)
+    counter = await services.counters.for_model(effective.model)  # may load an encoding
     tokens = counter.count_message("system", text.strip())
-    refusal = persona_refusal(tokens, interaction.client.settings.prompt_budget)
-    if refusal is not None:
-        await interaction.response.send_message(refusal, ephemeral=True)
-        return
-    await _change(interaction, "persona", text, scope)
+    return persona_refusal(tokens, interaction.client.settings.prompt_budget)
 
 
 @settings_group.command(name="model")
@@ -232,20 +264,21 @@ async def settings_model(
     interaction: discord.Interaction[ChatBot], name: str, scope: ScopeTarget = "channel"
 ) -> None:
     """Set the model I answer with."""
+    await _change(interaction, "model", name, scope, check=_model_refusal(interaction, name))
+
+
+async def _model_refusal(interaction: discord.Interaction[ChatBot], name: str) -> str | None:
+    """Why `name` cannot be chosen (the model server lists models, not this one), or None."""
     listed = await interaction.client.services.model_list.models()
     if listed is not None and name.strip() not in listed:
         # The server's list may have changed since it was read: check again.
         listed = await interaction.client.services.model_list.models(fresh=True)
-    if listed is not None and name.strip() not in listed:
-        offered = ", ".join(listed)
-        if len(offered) > MAX_LISTED:
-            offered = offered[:MAX_LISTED].rsplit(", ", 1)[0] + ", …"
-        await interaction.response.send_message(
-            f"The model server does not offer `{name.strip()[:100]}`. It offers: {offered}",
-            ephemeral=True,
-        )
-        return
-    await _change(interaction, "model", name, scope)
+    if listed is None or name.strip() in listed:
+        return None
+    offered = ", ".join(listed)
+    if len(offered) > MAX_LISTED:
+        offered = offered[:MAX_LISTED].rsplit(", ", 1)[0] + ", …"
+    return f"The model server does not offer `{name.strip()[:100]}`. It offers: {offered}"
 
 
 @settings_model.autocomplete("name")
@@ -253,12 +286,21 @@ async def _model_names(
     interaction: discord.Interaction[ChatBot], current: str
 ) -> list[app_commands.Choice[str]]:
     """The server's models matching what is typed (`model_suggestions`); a server that
-    lists none offers the model in effect here, if it matches."""
+    lists none offers the model in effect here, if it matches. Suggestions cannot be
+    deferred: what is not read within RESPOND_WITHIN seconds is offered at the next
+    keystroke (the model list caches it), none this time."""
+    listed = await within(_offered_models(interaction), "reading the model list")
+    if listed is None:
+        return []
+    return [app_commands.Choice(name=m, value=m) for m in model_suggestions(listed, current)]
+
+
+async def _offered_models(interaction: discord.Interaction[ChatBot]) -> list[str]:
     listed = await interaction.client.services.model_list.models()
     if listed is None:
         channel_settings = interaction.client.services.channel_settings
         listed = [(await channel_settings.effective(Place.of(interaction.channel))).model]
-    return [app_commands.Choice(name=m, value=m) for m in model_suggestions(listed, current)]
+    return listed
 
 
 @settings_group.command(name="reply-to")
@@ -329,13 +371,16 @@ async def settings_reset(
     interaction: discord.Interaction[ChatBot], scope: ScopeTarget = "channel"
 ) -> None:
     """Remove the settings made here, back to the inherited values."""
+    await respond(interaction, await in_time(interaction, _reset_settings(interaction, scope)))
+
+
+async def _reset_settings(interaction: discord.Interaction[ChatBot], scope: ScopeTarget) -> Answer:
     place = Place.of(interaction.channel)
     try:
         removed = await interaction.client.services.channel_settings.reset(place.scope(scope))
     except StoreError as error:
         log.warning("settings: could not reset: %s", error)
-        await interaction.response.send_message(STORE_DOWN, ephemeral=True)
-        return
+        return Answer(STORE_DOWN)
     log.info(
         "settings: %s (%s) reset %d settings of %s",
         interaction.user,
@@ -343,11 +388,10 @@ async def settings_reset(
         removed,
         place.scope(scope),
     )
-    await interaction.response.send_message(
+    return Answer(
         f"⚙️ {interaction.user.display_name} reset the settings of {_where(place, scope)}: "
         "inherited values apply again.",
-        silent=True,
-        allowed_mentions=discord.AllowedMentions.none(),
+        public=True,
     )
 
 

@@ -3,6 +3,10 @@
 A transient failure (a 5xx discord.py does not retry itself, such as 503, a 429 it gave
 up waiting out, or a dropped connection) is retried a few times with backoff; a request
 Discord leaves unanswered for REQUEST_TIMEOUT seconds is given up.
+
+A post or edit Discord refuses for good is named by `refusal` (moderation, size, or
+anything else), with a notice for the chat user that never repeats the refused text,
+so the notice cannot be blocked in turn by the rule that blocked the answer.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import aiohttp
@@ -30,6 +35,19 @@ UNKNOWN_MESSAGE = 10008
 # Discord's error codes for a channel that is no longer there for the bot (Unknown
 # Channel, Missing Access): nothing more can be posted or edited in it.
 CHANNEL_GONE = frozenset({10003, 50001})
+# Discord's JSON error codes for a message its moderation blocked (docs: topics/
+# opcodes-and-status-codes, "JSON Error Codes"): 200000 "Message was blocked by
+# automatic moderation", 200001 "Title was blocked by automatic moderation" (AutoMod
+# keyword, regex and spam rules of the server), 240000 "Message blocked by harmful
+# links filter" (Discord's own filter).
+BLOCKED_BY_AUTOMOD = frozenset({200000, 200001})
+BLOCKED_LINKS = 240000
+# Refusals for the message's size: 40005 "Request entity too large", 50006 "Cannot send
+# an empty message"; 50035 "Invalid Form Body" is one only when its field error is about
+# a length (BASE_TYPE_MAX_LENGTH: "Must be 2000 or fewer in length.").
+TOO_LARGE = 40005
+EMPTY_MESSAGE = 50006
+INVALID_FORM_BODY = 50035
 
 T = TypeVar("T")
 
@@ -63,6 +81,47 @@ def describe(error: Exception) -> str:
         text = "an HTML error page" if error.text.lstrip().startswith("<") else error.text
         return f"{error.status} {error.code}: {text[:200]}"
     return repr(error)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why Discord refused a post or edit for good: `rule` for the log (which rule or
+    code), `kind` ("moderation", "links", "size", "other") for the chat user's notice."""
+
+    kind: str
+    rule: str
+
+    def notice(self, *, partial: bool) -> str:
+        """The chat user's notice (`partial`: some of the answer is shown, the rest is
+        not). It names no blocked word or text: the rule that blocked the answer must
+        not block the notice too."""
+        what = "Part of my answer" if partial else "My answer"
+        why = {
+            "moderation": "was blocked by this server's AutoMod rules",
+            "links": "was blocked by Discord's harmful links filter",
+            "size": "was refused by Discord as too long or empty",
+        }.get(self.kind, "was refused by Discord")
+        after = ", so what is shown is incomplete." if partial else "."
+        return f"⚠️ {what} {why}{after}"
+
+
+def refusal(error: Exception) -> Refusal:
+    """How Discord refused a post or edit (`error`, as raised by discord.py or
+    `retrying`); anything not a known moderation or size code is kind "other"."""
+    if not isinstance(error, discord.HTTPException):
+        return Refusal("other", describe(error))
+    code, detail = error.code, describe(error)
+    if code in BLOCKED_BY_AUTOMOD:
+        return Refusal("moderation", f"AutoMod rule ({detail})")
+    if code == BLOCKED_LINKS:
+        return Refusal("links", f"harmful links filter ({detail})")
+    if (
+        code in (TOO_LARGE, EMPTY_MESSAGE)
+        or error.status == 413
+        or (code == INVALID_FORM_BODY and "length" in error.text.lower())
+    ):
+        return Refusal("size", f"size ({detail})")
+    return Refusal("other", f"code {code} ({detail})")
 
 
 async def retrying(

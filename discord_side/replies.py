@@ -16,7 +16,11 @@ in one place:
   same message goes out plain. Each missing permission is logged once per channel
   (permissions.py).
 * A post Discord refuses for good is logged, never raised, and nothing more is posted;
-  an edit that fails is logged and the final edit is still attempted.
+  an edit that fails is logged and the final edit is still attempted. Once the answer
+  is complete, if any of it is missing from the channel for a refusal (AutoMod, size,
+  an unknown code; failures.refusal), one silent notice says so without repeating the
+  refused text, and the log names the rule or code. The notice is no part of the
+  answer (`posted`, `shown`), so the answer remembered is what the channel shows.
 
 A streamed answer is shown while it grows: the model's text goes into a
 `ReplySplitter`, and a separate painter task shows the splitter's state in Discord, so a
@@ -53,8 +57,10 @@ from discord_side.failures import (
     REQUEST_FAILURES,
     RETRY_DELAYS,
     UNKNOWN_MESSAGE,
+    Refusal,
     describe,
     is_transient,
+    refusal,
     retrying,
 )
 from discord_side.pacing import ChannelPacer
@@ -115,6 +121,11 @@ class Reply:
         # The answer's own task is showing its final messages or a notice: from then on
         # it talks only to Discord, and cancelling it could lose a post (see `finish`).
         self.final_pass = False
+        # The first refusal of a post or edit of the answer (None: none): if the answer
+        # is left incomplete by it, `refusal_notice` is what told the user.
+        self.refusal: Refusal | None = None
+        self.refusal_notice: discord.Message | None = None
+        self._edits_refused = False  # in-between edits stop: they would be refused again
         self._changed = asyncio.Event()
         self._finishing = asyncio.Event()
         self._painter: asyncio.Task[None] | None = None
@@ -231,6 +242,8 @@ class Reply:
             if self.failed or self.stopped or await self._send(text, silent=False) is None:
                 break
         self.final = chunks[: len(self.posted)]
+        if len(self.posted) < len(chunks):
+            await self._tell_refused()
         edits = [(i, text) for i, text in enumerate(self.final) if self.shown[i] != text]
         if edits:
             self.final_edits = asyncio.create_task(self._edit_all(edits))
@@ -243,7 +256,7 @@ class Reply:
                 # newest text; stop waiting when the answer is complete.
                 await self._paced()
             self._changed.clear()
-            if self._finishing.is_set() or self.failed or self.stopped:
+            if self._finishing.is_set() or self.failed or self.stopped or self._edits_refused:
                 return  # `finish` still edits what was posted
             await self._show(self._wanted())
 
@@ -283,11 +296,15 @@ class Reply:
                     return
 
     async def _edit_all(self, edits: list[tuple[int, str]]) -> None:
-        """The last edits: each is attempted even if one before it failed."""
+        """The last edits: each is attempted even if one before it failed; if one is
+        refused, the user is told once they are all done."""
+        refused = False
         for index, text in edits:
             if self.stopped:
                 return
-            await self._edit(index, text)
+            refused |= not await self._edit(index, text)
+        if refused:
+            await self._tell_refused()
 
     async def _edit(self, index: int, text: str) -> bool:
         """Make posted message `index` show `text`; whether Discord accepted it."""
@@ -296,14 +313,16 @@ class Reply:
             await self._retrying(lambda: self.posted[index].edit(content=text))
         except REQUEST_FAILURES as error:
             self._refused("edit", error)
+            self._edits_refused |= not is_transient(error)
             return False
         self.shown[index] = text
         return True
 
-    async def _send(self, text: str, *, silent: bool) -> discord.Message | None:
+    async def _send(self, text: str, *, silent: bool, part: bool = True) -> discord.Message | None:
         """Post `text`: the one way this reply reaches Discord. The first message
         replies to the user's message without pinging, if Discord lets it; None if
-        Discord refused."""
+        Discord refused. `part`: the message is one of the answer's (`posted`), not the
+        notice of a refusal."""
         channel = self.channel
         as_reply = (
             not self.posted
@@ -325,14 +344,25 @@ class Reply:
         except REQUEST_FAILURES as error:
             if as_reply and missing_permission(error, channel) == HISTORY:
                 note_missing(self.notes, HISTORY, error)
-                return await self._send(text, silent=silent)  # now without the reference
-            self._refused("post", error)
-            if not is_transient(error):
+                # Now without the reference.
+                return await self._send(text, silent=silent, part=part)
+            self._refused("post" if part else "post the notice about", error)
+            if not is_transient(error) and part:
                 self.failed = True
             return None
-        self.posted.append(sent)
-        self.shown.append(text)
+        if part:
+            self.posted.append(sent)
+            self.shown.append(text)
         return sent
+
+    async def _tell_refused(self) -> None:
+        """Tell the user, once, that a refusal (`self.refusal`) left the answer
+        incomplete: a silent notice naming the kind of refusal, never the text.
+        Nothing is said when the channel is gone or the answer was deleted."""
+        if self.refusal is None or self.stopped or self.refusal_notice is not None:
+            return
+        text = self.refusal.notice(partial=bool(self.posted))
+        self.refusal_notice = await self._send(text, silent=True, part=False)
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
         """`request()`, retried while it fails transiently (failures.retrying)."""
@@ -350,7 +380,19 @@ class Reply:
         if (permission := missing_permission(error, channel)) is not None:
             note_missing(self.notes, permission, error)
             return
-        log.warning("channel %s: could not %s the answer (%s)", channel.id, what, describe(error))
+        if what not in ("post", "edit") or self.stopped:  # a deletion, or the channel is gone
+            log.warning(
+                "channel %s: could not %s the answer (%s)", channel.id, what, describe(error)
+            )
+            return
+        refused = refusal(error)
+        if isinstance(error, discord.HTTPException) and not is_transient(error):
+            # Refused for good: the user is told. Not when Discord is down or silent: a
+            # notice would fail (or hang) the same way and hold the channel up longer.
+            self.refusal = self.refusal or refused
+        log.warning(
+            "channel %s: Discord refused to %s the answer: %s", channel.id, what, refused.rule
+        )
 
 
 @contextlib.asynccontextmanager

@@ -9,12 +9,13 @@ from typing import Literal
 
 from store.database import Table
 from store.values import read_day
+from text.setting_values import MAX_MODEL_NAME
 
 DEFAULT_RETENTION_DAYS = 90
 
 # The model column's width, checked before writing: PostgreSQL enforces it and SQLite
 # does not, so an over-long name must fail the same way (ValueError) on both.
-MAX_MODEL_LENGTH = 200
+MAX_MODEL_LENGTH = MAX_MODEL_NAME  # the size of the usage.model column (store.migrations)
 
 # The counted columns of usage, in the order of Totals' fields.
 _COUNTS = ("prompt_tokens", "completion_tokens", "answers")

@@ -26,8 +26,9 @@ from config import (
     load_settings,
     read_environment,
 )
+from conversation.channel_settings import parse
 from store import database_url
-from text.setting_values import MAX_SNOWFLAKE, QUOTES
+from text.setting_values import MAX_MODEL_NAME, MAX_SNOWFLAKE, QUOTES
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = {"DISCORD_BOT_TOKEN": "abc.def.ghi", "OPENAI_API_KEY": "sk-test"}
@@ -662,3 +663,20 @@ def test_the_mcp_config_file_is_read_and_checked_at_start_up(tmp_path: Path) -> 
     settings = load_settings({**MINIMAL, "MCP_CONFIG": str(good)})
     assert settings.mcp_config == good
     assert [(s.name, s.command) for s in settings.mcp_servers] == [("time", "mcp-server-time")]
+
+
+def test_a_model_name_the_store_cannot_keep_usage_for_is_refused_at_start_up() -> None:
+    too_long = "org/" + "m" * (MAX_MODEL_NAME - 3)
+    message = refusal({**MINIMAL, "OPENAI_MODEL": too_long})
+    assert message.startswith("OPENAI_MODEL must be a model name such as")
+    assert f"at most {MAX_MODEL_NAME} characters" in message and "has 201" in message
+    assert "\n" not in message
+    longest = "org/" + "m" * (MAX_MODEL_NAME - 4)
+    assert load_settings({**MINIMAL, "OPENAI_MODEL": longest}).openai_model == longest
+
+
+def test_start_up_and_slash_settings_refuse_a_model_name_with_the_same_words() -> None:
+    too_long = "m" * (MAX_MODEL_NAME + 1)
+    with pytest.raises(ValueError) as refused_by_command:
+        parse("model", too_long)
+    assert str(refused_by_command.value) in refusal({**MINIMAL, "OPENAI_MODEL": too_long})

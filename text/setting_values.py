@@ -17,6 +17,9 @@ Getter = Callable[[str], "str | None"]
 Word = TypeVar("Word", bound=str)
 
 MAX_URL_LENGTH = 2_000  # what browsers and servers reliably take
+# The longest model name the bot takes, from OPENAI_MODEL or /settings model: usage is
+# kept per model in the store's usage.model column, VARCHAR(200) (store/migrations.py).
+MAX_MODEL_NAME = 200
 MAX_SNOWFLAKE = 2**64 - 1  # Discord ids are unsigned 64-bit numbers, never 0
 
 INTEGER = re.compile(r"-?[0-9]+")
@@ -32,6 +35,20 @@ NUMERIC_HOST = re.compile(r"[0-9.]+")
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message is one line meant for the user."""
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a model name the bot uses and keeps usage for, or None:
+    spaces or control characters, or longer than MAX_MODEL_NAME. Worded to follow
+    "<where it came from> must be a model name: " in one line."""
+    if not name or not name.isprintable() or any(c.isspace() for c in name):
+        return "a model name has no spaces or control characters"
+    if len(name) > MAX_MODEL_NAME:
+        return (
+            f"a model name is at most {MAX_MODEL_NAME} characters (the store keeps usage "
+            f"per model), and this one has {len(name):,}"
+        )
+    return None
 
 
 def plain_decimal(text: str) -> float:

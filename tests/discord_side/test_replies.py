@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from discord_side.failures import describe, is_transient
+from discord_side.failures import describe, is_transient, refusal
 from discord_side.pacing import ChannelPacer
 from discord_side.permissions import PermissionNotes
 from discord_side.replies import WRITING_MARKER, Reply
@@ -277,3 +277,38 @@ async def test_a_status_line_with_no_answer_is_taken_away(
     await reply.drop_status()
     assert await reply.notice("It failed.")
     assert shown(discord_api) == ["It failed."]
+
+
+def test_refusals_are_named_by_kind_and_their_notices_repeat_no_text() -> None:
+    automod = http_error(
+        discord.HTTPException, 400, 200000, "Message was blocked by automatic moderation"
+    )
+    title = http_error(
+        discord.HTTPException, 400, 200001, "Title was blocked by automatic moderation"
+    )
+    links = http_error(
+        discord.HTTPException, 400, 240000, "Message blocked by harmful links filter"
+    )
+    too_long = http_error(
+        discord.HTTPException,
+        400,
+        50035,
+        "Invalid Form Body\nIn content: Must be 2000 or fewer in length.",
+    )
+    other_form = http_error(discord.HTTPException, 400, 50035, "Invalid Form Body\nIn nonce: Bad")
+    too_large = http_error(discord.HTTPException, 413, 40005, "Request entity too large")
+    empty = http_error(discord.HTTPException, 400, 50006, "Cannot send an empty message")
+    assert [refusal(e).kind for e in (automod, title, links, too_long, too_large, empty)] == [
+        "moderation", "moderation", "links", "size", "size", "size",
+    ]  # fmt: skip
+    assert refusal(other_form).kind == "other" and "code 50035" in refusal(other_form).rule
+    assert (
+        refusal(automod).rule
+        == "AutoMod rule (400 200000: Message was blocked by automatic moderation)"
+    )
+    assert refusal(aiohttp.ServerDisconnectedError()).kind == "other"
+    for error in (automod, links, too_long, other_form):
+        for partial in (False, True):
+            notice = refusal(error).notice(partial=partial)
+            assert notice.startswith("⚠️ Part of" if partial else "⚠️ My answer")
+            assert "Must be" not in notice and "blocked by automatic" not in notice

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tests.helpers import conversation, replies
+import asyncio
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import conversation, replies, until
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
@@ -98,3 +105,155 @@ async def test_commands_follow_the_access_rules(
     refused = await discord_api.user_runs_command("general", "carol", "reset")
     response = await discord_api.wait_for_interaction_response(refused)
     assert response["ephemeral"] and "can't use this bot" in response["content"]
+
+
+# --- Discord's 3-second deadline ------------------------------------------------------------
+
+CALLBACK = r"/interactions/\d+/[^/]+/callback"
+
+
+async def _write_lock(path: Path) -> sqlite3.Connection:
+    """A connection holding `path`'s write lock (the bot may hold it for a moment first;
+    some of SQLite's WAL locks are not waited for by its busy timeout)."""
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)  # never block the loop
+    for _ in range(50):
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            return holder
+        except sqlite3.OperationalError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"could not lock {path}")
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("settings streaming", {"mode": "on"}),
+        ("settings persona", {"text": "You are terse."}),
+        ("settings model", {"name": "gpt-4o"}),
+        ("settings reset", {}),
+    ],
+)
+async def test_a_settings_change_on_a_slow_store_is_deferred_in_time(
+    start_bot, discord_api: DiscordStandIn, tmp_path: Path, command: str, options: dict
+) -> None:
+    await start_bot()
+    # Another process holds the database's write lock for 4 s: the bot's write waits.
+    holder = await _write_lock(tmp_path / "data" / "bot.db")
+    try:
+        sent = await discord_api.user_runs_command("general", "owner", command, options)
+        [first] = await discord_api.wait_for(
+            lambda: discord_api.interaction_responses(sent), timeout=3
+        )
+        assert first["kind"] == "callback" and first["deferred"] and first["ephemeral"]
+        await asyncio.sleep(1.5)  # past Discord's 3 s: the deferral kept the interaction alive
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    answers = await discord_api.wait_for(
+        lambda: len(r := discord_api.interaction_responses(sent)) >= 3 and r, timeout=10
+    )
+    assert [(a["kind"], a["ephemeral"]) for a in answers] == [
+        ("callback", True),
+        ("followup", True),  # fills in the private "thinking..." message
+        ("followup", False),  # the announcement everyone sees
+    ]
+    assert answers[1]["content"] == "Done."
+    assert answers[2]["content"].startswith("⚙️") and answers[2]["flags"] & (1 << 12)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"), [("settings show", "**Model:**"), ("usage me", "")]
+)
+async def test_a_private_answer_read_from_a_busy_store_is_deferred_first(
+    start_bot, discord_api: DiscordStandIn, tmp_path: Path, command: str, expected: str
+) -> None:
+    await start_bot()
+    holder = await _write_lock(tmp_path / "data" / "bot.db")
+    try:
+        # The bot's own write waits for the lock, and its reads queue behind that write.
+        await discord_api.user_runs_command("random", "owner", "settings streaming", {"mode": "on"})
+        await asyncio.sleep(0.2)
+        sent = await discord_api.user_runs_command("general", "alice", command)
+        [first] = await discord_api.wait_for(
+            lambda: discord_api.interaction_responses(sent), timeout=3
+        )
+        assert first["deferred"] and first["ephemeral"]
+        await asyncio.sleep(3)  # past Discord's 3 s
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    answer = await discord_api.wait_for_interaction_response(sent, timeout=10)
+    assert answer["ephemeral"] and expected in answer["content"] and answer["content"]
+
+
+async def test_a_refusal_on_a_fast_path_is_answered_at_once_and_privately(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    openai_api.models = ["gpt-4o"]
+    await start_bot()
+    sent = await discord_api.user_runs_command(
+        "general", "owner", "settings model", {"name": "gpt-9"}
+    )
+    refused = await discord_api.wait_for_interaction_response(sent, timeout=3)
+    assert refused["kind"] == "callback" and refused["ephemeral"] and not refused["deferred"]
+    assert refused["content"].startswith("The model server does not offer `gpt-9`")
+
+
+async def test_a_slow_model_list_is_read_once_for_many_keystrokes_and_suggested_later(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    openai_api.models = ["gpt-4o", "gpt-4o-mini"]
+    openai_api.models_delay = 1.8  # longer than autocomplete may wait, within MODELS_SECONDS
+    await start_bot()
+    typing = [
+        await discord_api.user_types_option("general", "alice", "settings model", "name", typed)
+        for typed in ("g", "gp", "gpt")
+    ]
+    for sent in typing:  # each answered in time, with nothing yet
+        assert await discord_api.wait_for_autocomplete(sent, timeout=3) == []
+    assert "the model list is slow; no suggestions this time" in caplog.text
+    await asyncio.sleep(0.5)  # the shared read lands in the cache
+    sent = await discord_api.user_types_option("general", "alice", "settings model", "name", "mini")
+    assert await discord_api.wait_for_autocomplete(sent, timeout=1) == [
+        {"name": "gpt-4o-mini", "value": "gpt-4o-mini"}
+    ]
+    reads = [r for r in openai_api.requests if r.path == "/v1/models"]
+    assert len(reads) == 1
+
+
+async def test_a_failing_command_is_logged_by_name_and_a_failed_apology_raises_nothing(
+    start_bot, discord_api: DiscordStandIn, caplog
+) -> None:
+    await start_bot()
+    refused = {"code": 40333, "message": "internal network error"}
+    discord_api.fail_requests("POST", CALLBACK, status=400, body=refused, times=2)
+    sent = await discord_api.user_runs_command("general", "alice", "settings show")
+    await until(lambda: "could not answer the failed command" in caplog.text, timeout=5)
+    assert "command /settings show failed" in caplog.text
+    assert "<discord.app_commands" not in caplog.text
+    assert "never retrieved" not in caplog.text
+    assert discord_api.interaction_responses(sent) == []
+    # The bot answers the next command as usual.
+    again = await discord_api.user_runs_command("general", "alice", "settings show")
+    shown = await discord_api.wait_for_interaction_response(again, timeout=3)
+    assert shown["ephemeral"] and "**Model:**" in shown["content"]
+
+
+async def test_a_model_name_too_long_to_keep_usage_for_is_refused_by_slash_settings(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot()  # a server that lists no models: any name it could hold is accepted
+    sent = await discord_api.user_runs_command(
+        "general", "owner", "settings model", {"name": "m" * 201}
+    )
+    refused = await discord_api.wait_for_interaction_response(sent, timeout=3)
+    assert refused["ephemeral"]
+    assert refused["content"] == (
+        "Not changed: a model name is at most 200 characters (the store keeps usage per "
+        "model), and this one has 201."
+    )
+    await discord_api.user_says("general", "alice", "hello")
+    await openai_api.wait_for(lambda: openai_api.completions)
+    assert openai_api.completions[0]["model"] == "gpt-5.4-mini"  # unchanged

@@ -287,7 +287,7 @@ async def test_an_answer_deleted_while_it_streams_stops_and_is_not_remembered(
         ("user", "still there?"),
     ]
     # Nothing more was posted or edited for the deleted answer after the refusal.
-    assert caplog.text.count("could not edit the answer") == 0
+    assert caplog.text.count("refused to edit the answer") == 0
     assert await final_messages(discord_api, "general", 1) == ["echo: still there?"]
 
 

@@ -158,3 +158,15 @@ async def test_a_system_prompt_that_leaves_no_room_stops_start_up(
     assert "of the 400-token prompt budget" in errors[0]
     assert "Traceback" not in output
     assert "Connected as" not in output  # stopped before going online
+
+
+async def test_a_model_name_too_long_for_the_store_stops_start_up(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # Before: accepted, the bot answered, and every usage write failed with a traceback.
+    dotenv = {**dotenv_for(discord_api, openai_api), "OPENAI_MODEL": "org/" + "m" * 246}
+    status, output = await finish(await launch(tmp_path, dotenv))
+    assert status == 1
+    [line] = output.strip().splitlines()
+    assert line.startswith("Configuration error: OPENAI_MODEL must be a model name")
+    assert "at most 200 characters" in line and "has 250" in line

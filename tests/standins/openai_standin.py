@@ -1004,6 +1004,8 @@ class OpenAIStandIn(Recorder):
         # The model ids GET /v1/models lists; None (the default): 404, as on servers
         # without that endpoint.
         self.models: list[str] | None = None
+        # Seconds GET /v1/models waits before answering (a slow or far-away server).
+        self.models_delay = 0.0
         # True: like servers that report no usage, plain answers carry no ``usage`` and
         # streams no usage chunk (stream_options is ignored, as llama-cpp-python does).
         self.usage_missing = False
@@ -1173,6 +1175,7 @@ class OpenAIStandIn(Recorder):
         if self.models is None:
             return await self._unknown_path(request)
         record = await self._record_arrival(request)
+        await asyncio.sleep(self.models_delay)
         body = {
             "object": "list",
             "data": [

@@ -231,6 +231,24 @@ async def test_a_message_over_2000_characters_is_refused(standin, client):
     assert [r.status for r in standin.posts("general")] == [400, 200]
 
 
+async def test_block_words_refuses_posts_and_edits_like_automod(standin, client):
+    channel = client.get_channel(standin.general.id)
+    standin.block_words("Pineapple")
+    standin.block_words("https://bad.example", code=240000)
+    with pytest.raises(discord.HTTPException) as blocked:
+        await channel.send("I like PINEAPPLE")
+    assert (blocked.value.status, blocked.value.code) == (400, 200000)
+    assert blocked.value.text == "Message was blocked by automatic moderation"
+    sent = await channel.send("I like apples")
+    with pytest.raises(discord.HTTPException) as links:
+        await sent.edit(content="see https://bad.example/x")
+    assert links.value.code == 240000 and "harmful links" in links.value.text
+    assert [m["content"] for m in standin.bot_messages("general")] == ["I like apples"]
+    assert [b["code"] for b in standin.blocked] == [200000, 240000]
+    with pytest.raises(ValueError):
+        standin.block_words("x", code=50035)
+
+
 async def test_a_wrong_token_fails_login(make_standin):
     await make_standin(bot_token="the-right-token")
     client = ProbeClient()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from store import (
+    MAX_MODEL_LENGTH,
     MIGRATIONS,
     Scope,
     Store,
@@ -32,6 +33,7 @@ from tests.store.helpers import (
     schema_versions,
     shape,
 )
+from text.setting_values import MAX_MODEL_NAME
 
 
 async def test_migrated_schema_matches_the_tables_the_queries_use(store_url: str) -> None:
@@ -288,3 +290,11 @@ async def test_new_writes_keep_the_sqlalchemy_versions_sqlite_encodings(tmp_path
         assert dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").year >= 2026
         assert len(stamp) == len("2026-11-30 10:19:01.221446")
     assert day == ("2026-03-31", "text")
+
+
+def test_the_model_name_limit_is_the_usage_model_columns_size() -> None:
+    # OPENAI_MODEL and /settings model are checked against MAX_MODEL_NAME where they
+    # enter: it must be what the column holds (PostgreSQL refuses longer names).
+    usage_table = next(s for s in MIGRATIONS[0].statements if "CREATE TABLE usage" in s)
+    assert f"model VARCHAR({MAX_MODEL_NAME}) NOT NULL" in usage_table
+    assert MAX_MODEL_LENGTH == MAX_MODEL_NAME

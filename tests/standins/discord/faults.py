@@ -10,9 +10,17 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
+from tests.standins.discord.errors import error
 from tests.standins.discord.objects import CLOUDFLARE_502_PAGE, FakeChannel, InjectedFault
 from tests.standins.discord.protocol import ALL_PERMISSIONS, CDN_GONE
 from tests.standins.recording import RecordedRequest
+
+# Discord's messages for its moderation codes (topics/opcodes-and-status-codes).
+MODERATION_MESSAGES = {
+    200000: "Message was blocked by automatic moderation",
+    200001: "Title was blocked by automatic moderation",
+    240000: "Message blocked by harmful links filter",
+}
 
 
 class Faults:
@@ -160,6 +168,28 @@ class Faults:
         )
         self._faults.append(fault)
         return fault
+
+    def block_words(self, *words: str, code: int = 200000) -> None:
+        """A moderation rule: from now on, the bot's posts and edits whose content holds
+        any of ``words`` (case-insensitive) are refused with 400 and ``code``, worded as
+        Discord words it (topics/opcodes-and-status-codes): 200000 "Message was blocked
+        by automatic moderation" (a server's AutoMod keyword rule), 200001 "Title was
+        blocked by automatic moderation", 240000 "Message blocked by harmful links
+        filter". Nothing is posted or changed; each refusal is in ``blocked``::
+
+            standin.block_words("pineapple")
+        """
+        if code not in MODERATION_MESSAGES:
+            raise ValueError(f"not a moderation code: {code}")
+        self._blocked_words += [(word.lower(), code) for word in words]
+
+    def _moderate(self, payload: dict[str, Any]) -> None:
+        """Refuse ``payload`` as ``block_words`` says, recording the refusal."""
+        content = str(payload.get("content") or "").lower()
+        for word, code in self._blocked_words:
+            if word in content:
+                self.blocked.append({"content": payload.get("content"), "code": code})
+                raise error(400, code, MODERATION_MESSAGES[code])
 
     def fail_with_cloudflare_502(
         self,

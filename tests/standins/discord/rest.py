@@ -353,6 +353,7 @@ class RestApi:
         if channel.is_dm and self.user(channel.recipient_id or 0).bot:
             raise error(400, 50007, "Cannot send messages to this user")
         self._validate_message_fields(payload)
+        self._moderate(payload)
         attachments = self._uploaded(channel, call.files)
         has_other = any(payload.get(k) for k in ("embeds", "sticker_ids", "components"))
         if not payload.get("content") and not has_other and not attachments:
@@ -399,6 +400,7 @@ class RestApi:
             raise error(403, 50005, "Cannot edit a message authored by another user")
         payload = call.body if isinstance(call.body, dict) else {}
         self._validate_message_fields(payload)
+        self._moderate(payload)
         new_files = self._uploaded(channel, call.files)
         edited = copy.deepcopy(message)
         self._apply_edit(edited, payload, new_files)

@@ -103,6 +103,9 @@ class DiscordStandIn(
         # Thread id -> {"archived": bool, "locked": bool}; threads not listed are open.
         self._thread_state: dict[int, dict[str, bool]] = {}
         self._faults: list[InjectedFault] = []
+        # Moderation (``block_words``): (lowercase word, error code); refusals made.
+        self._blocked_words: list[tuple[str, int]] = []
+        self.blocked: list[dict[str, Any]] = []
         # Attachments: id -> (channel id, file); downloads of them and faults for them.
         self._files: dict[int, tuple[int, FakeAttachment]] = {}
         self.downloads: list[RecordedRequest] = []  # every GET of an attachment URL
