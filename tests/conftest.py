@@ -29,7 +29,7 @@ TESTS = Path(__file__).resolve().parent
 # Tests that start the bot or test a stand-in server; `-m "not e2e"` leaves them out.
 # (The Discord side's own tests talk to the Discord stand-in through a plain discord.py
 # client, as fast as unit tests: they are e2e only where they start the bot.)
-E2E_FOLDERS = (TESTS / "e2e", TESTS / "standins")
+E2E_FOLDERS = (TESTS / "e2e", TESTS / "standins", TESTS / "field")
 E2E_FIXTURES = {"start_bot"}
 # Fixtures and parameters that start a real third-party server: such a test is slow
 # (seconds of start-up) and end to end.

@@ -125,6 +125,10 @@ class Reply(Step):
       DeepSeek-R1's do, so the model's output starts inside it).
 
     Inline tags are streamed as chunks of their own, like the single tokens they are.
+
+    ``chunk_finish_reason``: the ``finish_reason`` every streamed content chunk carries
+    before the finish chunk (default None, as OpenAI sends). Ollama's OpenAI endpoint sent
+    ``""`` on every chunk (ollama/ollama#4357).
     """
 
     text: str
@@ -135,6 +139,7 @@ class Reply(Step):
     finish_reason: str | None = "stop"
     reasoning: str | None = None
     reasoning_in: ReasoningPlace = "reasoning_content"
+    chunk_finish_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None and "".join(self.chunks) != self.text:
@@ -615,7 +620,9 @@ def _usage(
 # --------------------------------------------------------------------------
 
 # How a server refuses a request field it does not accept (see ``refusal_body``).
-RefusalStyle = Literal["vllm", "unknown_parameter", "unsupported_parameter", "azure"]
+RefusalStyle = Literal["vllm", "unknown_parameter", "unsupported_parameter", "azure", "mistral"]
+# The status of a refusal, by style: 400 unless named here.
+REFUSAL_STATUS: dict[str, int] = {"mistral": 422}
 
 
 def _refused_paths(body: Mapping[str, Any], fields: Sequence[str]) -> list[tuple[str, Any, Any]]:
@@ -672,6 +679,15 @@ def refusal_body(
 
         {"error": {"message": "Unrecognized request argument supplied: max_completion_tokens",
          "type": "invalid_request_error", "param": null, "code": null}}
+
+    - ``"mistral"``: Mistral's API, **422**, FastAPI's ``detail`` list (with JSON lists for
+      ``loc``) nested in ``message``; a mapping's first key is named, as in
+      openai/openai-agents-python#442 for ``stream_options={"include_usage": true}``::
+
+        {"object": "error", "message": {"detail": [{"type": "extra_forbidden", "loc":
+         ["body", "stream_options", "include_usage"], "msg": "Extra inputs are not
+         permitted", "input": true}]}, "type": "invalid_request_error", "param": null,
+         "code": null}
     """
     found = _refused_paths(body, fields)
     if not found:
@@ -709,6 +725,28 @@ def refusal_body(
             plural = "s" if len(paths) > 1 else ""
             message = f"Unrecognized request argument{plural} supplied: {', '.join(paths)}"
             return _error_body(message, "invalid_request_error", None)
+        case "mistral":
+            detail = []
+            for _, loc, value in found:
+                loc = list(loc)
+                if isinstance(value, Mapping) and value:
+                    key = next(iter(value))
+                    loc, value = [*loc, key], value[key]
+                detail.append(
+                    {
+                        "type": "extra_forbidden",
+                        "loc": loc,
+                        "msg": "Extra inputs are not permitted",
+                        "input": value,
+                    }
+                )
+            return {
+                "object": "error",
+                "message": {"detail": detail},
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
     raise ValueError(f"unknown refusal style {style!r}")
 
 
@@ -844,7 +882,7 @@ def context_overflow(
 # --------------------------------------------------------------------------
 
 # Whose refusal an image sent to a text-only model gets (see ``text_only_refusal``).
-ImageRefusalStyle = Literal["openai", "llama_cpp"]
+ImageRefusalStyle = Literal["openai", "llama_cpp", "deepseek"]
 
 
 def text_only_refusal(body: Mapping[str, Any], style: ImageRefusalStyle) -> tuple[int, Any] | None:
@@ -860,6 +898,11 @@ def text_only_refusal(body: Mapping[str, Any], style: ImageRefusalStyle) -> tupl
       (ggml-org/llama.cpp#15377): **500** ``{"error": {"code": 500, "message": "image
       input is not supported - hint: if this is unexpected, you may need to provide the
       mmproj", "type": "server_error"}}``. A 500, so the SDK retries it.
+    - ``"deepseek"``: DeepSeek's API for its text-only models, whose server cannot even
+      read an image part (Mangi-11/Eta#62): 400 ``{"error": {"message": "Failed to
+      deserialize the JSON body into the target type: messages[i]: unknown variant
+      `image_url`, expected `text` at line 1 column 802043", "type":
+      "invalid_request_error", "param": null, "code": "invalid_request_error"}}``.
     """
     for i, message in enumerate(body.get("messages") or []):
         content = message.get("content") if isinstance(message, Mapping) else None
@@ -873,6 +916,14 @@ def text_only_refusal(body: Mapping[str, Any], style: ImageRefusalStyle) -> tupl
                 )
                 error = {"code": 500, "message": message_text, "type": "server_error"}
                 return 500, {"error": error}
+            if style == "deepseek":
+                message_text = (
+                    "Failed to deserialize the JSON body into the target type: "
+                    f"messages[{i}]: unknown variant `image_url`, expected `text` at line 1 "
+                    "column 802043"
+                )
+                code = "invalid_request_error"
+                return 400, _error_body(message_text, "invalid_request_error", code)
             message_text = "Invalid content type. image_url is only supported by certain models."
             param = f"messages.[{i}].content.[{j}].type"
             return 400, _error_body(message_text, "invalid_request_error", None, param)
@@ -1261,7 +1312,8 @@ class OpenAIStandIn(Recorder):
             return await self._finish(record, self._json_response(400, problem))
         refusal = refusal_body(record.json, self.refused_fields, self.refusal_style)
         if refusal is not None:
-            return await self._finish(record, self._json_response(400, refusal))
+            status = REFUSAL_STATUS.get(self.refusal_style, 400)
+            return await self._finish(record, self._json_response(status, refusal))
         if self.tools_refusal_style is not None:
             refused = tools_refusal(record.json, self.tools_refusal_style)
             if refused is not None:
@@ -1489,7 +1541,8 @@ class OpenAIStandIn(Recorder):
                 await asyncio.sleep(chunk_delay)
             # Recorded first, so a client never sees a chunk the record lacks.
             record.sent_chunks.append((time.monotonic(), piece))
-            await response.write(chunk(self._delta({"content": piece})))
+            midway = getattr(record.step, "chunk_finish_reason", None)
+            await response.write(chunk(self._delta({"content": piece}, midway)))
             await self.notify()
 
     async def _stream(

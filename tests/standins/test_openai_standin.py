@@ -1401,6 +1401,8 @@ async def test_tools_refused_in_each_servers_words(standin, client, style, words
     # Without tools the same server answers.
     completion = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.choices[0].message.content == "echo: Hello there, bot!"
+
+
 # ---------------------------------------------------------------- server shapes (issue 21)
 
 
@@ -1473,3 +1475,55 @@ async def test_a_server_ignoring_max_completion_tokens(standin, client):
     )
     assert honoured.usage.completion_tokens == 5
     assert honoured.choices[0].finish_reason == "length"
+
+
+# --- faults taught for the field reports (tests/field/) --------------------------------
+
+
+async def test_ollama_sends_an_empty_finish_reason_on_every_chunk(standin, client):
+    standin.script(Reply("Hello there", chunk_finish_reason=""))
+
+    status, raw = await raw_stream(standin, {"model": "m", "messages": MESSAGES, "stream": True})
+
+    events = [json.loads(e[6:]) for e in raw.decode().split("\n\n") if e.startswith("data: {")]
+    reasons = [e["choices"][0]["finish_reason"] for e in events if e["choices"]]
+    content = [e for e in events if e["choices"] and e["choices"][0]["delta"].get("content")]
+    assert status == 200 and content
+    assert all(e["choices"][0]["finish_reason"] == "" for e in content)
+    assert reasons[-1] == "stop"
+
+
+async def test_mistral_refuses_stream_options_with_a_nested_422(standin, client):
+    standin.refuse_fields("stream_options", style="mistral")
+
+    with pytest.raises(openai.UnprocessableEntityError) as raised:
+        await client.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    plain = await client.chat.completions.create(model="m", messages=MESSAGES)
+
+    assert raised.value.status_code == 422
+    assert raised.value.body["message"] == {
+        "detail": [
+            {
+                "type": "extra_forbidden",
+                "loc": ["body", "stream_options", "include_usage"],
+                "msg": "Extra inputs are not permitted",
+                "input": True,
+            }
+        ]
+    }
+    assert plain.choices[0].message.content == "echo: Hello there, bot!"
+
+
+async def test_deepseek_cannot_read_an_image_part(standin, client):
+    standin.text_only("deepseek")
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.chat.completions.create(model="m", messages=with_image(data_url(png(4, 4))))
+
+    assert raised.value.body["message"] == (
+        "Failed to deserialize the JSON body into the target type: messages[1]: unknown "
+        "variant `image_url`, expected `text` at line 1 column 802043"
+    )
+    assert raised.value.body["code"] == "invalid_request_error"
