@@ -272,6 +272,8 @@ _IMAGES_REFUSED = [
         r"missing data required for image input",
         # OpenAI: "Invalid content type. image_url is only supported by certain models."
         r"image_url is only supported",
+        # Servers whose parser has no image part (serde: DeepSeek, Mangi-11/Eta#62).
+        r"unknown variant [`'\"]?image_url",
         # vLLM: "<Architecture> is not a multimodal model".
         r"is not a multimodal model",
         # Text-only servers checking content parts: "Only 'text' content type is supported."
@@ -354,13 +356,15 @@ def _refused_parameter(error: openai.APIError, body: object, text: str) -> str |
 
 def _extra_forbidden_location(body: object, text: str) -> str | None:
     """The dotted request path of the first pydantic `extra_forbidden` error, if any."""
-    locations: list[object] = []
-    if isinstance(body, dict) and isinstance(body.get("detail"), list):
-        locations = [
-            item.get("loc")
-            for item in body["detail"]
-            if isinstance(item, dict) and item.get("type") == "extra_forbidden"
-        ]
+    # FastAPI's `detail` list: the whole body, or nested in its `message` or `error`
+    # (Mistral's 422 for stream_options: openai/openai-agents-python#442).
+    holders = [body, body.get("message"), body.get("error")] if isinstance(body, dict) else []
+    details = [h["detail"] for h in holders if isinstance(h, dict) and "detail" in h]
+    locations: list[object] = [
+        item.get("loc")
+        for detail in details if isinstance(detail, list)
+        for item in detail if isinstance(item, dict) and item.get("type") == "extra_forbidden"
+    ]  # fmt: skip
     for match in _PYDANTIC_REPR_LOC.finditer(text):
         try:
             locations.append(ast.literal_eval(match.group(1)))

@@ -92,12 +92,13 @@ class Retries:
 
     def _adapted(self, error: Exception, *, templates: bool) -> bool:
         """Whether the request shape changed for `error`: a template's refusal (any
-        status, or a stream's error event) when `templates`, else a refused field (400)."""
+        status, or a stream's error event) when `templates`, else a refused field (400, or
+        FastAPI's 422 as Mistral's API sends it)."""
         if self.adapted == MAX_ADAPTATIONS:
             return False
         if templates and not isinstance(error, openai.APIError):
             return False
-        if not templates and not isinstance(error, openai.BadRequestError):
+        if not templates and not isinstance(error, REFUSED_FIELD_ERRORS):
             return False
         failure = classify(error)
         if (failure.cause is Cause.TEMPLATE_REFUSED) != templates:
@@ -123,6 +124,8 @@ class Retries:
         return True
 
 
+# A server refusing a request field: 400, or 422 from FastAPI servers validating the body.
+REFUSED_FIELD_ERRORS = (openai.BadRequestError, openai.UnprocessableEntityError)
 _BARE_CODE = re.compile(r"Error code: \d+ -")
 _REFUSED_SHAPES = {ALTERNATION: "two turns of one role in a row", SYSTEM_ROLE: "a system message"}
 

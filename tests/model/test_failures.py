@@ -188,6 +188,18 @@ ROWS: dict[str, tuple[int, Any, Cause, str | int | None]] = {
         "type": "extra_forbidden", "loc": ["body", "stream_options"],
         "msg": "Extra inputs are not permitted", "input": {"include_usage": True}}]},
         Cause.REFUSED_PARAMETER, "stream_options"),
+    # Mistral's API: the same list nested in `message` (openai/openai-agents-python#442).
+    "mistral 422 nested detail": (422, {"object": "error", "message": {"detail": [{
+        "type": "extra_forbidden", "loc": ["body", "stream_options", "include_usage"],
+        "msg": "Extra inputs are not permitted", "input": True}]},
+        "type": "invalid_request_error", "param": None, "code": None},
+        Cause.REFUSED_PARAMETER, "stream_options.include_usage"),
+    # DeepSeek's text-only models cannot even parse an image part (Mangi-11/Eta#62).
+    "deepseek images": (400, openai_shape(
+        "Failed to deserialize the JSON body into the target type: messages[94]: unknown "
+        "variant `image_url`, expected `text` at line 1 column 802043",
+        "invalid_request_error", None, "invalid_request_error",
+    ), Cause.IMAGES_REFUSED, None),
     # --- LiteLLM proxy (litellm/exceptions.py message prefixes; the proxy's error
     # envelope carries code "400" as a string) ---
     "litellm context": (400, openai_shape(
