@@ -1,0 +1,118 @@
+"""Field reports of the kind "Discord refuses what the bot posts": answers over 2000
+characters (50035), empty messages (50006), and the bot's own notes pushing a message
+past the limit. Long answers are split within the limit, nothing empty is ever posted,
+and an empty answer gets a short, true message instead."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import final_messages, replies
+from tests.standins.discord import DiscordStandIn
+from tests.standins.openai_standin import EmptyReply, OpenAIStandIn, Reply
+
+LIMIT = 2000
+ESSAY = " ".join(f"Sentence number {n} of a long answer." for n in range(180))  # ~6,800
+
+
+def all_posted(discord_api: DiscordStandIn) -> list[str]:
+    """Every content the bot sent Discord in #general, posts and edits alike."""
+    sent = discord_api.posts("general") + discord_api.edits("general")
+    return [str((p.json or {}).get("content") or "") for p in sent]
+
+
+async def test_an_answer_over_2000_characters_is_split_not_refused(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """Rapptz/discord.py#10201 — Discord limit: "400 Bad Request (error code: 50035):
+    Invalid Form Body In content: Must be 2000 or fewer in length." for a long echo."""
+    await start_bot()
+    openai_api.script(Reply(ESSAY))
+    await discord_api.user_says("general", "alice", "write a lot")
+    await discord_api.wait_for(
+        lambda: " ".join(m["content"] for m in discord_api.bot_messages("general")).endswith(
+            "Sentence number 179 of a long answer."
+        )
+    )
+    shown = [m["content"] for m in discord_api.bot_messages("general")]
+    assert len(shown) >= 4 and all(len(text) <= LIMIT for text in shown)
+    assert " ".join(shown).split() == ESSAY.split()
+
+
+async def test_a_streamed_answer_over_2000_characters_is_split_as_it_grows(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """langbot-app/LangBot#1472 — Discord limit: on Discord a response longer than 2000
+    characters errors out directly; the reporter asks for it to be cut and sent in parts.
+    Streamed, no post or edit ever exceeds the limit."""
+    await start_bot(STREAM_REPLIES="true")
+    openai_api.script(Reply(ESSAY, chunk_delay=0.0))
+    await discord_api.user_says("general", "alice", "write a lot")
+    count = len(await discord_api.wait_for(lambda: discord_api.bot_messages("general")))
+    await discord_api.wait_for(
+        lambda: " ".join(m["content"] for m in discord_api.bot_messages("general")).endswith(
+            "Sentence number 179 of a long answer."
+        ),
+        timeout=20,
+    )
+    assert count >= 1
+    assert all(len(text) <= LIMIT for text in all_posted(discord_api))
+
+
+async def test_the_bots_own_note_never_pushes_a_message_past_the_limit(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """kurzgesagt-in-a-nutshell/birdbot#143 — Discord limit: the length was checked
+    before more text was added, so the message sent was over 2000. An answer just under
+    the limit that gets a note (cut short) still fits."""
+    await start_bot()
+    text = ("word " * 399).strip()  # 1,994 characters
+    openai_api.script(Reply(text, finish_reason=None))
+    await discord_api.user_says("general", "alice", "go")
+    posted = await replies(discord_api, "general", 2)
+    assert all(len(m["content"]) <= LIMIT for m in posted)
+    assert " ".join(m["content"] for m in posted).startswith(text)
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+async def test_an_empty_answer_is_never_posted_empty(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, stream: str
+) -> None:
+    """mishl-dev/Discord-AI-Chatbot#64 — Discord refusal: "400 Bad Request (error code:
+    50006): Cannot send an empty message" when the model's answer came back empty. The
+    user is told, in words."""
+    await start_bot(STREAM_REPLIES=stream)
+    openai_api.script(EmptyReply())
+    await discord_api.user_says("general", "alice", "hello?")
+    [message] = await replies(discord_api, "general")
+    assert "empty answer" in message["content"]
+    assert all(text.strip() for text in all_posted(discord_api))
+
+
+async def test_an_agent_that_says_nothing_does_not_crash_the_bot(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """letta-ai/letta-discord-bot-example#12 — Discord refusal: when the agent stays
+    silent (no content at all), sending crashed with 50006. A null answer, streamed, is
+    told as empty and the next message is answered."""
+    await start_bot(STREAM_REPLIES="true")
+    openai_api.script(EmptyReply(content=None))
+    await discord_api.user_says("general", "alice", "anything?")
+    await replies(discord_api, "general")
+    await discord_api.user_says("general", "alice", "now?")
+    assert (await final_messages(discord_api, "general", 2))[1] == "echo: now?"
+    assert all(text.strip() for text in all_posted(discord_api))
+
+
+async def test_a_whitespace_only_answer_is_not_posted_as_an_empty_message(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """ausboss/PygDiscordBot#37 — Discord refusal: "more often than not" a generated
+    response raised 50006 "Cannot send an empty message". An answer of blanks only is
+    an empty answer, told as such."""
+    await start_bot()
+    openai_api.script(Reply(" \n\n \t "))
+    await discord_api.user_says("general", "alice", "tell me something")
+    [message] = await replies(discord_api, "general")
+    assert "empty answer" in message["content"]
+    assert all(text.strip() for text in all_posted(discord_api))
