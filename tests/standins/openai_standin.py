@@ -314,9 +314,12 @@ class CutStream(Step):
 
 @dataclass(frozen=True)
 class EmptyReply(Step):
-    """A well-formed answer with empty (``""``) or ``None`` message content."""
+    """A well-formed answer with empty (``""``) or ``None`` message content, ending with
+    ``finish_reason`` (Azure's content filter: ``None`` and ``"content_filter"``, as
+    BerriAI/litellm#8953 quotes it)."""
 
     content: str | None = ""
+    finish_reason: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -1389,9 +1392,10 @@ class OpenAIStandIn(Recorder):
                     )
                 return await self._plain(record, text, finish_reason, reasoning)
             case EmptyReply():
+                reason = step.finish_reason
                 if streamed:
-                    return await self._stream(request, record, step.content, [], 0.0, "stop")
-                return await self._plain(record, step.content, "stop")
+                    return await self._stream(request, record, step.content, [], 0.0, reason)
+                return await self._plain(record, step.content, reason)
             case Error():
                 response = self._json_response(step.status, step.body, step.headers)
                 return await self._finish(record, response)

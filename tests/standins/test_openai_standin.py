@@ -1527,3 +1527,17 @@ async def test_deepseek_cannot_read_an_image_part(standin, client):
         "variant `image_url`, expected `text` at line 1 column 802043"
     )
     assert raised.value.body["code"] == "invalid_request_error"
+
+
+async def test_azures_content_filter_answers_null_content(standin, client):
+    filtered = EmptyReply(None, finish_reason="content_filter")
+    standin.script(filtered, filtered)
+
+    completion = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    chunks = await collect(
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    )
+
+    assert completion.choices[0].message.content is None
+    assert completion.choices[0].finish_reason == "content_filter"
+    assert chunks[-1].choices[0].finish_reason == "content_filter"
