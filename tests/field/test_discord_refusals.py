@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import final_messages, replies
+from tests.helpers import conversation, final_messages, replies
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import EmptyReply, OpenAIStandIn, Reply
 
@@ -116,3 +116,64 @@ async def test_a_whitespace_only_answer_is_not_posted_as_an_empty_message(
     [message] = await replies(discord_api, "general")
     assert "empty answer" in message["content"]
     assert all(text.strip() for text in all_posted(discord_api))
+
+
+async def test_an_ollama_answer_of_2800_characters_is_posted_whole(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """238SAMIxD/discord-ai-bot#2 — Discord limit: Ollama's answers hit the limit
+    regularly (a ~2,800-character story failed with 50035). It arrives in two messages,
+    streamed, nothing lost."""
+    story = " ".join(f"Once upon a time, part {n}." for n in range(110))  # ~2,800
+    await start_bot(STREAM_REPLIES="true", OPENAI_MODEL="llama2")
+    openai_api.script(Reply(story))
+    await discord_api.user_says("general", "alice", "tell me a story")
+    shown = await final_messages(discord_api, "general", 2)
+    assert all(len(text) <= LIMIT for text in shown)
+    assert " ".join(shown).split() == story.split()
+
+
+async def test_an_answer_split_in_two_keeps_the_conversation_going(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """Kav-K/GPTDiscord#203 — Discord limit: a response longer than one message was broken
+    in two, and that broke the conversation: further messages were not answered. The
+    next message is answered, and the model is given the whole earlier answer."""
+    await start_bot()
+    openai_api.script(Reply(ESSAY))
+    await discord_api.user_says("general", "alice", "P vs NP?")
+    count = len(
+        await discord_api.wait_for(
+            lambda: (
+                (m := discord_api.bot_messages("general"))
+                and m[-1]["content"].endswith("Sentence number 179 of a long answer.")
+                and m
+            )
+        )
+    )
+    await discord_api.user_says("general", "alice", "and so?")
+    shown = await final_messages(discord_api, "general", count + 1)
+    assert shown[-1] == "echo: and so?"
+    remembered = conversation(openai_api.completions[-1])[1]
+    assert remembered[0] == "assistant" and remembered[1].split() == ESSAY.split()
+
+
+async def test_a_long_contract_is_split_rather_than_failing(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """johndotpub/DiscordianAI#14 — Discord limit: "write me a contract" gave a response
+    over 2000 characters and on_message failed with 50035; the reporter suggests breaking
+    it into several messages. Paragraph breaks are kept where the split falls."""
+    contract = "\n\n".join(
+        f"Clause {n}. The parties agree to the terms set out in this clause. " * 4
+        for n in range(1, 13)
+    )
+    await start_bot()
+    openai_api.script(Reply(contract))
+    await discord_api.user_says("general", "alice", "write me a contract")
+    await discord_api.wait_for(
+        lambda: (m := discord_api.bot_messages("general")) and "Clause 12." in m[-1]["content"]
+    )
+    shown = [m["content"] for m in discord_api.bot_messages("general")]
+    assert len(shown) >= 2 and all(len(text) <= LIMIT for text in shown)
+    assert all(text.startswith("Clause ") for text in shown)  # split between clauses

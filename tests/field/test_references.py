@@ -54,7 +54,9 @@ async def test_a_forwarded_messages_text_is_read_though_its_content_is_empty(
     """Rapptz/discord.py#10204 — reference: for a forwarded message, content (and
     clean_content) is blank; the text is in the snapshot."""
     await start_bot()
-    source = await discord_api.user_says("random", "bob", "server maintenance at 3am", deliver=False)
+    source = await discord_api.user_says(
+        "random", "bob", "server maintenance at 3am", deliver=False
+    )
     await discord_api.user_forwards("general", "alice", source)
     await replies(discord_api, "general")
     assert conversation(openai_api.completions[-1]) == [

@@ -5,11 +5,15 @@ answer with a true note (or the retried answer), never the model's thoughts."""
 
 from __future__ import annotations
 
-from conversation.answers import NO_FINISH_NOTE
+import json
+
+import pytest
+
+from conversation.answers import FILTERED_NOTE, NO_FINISH_NOTE
 from conversation.prompts import SHORTENED_NOTE
 from tests.helpers import conversation, final_messages, replies
 from tests.standins.discord import DiscordStandIn
-from tests.standins.openai_standin import OpenAIStandIn, Reply
+from tests.standins.openai_standin import EmptyReply, Garbage, OpenAIStandIn, Reply
 
 LOCAL_MODEL = "local-model"
 THOUGHTS = "Okay, the user greets me. I should think about my role first. " * 2
@@ -105,3 +109,60 @@ async def test_r1_reasoning_before_a_lone_closing_tag_is_filtered(
     openai_api.script(Reply("Paris.", reasoning=THOUGHTS, reasoning_in="</think>"))
     await discord_api.user_says("general", "alice", "capital of France?")
     assert await final_messages(discord_api, "general", 1) == ["Paris."]
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+async def test_content_filter_with_no_text_tells_the_user_why(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, stream: str
+) -> None:
+    """BerriAI/litellm#8953 — finish reason: Azure's gpt-4o answers "Tell me a joke!" with
+    finish_reason "content_filter" and content null, and no error is raised. The user is
+    told the filter blocked it."""
+    await start_bot(STREAM_REPLIES=stream)
+    openai_api.script(EmptyReply(content=None, finish_reason="content_filter"))
+    await discord_api.user_says("general", "alice", "Tell me a joke!")
+    [message] = await replies(discord_api, "general")
+    assert message["content"] == "The model's content filter blocked this answer."
+
+
+async def test_empty_answers_from_a_filtered_output_get_a_message(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """Azure-Samples/azure-search-openai-demo#2076 — finish reason: completely empty
+    answers when the model output was filtered; "an error message should be issued to
+    the user". An empty text with content_filter is told as the filter's doing."""
+    await start_bot()
+    openai_api.script(Reply("", finish_reason="content_filter"))
+    await discord_api.user_says("general", "alice", "summarise the incident report")
+    [message] = await replies(discord_api, "general")
+    assert "content filter" in message["content"]
+
+
+async def test_a_stream_cut_by_the_content_filter_keeps_its_text_with_a_note(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """microsoft/semantic-kernel#5289 — finish reason: when the content filter triggers,
+    the stream just stops and the consumer cannot tell. What was shown stays, with a note
+    saying the filter cut it."""
+    await start_bot(STREAM_REPLIES="true")
+    openai_api.script(Reply("Here is how it starts", finish_reason="content_filter"))
+    await discord_api.user_says("general", "alice", "tell me")
+    assert await final_messages(discord_api, "general", 1) == [
+        f"Here is how it starts\n{FILTERED_NOTE}"
+    ]
+
+
+async def test_openrouters_provider_error_inside_a_200_stream(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """jakobdylanc/llmcord#77 — stream error event: through OpenRouter (gemini-flash), a
+    200 stream carried an error ("openai.APIError: Provider returned error"). The user
+    gets one short message and the next message is answered."""
+    await start_bot(STREAM_REPLIES="true")
+    provider = {"error": {"message": "Provider returned error", "code": 502}}
+    openai_api.script(Garbage(body=json.dumps(provider)))
+    await discord_api.user_says("general", "alice", "hi")
+    [message] = await replies(discord_api, "general")
+    assert message["content"] and len(message["content"]) < 200 and "{" not in message["content"]
+    await discord_api.user_says("general", "alice", "again")
+    assert (await final_messages(discord_api, "general", 2))[1] == "echo: again"
