@@ -5,6 +5,8 @@ and an empty answer gets a short, true message instead."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.helpers import conversation, final_messages, replies
@@ -12,6 +14,7 @@ from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import EmptyReply, OpenAIStandIn, Reply
 
 LIMIT = 2000
+SILENT = 1 << 12  # SUPPRESS_NOTIFICATIONS: the bot's notices
 ESSAY = " ".join(f"Sentence number {n} of a long answer." for n in range(180))  # ~6,800
 
 
@@ -177,3 +180,28 @@ async def test_a_long_contract_is_split_rather_than_failing(
     shown = [m["content"] for m in discord_api.bot_messages("general")]
     assert len(shown) >= 2 and all(len(text) <= LIMIT for text in shown)
     assert all(text.startswith("Clause ") for text in shown)  # split between clauses
+
+
+async def test_an_edit_blocked_by_automod_is_logged_and_the_user_told(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog
+) -> None:
+    """tibue99/ezcord#85 — Discord refusal: AutoMod may block a bot's messages, and
+    editing a message (which everyone sees) raises an HTTPException; the fix logs it.
+    Here a streamed answer's edit hits a keyword rule (400, 200000): the log names the
+    rule, the user gets a silent notice that does not repeat the word, and nothing
+    hangs."""
+    caplog.set_level(logging.INFO)
+    await start_bot(STREAM_REPLIES="true")
+    discord_api.block_words("forbiddenword")
+    chunks = [f"word{n} " for n in range(6)] + ["forbiddenword ", "end"]
+    openai_api.script(Reply("".join(chunks), chunks=chunks, chunk_delay=0.15))
+    await discord_api.user_says("general", "alice", "talk")
+    answer, notice = await discord_api.wait_for(
+        lambda: len(m := discord_api.bot_messages("general")) == 2 and m
+    )
+    assert answer["content"].startswith("word0") and "forbiddenword" not in answer["content"]
+    assert "AutoMod" in notice["content"] and "forbiddenword" not in notice["content"]
+    assert notice["flags"] & SILENT
+    assert "refused to edit the answer: AutoMod rule" in caplog.text
+    await discord_api.user_says("general", "alice", "hello")
+    await openai_api.wait_for(lambda: len(openai_api.completions) == 2)
