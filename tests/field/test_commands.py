@@ -5,6 +5,8 @@ database before the first response. The bot defers first, then answers in a foll
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from discord_side.commands import RESET_MESSAGE
@@ -12,8 +14,15 @@ from tests.e2e.test_commands import _write_lock
 from tests.standins.discord import DiscordStandIn
 
 
-async def held_store(tmp_path: Path):
-    return await _write_lock(tmp_path / "data" / "bot.db")
+@asynccontextmanager
+async def store_held(tmp_path: Path) -> AsyncIterator[None]:
+    """Another process holds the bot's database write lock while the block runs."""
+    holder = await _write_lock(tmp_path / "data" / "bot.db")
+    try:
+        yield
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
 
 
 async def test_a_command_reading_a_slow_database_defers_within_3_seconds(
@@ -21,23 +30,18 @@ async def test_a_command_reading_a_slow_database_defers_within_3_seconds(
 ) -> None:
     """Stefouch/sebedius-yearzero-discord-bot#176 — command deadline: "DiscordAPIError
     [10062]: Unknown interaction", which the maintainer puts down to "a slow database
-    response" past the 3 s window. A read from a busy store is deferred first."""
+    response" past the 3 s window. A read queued behind a waiting write is deferred
+    first and answered when the store is free."""
     await start_bot()
-    holder = await held_store(tmp_path)
-    try:
+    async with store_held(tmp_path):
         # The bot's own write waits for the lock; its reads queue behind that write.
         await discord_api.user_runs_command("random", "owner", "settings streaming", {"mode": "on"})
         await asyncio.sleep(0.2)
-        sent = await discord_api.user_runs_command("general", "alice", "settings show")
-        [first] = await discord_api.wait_for(
-            lambda: discord_api.interaction_responses(sent), timeout=3
-        )
-        assert first["deferred"] and first["ephemeral"]
+        shown = await discord_api.user_runs_command("general", "alice", "settings show")
+        early = await discord_api.wait_for(lambda: discord_api.interaction_responses(shown), 3)
         await asyncio.sleep(3)  # past Discord's 3 s
-    finally:
-        holder.execute("COMMIT")
-        holder.close()
-    answer = await discord_api.wait_for_interaction_response(sent, timeout=10)
+    assert [(r["kind"], r["deferred"]) for r in early] == [("callback", True)]
+    answer = await discord_api.wait_for_interaction_response(shown, timeout=10)
     assert "**Model:**" in answer["content"]
 
 
@@ -48,11 +52,7 @@ async def test_a_command_that_forgets_then_replies_answers_within_3_seconds(
     then replies ("Successfully deleted 2 messages") fails with 10062. /reset forgets in
     memory and answers at once, however busy the store is: nothing slow comes first."""
     await start_bot()
-    holder = await held_store(tmp_path)
-    try:
+    async with store_held(tmp_path):
         sent = await discord_api.user_runs_command("general", "owner", "reset")
         answer = await discord_api.wait_for_interaction_response(sent, timeout=3)
-    finally:
-        holder.execute("COMMIT")
-        holder.close()
     assert answer["kind"] == "callback" and answer["content"] == RESET_MESSAGE

@@ -9,13 +9,22 @@ import logging
 
 import pytest
 
-from tests.helpers import conversation, final_messages, replies
+from tests.helpers import conversation, final_messages, logged, replies
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import EmptyReply, OpenAIStandIn, Reply
 
 LIMIT = 2000
 SILENT = 1 << 12  # SUPPRESS_NOTIFICATIONS: the bot's notices
 ESSAY = " ".join(f"Sentence number {n} of a long answer." for n in range(180))  # ~6,800
+
+
+async def told_empty(discord_api: DiscordStandIn, openai_api: OpenAIStandIn, step) -> str:
+    """What the bot says when the model answers with `step`; nothing it sent is blank."""
+    openai_api.script(step)
+    await discord_api.user_says("general", "alice", "say something")
+    [message] = await replies(discord_api, "general")
+    assert all(text.strip() for text in all_posted(discord_api))
+    return message["content"]
 
 
 def all_posted(discord_api: DiscordStandIn) -> list[str]:
@@ -85,11 +94,7 @@ async def test_an_empty_answer_is_never_posted_empty(
     50006): Cannot send an empty message" when the model's answer came back empty. The
     user is told, in words."""
     await start_bot(STREAM_REPLIES=stream)
-    openai_api.script(EmptyReply())
-    await discord_api.user_says("general", "alice", "hello?")
-    [message] = await replies(discord_api, "general")
-    assert "empty answer" in message["content"]
-    assert all(text.strip() for text in all_posted(discord_api))
+    assert "empty answer" in await told_empty(discord_api, openai_api, EmptyReply())
 
 
 async def test_an_agent_that_says_nothing_does_not_crash_the_bot(
@@ -99,12 +104,9 @@ async def test_an_agent_that_says_nothing_does_not_crash_the_bot(
     silent (no content at all), sending crashed with 50006. A null answer, streamed, is
     told as empty and the next message is answered."""
     await start_bot(STREAM_REPLIES="true")
-    openai_api.script(EmptyReply(content=None))
-    await discord_api.user_says("general", "alice", "anything?")
-    await replies(discord_api, "general")
+    assert await told_empty(discord_api, openai_api, EmptyReply(content=None))
     await discord_api.user_says("general", "alice", "now?")
     assert (await final_messages(discord_api, "general", 2))[1] == "echo: now?"
-    assert all(text.strip() for text in all_posted(discord_api))
 
 
 async def test_a_whitespace_only_answer_is_not_posted_as_an_empty_message(
@@ -114,11 +116,7 @@ async def test_a_whitespace_only_answer_is_not_posted_as_an_empty_message(
     response raised 50006 "Cannot send an empty message". An answer of blanks only is
     an empty answer, told as such."""
     await start_bot()
-    openai_api.script(Reply(" \n\n \t "))
-    await discord_api.user_says("general", "alice", "tell me something")
-    [message] = await replies(discord_api, "general")
-    assert "empty answer" in message["content"]
-    assert all(text.strip() for text in all_posted(discord_api))
+    assert "empty answer" in await told_empty(discord_api, openai_api, Reply(" \n\n \t "))
 
 
 async def test_an_ollama_answer_of_2800_characters_is_posted_whole(
@@ -191,17 +189,15 @@ async def test_an_edit_blocked_by_automod_is_logged_and_the_user_told(
     rule, the user gets a silent notice that does not repeat the word, and nothing
     hangs."""
     caplog.set_level(logging.INFO)
-    await start_bot(STREAM_REPLIES="true")
     discord_api.block_words("forbiddenword")
-    chunks = [f"word{n} " for n in range(6)] + ["forbiddenword ", "end"]
-    openai_api.script(Reply("".join(chunks), chunks=chunks, chunk_delay=0.15))
+    text = "first the allowed words, then a forbiddenword at the end"
+    pieces = [f"{word} " for word in text.split()]
+    pieces[-1] = pieces[-1].strip()
+    await start_bot(STREAM_REPLIES="true")
+    openai_api.script(Reply(text, chunks=pieces, chunk_delay=0.15))
     await discord_api.user_says("general", "alice", "talk")
-    answer, notice = await discord_api.wait_for(
-        lambda: len(m := discord_api.bot_messages("general")) == 2 and m
-    )
-    assert answer["content"].startswith("word0") and "forbiddenword" not in answer["content"]
-    assert "AutoMod" in notice["content"] and "forbiddenword" not in notice["content"]
-    assert notice["flags"] & SILENT
-    assert "refused to edit the answer: AutoMod rule" in caplog.text
-    await discord_api.user_says("general", "alice", "hello")
-    await openai_api.wait_for(lambda: len(openai_api.completions) == 2)
+    shown, notice = (m["content"] for m in await replies(discord_api, "general", 2))
+    assert shown.startswith("first") and "forbiddenword" not in shown + notice
+    assert "AutoMod" in notice and discord_api.bot_messages("general")[1]["flags"] & SILENT
+    refusals = logged(caplog, "refused to edit the answer: AutoMod rule")
+    assert refusals and all("200000" in line for line in refusals)

@@ -16,6 +16,18 @@ from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import EmptyReply, Garbage, OpenAIStandIn, Reply
 
 LOCAL_MODEL = "local-model"
+
+
+async def remembered_answer(discord_api: DiscordStandIn, openai_api: OpenAIStandIn) -> str:
+    """The bot's first answer as the model is given it back with the next message."""
+    count = len(openai_api.completions)
+    await discord_api.user_says("general", "alice", "and then?")
+    await openai_api.wait_for(lambda: len(openai_api.completions) == count + 1)
+    role, content = conversation(openai_api.completions[-1])[1]
+    assert role == "assistant"
+    return content
+
+
 THOUGHTS = "Okay, the user greets me. I should think about my role first. " * 2
 
 
@@ -41,9 +53,7 @@ async def test_a_stream_that_ends_without_a_finish_reason_is_marked(
     await discord_api.user_says("general", "alice", "steps?")
     [shown] = await final_messages(discord_api, "general", 1)
     assert shown == f"The steps are: one, two\n{NO_FINISH_NOTE}"
-    await discord_api.user_says("general", "alice", "go on")
-    await openai_api.wait_for(lambda: len(openai_api.completions) == 2)
-    assert conversation(openai_api.completions[-1])[1] == ("assistant", shown)
+    assert await remembered_answer(discord_api, openai_api) == shown
 
 
 async def test_lm_studio_silent_empty_stream_past_the_loaded_context(
@@ -94,9 +104,7 @@ async def test_think_block_of_deepseek_r1_on_ollama_is_not_shown(
     assert await final_messages(discord_api, "general", 1) == ["Hello!"]
     posted = [p.json["content"] for p in discord_api.posts("general")]
     assert not any("I should think" in p for p in posted)
-    await discord_api.user_says("general", "alice", "and?")
-    await openai_api.wait_for(lambda: len(openai_api.completions) == 2)
-    assert conversation(openai_api.completions[-1])[1] == ("assistant", "Hello!")
+    assert await remembered_answer(discord_api, openai_api) == "Hello!"
 
 
 async def test_r1_reasoning_before_a_lone_closing_tag_is_filtered(

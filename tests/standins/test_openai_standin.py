@@ -1502,17 +1502,9 @@ async def test_mistral_refuses_stream_options_with_a_nested_422(standin, client)
         )
     plain = await client.chat.completions.create(model="m", messages=MESSAGES)
 
-    assert raised.value.status_code == 422
-    assert raised.value.body["message"] == {
-        "detail": [
-            {
-                "type": "extra_forbidden",
-                "loc": ["body", "stream_options", "include_usage"],
-                "msg": "Extra inputs are not permitted",
-                "input": True,
-            }
-        ]
-    }
+    [item] = raised.value.body["message"]["detail"]
+    assert raised.value.status_code == 422 and item["type"] == "extra_forbidden"
+    assert item["loc"] == ["body", "stream_options", "include_usage"] and item["input"] is True
     assert plain.choices[0].message.content == "echo: Hello there, bot!"
 
 
