@@ -198,9 +198,7 @@ class ChatModel:
         calls = whole_tool_calls(part.tool_calls)
         if not text and not calls:
             raise EmptyAnswer(part.finish_reason)
-        answer = Answer(
-            text, part.prompt_tokens, part.completion_tokens, part.finish_reason, calls
-        )
+        answer = Answer(text, part.prompt_tokens, part.completion_tokens, part.finish_reason, calls)
         self._learn_from(model, answer, lone_closer=None)
         return answer
 

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from config import DEFAULT_SYSTEM_PROMPT
-from conversation.answers import CUT_BY_CAP_NOTE
+from conversation.notes import CUT_BY_CAP_NOTE
 from tests.helpers import MARKER, final_messages, replies, until
 from tests.llama_server import LlamaServer, skip_without_llama, write_tiny_model
 from tests.standins.discord import DiscordStandIn

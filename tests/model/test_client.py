@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config import load_settings
-from conversation.answers import failure_sentence
+from conversation.notes import failure_sentence
 from model.client import ChatModel
 from model.errors import DeadlinePassed, EmptyAnswer
 from model.failures import Cause, Failure, classify
