@@ -2,20 +2,22 @@
 
 After a failure, in this order:
 
-1. A chat template's refusal of the conversation's shape (roles not alternating, a
-   system role: templates.py) reshapes the request for the model, one WARNING, and the
-   request is sent again at once. It comes first: llama.cpp, Ollama and SGLang send it
-   as a 500, which waiting would only repeat.
+1. A refusal the server's words name (model/failures.py) reshapes the request for the
+   model, one WARNING, and it is sent again at once: a chat template's refusal of the
+   conversation's shape (roles not alternating, a system role: templates.py), or of an
+   optional request field, which is dropped or swapped (request.py; `tools` among
+   them). Its words say what to change whatever its status: vLLM and OpenAI refuse
+   with a 400, llama.cpp ("tools param requires --jinja flag"), llama-cpp-python,
+   Ollama and SGLang often with a 500, which waiting would only repeat.
 2. A transient failure is retried by the rules of the OpenAI SDK's own retries
    (openai-python's _base_client: connection errors, 408, 409, 429 and 5xx, or as
    `x-should-retry` says; Retry-After up to 60 s is honoured, else 0.5 s doubling to
    8 s, jittered), at most MAX_RETRIES times in a row. A retry whose wait would end past
    the answer's deadline is not made: the server's own error is raised at once, so the
    user hears its reason ("rate limited") rather than that the answer took too long.
-   An empty balance (429 insufficient_quota) is not transient: no wait helps.
-3. A refused optional request field is dropped or swapped (request.py), one WARNING
-   naming it, and the request sent again.
-4. Whatever the caller learns from the failure (`Learn`: a smaller context window, a
+   No wait helps a refusal the words name (an empty balance, 429 insufficient_quota; a
+   prompt too long; images refused): those are not transient.
+3. Whatever the caller learns from the failure (`Learn`: a smaller context window, a
    server that takes no images) gives the messages to ask with instead.
 
 Anything else is raised to the caller.
@@ -46,6 +48,17 @@ RETRY_AFTER_LIMIT = 60.0
 # that can be dropped or swapped once, plus answers racing to learn the same one).
 MAX_ADAPTATIONS = 4
 
+# Refusals no wait helps: the server's words say the request itself is what it refuses.
+NOT_TRANSIENT = frozenset(
+    {
+        Cause.OUT_OF_CREDIT,
+        Cause.CONTEXT_TOO_LONG,
+        Cause.IMAGES_REFUSED,
+        Cause.REFUSED_PARAMETER,
+        Cause.TEMPLATE_REFUSED,
+    }
+)
+
 Messages = list[dict[str, Any]]
 # The caller's lesson from a failure the client cannot handle itself: the messages
 # to ask with instead, or None when there is nothing to learn from it.
@@ -66,12 +79,10 @@ class Retries:
     async def again(self, error: Exception, messages: Messages) -> Messages | None:
         """The messages to send again after `error` (waiting first when it was
         transient), or None when the request is not to be sent again."""
-        if self._adapted(error, templates=True):
+        if self._adapted(error):
+            self.failed = 0
             return messages
         if await self._waited_out(error):
-            return messages
-        if self._adapted(error, templates=False):
-            self.failed = 0
             return messages
         if self.learn is not None and (learnt := self.learn(error)) is not None:
             self.failed = self.adapted = 0
@@ -90,22 +101,18 @@ class Retries:
         self.failed += 1
         return True
 
-    def _adapted(self, error: Exception, *, templates: bool) -> bool:
-        """Whether the request shape changed for `error`: a template's refusal (any
-        status, or a stream's error event) when `templates`, else a refused field (400)."""
-        if self.adapted == MAX_ADAPTATIONS:
-            return False
-        if templates and not isinstance(error, openai.APIError):
-            return False
-        if not templates and not isinstance(error, openai.BadRequestError):
+    def _adapted(self, error: Exception) -> bool:
+        """Whether the request shape changed for `error`: a refusal of the template's
+        shape or of a request field, at any status or as a stream's error event."""
+        if self.adapted == MAX_ADAPTATIONS or not isinstance(error, openai.APIError):
             return False
         failure = classify(error)
-        if (failure.cause is Cause.TEMPLATE_REFUSED) != templates:
+        if failure.cause not in (Cause.TEMPLATE_REFUSED, Cause.REFUSED_PARAMETER):
             return False
         change = self.shape.adapt(failure)
         if change is None:
             return False
-        if change and templates:
+        if change and failure.cause is Cause.TEMPLATE_REFUSED:
             log.warning(
                 "the model's chat template refused %s (%s); %s",
                 _REFUSED_SHAPES.get(failure.parameter or "", "the conversation's shape"),
@@ -151,7 +158,7 @@ def retry_wait(error: openai.APIError, attempt: int) -> float | None:
         retry = should == "true"
     else:
         retry = error.status_code in (408, 409, 429) or error.status_code >= 500
-    if not retry or classify(error).cause is Cause.OUT_OF_CREDIT:
+    if not retry or classify(error).cause in NOT_TRANSIENT:
         return None
     asked = _retry_after(headers)
     return asked if asked is not None and 0 < asked <= RETRY_AFTER_LIMIT else _backoff(attempt)

@@ -78,7 +78,7 @@ async def test_no_text_and_no_calls_is_still_empty(
         await model.complete(MESSAGES, tools=TOOLS)
 
 
-@pytest.mark.parametrize("style", ["ollama", "vllm", "litellm", "openai"])
+@pytest.mark.parametrize("style", ["ollama", "vllm", "litellm", "llama.cpp", "openai"])
 async def test_a_server_refusing_tools_gets_none_again(
     openai_api: OpenAIStandIn, model: ChatModel, style: str, caplog
 ) -> None:

@@ -1089,9 +1089,9 @@ class OpenAIStandIn(Recorder):
         self.refusal_style = style
 
     def refuse_tools(self, style: ToolsRefusalStyle | None) -> None:
-        """From now on, answer any request carrying ``tools`` with a 400 as a server of
-        ``style`` does for a model without tools (``openai_tools.tools_refusal``);
-        None: take tools again. (OpenAI's own ``unknown_parameter``: ``refuse_fields``.)"""
+        """From now on, answer any request carrying ``tools`` as a server of ``style``
+        does for a model without tools (``openai_tools.tools_refusal``); None: take
+        tools again. (OpenAI's own ``unknown_parameter``: ``refuse_fields``.)"""
         self.tools_refusal_style = style
 
     def limit_context(

@@ -147,7 +147,7 @@ def messages_problem(messages: Sequence[Any]) -> Problem | None:
 
 
 # Servers that take no tools (see ``tools_refusal``).
-ToolsRefusalStyle = Literal["ollama", "vllm", "litellm"]
+ToolsRefusalStyle = Literal["ollama", "vllm", "litellm", "llama.cpp"]
 
 
 def tools_refusal(
@@ -174,6 +174,13 @@ def tools_refusal(
         400 {"error": {"message": "litellm.UnsupportedParamsError: ollama does not support
         parameters: ['tools'], for model=gemma. To drop these, set
         `litellm.drop_params=True`", "type": null, "param": null, "code": "400"}}
+
+    - ``"llama.cpp"``: llama.cpp's llama-server started without ``--jinja`` (its
+      `runtime_error` comes back as a 500 server_error, as quoted in
+      containers/ramalama#988 and defilantech/LLMKube#126)::
+
+        500 {"error": {"code": 500, "message": "tools param requires --jinja flag",
+        "type": "server_error"}}
     """
     if "tools" not in body:
         return None
@@ -203,4 +210,7 @@ def tools_refusal(
                 "`litellm.drop_params=True`"
             )
             return 400, {"error": {"message": message, "type": None, "param": None, "code": "400"}}
+        case "llama.cpp":
+            message = "tools param requires --jinja flag"
+            return 500, {"error": {"code": 500, "message": message, "type": "server_error"}}
     raise ValueError(f"unknown tools refusal style {style!r}")
