@@ -19,6 +19,11 @@ After a failure, in this order:
    prompt too long; images refused): those are not transient.
 3. Whatever the caller learns from the failure (`Learn`: a smaller context window, a
    server that takes no images) gives the messages to ask with instead.
+4. A stream that sent nothing at all (`EmptyAnswer.silent`) to a request offering
+   `tools`, with nothing else learnt from it, is taken for a refusal of tools: it is
+   how llama-cpp-python fails a stream whose chat template raises on them (the same
+   request unstreamed gets a 500 with the template's words, step 1). One WARNING, and
+   the request is sent again without tools, as for a refusal in words.
 
 Anything else is raised to the caller.
 """
@@ -36,7 +41,8 @@ from typing import Any
 
 import openai
 
-from model.failures import Cause, classify
+from model.errors import EmptyAnswer
+from model.failures import Cause, Failure, classify
 from model.request import RequestShape
 from model.templates import ALTERNATION, SYSTEM_ROLE, template_refusal
 
@@ -67,12 +73,21 @@ Learn = Callable[[Exception], Messages | None]
 
 class Retries:
     """One answer's retries, by one deadline (`expires`, event-loop time), for a model
-    whose request shape is `shape`; `learn` is the caller's part (step 3)."""
+    whose request shape is `shape`; `learn` is the caller's part (step 3); `tools`:
+    whether the request offers tools (step 4)."""
 
-    def __init__(self, shape: RequestShape, expires: float, learn: Learn | None = None) -> None:
+    def __init__(
+        self,
+        shape: RequestShape,
+        expires: float,
+        learn: Learn | None = None,
+        *,
+        tools: bool = False,
+    ) -> None:
         self.shape = shape
         self.expires = expires
         self.learn = learn
+        self.tools = tools
         self.failed = 0  # transient failures in a row since the request last changed
         self.adapted = 0  # refused fields learnt since the caller last changed it
 
@@ -87,7 +102,26 @@ class Retries:
         if self.learn is not None and (learnt := self.learn(error)) is not None:
             self.failed = self.adapted = 0
             return learnt
+        if self._silent_about_tools(error):
+            return messages
         return None
+
+    def _silent_about_tools(self, error: Exception) -> bool:
+        """Whether `error` is a silent stream to a request offering tools (step 4); if
+        so, the shape offers none from now on."""
+        if not (self.tools and isinstance(error, EmptyAnswer) and error.silent):
+            return False
+        change = self.shape.adapt(Failure(Cause.REFUSED_PARAMETER, parameter="tools"))
+        if change is None:
+            return False
+        if change:
+            log.warning(
+                "the model server sent nothing at all to a request offering tools "
+                "(a chat template that refuses them); %s",
+                change,
+            )
+        self.tools = False
+        return True
 
     async def _waited_out(self, error: Exception) -> bool:
         if not isinstance(error, openai.APIError):

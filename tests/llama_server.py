@@ -109,7 +109,13 @@ def vocabulary() -> tuple[list[str], list[int], dict[str, int]]:
     return tokens, types, ids
 
 
-def write_tiny_model(path: Path, *, eos_bias: float = DEFAULT_EOS_BIAS, seed: int = 0) -> Path:
+def write_tiny_model(
+    path: Path,
+    *,
+    eos_bias: float = DEFAULT_EOS_BIAS,
+    seed: int = 0,
+    chat_template: str = CHATML_TEMPLATE,
+) -> Path:
     """Write a chat-capable llama GGUF with random F32 weights to `path`; return `path`.
 
     The same `seed` and `eos_bias` give the same file. `eos_bias` is added to the
@@ -117,6 +123,8 @@ def write_tiny_model(path: Path, *, eos_bias: float = DEFAULT_EOS_BIAS, seed: in
     allowed token): higher means shorter answers, see DEFAULT_EOS_BIAS. Answers
     contain printable ASCII, spaces and newlines only, and never start with white
     space. The file is about 0.5 MB; the model's trained context is 2048 tokens.
+    `chat_template`: the GGUF's template; any other text than CHATML_TEMPLATE is
+    rendered by llama-cpp-python's Jinja formatter, its `raise_exception` included.
     """
     import gguf
     import numpy as np
@@ -180,7 +188,7 @@ def write_tiny_model(path: Path, *, eos_bias: float = DEFAULT_EOS_BIAS, seed: in
     writer.add_bos_token_id(ids[BOS_TOKEN])
     writer.add_eos_token_id(ids[EOS_TOKEN])
     writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML_TEMPLATE)
+    writer.add_chat_template(chat_template)
 
     writer.add_tensor("token_embd.weight", embed)
     for i in range(N_LAYER):

@@ -301,7 +301,7 @@ async def test_a_large_result_is_shortened_to_the_budget(
     assert request.prompt_count + definitions <= 3072 + 50
 
 
-@pytest.mark.parametrize("style", ["ollama", "vllm", "llama.cpp"])
+@pytest.mark.parametrize("style", ["ollama", "vllm", "llama.cpp", "llama_cpp_python"])
 async def test_a_server_that_refuses_tools_still_answers(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, style: str, caplog
 ) -> None:

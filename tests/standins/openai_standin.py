@@ -1264,6 +1264,10 @@ class OpenAIStandIn(Recorder):
             return await self._finish(record, self._json_response(400, refusal))
         if self.tools_refusal_style is not None:
             refused = tools_refusal(record.json, self.tools_refusal_style)
+            if refused == (200, EMPTY_STREAM):
+                response = await self._start_stream(request, record)
+                await response.write(b"data: [DONE]\n\n")
+                return await self._finish(record, response)
             if refused is not None:
                 return await self._finish(record, self._json_response(*refused))
         refused_shape = template_refusal(

@@ -1392,6 +1392,7 @@ async def test_tools_are_checked(standin, client):
         ("vllm", 400, '"auto" tool choice requires --enable-auto-tool-choice'),
         ("litellm", 400, "does not support parameters: ['tools']"),
         ("llama.cpp", 500, "tools param requires --jinja flag"),
+        ("llama_cpp_python", 500, "This model does not support tools."),
     ],
 )
 async def test_tools_refused_in_each_servers_words(standin, client, style, status, words):
@@ -1402,6 +1403,18 @@ async def test_tools_refused_in_each_servers_words(standin, client, style, statu
     # Without tools the same server answers.
     completion = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.choices[0].message.content == "echo: Hello there, bot!"
+
+
+async def test_llama_cpp_python_refuses_streamed_tools_with_an_empty_stream(standin, client):
+    standin.refuse_tools("llama_cpp_python")
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS, stream=True
+    )
+    assert [chunk async for chunk in stream] == []
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
+    assert [chunk async for chunk in stream]
 
 
 # ---------------------------------------------------------------- server shapes (issue 21)
