@@ -262,6 +262,8 @@ class Answers:
         """
         async with show_typing(reply.channel):
             answer = await asking.asker.complete(asking.prompt.messages, **asking.options)
+        if not answer.text:  # tool calls alone, where no tools were offered: none run
+            raise EmptyAnswer(answer.finish_reason)
         self._charge(reply, answer, asking)
         await reply.whole(answer.text, answer_notes(answer, asking))
         return answer
@@ -306,6 +308,8 @@ class Answers:
             self._charge(reply, answer, asking)
         else:
             assert answer is not None  # the stream ends with its Answer or raises
+            if not reply.text:  # tool calls alone, where no tools were offered: none run
+                raise EmptyAnswer(answer.finish_reason)
             note = answer_notes(answer, asking)
         await reply.finish(note)
         return answer

@@ -3,12 +3,13 @@ sentence the chat user reads about it (`user_message`).
 
 Servers word the same failure differently, so each rule below (and in
 refused_fields.py) names the servers whose wording it matches (OpenAI, vLLM, LiteLLM
-proxy, llama-cpp-python, llama.cpp's llama-server, Ollama). How the SDK builds its exceptions (openai/_base_client.py
-`_make_status_error_from_response`, openai/_client.py `_make_status_error`): `message`
-is "Error code: <status>" plus " - <error.message>" when the JSON body has one; `body`
-is the body's "error" member when there is one, else the whole decoded body (or its raw
-text); `code`, `param` and `type` are read from that `body` when it is a dict (`code`
-as a string: llama.cpp's and vLLM's integer 400 becomes "400").
+proxy, llama-cpp-python, llama.cpp's llama-server, Ollama). How the SDK builds its
+exceptions (openai/_base_client.py `_make_status_error_from_response`, openai/_client.py
+`_make_status_error`): `message` is "Error code: <status>" plus " - <error.message>" when
+the JSON body has one; `body` is the body's "error" member when there is one, else the
+whole decoded body (or its raw text); `code`, `param` and `type` are read from that
+`body` when it is a dict (`code` as a string: llama.cpp's and vLLM's integer 400 becomes
+"400").
 """
 
 from __future__ import annotations

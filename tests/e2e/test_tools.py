@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conversation.conversations import Conversations
-from conversation.tool_rounds import DEADLINE_NOTE, DENIED, UNTRUSTED
+from conversation.tool_rounds import DEADLINE_NOTE, DENIED, NOBODY_TO_ASK, UNTRUSTED
 from tests.helpers import MARKER
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import (
@@ -238,6 +238,32 @@ async def test_approved_calls_run(
     await discord_api.user_says("general", "alice", "write hello")
     assert await shown(discord_api, "general", 1) == ["Written.\n-# Used notes: write"]
     assert box.written == ["hello"]
+
+
+async def test_a_call_needing_approval_with_nobody_to_ask_does_not_run(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    box = Workshop()
+    await with_tools(start_bot, box)  # no `approve`: nobody can be asked
+    openai_api.script(ToolCalls([Call("notes__write", '{"zone": "x"}')]), Reply("I could not."))
+    await discord_api.user_says("general", "alice", "write x")
+    assert await shown(discord_api, "general", 1) == ["I could not."]
+    assert box.calls == [] and box.written == []
+    [result] = tool_messages(openai_api.completions[1])
+    assert result["content"] == NOBODY_TO_ASK
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_tool_calls_where_none_were_offered_run_nothing(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, streaming: bool
+) -> None:
+    await start_bot(STREAM_REPLIES="true" if streaming else "false")  # no toolbox
+    openai_api.script(ToolCalls([Call("time__now")]))
+    await discord_api.user_says("general", "alice", "time?")
+    [text] = await shown(discord_api, "general", 1)
+    assert text == "The model asked to use a tool, which it can't here, and wrote no answer."
+    [body] = openai_api.completions
+    assert "tools" not in body
 
 
 async def test_the_round_cap_asks_once_more_without_tools(
