@@ -155,17 +155,21 @@ async def test_the_status_line_shows_while_a_tool_runs(
     assert "timed out after 3 s" in result["content"]
 
 
+@pytest.mark.parametrize("streaming", [False, True])
 async def test_a_status_line_alone_is_replaced_by_the_answer(
-    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, streaming: bool
 ) -> None:
+    # STREAM_REPLIES=false too: the status shows while the tool runs (the first round's
+    # text waits for the whole answer), and the answer replaces it in the same message.
     box = Workshop(timeout=1.5)
-    await with_tools(start_bot, box)
-    openai_api.script(ToolCalls([Call("slow__wait")]), Reply("Done waiting."))
+    await with_tools(start_bot, box, streaming=streaming)
+    first = "" if streaming else "Let me see."
+    openai_api.script(ToolCalls([Call("slow__wait")], text=first), Reply("Done waiting."))
     await discord_api.user_says("general", "alice", "wait")
     [posted] = await discord_api.wait_for(lambda: discord_api.posts("general"))
     assert posted.json["content"] == "-# 🔧 Running slow: wait …"
     [text] = await shown(discord_api, "general", 1)
-    assert text == "Done waiting.\n-# Used slow: wait"
+    assert text == "\n\n".join(filter(None, [first, "Done waiting.\n-# Used slow: wait"]))
     assert len(discord_api.posts("general")) == 1  # the same message, edited
 
 
