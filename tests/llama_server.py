@@ -17,6 +17,7 @@ fixture time for the server's start-up and shows the server's log when one fails
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import json
@@ -28,7 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -382,6 +383,20 @@ class LlamaServer:
         pytest.fail(f"{reason}.\nIts log ({self.log_path}) ends:\n{self.log_tail()}", pytrace=False)
 
 
+@contextlib.contextmanager
+def tiny_server(directory: Path, name: str, **model: Any) -> Iterator[LlamaServer]:
+    """A started server of a tiny model written to `directory`/`name` with `model`
+    (`write_tiny_model`'s options), its log beside it; stopped on leaving (resumed
+    first, in case a test left it paused)."""
+    server = LlamaServer(write_tiny_model(directory / name, **model), directory / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.resume()
+        server.stop()
+
+
 # --------------------------------------------------------------------------
 # pytest plugin: the fixture, time for start-up, the log on failure
 # --------------------------------------------------------------------------
@@ -403,14 +418,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
             "llama-cpp-python[server] (see requirements-dev.txt); `make test` installs it.",
             pytrace=False,
         )
-    directory = tmp_path_factory.mktemp("llama")
-    model = write_tiny_model(directory / "tiny-random-chatml.gguf")
-    server = LlamaServer(model, directory / "server.log")
-    server.start()
-    try:
+    with tiny_server(tmp_path_factory.mktemp("llama"), "tiny-random-chatml.gguf") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

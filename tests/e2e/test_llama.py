@@ -25,7 +25,7 @@ from tests.llama_server import (
     CHATML_TEMPLATE,
     LlamaServer,
     skip_without_llama,
-    write_tiny_model,
+    tiny_server,
 )
 from tests.standins.discord import DiscordStandIn
 from tools.base import Tool, ToolResult
@@ -59,14 +59,8 @@ def endless_llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaSer
     """A second llama.cpp server whose model never ends its answers by itself (an
     end-of-turn bias of -30), so a stream runs until its cap: time to kill or stall it."""
     directory = tmp_path_factory.mktemp("endless-llama")
-    model = write_tiny_model(directory / "endless.gguf", eos_bias=-30.0)
-    server = LlamaServer(model, directory / "server.log")
-    server.start()
-    try:
+    with tiny_server(directory, "endless.gguf", eos_bias=-30.0) as server:
         yield server
-    finally:
-        server.resume()
-        server.stop()
 
 
 # A template that refuses tools while rendering, as model authors' templates refuse a
@@ -98,13 +92,8 @@ class Clock:
 def toolless_llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     """A llama.cpp server whose model's chat template refuses `tools` (TOOLLESS_TEMPLATE)."""
     directory = tmp_path_factory.mktemp("toolless-llama")
-    model = write_tiny_model(directory / "toolless.gguf", chat_template=TOOLLESS_TEMPLATE)
-    server = LlamaServer(model, directory / "server.log")
-    server.start()
-    try:
+    with tiny_server(directory, "toolless.gguf", chat_template=TOOLLESS_TEMPLATE) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("stream", ["false", "true"])
