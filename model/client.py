@@ -85,7 +85,7 @@ class ChatModel:
         """
         model = model or self.model
         expires = self.deadline() if deadline is None else deadline
-        retries = Retries(self._shape(model), expires, learn)
+        retries = Retries(self._shape(model), expires, learn, tools=bool(tools))
         async with self.slots:
             while True:
                 try:
@@ -117,7 +117,7 @@ class ChatModel:
         """
         model = model or self.model
         expires = self.deadline() if deadline is None else deadline
-        retries = Retries(self._shape(model), expires, learn)
+        retries = Retries(self._shape(model), expires, learn, tools=bool(tools))
         async with self.slots:
             while True:
                 reader = StreamReader(self.timeout, expires, hold=model in self.holding)

@@ -43,6 +43,8 @@ class EmptyAnswer(ModelError):
             )
         if self.finish_reason == "content_filter":
             return "The model's content filter blocked this answer."
+        if self.finish_reason == "tool_calls":  # tools it was not offered (/settings tools)
+            return "The model asked to use a tool, which it can't here, and wrote no answer."
         return "The model returned an empty answer. Please try again."
 
 

@@ -1,19 +1,19 @@
 """Why a request to an OpenAI-compatible server failed (`classify`), and the one
 sentence the chat user reads about it (`user_message`).
 
-Servers word the same failure differently, so each rule below names the servers whose
-wording it matches (OpenAI, vLLM, LiteLLM proxy, llama-cpp-python, llama.cpp's
-llama-server, Ollama). How the SDK builds its exceptions (openai/_base_client.py
-`_make_status_error_from_response`, openai/_client.py `_make_status_error`): `message`
-is "Error code: <status>" plus " - <error.message>" when the JSON body has one; `body`
-is the body's "error" member when there is one, else the whole decoded body (or its raw
-text); `code`, `param` and `type` are read from that `body` when it is a dict (`code`
-as a string: llama.cpp's and vLLM's integer 400 becomes "400").
+Servers word the same failure differently, so each rule below (and in
+refused_fields.py) names the servers whose wording it matches (OpenAI, vLLM, LiteLLM
+proxy, llama-cpp-python, llama.cpp's llama-server, Ollama). How the SDK builds its
+exceptions (openai/_base_client.py `_make_status_error_from_response`, openai/_client.py
+`_make_status_error`): `message` is "Error code: <status>" plus " - <error.message>" when
+the JSON body has one; `body` is the body's "error" member when there is one, else the
+whole decoded body (or its raw text); `code`, `param` and `type` are read from that
+`body` when it is a dict (`code` as a string: llama.cpp's and vLLM's integer 400 becomes
+"400").
 """
 
 from __future__ import annotations
 
-import ast
 import enum
 import json
 import re
@@ -23,6 +23,7 @@ from typing import Any
 import openai
 
 from model.errors import UnreadableReply
+from model.refused_fields import refused_field, refuses_tools
 from model.templates import template_refusal
 
 
@@ -119,9 +120,9 @@ def _classify_api_error(error: openai.APIError, status: int | None) -> Failure:
     # llama.cpp, Ollama and SGLang with a 500 (model/templates.py has the sources).
     if (shape := template_refusal(lowered)) is not None:
         return failure(Cause.TEMPLATE_REFUSED, parameter=shape)
-    if _TOOLS_REFUSED.search(lowered):
+    if refuses_tools(lowered):
         return failure(Cause.REFUSED_PARAMETER, parameter="tools")
-    if (refused := _refused_parameter(error, body, text)) is not None:
+    if (refused := refused_field(error, body, text)) is not None:
         return failure(Cause.REFUSED_PARAMETER, parameter=refused or None)
     # OpenAI answers a model the key's project may not use with 403 and model_not_found:
     # the key works, the model setting is what to fix.
@@ -283,99 +284,6 @@ _IMAGES_REFUSED = [
         r"(?:images?|vision|multimodal) (?:input )?(?:is |are )?not supported",
     )
 ]
-
-
-# --- refused parameter -------------------------------------------------------------
-
-_PARAMETER_CODES = {"unsupported_parameter", "unknown_parameter", "unsupported_value"}
-# Names a bare "X is not supported" may refer to; anything else in that shape is too
-# likely to be prose ("Streaming is not supported") to treat as a field name.
-_REQUEST_FIELDS = frozenset(
-    "frequency_penalty logit_bias logprobs max_completion_tokens max_tokens metadata "
-    "modalities n name parallel_tool_calls presence_penalty reasoning_effort "
-    "response_format seed service_tier stop store stream stream_options temperature "
-    "tool_choice tools top_logprobs top_p user verbosity".split()
-)
-_NAME = r"[A-Za-z_][\w.\-\[\]]*"
-_PARAMETER_TEXT = [
-    re.compile(pattern)
-    for pattern in (
-        # OpenAI: "Unsupported parameter: 'max_tokens' is not supported with this model.";
-        # "Unsupported value: 'temperature' does not support 0.2 with this model.".
-        rf"Unsupported (?:parameter|value): '({_NAME})'",
-        # OpenAI and gateways: "Unknown parameter: 'stream_options'." (also dotted paths).
-        rf"Unknown parameter: '({_NAME})'",
-        # Azure OpenAI and older OpenAI: "Unrecognized request argument supplied: foo"
-        # ("arguments supplied: a, b" for several; the first is reported).
-        rf"Unrecognized request arguments? supplied: ({_NAME})",
-        # LiteLLM: "<provider> does not support parameters: ['reasoning_effort'], ...".
-        rf"does not support parameters: \[\s*'({_NAME})'",
-        # "'X' is not supported", "`X` is not supported" with a quoted name.
-        rf"['`\"]({_NAME})['`\"] (?:is|are) not (?:supported|permitted|allowed)",
-        # Anthropic-style: "temperature: Extra inputs are not permitted".
-        rf"({_NAME}): Extra inputs are not permitted",
-    )
-]
-_BARE_NOT_SUPPORTED = re.compile(rf"\b({_NAME}) (?:is|are) not supported")
-# vLLM and other pydantic/FastAPI servers: extra_forbidden with loc ('body', 'X', ...),
-# as the repr of pydantic's error list inside the message (vLLM's 400), as JSON in
-# FastAPI's `detail` list (422), or in pydantic's own text ("1 validation error for
-# ChatCompletionRequest\nX\n  Extra inputs are not permitted [type=extra_forbidden, ...").
-_PYDANTIC_REPR_LOC = re.compile(r"'type': 'extra_forbidden', 'loc': (\([^()]*\))")
-_PYDANTIC_TEXT_LOC = re.compile(
-    rf"^({_NAME})\n\s+Extra inputs are not permitted \[type=extra_forbidden", re.MULTILINE
-)
-
-
-# A server or model that takes no tools, in its own words (400s): Ollama's "<model> does
-# not support tools"; vLLM's '"auto" tool choice requires --enable-auto-tool-choice ...';
-# llama-server's "tools param requires --jinja flag"; gateways' "tool use is not supported".
-_TOOLS_REFUSED = re.compile(
-    r"does not support (?:tools|tool use|tool calling|function calling)|tool choice requires "
-    r"--enable-auto-tool-choice|tools param requires --jinja|(?:tool use|tool calling|"
-    r"function calling|tools) (?:is|are) not supported"
-)
-
-
-def _refused_parameter(error: openai.APIError, body: object, text: str) -> str | None:
-    """The request field the server refused ("" when it did not name it), or None when
-    it refused none."""
-    code = (error.code or "").lower()
-    for pattern in _PARAMETER_TEXT:
-        if match := pattern.search(text):
-            return match.group(1)
-    if code in _PARAMETER_CODES:
-        return error.param or ""
-    if loc := _extra_forbidden_location(body, text):
-        return loc
-    for match in _BARE_NOT_SUPPORTED.finditer(text):
-        if match.group(1) in _REQUEST_FIELDS:
-            return match.group(1)
-    return None
-
-
-def _extra_forbidden_location(body: object, text: str) -> str | None:
-    """The dotted request path of the first pydantic `extra_forbidden` error, if any."""
-    # FastAPI's `detail` list: the whole body, or nested in its `message` or `error`
-    # (Mistral's 422 for stream_options: openai/openai-agents-python#442).
-    holders = [body, body.get("message"), body.get("error")] if isinstance(body, dict) else []
-    details = [h["detail"] for h in holders if isinstance(h, dict) and "detail" in h]
-    locations: list[object] = [
-        item.get("loc")
-        for detail in details if isinstance(detail, list)
-        for item in detail if isinstance(item, dict) and item.get("type") == "extra_forbidden"
-    ]  # fmt: skip
-    for match in _PYDANTIC_REPR_LOC.finditer(text):
-        try:
-            locations.append(ast.literal_eval(match.group(1)))
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            continue
-    for loc in locations:
-        if isinstance(loc, list | tuple) and len(loc) >= 2 and loc[0] == "body":
-            return ".".join(str(part) for part in loc[1:])
-    if match := _PYDANTIC_TEXT_LOC.search(text):
-        return match.group(1)
-    return None
 
 
 # --- unknown model -----------------------------------------------------------------

@@ -17,6 +17,7 @@ fixture time for the server's start-up and shows the server's log when one fails
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import json
@@ -28,7 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -109,7 +110,13 @@ def vocabulary() -> tuple[list[str], list[int], dict[str, int]]:
     return tokens, types, ids
 
 
-def write_tiny_model(path: Path, *, eos_bias: float = DEFAULT_EOS_BIAS, seed: int = 0) -> Path:
+def write_tiny_model(
+    path: Path,
+    *,
+    eos_bias: float = DEFAULT_EOS_BIAS,
+    seed: int = 0,
+    chat_template: str = CHATML_TEMPLATE,
+) -> Path:
     """Write a chat-capable llama GGUF with random F32 weights to `path`; return `path`.
 
     The same `seed` and `eos_bias` give the same file. `eos_bias` is added to the
@@ -117,6 +124,8 @@ def write_tiny_model(path: Path, *, eos_bias: float = DEFAULT_EOS_BIAS, seed: in
     allowed token): higher means shorter answers, see DEFAULT_EOS_BIAS. Answers
     contain printable ASCII, spaces and newlines only, and never start with white
     space. The file is about 0.5 MB; the model's trained context is 2048 tokens.
+    `chat_template`: the GGUF's template; any other text than CHATML_TEMPLATE is
+    rendered by llama-cpp-python's Jinja formatter, its `raise_exception` included.
     """
     import gguf
     import numpy as np
@@ -180,7 +189,7 @@ def write_tiny_model(path: Path, *, eos_bias: float = DEFAULT_EOS_BIAS, seed: in
     writer.add_bos_token_id(ids[BOS_TOKEN])
     writer.add_eos_token_id(ids[EOS_TOKEN])
     writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML_TEMPLATE)
+    writer.add_chat_template(chat_template)
 
     writer.add_tensor("token_embd.weight", embed)
     for i in range(N_LAYER):
@@ -374,6 +383,20 @@ class LlamaServer:
         pytest.fail(f"{reason}.\nIts log ({self.log_path}) ends:\n{self.log_tail()}", pytrace=False)
 
 
+@contextlib.contextmanager
+def tiny_server(directory: Path, name: str, **model: Any) -> Iterator[LlamaServer]:
+    """A started server of a tiny model written to `directory`/`name` with `model`
+    (`write_tiny_model`'s options), its log beside it; stopped on leaving (resumed
+    first, in case a test left it paused)."""
+    server = LlamaServer(write_tiny_model(directory / name, **model), directory / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.resume()
+        server.stop()
+
+
 # --------------------------------------------------------------------------
 # pytest plugin: the fixture, time for start-up, the log on failure
 # --------------------------------------------------------------------------
@@ -395,14 +418,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
             "llama-cpp-python[server] (see requirements-dev.txt); `make test` installs it.",
             pytrace=False,
         )
-    directory = tmp_path_factory.mktemp("llama")
-    model = write_tiny_model(directory / "tiny-random-chatml.gguf")
-    server = LlamaServer(model, directory / "server.log")
-    server.start()
-    try:
+    with tiny_server(tmp_path_factory.mktemp("llama"), "tiny-random-chatml.gguf") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversation.answers import (
+from conversation.notes import (
     CUT_BY_CAP_NOTE,
     ERROR_NOTE,
     FILTERED_NOTE,

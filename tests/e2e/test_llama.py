@@ -2,24 +2,33 @@
 
 What a new user meets when OPENAI_BASE_URL points at llama.cpp: answers posted streamed
 and whole, the reply cap honoured, a long conversation past the 2048-token window still
-answered, two speakers told apart, a server killed mid-stream, a stalled stream.
+answered, two speakers told apart, a server killed mid-stream, a stalled stream, and
+tools offered to a chat format that takes none (ignored, or refused by the template).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import openai
 import pytest
 
 from config import DEFAULT_SYSTEM_PROMPT
-from conversation.answers import CUT_BY_CAP_NOTE
+from conversation.notes import CUT_BY_CAP_NOTE
 from tests.helpers import MARKER, final_messages, replies, until
-from tests.llama_server import LlamaServer, skip_without_llama, write_tiny_model
+from tests.llama_server import (
+    CHATML_TEMPLATE,
+    LlamaServer,
+    skip_without_llama,
+    tiny_server,
+)
 from tests.standins.discord import DiscordStandIn
+from tools.base import Tool, ToolResult
 
 skip_without_llama()
 
@@ -50,14 +59,41 @@ def endless_llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaSer
     """A second llama.cpp server whose model never ends its answers by itself (an
     end-of-turn bias of -30), so a stream runs until its cap: time to kill or stall it."""
     directory = tmp_path_factory.mktemp("endless-llama")
-    model = write_tiny_model(directory / "endless.gguf", eos_bias=-30.0)
-    server = LlamaServer(model, directory / "server.log")
-    server.start()
-    try:
+    with tiny_server(directory, "endless.gguf", eos_bias=-30.0) as server:
         yield server
-    finally:
-        server.resume()
-        server.stop()
+
+
+# A template that refuses tools while rendering, as model authors' templates refuse a
+# system role: llama-cpp-python's Jinja formatter raises, and its server answers 500.
+TOOLLESS_TEMPLATE = (
+    "{% if tools %}{{ raise_exception('This model does not support tools.') }}{% endif %}"
+    + CHATML_TEMPLATE
+)
+
+
+class Clock:
+    """A toolbox of one read-only tool, offered to every answer."""
+
+    def __init__(self) -> None:
+        self.offered = 0
+        self.calls: list[str] = []
+
+    def tools(self) -> Sequence[Tool]:
+        self.offered += 1
+        schema = {"type": "object", "properties": {"zone": {"type": "string"}}}
+        return [Tool("time__now", "time: now", "The time now in a zone", schema, False)]
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        self.calls.append(name)
+        return ToolResult("12:00")
+
+
+@pytest.fixture(scope="module")
+def toolless_llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """A llama.cpp server whose model's chat template refuses `tools` (TOOLLESS_TEMPLATE)."""
+    directory = tmp_path_factory.mktemp("toolless-llama")
+    with tiny_server(directory, "toolless.gguf", chat_template=TOOLLESS_TEMPLATE) as server:
+        yield server
 
 
 @pytest.mark.parametrize("stream", ["false", "true"])
@@ -197,3 +233,42 @@ async def test_a_stalled_stream_ends_within_the_deadline(
     assert not shown.endswith(MARKER)
     assert waited < deadline + 2.5
     assert f"the answer stopped for {deadline:g} s (OPENAI_TIMEOUT)" in caplog.text
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+async def test_tools_offered_to_a_chat_format_that_ignores_them(
+    start_bot, discord_api: DiscordStandIn, llama_server: LlamaServer, stream: str
+) -> None:
+    # llama-cpp-python's ChatML format takes `tools` and `tool_choice: "auto"` and
+    # renders the prompt without them: the model just answers.
+    bot = await start_bot(**llama_settings(llama_server, STREAM_REPLIES=stream))
+    bot.tool_use.toolbox = clock = Clock()
+    for n in range(2):
+        await discord_api.user_says("general", "alice", f"what time is it? {n}")
+        await final_messages(discord_api, "general", n + 1)
+    assert all(is_answer(m) for m in discord_api.bot_messages("general"))
+    assert clock.offered >= 2 and clock.calls == []
+    # Nothing was refused: both requests carried the tools.
+    assert bot.conversations.answers.model.takes_tools(llama_server.model)
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+async def test_tools_refused_by_the_chat_template_are_learnt_once(
+    start_bot, discord_api: DiscordStandIn, toolless_llama: LlamaServer, stream: str, caplog
+) -> None:
+    caplog.set_level(logging.WARNING)
+    bot = await start_bot(**llama_settings(toolless_llama, STREAM_REPLIES=stream))
+    bot.tool_use.toolbox = Clock()
+    for n in range(2):
+        await discord_api.user_says("general", "alice", f"what time is it? {n}")
+        await final_messages(discord_api, "general", n + 1)
+    messages = discord_api.bot_messages("general")
+    assert len(messages) == 2 and all(is_answer(m) for m in messages)
+    assert not bot.conversations.answers.model.takes_tools(toolless_llama.model)
+    learnt = [r for r in caplog.records if "offering the model no tools" in r.getMessage()]
+    assert len(learnt) == 1
+    if stream == "false":  # the template's words; streamed, the server sends nothing
+        assert "does not support tools" in learnt[0].getMessage()
+    # Learnt at once: the 500 was not retried as a transient failure.
+    assert "retrying" not in caplog.text
+    assert toolless_llama.log_tail(200).count("does not support tools") >= 1

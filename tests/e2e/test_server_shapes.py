@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from conversation.answers import (
+from conversation.notes import (
     CUT_BY_CAP_NOTE,
     ERROR_NOTE,
     UNUSUAL_NOTE,

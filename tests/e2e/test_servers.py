@@ -14,7 +14,7 @@ import time
 import discord
 import pytest
 
-from conversation.answers import CUT_BY_CAP_NOTE, NO_FINISH_NOTE, STOPPED_EARLY_NOTE
+from conversation.notes import CUT_BY_CAP_NOTE, NO_FINISH_NOTE, STOPPED_EARLY_NOTE
 from tests.helpers import conversation, final_messages, logged, replies, until
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply, Stall, prompt_tokens

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conversation.conversations import Conversations
-from conversation.tool_rounds import DEADLINE_NOTE, DENIED, UNTRUSTED
+from conversation.tool_rounds import DEADLINE_NOTE, DENIED, NOBODY_TO_ASK, UNTRUSTED
 from tests.helpers import MARKER
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import (
@@ -155,17 +155,21 @@ async def test_the_status_line_shows_while_a_tool_runs(
     assert "timed out after 3 s" in result["content"]
 
 
+@pytest.mark.parametrize("streaming", [False, True])
 async def test_a_status_line_alone_is_replaced_by_the_answer(
-    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, streaming: bool
 ) -> None:
+    # STREAM_REPLIES=false too: the status shows while the tool runs (the first round's
+    # text waits for the whole answer), and the answer replaces it in the same message.
     box = Workshop(timeout=1.5)
-    await with_tools(start_bot, box)
-    openai_api.script(ToolCalls([Call("slow__wait")]), Reply("Done waiting."))
+    await with_tools(start_bot, box, streaming=streaming)
+    first = "" if streaming else "Let me see."
+    openai_api.script(ToolCalls([Call("slow__wait")], text=first), Reply("Done waiting."))
     await discord_api.user_says("general", "alice", "wait")
     [posted] = await discord_api.wait_for(lambda: discord_api.posts("general"))
     assert posted.json["content"] == "-# 🔧 Running slow: wait …"
     [text] = await shown(discord_api, "general", 1)
-    assert text == "Done waiting.\n-# Used slow: wait"
+    assert text == "\n\n".join(filter(None, [first, "Done waiting.\n-# Used slow: wait"]))
     assert len(discord_api.posts("general")) == 1  # the same message, edited
 
 
@@ -240,6 +244,32 @@ async def test_approved_calls_run(
     assert box.written == ["hello"]
 
 
+async def test_a_call_needing_approval_with_nobody_to_ask_does_not_run(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    box = Workshop()
+    await with_tools(start_bot, box)  # no `approve`: nobody can be asked
+    openai_api.script(ToolCalls([Call("notes__write", '{"zone": "x"}')]), Reply("I could not."))
+    await discord_api.user_says("general", "alice", "write x")
+    assert await shown(discord_api, "general", 1) == ["I could not."]
+    assert box.calls == [] and box.written == []
+    [result] = tool_messages(openai_api.completions[1])
+    assert result["content"] == NOBODY_TO_ASK
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_tool_calls_where_none_were_offered_run_nothing(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, streaming: bool
+) -> None:
+    await start_bot(STREAM_REPLIES="true" if streaming else "false")  # no toolbox
+    openai_api.script(ToolCalls([Call("time__now")]))
+    await discord_api.user_says("general", "alice", "time?")
+    [text] = await shown(discord_api, "general", 1)
+    assert text == "The model asked to use a tool, which it can't here, and wrote no answer."
+    [body] = openai_api.completions
+    assert "tools" not in body
+
+
 async def test_the_round_cap_asks_once_more_without_tools(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
@@ -301,7 +331,7 @@ async def test_a_large_result_is_shortened_to_the_budget(
     assert request.prompt_count + definitions <= 3072 + 50
 
 
-@pytest.mark.parametrize("style", ["ollama", "vllm"])
+@pytest.mark.parametrize("style", ["ollama", "vllm", "llama.cpp", "llama_cpp_python"])
 async def test_a_server_that_refuses_tools_still_answers(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, style: str, caplog
 ) -> None:

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config import load_settings
-from conversation.answers import failure_sentence
+from conversation.notes import failure_sentence
 from model.client import ChatModel
 from model.errors import DeadlinePassed, EmptyAnswer
 from model.failures import Cause, Failure, classify
@@ -375,6 +375,9 @@ async def test_retries_follow_the_sdks_rules() -> None:
     assert 0.375 <= retry_wait(openai.APIConnectionError(request=request), 0) <= 0.5
     no_credit = {"message": "You exceeded your current quota", "code": "insufficient_quota"}
     assert retry_wait(failure(429, no_credit, **{"retry-after": "1"}), 0) is None
+    # A refusal the words name is no transient failure, whatever its status.
+    for words in ("tools param requires --jinja flag", "image input is not supported"):
+        assert retry_wait(failure(500, {"message": words}), 0) is None
 
 
 async def test_a_deadline_given_by_the_caller_covers_everything(

@@ -78,7 +78,9 @@ async def test_no_text_and_no_calls_is_still_empty(
         await model.complete(MESSAGES, tools=TOOLS)
 
 
-@pytest.mark.parametrize("style", ["ollama", "vllm", "litellm", "openai"])
+@pytest.mark.parametrize(
+    "style", ["ollama", "vllm", "litellm", "llama.cpp", "llama_cpp_python", "openai"]
+)
 async def test_a_server_refusing_tools_gets_none_again(
     openai_api: OpenAIStandIn, model: ChatModel, style: str, caplog
 ) -> None:
@@ -110,6 +112,7 @@ def refusal(message: str) -> openai.BadRequestError:
         "registry.ollama.ai/library/gemma:2b does not support tools",
         '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
         "tools param requires --jinja flag",
+        "Unsupported param: tools",
         "Tool use is not supported for this model",
     ],
 )

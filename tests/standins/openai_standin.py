@@ -1143,9 +1143,9 @@ class OpenAIStandIn(Recorder):
         self.refusal_style = style
 
     def refuse_tools(self, style: ToolsRefusalStyle | None) -> None:
-        """From now on, answer any request carrying ``tools`` with a 400 as a server of
-        ``style`` does for a model without tools (``openai_tools.tools_refusal``);
-        None: take tools again. (OpenAI's own ``unknown_parameter``: ``refuse_fields``.)"""
+        """From now on, answer any request carrying ``tools`` as a server of ``style``
+        does for a model without tools (``openai_tools.tools_refusal``); None: take
+        tools again. (OpenAI's own ``unknown_parameter``: ``refuse_fields``.)"""
         self.tools_refusal_style = style
 
     def limit_context(
@@ -1319,6 +1319,10 @@ class OpenAIStandIn(Recorder):
             return await self._finish(record, self._json_response(status, refusal))
         if self.tools_refusal_style is not None:
             refused = tools_refusal(record.json, self.tools_refusal_style)
+            if refused == (200, EMPTY_STREAM):
+                response = await self._start_stream(request, record)
+                await response.write(b"data: [DONE]\n\n")
+                return await self._finish(record, response)
             if refused is not None:
                 return await self._finish(record, self._json_response(*refused))
         refused_shape = template_refusal(

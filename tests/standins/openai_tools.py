@@ -147,7 +147,7 @@ def messages_problem(messages: Sequence[Any]) -> Problem | None:
 
 
 # Servers that take no tools (see ``tools_refusal``).
-ToolsRefusalStyle = Literal["ollama", "vllm", "litellm"]
+ToolsRefusalStyle = Literal["ollama", "vllm", "litellm", "llama.cpp", "llama_cpp_python"]
 
 
 def tools_refusal(
@@ -174,6 +174,24 @@ def tools_refusal(
         400 {"error": {"message": "litellm.UnsupportedParamsError: ollama does not support
         parameters: ['tools'], for model=gemma. To drop these, set
         `litellm.drop_params=True`", "type": null, "param": null, "code": "400"}}
+
+    - ``"llama.cpp"``: llama.cpp's llama-server started without ``--jinja`` (its
+      `runtime_error` comes back as a 500 server_error, as quoted in
+      containers/ramalama#988 and defilantech/LLMKube#126)::
+
+        500 {"error": {"code": 500, "message": "tools param requires --jinja flag",
+        "type": "server_error"}}
+
+    - ``"llama_cpp_python"``: llama-cpp-python's server with a GGUF chat template that
+      raises on tools (``{{ raise_exception('This model does not support tools.') }}``;
+      tests/e2e/test_llama.py runs the real one): its route handler turns the template's
+      ValueError into a 500 (llama_cpp/server/errors.py)::
+
+        500 {"error": {"message": "This model does not support tools.", "type":
+        "internal_server_error", "param": null, "code": null}}
+
+      Streamed, the 200 and its headers are sent before the template runs: a stream with
+      no chunks (``EMPTY_STREAM``), as for its context refusal.
     """
     if "tools" not in body:
         return None
@@ -203,4 +221,15 @@ def tools_refusal(
                 "`litellm.drop_params=True`"
             )
             return 400, {"error": {"message": message, "type": None, "param": None, "code": "400"}}
+        case "llama.cpp":
+            message = "tools param requires --jinja flag"
+            return 500, {"error": {"code": 500, "message": message, "type": "server_error"}}
+        case "llama_cpp_python":
+            from tests.standins.openai_standin import EMPTY_STREAM
+
+            if body.get("stream"):
+                return 200, EMPTY_STREAM
+            message = "This model does not support tools."
+            error = {"message": message, "type": "internal_server_error", "param": None}
+            return 500, {"error": {**error, "code": None}}
     raise ValueError(f"unknown tools refusal style {style!r}")

@@ -1386,21 +1386,35 @@ async def test_tools_are_checked(standin, client):
 
 
 @pytest.mark.parametrize(
-    ("style", "words"),
+    ("style", "status", "words"),
     [
-        ("ollama", "gpt-4o-mini does not support tools"),
-        ("vllm", '"auto" tool choice requires --enable-auto-tool-choice'),
-        ("litellm", "does not support parameters: ['tools']"),
+        ("ollama", 400, "gpt-4o-mini does not support tools"),
+        ("vllm", 400, '"auto" tool choice requires --enable-auto-tool-choice'),
+        ("litellm", 400, "does not support parameters: ['tools']"),
+        ("llama.cpp", 500, "tools param requires --jinja flag"),
+        ("llama_cpp_python", 500, "This model does not support tools."),
     ],
 )
-async def test_tools_refused_in_each_servers_words(standin, client, style, words):
+async def test_tools_refused_in_each_servers_words(standin, client, style, status, words):
     standin.refuse_tools(style)
-    with pytest.raises(openai.BadRequestError) as refused:
+    with pytest.raises(openai.APIStatusError) as refused:
         await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS)
-    assert words in str(refused.value)
+    assert refused.value.status_code == status and words in str(refused.value)
     # Without tools the same server answers.
     completion = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.choices[0].message.content == "echo: Hello there, bot!"
+
+
+async def test_llama_cpp_python_refuses_streamed_tools_with_an_empty_stream(standin, client):
+    standin.refuse_tools("llama_cpp_python")
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, tools=TOOLS, stream=True
+    )
+    assert [chunk async for chunk in stream] == []
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
+    assert [chunk async for chunk in stream]
 
 
 # ---------------------------------------------------------------- server shapes (issue 21)
