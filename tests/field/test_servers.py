@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from conversation.answers import CUT_BY_CAP_NOTE
 from conversation.conversations import NO_VISION_NOTE
+from conversation.notes import CUT_BY_CAP_NOTE
 from tests.e2e.test_files import image_parts, screenshot
 from tests.e2e.test_tools import Workshop, shown, with_tools
 from tests.helpers import final_messages, logged, replies

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conversation.answers import FILTERED_NOTE, NO_FINISH_NOTE
+from conversation.notes import FILTERED_NOTE, NO_FINISH_NOTE
 from conversation.prompts import SHORTENED_NOTE
 from tests.helpers import conversation, final_messages, replies
 from tests.standins.discord import DiscordStandIn
