@@ -435,6 +435,7 @@ class Answers:
             model=effective.model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion,
+            cached_tokens=answer.cached_tokens or 0,
         )
         if self.limits.daily_tokens:
             self.limits.record_usage(
@@ -480,9 +481,10 @@ def _has_images(prompt: Prompt) -> bool:
 def log_answer(channel_id: int, prompt_tokens: int, answer: Answer, latency: float) -> None:
     """One INFO line per answered message; the API's usage figures when it sent them."""
     log.info(
-        "answered channel=%s prompt_tokens=%s completion_tokens=%s latency=%.2fs",
+        "answered channel=%s prompt_tokens=%s completion_tokens=%s cached_tokens=%s latency=%.2fs",
         channel_id,
         answer.prompt_tokens if answer.prompt_tokens is not None else prompt_tokens,
         answer.completion_tokens,
+        answer.cached_tokens,
         latency,
     )

@@ -199,7 +199,12 @@ class ChatModel:
         if not text and not calls:
             raise EmptyAnswer(part.finish_reason)
         answer = Answer(
-            text, part.prompt_tokens, part.completion_tokens, part.finish_reason, calls
+            text,
+            part.prompt_tokens,
+            part.completion_tokens,
+            part.finish_reason,
+            calls,
+            part.cached_tokens,
         )
         self._learn_from(model, answer, lone_closer=None)
         return answer

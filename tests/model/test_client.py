@@ -85,6 +85,7 @@ async def test_a_stream_assembles_text_usage_and_finish_reason(
         prompt_tokens=prompt_tokens(request.json),
         completion_tokens=request.usage["completion_tokens"],
         finish_reason="stop",
+        cached_tokens=0,  # the stand-in reports usage.prompt_tokens_details as OpenAI does
     )
     assert request.json["stream_options"] == {"include_usage": True}
     # A server other than OpenAI's (the stand-in's URL) gets max_tokens, whatever the model.
@@ -612,6 +613,21 @@ def test_a_completion_and_a_chunk_are_read() -> None:
     assert read_part(completion, "message") == Part("Hi.", False, "stop", 12, 3, True)
     chunk = {"choices": [{"delta": {"reasoning_content": "hmm", "content": None}}]}
     assert read_part(chunk, "delta") == Part(reasoning=True)
+
+
+@pytest.mark.parametrize(
+    ("usage", "cached"),
+    [
+        ({"prompt_tokens": 2048, "prompt_tokens_details": {"cached_tokens": 1920}}, 1920),
+        ({"prompt_tokens": 2048, "prompt_tokens_details": {"cached_tokens": 0}}, 0),
+        ({"prompt_tokens": 2048}, None),  # a server that reports no cache
+        ({"prompt_tokens": 2048, "prompt_tokens_details": None}, None),
+        ({"prompt_tokens": 2048, "prompt_tokens_details": {"cached_tokens": "9"}}, None),
+        ({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 99}}, 10),
+    ],
+)
+def test_cached_prompt_tokens_are_read_when_reported(usage: dict, cached: int | None) -> None:
+    assert read_part({"choices": [], "usage": usage}, "message").cached_tokens == cached
 
 
 @given(
