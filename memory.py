@@ -137,9 +137,11 @@ class ChannelMemory:
     until a step or a reset leaves a single speaker). When a turn pushes `tokens` past
     `budget`, a step (`_make_room`) lets go of the images of all but the newest
     `image_turns` turns that have them and drops the oldest turns down to
-    `low_mark` x `budget`. `prompt_start`: the oldest turn the last request built from
-    this memory sent when a smaller, learnt window left older turns out
-    (conversation/prompts.py keeps it, so such requests also move in steps)."""
+    `low_mark` x `budget`, or to the `unsent` newest turns if they take more (within the
+    budget): a backlog answered together must reach the model. `prompt_start`: the
+    oldest turn the last request built from this memory sent when a smaller, learnt
+    window left older turns out (conversation/prompts.py keeps it, so such requests
+    also move in steps)."""
 
     def __init__(
         self, budget: int, image_turns: int = IMAGE_TURNS, low_mark: float | None = None
@@ -155,6 +157,8 @@ class ChannelMemory:
         self.labelled = False
         self.summary: Turn | None = None
         self.prompt_start: Turn | None = None
+        # How many of the newest turns no request has carried yet (see `_make_room`).
+        self.unsent = 0
 
     def cost(self, turn: Turn) -> int:
         """`turn`'s tokens in a request from this memory (its label included when on)."""
@@ -167,6 +171,7 @@ class ChannelMemory:
         The newest turn always stays (`PromptBuilder.turn` makes every turn fit alone).
         """
         self._turns.append(turn)
+        self.unsent += 1
         self.tokens += self.cost(turn)
         if not self.labelled and turn.role == "user" and turn.name and self._speakers() > 1:
             self._label(True)
@@ -182,6 +187,14 @@ class ChannelMemory:
         finally:
             self.low_mark = low_mark
 
+    def sent(self) -> None:
+        """A request now carries every remembered turn (conversation/prompts.py)."""
+        self.unsent = 0
+
+    def unsent_tokens(self) -> int:
+        """The tokens of the newest turns no request has carried yet."""
+        return sum(self.cost(turn) for turn in self._turns[len(self._turns) - self.unsent :])
+
     def _speakers(self) -> int:
         return len({t.name for t in self._turns if t.role == "user" and t.name})
 
@@ -196,13 +209,16 @@ class ChannelMemory:
         if self.tokens <= self.budget:
             return []
         self.drop_images(keep=self.image_turns)
-        mark = int(self.budget * self.low_mark)
+        # Turns no request has carried yet (a backlog answered in one request, sized to
+        # fit the budget) stay, as far as the budget allows.
+        mark = min(max(int(self.budget * self.low_mark), self.unsent_tokens()), self.budget)
         cut = 0
         while self.tokens > mark and cut < len(self._turns) - 1:
             self.tokens -= self.cost(self._turns[cut])
             cut += 1
         dropped = self._turns[:cut]
         del self._turns[:cut]
+        self.unsent = min(self.unsent, len(self._turns))
         if self.labelled and self._speakers() <= 1:
             self._label(False)
         return dropped
@@ -236,6 +252,7 @@ class ChannelMemory:
         kept = [t for t in self._turns if not deleted(t)]
         forgotten = [t for t in self._turns if deleted(t)]
         self._turns = kept
+        self.unsent = min(self.unsent, len(kept))
         self.tokens -= sum(self.cost(t) for t in forgotten)
         return forgotten
 

@@ -35,6 +35,7 @@ from model.context_window import ContextWindow
 from model.errors import DeadlinePassed, EmptyAnswer, ModelError
 from model.failures import Cause, Failure, classify, user_message
 from model.reading import RETRACT, Answer
+from model.request import Caller
 from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, counts_exactly
 from tools.base import Toolbox
@@ -184,6 +185,8 @@ class Asking:
         self.shortened = False  # the prompt was shortened after a refusal
         self.images_refused = False
         self.reserved = reserved
+        # The prompt cache key and safety identifier of its requests (model/request.py).
+        self.caller = Caller(reply.channel.id, reply.message.author.id)
         self.extra: list[dict[str, Any]] = []
         self.extra_tokens = 0
         # Who answers: the model, or the tool rounds in its place (`Answers.answer`).
@@ -213,6 +216,7 @@ class Asking:
             "reasoning_effort": self.effective.reasoning_effort,
             "deadline": self.deadline,
             "learn": self.learn,
+            "caller": self.caller,
         }
 
     def learn(self, error: Exception) -> list[dict[str, Any]] | None:

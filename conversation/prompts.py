@@ -109,6 +109,7 @@ class PromptBuilder:
             used = history.cost(turns[-1])
             cut = True
         messages = [head.as_message()] + [t.as_message(labelled) for t in turns]
+        history.sent()
         return Prompt(messages, head.tokens + used + REPLY_PRIMING, cut)
 
     @staticmethod
@@ -125,8 +126,8 @@ class PromptBuilder:
         if history.prompt_start is not None:
             start = next((i for i, t in enumerate(turns) if t is history.prompt_start), 0)
         total -= sum(history.cost(turn) for turn in turns[:start])
-        if total > room:  # a step: down to the low mark of the room
-            mark = int(room * history.low_mark)
+        if total > room:  # a step: down to the low mark of the room, unsent turns kept
+            mark = min(max(int(room * history.low_mark), history.unsent_tokens()), room)
             while total > mark and start < len(turns) - 1:
                 total -= history.cost(turns[start])
                 start += 1

@@ -165,6 +165,7 @@ def test_a_smaller_learnt_window_also_moves_in_steps(o200k: TokenCounter) -> Non
     memory = ChannelMemory(builder.history_budget)
     for n in range(40):
         memory.remember(user(builder, "Ana", 20, n))
+        builder.prompt(memory)  # each one answered
     window = 600  # learnt from the server: well under the memory's budget
     first = builder.prompt(memory, window)
     assert first.tokens <= window * LOW_MARK + 40
@@ -172,3 +173,25 @@ def test_a_smaller_learnt_window_also_moves_in_steps(o200k: TokenCounter) -> Non
     second = builder.prompt(memory, window)
     assert shared(first.messages, second.messages)
     assert second.tokens <= window
+
+
+def test_a_backlog_answered_together_survives_a_step(o200k: TokenCounter) -> None:
+    builder = PromptBuilder(o200k, "Be brief.", 1000)
+    memory = ChannelMemory(builder.history_budget)
+    for n in range(20):
+        memory.remember(user(builder, "Ana", 20, n))
+        builder.prompt(memory)
+    backlog = [user(builder, "Bo", 20, 100 + n) for n in range(30)]
+    while sum(t.tokens + t.label_tokens for t in backlog) > memory.budget:
+        backlog.pop()
+    for turn in backlog:  # a burst, answered in one request (conversations.py)
+        memory.remember(turn)
+    sent = builder.prompt(memory).messages
+    assert sent[-len(backlog) :] == [t.as_message(memory.labelled) for t in backlog]
+    assert memory.tokens <= memory.budget
+    # Smaller, learnt windows keep the backlog too, as far as it fits.
+    for turn in backlog:
+        memory.remember(dataclasses.replace(turn, message_ids=(turn.message_ids[0] + 50,)))
+    window = builder.prompt(memory, 700)
+    assert window.messages[-1]["content"].endswith(backlog[-1].content)
+    assert window.tokens <= 700
