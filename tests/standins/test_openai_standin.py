@@ -1401,6 +1401,8 @@ async def test_tools_refused_in_each_servers_words(standin, client, style, words
     # Without tools the same server answers.
     completion = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.choices[0].message.content == "echo: Hello there, bot!"
+
+
 # ---------------------------------------------------------------- server shapes (issue 21)
 
 
