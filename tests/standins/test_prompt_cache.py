@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import openai
 import pytest
 
-from tests.standins.openai_standin import OpenAIStandIn, prompt_tokens
+from tests.standins.openai_standin import prompt_tokens
 from tests.standins.prompt_cache import IDLE_SECONDS, PromptCache, prompt_sequence
 
 SYSTEM = {"role": "system", "content": "You are a helpful bot. " + "Be kind and brief. " * 300}
@@ -17,20 +16,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def standin():
-    async with OpenAIStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(standin):
-    async with openai.AsyncOpenAI(
-        base_url=standin.base_url, api_key="test", max_retries=0
-    ) as sdk_client:
-        yield sdk_client
 
 
 async def cached(client, messages: list[dict], **extra) -> tuple[int, int]:
