@@ -84,6 +84,7 @@ VARIABLES = (
     "USAGE_RETENTION_DAYS",
     "PRICE_INPUT_PER_MILLION",
     "PRICE_OUTPUT_PER_MILLION",
+    "PRICE_CACHED_INPUT_PER_MILLION",
     "MCP_CONFIG",
     "MAX_TOOL_ROUNDS",
     "TOOL_TIMEOUT",
@@ -173,6 +174,9 @@ class Settings:
     # Prices per million prompt/completion tokens, for /usage; None: no costs shown.
     price_input_per_million: float | None = None
     price_output_per_million: float | None = None
+    # Per million prompt tokens the server served from its prompt cache; None: billed
+    # at the input price.
+    price_cached_input_per_million: float | None = None
     # Tools (tools/): the MCP_CONFIG file and its servers, read and checked at start-up;
     # model rounds with tool calls per answer; seconds for one tool call, for a whole
     # answer that uses tools, and for a person to Allow a call (then it is denied).
@@ -251,6 +255,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         price_input_per_million=_price(get, "PRICE_INPUT_PER_MILLION"),
         price_output_per_million=_price(get, "PRICE_OUTPUT_PER_MILLION"),
+        price_cached_input_per_million=_price(get, "PRICE_CACHED_INPUT_PER_MILLION"),
         discord_api_url=http_url(get, "DISCORD_API_URL", example="http://127.0.0.1:8080"),
         **_attachment_settings(get),
         **_tool_settings(get),

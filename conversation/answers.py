@@ -35,6 +35,7 @@ from model.context_window import ContextWindow
 from model.errors import DeadlinePassed, EmptyAnswer, ModelError
 from model.failures import Cause, Failure, classify, user_message
 from model.reading import RETRACT, Answer
+from model.request import Caller
 from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, counts_exactly
 from tools.base import Toolbox
@@ -80,6 +81,8 @@ class Asking:
         self.shortened = False  # the prompt was shortened after a refusal
         self.images_refused = False
         self.reserved = reserved
+        # The prompt cache key and safety identifier of its requests (model/request.py).
+        self.caller = Caller(reply.channel.id, reply.message.author.id)
         self.extra: list[dict[str, Any]] = []
         self.extra_tokens = 0
         # Who answers: the model, or the tool rounds in its place (`Answers.answer`).
@@ -109,6 +112,7 @@ class Asking:
             "reasoning_effort": self.effective.reasoning_effort,
             "deadline": self.deadline,
             "learn": self.learn,
+            "caller": self.caller,
         }
 
     def learn(self, error: Exception) -> list[dict[str, Any]] | None:
@@ -335,6 +339,7 @@ class Answers:
             model=effective.model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion,
+            cached_tokens=answer.cached_tokens or 0,
         )
         if self.limits.daily_tokens:
             self.limits.record_usage(
@@ -367,9 +372,10 @@ def _has_images(prompt: Prompt) -> bool:
 def log_answer(channel_id: int, prompt_tokens: int, answer: Answer, latency: float) -> None:
     """One INFO line per answered message; the API's usage figures when it sent them."""
     log.info(
-        "answered channel=%s prompt_tokens=%s completion_tokens=%s latency=%.2fs",
+        "answered channel=%s prompt_tokens=%s completion_tokens=%s cached_tokens=%s latency=%.2fs",
         channel_id,
         answer.prompt_tokens if answer.prompt_tokens is not None else prompt_tokens,
         answer.completion_tokens,
+        answer.cached_tokens,
         latency,
     )

@@ -83,36 +83,56 @@ class PromptBuilder:
         configured prompt budget). `Prompt.cut` says whether the newest turn was cut.
 
         One system message: the system prompt, then the summary of older turns if there
-        is one (chat templates keep only the first system message). Then the newest
-        turns that fit, oldest first; the newest is shortened if it alone does not fit.
-        Turns left out stay in `history`. When the user turns come from more than one
-        speaker, each one's content starts with who spoke (`Turn.labelled`).
+        is one (chat templates keep only the first system message). Then the history's
+        turns, oldest first; the newest is shortened if it alone does not fit. When
+        `budget` (a smaller, learnt window) leaves no room for all of them, the request
+        starts where the previous such request started (`ChannelMemory.prompt_start`)
+        while that still fits, else a step later: the oldest turns are left out down to
+        the memory's low mark of the room, so consecutive requests share their
+        beginning (see memory.py). Turns left out stay in `history`. While the memory
+        is `labelled`, each user turn's content starts with who spoke (`Turn.labelled`).
         """
         budget = self.prompt_budget if budget is None else budget
         head = self.system
         if history.summary is not None:
             content = f"{self.system.content}\n\n{history.summary.content}"
             head = self._turn("system", content, None)
-        turns = list(history)
-        speakers = {turn.name for turn in turns if turn.role == "user" and turn.name}
-        labelled = len(speakers) > 1
+        labelled = history.labelled
         room = budget - head.tokens - REPLY_PRIMING
-        kept: list[Turn] = []
-        used = 0
+        turns = self._window(history, room)
+        used = sum(history.cost(turn) for turn in turns)
         cut = False
-        for turn in reversed(turns):
-            cost = turn.tokens + (turn.label_tokens if labelled else 0)
-            if kept and used + cost > room:
-                break
-            if not kept and cost > room:
-                turn = self._shortened(turn, room - (turn.label_tokens if labelled else 0))
-                cost = turn.tokens + (turn.label_tokens if labelled else 0)
-                cut = True
-            kept.append(turn)
-            used += cost
-        kept.reverse()
-        messages = [head.as_message()] + [t.as_message(labelled) for t in kept]
+        if turns and used > room:  # the newest turn alone does not fit: shorten it
+            newest = turns[-1]
+            label = newest.label_tokens if labelled else 0
+            turns[-1] = self._shortened(newest, room - label)
+            used = history.cost(turns[-1])
+            cut = True
+        messages = [head.as_message()] + [t.as_message(labelled) for t in turns]
+        history.sent()
         return Prompt(messages, head.tokens + used + REPLY_PRIMING, cut)
+
+    @staticmethod
+    def _window(history: ChannelMemory, room: int) -> list[Turn]:
+        """The turns of `history` a request with `room` tokens for them sends (all of
+        them when they fit; else from `prompt_start`, or a step later; at least the
+        newest)."""
+        turns = list(history)
+        total = history.tokens
+        if total <= room:
+            history.prompt_start = None
+            return turns
+        start = 0
+        if history.prompt_start is not None:
+            start = next((i for i, t in enumerate(turns) if t is history.prompt_start), 0)
+        total -= sum(history.cost(turn) for turn in turns[:start])
+        if total > room:  # a step: down to the low mark of the room, unsent turns kept
+            mark = min(max(int(room * history.low_mark), history.unsent_tokens()), room)
+            while total > mark and start < len(turns) - 1:
+                total -= history.cost(turns[start])
+                start += 1
+        history.prompt_start = turns[start] if turns else None
+        return turns[start:]
 
     def summary(self, text: str, max_tokens: int) -> Turn:
         """The turn carrying a summary of dropped turns, at most `max_tokens`."""

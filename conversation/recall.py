@@ -166,7 +166,6 @@ class Recall:
                 "channel %s: could not read its history, starting empty: %r", channel.id, error
             )
             return memory
-        for turn in turns:
-            memory.remember(turn)  # what does not fit is simply dropped, not summarised
+        memory.fill(turns)  # what does not fit is simply dropped, not summarised
         log.info("channel %s: read back %d turns from its history", channel.id, len(memory))
         return memory

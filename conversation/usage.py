@@ -38,6 +38,7 @@ CSV_COLUMNS = (
     "prompt_tokens",
     "completion_tokens",
     "answers",
+    "cached_tokens",
 )
 
 
@@ -54,15 +55,20 @@ class UsageKey:
 
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """Prices per million prompt (input) and completion (output) tokens."""
+    """Prices per million prompt (input) and completion (output) tokens, and per
+    million prompt tokens served from the server's prompt cache (None: billed as input;
+    OpenAI bills them at a fraction of the input price)."""
 
     input_per_million: float
     output_per_million: float
+    cached_input_per_million: float | None = None
 
     def cost(self, totals: Totals) -> float:
         """What `totals` cost at these prices."""
+        cached = totals.cached_tokens if self.cached_input_per_million is not None else 0
         return (
-            totals.prompt_tokens * self.input_per_million
+            (totals.prompt_tokens - cached) * self.input_per_million
+            + cached * (self.cached_input_per_million or 0.0)
             + totals.completion_tokens * self.output_per_million
         ) / 1_000_000
 
@@ -73,7 +79,7 @@ class UsageLedger:
     def __init__(self, store: Store, *, retry_seconds: float = RETRY_SECONDS) -> None:
         self.store = store
         self.retry_seconds = retry_seconds
-        # Counts not yet written: key -> [prompt, completion, answers].
+        # Counts not yet written: key -> [prompt, completion, answers, cached].
         self._unwritten: dict[UsageKey, list[int]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
@@ -88,14 +94,17 @@ class UsageLedger:
         model: str,
         prompt_tokens: int,
         completion_tokens: int,
+        cached_tokens: int = 0,
         day: dt.date | None = None,
     ) -> None:
-        """Count one answer; written in the background (never raises, never waits)."""
+        """Count one answer (`cached_tokens`: of its prompt tokens, those the server
+        served from its cache); written in the background (never raises, never waits)."""
         key = UsageKey(day or _today(), user_id, guild_id, channel_id, model)
-        counts = self._unwritten.setdefault(key, [0, 0, 0])
+        counts = self._unwritten.setdefault(key, [0, 0, 0, 0])
         counts[0] += max(prompt_tokens, 0)
         counts[1] += max(completion_tokens, 0)
         counts[2] += 1
+        counts[3] += min(max(cached_tokens, 0), max(prompt_tokens, 0))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
 
@@ -171,7 +180,7 @@ class UsageLedger:
             except StoreError as error:
                 # Put it back (merged with what arrived meanwhile) and retry later.
                 for key, counts in batch.items():
-                    merged = self._unwritten.setdefault(key, [0, 0, 0])
+                    merged = self._unwritten.setdefault(key, [0, 0, 0, 0])
                     for index, value in enumerate(counts):
                         merged[index] += value
                 if not self._failing:
@@ -201,8 +210,9 @@ def _today() -> dt.date:
 
 def _line(totals: Totals, prices: Prices | None) -> str:
     answers = "answer" if totals.answers == 1 else "answers"
+    cached = f", {totals.cached_tokens:,} of them cached" if totals.cached_tokens else ""
     text = (
-        f"{totals.tokens:,} tokens ({totals.prompt_tokens:,} in, "
+        f"{totals.tokens:,} tokens ({totals.prompt_tokens:,} in{cached}, "
         f"{totals.completion_tokens:,} out), {totals.answers:,} {answers}"
     )
     if prices is not None:

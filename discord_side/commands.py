@@ -404,7 +404,11 @@ def _prices(interaction: discord.Interaction[ChatBot]) -> Prices | None:
     settings = interaction.client.settings
     if settings.price_input_per_million is None and settings.price_output_per_million is None:
         return None
-    return Prices(settings.price_input_per_million or 0.0, settings.price_output_per_million or 0.0)
+    return Prices(
+        settings.price_input_per_million or 0.0,
+        settings.price_output_per_million or 0.0,
+        settings.price_cached_input_per_million,
+    )
 
 
 @usage_group.command(name="me")

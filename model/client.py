@@ -26,7 +26,7 @@ import openai
 from model.errors import DeadlinePassed, EmptyAnswer, UnreadableReply
 from model.reading import RETRACT, Answer, Retract, StreamReader, read_part, whole_tool_calls
 from model.reasoning import strip_reasoning
-from model.request import RequestShape
+from model.request import Caller, RequestShape
 from model.retries import Learn, Messages, Retries
 
 if TYPE_CHECKING:
@@ -73,13 +73,15 @@ class ChatModel:
         deadline: float | None = None,
         learn: Learn | None = None,
         tools: Sequence[dict[str, Any]] | None = None,
+        caller: Caller | None = None,
     ) -> Answer:
         """The answer of `model` (default OPENAI_MODEL) to `messages`, by `deadline`
         (loop time; default: now plus OPENAI_TIMEOUT); `reasoning_effort` is sent only
         when given. `learn`: the caller's lessons from failures (retries.py). `tools`:
         chat-completions tool definitions, sent with `tool_choice: "auto"` when
         non-empty and the server has not refused them (`takes_tools`); the answer's
-        `tool_calls` say which the model wants run.
+        `tool_calls` say which the model wants run. `caller`: the channel and user the
+        answer is for (its prompt cache key and safety identifier, request.py).
 
         Raises the SDK's `openai.OpenAIError`s, or a `ModelError` (errors.py).
         """
@@ -90,7 +92,7 @@ class ChatModel:
             while True:
                 try:
                     return await self._complete_once(
-                        messages, model, reasoning_effort, expires, tools
+                        messages, model, reasoning_effort, expires, tools, caller
                     )
                 except Exception as error:
                     again = await retries.again(error, messages)
@@ -107,6 +109,7 @@ class ChatModel:
         deadline: float | None = None,
         learn: Learn | None = None,
         tools: Sequence[dict[str, Any]] | None = None,
+        caller: Caller | None = None,
     ) -> AsyncIterator[str | Retract | Answer]:
         """Yield the answer's text as it arrives, `RETRACT` when the text yielded so far
         turned out to be reasoning, then the finished `Answer` last.
@@ -123,7 +126,7 @@ class ChatModel:
                 reader = StreamReader(self.timeout, expires, hold=model in self.holding)
                 try:
                     stream = await self._request(
-                        messages, model, reasoning_effort, expires, True, tools
+                        messages, model, reasoning_effort, expires, True, tools, caller
                     )
                     async with stream:
                         chunks = aiter(stream)
@@ -178,10 +181,13 @@ class ChatModel:
         reasoning_effort: str | None,
         expires: float,
         tools: Sequence[dict[str, Any]] | None,
+        caller: Caller | None = None,
     ) -> Answer:
         """One request for the whole answer, read."""
         try:
-            response = await self._request(messages, model, reasoning_effort, expires, False, tools)
+            response = await self._request(
+                messages, model, reasoning_effort, expires, False, tools, caller
+            )
         except json.JSONDecodeError as error:
             raise UnreadableReply(f"broken JSON: {error}") from error
         if not isinstance(response, dict):
@@ -198,7 +204,14 @@ class ChatModel:
         calls = whole_tool_calls(part.tool_calls)
         if not text and not calls:
             raise EmptyAnswer(part.finish_reason)
-        answer = Answer(text, part.prompt_tokens, part.completion_tokens, part.finish_reason, calls)
+        answer = Answer(
+            text,
+            part.prompt_tokens,
+            part.completion_tokens,
+            part.finish_reason,
+            calls,
+            part.cached_tokens,
+        )
         self._learn_from(model, answer, lone_closer=None)
         return answer
 
@@ -210,6 +223,7 @@ class ChatModel:
         expires: float,
         stream: bool,
         tools: Sequence[dict[str, Any]] | None = None,
+        caller: Caller | None = None,
     ) -> Any:
         """One request in the shape learnt for `model`, begun by `expires` (loop time)
         or `DeadlinePassed`."""
@@ -219,6 +233,8 @@ class ChatModel:
             stream=stream,
             reasoning_effort=reasoning_effort,
             tools=list(tools) if tools else None,
+            caller=caller,
+            model=model,
         )
         try:
             async with asyncio.timeout_at(expires):

@@ -36,6 +36,7 @@ class Answer:
     completion_tokens: int | None
     finish_reason: str | None
     tool_calls: tuple[ToolCall, ...] = ()
+    cached_tokens: int | None = None  # of `prompt_tokens`, served from the server's cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +50,16 @@ class Part:
     completion_tokens: int | None = None
     has_usage: bool = False
     tool_calls: tuple[dict[str, Any], ...] = ()  # the message's or delta's, as sent
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
 
 
 def read_part(body: object, key: str) -> Part:
     """Read a chat completion (`key` "message") or a streamed chunk (`key` "delta").
 
     Anything not of the documented type counts as absent, so this never raises.
+    `cached_tokens` is OpenAI's `usage.prompt_tokens_details.cached_tokens` (the prompt
+    tokens served from its prompt cache; vLLM and others report it the same way), or
+    None when the server reports none.
     Reasoning in `reasoning_content` (vLLM, DeepSeek) or `reasoning` (Ollama,
     OpenRouter) only sets `reasoning`.
     """
@@ -72,6 +77,7 @@ def read_part(body: object, key: str) -> Part:
         finish_reason=finish if isinstance(finish, str) else None,
         prompt_tokens=_tokens(counts.get("prompt_tokens")),
         completion_tokens=_tokens(counts.get("completion_tokens")),
+        cached_tokens=_cached(counts),
         has_usage=isinstance(usage, dict),
         tool_calls=tuple(_object(call) for call in _list(said.get("tool_calls"))),
     )
@@ -223,7 +229,8 @@ class StreamReader:
         usage = self.usage
         prompt_tokens = usage.prompt_tokens if usage else None
         completion_tokens = usage.completion_tokens if usage else None
-        return Answer(text, prompt_tokens, completion_tokens, self.finish_reason, calls)
+        cached = usage.cached_tokens if usage else None
+        return Answer(text, prompt_tokens, completion_tokens, self.finish_reason, calls, cached)
 
 
 def _object(value: object) -> dict[str, Any]:
@@ -237,3 +244,10 @@ def _list(value: object) -> list[Any]:
 def _tokens(value: object) -> int | None:
     # bool is an int in Python; a count is not.
     return value if type(value) is int and value >= 0 else None
+
+
+def _cached(counts: dict[str, Any]) -> int | None:
+    """The cached prompt tokens in a usage object, at most its prompt tokens."""
+    cached = _tokens(_object(counts.get("prompt_tokens_details")).get("cached_tokens"))
+    prompt = _tokens(counts.get("prompt_tokens"))
+    return min(cached, prompt) if cached is not None and prompt is not None else cached

@@ -9,14 +9,24 @@ over the cap ignored the field: the other is used from then on (`overran`).
 
 An optional field the server refuses with a 400 naming it (`max_tokens`,
 `max_completion_tokens`, `stream_options`, `reasoning_effort`, a message's `name`,
-`tools` or `tool_choice`) is swapped or dropped, and a chat template that refuses the
-conversation's shape (roles not alternating, a system role) gets it reshaped
-(templates.py), for the life of the process; retries.py asks again within the same
-answer.
+`tools` or `tool_choice`, `prompt_cache_key`, `safety_identifier`) is swapped or
+dropped, and a chat template that refuses the conversation's shape (roles not
+alternating, a system role) gets it reshaped (templates.py), for the life of the
+process; retries.py asks again within the same answer.
+
+`prompt_cache_key` (one per channel and model, `cache_key`) routes a channel's requests
+to the same prompt cache: OpenAI caches a prompt's beginning per server, routed by a
+hash of its first tokens and by this key ("Prompt caching" in OpenAI's docs); other
+servers get it too until they refuse it. `safety_identifier` (`safety_identifier`, a
+hash of the asking user's id) goes to OpenAI's own API only, as its "Safety best
+practices" recommend, so abuse can be traced to a user without saying who they are.
+Both are hashes: a stable one (no per-process salt, so the cache key survives a
+restart), never a raw Discord id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +40,32 @@ MAX_TOKENS = "max_tokens"
 STREAM_OPTIONS = "stream_options"
 REASONING_EFFORT = "reasoning_effort"
 TOOLS = "tools"
+PROMPT_CACHE_KEY = "prompt_cache_key"
+SAFETY_IDENTIFIER = "safety_identifier"
 
 # A usage this many times the cap (plus slack for a server's own counting) means the
 # server ignored the cap field.
 OVERRUN_FACTOR = 1.5
 OVERRUN_SLACK = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request is for: the Discord channel it answers in and the user who asked."""
+
+    channel_id: int
+    user_id: int | None = None
+
+
+def cache_key(channel_id: int, model: str) -> str:
+    """The `prompt_cache_key` of `channel_id`'s requests to `model`: 32 hex digits of a
+    SHA-256 (stable across restarts; no raw id)."""
+    return hashlib.sha256(f"discord-channel:{channel_id}:{model}".encode()).hexdigest()[:32]
+
+
+def safety_identifier(user_id: int) -> str:
+    """The `safety_identifier` of `user_id`: 32 hex digits of a SHA-256 of the id."""
+    return hashlib.sha256(f"discord-user:{user_id}".encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -44,6 +75,7 @@ class RequestShape:
     `cap_field`: where the reply cap goes (None: nowhere, the server refused both).
     `alternate`: the server's chat template wants user and assistant turns to alternate;
     `system_role`: False when it takes no system message (templates.py).
+    `openai`: the server is OpenAI's own API (it gets `safety_identifier`).
     """
 
     cap_field: str | None
@@ -53,6 +85,7 @@ class RequestShape:
     alternate: bool = False
     system_role: bool = True
     cap_swapped: bool = False  # the cap field was swapped once for a usage over the cap
+    openai: bool = False
 
     @classmethod
     def for_server(cls, base_url: str | None) -> RequestShape:
@@ -62,7 +95,8 @@ class RequestShape:
         gateways honour (and LiteLLM and OpenRouter translate for OpenAI's models)."""
         host = (urlsplit(base_url).hostname or "") if base_url else "api.openai.com"
         openai_hosted = host == "api.openai.com" or host.endswith(".openai.azure.com")
-        return cls(MAX_COMPLETION_TOKENS if openai_hosted else MAX_TOKENS)
+        cap = MAX_COMPLETION_TOKENS if openai_hosted else MAX_TOKENS
+        return cls(cap, openai=host == "api.openai.com")
 
     def arguments(
         self,
@@ -72,11 +106,14 @@ class RequestShape:
         stream: bool,
         reasoning_effort: str | None = None,
         tools: list[dict[str, Any]] | None = None,
+        caller: Caller | None = None,
+        model: str = "",
     ) -> dict[str, Any]:
         """The request body besides `model` for `messages`; `reasoning_effort` only
         when set (a /settings choice) and not refused; `tools` (chat-completions tool
         definitions) with `tool_choice: "auto"` only when given, non-empty and not
-        refused."""
+        refused; for a `caller`, `prompt_cache_key` (its channel's, for `model`) unless
+        refused, and to OpenAI's own API its user's `safety_identifier`."""
         if not self.system_role:
             messages = system_into_user(messages)
         if self.alternate:
@@ -91,6 +128,15 @@ class RequestShape:
         if tools and self.takes_tools:
             arguments[TOOLS] = tools
             arguments["tool_choice"] = "auto"
+        if caller is not None and PROMPT_CACHE_KEY not in self.refused:
+            arguments[PROMPT_CACHE_KEY] = cache_key(caller.channel_id, model)
+        if (
+            caller is not None
+            and caller.user_id is not None
+            and self.openai
+            and SAFETY_IDENTIFIER not in self.refused
+        ):
+            arguments[SAFETY_IDENTIFIER] = safety_identifier(caller.user_id)
         if stream:
             arguments["stream"] = True
             if self.stream_options:
@@ -120,6 +166,9 @@ class RequestShape:
         if top == REASONING_EFFORT:
             self.refused.add(top)
             return "sending no reasoning effort from now on"
+        if top in (PROMPT_CACHE_KEY, SAFETY_IDENTIFIER):
+            self.refused.add(top)
+            return f"sending no {top} from now on"
         if top in (TOOLS, "tool_choice"):
             self.refused.add(TOOLS)
             return "offering the model no tools from now on"

@@ -87,6 +87,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX usage_guild_day ON usage (guild_id, day)",
         ),
     ),
+    # The prompt tokens the model's server served from its prompt cache (OpenAI's
+    # usage.prompt_tokens_details.cached_tokens), billed at a lower price; rows written
+    # before it count none.
+    Migration(
+        3,
+        "cached prompt tokens in usage",
+        ("ALTER TABLE usage ADD COLUMN cached_tokens BIGINT NOT NULL DEFAULT 0",),
+    ),
 )
 
 # A real write that changes nothing: opening proves the database is writable with it.

@@ -18,16 +18,18 @@ DEFAULT_RETENTION_DAYS = 90
 MAX_MODEL_LENGTH = MAX_MODEL_NAME  # the size of the usage.model column (store.migrations)
 
 # The counted columns of usage, in the order of Totals' fields.
-_COUNTS = ("prompt_tokens", "completion_tokens", "answers")
+_COUNTS = ("prompt_tokens", "completion_tokens", "answers", "cached_tokens")
 
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Token counts and answer count summed over some rows of usage."""
+    """Token counts and answer count summed over some rows of usage;
+    `cached_tokens`: of `prompt_tokens`, those the server served from its prompt cache."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     answers: int = 0
+    cached_tokens: int = 0
 
     @property
     def tokens(self) -> int:
@@ -72,6 +74,7 @@ class UsageRow:
     prompt_tokens: int
     completion_tokens: int
     answers: int
+    cached_tokens: int = 0  # of prompt_tokens, served from the server's prompt cache
 
 
 def _utc_today() -> dt.date:
@@ -90,7 +93,7 @@ class UsageTable(Table):
         against concurrent writers in this and other processes.
         """
         for row in rows:
-            if min(row.prompt_tokens, row.completion_tokens, row.answers) < 0:
+            if min(row.prompt_tokens, row.completion_tokens, row.answers, row.cached_tokens) < 0:
                 raise ValueError("usage counts must not be negative")
             if len(row.model) > MAX_MODEL_LENGTH:
                 raise ValueError(f"model name longer than {MAX_MODEL_LENGTH} characters")
@@ -101,12 +104,13 @@ class UsageTable(Table):
                 await tx.execute(
                     """
                     INSERT INTO usage (day, user_id, guild_id, channel_id, model,
-                                       prompt_tokens, completion_tokens, answers)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                       prompt_tokens, completion_tokens, answers, cached_tokens)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (day, user_id, guild_id, channel_id, model) DO UPDATE SET
                         prompt_tokens = usage.prompt_tokens + excluded.prompt_tokens,
                         completion_tokens = usage.completion_tokens + excluded.completion_tokens,
-                        answers = usage.answers + excluded.answers""",
+                        answers = usage.answers + excluded.answers,
+                        cached_tokens = usage.cached_tokens + excluded.cached_tokens""",
                     row.day,
                     row.user_id,
                     row.guild_id,
@@ -115,6 +119,7 @@ class UsageTable(Table):
                     row.prompt_tokens,
                     row.completion_tokens,
                     row.answers,
+                    row.cached_tokens,
                 )
 
     async def user_totals(
@@ -139,7 +144,8 @@ class UsageTable(Table):
             args.append(guild_id)
         (row,) = await self._fetch("read usage", sql, *args)
         values = [int(value) for value in row]
-        return UserTotals(Totals(*values[0:3]), Totals(*values[3:6]), Totals(*values[6:9]))
+        n = len(_COUNTS)
+        return UserTotals(*(Totals(*values[i * n : (i + 1) * n]) for i in range(3)))
 
     async def _top(
         self,
@@ -155,7 +161,8 @@ class UsageTable(Table):
         rows = await self._fetch(
             "read usage",
             f"""
-            SELECT {column}, SUM(prompt_tokens), SUM(completion_tokens), SUM(answers)
+            SELECT {column}, SUM(prompt_tokens), SUM(completion_tokens), SUM(answers),
+                   SUM(cached_tokens)
             FROM usage
             WHERE guild_id = ? AND day BETWEEN ? AND ?
             GROUP BY {column}
@@ -166,7 +173,7 @@ class UsageTable(Table):
             today,
             limit,
         )
-        return [(int(r[0]), Totals(int(r[1]), int(r[2]), int(r[3]))) for r in rows]
+        return [(int(r[0]), Totals(*(int(v) for v in r[1:]))) for r in rows]
 
     async def top_users(
         self, guild_id: int, *, days: int = 30, limit: int = 10, today: dt.date | None = None
@@ -196,7 +203,7 @@ class UsageTable(Table):
             "read usage",
             """
             SELECT day, user_id, guild_id, channel_id, model,
-                   prompt_tokens, completion_tokens, answers
+                   prompt_tokens, completion_tokens, answers, cached_tokens
             FROM usage
             WHERE guild_id = ? AND day BETWEEN ? AND ?
             ORDER BY day, user_id, channel_id, model""",

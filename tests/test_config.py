@@ -66,6 +66,7 @@ EVERY = {
     "USAGE_RETENTION_DAYS": "30",
     "PRICE_INPUT_PER_MILLION": "0.40",
     "PRICE_OUTPUT_PER_MILLION": "1.6",
+    "PRICE_CACHED_INPUT_PER_MILLION": "0.04",
     "MCP_CONFIG": str(ROOT / "mcp.example.json"),
     "MAX_TOOL_ROUNDS": "3",
     "TOOL_TIMEOUT": "10",

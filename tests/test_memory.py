@@ -49,7 +49,8 @@ def test_forget_drops_the_turns_of_deleted_messages(o200k: TokenCounter) -> None
 
 def test_replace_recounts_an_edited_turn_and_keeps_the_budget(o200k: TokenCounter) -> None:
     builder = PromptBuilder(o200k, "You are terse.", prompt_budget=300)
-    memory = ChannelMemory(builder.history_budget)
+    # One turn at a time: the recount, not the step (tests/test_memory_steps.py), is tested.
+    memory = ChannelMemory(builder.history_budget, low_mark=1.0)
     for n in range(5):
         memory.remember(numbered(builder, n))
     assert memory.replace(42, numbered(builder, 42)) is None

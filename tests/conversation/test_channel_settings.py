@@ -125,8 +125,17 @@ def test_reports_and_csv() -> None:
     assert "**Today:** 1,500 tokens (1,000 in, 500 out), 2 answers, cost 0.0060" in text
     assert "cost" not in personal_report(totals, None)
     assert usage_csv([]).decode() == (
-        "day,user_id,guild_id,channel_id,model,prompt_tokens,completion_tokens,answers\n"
+        "day,user_id,guild_id,channel_id,model,prompt_tokens,completion_tokens,answers,"
+        "cached_tokens\n"
     )
+    # Cached prompt tokens are shown, and priced at their own price when it is set.
+    cached = UserTotals(*[Totals(1000, 500, 2, cached_tokens=800)] * 3)
+    assert "**Today:** 1,500 tokens (1,000 in, 800 of them cached, 500 out), 2 answers, " in (
+        personal_report(cached, Prices(2.0, 8.0))
+    )
+    assert "cost 0.0060" in personal_report(cached, Prices(2.0, 8.0))  # billed as input
+    # 200 x 2.0 + 800 x 0.2 + 500 x 8.0 per million
+    assert "cost 0.0046" in personal_report(cached, Prices(2.0, 8.0, 0.2))
 
 
 def break_table(path: Path, table: str, away: bool) -> None:

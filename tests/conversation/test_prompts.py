@@ -124,13 +124,18 @@ def test_a_turn_with_images_is_a_list_of_parts_and_counts_them(o200k: TokenCount
 
 
 def test_only_the_newest_turns_with_images_keep_them(o200k: TokenCounter) -> None:
-    builder = PromptBuilder(o200k, "Be brief.", prompt_budget=20_000)
+    builder = PromptBuilder(o200k, "Be brief.", prompt_budget=2_400)
     memory = ChannelMemory(builder.history_budget, image_turns=2)
     for n in range(5):
         name = f"shot{n}.png"
         turn, _ = builder.turn("user", image_placeholder(name), "Ana", (image(name, 500),), (name,))
         memory.remember(turn)
         memory.remember(builder.turn("assistant", f"answer {n}")[0])
+        if n == 3:  # older turns keep their images until a step (memory.py)
+            assert memory.attachments == (4, 4)
+    # The fifth picture outgrew the budget: the step let go of the older turns' images
+    # (which alone made room: no turn was dropped).
+    assert len(memory) == 10
     kept = [turn.images[0].filename for turn in memory if turn.images]
     assert kept == ["shot3.png", "shot4.png"]
     assert memory.tokens == sum(turn.tokens for turn in memory)

@@ -235,3 +235,28 @@ async def test_a_failing_database_keeps_the_summary_in_memory_and_logs(
     await summarised(state)
     await summarizer.stored(5)  # after the deletion
     assert "channel 5: could not delete its stored summary" in caplog.text
+
+
+async def test_a_step_is_summarised_as_one_piece_of_work(
+    model: ChatModel, openai_api: OpenAIStandIn, o200k: TokenCounter
+) -> None:
+    prompts = PromptBuilder(o200k, "system", 1000)
+    summarizer = Summarizer(model, prompts)
+    memory = ChannelMemory(prompts.history_budget - summarizer.max_tokens)
+    state = SummaryState(1)
+    summaries = 0
+    for n in range(60):
+        turn = prompts.turn("user", f"fact {n}: " + "word " * 20, "Ana")[0]
+        dropped = memory.remember(dataclasses.replace(turn, message_ids=(n,)))
+        prompts.prompt(memory)  # each one answered
+        summarizer.add(state, memory, dropped)
+        if dropped:
+            summaries += 1
+            assert len(dropped) > 1  # a step, not one turn
+            await summarised(state)
+    assert summaries >= 2
+    # One summary request per step, each folding every turn the step dropped.
+    requests = [r["messages"][1]["content"] for r in openai_api.completions]
+    assert len(requests) == summaries
+    folded = [text.count("fact ") for text in requests]
+    assert all(count > 1 for count in folded)

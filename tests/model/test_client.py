@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,14 @@ from model.client import ChatModel
 from model.errors import DeadlinePassed, EmptyAnswer
 from model.failures import Cause, Failure, classify
 from model.reading import RETRACT, Answer, Part, read_part
-from model.request import MAX_COMPLETION_TOKENS, MAX_TOKENS, RequestShape
+from model.request import (
+    MAX_COMPLETION_TOKENS,
+    MAX_TOKENS,
+    Caller,
+    RequestShape,
+    cache_key,
+    safety_identifier,
+)
 from model.retries import retry_wait
 from tests.helpers import closed_port_url
 from tests.standins.openai_standin import (
@@ -85,6 +93,7 @@ async def test_a_stream_assembles_text_usage_and_finish_reason(
         prompt_tokens=prompt_tokens(request.json),
         completion_tokens=request.usage["completion_tokens"],
         finish_reason="stop",
+        cached_tokens=0,  # the stand-in reports usage.prompt_tokens_details as OpenAI does
     )
     assert request.json["stream_options"] == {"include_usage": True}
     # A server other than OpenAI's (the stand-in's URL) gets max_tokens, whatever the model.
@@ -185,6 +194,28 @@ def test_request_shape_adapts_only_to_fields_it_can_do_without(
     else:
         assert result is not None and change in result
     assert shape.cap_field == after
+
+
+def test_the_prompt_cache_key_is_a_stable_hash_per_channel_and_model() -> None:
+    local = RequestShape.for_server("http://localhost:8080/v1")
+    body = local.arguments(MESSAGES, 50, stream=False, caller=Caller(123, 456), model="m")
+    key = body["prompt_cache_key"]
+    # No per-process salt: the same key after a restart (and never the raw id).
+    assert key == hashlib.sha256(b"discord-channel:123:m").hexdigest()[:32]
+    assert "123" not in key and len({key, cache_key(124, "m"), cache_key(123, "n")}) == 3
+    assert "safety_identifier" not in body  # for OpenAI's own API only
+    openai = RequestShape.for_server(None)
+    body = openai.arguments(MESSAGES, 50, stream=True, caller=Caller(123, 456), model="m")
+    assert body["prompt_cache_key"] == key
+    assert body["safety_identifier"] == safety_identifier(456) != safety_identifier(457)
+    assert "456" not in body["safety_identifier"]
+    assert "prompt_cache_key" not in openai.arguments(MESSAGES, 50, stream=False)
+    for field in ("prompt_cache_key", "safety_identifier"):
+        change = openai.adapt(Failure(Cause.REFUSED_PARAMETER, parameter=field))
+        assert change == f"sending no {field} from now on"
+        assert openai.adapt(Failure(Cause.REFUSED_PARAMETER, parameter=field)) == ""
+    body = openai.arguments(MESSAGES, 50, stream=False, caller=Caller(123, 456), model="m")
+    assert "prompt_cache_key" not in body and "safety_identifier" not in body
 
 
 def test_request_shape_with_both_caps_refused_sends_none() -> None:
@@ -615,6 +646,21 @@ def test_a_completion_and_a_chunk_are_read() -> None:
     assert read_part(completion, "message") == Part("Hi.", False, "stop", 12, 3, True)
     chunk = {"choices": [{"delta": {"reasoning_content": "hmm", "content": None}}]}
     assert read_part(chunk, "delta") == Part(reasoning=True)
+
+
+@pytest.mark.parametrize(
+    ("usage", "cached"),
+    [
+        ({"prompt_tokens": 2048, "prompt_tokens_details": {"cached_tokens": 1920}}, 1920),
+        ({"prompt_tokens": 2048, "prompt_tokens_details": {"cached_tokens": 0}}, 0),
+        ({"prompt_tokens": 2048}, None),  # a server that reports no cache
+        ({"prompt_tokens": 2048, "prompt_tokens_details": None}, None),
+        ({"prompt_tokens": 2048, "prompt_tokens_details": {"cached_tokens": "9"}}, None),
+        ({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 99}}, 10),
+    ],
+)
+def test_cached_prompt_tokens_are_read_when_reported(usage: dict, cached: int | None) -> None:
+    assert read_part({"choices": [], "usage": usage}, "message").cached_tokens == cached
 
 
 @given(

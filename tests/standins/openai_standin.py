@@ -35,6 +35,7 @@ OpenAI-compatible servers, for every request from then on::
     openai_api.models = ["local-model"]                 # GET /v1/models (None: 404)
     openai_api.strict_template(alternation=True, system_role=False, style="vllm")
     openai_api.empty_stop_past_window = True            # LiteLLM, streamed, past n_ctx
+    openai_api.cache_prompts(clock=...)                 # OpenAI's prompt caching (opt-in)
 
 and steps shape single answers: ``Stall`` (': ping' keep-alives), ``Reply`` with
 ``reasoning=``/``reasoning_in=`` or ``finish_reason=None``.
@@ -70,6 +71,7 @@ from tests.standins.openai_tools import (
     tools_refusal,
     whole_calls,
 )
+from tests.standins.prompt_cache import PromptCache, prompt_sequence
 from tests.standins.recording import RecordedRequest, Recorder
 
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
@@ -1013,6 +1015,7 @@ class OpenAIRequest(RecordedRequest):
     sent_chunks: list[tuple[float, str]] = field(default_factory=list)
     usage: dict[str, Any] | None = None
     prompt_count: int | None = None
+    cached_count: int = 0  # prompt tokens served from the prompt cache (cache_prompts)
     pings: list[float] = field(default_factory=list)
     image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     finished_at: float | None = None
@@ -1076,6 +1079,16 @@ class OpenAIStandIn(Recorder):
         # True: a streamed request past the context window is answered as LiteLLM's proxy
         # does: a 200 stream with finish_reason "stop" and no text (see limit_context).
         self.empty_stop_past_window = False
+        # OpenAI's prompt caching (see cache_prompts); None: nothing is cached.
+        self.prompt_cache: PromptCache | None = None
+
+    def cache_prompts(self, clock: Callable[[], float] | None = None) -> PromptCache:
+        """From now on, cache prompts by OpenAI's rules (tests/standins/prompt_cache.py)
+        and report the tokens served from the cache as
+        ``usage.prompt_tokens_details.cached_tokens``. Opt-in: without it every request
+        reports 0, as before. `clock`: the cache's time in seconds (default: monotonic)."""
+        self.prompt_cache = PromptCache(clock or time.monotonic)
+        return self.prompt_cache
 
     # ----- lifecycle
 
@@ -1358,6 +1371,8 @@ class OpenAIStandIn(Recorder):
                 return await self._answer(request, record, EmptyReply())
             if overflow is not None:
                 return await self._finish(record, self._json_response(*overflow))
+        if self.prompt_cache is not None:
+            record.cached_count = self._cached(record)
         step = self._next_step(record.json)
         record.step = step
         task = asyncio.current_task()
@@ -1423,7 +1438,25 @@ class OpenAIStandIn(Recorder):
     def _usage(self, record: OpenAIRequest, reply_text: str | None) -> dict[str, Any] | None:
         if self.usage_missing:
             return None
-        return _usage(record.json, reply_text, record.prompt_count, record.reasoning_text)
+        usage = _usage(record.json, reply_text, record.prompt_count, record.reasoning_text)
+        usage["prompt_tokens_details"]["cached_tokens"] = record.cached_count
+        return usage
+
+    def _cached(self, record: OpenAIRequest) -> int:
+        """Look the request's prompt up in the prompt cache (once per request)."""
+        assert self.prompt_cache is not None
+        model = str(record.json.get("model", ""))
+
+        def cost(url: str, detail: str) -> int:
+            if url.startswith("data:"):
+                size = image_size(_decode_data_url(url)[1] or b"") or (0, 0)
+            else:
+                size = record.image_sizes[url]
+            return image_tokens(*size, detail, model)
+
+        tokens = prompt_sequence(record.json, encoding_name_for(model), cost)
+        key = record.json.get("prompt_cache_key")
+        return self.prompt_cache.lookup(tokens, key if isinstance(key, str) else None)
 
     def _capped(
         self,

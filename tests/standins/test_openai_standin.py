@@ -59,21 +59,6 @@ MESSAGES = [
 ]
 
 
-@pytest.fixture
-async def standin():
-    async with OpenAIStandIn() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(standin):
-    """The real SDK pointed at the stand-in; no retries unless a test asks."""
-    async with openai.AsyncOpenAI(
-        base_url=standin.base_url, api_key="test", max_retries=0
-    ) as sdk_client:
-        yield sdk_client
-
-
 async def collect(stream) -> list:
     return [chunk async for chunk in stream]
 

@@ -47,7 +47,7 @@ async def test_migrated_schema_matches_the_tables_the_queries_use(store_url: str
         "settings": ["scope_kind", "scope_id", "key", "value", "updated_by", "updated_at"],
         "usage": [
             "day", "user_id", "guild_id", "channel_id", "model",
-            "prompt_tokens", "completion_tokens", "answers",
+            "prompt_tokens", "completion_tokens", "answers", "cached_tokens",
         ],
         "summaries": ["channel_id", "text", "tokens", "last_message_id", "updated_at"],
     }  # fmt: skip
@@ -63,14 +63,19 @@ async def test_upgrade_from_version_1_keeps_the_data(
         patch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:1])
         old = await Store.open(store_url)
         await old.set_setting(Scope("guild", 1), "model", "kept")
-        await record(old, TODAY, 11, 22)
         await old.put_summary(5, "kept summary", tokens=2, last_message_id=9)
         await old.close()
     assert await schema_versions(store_url) == [1]
+    # Written as version 1's store wrote usage (today's code writes the later columns).
+    await run_sql(
+        store_url,
+        "INSERT INTO usage (day, user_id, guild_id, channel_id, model, prompt_tokens, "
+        f"completion_tokens, answers) VALUES ('{TODAY.isoformat()}', 1, 100, 200, 'm', 11, 22, 1)",
+    )
 
     new = await Store.open(store_url)
     try:
-        assert await schema_versions(store_url) == [1, 2]
+        assert await schema_versions(store_url) == [1, 2, 3]
         assert await resolved(new, [Scope("guild", 1)]) == {"model": "kept"}
         assert (await new.user_totals(1, today=TODAY)).today == Totals(11, 22, 1)
         summary = await new.get_summary(5)
@@ -90,7 +95,7 @@ async def test_reopening_changes_nothing(store_url: str) -> None:
         assert await resolved(again, [Scope("channel", 4)]) == {"model": "m"}
     finally:
         await again.close()
-    assert await schema_versions(store_url) == before == [1, 2]
+    assert await schema_versions(store_url) == before == [1, 2, 3]
 
 
 async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> None:
@@ -98,14 +103,14 @@ async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> Non
     opened = await asyncio.gather(*(Store.open(store_url) for _ in range(4)))
     for each in opened:
         await each.close()
-    assert await schema_versions(store_url) == [1, 2]
+    assert await schema_versions(store_url) == [1, 2, 3]
 
 
 async def test_a_newer_schema_is_refused(store_url: str) -> None:
     opened = await Store.open(store_url)
     await opened.close()
     await run_sql(store_url, "INSERT INTO schema_version VALUES (99, '2026-03-31 12:00:00.000000')")
-    with pytest.raises(StoreError, match="schema version 99, newer than this bot's 2"):
+    with pytest.raises(StoreError, match="schema version 99, newer than this bot's 3"):
         await Store.open(store_url)
 
 
@@ -249,10 +254,10 @@ async def test_a_database_written_by_the_sqlalchemy_version_reads_and_writes(
         assert await opened.prune_usage(1, today=TODAY) == 1
     finally:
         await opened.close()
-    assert await schema_versions(version_2_url) == [1, 2]
+    assert await schema_versions(version_2_url) == [1, 2, 3]
 
 
-async def test_a_new_database_has_the_shape_the_sqlalchemy_version_made(
+async def test_a_new_database_has_the_shape_the_sqlalchemy_version_upgraded_to(
     version_2_url: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     if database_url(version_2_url).backend == "sqlite":
@@ -262,6 +267,8 @@ async def test_a_new_database_has_the_shape_the_sqlalchemy_version_made(
         fresh = server.create_database()
     opened = await Store.open(fresh)
     await opened.close()
+    upgraded = await Store.open(version_2_url)  # the later migrations, on the old database
+    await upgraded.close()
     for part in ("columns", "indexes"):
         assert await shape(fresh, part) == await shape(version_2_url, part)
 

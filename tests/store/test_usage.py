@@ -133,3 +133,16 @@ async def test_prune_keeps_exactly_the_retention_window(store: Store) -> None:
     assert await store.prune_usage(1, today=TODAY) == 2
     with pytest.raises(ValueError):
         await store.prune_usage(0, today=TODAY)
+
+
+async def test_cached_prompt_tokens_add_up_in_every_report(store: Store) -> None:
+    row = UsageRow(TODAY, 1, 100, 200, "gpt-4o", 2048, 10, 1, cached_tokens=1920)
+    await store.record_usage([row, row])
+    await record(store, TODAY, 100, 10)  # a server that reported no cache
+    [stored] = await store.usage_rows(100, days=1, today=TODAY)
+    assert (stored.prompt_tokens, stored.cached_tokens, stored.answers) == (4196, 3840, 3)
+    assert (await store.user_totals(1, today=TODAY)).today == Totals(4196, 30, 3, 3840)
+    [top] = await store.top_users(100, today=TODAY)
+    assert top.totals.cached_tokens == 3840
+    with pytest.raises(ValueError):
+        await store.record_usage([UsageRow(TODAY, 1, 100, 200, "m", 1, 1, 1, cached_tokens=-1)])
