@@ -39,7 +39,7 @@ async def two_people_then_the_bot(discord_api: DiscordStandIn) -> None:
 
 
 @STREAMS
-@pytest.mark.parametrize("style", ["vllm", "llama_cpp"])
+@pytest.mark.parametrize("style", ["vllm", "llama_cpp", "deepseek", "perplexity"])
 async def test_two_user_turns_in_a_row_are_merged_for_a_strict_template(
     start_bot,
     discord_api: DiscordStandIn,
@@ -69,7 +69,7 @@ async def test_two_user_turns_in_a_row_are_merged_for_a_strict_template(
 
 
 @STREAMS
-@pytest.mark.parametrize("style", ["vllm", "llama_cpp"])
+@pytest.mark.parametrize("style", ["vllm", "llama_cpp", "openai"])
 async def test_a_model_without_a_system_role_gets_its_instructions_in_the_first_message(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, stream: str, style
 ) -> None:

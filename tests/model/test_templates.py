@@ -130,7 +130,30 @@ def test_pictures_survive_a_merge() -> None:
         ("System role not supported", SYSTEM_ROLE),
         ("Only user and assistant roles are supported!", SYSTEM_ROLE),
         ("This model does not support the system role", SYSTEM_ROLE),
+        # DeepSeek (deepseek-ai/DeepSeek-R1#21).
+        (
+            "deepseek-reasoner does not support successive user or assistant messages "
+            "(messages[1] and messages[2] in your input). You should interleave the "
+            "user/assistant messages in the message sequence.",
+            ALTERNATION,
+        ),
+        # Perplexity (perplexityai/api-discussion#265).
+        (
+            "After the (optional) system message(s), user and assistant roles should be "
+            "alternating.",
+            ALTERNATION,
+        ),
+        ("Consecutive messages with the same role are not allowed", ALTERNATION),
+        ("two consecutive user messages", ALTERNATION),
+        # OpenAI's o1 (open-webui/open-webui#5683).
+        (
+            "Unsupported value: 'messages[0].role' does not support 'system' with this model.",
+            SYSTEM_ROLE,
+        ),
+        ("'system' messages are not supported by this model", SYSTEM_ROLE),
+        ("The system role is not allowed for this model", SYSTEM_ROLE),
         ("Rate limit reached", None),
+        ("Unsupported value: 'temperature' does not support 0.2 with this model.", None),
     ],
 )
 def test_template_refusals_are_read_by_meaning(text: str, shape: str | None) -> None:
@@ -169,6 +192,21 @@ def _status_error(status: int, body: dict) -> openai.APIStatusError:
                 }
             },
             ALTERNATION,
+        ),
+        (
+            # OpenAI's o1: read as the system role, not as a refused field
+            # `messages[0].role` the request shape could not drop.
+            400,
+            {
+                "error": {
+                    "message": "Unsupported value: 'messages[0].role' does not support "
+                    "'system' with this model.",
+                    "type": "invalid_request_error",
+                    "param": "messages[0].role",
+                    "code": "unsupported_value",
+                }
+            },
+            SYSTEM_ROLE,
         ),
     ],
 )
