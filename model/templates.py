@@ -120,6 +120,8 @@ def system_into_user(messages: list[Message]) -> list[Message]:
     """`messages` without a system message: the leading system messages' text goes first
     in the first user message, under `INSTRUCTIONS_HEADING` (or in a user message of its
     own, before the rest, when the conversation does not open with a user message).
+    The instructions are never labelled as anyone's words: the first user message gives
+    up its `name` and its own text is labelled "Name: " instead.
     A system message after the first user message becomes a user message."""
     head = 0
     while head < len(messages) and messages[head]["role"] == "system":
@@ -133,8 +135,13 @@ def system_into_user(messages: list[Message]) -> list[Message]:
     instructions = "\n\n".join(_text(message) for message in messages[:head])
     preface = f"{INSTRUCTIONS_HEADING}\n{instructions}"
     if rest and rest[0]["role"] == "user":
-        first = rest[0]
-        rest[0] = {**first, "content": _prepend(preface, first["content"])}
+        # The message now holds the instructions too: it loses its `name` (or a later
+        # merge would label the instructions as that person's words) and its own text
+        # says who spoke instead.
+        first = {**rest[0]}
+        name = first.pop("name", None)
+        content = _labelled(name, first["content"]) if name else first["content"]
+        rest[0] = {**first, "content": _prepend(preface, content)}
         return rest
     return [{"role": "user", "content": preface}, *rest]
 

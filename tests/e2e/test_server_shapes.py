@@ -82,7 +82,9 @@ async def test_a_model_without_a_system_role_gets_its_instructions_in_the_first_
     accepted = openai_api.chat_requests[-1]
     assert [m["role"] for m in accepted.json["messages"]] == ["user"]
     first = accepted.json["messages"][0]["content"]
-    assert first == f"{INSTRUCTIONS_HEADING}\nAnswer like a pirate.\n\nhello"
+    # The instructions are nobody's words: the message has no name, its text says who spoke.
+    assert first == f"{INSTRUCTIONS_HEADING}\nAnswer like a pirate.\n\nAlice: hello"
+    assert "name" not in accepted.json["messages"][0]
     [warning] = logged(caplog, "chat template refused", logging.WARNING)
     assert "a system message" in warning and "first user message" in warning
 
@@ -94,8 +96,13 @@ async def test_a_template_strict_in_both_ways(
     openai_api.strict_template(alternation=True, system_role=False)
     await start_bot(REPLY_TO="mention", STREAM_REPLIES=stream)
     await two_people_then_the_bot(discord_api)
-    roles = [m["role"] for m in openai_api.completions[-1]["messages"]]
-    assert roles == ["user"]
+    [message] = openai_api.completions[-1]["messages"]
+    assert message["role"] == "user" and "name" not in message
+    # The instructions come first, labelled as nobody's; each person's words are theirs.
+    content = message["content"]
+    assert content.startswith(f"{INSTRUCTIONS_HEADING}\n")
+    assert "\n\nAlice: the build failed again\n\n" in content
+    assert not any(content.startswith(f"{name}: ") for name in ("Alice", "Bob"))
 
 
 # --- every finish reason ------------------------------------------------------------

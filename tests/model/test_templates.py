@@ -16,6 +16,7 @@ from model.request import RequestShape
 from model.templates import (
     ALTERNATION,
     EARLIER,
+    INSTRUCTIONS_HEADING,
     SYSTEM_ROLE,
     alternate,
     system_into_user,
@@ -243,3 +244,45 @@ def test_tool_calls_and_results_are_never_merged() -> None:
     ]
     messages = [{"role": "user", "content": "add"}, call, *results]
     assert alternate(messages) == messages
+
+
+@given(conversations(), st.booleans())
+def test_instructions_are_never_labelled_as_someones_words(
+    messages: list[dict], alternating: bool
+) -> None:
+    # Issue 21 field report: with both adaptations and several speakers the system prompt
+    # came out as "Alice: Instructions: ...", in the order RequestShape applies them.
+    shape = RequestShape("max_tokens")
+    shape.system_role = False
+    shape.alternate = alternating
+    sent = shape.arguments(messages, 10, stream=False)["messages"]
+    if not messages or messages[0]["role"] != "system":
+        return
+    [holder] = [m for m in sent if INSTRUCTIONS_HEADING in _text(m)]
+    assert "name" not in holder
+    assert _text(holder).startswith(f"{INSTRUCTIONS_HEADING}\n{messages[0]['content']}")
+    # Who said the rest is still told.
+    for message in messages:
+        if message.get("name"):
+            assert any(
+                m.get("name") == message["name"] or f"{message['name']}: " in _text(m)
+                for m in sent
+            )
+
+
+def test_two_speakers_with_both_adaptations() -> None:
+    shape = RequestShape("max_tokens")
+    shape.system_role = False
+    shape.alternate = True
+    sent = shape.arguments(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi", "name": "Alice"},
+            {"role": "user", "content": "hello", "name": "Bob"},
+        ],
+        10,
+        stream=False,
+    )["messages"]
+    assert sent == [
+        {"role": "user", "content": f"{INSTRUCTIONS_HEADING}\nBe brief.\n\nAlice: hi\n\nBob: hello"}
+    ]
