@@ -115,6 +115,7 @@ async def test_a_template_strict_in_both_ways(
         ("error", ERROR_NOTE),  # OpenRouter: the upstream failed mid-answer
         ("something_new", UNUSUAL_NOTE.format(" (something_new)")),
         ("end_turn", None),  # a gateway passing a normal stop through in its own word
+        ("STOP", None),  # a server that shouts its reasons: still a normal stop
     ],
 )
 async def test_every_finish_reason_is_noted_and_remembered(
