@@ -25,7 +25,7 @@ import openai
 from config import Settings
 from conversation.access import UserLimits
 from conversation.channel_settings import Effective
-from conversation.prompts import MIN_HISTORY_BUDGET, SHORTENED_NOTE, Prompt, PromptBuilder
+from conversation.prompts import MIN_HISTORY_BUDGET, Prompt, PromptBuilder
 from conversation.tool_rounds import Approve, ToolRounds, ToolsFor, no_tools
 from conversation.usage import UsageLedger
 from discord_side.replies import Reply, show_typing
@@ -141,8 +141,8 @@ def answer_notes(answer: Answer, asking: Asking) -> str | None:
     """The lines under a finished answer: how it stopped, the message cut to fit the
     request (`Prompt.cut`, said once), then the asking's own note."""
     notes = [stop_note(answer, asking)]
-    if asking.prompt.cut and SHORTENED_NOTE not in (asking.note or ""):
-        notes.append(SHORTENED_NOTE)
+    if asking.prompt.cut and asking.prompt.cut not in (asking.note or ""):
+        notes.append(asking.prompt.cut)
     notes.append(asking.note)
     return "\n".join(filter(None, notes)) or None
 

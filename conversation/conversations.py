@@ -42,7 +42,7 @@ from conversation.channel import Conversation, PendingTurn
 from conversation.channel_settings import Place
 from conversation.in_flight import InFlight
 from conversation.incoming import Prepared, full_text, is_ready, prepare, remember_batch
-from conversation.prompts import SHORTENED_NOTE, Prompt, PromptBuilder
+from conversation.prompts import Prompt, PromptBuilder
 from conversation.recall import MemoryFacts, Recall
 from conversation.recency import RecentlyUsed
 from conversation.services import Services
@@ -295,7 +295,7 @@ class Conversations:
                 await self._reply(message, channel).notice("\n".join(notes))
             return
 
-        note_lines = [SHORTENED_NOTE] if shortened and to_answer[-1] is batch[-1] else []
+        note_lines = [shortened] if shortened and to_answer[-1] is batch[-1] else []
         note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
         reply = self._reply(message, channel)

@@ -89,11 +89,12 @@ def is_ready(pending: PendingTurn) -> bool:
 @dataclass(frozen=True, slots=True)
 class Remembered:
     """What remembering a batch of messages left: whether the last one made a turn
-    (`has_turn`) and was `shortened` to fit, the `notes` for the answer (files skipped
+    (`has_turn`) and the note for its shortening to fit (`shortened`, "" when whole:
+    `PromptBuilder.turn`), the `notes` for the answer (files skipped
     or unseen), and whether an image went `unseen` (the model takes none)."""
 
     has_turn: bool
-    shortened: bool
+    shortened: str
     notes: list[str]
     unseen_images: bool
 
@@ -110,7 +111,8 @@ async def remember_batch(
     are read) and `remember` it, in order. Notes come only from messages to answer;
     `tell_no_vision`: whether they still say the model can't see pictures."""
     notes: list[str] = []
-    has_turn = shortened = unseen_images = False
+    has_turn = unseen_images = False
+    shortened = ""
     for pending in batch:
         author = pending.message.author
         prepared = await pending.ready if pending.ready is not None else Prepared()
@@ -119,7 +121,7 @@ async def remember_batch(
             notes += files.notes(tell_no_vision=tell_no_vision)
             unseen_images |= files.unseen_images
         text = prepared.text(pending.text, memory.holds)
-        shortened = has_turn = False
+        shortened, has_turn = "", False
         if not text:
             continue  # only files that could not be read: nothing to remember
         name = speaker_name(author.display_name, author.id)
