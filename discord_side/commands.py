@@ -47,6 +47,7 @@ from discord_side.deadline import Answer, arrived, in_time, respond, within
 from discord_side.failures import describe as describe_failure
 from discord_side.readback import RESET_MESSAGE
 from store import ScopeTarget, StoreError
+from text.markdown import inline_code
 
 if TYPE_CHECKING:
     from bot import ChatBot
@@ -281,7 +282,8 @@ async def _model_refusal(interaction: discord.Interaction[ChatBot], name: str) -
     offered = ", ".join(listed)
     if len(offered) > MAX_LISTED:
         offered = offered[:MAX_LISTED].rsplit(", ", 1)[0] + ", …"
-    return f"The model server does not offer `{name.strip()[:100]}`. It offers: {offered}"
+    shown = inline_code(name.strip()[:100])
+    return f"The model server does not offer {shown}. It offers: {offered}"
 
 
 @settings_model.autocomplete("name")
