@@ -64,7 +64,12 @@ async def test_a_streamed_answer_blocked_on_a_later_edit_keeps_what_was_shown(
     assert notice["content"].startswith("⚠️ Part of my answer") and "AutoMod" in notice["content"]
     assert "pineapple" not in answer["content"] and answer["content"].startswith("word0")
     assert "refused to edit the answer: AutoMod rule" in caplog.text
-    shown = answer["content"].removesuffix(" ▌")
+    # The message no longer says it is being written: its last edit is what was shown.
+    await discord_api.wait_for(
+        lambda: not discord_api.bot_messages("general")[0]["content"].endswith(" ▌")
+    )
+    shown = discord_api.bot_messages("general")[0]["content"]
+    assert "▌" not in shown and shown.startswith("word0")
     assert await _next_request(discord_api, openai_api, "go on") == [
         ("user", "talk"),
         ("assistant", shown),
@@ -141,3 +146,18 @@ async def test_a_notice_is_posted_once_however_many_edits_are_refused(
     await replies(discord_api, "general", 3)
     notices = [m for m in discord_api.bot_messages("general") if m["flags"] & SILENT]
     assert len(notices) == 1
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+async def test_a_notice_the_same_rule_blocks_is_followed_by_a_minimal_one(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, stream: str
+) -> None:
+    # A rule wide enough to block the notice's own words ("answer", "AutoMod").
+    caplog.set_level(logging.INFO)
+    await start_bot(STREAM_REPLIES=stream)
+    discord_api.block_words("pineapple", "answer", "automod")
+    await discord_api.user_says("general", "alice", "say pineapple")
+    [notice] = await replies(discord_api, "general")
+    assert notice["flags"] & SILENT
+    assert notice["content"] == "⚠️ Reply cut short (error 200000)."
+    assert "the notice was refused too" in caplog.text
