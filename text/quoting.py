@@ -14,7 +14,7 @@ Pure functions: no Discord, no network.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from text.tokens import TokenCounter
@@ -93,6 +93,27 @@ def _quoted(header: str, text: str) -> str:
     return f"{header}\n{lines}"
 
 
+# Discord's mention markup (the message resource docs, "Message Formatting"): users
+# <@id> or <@!id>, roles <@&id>, channels <#id>.
+_MENTION = re.compile(r"<(@!?|@&|#)(\d{1,20})>")
+UNKNOWN_MENTIONS = {"@": "@someone", "@&": "@a role", "#": "#a channel"}
+
+
+def resolve_mentions(content: str, name_of: Callable[[str, int], str | None]) -> str:
+    """`content` with Discord's mention markup replaced by names, as discord.py's
+    `clean_content` does for a message: `name_of(kind, id)` gives the name for kind "@"
+    (a user), "@&" (a role) or "#" (a channel), or None when it is not known; unknown
+    ones become a neutral placeholder (UNKNOWN_MENTIONS), never the raw markup."""
+
+    def named(match: re.Match[str]) -> str:
+        kind = "@" if match[1] == "@!" else match[1]
+        name = name_of(kind, int(match[2]))
+        prefix = "#" if kind == "#" else "@"
+        return f"{prefix}{name}" if name else UNKNOWN_MENTIONS[kind]
+
+    return _MENTION.sub(named, content)
+
+
 def with_quotes(quotes: Sequence[str], own_text: str) -> str:
     """The turn's text: the `quotes` first, then the person's `own_text`, blank lines
     between."""
@@ -161,6 +182,8 @@ def _requoted(block: tuple[str, str, bool], max_tokens: int, counter: TokenCount
     """A quote block again in `max_tokens`, keeping the mark of one already shortened."""
     header, text, marked = block
     fitted = quote(header, text, max_tokens=max_tokens, counter=counter)
-    return f"{fitted}\n{SHORTENED_MARK}" if marked and fitted != header and not fitted.endswith(
-        SHORTENED_MARK
-    ) else fitted
+    return (
+        f"{fitted}\n{SHORTENED_MARK}"
+        if marked and fitted != header and not fitted.endswith(SHORTENED_MARK)
+        else fitted
+    )

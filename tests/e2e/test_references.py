@@ -299,3 +299,37 @@ async def test_a_long_message_with_a_quote_keeps_its_own_words_on_arrival(
 def shown(discord_api: DiscordStandIn) -> str:
     """Everything the bot shows in #general."""
     return "\n".join(m["content"] for m in discord_api.bot_messages("general"))
+
+
+# --- forwards: mentions as names, and replies to a forward --------------------------
+
+
+async def test_a_forward_shows_mentions_as_names_never_raw_markup(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot()
+    helpers, general = discord_api.role("helpers"), discord_api.general.id
+    raw = f"<@{discord_api.bot_user_id}> <@&{helpers}> see <#{general}>, ask <@123456789>"
+    source = await discord_api.user_says("random", "bob", raw, deliver=False)
+    await discord_api.user_forwards("general", "alice", source)
+    await replies(discord_api, "general")
+    [(_, sent)] = conversation(openai_api.completions[-1])
+    assert sent == "[forwarded a message:]\n> @ChatBot @Helpers see #general, ask @someone"
+
+
+@pytest.mark.parametrize("live", [True, False])
+async def test_a_reply_to_a_forward_quotes_what_was_forwarded(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, live: bool
+) -> None:
+    # The forward itself has no content: its snapshot is what the reply points at.
+    source = await discord_api.user_says("random", "bob", "the build is red", deliver=False)
+    forward = await discord_api.user_forwards("general", "carol", source, deliver=False)
+    await start_bot(REPLY_TO="mention")
+    await run_command(discord_api, "general", "owner", "reset")  # the memory starts after it
+    await discord_api.user_says(
+        "general", "alice", "why?", reply_to=forward, resolve_reply=live, mention_bot=True
+    )
+    await replies(discord_api, "general", 2)
+    [(_, sent)] = conversation(openai_api.completions[-1])
+    assert sent.startswith("[replying to this message from ")
+    assert sent.endswith(":]\n> the build is red\n\n@ChatBot why?")

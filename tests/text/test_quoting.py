@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +19,7 @@ from text.quoting import (
     quote,
     quote_budget,
     reply_header,
+    resolve_mentions,
     split_quotes,
     with_quotes,
 )
@@ -141,3 +144,17 @@ def test_the_persons_words_survive_whenever_they_fit(
     least = with_quotes([f"{reply_header('Bob')}\n{SHORTENED_MARK}"], own)
     if o200k.count_text(least) <= budget:
         assert fitted.endswith(f"\n\n{own}") and what != OWN_CUT
+
+
+def test_mentions_are_resolved_to_names_or_a_neutral_placeholder() -> None:
+    known = {("@", 1): "Alice", ("@&", 2): "admins", ("#", 3): "general"}
+    text = "<@1> <@!1> <@&2> <#3> <@9> <@&9> <#9> <a:emoji:5> plain"
+    assert resolve_mentions(text, lambda kind, id_: known.get((kind, id_))) == (
+        "@Alice @Alice @admins #general @someone @a role #a channel <a:emoji:5> plain"
+    )
+
+
+@given(st.text(alphabet="<>@!&#0123456789 ab", max_size=60))
+def test_no_raw_mention_is_left(text: str) -> None:
+    resolved = resolve_mentions(text, lambda kind, id_: None)
+    assert not re.search(r"<(@!?|@&|#)\d{1,20}>", resolved)
