@@ -265,8 +265,7 @@ def test_instructions_are_never_labelled_as_someones_words(
     for message in messages:
         if message.get("name"):
             assert any(
-                m.get("name") == message["name"] or f"{message['name']}: " in _text(m)
-                for m in sent
+                m.get("name") == message["name"] or f"{message['name']}: " in _text(m) for m in sent
             )
 
 
