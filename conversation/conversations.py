@@ -41,8 +41,8 @@ from conversation.audience import Audience, Verdict
 from conversation.channel import Conversation, PendingTurn
 from conversation.channel_settings import Place
 from conversation.in_flight import InFlight
-from conversation.incoming import Prepared, full_text, is_ready, prepare, remember_batch
-from conversation.prompts import SHORTENED_NOTE, Prompt, PromptBuilder
+from conversation.incoming import Carried, Prepared, full_text, is_ready, prepare, remember_batch
+from conversation.prompts import Prompt, PromptBuilder
 from conversation.recall import MemoryFacts, Recall
 from conversation.recency import RecentlyUsed
 from conversation.services import Services
@@ -83,6 +83,7 @@ class Conversations:
         self.files = AttachmentReader(settings, self.prompts.counter, self.prompts.history_budget)
         self.recall = Recall(settings, services, audience, client, self.files)
         self.told_no_vision = False  # users are told once per process that images are unseen
+        self.carried = Carried()  # what remembered messages carry, kept for their edits
         self.in_flight = InFlight()
         self.answers = Answers(settings, services.model, services.usage, audience.limits)
         self.make_pacer: Callable[[], ChannelPacer] = ChannelPacer  # one per channel
@@ -193,7 +194,8 @@ class Conversations:
 
     def replace(self, message: discord.Message, text: str) -> None:
         """An edited message: its remembered (or waiting) text becomes `text`,
-        counted again as a new turn would be; an edit that leaves no text forgets it."""
+        counted again as a new turn would be, with the quotes, forwards and files it
+        carries kept (`Carried`); an edit that leaves no text forgets it."""
         channel_id = message.channel.id
         if not text:
             self.forget(channel_id, {message.id})
@@ -208,8 +210,9 @@ class Conversations:
         memory = conversation.memory
         if memory is None:
             return
-        author = message.author
-        turn, _ = self.prompts.turn("user", text, speaker_name(author.display_name, author.id))
+        name = speaker_name(message.author.display_name, message.author.id)
+        text, images, files = self.carried.edited(message.id, text, memory)
+        turn, _ = self.prompts.turn("user", text, name, images, files)
         dropped = memory.replace(message.id, dataclasses.replace(turn, message_ids=(message.id,)))
         if dropped is not None:
             log.info("channel %s: a remembered message was edited", channel_id)
@@ -295,7 +298,7 @@ class Conversations:
                 await self._reply(message, channel).notice("\n".join(notes))
             return
 
-        note_lines = [SHORTENED_NOTE] if shortened and to_answer[-1] is batch[-1] else []
+        note_lines = [shortened] if shortened and to_answer[-1] is batch[-1] else []
         note = "\n".join(note_lines + notes) or None
         started = time.perf_counter()
         reply = self._reply(message, channel)
@@ -327,6 +330,7 @@ class Conversations:
             prompts,
             lambda turn: self.recall.remember(conversation, memory, turn),
             tell_no_vision=not self.told_no_vision,
+            carried=self.carried,
         )
         self.told_no_vision |= done.unseen_images  # set only by messages to answer
         return done.has_turn, done.shortened, done.notes

@@ -9,7 +9,6 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from conversation.prompts import SHORTENED_NOTE
 from model.errors import EmptyAnswer
 from model.failures import Cause, Failure, user_message
 from model.reading import Answer
@@ -64,11 +63,13 @@ def finish_note(finish_reason: str | None, *, stopped_early: bool = False) -> st
       the answer stopped well under MAX_REPLY_TOKENS (`stop_note` tells which window).
     - "content_filter"; "error" (OpenRouter's upstream failure mid-answer, maximhq/
       bifrost#5425, gethouston/houston#1211); any other value: may be incomplete.
+    Reasons are compared case-insensitively (some servers send "STOP").
     """
-    if finish_reason in NORMAL_FINISHES:
-        return None
     if finish_reason is None:
         return NO_FINISH_NOTE
+    shown_reason, finish_reason = finish_reason, finish_reason.lower()
+    if finish_reason in NORMAL_FINISHES:
+        return None
     if finish_reason in CAP_FINISHES:
         return STOPPED_EARLY_NOTE if stopped_early else CUT_BY_CAP_NOTE
     if finish_reason in WINDOW_FINISHES:
@@ -78,7 +79,7 @@ def finish_note(finish_reason: str | None, *, stopped_early: bool = False) -> st
     if finish_reason == "error":
         return ERROR_NOTE
     # The reason is the server's word: shown only when it is a plain identifier.
-    shown = f" ({finish_reason})" if _REASON.fullmatch(finish_reason) else ""
+    shown = f" ({shown_reason})" if _REASON.fullmatch(finish_reason) else ""
     return UNUSUAL_NOTE.format(shown)
 
 
@@ -87,7 +88,7 @@ def stop_note(answer: Answer, asking: Asking) -> str | None:
     window from one by the reply cap: completion tokens well under MAX_REPLY_TOKENS
     mean the cap did not stop it, and prompt plus completion large enough to be a
     window is taken for the server's (learnt: `ContextWindow.filled`, logged)."""
-    if answer.finish_reason not in CAP_FINISHES:
+    if (answer.finish_reason or "").lower() not in CAP_FINISHES:
         return finish_note(answer.finish_reason)
     window, cap = asking.window, asking.answers.settings.max_reply_tokens
     completion = answer.completion_tokens
@@ -118,8 +119,8 @@ def answer_notes(answer: Answer, asking: Asking) -> str | None:
     """The lines under a finished answer: how it stopped, the message cut to fit the
     request (`Prompt.cut`, said once), then the asking's own note."""
     notes = [stop_note(answer, asking)]
-    if asking.prompt.cut and SHORTENED_NOTE not in (asking.note or ""):
-        notes.append(SHORTENED_NOTE)
+    if asking.prompt.cut and asking.prompt.cut not in (asking.note or ""):
+        notes.append(asking.prompt.cut)
     notes.append(asking.note)
     return "\n".join(filter(None, notes)) or None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from config import Settings
 from memory import ChannelMemory, ImagePart, Role, Turn
 from text.control import neutralise_control_text
 from text.markdown import subtext
+from text.quoting import OWN_CUT, QUOTES_CUT, fit_turn_text
 from text.tokens import REPLY_PRIMING, TokenCounter, TokenCounters
 
 log = logging.getLogger("chatbot")
@@ -22,16 +24,24 @@ SUMMARY_HEADING = "Summary of the earlier conversation in this channel:"
 SHORTENED_NOTE = subtext(
     "Your message was too long for me to read whole; I answered its beginning."
 )
+# The same when only what the message replies to or forwards was cut: the person's own
+# words were read whole.
+QUOTE_SHORTENED_NOTE = subtext(
+    "The message you replied to or forwarded was too long for me to read whole; "
+    "I read its beginning and all of yours."
+)
+_NOTES = {QUOTES_CUT: QUOTE_SHORTENED_NOTE, OWN_CUT: SHORTENED_NOTE}
 
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """A request's messages and their total prompt tokens as the API counts them;
-    `cut`: the newest message was shortened to fit."""
+    `cut`: the note for the newest message shortened to fit (SHORTENED_NOTE, or
+    QUOTE_SHORTENED_NOTE when only what it quotes was cut), "" when it is whole."""
 
     messages: list[dict[str, Any]]
     tokens: int
-    cut: bool = False
+    cut: str = ""
 
 
 class PromptBuilder:
@@ -60,23 +70,25 @@ class PromptBuilder:
         name: str | None = None,
         images: tuple[ImagePart, ...] = (),
         files: tuple[str, ...] = (),
-    ) -> tuple[Turn, bool]:
+    ) -> tuple[Turn, str]:
         """A turn for `content` (and `images`), its text shortened if the turn alone
-        would not fit in a request. Images that alone leave no room are left out.
+        would not fit in a request (what it quotes first: `fit_turn_text`). Images that
+        alone leave no room are left out.
 
-        Returns the turn and whether it was shortened. A user's text is sent with its
-        chat-template control markers neutralised (text/control.py).
+        Returns the turn and the note for its shortening ("" when whole: see
+        `Prompt.cut`). A user's text is sent with its chat-template control markers
+        neutralised (text/control.py).
         """
         if role == "user":
             content = neutralise_control_text(content)
         turn = self._turn(role, content, name, images, files)
         if turn.tokens <= self.history_budget:
-            return turn, False
+            return turn, ""
         if turn.tokens - turn.without_images().tokens >= self.history_budget:
-            turn, images = turn.without_images(), ()
-        overhead = turn.tokens - self.counter.count_text(content)
-        shortened = self.counter.truncate(content, self.history_budget - overhead)
-        return self._turn(role, shortened, name, images, files), True
+            turn = turn.without_images()
+            if turn.tokens <= self.history_budget:  # its pictures were what was cut
+                return turn, SHORTENED_NOTE
+        return self._shortened(turn, self.history_budget)
 
     def prompt(self, history: ChannelMemory, budget: int | None = None) -> Prompt:
         """The request for `history` within `budget` prompt tokens (default: the
@@ -101,13 +113,12 @@ class PromptBuilder:
         room = budget - head.tokens - REPLY_PRIMING
         turns = self._window(history, room)
         used = sum(history.cost(turn) for turn in turns)
-        cut = False
+        cut = ""
         if turns and used > room:  # the newest turn alone does not fit: shorten it
             newest = turns[-1]
             label = newest.label_tokens if labelled else 0
-            turns[-1] = self._shortened(newest, room - label)
+            turns[-1], cut = self._shortened(newest, room - label)
             used = history.cost(turns[-1])
-            cut = True
         messages = [head.as_message()] + [t.as_message(labelled) for t in turns]
         history.sent()
         return Prompt(messages, head.tokens + used + REPLY_PRIMING, cut)
@@ -162,11 +173,15 @@ class PromptBuilder:
             role, content, name, tokens, images=images, files=files, label_tokens=label_tokens
         )
 
-    def _shortened(self, turn: Turn, max_tokens: int) -> Turn:
-        """`turn` with its content cut to fit `max_tokens` tokens as a message."""
+    def _shortened(self, turn: Turn, max_tokens: int) -> tuple[Turn, str]:
+        """`turn` with its content cut to fit `max_tokens` tokens as a message (what it
+        quotes first, the person's own words last), and the note saying what was cut."""
         overhead = turn.tokens - self.counter.count_text(turn.content)
-        content = self.counter.truncate(turn.content, max(max_tokens - overhead, 0))
-        return self._turn(turn.role, content, turn.name, turn.images, turn.files)
+        limit = max(max_tokens - overhead, 0)
+        content, what = fit_turn_text(turn.content, limit, self.counter)
+        shortened = self._turn(turn.role, content, turn.name, turn.images, turn.files)
+        shortened = dataclasses.replace(shortened, message_ids=turn.message_ids)
+        return shortened, _NOTES.get(what, "")
 
 
 class PromptBuilders:

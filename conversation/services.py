@@ -22,7 +22,9 @@ from tools.base import Toolbox
 
 log = logging.getLogger("chatbot")
 
-MODELS_SECONDS = 2.0  # how long a change waits for the server's model list (3 s to answer)
+MODELS_SECONDS = 2.0  # how long a suggestion waits for the server's model list
+# The most a read of the list may take: a model choice (deferred) waits this long for it.
+MODELS_READ_SECONDS = 12.0
 MODELS_CACHE_SECONDS = 300.0
 
 
@@ -30,17 +32,22 @@ class ModelList:
     """The model server's GET /models, cached; None when it offers none.
 
     Autocomplete asks at every keystroke: callers that arrive while a read is under way
-    share it rather than each asking the server again."""
+    share it rather than each asking the server again. Only answers are cached (a list,
+    or the server's error saying it has none): a read that timed out or could not
+    connect is asked again next time."""
 
     def __init__(self, model: ChatModel) -> None:
         self.model = model
         self._read: tuple[float, list[str] | None] | None = None
         self._reading: asyncio.Task[list[str] | None] | None = None
 
-    async def models(self, *, fresh: bool = False) -> list[str] | None:
+    async def models(
+        self, *, fresh: bool = False, wait: float = MODELS_SECONDS
+    ) -> list[str] | None:
         """The listed model ids (cached for MODELS_CACHE_SECONDS); `fresh`: read again
-        (a read already under way counts, being as fresh as any). Waits at most
-        MODELS_SECONDS for the server."""
+        (a read already under way counts, being as fresh as any). Waits at most `wait`
+        seconds (at most MODELS_READ_SECONDS count) for the server; None when it lists
+        none or has not answered in time (the read goes on for the next caller)."""
         age = time.monotonic() - self._read[0] if self._read is not None else math.inf
         if self._read is not None and not fresh and age < MODELS_CACHE_SECONDS:
             return self._read[1]
@@ -48,14 +55,21 @@ class ModelList:
             self._reading = asyncio.create_task(self._read_models())
             self._reading.add_done_callback(lambda _: setattr(self, "_reading", None))
         # Shielded: one caller giving up (autocomplete's deadline) ends no one's read.
-        return await asyncio.shield(self._reading)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._reading), wait)
+        except TimeoutError:
+            return None
 
     async def _read_models(self) -> list[str] | None:
         try:
             listed: list[str] | None = await asyncio.wait_for(
-                self.model.list_models(), MODELS_SECONDS
+                self.model.list_models(), MODELS_READ_SECONDS
             )
-        except (openai.OpenAIError, TimeoutError) as error:
+        except (openai.APIConnectionError, TimeoutError) as error:
+            # No answer: any model name is accepted this time, and the next caller asks.
+            log.info("the model list could not be read (%r): any model name is accepted", error)
+            return None
+        except openai.OpenAIError as error:
             log.info("the model server lists no models (%r): any model name is accepted", error)
             listed = None
         self._read = (time.monotonic(), listed or None)

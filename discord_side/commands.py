@@ -40,12 +40,14 @@ from conversation.channel_settings import (
     show,
 )
 from conversation.recall import MemoryFacts
+from conversation.services import MODELS_READ_SECONDS
 from conversation.usage import REPORT_DAYS, Prices, personal_report, server_report, usage_csv
 from discord_side import permissions
 from discord_side.deadline import Answer, arrived, in_time, respond, within
 from discord_side.failures import describe as describe_failure
 from discord_side.readback import RESET_MESSAGE
 from store import ScopeTarget, StoreError
+from text.markdown import inline_code
 
 if TYPE_CHECKING:
     from bot import ChatBot
@@ -269,16 +271,19 @@ async def settings_model(
 
 async def _model_refusal(interaction: discord.Interaction[ChatBot], name: str) -> str | None:
     """Why `name` cannot be chosen (the model server lists models, not this one), or None."""
-    listed = await interaction.client.services.model_list.models()
+    # The command is deferred while this waits: a slow list is read, not skipped.
+    model_list = interaction.client.services.model_list
+    listed = await model_list.models(wait=MODELS_READ_SECONDS)
     if listed is not None and name.strip() not in listed:
         # The server's list may have changed since it was read: check again.
-        listed = await interaction.client.services.model_list.models(fresh=True)
+        listed = await model_list.models(fresh=True, wait=MODELS_READ_SECONDS)
     if listed is None or name.strip() in listed:
         return None
     offered = ", ".join(listed)
     if len(offered) > MAX_LISTED:
         offered = offered[:MAX_LISTED].rsplit(", ", 1)[0] + ", …"
-    return f"The model server does not offer `{name.strip()[:100]}`. It offers: {offered}"
+    shown = inline_code(name.strip()[:100])
+    return f"The model server does not offer {shown}. It offers: {offered}"
 
 
 @settings_model.autocomplete("name")

@@ -90,6 +90,7 @@ class Refusal:
 
     kind: str
     rule: str
+    code: int = 0  # Discord's JSON error code (0: none)
 
     def notice(self, *, partial: bool) -> str:
         """The chat user's notice (`partial`: some of the answer is shown, the rest is
@@ -104,6 +105,11 @@ class Refusal:
         after = ", so what is shown is incomplete." if partial else "."
         return f"⚠️ {what} {why}{after}"
 
+    def minimal_notice(self) -> str:
+        """The notice to try once when `notice` itself was refused (a rule wide enough
+        to block its words): neutral, and sharing no word with it."""
+        return f"⚠️ Reply cut short (error {self.code})." if self.code else "⚠️ Reply cut short."
+
 
 def refusal(error: Exception) -> Refusal:
     """How Discord refused a post or edit (`error`, as raised by discord.py or
@@ -112,16 +118,16 @@ def refusal(error: Exception) -> Refusal:
         return Refusal("other", describe(error))
     code, detail = error.code, describe(error)
     if code in BLOCKED_BY_AUTOMOD:
-        return Refusal("moderation", f"AutoMod rule ({detail})")
+        return Refusal("moderation", f"AutoMod rule ({detail})", code)
     if code == BLOCKED_LINKS:
-        return Refusal("links", f"harmful links filter ({detail})")
+        return Refusal("links", f"harmful links filter ({detail})", code)
     if (
         code in (TOO_LARGE, EMPTY_MESSAGE)
         or error.status == 413
         or (code == INVALID_FORM_BODY and "length" in error.text.lower())
     ):
-        return Refusal("size", f"size ({detail})")
-    return Refusal("other", f"code {code} ({detail})")
+        return Refusal("size", f"size ({detail})", code)
+    return Refusal("other", f"code {code} ({detail})", code)
 
 
 async def retrying(

@@ -30,6 +30,7 @@ from text.quoting import (
     forward_header,
     quote,
     reply_header,
+    resolve_mentions,
     with_quotes,
 )
 from text.tokens import TokenCounter
@@ -78,10 +79,42 @@ def forwarded(message: discord.Message, *, counter: TokenCounter, max_tokens: in
     share = max_tokens // len(snapshots)
     quotes, files = [], []
     for snapshot in snapshots:
-        text = _readable(snapshot.content, snapshot.embeds, ())
+        text = _readable(_clean(snapshot.content, message), snapshot.embeds, ())
         quotes.append(quote(forward_header(), text, max_tokens=share, counter=counter))
         files += snapshot.attachments
     return Pointed(forwards=tuple(quotes), attachments=tuple(files))
+
+
+def _clean(content: str, message: discord.Message) -> str:
+    """A snapshot's `content` with its mentions as names, as `clean_content` shows a
+    message's (discord.py leaves a snapshot's raw): the members, roles and channels of
+    `message`'s server the bot knows; others as a neutral placeholder."""
+    guild = message.guild
+
+    def name_of(kind: str, id_: int) -> str | None:
+        if guild is None:
+            return None
+        if kind == "@":
+            member = guild.get_member(id_)
+            return member.display_name if member is not None else None
+        if kind == "@&":
+            role = guild.get_role(id_)
+            return role.name if role is not None else None
+        channel = guild.get_channel_or_thread(id_)
+        return channel.name if channel is not None else None
+
+    return resolve_mentions(content, name_of)
+
+
+def _target_text(target: discord.Message) -> str:
+    """The replied-to message's text as its quote shows it: a forward's is its
+    snapshots' (its own content is empty)."""
+    if not (is_forward(target) and target.message_snapshots):
+        return _readable(target.clean_content, target.embeds, target.attachments)
+    return "\n\n".join(
+        _readable(_clean(snapshot.content, target), snapshot.embeds, snapshot.attachments)
+        for snapshot in target.message_snapshots
+    )
 
 
 async def pointed_at(
@@ -104,7 +137,7 @@ async def pointed_at(
             return Pointed()
         return Pointed(reference.message_id, UNREADABLE_REPLY)
     author = target.author
-    text = _readable(target.clean_content, target.embeds, target.attachments)
+    text = _target_text(target)
     header = reply_header(author.display_name, bot=author.bot)
     quoted = quote(header, text, max_tokens=max_tokens, counter=counter)
     return Pointed(reference.message_id, quoted)

@@ -302,9 +302,20 @@ class Reply:
         for index, text in edits:
             if self.stopped:
                 return
-            refused |= not await self._edit(index, text)
+            if not await self._edit(index, text):
+                refused = True
+                await self._unmark(index)
         if refused:
             await self._tell_refused()
+
+    async def _unmark(self, index: int) -> None:
+        """After message `index`'s last edit was refused: show what it showed, without
+        the writing marker (and the status under it), so it does not look unfinished."""
+        shown = self.shown[index]
+        if self.stopped:  # deleted, or the channel is gone: nothing to tidy
+            return
+        if WRITING_MARKER in shown and (done := shown.split(WRITING_MARKER)[0]):
+            await self._edit(index, done)
 
     async def _edit(self, index: int, text: str) -> bool:
         """Make posted message `index` show `text`; whether Discord accepted it."""
@@ -363,6 +374,12 @@ class Reply:
             return
         text = self.refusal.notice(partial=bool(self.posted))
         self.refusal_notice = await self._send(text, silent=True, part=False)
+        if self.refusal_notice is None and not self.stopped:
+            log.info(
+                "channel %s: the notice was refused too; posting a minimal one", self.channel.id
+            )
+            minimal = self.refusal.minimal_notice()
+            self.refusal_notice = await self._send(minimal, silent=True, part=False)
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
         """`request()`, retried while it fails transiently (failures.retrying)."""

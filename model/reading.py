@@ -74,7 +74,8 @@ def read_part(body: object, key: str) -> Part:
     return Part(
         text=content if isinstance(content, str) else "",
         reasoning=bool(said.get("reasoning_content") or said.get("reasoning")),
-        finish_reason=finish if isinstance(finish, str) else None,
+        # Lower-cased: some servers shout their reasons ("STOP", "MAX_TOKENS").
+        finish_reason=finish.lower() if isinstance(finish, str) else None,
         prompt_tokens=_tokens(counts.get("prompt_tokens")),
         completion_tokens=_tokens(counts.get("completion_tokens")),
         cached_tokens=_cached(counts),

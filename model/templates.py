@@ -16,7 +16,11 @@ Two shapes of template refuse what the bot sends by default:
   llama-cpp-python#1580; SGLang answers it with a 500: sgl-project/sglang#892); Mistral's
   first template "Only user and assistant roles are supported!". `system_into_user` puts
   the instructions at the start of the first user message, as llama.cpp's built-in Gemma
-  template does itself (ggml-org/llama.cpp#5665).
+  template does itself (ggml-org/llama.cpp#5665). OpenAI's o1 says "'messages[0].role'
+  does not support 'system' with this model" (open-webui/open-webui#5683).
+- DeepSeek says "does not support successive user or assistant messages"
+  (deepseek-ai/DeepSeek-R1#21), Perplexity "user and assistant roles should be
+  alternating" (perplexityai/api-discussion#265): both are the alternation refusal.
 
 Both functions are pure: they return new messages and never drop a word or a speaker.
 """
@@ -35,26 +39,36 @@ SYSTEM_ROLE = "system role"
 EARLIER = "(The conversation so far begins with an earlier answer of yours.)"
 INSTRUCTIONS_HEADING = "Instructions:"
 
+# Read by meaning: a server saying roles must (or should) alternate, or refusing
+# successive/consecutive messages of one role, refuses the shape `alternate` fixes.
 _ALTERNATION = [
     re.compile(pattern)
     for pattern in (
-        # Hugging Face / Mistral templates, in every release's words.
-        r"roles must alternate",
+        # Hugging Face / Mistral templates ("roles must alternate"), Perplexity ("user and
+        # assistant roles should be alternating": perplexityai/api-discussion#265).
+        r"roles (?:must|should|need to|have to) (?:be )?alternat",
         # Bedrock (through LiteLLM or other gateways).
-        r"must alternate between (?:the )?user and assistant",
-        r"alternate between user and assistant",
+        r"alternat(?:e|ing) between (?:the )?user and assistant",
         r"expected (?:an )?alternating (?:user|roles)",
-        r"consecutive (?:user|assistant) (?:messages|turns|roles)",
+        # DeepSeek: "does not support successive user or assistant messages"
+        # (deepseek-ai/DeepSeek-R1#21); others: "consecutive messages with the same role".
+        r"(?:successive|consecutive|adjacent)[^.]{0,30}?(?:user|assistant|same role|one role)",
+        r"interleave the user/assistant",
     )
 ]
+# Any wording that says the system role (or 'system' messages) is not taken.
 _SYSTEM_REFUSED = [
     re.compile(pattern)
     for pattern in (
-        # Gemma's template: "System role not supported".
-        r"system (?:role|message|prompt)s? (?:is |are )?not supported",
+        # Gemma's template: "System role not supported"; "'system' messages are not
+        # supported"; "the system role is not allowed".
+        r"['\"`]?system['\"`]? (?:role|message|prompt)s? (?:is |are )?(?:not supported|"
+        r"not allowed|unsupported)",
         # Mistral's first template: "Only user and assistant roles are supported!".
         r"only user and assistant roles are supported",
-        r"does(?: not|n't) support (?:the )?system (?:role|message|prompt)",
+        # OpenAI's o1: "'messages[0].role' does not support 'system' with this model"
+        # (open-webui/open-webui#5683), code unsupported_value.
+        r"does(?: not|n't) support (?:the )?['\"`]?system\b",
         r"(?:unsupported|invalid|unknown) role:? ['\"`]?system",
     )
 ]
@@ -106,6 +120,8 @@ def system_into_user(messages: list[Message]) -> list[Message]:
     """`messages` without a system message: the leading system messages' text goes first
     in the first user message, under `INSTRUCTIONS_HEADING` (or in a user message of its
     own, before the rest, when the conversation does not open with a user message).
+    The instructions are never labelled as anyone's words: the first user message gives
+    up its `name` and its own text is labelled "Name: " instead.
     A system message after the first user message becomes a user message."""
     head = 0
     while head < len(messages) and messages[head]["role"] == "system":
@@ -119,8 +135,13 @@ def system_into_user(messages: list[Message]) -> list[Message]:
     instructions = "\n\n".join(_text(message) for message in messages[:head])
     preface = f"{INSTRUCTIONS_HEADING}\n{instructions}"
     if rest and rest[0]["role"] == "user":
-        first = rest[0]
-        rest[0] = {**first, "content": _prepend(preface, first["content"])}
+        # The message now holds the instructions too: it loses its `name` (or a later
+        # merge would label the instructions as that person's words) and its own text
+        # says who spoke instead.
+        first = {**rest[0]}
+        name = first.pop("name", None)
+        content = _labelled(name, first["content"]) if name else first["content"]
+        rest[0] = {**first, "content": _prepend(preface, content)}
         return rest
     return [{"role": "user", "content": preface}, *rest]
 

@@ -33,6 +33,12 @@ from conversation.notes import (
         ("model_context_window_exceeded", WINDOW_FULL_NOTE),
         ("recitation", UNUSUAL_NOTE.format(" (recitation)")),
         ("<@&123> everyone", UNUSUAL_NOTE.format("")),  # the server's words, not shown
+        # Servers that shout their reasons (Gemini-style "STOP", "MAX_TOKENS").
+        ("STOP", None),
+        ("Tool_Calls", None),
+        ("MAX_TOKENS", CUT_BY_CAP_NOTE),
+        ("Content_Filter", FILTERED_NOTE),
+        ("ERROR", ERROR_NOTE),
     ],
 )
 def test_each_finish_reason_has_its_note(reason: str | None, note: str | None) -> None:

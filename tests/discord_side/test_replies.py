@@ -13,8 +13,9 @@ from typing import Any
 
 import aiohttp
 import discord
+import pytest
 
-from discord_side.failures import describe, is_transient, refusal
+from discord_side.failures import Refusal, describe, is_transient, refusal
 from discord_side.pacing import ChannelPacer
 from discord_side.permissions import PermissionNotes
 from discord_side.replies import WRITING_MARKER, Reply
@@ -312,3 +313,17 @@ def test_refusals_are_named_by_kind_and_their_notices_repeat_no_text() -> None:
             notice = refusal(error).notice(partial=partial)
             assert notice.startswith("⚠️ Part of" if partial else "⚠️ My answer")
             assert "Must be" not in notice and "blocked by automatic" not in notice
+
+
+@pytest.mark.parametrize("kind", ["moderation", "links", "size", "other"])
+@pytest.mark.parametrize("partial", [False, True])
+@pytest.mark.parametrize("code", [0, 200000])
+def test_the_minimal_notice_shares_no_word_with_the_notice(kind, partial, code) -> None:
+    # A rule that blocked the notice must not block the minimal one for the same words.
+    refused = Refusal(kind, "rule", code)
+
+    def words(text: str) -> set[str]:
+        return {w.strip(".,()'").lower() for w in text.split()} - {"⚠️", ""}
+
+    assert not words(refused.notice(partial=partial)) & words(refused.minimal_notice())
+    assert (str(code) in refused.minimal_notice()) == bool(code)

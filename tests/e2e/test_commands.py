@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conversation import services
 from tests.helpers import conversation, replies, until
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
@@ -257,3 +258,30 @@ async def test_a_model_name_too_long_to_keep_usage_for_is_refused_by_slash_setti
     await discord_api.user_says("general", "alice", "hello")
     await openai_api.wait_for(lambda: openai_api.completions)
     assert openai_api.completions[0]["model"] == "gpt-5.4-mini"  # unchanged
+
+
+async def test_a_model_list_slower_than_suggestions_still_checks_a_model_choice(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # A slow read is not "no list": /settings model (deferred) waits for it, and what
+    # was not read is not cached as "any name goes".
+    openai_api.models = ["gpt-4o", "gpt-4o-mini"]
+    openai_api.models_delay = 3.0  # past MODELS_SECONDS (2 s)
+    await start_bot()
+    sent = await discord_api.user_runs_command(
+        "general", "owner", "settings model", {"name": "gpt-9"}
+    )
+    refused = await discord_api.wait_for_interaction_response(sent, timeout=10)
+    assert refused["content"].startswith("The model server does not offer `gpt-9`")
+
+
+async def test_a_model_list_that_never_comes_is_not_cached_as_no_list(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, monkeypatch
+) -> None:
+    monkeypatch.setattr(services, "MODELS_READ_SECONDS", 0.3)
+    openai_api.models = ["gpt-4o"]
+    openai_api.models_delay = 1.0  # past the read's bound: unreachable, for the bot
+    bot = await start_bot()
+    assert await bot.services.model_list.models(wait=5) is None  # accepted as today
+    openai_api.models_delay = 0
+    assert await bot.services.model_list.models() == ["gpt-4o"]  # asked again, not cached

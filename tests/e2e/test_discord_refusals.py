@@ -28,17 +28,28 @@ async def _next_request(discord_api, openai_api, text: str) -> list[tuple[str, s
 
 
 @pytest.mark.parametrize("stream", ["false", "true"])
+@pytest.mark.parametrize("wide", [False, True])
 async def test_an_answer_blocked_by_automod_gets_a_notice_and_is_not_remembered(
-    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, stream: str
+    start_bot,
+    discord_api: DiscordStandIn,
+    openai_api: OpenAIStandIn,
+    caplog,
+    stream: str,
+    wide: bool,
 ) -> None:
     caplog.set_level(logging.INFO)
     await start_bot(STREAM_REPLIES=stream)
-    discord_api.block_words("pineapple")
+    # `wide`: a rule that blocks the notice's own words too ("answer", "AutoMod").
+    discord_api.block_words("pineapple", *(("answer", "automod") if wide else ()))
     await discord_api.user_says("general", "alice", "say pineapple")
     [notice] = await replies(discord_api, "general")
     assert notice["flags"] & SILENT
-    assert "AutoMod" in notice["content"] and "pineapple" not in notice["content"]
-    assert notice["content"].startswith("⚠️ My answer")
+    if wide:  # then one minimal notice sharing none of its words
+        assert notice["content"] == "⚠️ Reply cut short (error 200000)."
+        assert "the notice was refused too" in caplog.text
+    else:
+        assert "AutoMod" in notice["content"] and "pineapple" not in notice["content"]
+        assert notice["content"].startswith("⚠️ My answer")
     assert discord_api.blocked and discord_api.blocked[0]["code"] == 200000
     assert "refused to post the answer: AutoMod rule (400 200000" in caplog.text
     assert await _next_request(discord_api, openai_api, "and now?") == [
@@ -64,7 +75,12 @@ async def test_a_streamed_answer_blocked_on_a_later_edit_keeps_what_was_shown(
     assert notice["content"].startswith("⚠️ Part of my answer") and "AutoMod" in notice["content"]
     assert "pineapple" not in answer["content"] and answer["content"].startswith("word0")
     assert "refused to edit the answer: AutoMod rule" in caplog.text
-    shown = answer["content"].removesuffix(" ▌")
+    # The message no longer says it is being written: its last edit is what was shown.
+    await discord_api.wait_for(
+        lambda: not discord_api.bot_messages("general")[0]["content"].endswith(" ▌")
+    )
+    shown = discord_api.bot_messages("general")[0]["content"]
+    assert "▌" not in shown and shown.startswith("word0")
     assert await _next_request(discord_api, openai_api, "go on") == [
         ("user", "talk"),
         ("assistant", shown),

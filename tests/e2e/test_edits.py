@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from tests.helpers import conversation, final_messages
-from tests.standins.discord import DiscordStandIn
+from tests.helpers import conversation, final_messages, run_command
+from tests.standins.discord import DiscordStandIn, FakeAttachment
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 PASSWORD = "my password is hunter2"
@@ -132,3 +132,31 @@ async def test_a_question_deleted_while_it_is_answered_takes_its_answer_along(
     await discord_api.wait_for(lambda: len(openai_api.completions) == 2)
     # Neither the deleted question nor the answer to it (which may repeat it) is sent.
     assert conversation(openai_api.completions[-1]) == [("user", "anything left?")]
+
+
+async def test_an_edit_keeps_the_quote_forward_and_file_the_message_carries(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # Live memory must agree with read-back: an edit changes only the person's own text.
+    first = await start_bot(REPLY_TO="mention")
+    old = await discord_api.user_says("general", "bob", "deploy at 5pm", deliver=False)
+    await run_command(discord_api, "general", "owner", "reset")
+    log = FakeAttachment("build.log", b"error: linker failed\n")
+    asked = await discord_api.user_says(
+        "general", "alice", "is this still on?", reply_to=old, attachments=[log]
+    )
+    await discord_api.user_says("general", "alice", "well?", mention_bot=True)
+    await final_messages(discord_api, "general", 2)
+    before = conversation(openai_api.completions[-1])[0][1]
+    assert "> deploy at 5pm" in before and "linker failed" in before
+    await discord_api.user_edits(asked, "is this still on today?")
+    await discord_api.user_says("general", "alice", "so?", mention_bot=True)
+    await final_messages(discord_api, "general", 3)
+    live = conversation(openai_api.completions[-1])[0][1]
+    assert live == before.replace("is this still on?", "is this still on today?")
+    # Read back after a restart, the same turn.
+    await first.close()
+    await start_bot(REPLY_TO="mention")
+    await discord_api.user_says("general", "alice", "and now?", mention_bot=True)
+    await final_messages(discord_api, "general", 4)
+    assert conversation(openai_api.completions[-1])[0][1] == live

@@ -46,6 +46,11 @@ FAILURES = {
         Reply("", finish_reason="length"),
         "MAX_REPLY_TOKENS",
     ),
+    # The same in a server's upper case: every comparison of reasons ignores case.
+    "reasoning used the allowance, shouted": (
+        Reply("", finish_reason="LENGTH"),
+        "MAX_REPLY_TOKENS",
+    ),
     "garbage json": (Garbage(), "couldn't read"),
     # A gateway's 200 carrying an error object (streamed: as its one event's data).
     "error in a 200": (Garbage(body=json.dumps({"error": LIMITED})), "busy right now"),

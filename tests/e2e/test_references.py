@@ -10,10 +10,11 @@ import io
 import pytest
 from PIL import Image
 
+from conversation.prompts import QUOTE_SHORTENED_NOTE, SHORTENED_NOTE
 from tests.helpers import conversation, replies, run_command
 from tests.standins.discord import DiscordStandIn, FakeAttachment
 from tests.standins.openai_standin import OpenAIStandIn
-from text.quoting import UNREADABLE_REPLY
+from text.quoting import SHORTENED_MARK, UNREADABLE_REPLY
 
 ALERT = {
     "title": "FIRING: DiskFull",
@@ -245,3 +246,90 @@ async def test_a_slow_download_keeps_the_answers_in_arrival_order(
     assert [m["message_reference"]["message_id"] for m in posted] == [first["id"], second["id"]]
     assert "a.log" in posted[0]["content"]  # the note about the file that failed
     assert conversation(openai_api.completions[-1])[-1] == ("user", "Zoe: next")
+
+
+# --- a long quote is cut before the person's own words -------------------------------
+
+QUESTION = "so, in one word, what does this mean?"
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+async def test_a_reply_to_a_long_message_keeps_its_question_in_a_learnt_window(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, stream: str
+) -> None:
+    # The quote fits its share of the configured budget on arrival; the window learnt
+    # from the server's refusal is smaller, so the turn is cut when the request is built:
+    # the quote goes first in the turn, and the question must survive the cut.
+    old = await discord_api.user_says("general", "bob", "log line 42 " * 400, deliver=False)
+    openai_api.limit_context(700, style="llama_cpp")
+    await start_bot(
+        OPENAI_MODEL="local-model",
+        MAX_CONTEXT_TOKENS="8192",
+        MAX_REPLY_TOKENS="100",
+        STREAM_REPLIES=stream,
+    )
+    await run_command(discord_api, "general", "owner", "reset")
+    await discord_api.user_says("general", "alice", QUESTION, reply_to=old)
+    await discord_api.wait_for(lambda: QUOTE_SHORTENED_NOTE in shown(discord_api), timeout=20)
+    accepted = openai_api.chat_requests[-1]
+    assert accepted.status == 200
+    sent = accepted.json["messages"][-1]["content"]
+    assert sent.startswith("[replying to this message from Zoë 🌟:]\n> log line 42")
+    assert sent.endswith(f"{SHORTENED_MARK}\n\n{QUESTION}")
+    # The note blames the quoted message, not the person's.
+    assert SHORTENED_NOTE not in shown(discord_api)
+
+
+async def test_a_long_message_with_a_quote_keeps_its_own_words_on_arrival(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # The configured budget itself is small: on arrival the quote is cut first.
+    old = await discord_api.user_says("general", "bob", "quoted words " * 60, deliver=False)
+    await start_bot(MAX_CONTEXT_TOKENS="700", MAX_REPLY_TOKENS="100", SYSTEM_PROMPT="Be brief.")
+    await run_command(discord_api, "general", "owner", "reset")
+    mine = "my own words " * 170 + QUESTION
+    await discord_api.user_says("general", "alice", mine, reply_to=old)
+    await discord_api.wait_for(lambda: QUOTE_SHORTENED_NOTE in shown(discord_api), timeout=20)
+    sent = openai_api.completions[-1]["messages"][-1]["content"]
+    assert sent.startswith("[replying to this message from Zoë 🌟:]\n")
+    assert sent.endswith(f"\n\n{mine}")
+    assert SHORTENED_NOTE not in shown(discord_api)
+
+
+def shown(discord_api: DiscordStandIn) -> str:
+    """Everything the bot shows in #general."""
+    return "\n".join(m["content"] for m in discord_api.bot_messages("general"))
+
+
+# --- forwards: mentions as names, and replies to a forward --------------------------
+
+
+async def test_a_forward_shows_mentions_as_names_never_raw_markup(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await start_bot()
+    helpers, general = discord_api.role("helpers"), discord_api.general.id
+    raw = f"<@{discord_api.bot_user_id}> <@&{helpers}> see <#{general}>, ask <@123456789>"
+    source = await discord_api.user_says("random", "bob", raw, deliver=False)
+    await discord_api.user_forwards("general", "alice", source)
+    await replies(discord_api, "general")
+    [(_, sent)] = conversation(openai_api.completions[-1])
+    assert sent == "[forwarded a message:]\n> @ChatBot @Helpers see #general, ask @someone"
+
+
+@pytest.mark.parametrize("live", [True, False])
+async def test_a_reply_to_a_forward_quotes_what_was_forwarded(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, live: bool
+) -> None:
+    # The forward itself has no content: its snapshot is what the reply points at.
+    source = await discord_api.user_says("random", "bob", "the build is red", deliver=False)
+    forward = await discord_api.user_forwards("general", "carol", source, deliver=False)
+    await start_bot(REPLY_TO="mention")
+    await run_command(discord_api, "general", "owner", "reset")  # the memory starts after it
+    await discord_api.user_says(
+        "general", "alice", "why?", reply_to=forward, resolve_reply=live, mention_bot=True
+    )
+    await replies(discord_api, "general", 2)
+    [(_, sent)] = conversation(openai_api.completions[-1])
+    assert sent.startswith("[replying to this message from ")
+    assert sent.endswith(":]\n> the build is red\n\n@ChatBot why?")

@@ -39,7 +39,7 @@ async def two_people_then_the_bot(discord_api: DiscordStandIn) -> None:
 
 
 @STREAMS
-@pytest.mark.parametrize("style", ["vllm", "llama_cpp"])
+@pytest.mark.parametrize("style", ["vllm", "llama_cpp", "deepseek", "perplexity"])
 async def test_two_user_turns_in_a_row_are_merged_for_a_strict_template(
     start_bot,
     discord_api: DiscordStandIn,
@@ -69,7 +69,7 @@ async def test_two_user_turns_in_a_row_are_merged_for_a_strict_template(
 
 
 @STREAMS
-@pytest.mark.parametrize("style", ["vllm", "llama_cpp"])
+@pytest.mark.parametrize("style", ["vllm", "llama_cpp", "openai"])
 async def test_a_model_without_a_system_role_gets_its_instructions_in_the_first_message(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, caplog, stream: str, style
 ) -> None:
@@ -82,7 +82,9 @@ async def test_a_model_without_a_system_role_gets_its_instructions_in_the_first_
     accepted = openai_api.chat_requests[-1]
     assert [m["role"] for m in accepted.json["messages"]] == ["user"]
     first = accepted.json["messages"][0]["content"]
-    assert first == f"{INSTRUCTIONS_HEADING}\nAnswer like a pirate.\n\nhello"
+    # The instructions are nobody's words: the message has no name, its text says who spoke.
+    assert first == f"{INSTRUCTIONS_HEADING}\nAnswer like a pirate.\n\nAlice: hello"
+    assert "name" not in accepted.json["messages"][0]
     [warning] = logged(caplog, "chat template refused", logging.WARNING)
     assert "a system message" in warning and "first user message" in warning
 
@@ -94,8 +96,13 @@ async def test_a_template_strict_in_both_ways(
     openai_api.strict_template(alternation=True, system_role=False)
     await start_bot(REPLY_TO="mention", STREAM_REPLIES=stream)
     await two_people_then_the_bot(discord_api)
-    roles = [m["role"] for m in openai_api.completions[-1]["messages"]]
-    assert roles == ["user"]
+    [message] = openai_api.completions[-1]["messages"]
+    assert message["role"] == "user" and "name" not in message
+    # The instructions come first, labelled as nobody's; each person's words are theirs.
+    content = message["content"]
+    assert content.startswith(f"{INSTRUCTIONS_HEADING}\n")
+    assert "\n\nAlice: the build failed again\n\n" in content
+    assert not any(content.startswith(f"{name}: ") for name in ("Alice", "Bob"))
 
 
 # --- every finish reason ------------------------------------------------------------
@@ -108,6 +115,7 @@ async def test_a_template_strict_in_both_ways(
         ("error", ERROR_NOTE),  # OpenRouter: the upstream failed mid-answer
         ("something_new", UNUSUAL_NOTE.format(" (something_new)")),
         ("end_turn", None),  # a gateway passing a normal stop through in its own word
+        ("STOP", None),  # a server that shouts its reasons: still a normal stop
     ],
 )
 async def test_every_finish_reason_is_noted_and_remembered(

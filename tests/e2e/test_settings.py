@@ -271,3 +271,17 @@ async def test_a_server_without_a_model_list_suggests_only_the_model_in_use(
     ]
     assert await suggested(discord_api, "general", "gpt") == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_model_name_with_a_backtick_is_announced_whole(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # A server without a model list accepts any name; its announcement stays one code span.
+    await start_bot(OPENAI_MODEL="local-model")
+    changed = await run_command(
+        discord_api, "general", "owner", "settings model", name="my`tuned-model"
+    )
+    assert changed["content"].endswith("set the model for this channel: `` my`tuned-model ``")
+    assert (await ask(discord_api, openai_api, "general", "alice", "hi"))["model"] == (
+        "my`tuned-model"
+    )

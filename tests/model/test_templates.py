@@ -16,6 +16,7 @@ from model.request import RequestShape
 from model.templates import (
     ALTERNATION,
     EARLIER,
+    INSTRUCTIONS_HEADING,
     SYSTEM_ROLE,
     alternate,
     system_into_user,
@@ -130,7 +131,30 @@ def test_pictures_survive_a_merge() -> None:
         ("System role not supported", SYSTEM_ROLE),
         ("Only user and assistant roles are supported!", SYSTEM_ROLE),
         ("This model does not support the system role", SYSTEM_ROLE),
+        # DeepSeek (deepseek-ai/DeepSeek-R1#21).
+        (
+            "deepseek-reasoner does not support successive user or assistant messages "
+            "(messages[1] and messages[2] in your input). You should interleave the "
+            "user/assistant messages in the message sequence.",
+            ALTERNATION,
+        ),
+        # Perplexity (perplexityai/api-discussion#265).
+        (
+            "After the (optional) system message(s), user and assistant roles should be "
+            "alternating.",
+            ALTERNATION,
+        ),
+        ("Consecutive messages with the same role are not allowed", ALTERNATION),
+        ("two consecutive user messages", ALTERNATION),
+        # OpenAI's o1 (open-webui/open-webui#5683).
+        (
+            "Unsupported value: 'messages[0].role' does not support 'system' with this model.",
+            SYSTEM_ROLE,
+        ),
+        ("'system' messages are not supported by this model", SYSTEM_ROLE),
+        ("The system role is not allowed for this model", SYSTEM_ROLE),
         ("Rate limit reached", None),
+        ("Unsupported value: 'temperature' does not support 0.2 with this model.", None),
     ],
 )
 def test_template_refusals_are_read_by_meaning(text: str, shape: str | None) -> None:
@@ -170,6 +194,21 @@ def _status_error(status: int, body: dict) -> openai.APIStatusError:
             },
             ALTERNATION,
         ),
+        (
+            # OpenAI's o1: read as the system role, not as a refused field
+            # `messages[0].role` the request shape could not drop.
+            400,
+            {
+                "error": {
+                    "message": "Unsupported value: 'messages[0].role' does not support "
+                    "'system' with this model.",
+                    "type": "invalid_request_error",
+                    "param": "messages[0].role",
+                    "code": "unsupported_value",
+                }
+            },
+            SYSTEM_ROLE,
+        ),
     ],
 )
 def test_a_template_refusal_is_classified_at_any_status(status, body, shape) -> None:
@@ -205,3 +244,44 @@ def test_tool_calls_and_results_are_never_merged() -> None:
     ]
     messages = [{"role": "user", "content": "add"}, call, *results]
     assert alternate(messages) == messages
+
+
+@given(conversations(), st.booleans())
+def test_instructions_are_never_labelled_as_someones_words(
+    messages: list[dict], alternating: bool
+) -> None:
+    # Issue 21 field report: with both adaptations and several speakers the system prompt
+    # came out as "Alice: Instructions: ...", in the order RequestShape applies them.
+    shape = RequestShape("max_tokens")
+    shape.system_role = False
+    shape.alternate = alternating
+    sent = shape.arguments(messages, 10, stream=False)["messages"]
+    if not messages or messages[0]["role"] != "system":
+        return
+    [holder] = [m for m in sent if INSTRUCTIONS_HEADING in _text(m)]
+    assert "name" not in holder
+    assert _text(holder).startswith(f"{INSTRUCTIONS_HEADING}\n{messages[0]['content']}")
+    # Who said the rest is still told.
+    for message in messages:
+        if message.get("name"):
+            assert any(
+                m.get("name") == message["name"] or f"{message['name']}: " in _text(m) for m in sent
+            )
+
+
+def test_two_speakers_with_both_adaptations() -> None:
+    shape = RequestShape("max_tokens")
+    shape.system_role = False
+    shape.alternate = True
+    sent = shape.arguments(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi", "name": "Alice"},
+            {"role": "user", "content": "hello", "name": "Bob"},
+        ],
+        10,
+        stream=False,
+    )["messages"]
+    assert sent == [
+        {"role": "user", "content": f"{INSTRUCTIONS_HEADING}\nBe brief.\n\nAlice: hi\n\nBob: hello"}
+    ]

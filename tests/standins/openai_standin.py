@@ -940,13 +940,24 @@ def text_only_refusal(body: Mapping[str, Any], style: ImageRefusalStyle) -> tupl
 # --------------------------------------------------------------------------
 
 # Whose words a template refusal comes in (see ``template_refusal``).
-TemplateStyle = Literal["vllm", "llama_cpp"]
+TemplateStyle = Literal["vllm", "llama_cpp", "deepseek", "perplexity", "openai"]
 ALTERNATION_TEXT = "Conversation roles must alternate user/assistant/user/assistant/..."
 JINJA_ALTERNATION_TEXT = (
     "Error: Jinja Exception: After the optional system message, conversation roles must "
     "alternate user and assistant roles except for tool calls and results."
 )
+DEEPSEEK_ALTERNATION_TEXT = (
+    "deepseek-reasoner does not support successive user or assistant messages (messages[1] "
+    "and messages[2] in your input). You should interleave the user/assistant messages in "
+    "the message sequence."
+)
+PERPLEXITY_ALTERNATION_TEXT = (
+    "After the (optional) system message(s), user and assistant roles should be alternating."
+)
 SYSTEM_ROLE_TEXT = "System role not supported"
+OPENAI_SYSTEM_ROLE_TEXT = (
+    "Unsupported value: 'messages[0].role' does not support 'system' with this model."
+)
 
 
 def template_refusal(
@@ -960,31 +971,53 @@ def template_refusal(
       "BadRequestError", "param": null, "code": 400}`` (vllm-project/vllm#2964);
       ``"llama_cpp"`` 500 ``{"error": {"code": 500, "message": "...System role not
       supported", "type": "server_error"}}`` (as SGLang and llama.cpp's --jinja raise it:
-      sgl-project/sglang#892).
+      sgl-project/sglang#892); ``"openai"`` (o1) 400 "Unsupported value: 'messages[0].role'
+      does not support 'system' with this model.", param ``messages[0].role``, code
+      ``unsupported_value`` (open-webui/open-webui#5683).
     - with ``alternation``, two messages of one role in a row after the leading system
       message, or a first one that is not the user's (Mistral's template): ``"vllm"`` 400
       with "Conversation roles must alternate user/assistant/user/assistant/..."
       (run-llama/llama_index#11731); ``"llama_cpp"`` 500 with the newer template's
       "After the optional system message, conversation roles must alternate user and
-      assistant roles except for tool calls and results." (mistralai/mistral-vibe#1006).
+      assistant roles except for tool calls and results." (mistralai/mistral-vibe#1006);
+      ``"deepseek"`` 400 "... does not support successive user or assistant messages ..."
+      (deepseek-ai/DeepSeek-R1#21); ``"perplexity"`` 400 "After the (optional) system
+      message(s), user and assistant roles should be alternating."
+      (perplexityai/api-discussion#265).
     """
     messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
     roles = [m.get("role") for m in messages]
-    text = None
     if not system_role and "system" in roles:
-        text = SYSTEM_ROLE_TEXT
-    elif alternation:
+        text = OPENAI_SYSTEM_ROLE_TEXT if style == "openai" else SYSTEM_ROLE_TEXT
+        param = f"messages[{roles.index('system')}].role"
+        return _template_error(style, text, code="unsupported_value", param=param)
+    if alternation:
         rest = roles[1:] if roles[:1] == ["system"] else roles
         expected = ["user" if i % 2 == 0 else "assistant" for i in range(len(rest))]
         if rest != expected:
-            text = ALTERNATION_TEXT if style == "vllm" else JINJA_ALTERNATION_TEXT
-    if text is None:
-        return None
+            text = {
+                "vllm": ALTERNATION_TEXT,
+                "llama_cpp": JINJA_ALTERNATION_TEXT,
+                "deepseek": DEEPSEEK_ALTERNATION_TEXT,
+                "perplexity": PERPLEXITY_ALTERNATION_TEXT,
+            }.get(style, ALTERNATION_TEXT)
+            return _template_error(style, text, code="invalid_request_error", param=None)
+    return None
+
+
+def _template_error(
+    style: TemplateStyle, text: str, *, code: str, param: str | None
+) -> tuple[int, Any]:
+    """The status and body a server of `style` refuses a template with."""
     if style == "vllm":
         error = {"object": "error", "message": text, "type": "BadRequestError", "param": None}
         return 400, {**error, "code": 400}
-    jinja = f"\n------------\nWhile executing CallExpression in source:\n{text}"
-    return 500, {"error": {"code": 500, "message": jinja, "type": "server_error"}}
+    if style == "llama_cpp":
+        jinja = f"\n------------\nWhile executing CallExpression in source:\n{text}"
+        return 500, {"error": {"code": 500, "message": jinja, "type": "server_error"}}
+    if style == "perplexity":
+        return 400, {"error": {"message": text, "type": "invalid_message", "code": 400}}
+    return 400, _error_body(text, "invalid_request_error", code, param)
 
 
 # --------------------------------------------------------------------------
