@@ -81,7 +81,7 @@ async def test_gemma_2_system_role_not_supported_on_llama_cpp_python(
 ) -> None:
     """abetlen/llama-cpp-python#1580 — template: Gemma 2 refuses a request with a system
     message ("System role not supported"). The instructions go into the first user
-    message."""
+    message, and the person's words keep who said them (the message loses its `name`)."""
     openai_api.strict_template(system_role=False, style="llama_cpp")
     await start_bot(SYSTEM_PROMPT="Tell stories for kids.")
     await discord_api.user_says("general", "alice", "Write a story")
@@ -89,7 +89,9 @@ async def test_gemma_2_system_role_not_supported_on_llama_cpp_python(
     assert answer.startswith("echo: ")
     [only] = openai_api.completions[-1]["messages"]
     assert only["role"] == "user"
-    assert only["content"] == f"{INSTRUCTIONS_HEADING}\nTell stories for kids.\n\nWrite a story"
+    assert only["content"] == (
+        f"{INSTRUCTIONS_HEADING}\nTell stories for kids.\n\nAlice: Write a story"
+    )
 
 
 async def test_gemma_2_2b_system_role_not_supported_through_the_openai_client(
@@ -103,7 +105,7 @@ async def test_gemma_2_2b_system_role_not_supported_through_the_openai_client(
         await discord_api.user_says("general", "alice", text)
         await replies(discord_api, "general", n)
     first, second = await final_messages(discord_api, "general", 2)
-    assert first.startswith("echo: ") and first.endswith("\n\nhi") and second == "echo: again"
+    assert first.startswith("echo: ") and first.endswith("\n\nAlice: hi") and second == "echo: again"
     assert [r.status for r in openai_api.chat_requests] == [400, 200, 200]
     assert all(m["role"] != "system" for r in openai_api.completions[1:] for m in r["messages"])
 
