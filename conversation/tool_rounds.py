@@ -41,7 +41,7 @@ from model.client import ChatModel
 from model.errors import EmptyAnswer
 from model.reading import RETRACT, Answer, Retract
 from text.control import neutralise_control_text
-from text.markdown import subtext
+from text.markdown import inline_code, subtext
 from tools.base import Tool, Toolbox, ToolCall, ToolResult
 
 if TYPE_CHECKING:
@@ -101,13 +101,15 @@ class ToolsTimedOut(EmptyAnswer):
 
 
 def status_line(labels: list[str]) -> str:
-    """The line the answer's message shows while `labels` (tools) run."""
-    return subtext(f"🔧 Running {', '.join(labels)} …")
+    """The line the answer's message shows while `labels` (tools) run; labels come from
+    the servers, so each is an inert one-line code span (`inline_code`)."""
+    return subtext(f"🔧 Running {', '.join(map(inline_code, labels))} …")
 
 
 def used_line(labels: list[str]) -> str:
-    """The line under a finished answer naming the tools it used, each once."""
-    return subtext(f"Used {', '.join(dict.fromkeys(labels))}")
+    """The line under a finished answer naming the tools it used, each once, each an
+    inert one-line code span."""
+    return subtext(f"Used {', '.join(map(inline_code, dict.fromkeys(labels)))}")
 
 
 class ToolRounds:
