@@ -210,7 +210,8 @@ class Answers:
                 approve,
                 asking,
                 reply,
-                lambda answer: self._charge(reply, answer, asking),
+                # A tool round: its tokens count, the answer is counted once, at the end.
+                lambda answer: self._charge(reply, answer, asking, answers=0),
             )
         try:
             if effective.streaming:
@@ -314,7 +315,7 @@ class Answers:
         await reply.finish(note)
         return answer
 
-    def _charge(self, reply: Reply, answer: Answer, asking: Asking) -> None:
+    def _charge(self, reply: Reply, answer: Answer, asking: Asking, *, answers: int = 1) -> None:
         """Record an answer's tokens in the stored usage and against its asker's daily
         allowance, before it is shown, so their next message is judged with it: the
         server's usage when it sent it, else the bot's count calibrated to the server's
@@ -335,6 +336,7 @@ class Answers:
             model=effective.model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion,
+            answers=answers,
         )
         if self.limits.daily_tokens:
             self.limits.record_usage(

@@ -15,7 +15,7 @@ import pytest
 
 from conversation.conversations import Conversations
 from conversation.tool_rounds import DEADLINE_NOTE, DENIED, NOBODY_TO_ASK, UNTRUSTED
-from tests.helpers import MARKER
+from tests.helpers import MARKER, run_command
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import (
     Call,
@@ -388,13 +388,19 @@ async def test_usage_counts_every_round_and_results_are_not_remembered(
     assert not tool_messages(third.json)
     assert not any("tool_calls" in m for m in third.json["messages"])
     assert third.json["messages"][-2]["content"] == "Noon.\n-# Used `time: now`"
-    # Usage: every request counted, as the server reported it.
+    # Usage: every request's tokens counted, as the server reported them; answers once.
     user_id = int(said["author"]["id"])
     totals = (await conversations.services.usage.user_totals(user_id)).today
-    assert totals.answers == 3
+    assert totals.answers == 2
     spent = [r.usage for r in (first, second, third)]
-    assert totals.prompt_tokens == sum(u["prompt_tokens"] for u in spent)
-    assert totals.completion_tokens == sum(u["completion_tokens"] for u in spent)
+    prompt = sum(u["prompt_tokens"] for u in spent)
+    completion = sum(u["completion_tokens"] for u in spent)
+    assert (totals.prompt_tokens, totals.completion_tokens) == (prompt, completion)
+    mine = await run_command(discord_api, "general", "alice", "usage me")
+    assert (
+        f"**Today:** {prompt + completion:,} tokens ({prompt:,} in, {completion:,} out), "
+        "2 answers" in mine["content"]
+    )
 
 
 async def test_no_toolbox_sends_no_tools(
