@@ -356,6 +356,42 @@ async def test_a_large_result_is_shortened_to_the_budget(
     assert request.prompt_count + definitions <= 3072 + 50
 
 
+class Flood(Workshop):
+    """A Workshop whose dump returns 5 MB, most of it one repeated character (the slowest
+    text to count: seconds), after someone runs a slash command in another channel. Its
+    start is words, so what fits the budget is quick for the OpenAI stand-in to count."""
+
+    def __init__(self, discord_api: DiscordStandIn) -> None:
+        super().__init__()
+        self.discord_api = discord_api
+        self.command: dict | None = None
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        if name != "big__dump":
+            return await super().call(name, arguments)
+        self.command = await self.discord_api.user_runs_command("random", "bob", "usage me", {})
+        return ToolResult(("lorem ipsum dolor " * 3000 + "x" * 5_000_000)[:5_000_000])
+
+
+async def test_a_multi_megabyte_result_does_not_freeze_the_bot(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    box = Flood(discord_api)
+    await with_tools(start_bot, box)
+    openai_api.script(ToolCalls([Call("big__dump")]), Reply("It is long."))
+    await discord_api.user_says("general", "alice", "dump it")
+    assert await shown(discord_api, "general", 1) == ["It is long.\n-# Used `big: dump`"]
+    assert box.command is not None
+    # The slash command in the other channel was answered within Discord's 3 s (no 10062).
+    answer = await discord_api.wait_for_interaction_response(box.command, timeout=5)
+    assert "Today" in answer["content"]
+    [result] = tool_messages(openai_api.completions[1])
+    assert len(result["content"]) < 100_000 and "[Output shortened: it was" in result["content"]
+    request = openai_api.chat_requests[1]
+    definitions = len(json.dumps(request.json["tools"])) // 3
+    assert request.prompt_count + definitions <= 3072 + 50
+
+
 @pytest.mark.parametrize("style", ["ollama", "vllm", "llama.cpp", "llama_cpp_python"])
 async def test_a_server_that_refuses_tools_still_answers(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, style: str, caplog
