@@ -22,7 +22,8 @@ The rules:
   is left is shortened, with a note to the model.
 - Tool output is untrusted: it goes to the model behind a preamble saying it is data,
   not instructions, with chat-template control markers neutralised. Invalid JSON
-  arguments or an unknown tool get an error result without a call; a tool that needs
+  arguments, arguments over MAX_ARGUMENT_CHARS (sent back to the model as "{}") or an
+  unknown tool get an error result without a call; a tool that needs
   approval runs only when `approve` says True (no approver: it does not run).
 - The channel sees a status line while tools run and, under the finished answer, a
   line naming the tools used (remembered with the answer, as other notes are).
@@ -84,6 +85,13 @@ SHORTENED = "[Output shortened: it was {size}, more than the {room} tokens left 
 # any text (a run of one repeated character, the densest, is 8 per o200k token): a result
 # is cut to this many characters per token of room before it is counted at all.
 MAX_CHARS_PER_TOKEN = 8
+# Arguments longer than this are refused without a call, and not sent back to the model
+# (the request would carry them whole, leaving no room for results).
+MAX_ARGUMENT_CHARS = 20_000
+TOO_LARGE = (
+    "The arguments are too large ({size:,} characters; at most {most:,}); the tool was not "
+    "called. Ask for less at a time."
+)
 DEADLINE_NOTE = subtext(
     "⚠️ Stopped early: using tools took longer than TOOL_ANSWER_TIMEOUT allows; "
     "this is what was found by then."
@@ -277,7 +285,7 @@ class ToolRounds:
                     {
                         "id": call.id,
                         "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments},
+                        "function": {"name": call.name, "arguments": echoed_arguments(call)},
                     }
                     for call in calls
                 ],
@@ -301,6 +309,9 @@ class ToolRounds:
         tool = self.tools.get(call.name)
         if tool is None:
             return ToolResult(f"There is no tool named {call.name!r}.", is_error=True), False
+        if len(call.arguments) > MAX_ARGUMENT_CHARS:
+            why = TOO_LARGE.format(size=len(call.arguments), most=MAX_ARGUMENT_CHARS)
+            return ToolResult(why, is_error=True), False
         try:
             arguments = json.loads(call.arguments or "{}")
         except ValueError as error:
@@ -368,6 +379,12 @@ class ToolRounds:
             tokens += counter.count_text(message["tool_call_id"])
         self.asking.extra.append(message)
         self.asking.extra_tokens += tokens
+
+
+def echoed_arguments(call: ToolCall) -> str:
+    """`call`'s arguments as sent back to the model in its assistant message: as written,
+    or "{}" when too large to run (MAX_ARGUMENT_CHARS; its tool result says why)."""
+    return call.arguments if len(call.arguments) <= MAX_ARGUMENT_CHARS else "{}"
 
 
 def fit_result(counter: TokenCounter, text: str, room: int, was: str | None) -> str:

@@ -356,6 +356,37 @@ async def test_a_large_result_is_shortened_to_the_budget(
     assert request.prompt_count + definitions <= 3072 + 50
 
 
+async def test_huge_arguments_are_refused_without_a_call_and_not_echoed_back(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    box = Workshop()
+    asked: list[ToolCall] = []
+
+    async def approve(call: ToolCall, tool: Tool) -> bool:
+        asked.append(call)
+        return True
+
+    await with_tools(start_bot, box, approve)
+    huge = json.dumps({"zone": "lorem ipsum " * 20_000})  # 240 KB
+    openai_api.script(
+        ToolCalls([Call("notes__write", huge, id="big"), Call("time__now", "{}", id="ok")]),
+        Reply("That was too much."),
+    )
+    await discord_api.user_says("general", "alice", "write all this")
+    [text] = await shown(discord_api, "general", 1)
+    assert text == "That was too much.\n-# Used `time: now`"
+    assert box.calls == [("time__now", {})] and box.written == [] and asked == []
+    second = openai_api.chat_requests[1]
+    assistant = second.json["messages"][-3]
+    echoed = {c["id"]: c["function"]["arguments"] for c in assistant["tool_calls"]}
+    assert echoed == {"big": "{}", "ok": "{}"}  # the huge arguments are not sent back
+    big, ok = tool_messages(second.json)
+    assert big["tool_call_id"] == "big" and "arguments are too large" in big["content"]
+    assert ok["content"] == f"{UNTRUSTED}\n12:00 in UTC"
+    definitions = len(json.dumps(second.json["tools"])) // 3
+    assert second.prompt_count + definitions <= 3072 + 50
+
+
 class Flood(Workshop):
     """A Workshop whose dump returns 5 MB, most of it one repeated character (the slowest
     text to count: seconds), after someone runs a slash command in another channel. Its
