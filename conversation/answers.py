@@ -214,7 +214,8 @@ class Answers:
                 approve,
                 asking,
                 reply,
-                lambda answer: self._charge(reply, answer, asking),
+                # A tool round: its tokens count, the answer is counted once, at the end.
+                lambda answer: self._charge(reply, answer, asking, answers=0),
             )
         try:
             if effective.streaming:
@@ -318,7 +319,7 @@ class Answers:
         await reply.finish(note)
         return answer
 
-    def _charge(self, reply: Reply, answer: Answer, asking: Asking) -> None:
+    def _charge(self, reply: Reply, answer: Answer, asking: Asking, *, answers: int = 1) -> None:
         """Record an answer's tokens in the stored usage and against its asker's daily
         allowance, before it is shown, so their next message is judged with it: the
         server's usage when it sent it, else the bot's count calibrated to the server's
@@ -340,6 +341,7 @@ class Answers:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion,
             cached_tokens=answer.cached_tokens or 0,
+            answers=answers,
         )
         if self.limits.daily_tokens:
             self.limits.record_usage(

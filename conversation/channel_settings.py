@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal, cast, get_args
 from config import THREAD_MODES, ReplyTo, Settings
 from store import Scope, ScopeTarget, Store, StoreError
 from text.markdown import inline_code
-from text.setting_values import model_name_problem
+from text.setting_values import MAX_MODEL_NAME, model_name_problem
 
 if TYPE_CHECKING:
     import discord
@@ -218,7 +218,7 @@ def describe(key: SettingKey, value: str | None) -> str:
     if key == "persona":
         one_line = " ".join(value.split())
         return f"“{one_line[:150]}…”" if len(one_line) > 150 else f"“{one_line}”"
-    return inline_code(value)
+    return inline_code(value, MAX_MODEL_NAME)
 
 
 def model_suggestions(models: Sequence[str], typed: str) -> list[str]:

@@ -96,14 +96,17 @@ class UsageLedger:
         completion_tokens: int,
         cached_tokens: int = 0,
         day: dt.date | None = None,
+        answers: int = 1,
     ) -> None:
-        """Count one answer (`cached_tokens`: of its prompt tokens, those the server
-        served from its cache); written in the background (never raises, never waits)."""
+        """Count one answer's tokens (`cached_tokens`: of its prompt tokens, those the
+        server served from its cache; `answers`=0: one more request of an answer counted
+        already, as a tool round is); written in the background (never raises, never
+        waits)."""
         key = UsageKey(day or _today(), user_id, guild_id, channel_id, model)
         counts = self._unwritten.setdefault(key, [0, 0, 0, 0])
         counts[0] += max(prompt_tokens, 0)
         counts[1] += max(completion_tokens, 0)
-        counts[2] += 1
+        counts[2] += answers
         counts[3] += min(max(cached_tokens, 0), max(prompt_tokens, 0))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())

@@ -26,6 +26,7 @@ import discord
 from discord_side.failures import REQUEST_FAILURES, describe
 from discord_side.permissions import PermissionNotes, may_decide_approval, may_reply
 from text.control import ZERO_WIDTH_SPACE
+from text.markdown import BACKTICK_LOOKALIKE, inline_code, one_line
 from tools.base import Tool, Toolbox, ToolCall
 
 if TYPE_CHECKING:
@@ -39,11 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatbot")
 
 MAX_ARGUMENTS = 600  # characters of arguments shown (a message holds 2,000)
-MAX_LABEL = 100
 MAX_NAME = 64
-# What a backtick in shown text becomes: U+02CB MODIFIER LETTER GRAVE ACCENT reads the same
-# and cannot close a code span or block.
-BACKTICK_LOOKALIKE = "\u02cb"
 REFUSAL = "Only {asker} (who asked) or a bot admin can decide this."
 ALREADY_DECIDED = "This was already decided."
 
@@ -57,20 +54,9 @@ class Decision:
     by: str | None = None
 
 
-def _plain(text: str, limit: int) -> str:
-    """`text` on one line, without control characters, at most `limit` characters."""
-    flat = "".join(c if c.isprintable() else " " for c in " ".join(text.split()))
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _inline_code(text: str, limit: int) -> str:
-    """`text` as an inline code span it cannot leave (its backticks are look-alikes)."""
-    return "`" + _plain(text, limit).replace("`", BACKTICK_LOOKALIKE) + "`"
-
-
 def _name(display_name: str) -> str:
     """A person's name as plain text: no markdown, and no @everyone / mention syntax."""
-    name = discord.utils.escape_markdown(_plain(display_name, MAX_NAME))
+    name = discord.utils.escape_markdown(one_line(display_name, MAX_NAME))
     return name.replace("@", "@" + ZERO_WIDTH_SPACE).replace("<", "<" + ZERO_WIDTH_SPACE)
 
 
@@ -84,14 +70,14 @@ def shown_arguments(arguments: str, limit: int = MAX_ARGUMENTS) -> str:
         text = arguments
     else:
         text = json.dumps(parsed, ensure_ascii=False, separators=(", ", ": "))
-    return _plain(text, limit).replace("`", BACKTICK_LOOKALIKE) or "{}"
+    return one_line(text, limit).replace("`", BACKTICK_LOOKALIKE) or "{}"
 
 
 def request_text(asker: str, call: ToolCall, tool: Tool) -> str:
     """The approval message: who asked, the tool and its arguments (shortened)."""
     return (
         f"🛠️ To answer {_name(asker)}, the model wants to run "
-        f"{_inline_code(tool.label, MAX_LABEL)} with:\n"
+        f"{inline_code(tool.label)} with:\n"
         f"```json\n{shown_arguments(call.arguments)}\n```"
         f"Allow it? Only {_name(asker)} or a bot admin can decide."
     )
@@ -99,10 +85,7 @@ def request_text(asker: str, call: ToolCall, tool: Tool) -> str:
 
 def decided_text(asker: str, call: ToolCall, tool: Tool, decision: Decision | None) -> str:
     """The approval message once decided (`decision` None: the answer ended first)."""
-    what = (
-        f"🛠️ {_inline_code(tool.label, MAX_LABEL)} with "
-        f"```json\n{shown_arguments(call.arguments)}\n```"
-    )
+    what = f"🛠️ {inline_code(tool.label)} with ```json\n{shown_arguments(call.arguments)}\n```"
     if decision is None:
         return what + "⏹️ Not run: the answer ended before anyone decided."
     if decision.by is None:

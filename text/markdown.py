@@ -1,6 +1,10 @@
 """Discord's markdown, as plain text (no discord.py here)."""
 
 SUBTEXT = "-# "  # starts Discord's small grey "subtext" line
+# What a backtick in shown text becomes: U+02CB MODIFIER LETTER GRAVE ACCENT reads the same
+# and cannot close a code span or block.
+BACKTICK_LOOKALIKE = "\u02cb"
+MAX_LABEL = 100  # characters of a tool's label shown
 
 
 def subtext(text: str) -> str:
@@ -8,17 +12,16 @@ def subtext(text: str) -> str:
     return SUBTEXT + text
 
 
-# What stands for a backtick in a value that holds a run of two or more: Discord's inline
-# code cannot hold those (``...`` holds single ones only).
-BACKTICK_STAND_IN = "\u02cb"  # MODIFIER LETTER GRAVE ACCENT
+def one_line(text: str, limit: int) -> str:
+    """`text` on one line, without control or format characters (newlines, bidi
+    overrides, zero-width ones), at most `limit` characters (an ellipsis marks a cut)."""
+    flat = "".join(c if c.isprintable() else " " for c in " ".join(text.split()))
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def inline_code(value: str) -> str:
-    """`value` as Discord inline code, whatever backticks it holds: `value`; one with
-    single backticks in ``double ones`` (spaced, so one at an edge stays in); one with
-    runs of backticks has them shown as BACKTICK_STAND_IN."""
-    if "`" not in value:
-        return f"`{value}`"
-    if "``" in value:
-        return f"`{value.replace('`', BACKTICK_STAND_IN)}`"
-    return f"`` {value} ``"
+def inline_code(text: str, limit: int = MAX_LABEL) -> str:
+    """`text` (untrusted, e.g. a tool's label from its server) as an inline code span it
+    cannot leave: one line (`one_line`), its backticks look-alikes. Nothing inside a code
+    span renders: no links, headers, formatting or mentions."""
+    return "`" + (one_line(text, limit).replace("`", BACKTICK_LOOKALIKE) or "?") + "`"

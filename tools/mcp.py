@@ -60,6 +60,16 @@ BROKEN = (
 # status (servers that forgot the session say 400). The stdio transport's closed pipe:
 # CONNECTION_CLOSED.
 SESSION_LOST = frozenset({"Session terminated", "Server returned an error response"})
+# What the model is told when a server stopped during a call that is not sent again.
+STOPPED_DURING_CALL = (
+    "The tool's server stopped during the call ({reason}). The call may have run before it "
+    "stopped, so it was not repeated; the server has been started again. Check whether it "
+    "took effect before calling it again."
+)
+
+
+class StoppedDuringCall(Exception):
+    """The connection broke after a call that is not safe to repeat was sent."""
 
 
 def cause(error: BaseException) -> BaseException:
@@ -188,6 +198,7 @@ class McpToolbox:
         self._tools: list[Tool] = []
         # Tool.name -> (connection, the server's own tool name)
         self._routes: dict[str, tuple[_Connection, str]] = {}
+        self._offered: dict[str, Tool] = {}
         self._connections: list[_Connection] = []
         self._start_timeout = START_TIMEOUT
 
@@ -211,6 +222,7 @@ class McpToolbox:
                 offered = offered_tool(server, tool, taken)
                 toolbox._tools.append(offered)
                 toolbox._routes[offered.name] = (connection, tool.name)
+                toolbox._offered[offered.name] = offered
         if servers:
             log.info(
                 "MCP: %d of %d servers started, %d tools",
@@ -252,9 +264,13 @@ class McpToolbox:
             return ToolResult(f"There is no tool named {name!r}.", is_error=True)
         connection, tool = route
         label = f"{connection.server.name}: {tool}"
+        repeatable = not self._offered[name].needs_approval
         try:
             async with asyncio.timeout(self._tool_timeout):
-                result = await self._call(connection, tool, arguments)
+                result = await self._call(connection, tool, arguments, repeatable=repeatable)
+        except StoppedDuringCall as error:
+            log.warning("MCP tool %s: the server stopped during the call (%s)", label, error)
+            return ToolResult(STOPPED_DURING_CALL.format(reason=error), is_error=True)
         except TimeoutError:
             log.warning("MCP tool %s timed out after %gs", label, self._tool_timeout)
             return ToolResult(
@@ -269,28 +285,48 @@ class McpToolbox:
         return ToolResult(text, is_error=result.is_error)
 
     async def _call(
-        self, connection: _Connection, tool: str, arguments: dict[str, Any]
+        self, connection: _Connection, tool: str, arguments: dict[str, Any], *, repeatable: bool
     ) -> mcp_types.CallToolResult:
-        """Call `tool`, restarting the server once first if its session is gone or the
-        call finds it broken."""
+        """Call `tool`, restarting the server first if its session is gone. A call that
+        found the server broken is sent again to the restarted server only when it cannot
+        have run (the server refused the session before running it) or is `repeatable`
+        (read-only); otherwise StoppedDuringCall, with the server started again for the
+        next call: one approval must never run a tool twice."""
         client = connection.client
-        if client is not None:
+        if client is None:
+            reason = "its session had ended"  # found dead before sending: nothing ran
+        else:
             try:
                 return await client.call_tool(tool, arguments)
-            except BROKEN as error:
-                reason = short(error)
             except MCPError as error:
-                if error.code != CONNECTION_CLOSED and error.message not in SESSION_LOST:
+                if error.message in SESSION_LOST:
+                    reason = short(error)  # the server refused the request: nothing ran
+                elif error.code != CONNECTION_CLOSED:
                     raise  # the server answered: the tool (or its arguments) failed
+                elif not repeatable:
+                    raise await self._stopped(connection, client, short(error)) from error
+                else:
+                    reason = short(error)
+            except BROKEN as error:
+                if not repeatable:
+                    raise await self._stopped(connection, client, short(error)) from error
                 reason = short(error)
-        else:
-            reason = "its session had ended"
         return await (await connection.restart(client, reason)).call_tool(tool, arguments)
+
+    async def _stopped(
+        self, connection: _Connection, client: Client, reason: str
+    ) -> StoppedDuringCall:
+        """Start the server again for later calls (a failure to do so is for the next
+        call to report) and give the error for this one."""
+        with contextlib.suppress(Exception):
+            await connection.restart(client, reason)
+        return StoppedDuringCall(reason)
 
     async def close(self) -> None:
         """Stop every server (stdio servers' whole process trees); safe to call twice."""
         connections, self._connections = self._connections, []
         self._routes.clear()
+        self._offered.clear()
         self._tools.clear()
         await asyncio.gather(*(c.close() for c in connections))
 

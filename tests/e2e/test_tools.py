@@ -15,7 +15,7 @@ import pytest
 
 from conversation.conversations import Conversations
 from conversation.tool_rounds import DEADLINE_NOTE, DENIED, NOBODY_TO_ASK, UNTRUSTED
-from tests.helpers import MARKER
+from tests.helpers import MARKER, run_command
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import (
     Call,
@@ -116,7 +116,7 @@ async def test_one_round(
     )
     await discord_api.user_says("general", "alice", "what time is it in Amsterdam?")
     [text] = await shown(discord_api, "general", 1)
-    assert text == "It is noon in Amsterdam.\n-# Used time: now"
+    assert text == "It is noon in Amsterdam.\n-# Used `time: now`"
     assert box.calls == [("time__now", {"zone": "Europe/Amsterdam"})]
 
     first, second = openai_api.completions
@@ -130,6 +130,31 @@ async def test_one_round(
     assert "tools" in second  # still offered within the cap
 
 
+class HostileLabels(Workshop):
+    """A Workshop whose server gives its slow tool a title made to break out of the line."""
+
+    LABEL = "evil: [x](https://evil)\n# HEADER `tick` @everyone"
+
+    def tools(self) -> Sequence[Tool]:
+        return [
+            dataclasses.replace(t, label=self.LABEL) if t.name == "slow__wait" else t
+            for t in super().tools()
+        ]
+
+
+async def test_a_servers_tool_title_is_shown_as_inert_text_on_one_line(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await with_tools(start_bot, HostileLabels(timeout=1.5))
+    openai_api.script(ToolCalls([Call("slow__wait")]), Reply("Done."))
+    await discord_api.user_says("general", "alice", "wait")
+    inert = "`evil: [x](https://evil) # HEADER \u02cbtick\u02cb @everyone`"
+    [posted] = await discord_api.wait_for(lambda: discord_api.posts("general"))
+    assert posted.json["content"] == f"-# 🔧 Running {inert} …"
+    [text] = await shown(discord_api, "general", 1)
+    assert text == f"Done.\n-# Used {inert}"
+
+
 async def test_the_status_line_shows_while_a_tool_runs(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
@@ -140,7 +165,7 @@ async def test_the_status_line_shows_while_a_tool_runs(
         Reply("It took too long, sorry."),
     )
     await discord_api.user_says("general", "alice", "wait for it")
-    status = "-# 🔧 Running slow: wait …"
+    status = "-# 🔧 Running `slow: wait` …"
     # While the tool runs, the answer's message shows the text so far and the status.
     await discord_api.wait_for(
         lambda: any(
@@ -150,7 +175,7 @@ async def test_the_status_line_shows_while_a_tool_runs(
         timeout=5,
     )
     [text] = await shown(discord_api, "general", 1)
-    assert text == "Let me wait for it.\n\nIt took too long, sorry.\n-# Used slow: wait"
+    assert text == "Let me wait for it.\n\nIt took too long, sorry.\n-# Used `slow: wait`"
     [result] = tool_messages(openai_api.completions[1])
     assert "timed out after 3 s" in result["content"]
 
@@ -167,9 +192,9 @@ async def test_a_status_line_alone_is_replaced_by_the_answer(
     openai_api.script(ToolCalls([Call("slow__wait")], text=first), Reply("Done waiting."))
     await discord_api.user_says("general", "alice", "wait")
     [posted] = await discord_api.wait_for(lambda: discord_api.posts("general"))
-    assert posted.json["content"] == "-# 🔧 Running slow: wait …"
+    assert posted.json["content"] == "-# 🔧 Running `slow: wait` …"
     [text] = await shown(discord_api, "general", 1)
-    assert text == "\n\n".join(filter(None, [first, "Done waiting.\n-# Used slow: wait"]))
+    assert text == "\n\n".join(filter(None, [first, "Done waiting.\n-# Used `slow: wait`"]))
     assert len(discord_api.posts("general")) == 1  # the same message, edited
 
 
@@ -186,7 +211,7 @@ async def test_several_rounds_and_parallel_calls(
     )
     await discord_api.user_says("general", "alice", "times please")
     [text] = await shown(discord_api, "general", 1)
-    assert text.endswith("\n-# Used time: now, broken: fail")
+    assert text.endswith("\n-# Used `time: now`, `broken: fail`")
     assert len(box.calls) == 3
     _, second, third = openai_api.completions
     results = [m["content"] for m in tool_messages(second)]
@@ -240,7 +265,7 @@ async def test_approved_calls_run(
     await with_tools(start_bot, box, approve=allow)
     openai_api.script(ToolCalls([Call("notes__write", '{"zone": "hello"}')]), Reply("Written."))
     await discord_api.user_says("general", "alice", "write hello")
-    assert await shown(discord_api, "general", 1) == ["Written.\n-# Used notes: write"]
+    assert await shown(discord_api, "general", 1) == ["Written.\n-# Used `notes: write`"]
     assert box.written == ["hello"]
 
 
@@ -282,7 +307,7 @@ async def test_the_round_cap_asks_once_more_without_tools(
     )
     await discord_api.user_says("general", "alice", "keep checking")
     [text] = await shown(discord_api, "general", 1)
-    assert text == "Enough looking: it is noon.\n-# Used time: now"
+    assert text == "Enough looking: it is noon.\n-# Used `time: now`"
     requests = openai_api.completions
     assert len(requests) == 3 and len(box.calls) == 2
     assert "tools" in requests[1] and "tools" not in requests[2]
@@ -298,7 +323,7 @@ async def test_the_deadline_keeps_what_was_found(
     openai_api.script(ToolCalls([Call("slow__wait")], text="Checking the slow service."))
     await discord_api.user_says("general", "alice", "check")
     [text] = await shown(discord_api, "general", 1)
-    assert text == f"Checking the slow service.\n{DEADLINE_NOTE}\n-# Used slow: wait"
+    assert text == f"Checking the slow service.\n{DEADLINE_NOTE}\n-# Used `slow: wait`"
     assert len(openai_api.completions) == 1
 
 
@@ -327,6 +352,73 @@ async def test_a_large_result_is_shortened_to_the_budget(
     assert "[Output shortened: it was" in result["content"]
     request = openai_api.chat_requests[1]
     # The whole request, tool definitions included, fits the prompt budget (4096 - 1024).
+    definitions = len(json.dumps(request.json["tools"])) // 3
+    assert request.prompt_count + definitions <= 3072 + 50
+
+
+async def test_huge_arguments_are_refused_without_a_call_and_not_echoed_back(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    box = Workshop()
+    asked: list[ToolCall] = []
+
+    async def approve(call: ToolCall, tool: Tool) -> bool:
+        asked.append(call)
+        return True
+
+    await with_tools(start_bot, box, approve)
+    huge = json.dumps({"zone": "lorem ipsum " * 20_000})  # 240 KB
+    openai_api.script(
+        ToolCalls([Call("notes__write", huge, id="big"), Call("time__now", "{}", id="ok")]),
+        Reply("That was too much."),
+    )
+    await discord_api.user_says("general", "alice", "write all this")
+    [text] = await shown(discord_api, "general", 1)
+    assert text == "That was too much.\n-# Used `time: now`"
+    assert box.calls == [("time__now", {})] and box.written == [] and asked == []
+    second = openai_api.chat_requests[1]
+    assistant = second.json["messages"][-3]
+    echoed = {c["id"]: c["function"]["arguments"] for c in assistant["tool_calls"]}
+    assert echoed == {"big": "{}", "ok": "{}"}  # the huge arguments are not sent back
+    big, ok = tool_messages(second.json)
+    assert big["tool_call_id"] == "big" and "arguments are too large" in big["content"]
+    assert ok["content"] == f"{UNTRUSTED}\n12:00 in UTC"
+    definitions = len(json.dumps(second.json["tools"])) // 3
+    assert second.prompt_count + definitions <= 3072 + 50
+
+
+class Flood(Workshop):
+    """A Workshop whose dump returns 5 MB, most of it one repeated character (the slowest
+    text to count: seconds), after someone runs a slash command in another channel. Its
+    start is words, so what fits the budget is quick for the OpenAI stand-in to count."""
+
+    def __init__(self, discord_api: DiscordStandIn) -> None:
+        super().__init__()
+        self.discord_api = discord_api
+        self.command: dict | None = None
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        if name != "big__dump":
+            return await super().call(name, arguments)
+        self.command = await self.discord_api.user_runs_command("random", "bob", "usage me", {})
+        return ToolResult(("lorem ipsum dolor " * 3000 + "x" * 5_000_000)[:5_000_000])
+
+
+async def test_a_multi_megabyte_result_does_not_freeze_the_bot(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    box = Flood(discord_api)
+    await with_tools(start_bot, box)
+    openai_api.script(ToolCalls([Call("big__dump")]), Reply("It is long."))
+    await discord_api.user_says("general", "alice", "dump it")
+    assert await shown(discord_api, "general", 1) == ["It is long.\n-# Used `big: dump`"]
+    assert box.command is not None
+    # The slash command in the other channel was answered within Discord's 3 s (no 10062).
+    answer = await discord_api.wait_for_interaction_response(box.command, timeout=5)
+    assert "Today" in answer["content"]
+    [result] = tool_messages(openai_api.completions[1])
+    assert len(result["content"]) < 100_000 and "[Output shortened: it was" in result["content"]
+    request = openai_api.chat_requests[1]
     definitions = len(json.dumps(request.json["tools"])) // 3
     assert request.prompt_count + definitions <= 3072 + 50
 
@@ -362,14 +454,20 @@ async def test_usage_counts_every_round_and_results_are_not_remembered(
     # The next answer's request has no tool messages: only what the channel showed.
     assert not tool_messages(third.json)
     assert not any("tool_calls" in m for m in third.json["messages"])
-    assert third.json["messages"][-2]["content"] == "Noon.\n-# Used time: now"
-    # Usage: every request counted, as the server reported it.
+    assert third.json["messages"][-2]["content"] == "Noon.\n-# Used `time: now`"
+    # Usage: every request's tokens counted, as the server reported them; answers once.
     user_id = int(said["author"]["id"])
     totals = (await conversations.services.usage.user_totals(user_id)).today
-    assert totals.answers == 3
+    assert totals.answers == 2
     spent = [r.usage for r in (first, second, third)]
-    assert totals.prompt_tokens == sum(u["prompt_tokens"] for u in spent)
-    assert totals.completion_tokens == sum(u["completion_tokens"] for u in spent)
+    prompt = sum(u["prompt_tokens"] for u in spent)
+    completion = sum(u["completion_tokens"] for u in spent)
+    assert (totals.prompt_tokens, totals.completion_tokens) == (prompt, completion)
+    mine = await run_command(discord_api, "general", "alice", "usage me")
+    assert (
+        f"**Today:** {prompt + completion:,} tokens ({prompt:,} in, {completion:,} out), "
+        "2 answers" in mine["content"]
+    )
 
 
 async def test_no_toolbox_sends_no_tools(
@@ -423,4 +521,4 @@ async def test_a_stream_broken_after_tools_keeps_its_text_and_names_the_tools(
     await discord_api.user_says("general", "alice", "time?")
     [text] = await shown(discord_api, "general", 1)
     assert text.startswith("Looking.\n\nIt is noon,")
-    assert "⚠️ The answer was cut off" in text and text.endswith("\n-# Used time: now")
+    assert "⚠️ The answer was cut off" in text and text.endswith("\n-# Used `time: now`")

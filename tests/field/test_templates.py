@@ -105,7 +105,8 @@ async def test_gemma_2_2b_system_role_not_supported_through_the_openai_client(
         await discord_api.user_says("general", "alice", text)
         await replies(discord_api, "general", n)
     first, second = await final_messages(discord_api, "general", 2)
-    assert first.startswith("echo: ") and first.endswith("\n\nAlice: hi") and second == "echo: again"
+    assert first.startswith("echo: ") and first.endswith("\n\nAlice: hi")
+    assert second == "echo: again"
     assert [r.status for r in openai_api.chat_requests] == [400, 200, 200]
     assert all(m["role"] != "system" for r in openai_api.completions[1:] for m in r["messages"])
 
