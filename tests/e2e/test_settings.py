@@ -11,6 +11,7 @@ from config import DEFAULT_SYSTEM_PROMPT
 from tests.helpers import dotenv_for, finish, launch, replies, run_command
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
+from text.markdown import BACKTICK_LOOKALIKE
 
 PIRATE = "You are a pirate. Answer like one."
 
@@ -273,15 +274,17 @@ async def test_a_server_without_a_model_list_suggests_only_the_model_in_use(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_a_model_name_with_a_backtick_is_announced_whole(
+async def test_a_model_name_with_a_backtick_is_announced_in_one_code_span(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
-    # A server without a model list accepts any name; its announcement stays one code span.
+    # A server without a model list accepts any name; its announcement stays one code span
+    # (the backtick shown as a look-alike), and the request names the model as typed.
     await start_bot(OPENAI_MODEL="local-model")
     changed = await run_command(
         discord_api, "general", "owner", "settings model", name="my`tuned-model"
     )
-    assert changed["content"].endswith("set the model for this channel: `` my`tuned-model ``")
+    shown = "`my" + BACKTICK_LOOKALIKE + "tuned-model`"
+    assert changed["content"].endswith(f"set the model for this channel: {shown}")
     assert (await ask(discord_api, openai_api, "general", "alice", "hi"))["model"] == (
         "my`tuned-model"
     )
