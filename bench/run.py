@@ -13,8 +13,8 @@ are the median and p99 of 200 turns per case (`--quick`: 30), sent one at a time
 Targets are shown next to the figures, never asserted.
 
 A full run takes about half an hour on 2 cores, most of it for figures 9 (2 x 100,000
-turns) and 4 (2 x 20,000 turns) through real bot processes; `--quick` is a ~90 s smoke
-run with less of everything; `--only 1,6` runs some figures.
+turns) and 4 (2 x 20,000 turns) through real bot processes, figure 10 about 3 minutes;
+`--quick` is a ~90 s smoke run with less of everything; `--only 1,6` runs some figures.
 
 1. Dispatch -> model. From the dispatch of a MESSAGE_CREATE to the chat-completions
    request arriving at the OpenAI stand-in: what the bot does before asking the model
@@ -930,24 +930,21 @@ def figure_order(row: Row) -> tuple[int, str]:
     return int(digits or 0), row.figure[len(digits) :]
 
 
+SHOWN = {  # unit -> how a value in it is printed; any other unit: "{value:.0f} {unit}"
+    "ms": "{:.2f} ms",
+    "s": "{:.2f} s",
+    "MB": "{:.1f} MB",
+    "msg/s": "{:.0f} msg/s",
+    "%": "{:.1f} %",
+    "x": "{:.2f}x",
+    "$": "${:.4f}",
+}
+
+
 def show(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    if unit == "ms":
-        return f"{value:.2f} ms"
-    if unit == "s":
-        return f"{value:.2f} s"
-    if unit == "MB":
-        return f"{value:.1f} MB"
-    if unit == "msg/s":
-        return f"{value:.0f} msg/s"
-    if unit == "%":
-        return f"{value:.1f} %"
-    if unit == "x":
-        return f"{value:.2f}x"
-    if unit == "$":
-        return f"${value:.4f}"
-    return f"{value:.0f} {unit}"
+    return SHOWN.get(unit, "{:.0f} " + unit).format(value)
 
 
 def table(rows: list[Row]) -> str:
