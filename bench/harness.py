@@ -203,13 +203,14 @@ def chat_text(seed: int, chars: int) -> str:
 
 @contextlib.asynccontextmanager
 async def bot_in_process(
-    kind: Kind, apis: StandIns, counter: TokenCounter, *, stream: bool = False
+    kind: Kind, apis: StandIns, counter: TokenCounter, *, stream: bool = False, **extra: str
 ) -> AsyncIterator[discord.Client]:
-    """Run our bot or the relay in this event loop until the block ends.
+    """Run our bot or the relay in this event loop until the block ends (`extra`: more
+    settings for our bot, e.g. MAX_CONTEXT_TOKENS="32768").
 
     Yields once on_ready has fired (the server and its channels are cached).
     """
-    env = bot_environment(apis, stream=stream)
+    env = bot_environment(apis, stream=stream, **extra)
     client: discord.Client
     if kind == "ours":
         point_discord_at(apis.discord.url)

@@ -13,8 +13,8 @@ are the median and p99 of 200 turns per case (`--quick`: 30), sent one at a time
 Targets are shown next to the figures, never asserted.
 
 A full run takes about half an hour on 2 cores, most of it for figures 9 (2 x 100,000
-turns) and 4 (2 x 20,000 turns) through real bot processes; `--quick` is a ~90 s smoke
-run with less of everything; `--only 1,6` runs some figures.
+turns) and 4 (2 x 20,000 turns) through real bot processes, figure 10 about 3 minutes;
+`--quick` is a ~90 s smoke run with less of everything; `--only 1,6` runs some figures.
 
 1. Dispatch -> model. From the dispatch of a MESSAGE_CREATE to the chat-completions
    request arriving at the OpenAI stand-in: what the bot does before asking the model
@@ -75,6 +75,17 @@ run with less of everything; `--only 1,6` runs some figures.
    (user_1, user_2, ...), one message each (a new channel each), at most 16
    unanswered; RSS after the first checkpoint (10,000) and the last (100,000), once
    every message so far is answered. Most of a full run's time (2 x 100,000 turns).
+10. Prompt cache. Two people (alice, bob) take turns in one channel, each message
+   (~64 tokens) answered before the next, our bot in-process (as figure 5) with the
+   OpenAI stand-in caching prompts by OpenAI's rules (tests/standins/prompt_cache.py,
+   keyed by the bot's prompt_cache_key). At MAX_CONTEXT_TOKENS 4,096 (300 messages;
+   `--quick`: 60) and 32,768 (1,000; `--quick`: 250), each twice in the same run:
+   trimmed in steps (memory.LOW_MARK as shipped) and one turn at a time, as before
+   (memory.LOW_MARK = 1.0), each with fresh stand-ins. Counted from the first request
+   whose prompt reaches 90 % of the budget: the share of prompt tokens the stand-in
+   served from its cache, the mean history tokens sent (the prompt without its system
+   message) as a share of the budget, and the billed input cost per answer at
+   gpt-5.4-mini's prices (PRICE_INPUT, PRICE_CACHED_INPUT).
 
 Output: a table on stdout (figure, ours, relay, ours/relay, target), then the same as
 JSON, also written to bench/results/latest.json.
@@ -123,8 +134,10 @@ from harness import (
     standins,
 )
 
+import memory
 from config import Settings
 from tests.standins.openai_standin import OpenAIRequest, Reply
+from tests.standins.prompt_cache import prompt_sequence
 from tests.standins.recording import RecordedRequest
 from text.splitting import split_for_discord
 from text.tokens import TokenCounter, load_encoding
@@ -136,6 +149,14 @@ LONG_TURN_CHARS = 360  # ~64 tokens: the turns that fill a history to the budget
 UNSEEN_HISTORY = 50  # figure 1c: messages in a channel before the bot's first (> budget)
 MIB = 1024 * 1024
 MEMORY_IN_FLIGHT = 16  # figure 4: unanswered messages at most
+# Figure 10: gpt-5.4-mini's standard prices in USD per million input tokens, as listed
+# for March 2026 (input $0.75; cached input $0.075, i.e. 90 % off, as for the GPT-5
+# family). Not found on openai.com from here: taken from a pricing table that cites
+# OpenAI's (docs.rs/crate/adk-model, src/openai/pricing.rs) and third-party listings
+# that agree on $0.75. Only their ratio (0.1) matters for the cost targets.
+PRICE_INPUT = 0.75
+PRICE_CACHED_INPUT = 0.075
+CACHE_FULL_SHARE = 0.9  # figure 10 counts from the first prompt this full of the budget
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,8 @@ class Plan:
     stream_chunks: int = 200
     chunk_delay: float = 0.1
     seen_checkpoints: tuple[int, ...] = (10_000, 100_000)  # figure 9
+    # Figure 10: MAX_CONTEXT_TOKENS -> messages in the conversation.
+    cache_messages: tuple[tuple[int, int], ...] = ((4096, 300), (32768, 1000))
 
 
 QUICK = Plan(
@@ -169,6 +192,7 @@ QUICK = Plan(
     launches=2,
     stream_chunks=20,
     seen_checkpoints=(500, 2_000),
+    cache_messages=((4096, 60), (32768, 250)),
 )
 
 
@@ -234,11 +258,11 @@ class TurnTiming:
         return int(self.request.usage["prompt_tokens"])
 
 
-async def timed_turn(apis: StandIns, channel: str, text: str) -> TurnTiming:
-    """Alice says `text` in `channel`; wait for the bot's answer to be posted."""
+async def timed_turn(apis: StandIns, channel: str, text: str, user: str = "alice") -> TurnTiming:
+    """`user` says `text` in `channel`; wait for the bot's answer to be posted."""
     discord_tail, openai_tail = Tail(apis.discord), Tail(apis.openai)
     dispatched = time.monotonic()
-    await apis.discord.user_says(channel, "alice", text)
+    await apis.discord.user_says(channel, user, text)
     post, before = await next_matching(apis.discord, discord_tail, is_message_post)
     [request] = [r for r in openai_tail.new() if isinstance(r, OpenAIRequest)]
     typing_at = next((r.at for r in before if is_typing(r)), None)
@@ -798,18 +822,129 @@ async def figure_9(plan: Plan, results: Results) -> None:
 # ---------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------
+# Figure 10: prompt cache, trimmed in steps against one turn at a time
+# ---------------------------------------------------------------------------------
+
+
+def history_tokens(request: OpenAIRequest) -> int:
+    """The tokens of a request's prompt without its system message(s), as the stand-in
+    counts prompts (tests/standins/prompt_cache.py)."""
+    assert request.json is not None
+    history = [m for m in request.json.get("messages", []) if m.get("role") != "system"]
+    return len(prompt_sequence({"messages": history}, "o200k_base", lambda url, detail: 0))
+
+
+async def cached_conversation(
+    plan_messages: int, context: int, low_mark: float | None, counter: TokenCounter
+) -> dict[str, float]:
+    """One conversation of `plan_messages` messages at MAX_CONTEXT_TOKENS `context`;
+    `low_mark` None: memory as shipped, else memory.LOW_MARK for this run."""
+    shipped = memory.LOW_MARK
+    budget = context - Settings(discord_bot_token="unused").max_reply_tokens
+    per_request: list[tuple[int, int, int]] = []  # prompt, cached, history tokens
+    if low_mark is not None:
+        memory.LOW_MARK = low_mark  # read when a channel's memory is made
+    try:
+        async with (
+            standins() as apis,
+            bot_in_process("ours", apis, counter, MAX_CONTEXT_TOKENS=str(context)),
+        ):
+            apis.openai.cache_prompts()
+            for n in range(plan_messages):
+                user = ("alice", "bob")[n % 2]
+                turn = await timed_turn(
+                    apis, "general", chat_text(10_000 + n, LONG_TURN_CHARS), user
+                )
+                per_request.append(
+                    (turn.prompt_tokens, turn.request.cached_count, history_tokens(turn.request))
+                )
+    finally:
+        memory.LOW_MARK = shipped
+    full = [i for i, (p, _, _) in enumerate(per_request) if p >= CACHE_FULL_SHARE * budget]
+    counted = per_request[full[0] :] if full else []
+    prompt = sum(p for p, _, _ in counted)
+    cached = sum(c for _, c, _ in counted)
+    cost = (prompt - cached) * PRICE_INPUT + cached * PRICE_CACHED_INPUT  # USD per 1e6
+    answers = max(len(counted), 1)
+    return {
+        "budget": budget,
+        "messages": plan_messages,
+        "counted_from_message": (full[0] + 1) if full else -1,
+        "counted_requests": len(counted),
+        "cached_share_pct": 100 * cached / prompt if prompt else 0.0,
+        "mean_history_pct": (
+            100 * statistics.mean(h for _, _, h in counted) / budget if counted else 0.0
+        ),
+        "mean_prompt_tokens": statistics.mean(p for p, _, _ in counted) if counted else 0.0,
+        "cost_per_1000_answers_usd": cost / 1e6 / answers * 1000,
+    }
+
+
+CACHE_TARGETS = {4096: (65, 0.4), 32768: (90, 0.2)}  # cached share %, cost vs old
+HISTORY_TARGET = 75  # mean history sent, % of the budget
+
+
+async def figure_10(plan: Plan, counter: TokenCounter, results: Results) -> None:
+    details: dict[str, Any] = {
+        "prices_usd_per_million": {"input": PRICE_INPUT, "cached_input": PRICE_CACHED_INPUT},
+        "low_mark": memory.LOW_MARK,
+    }
+    for context, messages in plan.cache_messages:
+        steps = await cached_conversation(messages, context, None, counter)
+        old = await cached_conversation(messages, context, 1.0, counter)
+        details[str(context)] = {"steps": steps, "one_turn_at_a_time": old}
+        cached_target, cost_target = CACHE_TARGETS.get(context, (None, None))
+        ratio = (
+            steps["cost_per_1000_answers_usd"] / old["cost_per_1000_answers_usd"]
+            if old["cost_per_1000_answers_usd"]
+            else None
+        )
+        size = f"{context:,}"
+        results.rows += [
+            Row("10", f"{size}: prompt tokens from cache, trimmed in steps", "%",
+                steps["cached_share_pct"], None,
+                f">= {cached_target} %" if cached_target else "",
+                steps["cached_share_pct"] >= cached_target if cached_target else None),
+            Row("10", f"{size}: prompt tokens from cache, one turn at a time", "%",
+                old["cached_share_pct"]),
+            Row("10", f"{size}: mean history sent / budget, in steps", "%",
+                steps["mean_history_pct"], None, f">= {HISTORY_TARGET} %",
+                steps["mean_history_pct"] >= HISTORY_TARGET),
+            Row("10", f"{size}: mean history sent / budget, one at a time", "%",
+                old["mean_history_pct"]),
+            Row("10", f"{size}: input cost per 1,000 answers, in steps", "$",
+                steps["cost_per_1000_answers_usd"]),
+            Row("10", f"{size}: input cost per 1,000 answers, one at a time", "$",
+                old["cost_per_1000_answers_usd"]),
+            Row("10", f"{size}: input cost, in steps / one at a time", "x", ratio, None,
+                f"<= {cost_target}x" if cost_target else "",
+                ratio <= cost_target if cost_target and ratio is not None else None),
+        ]  # fmt: skip
+    results.details["prompt_cache"] = details
+
+
+def figure_order(row: Row) -> tuple[int, str]:
+    """Rows in figure order: 1a, 1b, 2, ..., 9, 10 (not 10 before 1a)."""
+    digits = "".join(itertools.takewhile(str.isdigit, row.figure))
+    return int(digits or 0), row.figure[len(digits) :]
+
+
+SHOWN = {  # unit -> how a value in it is printed; any other unit: "{value:.0f} {unit}"
+    "ms": "{:.2f} ms",
+    "s": "{:.2f} s",
+    "MB": "{:.1f} MB",
+    "msg/s": "{:.0f} msg/s",
+    "%": "{:.1f} %",
+    "x": "{:.2f}x",
+    "$": "${:.4f}",
+}
+
+
 def show(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    if unit == "ms":
-        return f"{value:.2f} ms"
-    if unit == "s":
-        return f"{value:.2f} s"
-    if unit == "MB":
-        return f"{value:.1f} MB"
-    if unit == "msg/s":
-        return f"{value:.0f} msg/s"
-    return f"{value:.0f} {unit}"
+    return SHOWN.get(unit, "{:.0f} " + unit).format(value)
 
 
 def table(rows: list[Row]) -> str:
@@ -869,6 +1004,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("4", "memory", lambda: figure_4(plan, results)),
         ("8", "busy channel", lambda: figure_8(plan, results)),
         ("9", "many channels", lambda: figure_9(plan, results)),
+        ("10", "prompt cache", lambda: figure_10(plan, counter, results)),
     ]
     for figure, name, step in steps:
         if not wanted(figure):
@@ -877,7 +1013,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         print(f"figure {figure}: {name} ...", end="", flush=True)
         await step()
         print(f" {time.monotonic() - started:.1f} s", flush=True)
-    results.rows.sort(key=lambda row: row.figure)
+    results.rows.sort(key=figure_order)
     return results
 
 
