@@ -111,12 +111,10 @@ DEFAULT_DATABASE_URL = str(Path(__file__).resolve().parent / "data" / "bot.db")
 MAX_RETENTION_DAYS = 3_650  # ten years of daily usage rows
 # No model costs anywhere near this per million tokens; a typo fails at start-up.
 MAX_PRICE_PER_MILLION = 10_000.0
-
 # Tools: a model that asks for more than 50 rounds in one answer is looping; an hour is
 # longer than anyone waits for a tool, an answer or a button press in a chat.
 MAX_TOOL_ROUNDS = 50
 MAX_TOOL_SECONDS = 3_600.0
-
 # Attachments: Discord's free upload limit is 10 MiB; no upload is larger than 1 GiB.
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 MAX_ATTACHMENT_BYTES = 1024 * 1024 * 1024
@@ -171,11 +169,10 @@ class Settings:
     # The store (store/): a file path, sqlite:///path or postgresql://...
     database_url: str = DEFAULT_DATABASE_URL
     usage_retention_days: int = DEFAULT_RETENTION_DAYS  # UTC days of usage kept
-    # Prices per million prompt/completion tokens, for /usage; None: no costs shown.
+    # Prices per million prompt, completion and cached prompt tokens (served from the
+    # server's prompt cache), for /usage; None: no costs (cached: the input price).
     price_input_per_million: float | None = None
     price_output_per_million: float | None = None
-    # Per million prompt tokens the server served from its prompt cache; None: billed
-    # at the input price.
     price_cached_input_per_million: float | None = None
     # Tools (tools/): the MCP_CONFIG file and its servers, read and checked at start-up;
     # model rounds with tool calls per answer; seconds for one tool call, for a whole

@@ -39,12 +39,12 @@ from conversation.channel_settings import (
     reply_to_refusal,
     show,
 )
-from conversation.recall import MemoryFacts
 from conversation.services import MODELS_READ_SECONDS
 from conversation.usage import REPORT_DAYS, Prices, personal_report, server_report, usage_csv
 from discord_side import permissions
 from discord_side.deadline import Answer, arrived, in_time, respond, within
 from discord_side.failures import describe as describe_failure
+from discord_side.memory_report import memory_report
 from discord_side.readback import RESET_MESSAGE
 from store import ScopeTarget, StoreError
 from text.markdown import inline_code
@@ -120,37 +120,6 @@ async def memory(interaction: discord.Interaction[ChatBot]) -> None:
     assert channel is not None
     facts = await conversations.report(channel)  # type: ignore[arg-type]
     await interaction.followup.send(memory_report(facts), ephemeral=True)
-
-
-ANSWERING = {  # whom each reply mode answers
-    "all": "every message",
-    "thread": "every message, each new question in a thread of its own",
-    "mention-thread": "mentions and replies, each in a thread of its own",
-}
-
-
-def memory_report(facts: MemoryFacts) -> str:
-    """/memory's answer (Discord markdown)."""
-    if facts.summary_tokens is not None:
-        older = f"older messages are summarised ({facts.summary_tokens} tokens)"
-    elif facts.summarizing:
-        older = "older messages will be summarised when they no longer fit"
-    else:
-        older = "older messages are forgotten when they no longer fit"
-    mode = "streamed" if facts.streaming else "posted when complete"
-    who = ANSWERING.get(facts.reply_to, "mentions, replies and DMs")
-    learnt = " (learnt from the model service)" if facts.learnt else ""
-    attached = f" ({_count(facts.attachments, 'attachment')}, {_count(facts.images, 'image')} sent)"
-    return (
-        f"**Memory in this channel:** {facts.messages} messages{attached}, "
-        f"{facts.prompt_tokens:,} of {facts.budget:,} prompt tokens used{learnt}; {older}.\n"
-        f"**Model:** {facts.model}, answers {mode}, answering {who}; "
-        f"token counts {facts.counted}."
-    )
-
-
-def _count(number: int, thing: str) -> str:
-    return f"{number} {thing}" + ("" if number == 1 else "s")
 
 
 # --- /settings ------------------------------------------------------------------------
