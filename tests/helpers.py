@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -175,3 +176,16 @@ def dotenv_for(discord_api: DiscordStandIn, openai_api: OpenAIStandIn) -> dict[s
         "DISCORD_API_URL": discord_api.url,
         "STREAM_REPLIES": "false",
     }
+
+
+async def write_lock(path: Path) -> sqlite3.Connection:
+    """A connection holding `path`'s write lock (the bot may hold it for a moment first;
+    some of SQLite's WAL locks are not waited for by its busy timeout)."""
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)  # never block the loop
+    for _ in range(50):
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            return holder
+        except sqlite3.OperationalError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"could not lock {path}")

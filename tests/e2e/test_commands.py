@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from conversation import services
-from tests.helpers import conversation, replies, until
+from tests.helpers import conversation, replies, until, write_lock
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
@@ -113,19 +112,6 @@ async def test_commands_follow_the_access_rules(
 CALLBACK = r"/interactions/\d+/[^/]+/callback"
 
 
-async def _write_lock(path: Path) -> sqlite3.Connection:
-    """A connection holding `path`'s write lock (the bot may hold it for a moment first;
-    some of SQLite's WAL locks are not waited for by its busy timeout)."""
-    holder = sqlite3.connect(path, isolation_level=None, timeout=0)  # never block the loop
-    for _ in range(50):
-        try:
-            holder.execute("BEGIN IMMEDIATE")
-            return holder
-        except sqlite3.OperationalError:
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"could not lock {path}")
-
-
 @pytest.mark.parametrize(
     ("command", "options"),
     [
@@ -140,7 +126,7 @@ async def test_a_settings_change_on_a_slow_store_is_deferred_in_time(
 ) -> None:
     await start_bot()
     # Another process holds the database's write lock for 4 s: the bot's write waits.
-    holder = await _write_lock(tmp_path / "data" / "bot.db")
+    holder = await write_lock(tmp_path / "data" / "bot.db")
     try:
         sent = await discord_api.user_runs_command("general", "owner", command, options)
         [first] = await discord_api.wait_for(
@@ -170,7 +156,7 @@ async def test_a_private_answer_read_from_a_busy_store_is_deferred_first(
     start_bot, discord_api: DiscordStandIn, tmp_path: Path, command: str, expected: str
 ) -> None:
     await start_bot()
-    holder = await _write_lock(tmp_path / "data" / "bot.db")
+    holder = await write_lock(tmp_path / "data" / "bot.db")
     try:
         # The bot's own write waits for the lock, and its reads queue behind that write.
         await discord_api.user_runs_command("random", "owner", "settings streaming", {"mode": "on"})

@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from discord_side.commands import RESET_MESSAGE
-from tests.e2e.test_commands import _write_lock
+from tests.helpers import write_lock
 from tests.standins.discord import DiscordStandIn
 
 
 @asynccontextmanager
 async def store_held(tmp_path: Path) -> AsyncIterator[None]:
     """Another process holds the bot's database write lock while the block runs."""
-    holder = await _write_lock(tmp_path / "data" / "bot.db")
+    holder = await write_lock(tmp_path / "data" / "bot.db")
     try:
         yield
     finally:
