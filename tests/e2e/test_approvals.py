@@ -313,6 +313,31 @@ async def test_a_write_nobody_approves_in_time_is_denied(
     assert "nobody decided in time" in current(discord_api, "general", shown)["content"]
 
 
+async def test_a_shutdown_while_a_write_waits_runs_nothing_and_a_restart_starts_clean(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # The bot stops halfway: the model asked for a write and Alice has not decided.
+    bot = await start_bot()
+    notes, shown = await asked_to_write(bot, discord_api, openai_api, "never said")
+    await bot.close()
+    assert notes.calls == [] and notes.notes["todo"] == "buy milk"
+    ended = current(discord_api, "general", shown)
+    assert ended["components"] == []  # no button is left to press after the restart
+    assert "the answer ended before anyone decided" in ended["content"]
+    assert not any("never said" in m["content"] for m in discord_api.bot_messages("general"))
+    assert len(openai_api.completions) == 1  # the model was not asked again
+    # A restarted bot never runs the lost call, and the channel goes on.
+    again = await start_bot()
+    again.tool_use.toolbox = fresh = Notes()
+    openai_api.clear_script()  # the answer the stopped bot never asked for
+    openai_api.script(Reply("Hello again."))
+    await discord_api.user_says("general", "alice", "are you back?")
+    await discord_api.wait_for(
+        lambda: any("Hello again." in m["content"] for m in discord_api.bot_messages("general"))
+    )
+    assert fresh.calls == [] and notes.calls == []
+
+
 async def test_an_admin_approves_and_a_read_only_tool_runs_without_asking(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
