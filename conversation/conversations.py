@@ -256,7 +256,7 @@ class Conversations:
             messages=len(memory),
             attachments=files,
             images=images,
-            prompt_tokens=prompts.prompt(memory, window.budget).tokens,
+            prompt_tokens=prompts.prompt(memory, window.budget, sending=False).tokens,
             budget=window.budget,
             learnt=window.learnt,
             summary_tokens=memory.summary.tokens if memory.summary is not None else None,

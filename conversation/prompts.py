@@ -90,9 +90,13 @@ class PromptBuilder:
                 return turn, SHORTENED_NOTE
         return self._shortened(turn, self.history_budget)
 
-    def prompt(self, history: ChannelMemory, budget: int | None = None) -> Prompt:
+    def prompt(
+        self, history: ChannelMemory, budget: int | None = None, *, sending: bool = True
+    ) -> Prompt:
         """The request for `history` within `budget` prompt tokens (default: the
         configured prompt budget). `Prompt.cut` says whether the newest turn was cut.
+        `sending`: the request is sent, so `history` records where it started and that
+        its turns were carried; False (a /memory report) leaves `history` as it was.
 
         One system message: the system prompt, then the summary of older turns if there
         is one (chat templates keep only the first system message). Then the history's
@@ -111,7 +115,7 @@ class PromptBuilder:
             head = self._turn("system", content, None)
         labelled = history.labelled
         room = budget - head.tokens - REPLY_PRIMING
-        turns = self._window(history, room)
+        turns = self._window(history, room, sending)
         used = sum(history.cost(turn) for turn in turns)
         cut = ""
         if turns and used > room:  # the newest turn alone does not fit: shorten it
@@ -120,18 +124,20 @@ class PromptBuilder:
             turns[-1], cut = self._shortened(newest, room - label)
             used = history.cost(turns[-1])
         messages = [head.as_message()] + [t.as_message(labelled) for t in turns]
-        history.sent()
+        if sending:
+            history.sent()
         return Prompt(messages, head.tokens + used + REPLY_PRIMING, cut)
 
     @staticmethod
-    def _window(history: ChannelMemory, room: int) -> list[Turn]:
+    def _window(history: ChannelMemory, room: int, sending: bool) -> list[Turn]:
         """The turns of `history` a request with `room` tokens for them sends (all of
         them when they fit; else from `prompt_start`, or a step later; at least the
         newest)."""
         turns = list(history)
         total = history.tokens
         if total <= room:
-            history.prompt_start = None
+            if sending:
+                history.prompt_start = None
             return turns
         start = 0
         if history.prompt_start is not None:
@@ -142,7 +148,8 @@ class PromptBuilder:
             while total > mark and start < len(turns) - 1:
                 total -= history.cost(turns[start])
                 start += 1
-        history.prompt_start = turns[start] if turns else None
+        if sending:
+            history.prompt_start = turns[start] if turns else None
         return turns[start:]
 
     def summary(self, text: str, max_tokens: int) -> Turn:

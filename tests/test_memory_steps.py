@@ -195,3 +195,23 @@ def test_a_backlog_answered_together_survives_a_step(o200k: TokenCounter) -> Non
     window = builder.prompt(memory, 700)
     assert window.messages[-1]["content"].endswith(backlog[-1].content)
     assert window.tokens <= 700
+
+
+def test_a_memory_report_changes_nothing_the_next_request_depends_on(
+    o200k: TokenCounter,
+) -> None:
+    builder = PromptBuilder(o200k, "Be brief.", 3000)
+    memory = ChannelMemory(builder.history_budget)
+    for n in range(40):
+        memory.remember(user(builder, "Ana", 20, n))
+        builder.prompt(memory)
+    window = 600
+    first = builder.prompt(memory, window)
+    start, unsent = memory.prompt_start, memory.unsent
+    memory.remember(user(builder, "Ana", 20, 100))  # waiting, not yet sent
+    # /memory builds the request that would be sent (sending=False), and leaves the
+    # memory as it was: the waiting turn is still unsent, the start unmoved.
+    reported = builder.prompt(memory, window, sending=False)
+    assert memory.prompt_start is start and memory.unsent == unsent + 1
+    sent = builder.prompt(memory, window)
+    assert reported == sent and shared(first.messages, sent.messages)
