@@ -90,7 +90,10 @@ def alternate(messages: list[Message]) -> list[Message]:
     images kept), and a conversation that would open with an answer gets a short user
     turn (`EARLIER`) before it.
 
-    Tool calls and their results are left as they are. Who said what is kept: a merged
+    Tool calls and their results become plain turns: strict templates that refuse two
+    turns of one role (older Mistral, Gemma) refuse the `tool` role too, so a call is
+    said in its assistant turn and its result is a user turn, merged like the others
+    (`_plain`). Who said what is kept: a merged
     user message whose parts came from several speakers has each part labelled "Name: "
     (unless it already is) and no `name` field; one from a single speaker keeps its
     `name`.
@@ -100,7 +103,7 @@ def alternate(messages: list[Message]) -> list[Message]:
         head += 1
     out: list[Message] = [dict(message) for message in messages[:head]]
     runs: list[list[Message]] = []
-    for message in messages[head:]:
+    for message in map(_plain, messages[head:]):
         if (
             runs
             and _mergeable(runs[-1][0])
@@ -144,6 +147,25 @@ def system_into_user(messages: list[Message]) -> list[Message]:
         rest[0] = {**first, "content": _prepend(preface, content)}
         return rest
     return [{"role": "user", "content": preface}, *rest]
+
+
+def _plain(message: Message) -> Message:
+    """A tool call or result as a plain turn: the calls said after the assistant's text
+    (name and arguments as the model wrote them), a result as a user turn naming the
+    call it answers. Any other message is returned as it is."""
+    if message["role"] == "tool":
+        result = message.get("content") or ""
+        return {"role": "user", "content": f"[result of {message.get('tool_call_id')}]\n{result}"}
+    calls = message.get("tool_calls")
+    if message["role"] != "assistant" or not calls:
+        return message
+    said = [
+        f"[calling {call.get('function', {}).get('name')} "
+        f"({call.get('id')}) with {call.get('function', {}).get('arguments')}]"
+        for call in calls
+    ]
+    text = message.get("content") or ""
+    return {"role": "assistant", "content": "\n".join(filter(None, [text, *said]))}
 
 
 def _mergeable(message: Message) -> bool:

@@ -522,3 +522,25 @@ async def test_a_stream_broken_after_tools_keeps_its_text_and_names_the_tools(
     [text] = await shown(discord_api, "general", 1)
     assert text.startswith("Looking.\n\nIt is noon,")
     assert "⚠️ The answer was cut off" in text and text.endswith("\n-# Used `time: now`")
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_a_template_that_needs_alternation_gets_the_tool_round_as_plain_turns(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, streaming: bool
+) -> None:
+    # Older Mistral and Gemma templates refuse the `tool` role with their alternation
+    # rule: the answer that used a tool was refused on every try.
+    openai_api.strict_template(alternation=True)
+    box = Workshop()
+    await with_tools(start_bot, box, streaming=streaming)
+    openai_api.script(
+        ToolCalls([Call("time__now", '{"zone": "UTC"}', id="call_1")]),
+        Reply("It is noon."),
+    )
+    await discord_api.user_says("general", "alice", "what time is it?")
+    [text] = await shown(discord_api, "general", 1)
+    assert text == "It is noon.\n-# Used `time: now`"
+    assert box.calls == [("time__now", {"zone": "UTC"})]  # run once, not per try
+    last = openai_api.completions[-1]
+    assert [m["role"] for m in last["messages"]] == ["system", "user", "assistant", "user"]
+    assert "12:00 in UTC" in last["messages"][-1]["content"]

@@ -236,14 +236,25 @@ def test_the_request_shape_learns_each_template_once() -> None:
     assert sent[0]["content"].startswith("Instructions:\nBe brief.")
 
 
-def test_tool_calls_and_results_are_never_merged() -> None:
-    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "a"}, {"id": "b"}]}
+def test_tool_calls_and_results_become_alternating_plain_turns_losing_nothing() -> None:
+    # Strict templates that refuse two turns of one role refuse the `tool` role too: an
+    # answer that used a tool was refused on every try (found by a tester, issue 22).
+    calls = [
+        {"id": "a", "type": "function", "function": {"name": "time__now", "arguments": "{}"}},
+        {"id": "b", "type": "function", "function": {"name": "add", "arguments": '{"x": 1}'}},
+    ]
+    call = {"role": "assistant", "content": "Let me look.", "tool_calls": calls}
     results = [
-        {"role": "tool", "tool_call_id": "a", "content": "1"},
+        {"role": "tool", "tool_call_id": "a", "content": "noon"},
         {"role": "tool", "tool_call_id": "b", "content": "2"},
     ]
-    messages = [{"role": "user", "content": "add"}, call, *results]
-    assert alternate(messages) == messages
+    sent = alternate([{"role": "user", "content": "add"}, call, *results])
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert all("tool_calls" not in m and "tool_call_id" not in m for m in sent)
+    said, answered = sent[1]["content"], sent[2]["content"]
+    assert said.startswith("Let me look.\n")
+    assert "time__now (a) with {}" in said and 'add (b) with {"x": 1}' in said
+    assert answered == "[result of a]\nnoon\n\n[result of b]\n2"
 
 
 @given(conversations(), st.booleans())
