@@ -21,13 +21,17 @@ from text.setting_values import (
     ConfigError,
     Getter,
     boolean,
+    host,
     http_url,
     id_list,
     integer,
     model_name_problem,
-    plain_decimal,
+    number_ranges,
+    port,
+    price,
     quoted,
     require_header_safe,
+    seconds,
     word,
 )
 from tools.mcp_config import McpConfigError, McpServer, read_mcp_config
@@ -50,48 +54,22 @@ Vision = Literal["auto", "on", "off"]
 ImageDetail = Literal["low", "high", "auto"]
 
 # Every variable load_settings reads, in the order of .env.example (the tests check both).
-VARIABLES = (
-    "DISCORD_BOT_TOKEN",
-    "OPENAI_API_KEY",
-    "OPENAI_MODEL",
-    "OPENAI_BASE_URL",
-    "SYSTEM_PROMPT",
-    "MAX_CONTEXT_TOKENS",
-    "MAX_REPLY_TOKENS",
-    "REPLY_TO",
-    "ALLOWED_CHANNEL_IDS",
-    "BLOCKED_CHANNEL_IDS",
-    "ALLOWED_USER_IDS",
-    "BLOCKED_USER_IDS",
-    "ALLOWED_ROLE_IDS",
-    "BLOCKED_ROLE_IDS",
-    "ADMIN_USER_IDS",
-    "ALLOW_DMS",
-    "USER_RATE_LIMIT",
-    "USER_DAILY_TOKENS",
-    "MAX_CONCURRENT_REQUESTS",
-    "MAX_CACHED_CHANNELS",
-    "STREAM_REPLIES",
-    "OPENAI_TIMEOUT",
-    "MEMORY_STRATEGY",
-    "RESET_PERMISSION",
-    "DEV_GUILD_ID",
-    "LOG_LEVEL",
-    "MAX_ATTACHMENT_BYTES",
-    "VISION",
-    "IMAGE_DETAIL",
-    "DATABASE_URL",
-    "USAGE_RETENTION_DAYS",
-    "PRICE_INPUT_PER_MILLION",
-    "PRICE_OUTPUT_PER_MILLION",
-    "PRICE_CACHED_INPUT_PER_MILLION",
-    "MCP_CONFIG",
-    "MAX_TOOL_ROUNDS",
-    "TOOL_TIMEOUT",
-    "TOOL_ANSWER_TIMEOUT",
-    "APPROVAL_TIMEOUT",
-    "DISCORD_API_URL",  # test seam, unset in production: not in .env.example
-)
+VARIABLES = tuple(
+    """
+    DISCORD_BOT_TOKEN OPENAI_API_KEY OPENAI_MODEL OPENAI_BASE_URL SYSTEM_PROMPT
+    MAX_CONTEXT_TOKENS MAX_REPLY_TOKENS REPLY_TO
+    ALLOWED_CHANNEL_IDS BLOCKED_CHANNEL_IDS ALLOWED_USER_IDS BLOCKED_USER_IDS
+    ALLOWED_ROLE_IDS BLOCKED_ROLE_IDS ADMIN_USER_IDS ALLOW_DMS
+    USER_RATE_LIMIT USER_DAILY_TOKENS MAX_CONCURRENT_REQUESTS MAX_CACHED_CHANNELS
+    STREAM_REPLIES OPENAI_TIMEOUT MEMORY_STRATEGY RESET_PERMISSION DEV_GUILD_ID LOG_LEVEL
+    MAX_ATTACHMENT_BYTES VISION IMAGE_DETAIL DATABASE_URL USAGE_RETENTION_DAYS
+    PRICE_INPUT_PER_MILLION PRICE_OUTPUT_PER_MILLION PRICE_CACHED_INPUT_PER_MILLION
+    MCP_CONFIG MAX_TOOL_ROUNDS TOOL_TIMEOUT TOOL_ANSWER_TIMEOUT APPROVAL_TIMEOUT
+    KNOWLEDGE_BACKFILL_DAYS KNOWLEDGE_RETENTION_DAYS SHARD_COUNT SHARD_IDS
+    HEALTH_PORT HEALTH_HOST
+    DISCORD_API_URL
+    """.split()
+)  # DISCORD_API_URL, last, is a test seam left unset in production: not in .env.example
 
 # A request needs room for the system prompt and at least a short conversation.
 MIN_PROMPT_BUDGET = 256
@@ -110,11 +88,13 @@ MAX_CHANNELS_CACHED = 1_000_000
 DEFAULT_DATABASE_URL = str(Path(__file__).resolve().parent / "data" / "bot.db")
 MAX_RETENTION_DAYS = 3_650  # ten years of daily usage rows
 # No model costs anywhere near this per million tokens; a typo fails at start-up.
-MAX_PRICE_PER_MILLION = 10_000.0
+MAX_PRICE = 10_000.0
 # Tools: a model that asks for more than 50 rounds in one answer is looping; an hour is
 # longer than anyone waits for a tool, an answer or a button press in a chat.
 MAX_TOOL_ROUNDS = 50
 MAX_TOOL_SECONDS = 3_600.0
+# Discord asks for a shard per 1,000 to 2,500 servers; no bot is in 100 million.
+MAX_SHARDS = 100_000
 # Attachments: Discord's free upload limit is 10 MiB; no upload is larger than 1 GiB.
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 MAX_ATTACHMENT_BYTES = 1024 * 1024 * 1024
@@ -183,6 +163,17 @@ class Settings:
     tool_timeout: float = 30.0
     tool_answer_timeout: float = 180.0
     approval_timeout: float = 300.0
+    # The server's knowledge (knowledge/): days of history read back when it is turned
+    # on, and days a message stays in the index.
+    knowledge_backfill_days: int = 90
+    knowledge_retention_days: int = 365
+    # Gateway shards (operations/): the total, and the ones this process runs; None:
+    # Discord's recommended count, every shard of it.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+    # /healthz, /readyz and /metrics on this local port (None: not served).
+    health_port: int | None = None
+    health_host: str = "127.0.0.1"
     # Test seam: where discord.py sends REST and gateway traffic. Unset in production.
     discord_api_url: str | None = None
 
@@ -250,12 +241,22 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             minimum=1,
             maximum=MAX_RETENTION_DAYS,
         ),
-        price_input_per_million=_price(get, "PRICE_INPUT_PER_MILLION"),
-        price_output_per_million=_price(get, "PRICE_OUTPUT_PER_MILLION"),
-        price_cached_input_per_million=_price(get, "PRICE_CACHED_INPUT_PER_MILLION"),
+        **{
+            f"price_{kind}_per_million": price(get, f"PRICE_{kind.upper()}_PER_MILLION", MAX_PRICE)
+            for kind in ("input", "output", "cached_input")
+        },
         discord_api_url=http_url(get, "DISCORD_API_URL", example="http://127.0.0.1:8080"),
         **_attachment_settings(get),
         **_tool_settings(get),
+        knowledge_backfill_days=integer(
+            get, "KNOWLEDGE_BACKFILL_DAYS", 90, minimum=0, maximum=MAX_RETENTION_DAYS
+        ),
+        knowledge_retention_days=integer(
+            get, "KNOWLEDGE_RETENTION_DAYS", 365, minimum=1, maximum=MAX_RETENTION_DAYS
+        ),
+        **_shards(get),
+        health_port=port(get, "HEALTH_PORT"),
+        health_host=host(get, "HEALTH_HOST", "127.0.0.1"),
     )
 
 
@@ -339,18 +340,16 @@ def _dev_guild_id(get: Getter) -> int | None:
 
 def _openai_timeout(get: Getter) -> float:
     """OPENAI_TIMEOUT: seconds, more than 0 and at most 600."""
-    return _seconds(get, "OPENAI_TIMEOUT", 60, maximum=600)
+    return seconds(get, "OPENAI_TIMEOUT", 60, maximum=600)
 
 
-def _seconds(get: Getter, name: str, default: float, *, maximum: float) -> float:
-    """A number of seconds, more than 0 and at most `maximum`."""
-    text = get(name) or f"{default:g}"
-    seconds = plain_decimal(text)
-    if not 0 < seconds <= maximum:
-        raise ConfigError(
-            f"{name} must be a number of seconds between 0 and {maximum:g}, got {quoted(text)}."
-        )
-    return seconds
+def _shards(get: Getter) -> dict[str, object]:
+    """SHARD_COUNT and SHARD_IDS (which needs SHARD_COUNT), as `Settings` fields."""
+    count = integer(get, "SHARD_COUNT", 0, minimum=1, maximum=MAX_SHARDS) or None
+    if count is None and get("SHARD_IDS") is not None:
+        raise ConfigError("SHARD_IDS needs SHARD_COUNT: set the total number of shards too.")
+    ids = number_ranges(get, "SHARD_IDS", below=count or 1)
+    return {"shard_count": count, "shard_ids": ids}
 
 
 def _database_url(get: Getter) -> str:
@@ -416,20 +415,6 @@ def _attachment_settings(get: Getter) -> dict[str, object]:
     }
 
 
-def _price(get: Getter, name: str) -> float | None:
-    """A price in the owner's currency per million tokens, or None when unset."""
-    text = get(name)
-    if text is None:
-        return None
-    price = plain_decimal(text)
-    if not 0 <= price <= MAX_PRICE_PER_MILLION:
-        raise ConfigError(
-            f"{name} must be a price per million tokens from 0 to {MAX_PRICE_PER_MILLION:,.0f}, "
-            f"such as 0.40, got {quoted(text)}."
-        )
-    return price
-
-
 def _tool_settings(get: Getter) -> dict[str, object]:
     """MCP_CONFIG (its file read and checked now), MAX_TOOL_ROUNDS, TOOL_TIMEOUT,
     TOOL_ANSWER_TIMEOUT and APPROVAL_TIMEOUT, as `Settings` fields."""
@@ -443,7 +428,7 @@ def _tool_settings(get: Getter) -> dict[str, object]:
         "mcp_config": path,
         "mcp_servers": servers,
         "max_tool_rounds": integer(get, "MAX_TOOL_ROUNDS", 8, minimum=1, maximum=MAX_TOOL_ROUNDS),
-        "tool_timeout": _seconds(get, "TOOL_TIMEOUT", 30, maximum=MAX_TOOL_SECONDS),
-        "tool_answer_timeout": _seconds(get, "TOOL_ANSWER_TIMEOUT", 180, maximum=MAX_TOOL_SECONDS),
-        "approval_timeout": _seconds(get, "APPROVAL_TIMEOUT", 300, maximum=MAX_TOOL_SECONDS),
+        "tool_timeout": seconds(get, "TOOL_TIMEOUT", 30, maximum=MAX_TOOL_SECONDS),
+        "tool_answer_timeout": seconds(get, "TOOL_ANSWER_TIMEOUT", 180, maximum=MAX_TOOL_SECONDS),
+        "approval_timeout": seconds(get, "APPROVAL_TIMEOUT", 300, maximum=MAX_TOOL_SECONDS),
     }

@@ -72,6 +72,12 @@ EVERY = {
     "TOOL_TIMEOUT": "10",
     "TOOL_ANSWER_TIMEOUT": "60",
     "APPROVAL_TIMEOUT": "120",
+    "KNOWLEDGE_BACKFILL_DAYS": "30",
+    "KNOWLEDGE_RETENTION_DAYS": "100",
+    "SHARD_COUNT": "4",
+    "SHARD_IDS": "0-1,3",
+    "HEALTH_PORT": "9100",
+    "HEALTH_HOST": "0.0.0.0",
     "DISCORD_API_URL": "http://127.0.0.1:8080",
 }
 
@@ -681,3 +687,36 @@ def test_start_up_and_slash_settings_refuse_a_model_name_with_the_same_words() -
     with pytest.raises(ValueError) as refused_by_command:
         parse("model", too_long)
     assert str(refused_by_command.value) in refusal({**MINIMAL, "OPENAI_MODEL": too_long})
+
+
+# --- Knowledge, shards and health --------------------------------------------------------
+
+
+def test_knowledge_shard_and_health_settings() -> None:
+    settings = load_settings(EVERY)
+    assert (settings.knowledge_backfill_days, settings.knowledge_retention_days) == (30, 100)
+    assert (settings.shard_count, settings.shard_ids) == (4, (0, 1, 3))
+    assert (settings.health_port, settings.health_host) == (9100, "0.0.0.0")
+    defaults = load_settings(MINIMAL)
+    assert (defaults.shard_count, defaults.shard_ids, defaults.health_port) == (None, None, None)
+    assert (defaults.knowledge_backfill_days, defaults.knowledge_retention_days) == (90, 365)
+    assert defaults.health_host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"SHARD_IDS": "0"}, "SHARD_IDS needs SHARD_COUNT"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "2"}, "SHARD_IDS must name numbers from 0 to 1"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "3-1"}, "SHARD_IDS must name numbers"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "a"}, "SHARD_IDS must be numbers or ranges"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "1-"}, "SHARD_IDS must be numbers or ranges"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "9" * 5000}, "SHARD_IDS must be numbers or ranges"),
+        ({"SHARD_COUNT": "0"}, "SHARD_COUNT must be a whole number from 1"),
+        ({"HEALTH_PORT": "70000"}, "HEALTH_PORT must be a whole number from 1 to 65,535"),
+        ({"HEALTH_HOST": "not a host"}, "HEALTH_HOST must be an IP address or host name"),
+        ({"KNOWLEDGE_RETENTION_DAYS": "0"}, "KNOWLEDGE_RETENTION_DAYS must be a whole number"),
+    ],
+)
+def test_bad_knowledge_shard_and_health_settings_are_named(env: dict[str, str], words: str) -> None:
+    assert words in refusal(MINIMAL | env)

@@ -25,6 +25,7 @@ MAX_SNOWFLAKE = 2**64 - 1  # Discord ids are unsigned 64-bit numbers, never 0
 INTEGER = re.compile(r"-?[0-9]+")
 DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 SNOWFLAKE = re.compile(r"[0-9]{1,20}")
+NUMBER_RANGE = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9}))?")
 # Straight, curly and angle quote marks, as pasted around a key (the look-alikes are the point).
 QUOTES = "\"'`‘’‚‛“”„‟«»‹›"  # noqa: RUF001
 # The host (a name or a bracketed IPv6 address) and port of a URL's netloc.
@@ -200,3 +201,72 @@ def boolean(get: Getter, name: str, *, default: bool) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {quoted(text)}.")
+
+
+def seconds(get: Getter, name: str, default: float, *, maximum: float) -> float:
+    """A number of seconds, more than 0 and at most `maximum`."""
+    text = get(name) or f"{default:g}"
+    value = plain_decimal(text)
+    if not 0 < value <= maximum:
+        raise ConfigError(
+            f"{name} must be a number of seconds between 0 and {maximum:g}, got {quoted(text)}."
+        )
+    return value
+
+
+def price(get: Getter, name: str, maximum: float) -> float | None:
+    """A price in the owner's currency per million tokens, or None when unset."""
+    text = get(name)
+    if text is None:
+        return None
+    value = plain_decimal(text)
+    if not 0 <= value <= maximum:
+        raise ConfigError(
+            f"{name} must be a price per million tokens from 0 to {maximum:,.0f}, "
+            f"such as 0.40, got {quoted(text)}."
+        )
+    return value
+
+
+def number_ranges(get: Getter, name: str, *, below: int) -> tuple[int, ...] | None:
+    """Whole numbers from 0 to `below` - 1 written as a list of numbers and ranges
+    ("0,1", "0-3", "0-1, 4"), sorted without repeats; None when unset."""
+    text = get(name)
+    if text is None:
+        return None
+    numbers: set[int] = set()
+    for part in text.replace(",", " ").split():
+        match = NUMBER_RANGE.fullmatch(part)
+        if match is None:
+            raise ConfigError(
+                f"{name} must be numbers or ranges separated by commas, such as 0,1 or 0-3, "
+                f"got {quoted(part)}."
+            )
+        low, high = int(match[1]), int(match[2] or match[1])
+        if low > high or high >= below:
+            raise ConfigError(
+                f"{name} must name numbers from 0 to {below - 1}, got {quoted(part)}."
+            )
+        numbers.update(range(low, high + 1))
+    return tuple(sorted(numbers)) or None
+
+
+def port(get: Getter, name: str) -> int | None:
+    """A TCP port from 1 to 65535, or None when unset."""
+    if get(name) is None:
+        return None
+    return integer(get, name, 0, minimum=1, maximum=65_535)
+
+
+def host(get: Getter, name: str, default: str) -> str:
+    """An IP address or host name to listen on; `default` when unset."""
+    text = get(name) or default
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if HOST_NAME.fullmatch(text) is None or NUMERIC_HOST.fullmatch(text):
+            raise ConfigError(
+                f"{name} must be an IP address or host name such as 127.0.0.1 or 0.0.0.0, "
+                f"got {quoted(text)}."
+            ) from None
+    return text
