@@ -162,3 +162,29 @@ async def test_a_waiting_spare_stops_cleanly_without_connecting(
     assert await answered_by(discord_api, openai_api, "general", "still here?") == [MODELS[0]]
     assert await active.stop(signal.SIGTERM) == 0
     assert "Traceback" not in spare.output + active.output
+
+
+async def test_a_process_that_loses_its_lease_stops_and_exits_1(
+    discord_api: DiscordStandIn,
+    openai_api: OpenAIStandIn,
+    start,
+    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+) -> None:
+    url = postgres_server.create_database()
+    active = await start(0, DATABASE_URL=url, SHARD_COUNT="1")
+    await discord_api.wait_until_ready(timeout=30)
+    spare = await start(1, DATABASE_URL=url, SHARD_COUNT="1")
+    await until(lambda: spare.said("waiting as a spare"), 20)
+    # The database ends the holder's lease session (a restart, a network cut).
+    postgres_server.sql(
+        url.rsplit("/", 1)[1],
+        "SELECT pg_terminate_backend(pid) FROM pg_locks"
+        " WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    assert await asyncio.wait_for(active.process.wait(), 30) == 1
+    assert active.said("lost the lease on shard 0 of 1 (its database connection closed)")
+    await discord_api.wait_until_ready(count=2, timeout=30)
+    assert len(discord_api.live_sessions) == 1
+    assert await answered_by(discord_api, openai_api, "general", "who now?") == [MODELS[1]]
+    assert "Traceback" not in active.output
