@@ -134,6 +134,18 @@ async def test_two_shard_processes_answer_only_their_own_servers(
     assert "Traceback" not in zero.output + one.output
 
 
+async def test_too_few_shards_for_discord_says_what_to_set(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, start
+) -> None:
+    discord_api.max_guilds_per_session = 1  # Discord's is 2,500
+    await discord_api.add_guild("far", shard=(1, 2))
+    bot = await start(0, SHARD_COUNT="1")
+    assert await asyncio.wait_for(bot.process.wait(), 30) == 1
+    await bot.stop()
+    assert bot.lines[-1].startswith("Discord requires more shards")
+    assert "Traceback" not in bot.output
+
+
 async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
     discord_api, openai_api, start, shared_database
 ) -> None:
