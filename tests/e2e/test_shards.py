@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import dotenv_for, launch, until
+from tests.helpers import dotenv_for, launch, run_command, until
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
@@ -132,6 +132,26 @@ async def test_two_shard_processes_answer_only_their_own_servers(
     assert zero.said("Connected as ChatBot#4821") and zero.said("on shard 0 of 2")
     assert await zero.stop() == 0 and await one.stop() == 0
     assert "Traceback" not in zero.output + one.output
+
+
+async def test_one_process_on_two_shards_answers_messages_threads_commands_and_dms(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, start_bot
+) -> None:
+    far = await discord_api.add_guild("far", shard=(1, 2))
+    bot = await start_bot(SHARD_COUNT="2", REPLY_TO="mention-thread")
+    # discord.py identifies the second shard 5 s after the first.
+    await until(lambda: bot.get_guild(far.id), timeout=20)
+    assert sorted(s.shard for s in discord_api.live_sessions) == [(0, 2), (1, 2)]
+    assert (bot.get_guild(discord_api.guild_id).shard_id, bot.get_guild(far.id).shard_id) == (0, 1)
+
+    await discord_api.user_says("far/general", "alice", "a question", mention_bot=True)
+    [thread] = await discord_api.wait_for(lambda: discord_api.threads_in("far/general"))
+    await discord_api.wait_for(lambda: discord_api.bot_messages(thread.id))
+    answer = await run_command(discord_api, "far/random", "carol", "reset")
+    assert "Conversation reset" in answer["content"]
+    await discord_api.user_says(discord_api.dm_channel("bob"), "bob", "hello in a DM")
+    await discord_api.wait_for(lambda: discord_api.bot_messages(discord_api.dm_channel("bob")))
+    assert len(openai_api.chat_requests) == 2
 
 
 async def test_too_few_shards_for_discord_says_what_to_set(
