@@ -18,7 +18,7 @@ from bot import ChatBot
 from tests.helpers import dotenv_for, finish, free_port, launch, replies, until
 from tests.postgres import PostgresServer, own_postgres_server  # noqa: F401 - a fixture
 from tests.standins.discord import DiscordStandIn
-from tests.standins.openai_standin import Error, OpenAIStandIn
+from tests.standins.openai_standin import Error, OpenAIStandIn, Reply
 
 StartBot = Callable[..., Awaitable[ChatBot]]
 
@@ -223,3 +223,21 @@ async def test_not_ready_while_the_store_fails(
     assert value(await metrics(port), "chatbot_store_errors_total") >= 1
     await asyncio.to_thread(server.sql, "postgres", "ALTER DATABASE bot ALLOW_CONNECTIONS true")
     assert await get(port, "/readyz") == (200, "ready\n")
+
+
+async def test_not_ready_once_shutdown_begins_and_gone_after(
+    start_bot: StartBot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    port = free_port()
+    bot = await start_bot(HEALTH_PORT=str(port))
+    await until(bot.is_ready, timeout=10)
+    openai_api.script(Reply("Slow to come", delay=1.0))  # in flight when shutdown begins
+    await discord_api.user_says("general", "alice", "hello?")
+    await openai_api.wait_for_requests(1)
+    closing = asyncio.ensure_future(bot.close())
+    assert await get(port, "/readyz") == (503, "not ready: shutting down\n")
+    assert await get(port, "/healthz") == (200, "ok\n")  # alive while answers finish
+    await closing
+    assert (await replies(discord_api, "general"))[0]["content"] == "Slow to come"
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await get(port, "/healthz")

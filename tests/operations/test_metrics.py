@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import openai
@@ -25,6 +27,7 @@ from operations.metrics import (
 )
 from store import Store, StoreError
 
+ROOT = Path(__file__).resolve().parents[2]
 # The only label names: each takes a fixed few values, or a model's name.
 LABELS = {"outcome", "model", "kind", "cause", "shard", "le"}
 
@@ -165,3 +168,17 @@ async def test_the_store_counts_its_errors_and_answers_a_health_check(tmp_path: 
         assert store.failures == 1
     finally:
         await store.close()
+
+
+def test_a_bot_without_health_port_loads_no_prometheus_client() -> None:
+    """Its memory is measured (bench figure 4): the ~4 MB come only with HEALTH_PORT."""
+    probe = "import sys, bot; print(sorted(m for m in sys.modules if m.startswith('prometheus')))"
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[]"
+
+
+def test_the_metrics_know_no_discord() -> None:
+    probe = "import sys, operations.metrics; print('discord' in sys.modules)"
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert ran.stdout.strip() == "False", ran.stderr
