@@ -1,7 +1,8 @@
 """HEALTH_PORT's HTTP server: `/healthz`, `/readyz` and `/metrics`, for one bot.
 
 Served on the aiohttp that discord.py already brings, bound to HEALTH_HOST (127.0.0.1
-unless set), started in setup_hook and stopped last on shutdown:
+unless set), started in setup_hook once the services exist, and stopped at shutdown
+after the answers in flight and the store (/readyz says "shutting down" meanwhile):
 
 - `/healthz`: 200 while the event loop answers (the handler runs on it).
 - `/readyz`: 200 once the bot is connected and READY on every shard it holds and the
