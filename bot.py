@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
@@ -33,6 +34,10 @@ from discord_side.references import is_forward
 from discord_side.threads import answer_channel, opening_text
 from operations.shards import LeaseLost, ShardLeases, describe, servers_line, shard_list
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
+
+if TYPE_CHECKING:
+    from operations.health import Health
+    from operations.metrics import Metrics
 
 log = logging.getLogger("chatbot")
 
@@ -69,6 +74,9 @@ class ChatBot(discord.AutoShardedClient):
         self._services: Services | None = None
         self._conversations: Conversations | None = None
         self._closing: asyncio.Future[None] | None = None
+        # HEALTH_PORT's server and what it counts (operations/), built in setup_hook.
+        self.health: Health | None = None
+        self.metrics: Metrics | None = None
         self.tree = ChatTree(self)
         for command in COMMANDS:
             self.tree.add_command(command)
@@ -80,6 +88,7 @@ class ChatBot(discord.AutoShardedClient):
         # The tools offered to each answer, and who approves their calls (approvals.py).
         self.tool_use = ToolUse(self.settings, self._services.toolbox)
         self._conversations.answers.tools_for = self.tool_use.tools_for
+        await self._serve_health()
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
         if self.leases is not None:  # last: a spare waits here, ready to take over at once
@@ -93,6 +102,16 @@ class ChatBot(discord.AutoShardedClient):
         if not await leases.hold(self.shard_count, shard_list(self.shard_count, self.shard_ids)):
             assert self._closing is not None
             await asyncio.shield(self._closing)
+
+    async def _serve_health(self) -> None:
+        """With HEALTH_PORT: /healthz, /readyz and /metrics (operations/health.py), and
+        the counting for them; ConfigError when the port cannot be had."""
+        if self.settings.health_port is None:
+            return  # nor is prometheus_client imported: ~4 MB
+        from operations.health import Health
+
+        self.health = await Health.start(self)
+        self.metrics = self.conversations.answers.metrics = self.health.metrics
 
     @tasks.loop(seconds=IDLE_SECONDS)
     async def forget_idle_rate_limits(self) -> None:
@@ -118,6 +137,10 @@ class ChatBot(discord.AutoShardedClient):
             self._closing = asyncio.ensure_future(self._shut_down())
         await asyncio.shield(self._closing)
 
+    def is_closing(self) -> bool:
+        """Whether shutdown has begun (answers in flight may still be finishing)."""
+        return self._closing is not None
+
     async def _shut_down(self) -> None:
         if self.leases is not None and not self.leases.held:
             await self.leases.close()  # a spare: stop waiting first
@@ -126,6 +149,8 @@ class ChatBot(discord.AutoShardedClient):
             await self._conversations.close()
         if self._services is not None:
             await self._services.close()
+        if self.health is not None:
+            await self.health.close()
         await super().close()
         if self.leases is not None:  # only now may a spare connect these shards
             await self.leases.close()
@@ -155,6 +180,8 @@ class ChatBot(discord.AutoShardedClient):
             return
         text = message.clean_content.strip()
         if not text and not message.attachments and not is_forward(message):
+            if self.metrics is not None:
+                self.metrics.message("ignored")
             return  # a sticker alone, or content hidden without the intent
         assert self.user is not None
         text = opening_text(message, text)  # a forum post: its title, then its first message
@@ -163,6 +190,8 @@ class ChatBot(discord.AutoShardedClient):
         notes = conversations.permission_notes(message.channel.id)  # thread mode: the parent's
         if verdict.answer and not may_answer_in(message.channel, notes):
             verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
+        if self.metrics is not None and not verdict.answer:  # answers: counted as they end
+            self.metrics.judged(remember=verdict.remember, refused=bool(verdict.notices))
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own

@@ -57,10 +57,15 @@ class PostgreSQLTransaction:
 
 
 def _postgres_errors() -> tuple[type[Exception], ...]:
-    """What asyncpg raises when the server, the network or the connection fails."""
+    """What asyncpg raises when the server, the network or the connection fails.
+
+    InternalClientError too: a query sent on a pooled connection whose server ended it
+    (pg_terminate_backend, a failover) after asyncpg read the FATAL message but before
+    it saw the connection close fails with it ("cannot switch to state 15; another
+    operation (2) is in progress")."""
     import asyncpg
 
-    return (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+    return (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 
 class PostgreSQL:

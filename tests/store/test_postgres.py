@@ -67,3 +67,35 @@ async def test_postgres_going_away_raises_store_error_then_recovers(
         assert (await opened.user_totals(1, today=TODAY)).today == Totals(3, 3, 2)
     finally:
         await opened.close()
+
+
+async def test_a_connection_the_server_ended_while_idle_raises_store_error(
+    own_postgres_server: PostgresServer,
+) -> None:
+    """An administrator's pg_terminate_backend (or a failover) ends the pooled connection
+    while it is idle. Depending on what asyncpg has read of it when the next query goes
+    out, that query fails with a connection error, with asyncpg's InternalClientError
+    ("cannot switch to state 15; another operation (2) is in progress": the server's
+    FATAL message read, its end of the connection not yet), or (once asyncpg saw the
+    end) the pool's new connection is refused here: a StoreError every time."""
+    server = own_postgres_server
+    opened = await Store.open(server.url())
+    end = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bot'"
+    try:
+        for attempt in range(1, 9):  # the timing varies: each outcome is met in a few
+            await asyncio.to_thread(
+                server.sql, "postgres", "ALTER DATABASE bot ALLOW_CONNECTIONS false"
+            )
+            await asyncio.to_thread(server.sql, "postgres", end)
+            with pytest.raises(StoreError) as raised:
+                await opened.ping()
+            assert str(raised.value).startswith(
+                f"cannot answer a health check in PostgreSQL at 127.0.0.1:{server.port}: "
+            )
+            assert opened.failures == attempt
+            await asyncio.to_thread(
+                server.sql, "postgres", "ALTER DATABASE bot ALLOW_CONNECTIONS true"
+            )
+            await opened.ping()  # the pool connects again
+    finally:
+        await opened.close()
