@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
@@ -32,6 +33,10 @@ from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.references import is_forward
 from discord_side.threads import answer_channel, opening_text
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
+
+if TYPE_CHECKING:
+    from operations.health import Health
+    from operations.metrics import Metrics
 
 log = logging.getLogger("chatbot")
 
@@ -60,6 +65,9 @@ class ChatBot(discord.Client):
         self._services: Services | None = None
         self._conversations: Conversations | None = None
         self._closing: asyncio.Future[None] | None = None
+        # HEALTH_PORT's server and what it counts (operations/), built in setup_hook.
+        self.health: Health | None = None
+        self.metrics: Metrics | None = None
         self.tree = ChatTree(self)
         for command in COMMANDS:
             self.tree.add_command(command)
@@ -71,8 +79,19 @@ class ChatBot(discord.Client):
         # The tools offered to each answer, and who approves their calls (approvals.py).
         self.tool_use = ToolUse(self.settings, self._services.toolbox)
         self._conversations.answers.tools_for = self.tool_use.tools_for
+        await self._serve_health()
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
+
+    async def _serve_health(self) -> None:
+        """With HEALTH_PORT: /healthz, /readyz and /metrics (operations/health.py), and
+        the counting for them; ConfigError when the port cannot be had."""
+        if self.settings.health_port is None:
+            return  # nor is prometheus_client imported: ~4 MB
+        from operations.health import Health
+
+        self.health = await Health.start(self)
+        self.metrics = self.conversations.answers.metrics = self.health.metrics
 
     @tasks.loop(seconds=IDLE_SECONDS)
     async def forget_idle_rate_limits(self) -> None:
@@ -98,12 +117,18 @@ class ChatBot(discord.Client):
             self._closing = asyncio.ensure_future(self._shut_down())
         await asyncio.shield(self._closing)
 
+    def is_closing(self) -> bool:
+        """Whether shutdown has begun (answers in flight may still be finishing)."""
+        return self._closing is not None
+
     async def _shut_down(self) -> None:
         self.forget_idle_rate_limits.cancel()
         if self._conversations is not None:
             await self._conversations.close()
         if self._services is not None:
             await self._services.close()
+        if self.health is not None:
+            await self.health.close()
         await super().close()
 
     async def on_ready(self) -> None:
@@ -122,6 +147,8 @@ class ChatBot(discord.Client):
             return
         text = message.clean_content.strip()
         if not text and not message.attachments and not is_forward(message):
+            if self.metrics is not None:
+                self.metrics.message("ignored")
             return  # a sticker alone, or content hidden without the intent
         assert self.user is not None
         text = opening_text(message, text)  # a forum post: its title, then its first message
@@ -130,6 +157,8 @@ class ChatBot(discord.Client):
         notes = conversations.permission_notes(message.channel.id)  # thread mode: the parent's
         if verdict.answer and not may_answer_in(message.channel, notes):
             verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
+        if self.metrics is not None and not verdict.answer:  # answers: counted as they end
+            self.metrics.judged(remember=verdict.remember, refused=bool(verdict.notices))
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import openai
@@ -39,6 +40,9 @@ from model.request import Caller
 from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, counts_exactly
 from tools.base import Toolbox
+
+if TYPE_CHECKING:
+    from operations.metrics import Metrics
 
 log = logging.getLogger("chatbot")
 
@@ -175,6 +179,8 @@ class Answers:
         self.windows: dict[str, ContextWindow] = {}
         # Per answer: the tools offered and who approves them (the bot's wiring sets it).
         self.tools_for: ToolsFor = no_tools
+        # With HEALTH_PORT: answers, their tokens and failures are counted (bot.py sets it).
+        self.metrics: Metrics | None = None
 
     async def answer(
         self,
@@ -217,6 +223,7 @@ class Answers:
                 # A tool round: its tokens count, the answer is counted once, at the end.
                 lambda answer: self._charge(reply, answer, asking, answers=0),
             )
+        started = time.monotonic()
         try:
             if effective.streaming:
                 answer = await self._streamed(reply, asking)
@@ -224,9 +231,15 @@ class Answers:
                 answer = await self._whole(reply, asking)
         except Exception as error:
             failure = self.classify(error, asking.prompt, asking.window)
+            if self.metrics is not None:
+                seconds = time.monotonic() - started
+                self.metrics.failed(effective.model, seconds, failure.cause, error)
             await reply.drop_status()
             await self._report_failure(reply, error, failure, history_shortened=asking.shortened)
             return None
+        if self.metrics is not None:
+            cut_off = answer.finish_reason == "interrupted"
+            self.metrics.answered(effective.model, time.monotonic() - started, cut_off=cut_off)
         asking.window.accepted(asking.prompt.tokens)
         if answer.prompt_tokens is not None:
             asking.window.observe(asking.counted, answer.prompt_tokens)
@@ -343,6 +356,8 @@ class Answers:
             cached_tokens=answer.cached_tokens or 0,
             answers=answers,
         )
+        if self.metrics is not None:
+            self.metrics.charged(prompt_tokens, completion, answer.cached_tokens or 0)
         if self.limits.daily_tokens:
             self.limits.record_usage(
                 message.author.id, prompt_tokens + completion, discord.utils.utcnow()

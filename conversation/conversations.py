@@ -303,7 +303,10 @@ class Conversations:
         started = time.perf_counter()
         reply = self._reply(message, channel)
         answered = await self._answer_until_shutdown(reply, memory, note)
-        if answered is None or not reply.visible or reply.withdrawn:
+        shown = answered is not None and reply.visible and not reply.withdrawn
+        if metrics := self.answers.metrics:  # with HEALTH_PORT: each message it answers
+            metrics.message("answered" if shown else "failed", len(to_answer))
+        if answered is None or not shown:
             return
         if not memory.holds(message.id):
             # The question was deleted while it was being answered: its answer, which
@@ -387,7 +390,8 @@ class Conversations:
         edit pacer and permission notes, which every reply there shares."""
         where = channel if channel is not None else message.channel
         conversation = self._conversation(where.id)
-        return Reply(message, conversation.pacer, where, notes=conversation.permission_notes)
+        notes, metrics = conversation.permission_notes, self.answers.metrics
+        return Reply(message, conversation.pacer, where, notes=notes, metrics=metrics)
 
     def _conversation(self, channel_id: int) -> Conversation:
         """The channel's conversation (a new one if it has none), marked as the most

@@ -15,10 +15,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 import discord
+
+if TYPE_CHECKING:
+    from operations.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +134,16 @@ def refusal(error: Exception) -> Refusal:
 
 
 async def retrying(
-    request: Callable[[], Awaitable[T]], delays: tuple[float, ...], channel_id: int | None
+    request: Callable[[], Awaitable[T]],
+    delays: tuple[float, ...],
+    channel_id: int | None,
+    metrics: Metrics | None = None,
 ) -> T:
     """`request()`, tried again after each of `delays` (seconds) while it fails
-    transiently; the last failure is raised. One that Discord leaves unanswered for
-    REQUEST_TIMEOUT seconds raises NoAnswerFromDiscord and is not tried again: the
-    channel (`channel_id`, for the log) moves on."""
+    transiently (each retry counted in `metrics`, when given); the last failure is
+    raised. One that Discord leaves unanswered for REQUEST_TIMEOUT seconds raises
+    NoAnswerFromDiscord and is not tried again: the channel (`channel_id`, for the log)
+    moves on."""
     for delay in delays:
         try:
             return await _timed(request)
@@ -149,6 +156,8 @@ async def retrying(
                 describe(error),
                 delay,
             )
+        if metrics is not None:
+            metrics.discord_retry()
         await asyncio.sleep(delay)
     return await _timed(request)
 

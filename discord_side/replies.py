@@ -48,7 +48,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import discord
 
@@ -73,6 +73,9 @@ from discord_side.permissions import (
 )
 from text.splitting import DISCORD_MESSAGE_LIMIT, ReplySplitter
 
+if TYPE_CHECKING:
+    from operations.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 WRITING_MARKER = " ▌"  # shown at the end of a message that is still being written
@@ -90,17 +93,19 @@ class Reply:
         *,
         notes: PermissionNotes,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        metrics: Metrics | None = None,
     ) -> None:
         """`pacer`: the channel's, shared by all its replies (a new one if not given);
         `channel`: where to answer, if not in `message`'s channel (a thread started
         from it; there the answer is no reply, the thread shows the message on top);
         `notes`: the permission notes of that channel, which outlive one answer;
         `retry_delays`: the waits before each further attempt at a transiently failed
-        post or edit."""
+        post or edit; `metrics`: where retries are counted (HEALTH_PORT)."""
         self.message = message
         self.pacer = pacer if pacer is not None else ChannelPacer()
         self.channel = channel if channel is not None else message.channel
         self.retry_delays = retry_delays
+        self.metrics = metrics
         self.notes = notes
         self.splitter = ReplySplitter()
         self._parts: list[str] = []
@@ -383,7 +388,7 @@ class Reply:
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
         """`request()`, retried while it fails transiently (failures.retrying)."""
-        return await retrying(request, self.retry_delays, self.channel.id)
+        return await retrying(request, self.retry_delays, self.channel.id, self.metrics)
 
     def _refused(self, what: str, error: Exception) -> None:
         channel = self.channel

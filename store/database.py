@@ -21,6 +21,7 @@ class Table:
         """Use `Store.open`; this only keeps a database that is already migrated."""
         self._db = db
         self.where = where  # "path/to/bot.db" or "PostgreSQL at host:port", for messages
+        self.failures = 0  # StoreErrors raised by its queries (operations/metrics.py reads it)
 
     @contextlib.asynccontextmanager
     async def _failing_as(self, action: str) -> AsyncIterator[None]:
@@ -28,7 +29,12 @@ class Table:
         try:
             yield
         except self._db.errors as error:
+            self.failures += 1
             raise StoreError(f"cannot {action} in {self.where}: {reason(error)}") from error
+
+    async def ping(self) -> None:
+        """One trivial query, for health checks; StoreError when the database fails it."""
+        await self._fetch("answer a health check", "SELECT 1")
 
     async def _execute(self, action: str, sql: str, *args: object) -> int:
         """Run one statement in its own transaction; how many rows it changed."""
