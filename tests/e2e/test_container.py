@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,8 +26,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from config import load_settings
 from conversation.in_flight import SHUTDOWN_NOTICE
 from tests.helpers import dotenv_for, free_port, replies
+from tests.postgres import postgres_server  # noqa: F401 (a fixture)
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
@@ -34,7 +38,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path.home() / ".cache" / "chatbot-container"
 BASE = "localhost/chatbot-base:bookworm"
-IMAGE = "localhost/chatbot:test"
+# One tag per checkout, so that runs in two worktrees at once do not swap images.
+IMAGE = f"localhost/chatbot:test-{hashlib.sha256(bytes(REPO)).hexdigest()[:8]}"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 STOP_TIMEOUT = 20  # seconds `podman stop` waits before SIGKILL
 # podman here needs runc (crun fails on the cgroup setup) and explicit limits.
@@ -173,15 +178,20 @@ async def test_the_healthcheck_passes_with_no_port_and_fails_on_a_closed_one(ima
     assert "Connection refused" in output
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 async def test_the_container_answers_reports_ready_and_stops_cleanly(
     image: str,
     container: str,
     discord_api: DiscordStandIn,
     openai_api: OpenAIStandIn,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
+    database: str,
 ) -> None:
     health_port = free_port()
     env = {**dotenv_for(discord_api, openai_api), "HEALTH_PORT": str(health_port)}
+    if database == "postgresql":  # as compose.yaml runs it; else the file in /app/data
+        env["DATABASE_URL"] = request.getfixturevalue("postgres_server").create_database()
     env_file = tmp_path / "bot.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     code, output = await podman(
@@ -217,6 +227,23 @@ async def test_the_container_answers_reports_ready_and_stops_cleanly(
     assert discord_api.bot_token not in logs
     [_, notice] = discord_api.bot_messages("general")
     assert notice["content"] == SHUTDOWN_NOTICE
-    with contextlib.suppress(TimeoutError):
-        await discord_api.wait_for(lambda: not discord_api.connected, timeout=5)
-    assert not discord_api.connected
+    await discord_api.wait_for(lambda: not discord_api.connected, timeout=5)
+
+
+def test_compose_gives_the_bot_settings_it_accepts() -> None:
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    bot, postgres = compose["services"]["bot"], compose["services"]["postgres"]
+    env = {
+        k: re.sub(r"\$\{POSTGRES_PASSWORD[^}]*\}", "pw", v) for k, v in bot["environment"].items()
+    }
+    settings = load_settings({"DISCORD_BOT_TOKEN": "t", "OPENAI_API_KEY": "k", **env})
+    pg = postgres["environment"]
+    assert (
+        settings.database_url
+        == f"postgresql://{pg['POSTGRES_USER']}:pw@postgres:5432/{pg['POSTGRES_DB']}"
+    )
+    assert settings.health_host == "0.0.0.0"
+    assert f"127.0.0.1:{settings.health_port}/readyz" in " ".join(bot["healthcheck"]["test"])
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert postgres["volumes"][0].split(":")[0] in compose["volumes"]
