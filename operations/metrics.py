@@ -113,40 +113,37 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        registry = self.registry
-        self.messages = Counter(
-            PREFIX + "messages",
-            "People's messages by what became of them.",
-            ["outcome"],
-            registry=registry,
+        self.messages = self._counter(
+            "messages", "People's messages by what became of them.", "outcome", OUTCOMES
         )
         self.answer_seconds = Histogram(
             PREFIX + "answer_duration_seconds",
             "Time from asking the model to the answer shown or failed, by model and outcome.",
             ["model", "outcome"],
             buckets=ANSWER_BUCKETS,
-            registry=registry,
+            registry=self.registry,
         )
-        self.tokens = Counter(
-            PREFIX + "tokens", "Tokens charged to usage, by kind.", ["kind"], registry=registry
+        self.tokens = self._counter(
+            "tokens", "Tokens charged to usage, by kind.", "kind", TOKEN_KINDS
         )
-        self.model_failures = Counter(
-            PREFIX + "model_failures",
-            "Answers that failed, by cause.",
-            ["cause"],
-            registry=registry,
+        self.model_failures = self._counter(
+            "model_failures", "Answers that failed, by cause.", "cause", CAUSES
         )
-        self.discord_retries = Counter(
-            PREFIX + "discord_retries",
-            "Discord posts and edits tried again after a transient failure.",
-            registry=registry,
+        self.discord_retries = self._counter(
+            "discord_retries", "Discord posts and edits tried again after a transient failure."
         )
-        for outcome in OUTCOMES:
-            self.messages.labels(outcome)
-        for kind in TOKEN_KINDS:
-            self.tokens.labels(kind)
-        for cause in CAUSES:
-            self.model_failures.labels(cause)
+
+    def _counter(
+        self, name: str, documentation: str, label: str | None = None, values: Iterable[str] = ()
+    ) -> Counter:
+        """A counter `PREFIX + name` (`_total` is added), by `label` if given, with each
+        of its `values` declared at 0."""
+        counter = Counter(
+            PREFIX + name, documentation, [label] if label else [], registry=self.registry
+        )
+        for value in values:
+            counter.labels(value)
+        return counter
 
     def watch(self, live: Live) -> None:
         """Read `live` at every scrape from now on."""

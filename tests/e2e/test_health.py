@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import ChatBot
 from tests.helpers import dotenv_for, finish, free_port, launch, replies, until
+from tests.postgres import PostgresServer, own_postgres_server  # noqa: F401 - a fixture
 from tests.standins.discord import DiscordStandIn
-from tests.standins.openai_standin import Error, OpenAIStandIn
+from tests.standins.openai_standin import Error, OpenAIStandIn, Reply
 
 StartBot = Callable[..., Awaitable[ChatBot]]
 
@@ -142,3 +144,100 @@ async def test_metrics_move_by_exactly_what_happened(
     # No user, channel or server id in any label.
     ids = {str(discord_api.guild_id), str(discord_api.channel("general").id)}
     assert not ids & {v for _, labels in after for _, v in labels}
+
+
+async def test_refusals_ignored_messages_and_discord_retries_are_counted(
+    start_bot: StartBot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    port = free_port()
+    bob = discord_api.user("bob").id
+    await start_bot(HEALTH_PORT=str(port), USER_RATE_LIMIT="1", BLOCKED_USER_IDS=str(bob))
+    # The answer's post fails once with a 503 (discord.py does not retry it): ours does.
+    fault = discord_api.fail_requests("POST", "create_message", status=503, channel="general")
+    await discord_api.user_says("general", "alice", "first")
+    await replies(discord_api, "general", 1)
+    assert len(fault.hits) == 1
+    await discord_api.user_says("general", "alice", "second, too soon")
+    await replies(discord_api, "general", 2)  # the rate limit's notice
+    await discord_api.user_says("general", "bob", "hello?")  # blocked: not a word back
+
+    async def ignored() -> float:
+        return value(await metrics(port), "chatbot_messages_total", outcome="ignored")
+
+    async with asyncio.timeout(5):
+        while await ignored() < 1:
+            await asyncio.sleep(0.05)
+    page = await metrics(port)
+    counts = {"answered": 1, "refused": 1, "ignored": 1, "remembered": 0, "failed": 0}
+    for outcome, count in counts.items():
+        assert value(page, "chatbot_messages_total", outcome=outcome) == count, outcome
+    assert value(page, "chatbot_discord_retries_total") == 1
+    assert len(openai_api.chat_requests) == 1
+
+
+async def test_not_ready_while_disconnected_from_discord(
+    start_bot: StartBot, discord_api: DiscordStandIn
+) -> None:
+    port = free_port()
+    bot = await start_bot(HEALTH_PORT=str(port))
+    await until(bot.is_ready, timeout=10)
+    assert await get(port, "/readyz") == (200, "ready\n")
+
+    assert await discord_api.drop_gateway() == 1
+    # discord.py reconnects; READY comes again after its identify hook's 5 s.
+    async with asyncio.timeout(5):
+        while (answer := await get(port, "/readyz"))[0] == 200:
+            await asyncio.sleep(0.02)
+    # A plain Client has one websocket; an AutoShardedClient names the shards.
+    assert answer[0] == 503 and answer[1].startswith("not ready: disconnected from Discord")
+    await discord_api.wait_until_ready(timeout=15, count=2)
+    async with asyncio.timeout(5):
+        while (answer := await get(port, "/readyz"))[0] != 200:
+            await asyncio.sleep(0.05)
+    assert answer == (200, "ready\n")
+
+
+@pytest.mark.usefixtures("own_postgres_server")  # in fixturenames: marked slow
+async def test_not_ready_while_the_store_fails(
+    start_bot: StartBot, request: pytest.FixtureRequest
+) -> None:
+    server: PostgresServer = request.getfixturevalue("own_postgres_server")
+    port = free_port()
+    bot = await start_bot(HEALTH_PORT=str(port), DATABASE_URL=server.url())
+    await until(bot.is_ready, timeout=10)
+    assert await get(port, "/readyz") == (200, "ready\n")
+    assert value(await metrics(port), "chatbot_store_errors_total") == 0
+
+    # The bot's database takes no connections, and those of the store's pool are cut
+    # (not a shard lease's: losing that stops the bot, operations/shards.py).
+    cut = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bot' "
+        "AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
+    )
+    await asyncio.to_thread(server.sql, "postgres", "ALTER DATABASE bot ALLOW_CONNECTIONS false")
+    await asyncio.to_thread(server.sql, "postgres", cut)
+    status, text = await get(port, "/readyz")
+    assert status == 503
+    where = f"PostgreSQL at 127.0.0.1:{server.port}"
+    assert text.startswith(f"not ready: the store fails: cannot answer a health check in {where}")
+    assert value(await metrics(port), "chatbot_store_errors_total") >= 1
+    await asyncio.to_thread(server.sql, "postgres", "ALTER DATABASE bot ALLOW_CONNECTIONS true")
+    assert await get(port, "/readyz") == (200, "ready\n")
+
+
+async def test_not_ready_once_shutdown_begins_and_gone_after(
+    start_bot: StartBot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    port = free_port()
+    bot = await start_bot(HEALTH_PORT=str(port))
+    await until(bot.is_ready, timeout=10)
+    openai_api.script(Reply("Slow to come", delay=1.0))  # in flight when shutdown begins
+    await discord_api.user_says("general", "alice", "hello?")
+    await openai_api.wait_for_requests(1)
+    closing = asyncio.ensure_future(bot.close())
+    assert await get(port, "/readyz") == (503, "not ready: shutting down\n")
+    assert await get(port, "/healthz") == (200, "ok\n")  # alive while answers finish
+    await closing
+    assert (await replies(discord_api, "general"))[0]["content"] == "Slow to come"
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await get(port, "/healthz")

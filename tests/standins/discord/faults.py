@@ -169,6 +169,16 @@ class Faults:
         self._faults.append(fault)
         return fault
 
+    async def drop_gateway(self, code: int = 4000) -> int:
+        """Close every open gateway session with ``code`` (4000 "Unknown error", after
+        which Discord lets a client reconnect and resume), as when Discord's edge drops
+        the connection; how many sessions were closed. The stand-in refuses RESUME, so
+        discord.py then identifies again (after the 5 s its identify hook waits)."""
+        sessions = [session for session in self._sessions if not session.ws.closed]
+        for session in sessions:
+            await session.ws.close(code=code, message=b"Unknown error.")
+        return len(sessions)
+
     def block_words(self, *words: str, code: int = 200000) -> None:
         """A moderation rule: from now on, the bot's posts and edits whose content holds
         any of ``words`` (case-insensitive) are refused with 400 and ``code``, worded as
