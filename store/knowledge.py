@@ -47,6 +47,25 @@ STOP_WORDS = frozenset(
 _CHUNK = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+")
 
+# At most this many channel ids also go into SQLite's FTS5 query as tags (see
+# migration 4): a search in a few channels then reads only their matches. The SQL filter
+# on channel_id stays the rule either way.
+TAGGED_CHANNELS = 16
+
+# CROSS JOIN keeps the FTS index as the outer loop, read newest first and stopped at the
+# candidate bound; each match's filters are one rowid lookup. Only the page of hits
+# asked for reads its columns. bm25's weights: the words count, the tags do not.
+_FTS5_SEARCH = """
+SELECT m.message_id, m.guild_id, m.channel_id, m.parent_id, m.author_id, m.author_name,
+    m.created_at, m.text, c.score
+FROM (
+    SELECT knowledge_fts.rowid AS id, -bm25(knowledge_fts, 1.0, 0.0) AS score
+    FROM knowledge_fts CROSS JOIN knowledge_messages AS f ON f.message_id = knowledge_fts.rowid
+    WHERE knowledge_fts MATCH ? AND {filters}
+    ORDER BY knowledge_fts.rowid DESC LIMIT ?
+) AS c CROSS JOIN knowledge_messages AS m ON m.message_id = c.id
+ORDER BY c.score DESC, c.id DESC LIMIT ? OFFSET ?"""
+
 _COLUMNS = "message_id, guild_id, channel_id, parent_id, author_id, author_name, created_at, text"
 
 
@@ -92,16 +111,21 @@ class Query:
     groups: tuple[tuple[tuple[str, ...], ...], ...]
     excluded: tuple[tuple[str, ...], ...]
 
-    def fts5(self) -> str:
-        """SQLite FTS5 query text: every phrase quoted, made only of \\w characters."""
+    def fts5(self, tags: Sequence[Sequence[str]] = ()) -> str:
+        """SQLite FTS5 query text on the `text` column, every phrase quoted and made only
+        of \\w characters; each of `tags` (alternatives) must match the `tags` column too."""
 
-        def phrase(words: tuple[str, ...]) -> str:
+        def phrase(words: Sequence[str]) -> str:
             return '"' + " ".join(words) + '"'
 
         expression = " AND ".join(
             "(" + " OR ".join(map(phrase, group)) + ")" for group in self.groups
         )
-        return "".join([f"({expression})", *(f" NOT {phrase(p)}" for p in self.excluded)])
+        excluded = "".join(f" NOT {phrase(p)}" for p in self.excluded)
+        required = "".join(
+            " AND tags : (" + " OR ".join(phrase((t,)) for t in group) + ")" for group in tags
+        )
+        return f"text : (({expression}){excluded}){required}"
 
     def websearch(self) -> str:
         """The same query as websearch_to_tsquery's text (which never raises on any)."""
@@ -146,6 +170,14 @@ def parse_query(text: str) -> Query | None:
     if not groups:
         return None
     return Query(tuple(tuple(g) for g in groups), tuple(excluded))
+
+
+def _tags(channel_ids: Collection[int], author_id: int | None) -> list[list[str]]:
+    """The FTS5 tags a search's filters require (see migration 4 and TAGGED_CHANNELS)."""
+    tags = [[f"a{int(author_id)}"]] if author_id is not None else []
+    if len(channel_ids) <= TAGGED_CHANNELS:
+        tags.append([f"c{int(c)}" for c in channel_ids])
+    return tags
 
 
 def _message(row: Sequence[Any]) -> IndexedMessage:
@@ -280,17 +312,10 @@ class KnowledgeTable(Table):
                 parsed.websearch(), *args, SEARCH_CANDIDATES, limit, offset,
             )  # fmt: skip
         else:
-            # CROSS JOIN keeps the FTS index as the outer loop, read newest first and
-            # stopped at the candidate bound; each match's row is then one rowid lookup.
             rows = await self._fetch(
-                "search messages",
-                f"SELECT * FROM (SELECT {columns}, -bm25(knowledge_fts) AS score "
-                "FROM knowledge_fts CROSS JOIN knowledge_messages AS f "
-                "ON f.message_id = knowledge_fts.rowid "
-                f"WHERE knowledge_fts MATCH ? AND {filters} "
-                "ORDER BY knowledge_fts.rowid DESC LIMIT ?) AS c "
-                "ORDER BY c.score DESC, c.message_id DESC LIMIT ? OFFSET ?",
-                parsed.fts5(), *args, SEARCH_CANDIDATES, limit, offset,
+                "search messages", _FTS5_SEARCH.format(filters=filters),
+                parsed.fts5(_tags(channel_ids, author_id)), *args, SEARCH_CANDIDATES, limit,
+                offset,
             )  # fmt: skip
         return [Hit(_message(row), float(row[8])) for row in rows]
 
