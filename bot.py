@@ -31,6 +31,7 @@ from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.references import is_forward
 from discord_side.threads import answer_channel, opening_text
+from knowledge.offer import KnowledgeOffer
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
@@ -69,7 +70,8 @@ class ChatBot(discord.Client):
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
         # The tools offered to each answer, and who approves their calls (approvals.py).
-        self.tool_use = ToolUse(self.settings, self._services.toolbox)
+        knowledge = KnowledgeOffer(self, self._services.store)  # built-in tools (issue 23)
+        self.tool_use = ToolUse(self.settings, self._services.toolbox, knowledge)
         self._conversations.answers.tools_for = self.tool_use.tools_for
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
