@@ -13,6 +13,7 @@ from aiohttp import web
 from tests.standins.discord.commands import Commands
 from tests.standins.discord.faults import Faults
 from tests.standins.discord.gateway import Gateway
+from tests.standins.discord.history import History
 from tests.standins.discord.interactions import Interactions
 from tests.standins.discord.messages import Messages
 from tests.standins.discord.objects import (
@@ -39,7 +40,17 @@ from tests.standins.recording import RecordedRequest, Recorder
 
 
 class DiscordStandIn(
-    People, Threads, Faults, Interactions, Commands, RestApi, Messages, World, Gateway, Recorder
+    History,
+    People,
+    Threads,
+    Faults,
+    Interactions,
+    Commands,
+    RestApi,
+    Messages,
+    World,
+    Gateway,
+    Recorder,
 ):
     """Discord's REST API v10 and gateway for one bot, with a fixed guild and users.
 
