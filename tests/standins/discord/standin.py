@@ -104,6 +104,8 @@ class DiscordStandIn(
             channel.id: {} for channel in self.channels.values()
         }
         self._channel_of: dict[int, int] = {}  # message id -> channel id
+        # Ephemeral interaction messages by id: in no history, but their buttons work.
+        self._ephemeral: dict[int, dict[str, Any]] = {}
         # Permissions taken from the bot per channel id: ``_denied`` is shown to the bot as
         # a member permission overwrite; ``_hidden_denied`` is not (see ``deny``).
         self._denied: dict[int, int] = {}
