@@ -24,6 +24,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/guilds/{guild_id}/members/{user_id}", "get_member"),
     ("GET", "/channels/{channel_id}", "get_channel"),
     ("GET", "/channels/{channel_id}/messages", "list_messages"),
+    ("GET", "/channels/{channel_id}/threads/archived/public", "list_archived_threads"),
     ("POST", "/channels/{channel_id}/messages", "create_message"),
     ("GET", "/channels/{channel_id}/messages/{message_id}", "get_message"),
     ("GET", "/channels/{channel_id}/thread-members/{user_id}", "get_thread_member"),

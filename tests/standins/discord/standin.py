@@ -14,6 +14,7 @@ from tests.standins.discord.access import Access
 from tests.standins.discord.commands import Commands
 from tests.standins.discord.faults import Faults
 from tests.standins.discord.gateway import Gateway
+from tests.standins.discord.history import History
 from tests.standins.discord.interactions import Interactions
 from tests.standins.discord.messages import Messages
 from tests.standins.discord.objects import (
@@ -40,9 +41,19 @@ from tests.standins.recording import RecordedRequest, Recorder
 
 
 class DiscordStandIn(
-    People, Threads, Faults, Access, Interactions, Commands, RestApi, Messages, World, Gateway,
+    History,
+    People,
+    Threads,
+    Faults,
+    Access,
+    Interactions,
+    Commands,
+    RestApi,
+    Messages,
+    World,
+    Gateway,
     Recorder,
-):  # fmt: skip
+):
     """Discord's REST API v10 and gateway for one bot, with a fixed guild and users.
 
     Attributes tests use most: ``users`` / ``channels`` (lookups by name), the ids
@@ -95,6 +106,8 @@ class DiscordStandIn(
             channel.id: {} for channel in self.channels.values()
         }
         self._channel_of: dict[int, int] = {}  # message id -> channel id
+        # Ephemeral interaction messages by id: in no history, but their buttons work.
+        self._ephemeral: dict[int, dict[str, Any]] = {}
         # Permissions taken from the bot per channel id: ``_denied`` is shown to the bot as
         # a member permission overwrite; ``_hidden_denied`` is not (see ``deny``).
         self._denied: dict[int, int] = {}
