@@ -223,6 +223,19 @@ async def test_a_common_word_ranks_only_the_newest_candidates(
     assert await found(store, "sync", author_id=1, before=START + dt.timedelta(minutes=2)) == [1]
 
 
+async def test_with_many_channels_only_the_newest_matches_are_examined(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(knowledge, "SEARCH_SCAN", 3)
+    mine = message("rollout plan", channel=10, message_id=1, minutes=1)
+    others = [message("rollout", channel=99, message_id=n, minutes=n) for n in range(2, 6)]
+    await store.index_messages([mine, *others])
+    many = [10, *range(1000, 1000 + knowledge.TAGGED_CHANNELS)]
+    assert await found(store, "rollout", many) == []  # the 3 newest matches are not here
+    assert await found(store, "rollout", [10]) == [1]  # a few channels: all their matches
+    assert await found(store, "rollout plan", many) == [1]  # narrower words reach it
+
+
 async def test_around_and_recent_windows(store: Store) -> None:
     messages = [message(f"m{n}", minutes=n, message_id=n) for n in range(1, 11)]
     other = message("other channel", channel=11, message_id=50)
