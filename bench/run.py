@@ -133,6 +133,7 @@ from harness import (
     settle,
     standins,
 )
+from knowledge_index import figures_11bc
 
 import memory
 from config import Settings
@@ -1005,6 +1006,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("8", "busy channel", lambda: figure_8(plan, results)),
         ("9", "many channels", lambda: figure_9(plan, results)),
         ("10", "prompt cache", lambda: figure_10(plan, counter, results)),
+        ("11", "knowledge upkeep", lambda: figures_11bc(plan is QUICK, counter, results, Row)),
     ]
     for figure, name, step in steps:
         if not wanted(figure):
