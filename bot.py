@@ -35,6 +35,7 @@ from discord_side.threads import answer_channel, opening_text
 from knowledge.backfill import Backfiller
 from knowledge.commands import COMMANDS as KNOWLEDGE_COMMANDS
 from knowledge.keeper import Keeper
+from knowledge.offer import KnowledgeOffer
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
@@ -73,7 +74,8 @@ class ChatBot(discord.Client):
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
         # The tools offered to each answer, and who approves their calls (approvals.py).
-        self.tool_use = ToolUse(self.settings, self._services.toolbox)
+        knowledge = KnowledgeOffer(self, self._services.store)  # built-in tools (issue 23)
+        self.tool_use = ToolUse(self.settings, self._services.toolbox, knowledge)
         self._conversations.answers.tools_for = self.tool_use.tools_for
         await self._start_knowledge(self._services)
         await self.tree.register(self.settings.dev_guild_id)

@@ -27,6 +27,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/channels/{channel_id}/threads/archived/public", "list_archived_threads"),
     ("POST", "/channels/{channel_id}/messages", "create_message"),
     ("GET", "/channels/{channel_id}/messages/{message_id}", "get_message"),
+    ("GET", "/channels/{channel_id}/thread-members/{user_id}", "get_thread_member"),
     ("PATCH", "/channels/{channel_id}/messages/{message_id}", "edit_message"),
     ("DELETE", "/channels/{channel_id}/messages/{message_id}", "delete_message"),
     ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", "add_reaction"),

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.standins.discord.access import Access
 from tests.standins.discord.commands import Commands
 from tests.standins.discord.faults import Faults
 from tests.standins.discord.gateway import Gateway
@@ -44,6 +45,7 @@ class DiscordStandIn(
     People,
     Threads,
     Faults,
+    Access,
     Interactions,
     Commands,
     RestApi,
@@ -111,6 +113,11 @@ class DiscordStandIn(
         self._denied: dict[int, int] = {}
         self._hidden_denied: dict[int, int] = {}
         self._forbidden_read: set[int] = set()
+        # Who reads what (access.py): channel id -> (overwrite type, target id) -> (allow,
+        # deny); roles added by tests, id -> (name, permissions); private thread members.
+        self._overwrites: dict[int, dict[tuple[int, int], tuple[int, int]]] = {}
+        self._added_roles: dict[int, tuple[str, int]] = {}
+        self._thread_members: dict[int, set[int]] = {}
         # Replies sent without ``referenced_message`` (Discord did not fetch the target).
         self._unresolved_replies: set[int] = set()
         # Thread id -> {"archived": bool, "locked": bool}; threads not listed are open.

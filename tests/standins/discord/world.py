@@ -210,6 +210,7 @@ class World:
         if permissions & P_ADMINISTRATOR:
             return ALL_PERMISSIONS
         source = self.channel(where.parent_id) if where.is_thread and where.parent_id else where
+        permissions = self._overwritten(self.bot_user, source.id, permissions)  # access.py
         for denied in (self._denied, self._hidden_denied):
             permissions &= ~denied.get(source.id, 0)
         permissions &= ~self._hidden_denied.get(where.id, 0)
@@ -334,7 +335,7 @@ class World:
                     "flags": 0,
                 }
             return thread
-        overwrites = []
+        overwrites = self._overwrites_json(channel)  # access.py
         if self._denied.get(channel.id):
             overwrites.append(
                 {
@@ -436,6 +437,7 @@ class World:
                     managed=True,
                     tags={"bot_id": str(self.bot_user.id)},
                 ),
+                *self._added_roles_json(),  # access.py
             ],
             "emojis": [],
             "stickers": [],
