@@ -137,6 +137,7 @@ from harness import (
     settle,
     standins,
 )
+from knowledge_index import figures_11bc
 
 import memory
 from config import Settings
@@ -1015,6 +1016,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("9", "many channels", lambda: figure_9(plan, results)),
         ("10", "prompt cache", lambda: figure_10(plan, counter, results)),
         ("11", "knowledge search", lambda: figure_11a(plan, results)),
+        ("11", "knowledge upkeep", lambda: figures_11bc(plan is QUICK, counter, results, Row)),
     ]
     for figure, name, step in steps:
         if not wanted(figure):
