@@ -205,12 +205,12 @@ class KnowledgeTable(Table):
         after `after` and before `before`. Any text is accepted (see `parse_query`); a
         query with no word to look for lists the newest messages that pass the filters,
         each with rank 0. Ranking (SQLite's bm25, PostgreSQL's ts_rank) covers the
-        SEARCH_CANDIDATES newest matches that pass the filters, so a very common word
-        costs a bounded scan; `limit` + `offset` past that bound return fewer hits. With
-        more than TAGGED_CHANNELS channels, only a word's SEARCH_SCAN newest matches in
-        the whole index are examined (`_floor`), so a common word in a small share of
-        the index is not looked up in all of it. Raises ValueError for a negative limit
-        or offset.
+        newest SEARCH_CANDIDATES (or `offset` + `limit`, if more) matches that pass the
+        filters, so a very common word costs a bounded scan. With more than
+        TAGGED_CHANNELS channels, only a word's newest SEARCH_SCAN (or `offset` +
+        `limit`) matches in the whole index are examined (`_floor`), so a common word
+        in a small share of the index is not looked up in all of it. Raises ValueError
+        for a negative limit or offset.
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
@@ -218,6 +218,8 @@ class KnowledgeTable(Table):
             return []
         parsed = parse_query(query)
         filters, args = self._filters(channel_ids, author_id, after, before)
+        candidates = max(SEARCH_CANDIDATES, offset + limit)
+        scan = max(SEARCH_SCAN, offset + limit) if len(channel_ids) > TAGGED_CHANNELS else 0
         async with self._failing_as("search messages"), self._db.transaction() as tx:
             if parsed is None:
                 columns = ", ".join(f"f.{c}" for c in _COLUMNS.split(", "))
@@ -228,17 +230,17 @@ class KnowledgeTable(Table):
                 )  # fmt: skip
             elif self._postgres:
                 words = parsed.websearch()
-                floor = await self._floor(tx, words, author_id, len(channel_ids))
+                floor = await self._floor(tx, words, author_id, scan)
                 rows = await tx.fetch(
                     _TSQUERY_SEARCH.format(filters=filters),
-                    words, *args, floor, SEARCH_CANDIDATES, limit, offset,
+                    words, *args, floor, candidates, limit, offset,
                 )  # fmt: skip
             else:
                 match = parsed.fts5(_tags(channel_ids, author_id))
-                floor = await self._floor(tx, match, author_id, len(channel_ids))
+                floor = await self._floor(tx, match, author_id, scan)
                 rows = await tx.fetch(
                     _FTS5_SEARCH.format(filters=filters),
-                    match, *args, floor, SEARCH_CANDIDATES, limit, offset,
+                    match, *args, floor, candidates, limit, offset,
                 )  # fmt: skip
         return [Hit(_message(row), float(row[8])) for row in rows]
 
@@ -342,12 +344,13 @@ class KnowledgeTable(Table):
                 args.append(value)
         return " AND ".join(where), args
 
-    async def _floor(self, tx: Any, words: str, author_id: int | None, channels: int) -> int:
-        """The lowest message id a search may examine: that of the SEARCH_SCAN-th newest
-        match of `words` (by `author_id`, if given), when the channels are filtered in
-        SQL alone (more than TAGGED_CHANNELS: each match then costs a row lookup, and a
-        common word in a small share of the index would be looked up everywhere)."""
-        if channels <= TAGGED_CHANNELS:
+    async def _floor(self, tx: Any, words: str, author_id: int | None, scan: int) -> int:
+        """The lowest message id a search may examine: that of the `scan`-th newest match
+        of `words` (by `author_id`, if given); no floor for `scan` 0. Used when the
+        channels are filtered in SQL alone (more than TAGGED_CHANNELS): each match then
+        costs a row lookup, and a common word in a small share of the index would be
+        looked up everywhere."""
+        if scan <= 0:
             return _NO_FLOOR
         if self._postgres:
             by = "" if author_id is None else f" AND author_id = {int(author_id)}"
@@ -361,7 +364,7 @@ class KnowledgeTable(Table):
                 "SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ? "
                 "ORDER BY rowid DESC LIMIT 1 OFFSET ?"
             )
-        rows = await tx.fetch(sql, words, SEARCH_SCAN - 1)
+        rows = await tx.fetch(sql, words, scan - 1)
         return int(rows[0][0]) if rows else _NO_FLOOR
 
     def _in_list(self, ids: Collection[int]) -> tuple[str, object]:
