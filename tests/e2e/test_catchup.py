@@ -131,3 +131,17 @@ async def test_catchup_needs_the_bot_to_read_the_history(
     answer = await discord_api.wait_for_interaction_response(sent, timeout=5)
     assert answer["ephemeral"] and "Read Message History" in answer["content"]
     assert openai_api.completions == []
+
+
+async def test_catchup_is_refused_to_a_member_who_cannot_read_the_history(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await discord_api.user_says("general", "bob", "for readers only", deliver=False)
+    await start_bot()
+    await discord_api.set_overwrite("general", "alice", deny=["READ_MESSAGE_HISTORY"], member=True)
+    sent = await discord_api.user_runs_command("general", "alice", "catchup")
+    answer = await discord_api.wait_for_interaction_response(sent, timeout=5)
+    assert answer["ephemeral"] and "You need the Read Message History" in answer["content"]
+    assert openai_api.completions == []
+    allowed = await discord_api.user_runs_command("general", "bob", "catchup")
+    assert (await final_reply(discord_api, allowed))["content"].startswith("Nothing new")
