@@ -145,3 +145,16 @@ async def test_catchup_is_refused_to_a_member_who_cannot_read_the_history(
     assert openai_api.completions == []
     allowed = await discord_api.user_runs_command("general", "bob", "catchup")
     assert (await final_reply(discord_api, allowed))["content"].startswith("Nothing new")
+
+
+async def test_catchup_counts_against_the_daily_allowance(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await discord_api.user_says("general", "bob", "a long day of news", deliver=False)
+    await start_bot(USER_DAILY_TOKENS="50")
+    first = await discord_api.user_runs_command("general", "alice", "catchup")
+    assert (await final_reply(discord_api, first))["content"].startswith("**Catch-up")
+    again = await discord_api.user_runs_command("general", "alice", "catchup", {"hours": 1})
+    answer = await final_reply(discord_api, again)
+    assert "used your share of the model for today" in answer["content"]
+    assert len(openai_api.completions) == 1  # the first request spent more than 50 tokens
