@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from tests.standins.discord import DiscordStandIn
-from tests.standins.openai_standin import OpenAIStandIn, Reply
+from tests.standins.openai_standin import Error, OpenAIStandIn, Reply
 
 
 async def final_reply(discord_api: DiscordStandIn, sent: dict[str, Any]) -> dict[str, Any]:
@@ -158,3 +158,18 @@ async def test_catchup_counts_against_the_daily_allowance(
     answer = await final_reply(discord_api, again)
     assert "used your share of the model for today" in answer["content"]
     assert len(openai_api.completions) == 1  # the first request spent more than 50 tokens
+
+
+async def test_a_model_failure_is_told_briefly_and_privately(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await discord_api.user_says("general", "bob", "news", deliver=False)
+    openai_api.script(Error.bad_auth())
+    await start_bot()
+    sent = await discord_api.user_runs_command("general", "alice", "catchup")
+    answer = await final_reply(discord_api, sent)
+    assert answer["ephemeral"] and not answer["content"].startswith("**Catch-up")
+    assert answer["content"] == (
+        "The model service rejected the bot's API key. "
+        "The bot's owner needs to check OPENAI_API_KEY."
+    )
