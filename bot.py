@@ -24,6 +24,7 @@ from discord.ext import tasks
 
 from config import ConfigError, Settings, load_settings, read_environment
 from conversation.audience import Audience, is_conversation
+from conversation.channel_settings import Place
 from conversation.conversations import Conversations
 from conversation.services import Services
 from discord_side.approvals import ToolUse
@@ -32,6 +33,11 @@ from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.references import is_forward
 from discord_side.threads import answer_channel, opening_text
+from knowledge.backfill import Backfiller
+from knowledge.catchup_command import catchup
+from knowledge.commands import COMMANDS as KNOWLEDGE_COMMANDS
+from knowledge.keeper import Keeper
+from knowledge.offer import KnowledgeOffer
 from operations.shards import LeaseLost, ShardLeases, describe, servers_line, shard_list
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
@@ -78,7 +84,7 @@ class ChatBot(discord.AutoShardedClient):
         self.health: Health | None = None
         self.metrics: Metrics | None = None
         self.tree = ChatTree(self)
-        for command in COMMANDS:
+        for command in (*COMMANDS, *KNOWLEDGE_COMMANDS, catchup):
             self.tree.add_command(command)
 
     async def setup_hook(self) -> None:
@@ -86,9 +92,11 @@ class ChatBot(discord.AutoShardedClient):
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
         # The tools offered to each answer, and who approves their calls (approvals.py).
-        self.tool_use = ToolUse(self.settings, self._services.toolbox)
+        knowledge = KnowledgeOffer(self, self._services.store)  # built-in tools (issue 23)
+        self.tool_use = ToolUse(self.settings, self._services.toolbox, knowledge)
         self._conversations.answers.tools_for = self.tool_use.tools_for
         await self._serve_health()
+        await self._start_knowledge(self._services)
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
         if self.leases is not None:  # last: a spare waits here, ready to take over at once
@@ -112,6 +120,18 @@ class ChatBot(discord.AutoShardedClient):
 
         self.health = await Health.start(self)
         self.metrics = self.conversations.answers.metrics = self.health.metrics
+
+    async def _start_knowledge(self, services: Services) -> None:
+        """The knowledge index's upkeep (keeper.py) and history reading (backfill.py)."""
+
+        async def knowledge_on(place: Place) -> bool:
+            return (await services.channel_settings.effective(place)).knowledge
+
+        self.keeper = Keeper(services.store, knowledge_on, lambda: self.user.id if self.user else 0)
+        self.keeper.start(self.settings.knowledge_retention_days)
+        self.conversations.answered = self.keeper.answered
+        self.backfiller = Backfiller(self, self.keeper, self.settings.knowledge_backfill_days)
+        await self.backfiller.resume()  # what a restart left unread, once connected
 
     @tasks.loop(seconds=IDLE_SECONDS)
     async def forget_idle_rate_limits(self) -> None:
@@ -147,6 +167,8 @@ class ChatBot(discord.AutoShardedClient):
         self.forget_idle_rate_limits.cancel()
         if self._conversations is not None:
             await self._conversations.close()
+            await self.backfiller.close()
+            await self.keeper.close()
         if self._services is not None:
             await self._services.close()
         if self.health is not None:
@@ -176,6 +198,7 @@ class ChatBot(discord.AutoShardedClient):
         log.info("joined server %s (id %d) on shard %d", guild.name, guild.id, guild.shard_id)
 
     async def on_message(self, message: discord.Message) -> None:
+        self.keeper.saw(message)  # queued only: indexing never delays an answer
         if not is_conversation(message):
             return
         text = message.clean_content.strip()
@@ -202,16 +225,24 @@ class ChatBot(discord.AutoShardedClient):
     # cache (on_thread_delete, on_message_delete and on_message_edit need it there).
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        self.keeper.channel_deleted(payload.thread_id)
         self.conversations.forget_channel(payload.thread_id)
 
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        self.keeper.channel_deleted(channel.id)  # its threads' messages go with it
+
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.keeper.deleted({payload.message_id})
         self.conversations.forget(payload.channel_id, {payload.message_id})
 
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self.keeper.deleted(payload.message_ids)
         self.conversations.forget(payload.channel_id, set(payload.message_ids))
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         message = payload.message
+        if "content" in payload.data:
+            self.keeper.edited(message)  # by its new words only: the old text is replaced
         if not is_conversation(message) or "content" not in payload.data:
             return  # the bot's own edits, or an update without text (an embed unfurled)
         if is_forward(message):

@@ -1,4 +1,5 @@
-"""Settings per channel: persona, model, reply-to, reasoning effort, streaming and tools.
+"""Settings per channel: persona, model, reply-to, reasoning effort, streaming, tools and
+knowledge (whether the channel's messages are indexed: knowledge/).
 
 The effective value of each setting for a channel is the most specific one stored in
 its chain of scopes (store.Scope), over the environment's value (config.Settings):
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatbot")
 
-SettingKey = Literal["persona", "model", "reply_to", "reasoning_effort", "streaming", "tools"]
+SettingKey = Literal[
+    "persona", "model", "reply_to", "reasoning_effort", "streaming", "tools", "knowledge"
+]
 SETTING_KEYS: tuple[SettingKey, ...] = get_args(SettingKey)
 # What the commands call each setting.
 LABELS: dict[SettingKey, str] = {
@@ -40,9 +43,10 @@ LABELS: dict[SettingKey, str] = {
     "reasoning_effort": "Reasoning effort",
     "streaming": "Streaming",
     "tools": "Tools",
+    "knowledge": "Knowledge",
 }
 # The environment variable each setting defaults to (reasoning effort has none: unset;
-# tools none: on, offering whatever tools MCP_CONFIG's servers have).
+# tools none: on, offering whatever tools MCP_CONFIG's servers have; knowledge none: off).
 ENVIRONMENT: dict[SettingKey, str] = {
     "persona": "SYSTEM_PROMPT",
     "model": "OPENAI_MODEL",
@@ -114,6 +118,7 @@ class Effective:
     streaming: bool
     sources: Mapping[SettingKey, str]
     tools: bool = True  # whether the model is offered tools here (when there are any)
+    knowledge: bool = False  # whether messages here are indexed (knowledge/; never in DMs)
 
 
 def parse(key: SettingKey, text: str) -> str:
@@ -132,6 +137,7 @@ def parse(key: SettingKey, text: str) -> str:
         "reasoning_effort": REASONING_EFFORTS,
         "streaming": ("on", "off"),
         "tools": ("on", "off"),
+        "knowledge": ("on", "off"),
     }[key]
     if value.lower() not in choices:
         raise ValueError(f"{LABELS[key].lower()} is one of {', '.join(choices)}")
@@ -149,12 +155,13 @@ def resolve(settings: Settings, layers: Sequence[tuple[str, Mapping[str, str]]])
         "reasoning_effort": None,
         "streaming": "on" if settings.stream_replies else "off",
         "tools": "on",
+        "knowledge": "off",
     }
     sources: dict[SettingKey, str] = {
         key: f"environment ({ENVIRONMENT[key]})" if key in ENVIRONMENT else "not set"
         for key in SETTING_KEYS
     }
-    sources["tools"] = "default"
+    sources["tools"] = sources["knowledge"] = "default"
     for label, stored in layers:
         for key in SETTING_KEYS:
             if key not in stored:
@@ -173,6 +180,7 @@ def resolve(settings: Settings, layers: Sequence[tuple[str, Mapping[str, str]]])
         streaming=values["streaming"] == "on",
         sources=sources,
         tools=values["tools"] == "on",
+        knowledge=values["knowledge"] == "on",
     )
 
 
@@ -211,6 +219,22 @@ def reply_to_refusal(mode: str, place: Place, target: ScopeTarget) -> str | None
     return None
 
 
+def knowledge_refusal(place: Place, target: ScopeTarget) -> str | None:
+    """Why knowledge may not be turned on or off at `target` from `place`, or None.
+
+    DMs are never indexed, and a thread or forum post follows its channel (issue 23), so
+    it is set for a server or a channel only.
+    """
+    if place.guild_id is None:
+        return "DMs are never indexed: knowledge is for a server's channels."
+    if target == "channel" and place.parent_id is not None:
+        return (
+            "A thread follows its channel: turn knowledge on or off for the channel "
+            "(or with scope server)."
+        )
+    return None
+
+
 def describe(key: SettingKey, value: str | None) -> str:
     """A setting's value as the commands show it (a long persona is shortened)."""
     if value is None:
@@ -240,7 +264,7 @@ def model_suggestions(models: Sequence[str], typed: str) -> list[str]:
 
 def value_of(effective: Effective, key: SettingKey) -> str | None:
     """`key`'s effective value as text (the form `parse` returns)."""
-    if key in ("streaming", "tools"):
+    if key in ("streaming", "tools", "knowledge"):
         return "on" if getattr(effective, key) else "off"
     return getattr(effective, key)
 

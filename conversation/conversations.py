@@ -87,6 +87,9 @@ class Conversations:
         self.in_flight = InFlight()
         self.answers = Answers(settings, services.model, services.usage, audience.limits)
         self.make_pacer: Callable[[], ChannelPacer] = ChannelPacer  # one per channel
+        # Told of each answer remembered, once final: its messages and their final texts
+        # (the knowledge index keeps them: knowledge/keeper.py).
+        self.answered: Callable[[list[discord.Message], list[str]], None] = lambda *_: None
         self.channels: dict[int, Conversation] = {}  # by channel id
         # The channels above, most recently active last; the rest give their state up.
         self.active: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
@@ -315,6 +318,7 @@ class Conversations:
             return
         answer, prompt = answered
         self._remember_answer(conversation, memory, reply, prompts)
+        self.answered(reply.posted, reply.final)
         log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
 
     async def _remember_batch(

@@ -28,6 +28,7 @@ from discord_side.permissions import PermissionNotes, may_decide_approval, may_r
 from text.control import ZERO_WIDTH_SPACE
 from text.markdown import BACKTICK_LOOKALIKE, inline_code, one_line
 from tools.base import Tool, Toolbox, ToolCall
+from tools.combined import Combined
 
 if TYPE_CHECKING:
     from discord.abc import Messageable
@@ -244,21 +245,34 @@ class ToolUse:
     `Answers.tools_for` (tool_rounds.ToolsFor), set by bot.py's setup_hook.
 
     `toolbox` (Services.toolbox: MCP_CONFIG's servers) is offered unless /settings
-    tools is off where the answer goes, or it has no tools; a call that needs approval
-    asks the author of the message answered, in the channel the answer goes to, and
-    waits `timeout` (APPROVAL_TIMEOUT) seconds at most; ADMIN_USER_IDS may decide too.
+    tools is off where the answer goes, or it has no tools; `knowledge` (the built-in
+    knowledge tools, knowledge/offer.py) gives each answer its own read-only tools, bound
+    to who may read it, where /settings knowledge is on (whatever /settings tools says).
+    A call that needs approval asks the author of the message answered, in the channel
+    the answer goes to, and waits `timeout` (APPROVAL_TIMEOUT) seconds at most;
+    ADMIN_USER_IDS may decide too.
     """
 
-    def __init__(self, settings: Settings, toolbox: Toolbox | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        toolbox: Toolbox | None,
+        knowledge: Callable[[Reply, Effective], Toolbox | None] | None = None,
+    ) -> None:
         self.toolbox = toolbox
+        self.knowledge = knowledge
         self.admins = settings.access.admins
         self.timeout = settings.approval_timeout
 
     def tools_for(self, reply: Reply, effective: Effective) -> ToolOptions:
         """`Answers.answer`'s `toolbox` and `approve` for the answer `reply` shows where
-        `effective` applies; none (no tool offered) where tools are off or there are
-        none."""
-        if not effective.tools or self.toolbox is None or not self.toolbox.tools():
+        `effective` applies; none (no tool offered) where there are none to offer."""
+        offered: list[Toolbox] = []
+        if self.knowledge is not None and (known := self.knowledge(reply, effective)):
+            offered.append(known)
+        if effective.tools and self.toolbox is not None and self.toolbox.tools():
+            offered.append(self.toolbox)
+        if not offered:
             return {}
         approve = approver(
             reply.message,
@@ -267,4 +281,5 @@ class ToolUse:
             timeout=self.timeout,
             notes=reply.notes,
         )
-        return {"toolbox": self.toolbox, "approve": approve}
+        toolbox = offered[0] if len(offered) == 1 else Combined(*offered)
+        return {"toolbox": toolbox, "approve": approve}

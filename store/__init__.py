@@ -1,10 +1,12 @@
-"""The bot's persistent store: per-scope settings, per-person usage and running summaries.
+"""The bot's persistent store: per-scope settings, per-person usage, running summaries and
+the knowledge index of the server's messages.
 
 One `Store` talks to either an SQLite file through aiosqlite (store.sqlite: the default,
 one bot process) or PostgreSQL through an asyncpg pool (store.postgres: several bot
 processes sharing state). Every query is one SQL text for both, written with `?`
 placeholders; only the connection set-up, the timestamp column type and the value
-encodings (store.values) differ. Every failure of the database surfaces as `StoreError`
+encodings (store.values) differ, and full-text search (store.knowledge: FTS5 or tsvector,
+with a migration's `PerBackend` DDL). Every failure of the database surfaces as `StoreError`
 with a one-line reason.
 
 A new table is a new `Migration` appended to store.migrations.MIGRATIONS plus a small
@@ -13,7 +15,8 @@ methods, which `Store` (store/store.py) then inherits.
 """
 
 from store.errors import StoreError
-from store.migrations import MIGRATIONS, Migration
+from store.knowledge import Backfill, Hit, IndexedMessage
+from store.migrations import MIGRATIONS, Migration, PerBackend
 from store.settings import MAX_KEY_LENGTH, SCOPE_KINDS, Scope, ScopeKind, ScopeTarget, Setting
 from store.store import Store
 from store.summaries import Summary
@@ -34,9 +37,13 @@ __all__ = [
     "MAX_MODEL_LENGTH",
     "MIGRATIONS",
     "SCOPE_KINDS",
+    "Backfill",
     "ChannelUsage",
     "DatabaseURL",
+    "Hit",
+    "IndexedMessage",
     "Migration",
+    "PerBackend",
     "Scope",
     "ScopeKind",
     "ScopeTarget",

@@ -9,18 +9,35 @@ from typing import NamedTuple
 
 from store.database import Database
 from store.errors import StoreError, reason
+from store.postgres import PostgreSQL
+
+
+class PerBackend(NamedTuple):
+    """One statement written for each backend; None where a backend has no such step
+    (SQLite's FTS5 triggers, PostgreSQL's GIN index)."""
+
+    sqlite: str | None
+    postgresql: str | None
 
 
 class Migration(NamedTuple):
     """One schema step: its `statements` run inside the transaction that records `version`.
 
-    The statements are plain DDL for both backends, with `{timestamp}` standing for the
-    backend's timestamp column type (`SQLite.TIMESTAMP` or `PostgreSQL.TIMESTAMP`).
+    A plain string is DDL for both backends, with `{timestamp}` standing for the
+    backend's timestamp column type (`SQLite.TIMESTAMP` or `PostgreSQL.TIMESTAMP`); a
+    `PerBackend` gives each backend its own text (full-text search differs).
     """
 
     version: int
     description: str
-    statements: tuple[str, ...]
+    statements: tuple[str | PerBackend, ...]
+
+
+def statement_for(db: Database, statement: str | PerBackend) -> str | None:
+    """The text of `statement` that `db`'s backend runs, or None when it runs nothing."""
+    if isinstance(statement, str):
+        return statement
+    return statement.postgresql if isinstance(db, PostgreSQL) else statement.sqlite
 
 
 # The types and names are those of the databases already in use (their exact shape is in
@@ -34,6 +51,23 @@ CREATE TABLE schema_version (
     applied_at {timestamp} NOT NULL,
     PRIMARY KEY (version)
 )"""
+
+# Migration 4's message table; {id_type}: SQLite's rowid alias must be spelt INTEGER.
+_KNOWLEDGE_MESSAGES = """
+CREATE TABLE knowledge_messages (
+    message_id {id_type} NOT NULL,
+    guild_id BIGINT NOT NULL,
+    channel_id BIGINT NOT NULL,
+    parent_id BIGINT,
+    author_id BIGINT NOT NULL,
+    author_name TEXT NOT NULL,
+    created_at {timestamp} NOT NULL,
+    text TEXT NOT NULL{words},
+    PRIMARY KEY (message_id)
+)"""
+
+# What migration 4's FTS5 `tags` column holds for a row (`new` or `old` in a trigger).
+_TAGS = "'a' || {row}.author_id || ' c' || {row}.channel_id"
 
 # In order; append only. A released migration is never edited: a later change to a
 # table is a new migration.
@@ -95,6 +129,77 @@ MIGRATIONS: tuple[Migration, ...] = (
         "cached prompt tokens in usage",
         ("ALTER TABLE usage ADD COLUMN cached_tokens BIGINT NOT NULL DEFAULT 0",),
     ),
+    # The server's messages for search (issue 23; store/knowledge.py). SQLite: the
+    # message_id is the rowid (INTEGER PRIMARY KEY), and a contentless FTS5 table holds
+    # only the word index, kept by triggers, so an edit's upsert or a delete changes both
+    # in the same statement; its second column, `tags`, indexes "a<author_id>
+    # c<channel_id>", which lets a search by author or in a few channels intersect word
+    # lists instead of scanning every match of a common word. PostgreSQL: a generated
+    # tsvector with a GIN index. Both stem English words (Porter; 'english').
+    Migration(
+        4,
+        "knowledge index and backfill progress",
+        (
+            PerBackend(
+                _KNOWLEDGE_MESSAGES.format(id_type="INTEGER", words="", timestamp="{timestamp}"),
+                _KNOWLEDGE_MESSAGES.format(
+                    id_type="BIGINT",
+                    words=",\n    words tsvector GENERATED ALWAYS AS "
+                    "(to_tsvector('english', text)) STORED",
+                    timestamp="{timestamp}",
+                ),
+            ),
+            "CREATE INDEX knowledge_messages_channel ON knowledge_messages "
+            "(channel_id, message_id)",
+            "CREATE INDEX knowledge_messages_parent ON knowledge_messages (parent_id)",
+            "CREATE INDEX knowledge_messages_author ON knowledge_messages (author_id)",
+            "CREATE INDEX knowledge_messages_created ON knowledge_messages (created_at)",
+            PerBackend(
+                "CREATE VIRTUAL TABLE knowledge_fts USING fts5(text, tags, content='', "
+                "tokenize='porter unicode61 remove_diacritics 2')",
+                "CREATE INDEX knowledge_messages_words ON knowledge_messages USING GIN (words)",
+            ),
+            PerBackend(
+                f"""
+                CREATE TRIGGER knowledge_messages_inserted AFTER INSERT ON knowledge_messages
+                BEGIN
+                    INSERT INTO knowledge_fts (rowid, text, tags)
+                    VALUES (new.message_id, new.text, {_TAGS.format(row="new")});
+                END""",
+                None,
+            ),
+            PerBackend(
+                f"""
+                CREATE TRIGGER knowledge_messages_deleted AFTER DELETE ON knowledge_messages
+                BEGIN
+                    INSERT INTO knowledge_fts (knowledge_fts, rowid, text, tags)
+                    VALUES ('delete', old.message_id, old.text, {_TAGS.format(row="old")});
+                END""",
+                None,
+            ),
+            PerBackend(
+                f"""
+                CREATE TRIGGER knowledge_messages_edited AFTER UPDATE ON knowledge_messages
+                BEGIN
+                    INSERT INTO knowledge_fts (knowledge_fts, rowid, text, tags)
+                    VALUES ('delete', old.message_id, old.text, {_TAGS.format(row="old")});
+                    INSERT INTO knowledge_fts (rowid, text, tags)
+                    VALUES (new.message_id, new.text, {_TAGS.format(row="new")});
+                END""",
+                None,
+            ),
+            """
+            CREATE TABLE knowledge_backfills (
+                channel_id BIGINT NOT NULL,
+                guild_id BIGINT NOT NULL,
+                before_id BIGINT,
+                since {timestamp} NOT NULL,
+                messages BIGINT NOT NULL,
+                finished BOOLEAN NOT NULL,
+                PRIMARY KEY (channel_id)
+            )""",
+        ),
+    ),
 )
 
 # A real write that changes nothing: opening proves the database is writable with it.
@@ -155,7 +260,9 @@ async def migrate(db: Database, migrations: Sequence[Migration]) -> None:
                     dt.datetime.now(dt.UTC),
                 )
                 for statement in migration.statements:
-                    await tx.execute(statement.format(timestamp=db.TIMESTAMP))
+                    text = statement_for(db, statement)
+                    if text is not None:
+                        await tx.execute(text.format(timestamp=db.TIMESTAMP))
         except db.duplicate_key:
             continue  # another process applied this migration while we waited
 

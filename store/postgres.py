@@ -55,6 +55,10 @@ class PostgreSQLTransaction:
         """Run one query; returns its rows."""
         return await self._conn.fetch(_numbered(sql), *map(_postgres_value, args))
 
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement once per row of arguments, in one round trip."""
+        await self._conn.executemany(_numbered(sql), [list(map(_postgres_value, r)) for r in rows])
+
 
 def _postgres_errors() -> tuple[type[Exception], ...]:
     """What asyncpg raises when the server, the network or the connection fails.

@@ -45,6 +45,10 @@ class SQLiteTransaction:
         """Run one query; returns its rows."""
         return list(await self._conn.execute_fetchall(sql, [_sqlite_value(a) for a in args]))
 
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement once per row of arguments, in one call to the driver."""
+        await self._conn.executemany(sql, [[_sqlite_value(a) for a in row] for row in rows])
+
 
 _SQLITE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from store.database import Database
+from store.knowledge import KnowledgeTable
 from store.migrations import set_up
 from store.postgres import PostgreSQL
 from store.settings import SettingsTable
@@ -14,8 +15,10 @@ from store.urls import database_url
 from store.usage import UsageTable
 
 
-class Store(SettingsTable, UsageTable, SummariesTable):
-    """Settings, usage and summaries in one database; create it with `await Store.open(url)`.
+class Store(SettingsTable, UsageTable, SummariesTable, KnowledgeTable):
+    """Settings, usage, summaries and the knowledge index in one database.
+
+    Create it with `await Store.open(url)`.
 
     All methods are coroutines that do their I/O on the async driver. Any database
     failure raises StoreError (one line, naming the operation and the reason); invalid

@@ -55,6 +55,7 @@ def test_a_thread_inherits_its_parent_over_the_server_over_the_environment() -> 
         "reasoning_effort": "not set",
         "streaming": "parent channel",
         "tools": "default",
+        "knowledge": "default",
     }
 
 

@@ -35,6 +35,30 @@ from tests.store.helpers import (
 )
 from text.setting_values import MAX_MODEL_NAME
 
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
+
+# Migration 4's tables: the same rows on both backends; SQLite finds words through an
+# FTS5 table (and the shadow tables FTS5 keeps), PostgreSQL through a tsvector column.
+KNOWLEDGE_COLUMNS = {
+    "knowledge_backfills": [
+        "channel_id", "guild_id", "before_id", "since", "messages", "finished",
+    ],
+    "knowledge_messages": [
+        "message_id", "guild_id", "channel_id", "parent_id", "author_id", "author_name",
+        "created_at", "text",
+    ],
+}  # fmt: skip
+KNOWLEDGE_SEARCH_COLUMNS = {
+    "sqlite": {
+        "knowledge_fts": ["text", "tags"],
+        "knowledge_fts_config": ["k", "v"],
+        "knowledge_fts_data": ["id", "block"],
+        "knowledge_fts_docsize": ["id", "sz"],
+        "knowledge_fts_idx": ["segid", "term", "pgno"],
+    },
+    "postgresql": {"knowledge_messages": [*KNOWLEDGE_COLUMNS["knowledge_messages"], "words"]},
+}
+
 
 async def test_migrated_schema_matches_the_tables_the_queries_use(store_url: str) -> None:
     opened = await Store.open(store_url)
@@ -50,9 +74,19 @@ async def test_migrated_schema_matches_the_tables_the_queries_use(store_url: str
             "prompt_tokens", "completion_tokens", "answers", "cached_tokens",
         ],
         "summaries": ["channel_id", "text", "tokens", "last_message_id", "updated_at"],
+        **KNOWLEDGE_COLUMNS,
+        **KNOWLEDGE_SEARCH_COLUMNS[database_url(store_url).backend],
     }  # fmt: skip
     indexes = {str(name) for _, name, *_ in await shape(store_url, "indexes")}
-    assert {"usage_guild_day", "usage_user_day"} <= indexes
+    assert {
+        "usage_guild_day", "usage_user_day", "knowledge_messages_channel",
+        "knowledge_messages_parent", "knowledge_messages_author", "knowledge_messages_created",
+    } <= indexes  # fmt: skip
+    search_index = {
+        "sqlite": {"knowledge_messages_inserted", "knowledge_messages_edited"},
+        "postgresql": {"knowledge_messages_words"},
+    }[database_url(store_url).backend]
+    assert search_index <= indexes
     assert await schema_versions(store_url) == [m.version for m in MIGRATIONS]
 
 
@@ -75,7 +109,7 @@ async def test_upgrade_from_version_1_keeps_the_data(
 
     new = await Store.open(store_url)
     try:
-        assert await schema_versions(store_url) == [1, 2, 3]
+        assert await schema_versions(store_url) == ALL_VERSIONS
         assert await resolved(new, [Scope("guild", 1)]) == {"model": "kept"}
         assert (await new.user_totals(1, today=TODAY)).today == Totals(11, 22, 1)
         summary = await new.get_summary(5)
@@ -95,7 +129,7 @@ async def test_reopening_changes_nothing(store_url: str) -> None:
         assert await resolved(again, [Scope("channel", 4)]) == {"model": "m"}
     finally:
         await again.close()
-    assert await schema_versions(store_url) == before == [1, 2, 3]
+    assert await schema_versions(store_url) == before == ALL_VERSIONS
 
 
 async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> None:
@@ -103,14 +137,15 @@ async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> Non
     opened = await asyncio.gather(*(Store.open(store_url) for _ in range(4)))
     for each in opened:
         await each.close()
-    assert await schema_versions(store_url) == [1, 2, 3]
+    assert await schema_versions(store_url) == ALL_VERSIONS
 
 
 async def test_a_newer_schema_is_refused(store_url: str) -> None:
     opened = await Store.open(store_url)
     await opened.close()
     await run_sql(store_url, "INSERT INTO schema_version VALUES (99, '2026-03-31 12:00:00.000000')")
-    with pytest.raises(StoreError, match="schema version 99, newer than this bot's 3"):
+    newest = ALL_VERSIONS[-1]
+    with pytest.raises(StoreError, match=f"schema version 99, newer than this bot's {newest}"):
         await Store.open(store_url)
 
 
@@ -254,7 +289,7 @@ async def test_a_database_written_by_the_sqlalchemy_version_reads_and_writes(
         assert await opened.prune_usage(1, today=TODAY) == 1
     finally:
         await opened.close()
-    assert await schema_versions(version_2_url) == [1, 2, 3]
+    assert await schema_versions(version_2_url) == ALL_VERSIONS
 
 
 async def test_a_new_database_has_the_shape_the_sqlalchemy_version_upgraded_to(

@@ -68,7 +68,9 @@ Situations and faults tests can inject (each method's docstring has the details)
 ``deny`` / ``restore`` (the bot's permissions per channel), ``forbid_read`` / ``allow``
 (403 / 50001 on reading a channel the bot still posts in), ``user_says(mention_roles=...)``,
 ``user_edits`` / ``user_deletes`` / ``bulk_delete`` (``deliver=False``: while the bot
-is away), ``burst`` / ``crowd_says`` (many members at once), ``FakeAttachment`` with
+is away), ``past_messages`` (history from days ago), ``delete_channel`` (CHANNEL_DELETE),
+``limit_history_reads`` (history reads' rate-limit headers and 429s), ``burst`` /
+``crowd_says`` (many members at once), ``FakeAttachment`` with
 ``fail_downloads`` and ``downloaded`` (the CDN). Threads: the bot starts them from a
 message (``POST .../messages/{id}/threads``; ``threads_in`` lists them; the thread has
 the message's id), ``user_posts_in_forum`` (a post: a thread whose starter message has
@@ -83,7 +85,8 @@ the ``unknown_*`` helpers). Recording and the token check happen for you. Gatewa
 opcodes are dispatched the same way through ``GATEWAY_OPS`` to ``Gateway._op_<name>``.
 
 Layout: ``world`` (the state), ``messages``, ``people`` (what people do, what the bot
-did), ``threads``, ``interactions``, ``commands``, ``rest``, ``gateway``, ``faults``;
+did), ``threads``, ``history`` (reading history back), ``interactions``, ``commands``,
+``rest``, ``gateway``, ``faults``;
 ``standin`` puts them together as ``DiscordStandIn``.
 """
 

@@ -167,7 +167,7 @@ class Interactions:
         """The interaction's ``channel``: the channel, with the user's permissions there."""
         data = self._channel_json(where)
         if where.guild_id is not None:
-            data["permissions"] = str(self._permissions(who))
+            data["permissions"] = str(self.user_permissions(who, where))
         return data
 
     def _app_permissions(self, where: FakeChannel) -> int:
@@ -286,6 +286,8 @@ class Interactions:
         if not message["flags"] & FLAG_EPHEMERAL:
             self._store(message)
             await self._dispatch_message_event("MESSAGE_CREATE", message)
+        else:  # only its user sees it; its buttons can still be pressed
+            self._ephemeral[int(message["id"])] = message
 
     async def _fill_in(
         self,
@@ -430,7 +432,8 @@ class Interactions:
                 raise empty_message()
             message.clear()
             message.update(edited)
-            await self._dispatch_message_event("MESSAGE_UPDATE", message)
+            if not message["flags"] & FLAG_EPHEMERAL:  # the gateway never shows those
+                await self._dispatch_message_event("MESSAGE_UPDATE", message)
         record.callback_type, record.original_id = kind, int(message["id"])
         record.messages[int(message["id"])] = message
         return await self._callback_answer(record, call, message, kind)

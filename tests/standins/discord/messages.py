@@ -269,7 +269,8 @@ class Messages:
     def _find_message(self, message_id: int) -> dict[str, Any] | None:
         # By index, not a scan of every channel: the benchmark opens 100,000 DM channels.
         channel_id = self._channel_of.get(message_id)
-        return self._messages.get(channel_id, {}).get(message_id)  # None once deleted
+        found = self._messages.get(channel_id, {}).get(message_id)  # None once deleted
+        return found if found is not None else self._ephemeral.get(message_id)
 
     async def _post_as_user(self, message: dict[str, Any], deliver: bool) -> dict[str, Any]:
         if deliver:

@@ -29,6 +29,7 @@ from tests.standins.discord.errors import (
     unknown_message,
     unknown_user,
 )
+from tests.standins.discord.history import HISTORY_ROUTES
 from tests.standins.discord.objects import ApiCall, FakeChannel, InjectedFault, json_response
 from tests.standins.discord.protocol import (
     API_PREFIX,
@@ -170,6 +171,8 @@ class RestApi:
     def _route(self, method: Callable[[ApiCall], Awaitable[Any]]) -> web.Handler:
         """Wrap an ``api_*`` method as an aiohttp handler."""
 
+        name = method.__name__.removeprefix("api_")
+
         async def handler(request: web.Request) -> web.StreamResponse:
             call = ApiCall(
                 request=request,
@@ -178,8 +181,16 @@ class RestApi:
                 query=dict(request.query),
                 files=request[FILES_KEY],
             )
+            limits: dict[str, str] = {}
+            if name in HISTORY_ROUTES:  # history reads carry rate-limit headers (history.py)
+                spent = self._spend_history(name, call.params.get("channel_id"))
+                if isinstance(spent, web.Response):
+                    return spent
+                limits = spent
             result = await method(call)
-            return web.Response(status=204) if result is None else json_response(result)
+            response = web.Response(status=204) if result is None else json_response(result)
+            response.headers.update(limits)
+            return response
 
         return handler
 

@@ -10,9 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.standins.discord.access import Access
 from tests.standins.discord.commands import Commands
 from tests.standins.discord.faults import Faults
 from tests.standins.discord.gateway import Gateway
+from tests.standins.discord.history import History
 from tests.standins.discord.interactions import Interactions
 from tests.standins.discord.messages import Messages
 from tests.standins.discord.objects import (
@@ -39,7 +41,18 @@ from tests.standins.recording import RecordedRequest, Recorder
 
 
 class DiscordStandIn(
-    People, Threads, Faults, Interactions, Commands, RestApi, Messages, World, Gateway, Recorder
+    History,
+    People,
+    Threads,
+    Faults,
+    Access,
+    Interactions,
+    Commands,
+    RestApi,
+    Messages,
+    World,
+    Gateway,
+    Recorder,
 ):
     """Discord's REST API v10 and gateway for one bot, with a fixed guild and users.
 
@@ -93,11 +106,18 @@ class DiscordStandIn(
             channel.id: {} for channel in self.channels.values()
         }
         self._channel_of: dict[int, int] = {}  # message id -> channel id
+        # Ephemeral interaction messages by id: in no history, but their buttons work.
+        self._ephemeral: dict[int, dict[str, Any]] = {}
         # Permissions taken from the bot per channel id: ``_denied`` is shown to the bot as
         # a member permission overwrite; ``_hidden_denied`` is not (see ``deny``).
         self._denied: dict[int, int] = {}
         self._hidden_denied: dict[int, int] = {}
         self._forbidden_read: set[int] = set()
+        # Who reads what (access.py): channel id -> (overwrite type, target id) -> (allow,
+        # deny); roles added by tests, id -> (name, permissions); private thread members.
+        self._overwrites: dict[int, dict[tuple[int, int], tuple[int, int]]] = {}
+        self._added_roles: dict[int, tuple[str, int]] = {}
+        self._thread_members: dict[int, set[int]] = {}
         # Replies sent without ``referenced_message`` (Discord did not fetch the target).
         self._unresolved_replies: set[int] = set()
         # Thread id -> {"archived": bool, "locked": bool}; threads not listed are open.

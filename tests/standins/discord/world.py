@@ -258,6 +258,7 @@ class World:
         if permissions & P_ADMINISTRATOR:
             return ALL_PERMISSIONS
         source = self.channel(where.parent_id) if where.is_thread and where.parent_id else where
+        permissions = self._overwritten(self.bot_user, source.id, permissions)  # access.py
         for denied in (self._denied, self._hidden_denied):
             permissions &= ~denied.get(source.id, 0)
         permissions &= ~self._hidden_denied.get(where.id, 0)
@@ -382,7 +383,7 @@ class World:
                     "flags": 0,
                 }
             return thread
-        overwrites = []
+        overwrites = self._overwrites_json(channel)  # access.py
         if self._denied.get(channel.id):
             overwrites.append(
                 {
@@ -489,6 +490,7 @@ class World:
                     managed=True,
                     tags={"bot_id": str(self.bot_user.id)},
                 ),
+                *self._added_roles_json(),  # access.py
             ],
             "emojis": [],
             "stickers": [],

@@ -1,0 +1,233 @@
+"""Keeping the knowledge index up to date with what happens in the channels: `Keeper`.
+
+The bot's events hand it messages to index (new ones, edits, its own finished answers)
+and ids to forget (deleted messages, channels and threads). None of that waits for the
+database: `saw`, `edited`, `answered`, `deleted` and `channel_deleted` only queue, and a
+background task writes the queue every FLUSH_SECONDS, or at once when BATCH messages
+wait or something is deleted. Whether knowledge is on is decided there, per channel,
+through the channel settings' cache, so the message path never reads the store either.
+
+A deletion also drops the message from the queue, and is remembered for a while
+(RECENT_DELETIONS ids) so that a backfill page read just before it cannot bring the
+message back: a deleted message is never found again. A failed write of messages is
+logged and dropped (the index is a best effort); a failed deletion is kept and tried
+again at the next flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from conversation.channel_settings import Place
+from knowledge.indexing import counts, indexed
+from store import StoreError
+from store.knowledge import IndexedMessage
+
+if TYPE_CHECKING:
+    import discord
+
+    from store import Store
+
+log = logging.getLogger("chatbot")
+
+FLUSH_SECONDS = 0.5
+BATCH = 200  # messages written in one call, and a queue this long is written at once
+RECENT_DELETIONS = 10_000
+RETENTION_CHECK_SECONDS = 24 * 3600.0
+
+
+def place_of(message: IndexedMessage) -> Place:
+    """The settings place of an indexed message (a thread's settings are its channel's)."""
+    return Place(message.guild_id, message.channel_id, message.parent_id)
+
+
+class Keeper:
+    """The index's live upkeep; `start` it once the store is open, `close` it before.
+
+    `knowledge_on(place)` says whether messages at a place are indexed (the channel
+    settings' `effective(place).knowledge`); `me_id()` is the bot's user id.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        knowledge_on: Callable[[Place], Awaitable[bool]],
+        me_id: Callable[[], int],
+        *,
+        flush_seconds: float = FLUSH_SECONDS,
+        batch: int = BATCH,
+    ) -> None:
+        self.store = store
+        self.knowledge_on = knowledge_on
+        self.me_id = me_id
+        self.flush_seconds = flush_seconds
+        self.batch = batch
+        self._pending: dict[int, IndexedMessage] = {}  # message id -> its newest form
+        self._forget: set[int] = set()
+        self._forget_channels: set[int] = set()
+        self._deleted: OrderedDict[int, None] = OrderedDict()  # recent deletions, oldest first
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one flush at a time
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- events (never wait) -----------------------------------------------------------
+
+    def saw(self, message: discord.Message) -> None:
+        """A new message anywhere: queued if it counts (the bot's own answers come
+        through `answered` once final, not here)."""
+        try:
+            me = self.me_id()
+            if message.author.id == me or not counts(message, me):
+                return
+            self.queue(indexed(message))
+        except Exception:  # the index must never cost an answer
+            log.exception("knowledge: message %s not indexed", message.id)
+
+    def edited(self, message: discord.Message) -> None:
+        """A person's message was edited: its new text replaces the old (an upsert)."""
+        self.saw(message)
+
+    def answered(self, posted: Sequence[discord.Message], texts: Sequence[str]) -> None:
+        """The bot's answer is final: `posted[i]` shows `texts[i]` (the text its last
+        edit leaves, not a streamed part)."""
+        for message, text in zip(posted, texts, strict=False):
+            try:
+                self.queue(indexed(message, text))
+            except Exception:  # as in `saw`
+                log.exception("knowledge: answer %s not indexed", message.id)
+
+    def deleted(self, message_ids: Iterable[int]) -> None:
+        """Messages were deleted: never found again (also when still queued)."""
+        for message_id in message_ids:
+            self._pending.pop(message_id, None)
+            self._forget.add(message_id)
+            self._deleted[message_id] = None
+            self._deleted.move_to_end(message_id)
+        while len(self._deleted) > RECENT_DELETIONS:
+            self._deleted.popitem(last=False)
+        self._wake.set()
+
+    def channel_deleted(self, channel_id: int) -> None:
+        """A channel or thread was deleted: its messages (and its threads') go."""
+        self.drop_queued({channel_id})
+        self._forget_channels.add(channel_id)
+        self._wake.set()
+
+    def drop_queued(self, channel_ids: Collection[int]) -> None:
+        """Leave the queued messages of `channel_ids` (and their threads) unwritten."""
+        self._pending = {
+            i: m
+            for i, m in self._pending.items()
+            if m.channel_id not in channel_ids and m.parent_id not in channel_ids
+        }
+
+    def queue(self, message: IndexedMessage | None) -> None:
+        """Index `message` (None: nothing) at the next flush, unless deleted meanwhile."""
+        if message is None or message.message_id in self._deleted:
+            return
+        self._pending[message.message_id] = message
+        if len(self._pending) >= self.batch:
+            self._wake.set()
+
+    # ---- writing -----------------------------------------------------------------------
+
+    def was_deleted(self, message_id: int) -> bool:
+        """Whether `message_id` was deleted lately (a backfill page may predate it)."""
+        return message_id in self._deleted
+
+    async def write(self, messages: Collection[IndexedMessage]) -> int:
+        """Index `messages` now (a backfill page), leaving out those deleted meanwhile;
+        how many were written. Raises StoreError."""
+        kept = [m for m in messages if m.message_id not in self._deleted]
+        if kept:
+            await self.store.index_messages(kept)
+        return len(kept)
+
+    async def flush(self) -> None:
+        """Write what is queued: deletions first, then the messages of places where
+        knowledge is on. Never raises (failures are logged)."""
+        async with self._lock:
+            self._wake.clear()
+            await self._forget_queued()
+            while self._pending:
+                ids = list(self._pending)[: self.batch]
+                taken = [self._pending.pop(i) for i in ids]
+                try:
+                    wanted = await self._wanted(taken)
+                    if wanted:
+                        await self.store.index_messages(wanted)
+                except StoreError as error:
+                    log.warning("knowledge: %d messages not indexed: %s", len(taken), error)
+            await self._forget_queued()  # deletions that arrived while writing
+
+    async def _wanted(self, messages: list[IndexedMessage]) -> list[IndexedMessage]:
+        on: dict[Place, bool] = {}
+        for message in messages:
+            place = place_of(message)
+            if place not in on:
+                on[place] = await self.knowledge_on(place)
+        return [m for m in messages if on[place_of(m)] and m.message_id not in self._deleted]
+
+    async def _forget_queued(self) -> None:
+        forget, self._forget = self._forget, set()
+        channels, self._forget_channels = self._forget_channels, set()
+        try:
+            if forget:
+                await self.store.forget_messages(forget)
+            for channel_id in channels:
+                await self.store.forget_channel(channel_id)
+                channels = channels - {channel_id}
+        except StoreError as error:
+            log.warning("knowledge: deletion not written yet, trying again: %s", error)
+            self._forget |= forget
+            self._forget_channels |= channels
+
+    # ---- background --------------------------------------------------------------------
+
+    def start(self, retention_days: int) -> None:
+        """Start writing the queue, and forgetting messages older than `retention_days`
+        once a day (the first time now)."""
+        self._tasks = [
+            asyncio.create_task(self._writing()),
+            asyncio.create_task(self._retention(retention_days)),
+        ]
+
+    async def _writing(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
+            await self.flush()
+
+    async def _retention(self, days: int) -> None:
+        while True:
+            await self.forget_old(days)
+            await asyncio.sleep(RETENTION_CHECK_SECONDS)
+
+    async def forget_old(self, days: int, now: dt.datetime | None = None) -> int:
+        """Forget the messages written more than `days` days before `now`; how many.
+        Never raises (a failure is logged and tried again tomorrow)."""
+        cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
+        try:
+            removed = await self.store.forget_older_than(cutoff)
+        except StoreError as error:
+            log.warning("knowledge: could not apply retention: %s", error)
+            return 0
+        if removed:
+            log.info("knowledge: forgot %d messages older than %d days", removed, days)
+        return removed
+
+    async def close(self) -> None:
+        """Stop the background tasks and write what is queued. Safe to call again."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.flush()

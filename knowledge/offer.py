@@ -1,0 +1,109 @@
+"""Which answers are offered the knowledge tools, and for whom: `KnowledgeOffer`.
+
+In a server, an answer is offered them where /settings knowledge is on; what they read
+is what both the asker and everyone who can read where the answer is posted can read
+(readers.py). In a DM (a private answer), they are offered when knowledge is on
+somewhere in a server the bot is in, and read everything the asker can read in those
+servers. Which servers have knowledge on is read from the stored settings every
+REFRESH_SECONDS in the background (and learnt at once from any answer in such a server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+import discord
+
+from knowledge.readers_discord import Readable, Readers
+from knowledge.tools import Audience, KnowledgeTools
+from store import Scope, StoreError
+
+if TYPE_CHECKING:
+    from conversation.channel_settings import Effective
+    from discord_side.replies import Reply
+    from store import Store
+
+log = logging.getLogger("chatbot")
+
+REFRESH_SECONDS = 60.0
+SCOPES_PER_READ = 500  # scopes per settings query (PostgreSQL takes at most 32,767 values)
+
+
+class KnowledgeOffer:
+    """`ToolUse`'s knowledge side: called per answer, a bound `KnowledgeTools` or None."""
+
+    def __init__(self, client: discord.Client, store: Store) -> None:
+        self.client = client
+        self.store = store
+        self.readers = Readers(client)
+        self.guilds_on: set[int] = set()  # servers with knowledge on somewhere
+        self._read_at = -REFRESH_SECONDS
+        self._reading: asyncio.Task[None] | None = None
+
+    def __call__(self, reply: Reply, effective: Effective) -> KnowledgeTools | None:
+        """The knowledge tools for the answer `reply` shows, or None where not offered."""
+        self._refresh_soon()
+        channel = reply.channel
+        guild = getattr(channel, "guild", None)
+        if guild is None:  # a DM: a private answer
+            if not self.guilds_on:
+                return None
+            user = reply.message.author
+            guilds = frozenset(self.guilds_on)
+            return self._tools(lambda: self.readers.private_for(user, guilds), home=None)
+        if not getattr(effective, "knowledge", False):
+            return None
+        self.guilds_on.add(guild.id)
+        posted = channel  # type: ignore[assignment]
+        return self._tools(lambda: self._posted(posted, reply.message.author), home=channel.id)
+
+    def _tools(self, allowed, *, home: int | None) -> KnowledgeTools:  # type: ignore[no-untyped-def]
+        return KnowledgeTools(self.store, Audience(allowed, self.name_of, home))
+
+    async def _posted(self, channel: Readable, author: discord.abc.User) -> Collection[int]:
+        """What an answer to `author` posted in `channel` may use: what every reader of
+        `channel` reads, and the asker too (they may lack Read Message History there)."""
+        shown = self.readers.posted_in(channel)
+        member = author if isinstance(author, discord.Member) else None
+        if member is None:
+            member = await self.readers.member(channel.guild, author.id)
+        if member is None:
+            return frozenset()
+        return shown & await self.readers.readable_by(member, among=shown)
+
+    def name_of(self, channel_id: int) -> str | None:
+        """A channel's or thread's name, if discord.py knows it."""
+        channel = self.client.get_channel(channel_id) or self.readers.thread(channel_id)
+        return getattr(channel, "name", None)
+
+    def _refresh_soon(self) -> None:
+        if self._reading is None and time.monotonic() - self._read_at >= REFRESH_SECONDS:
+            self._reading = asyncio.get_running_loop().create_task(self._refresh())
+            self._reading.add_done_callback(lambda _: setattr(self, "_reading", None))
+
+    async def _refresh(self) -> None:
+        """Read which of the bot's servers have knowledge on (server default, a channel
+        or a thread)."""
+        self._read_at = time.monotonic()
+        owner: dict[Scope, int] = {}
+        for guild in self.client.guilds:
+            owner[Scope("guild", guild.id)] = guild.id
+            for channel in [*guild.channels, *guild.threads]:
+                owner[Scope("channel", channel.id)] = guild.id
+        scopes = list(owner)
+        on: set[int] = set()
+        try:
+            for start in range(0, len(scopes), SCOPES_PER_READ):
+                found = await self.store.get_settings(scopes[start : start + SCOPES_PER_READ])
+                for scope, settings in found.items():
+                    stored = settings.get("knowledge")
+                    if stored is not None and stored.value == "on":
+                        on.add(owner[scope])
+        except StoreError as error:
+            log.warning("knowledge: could not read where it is on: %s", error)
+            return
+        self.guilds_on = on

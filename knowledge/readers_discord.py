@@ -1,0 +1,198 @@
+"""The readers' rule (knowledge/readers.py) on discord.py's objects: which channel and
+thread ids a member can read now, and which an answer may show.
+
+- `Readers.readable_by(member)`: the rooms of the member's server they read now, from
+  discord.py's `permissions_for` (roles and overwrites as the cache holds them; a thread:
+  its parent's) and, for a private thread, whether they are in it (Discord's Get Thread
+  Member, GET /channels/{id}/thread-members/{user}: listing all members would need the
+  privileged members intent), cached for CACHE_SECONDS.
+- `Readers.posted_in(channel)`: the rooms an answer posted in `channel` may show
+  (readers.allowed_for_post).
+- `Readers.private_for(user, guild_ids)`: for an answer only `user` sees (a DM, an
+  ephemeral reply): everything they read in those servers, their Member fetched when not
+  cached (GET /guilds/{id}/members/{user}; not a member: nothing there).
+
+The rooms are the server's channels with text (text, announcement, forum, voice and stage
+chats) and the threads discord.py knows (active ones, and any looked up by id with
+`room_of`); a thread whose parent is unknown is left out. Failures of Discord requests
+leave the room out (logged): never more than can be established.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Iterable
+
+import discord
+
+from discord_side.failures import REQUEST_FAILURES, describe
+from knowledge.readers import READ, VOICE_READ, Overwrite, Room, allowed_for_post, may_read
+
+log = logging.getLogger("chatbot")
+
+CACHE_SECONDS = 60.0  # how long a thread membership or a fetched member is trusted
+CACHE_LIMIT = 10_000
+TEXT_TYPES = frozenset(
+    {
+        discord.ChannelType.text,
+        discord.ChannelType.news,
+        discord.ChannelType.forum,
+        discord.ChannelType.voice,
+        discord.ChannelType.stage_voice,
+    }
+)
+VOICE_TYPES = frozenset({discord.ChannelType.voice, discord.ChannelType.stage_voice})
+Readable = discord.abc.GuildChannel | discord.Thread
+
+
+def overwrites_of(channel: discord.abc.GuildChannel) -> tuple[Overwrite, ...]:
+    """`channel`'s permission overwrites as plain data."""
+    found = []
+    for target, overwrite in channel.overwrites.items():
+        is_role = isinstance(target, discord.Role) or getattr(target, "type", None) is discord.Role
+        allow, deny = overwrite.pair()
+        found.append(Overwrite(target.id, is_role, allow.value, deny.value))
+    return tuple(found)
+
+
+def room_of(channel: Readable) -> Room | None:
+    """The `Room` of a channel or thread with messages; None for others (a category) or
+    a thread whose parent is not cached."""
+    if isinstance(channel, discord.Thread):
+        parent = channel.parent
+        if parent is None:
+            return None
+        private = channel.type is discord.ChannelType.private_thread
+        return Room(channel.id, channel.guild.id, parent.id, overwrites_of(parent), READ, private)
+    if channel.type not in TEXT_TYPES:
+        return None
+    needs = VOICE_READ if channel.type in VOICE_TYPES else READ
+    return Room(channel.id, channel.guild.id, channel.id, overwrites_of(channel), needs)
+
+
+class _Expiring:
+    """A small cache whose entries are trusted for CACHE_SECONDS."""
+
+    def __init__(self) -> None:
+        self._entries: dict[object, tuple[float, object]] = {}
+
+    def get(self, key: object) -> tuple[bool, object]:
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > CACHE_SECONDS:
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: object, value: object) -> None:
+        if len(self._entries) >= CACHE_LIMIT:
+            self._entries.clear()  # rare; the next reads ask Discord again
+        self._entries[key] = (time.monotonic(), value)
+
+
+class Readers:
+    """Who reads what on `client`'s servers (see the module's docstring)."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
+        self._members = _Expiring()  # (guild id, user id) -> Member | None
+        self._in_threads = _Expiring()  # (thread id, user id) -> bool
+        self._threads: dict[int, discord.Thread] = {}  # threads looked up by id
+
+    def rooms(self, guild: discord.Guild) -> list[tuple[Readable, Room]]:
+        """The rooms of `guild` discord.py knows, each with its channel."""
+        channels: list[Readable] = [*guild.channels, *guild.threads]
+        known = {channel.id for channel in channels}
+        channels += [t for t in self._threads.values() if t.guild == guild and t.id not in known]
+        found = []
+        for channel in channels:
+            room = room_of(channel)
+            if room is not None:
+                found.append((channel, room))
+        return found
+
+    def remember_thread(self, thread: discord.Thread) -> None:
+        """Count `thread` (an archived one, fetched by id) among its server's rooms."""
+        self._threads[thread.id] = thread
+
+    def posted_in(self, channel: Readable) -> frozenset[int]:
+        """The ids an answer posted in `channel` (a server's channel or thread) may use."""
+        where = room_of(channel)
+        if where is None:
+            return frozenset()
+        everyone = channel.guild.default_role.permissions.value
+        return allowed_for_post(where, (room for _, room in self.rooms(channel.guild)), everyone)
+
+    def thread(self, thread_id: int) -> discord.Thread | None:
+        """A thread looked up by id earlier (`remember_thread`)."""
+        return self._threads.get(thread_id)
+
+    async def readable_by(
+        self, member: discord.Member, among: Collection[int] | None = None
+    ) -> frozenset[int]:
+        """The ids of `member`'s server's rooms (those `among`, if given) they can read
+        now."""
+        found: set[int] = set()
+        for channel, room in self.rooms(member.guild):
+            if among is not None and room.channel_id not in among:
+                continue
+            source = channel.parent if isinstance(channel, discord.Thread) else channel
+            if source is None:
+                continue
+            permissions = source.permissions_for(member).value
+            if not may_read(permissions, room):
+                if not room.private or not may_read(permissions, room, thread_member=True):
+                    continue
+                if not await self._in_thread(channel, member.id):  # type: ignore[arg-type]
+                    continue
+            found.add(room.channel_id)
+        return frozenset(found)
+
+    async def private_for(self, user: discord.abc.User, guild_ids: Iterable[int]) -> frozenset[int]:
+        """Everything `user` reads in the servers `guild_ids` that they share with the bot."""
+        found: set[int] = set()
+        for guild_id in guild_ids:
+            guild = self.client.get_guild(guild_id)
+            if guild is None:
+                continue
+            member = await self.member(guild, user.id)
+            if member is not None:
+                found |= await self.readable_by(member)
+        return frozenset(found)
+
+    async def member(self, guild: discord.Guild, user_id: int) -> discord.Member | None:
+        """`user_id`'s Member in `guild` (cached, else fetched), or None if not in it."""
+        member = guild.get_member(user_id)
+        if member is not None:
+            return member
+        cached, value = self._members.get((guild.id, user_id))
+        if cached:
+            return value  # type: ignore[return-value]
+        try:
+            member = await guild.fetch_member(user_id)
+        except discord.NotFound:
+            member = None
+        except REQUEST_FAILURES as error:
+            log.warning(
+                "could not read member %s of server %s: %s", user_id, guild.id, describe(error)
+            )
+            return None
+        self._members.put((guild.id, user_id), member)
+        return member
+
+    async def _in_thread(self, thread: discord.Thread, user_id: int) -> bool:
+        cached, value = self._in_threads.get((thread.id, user_id))
+        if cached:
+            return bool(value)
+        try:
+            async with asyncio.timeout(10):
+                await thread.fetch_member(user_id)
+        except discord.NotFound:
+            member = False
+        except (*REQUEST_FAILURES, TimeoutError) as error:
+            log.warning("could not read thread %s's members: %s", thread.id, describe(error))
+            return False
+        else:
+            member = True
+        self._in_threads.put((thread.id, user_id), member)
+        return member

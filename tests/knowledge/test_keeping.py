@@ -1,0 +1,248 @@
+"""The pure rules of keeping the knowledge index: which messages count, their text, the
+setting, the backfill's paging and progress, and the keeper's queue (its writes go to an
+in-memory index with the store's methods; the real store is in tests/e2e)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Collection, Sequence
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from config import load_settings
+from conversation.channel_settings import Place, knowledge_refusal, parse, resolve, show
+from knowledge.backfill import Progress, next_point
+from knowledge.indexing import ATTACHED, is_kept, readable_text
+from knowledge.keeper import Keeper
+from store import StoreError
+from store.knowledge import IndexedMessage
+
+SETTINGS = load_settings({"DISCORD_BOT_TOKEN": "x", "OPENAI_API_KEY": "sk"})
+ME = 99
+NOW = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+
+
+def test_knowledge_is_off_by_default_and_set_per_server_or_channel() -> None:
+    effective = resolve(SETTINGS, [])
+    assert effective.knowledge is False and effective.sources["knowledge"] == "default"
+    layers = [("server default", {"knowledge": "on"}), ("parent channel", {}), ("this thread", {})]
+    effective = resolve(SETTINGS, layers)
+    assert (effective.knowledge, effective.sources["knowledge"]) == (True, "server default")
+    layers = [("server default", {"knowledge": "on"}), ("this channel", {"knowledge": "off"})]
+    assert resolve(SETTINGS, layers).knowledge is False
+    assert "**Knowledge:** `off` (this channel)" in show(resolve(SETTINGS, layers))
+    assert parse("knowledge", " ON ") == "on"
+    with pytest.raises(ValueError, match="knowledge is one of on, off"):
+        parse("knowledge", "yes")
+
+
+def test_dms_and_threads_cannot_set_knowledge_but_channels_and_servers_can() -> None:
+    channel, thread, dm = Place(1, 2), Place(1, 3, parent_id=2), Place(None, 9)
+    assert knowledge_refusal(channel, "channel") is None
+    assert knowledge_refusal(channel, "server") is None
+    assert knowledge_refusal(thread, "server") is None
+    assert "follows its channel" in (knowledge_refusal(thread, "channel") or "")
+    assert "never indexed" in (knowledge_refusal(dm, "channel") or "")
+
+
+def author(user_id: int, *, bot: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(id=user_id, bot=bot)
+
+
+def kept(**facts: object) -> bool:
+    base: dict[str, object] = dict(
+        in_server=True, is_chat=True, author=author(1), webhook=False, silent=False, me_id=ME
+    )
+    return is_kept(**{**base, **facts})  # type: ignore[arg-type]
+
+
+def test_people_and_this_bots_answers_count_other_bots_webhooks_and_system_do_not() -> None:
+    assert kept()
+    assert kept(silent=True)  # a person's silent message is still theirs
+    assert kept(author=author(ME, bot=True))  # the bot's own answer
+    assert not kept(author=author(ME, bot=True), silent=True)  # its notices are silent
+    assert not kept(author=author(5, bot=True))  # another bot
+    assert not kept(webhook=True)
+    assert not kept(is_chat=False)  # a join, a pin
+    assert not kept(in_server=False)  # a DM
+
+
+def test_the_text_is_the_words_then_forwards_then_the_attachment_names() -> None:
+    assert readable_text(" hello @Alice ", [], []) == "hello @Alice"
+    text = readable_text("see this", ["the build is red"], ["log.txt", "shot.png"])
+    assert text == f"see this\nthe build is red\n{ATTACHED} log.txt, shot.png"
+    assert readable_text("", ["forwarded only"], []) == "forwarded only"
+    assert readable_text("", [], ["roadmap.pdf"]) == f"{ATTACHED} roadmap.pdf"
+    assert readable_text("  ", [" "], []) == ""  # a sticker alone: nothing to index
+
+
+def test_a_page_of_history_gives_the_next_point_and_what_is_recent_enough() -> None:
+    since = NOW - dt.timedelta(days=90)
+    full = [(1000 - n, NOW - dt.timedelta(hours=n)) for n in range(100)]
+    assert next_point(full, since) == (901, False, 100)
+    past = [(1000 - n, NOW - dt.timedelta(days=50 + n)) for n in range(100)]
+    assert next_point(past, since) == (901, True, 41)  # days 50..90 kept, then done
+    assert next_point(full[:30], since) == (971, True, 30)  # a short page: the start
+    assert next_point([], since) == (None, True, 0)
+
+
+@given(st.lists(st.integers(0, 200), max_size=120))
+def test_next_point_keeps_exactly_the_newest_messages_within_the_span(ages: list[int]) -> None:
+    ages = sorted(ages)  # newest first: ages grow
+    page = [(10_000 - n, NOW - dt.timedelta(days=age)) for n, age in enumerate(ages)]
+    since = NOW - dt.timedelta(days=90)
+    point, done, keep = next_point(page, since)
+    assert keep == sum(1 for age in ages if age <= 90)
+    assert all(when >= since for _, when in page[:keep])
+    assert done == (len(page) < 100 or keep < len(page))
+    assert point == (page[-1][0] if page else None)
+
+
+def test_progress_reads_as_the_admin_sees_it() -> None:
+    progress = Progress(channels=12, done=3, messages=4200)
+    assert progress.line() == "Reading history: 3 of 12 channels, 4,200 messages"
+    progress.finished = True
+    assert progress.line() == "Read the history: 12 channels, 4,200 messages."
+    assert Progress(channels=1, done=0).line() == "Reading history: 0 of 1 channel, 0 messages"
+
+
+class MemoryIndex:
+    """The store's knowledge methods the keeper calls, over a dict."""
+
+    def __init__(self) -> None:
+        self.messages: dict[int, IndexedMessage] = {}
+        self.writes: list[int] = []  # messages per index_messages call
+        self.failing = False
+
+    async def index_messages(self, messages: Sequence[IndexedMessage]) -> None:
+        if self.failing:
+            raise StoreError("index down")
+        self.writes.append(len(messages))
+        self.messages.update({m.message_id: m for m in messages})
+
+    async def forget_messages(self, message_ids: Collection[int]) -> int:
+        if self.failing:
+            raise StoreError("index down")
+        return sum(self.messages.pop(i, None) is not None for i in message_ids)
+
+    async def forget_channel(self, channel_id: int) -> int:
+        gone = [i for i, m in self.messages.items() if channel_id in (m.channel_id, m.parent_id)]
+        for i in gone:
+            del self.messages[i]
+        return len(gone)
+
+    async def forget_older_than(self, cutoff: dt.datetime) -> int:
+        gone = [i for i, m in self.messages.items() if m.created_at < cutoff]
+        for i in gone:
+            del self.messages[i]
+        return len(gone)
+
+
+def message(message_id: int, channel_id: int = 10, parent_id: int | None = None, **kw: object):
+    fields: dict[str, object] = dict(
+        message_id=message_id, guild_id=1, channel_id=channel_id, parent_id=parent_id,
+        author_id=5, author_name="Alice", created_at=NOW, text=f"words {message_id}",
+    )  # fmt: skip
+    return IndexedMessage(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def keeper(index: MemoryIndex, on: Collection[int] = (10, 20), batch: int = 200) -> Keeper:
+    async def knowledge_on(place: Place) -> bool:
+        return place.channel_id in on or place.parent_id in on
+
+    return Keeper(index, knowledge_on, lambda: ME, batch=batch)  # type: ignore[arg-type]
+
+
+async def test_the_queue_is_written_in_batches_only_where_knowledge_is_on() -> None:
+    index = MemoryIndex()
+    kept = keeper(index, batch=3)
+    for n in range(7):
+        kept.queue(message(n))
+    kept.queue(message(50, channel_id=30))  # knowledge off there
+    kept.queue(message(60, channel_id=31, parent_id=20))  # a thread of a channel where on
+    kept.queue(None)
+    await kept.flush()
+    assert sorted(index.messages) == [0, 1, 2, 3, 4, 5, 6, 60]
+    assert index.writes == [3, 3, 2]
+    kept.queue(message(3, text="new words"))  # an edit replaces the text
+    await kept.flush()
+    assert index.messages[3].text == "new words"
+
+
+async def test_a_deleted_message_is_never_written_or_found_and_a_backfill_cannot_restore_it() -> (
+    None
+):
+    index = MemoryIndex()
+    kept = keeper(index)
+    kept.queue(message(1))
+    kept.queue(message(2))
+    kept.deleted([1])  # still queued: never written
+    await kept.flush()
+    assert sorted(index.messages) == [2]
+    kept.deleted([2])
+    await kept.flush()
+    assert index.messages == {}
+    assert await kept.write([message(1), message(2), message(3)]) == 1  # a stale page
+    assert sorted(index.messages) == [3]
+    kept.queue(message(2))  # a late event for a deleted message
+    await kept.flush()
+    assert sorted(index.messages) == [3]
+
+
+async def test_a_deleted_channel_takes_its_threads_and_queued_messages() -> None:
+    index = MemoryIndex()
+    kept = keeper(index)
+    for n, (channel, parent) in enumerate([(10, None), (11, 10), (20, None)]):
+        kept.queue(message(n, channel, parent))
+    await kept.flush()
+    kept.queue(message(7, 11, 10))
+    kept.channel_deleted(10)
+    await kept.flush()
+    assert sorted(index.messages) == [2]
+
+
+async def test_a_failed_deletion_is_tried_again_and_a_failed_write_dropped() -> None:
+    index = MemoryIndex()
+    kept = keeper(index)
+    kept.queue(message(1))
+    await kept.flush()
+    index.failing = True
+    kept.deleted([1])
+    kept.queue(message(2))
+    await kept.flush()  # logged, not raised
+    index.failing = False
+    await kept.flush()
+    assert index.messages == {}
+
+
+async def test_retention_forgets_what_is_older_than_the_setting() -> None:
+    index = MemoryIndex()
+    kept = keeper(index)
+    kept.queue(message(1, created_at=NOW - dt.timedelta(days=400)))
+    kept.queue(message(2, created_at=NOW - dt.timedelta(days=10)))
+    await kept.flush()
+    assert await kept.forget_old(365, now=NOW) == 1
+    assert sorted(index.messages) == [2]
+
+
+async def test_the_background_writer_flushes_soon_and_at_close() -> None:
+    index = MemoryIndex()
+    kept = Keeper(index, lambda place: _true(), lambda: ME, flush_seconds=0.05)  # type: ignore[arg-type]
+    kept.start(365)
+    kept.queue(message(1))
+    for _ in range(100):
+        if index.messages:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(index.messages) == [1]
+    kept.queue(message(2))
+    await kept.close()
+    assert sorted(index.messages) == [1, 2]
+
+
+async def _true() -> bool:
+    return True
