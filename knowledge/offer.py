@@ -4,8 +4,11 @@ In a server, an answer is offered them where /settings knowledge is on; what the
 is what both the asker and everyone who can read where the answer is posted can read
 (readers.py). In a DM (a private answer), they are offered when knowledge is on
 somewhere in a server the bot is in, and read everything the asker can read in those
-servers. Which servers have knowledge on is read from the stored settings every
-REFRESH_SECONDS in the background (and learnt at once from any answer in such a server).
+servers. Which servers have knowledge on is read from the stored settings in the
+background when an answer finds the last read older than REFRESH_SECONDS (the settings'
+own cache time), and learnt at once from any answer in such a server; so a DM may go
+without the tools for that long after knowledge is first turned on (tools_for is
+synchronous: it cannot wait for the store).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatbot")
 
-REFRESH_SECONDS = 60.0
+REFRESH_SECONDS = 30.0
 SCOPES_PER_READ = 500  # scopes per settings query (PostgreSQL takes at most 32,767 values)
 
 
@@ -41,6 +44,7 @@ class KnowledgeOffer:
         self.store = store
         self.readers = Readers(client)
         self.guilds_on: set[int] = set()  # servers with knowledge on somewhere
+        self._learnt: set[int] = set()  # servers learnt from answers during a read
         self._read_at = -REFRESH_SECONDS
         self._reading: asyncio.Task[None] | None = None
 
@@ -58,6 +62,7 @@ class KnowledgeOffer:
         if not getattr(effective, "knowledge", False):
             return None
         self.guilds_on.add(guild.id)
+        self._learnt.add(guild.id)
         posted = channel  # type: ignore[assignment]
         return self._tools(lambda: self._posted(posted, reply.message.author), home=channel.id)
 
@@ -89,6 +94,7 @@ class KnowledgeOffer:
         """Read which of the bot's servers have knowledge on (server default, a channel
         or a thread)."""
         self._read_at = time.monotonic()
+        self._learnt.clear()
         owner: dict[Scope, int] = {}
         for guild in self.client.guilds:
             owner[Scope("guild", guild.id)] = guild.id
@@ -106,4 +112,4 @@ class KnowledgeOffer:
         except StoreError as error:
             log.warning("knowledge: could not read where it is on: %s", error)
             return
-        self.guilds_on = on
+        self.guilds_on = on | self._learnt
