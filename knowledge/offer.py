@@ -4,7 +4,8 @@ In a server, an answer is offered them where /settings knowledge is on; what the
 is what both the asker and everyone who can read where the answer is posted can read
 (readers.py). In a DM (a private answer), they are offered when knowledge is on
 somewhere in a server the bot is in, and read everything the asker can read in those
-servers. Which servers have knowledge on is read from the stored settings in the
+servers. Which servers have knowledge on (and their archived threads, every
+ARCHIVED_SECONDS) is read from the stored settings in the
 background when an answer finds the last read older than REFRESH_SECONDS (the settings'
 own cache time), and learnt at once from any answer in such a server; so a DM may go
 without the tools for that long after knowledge is first turned on (tools_for is
@@ -14,6 +15,7 @@ synchronous: it cannot wait for the store).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Collection
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatbot")
 
 REFRESH_SECONDS = 30.0
+ARCHIVED_SECONDS = 600.0  # how often a server's archived threads are listed again
+SETTLE_SECONDS = 5.0  # the longest an answer's first tool call waits for a read under way
 SCOPES_PER_READ = 500  # scopes per settings query (PostgreSQL takes at most 32,767 values)
 
 
@@ -47,6 +51,7 @@ class KnowledgeOffer:
         self._learnt: set[int] = set()  # servers learnt from answers during a read
         self._read_at = -REFRESH_SECONDS
         self._reading: asyncio.Task[None] | None = None
+        self._listed_at: dict[int, float] = {}  # guild id -> when its archived threads were
 
     def __call__(self, reply: Reply, effective: Effective) -> KnowledgeTools | None:
         """The knowledge tools for the answer `reply` shows, or None where not offered."""
@@ -57,8 +62,7 @@ class KnowledgeOffer:
             if not self.guilds_on:
                 return None
             user = reply.message.author
-            guilds = frozenset(self.guilds_on)
-            return self._tools(lambda: self.readers.private_for(user, guilds), home=None)
+            return self._tools(lambda: self._private(user), home=None)
         if not getattr(effective, "knowledge", False):
             return None
         self.guilds_on.add(guild.id)
@@ -69,9 +73,15 @@ class KnowledgeOffer:
     def _tools(self, allowed, *, home: int | None) -> KnowledgeTools:  # type: ignore[no-untyped-def]
         return KnowledgeTools(self.store, Audience(allowed, self.name_of, home))
 
+    async def _private(self, user: discord.abc.User) -> Collection[int]:
+        """What a private answer to `user` may use: all they read where knowledge is on."""
+        await self._settled()
+        return await self.readers.private_for(user, frozenset(self.guilds_on))
+
     async def _posted(self, channel: Readable, author: discord.abc.User) -> Collection[int]:
         """What an answer to `author` posted in `channel` may use: what every reader of
         `channel` reads, and the asker too (they may lack Read Message History there)."""
+        await self._settled()
         shown = self.readers.posted_in(channel)
         member = author if isinstance(author, discord.Member) else None
         if member is None:
@@ -84,6 +94,12 @@ class KnowledgeOffer:
         """A channel's or thread's name, if discord.py knows it."""
         channel = self.client.get_channel(channel_id) or self.readers.thread(channel_id)
         return getattr(channel, "name", None)
+
+    async def _settled(self) -> None:
+        """Wait (a little) for a read of the settings and threads under way."""
+        if self._reading is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reading), SETTLE_SECONDS)
 
     def _refresh_soon(self) -> None:
         if self._reading is None and time.monotonic() - self._read_at >= REFRESH_SECONDS:
@@ -113,3 +129,9 @@ class KnowledgeOffer:
             log.warning("knowledge: could not read where it is on: %s", error)
             return
         self.guilds_on = on | self._learnt
+        for guild_id in self.guilds_on:
+            guild = self.client.get_guild(guild_id)
+            listed = self._listed_at.get(guild_id)
+            if guild is not None and (listed is None or self._read_at - listed >= ARCHIVED_SECONDS):
+                self._listed_at[guild_id] = self._read_at
+                await self.readers.find_archived(guild)

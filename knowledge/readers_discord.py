@@ -13,9 +13,11 @@ thread ids a member can read now, and which an answer may show.
   cached (GET /guilds/{id}/members/{user}; not a member: nothing there).
 
 The rooms are the server's channels with text (text, announcement, forum, voice and stage
-chats) and the threads discord.py knows (active ones, and any looked up by id with
-`room_of`); a thread whose parent is unknown is left out. Failures of Discord requests
-leave the room out (logged): never more than can be established.
+chats) and its threads: the active ones discord.py knows, remembered after they are
+archived (discord.py forgets those), and the archived ones `find_archived` lists from
+Discord (public ones, and private ones the bot is in); a thread whose parent is unknown
+is left out. Failures of
+Discord requests leave the room out (logged): never more than can be established.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ log = logging.getLogger("chatbot")
 
 CACHE_SECONDS = 60.0  # how long a thread membership or a fetched member is trusted
 CACHE_LIMIT = 10_000
+THREADS_LIMIT = 50_000  # threads remembered (archived ones are not in discord.py's cache)
 TEXT_TYPES = frozenset(
     {
         discord.ChannelType.text,
@@ -97,13 +100,16 @@ class Readers:
         self.client = client
         self._members = _Expiring()  # (guild id, user id) -> Member | None
         self._in_threads = _Expiring()  # (thread id, user id) -> bool
-        self._threads: dict[int, discord.Thread] = {}  # threads looked up by id
+        self._threads: dict[int, discord.Thread] = {}  # id -> thread, oldest remembered first
 
     def rooms(self, guild: discord.Guild) -> list[tuple[Readable, Room]]:
-        """The rooms of `guild` discord.py knows, each with its channel."""
-        channels: list[Readable] = [*guild.channels, *guild.threads]
-        known = {channel.id for channel in channels}
-        channels += [t for t in self._threads.values() if t.guild == guild and t.id not in known]
+        """The rooms of `guild` discord.py knows, each with its channel: its channels,
+        its active threads, and the threads remembered (discord.py drops a thread from
+        its cache when it is archived, but its messages stay in the index)."""
+        for thread in guild.threads:
+            self.remember_thread(thread)
+        channels: list[Readable] = list(guild.channels)
+        channels += [t for t in self._threads.values() if t.guild.id == guild.id]
         found = []
         for channel in channels:
             room = room_of(channel)
@@ -112,8 +118,35 @@ class Readers:
         return found
 
     def remember_thread(self, thread: discord.Thread) -> None:
-        """Count `thread` (an archived one, fetched by id) among its server's rooms."""
+        """Count `thread` among its server's rooms, archived or not (the oldest
+        remembered are forgotten past THREADS_LIMIT; listing finds them again)."""
+        self._threads.pop(thread.id, None)
         self._threads[thread.id] = thread
+        while len(self._threads) > THREADS_LIMIT:
+            del self._threads[next(iter(self._threads))]
+
+    async def find_archived(self, guild: discord.Guild) -> int:
+        """Remember `guild`'s archived threads in the channels whose history the bot
+        reads (Discord's listings need Read Message History): the public ones (forum
+        posts too) and the private ones the bot is in; how many. A channel Discord
+        refuses is skipped (logged)."""
+        found = 0
+        for channel in guild.channels:
+            if not isinstance(channel, discord.TextChannel | discord.ForumChannel):
+                continue
+            if not channel.permissions_for(guild.me).read_message_history:
+                continue
+            try:
+                async for thread in channel.archived_threads(limit=None):
+                    self.remember_thread(thread)
+                    found += 1
+                if isinstance(channel, discord.TextChannel):  # those it is in (to read them)
+                    async for thread in channel.archived_threads(private=True, joined=True):
+                        self.remember_thread(thread)
+                        found += 1
+            except REQUEST_FAILURES as error:
+                log.warning("could not list %s's archived threads: %s", channel.id, describe(error))
+        return found
 
     def posted_in(self, channel: Readable) -> frozenset[int]:
         """The ids an answer posted in `channel` (a server's channel or thread) may use."""
@@ -124,7 +157,7 @@ class Readers:
         return allowed_for_post(where, (room for _, room in self.rooms(channel.guild)), everyone)
 
     def thread(self, thread_id: int) -> discord.Thread | None:
-        """A thread looked up by id earlier (`remember_thread`)."""
+        """A thread remembered (`remember_thread`), archived or not."""
         return self._threads.get(thread_id)
 
     async def readable_by(

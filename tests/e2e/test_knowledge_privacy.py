@@ -53,12 +53,13 @@ async def knowledge_server(discord_api: DiscordStandIn, start_bot, **settings: s
     return bot
 
 
-async def indexed(bot: ChatBot, count: int) -> None:
-    """Wait until the index holds `count` messages with the word "launch"."""
+async def indexed(bot: ChatBot, count: int, *also: int) -> None:
+    """Wait until the index holds `count` messages with the word "launch" (in the
+    channels and threads the bot knows, and the channels `also`)."""
     store = bot.services.store
     async with asyncio.timeout(20):
         while True:
-            every = [c.id for g in bot.guilds for c in [*g.channels, *g.threads]]
+            every = [c.id for g in bot.guilds for c in [*g.channels, *g.threads]] + list(also)
             if len(await store.search("launch", channel_ids=every, limit=50)) >= count:
                 return
             await asyncio.sleep(0.05)
@@ -143,3 +144,23 @@ async def test_a_hidden_link_reads_as_missing_and_links_in_answers_never_ping(
     assert STAFF not in hidden and hidden == absent
     sent = [*discord_api.posts("general"), *discord_api.edits("general")]
     assert sent and all(r.json["allowed_mentions"]["parse"] == [] for r in sent)  # no pings
+
+
+async def test_archived_threads_and_forum_posts_are_still_found_by_their_readers(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """discord.py forgets a thread once archived; its messages stay findable: the threads
+    seen are remembered, and those archived before the bot started are listed."""
+    old = "an old thread says the launch venue is the harbour"
+    await discord_api.user_says("thread", "bob", old, deliver=False)
+    await discord_api.archive_thread("thread")  # before the bot: not in its cache
+    bot = await knowledge_server(discord_api, start_bot)
+    await indexed(bot, 5, discord_api.channel("thread").id)  # read back from the archive
+    [forum_post] = discord_api.threads_in("forum")
+    await discord_api.archive_thread(forum_post)
+    await discord_api.archive_thread("private_thread")
+    found = await ask(discord_api, openai_api, "general", "bob")
+    assert FORUM in found and old in found and PRIVATE not in found
+    # Archived, the private thread is still carol's (she is in it), and still not bob's.
+    assert PRIVATE in await ask(discord_api, openai_api, "dm", "carol")
+    assert PRIVATE not in await ask(discord_api, openai_api, "dm", "bob")

@@ -1,6 +1,9 @@
 """Who may read what: roles people hold, channels' permission overwrites for roles and
 members, and private threads' members (GET /channels/{id}/thread-members/{user}).
 
+The bot lists the archived private threads it is in
+(GET /channels/{id}/users/@me/threads/archived/private).
+
 Discord computes a member's permissions in a channel from their roles, then the
 channel's @everyone overwrite, the overwrites of their roles (denials, then allows),
 then their own (topics/permissions#permission-overwrites); a thread has its parent's;
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tests.standins.discord.errors import unknown_member
+from tests.standins.discord.errors import missing_permissions, unknown_member
 from tests.standins.discord.objects import ApiCall, FakeChannel, FakeUser
 from tests.standins.discord.protocol import (
     ALL_PERMISSIONS,
@@ -160,3 +163,18 @@ class Access:
             "join_timestamp": self.joined_at,
             "flags": 0,
         }
+
+    async def api_list_joined_private_archived_threads(self, call: ApiCall) -> Any:
+        """The archived private threads of a channel that the bot is in, newest first
+        (resources/channel#list-joined-private-archived-threads); needs Read Message
+        History. ``{"threads", "members", "has_more"}``."""
+        channel = self._channel_param(call)
+        if not self._check_may_read(channel) & P_READ_HISTORY:
+            raise missing_permissions()
+        joined = [
+            c for c in reversed(self.threads_in(channel))
+            if c.type == CHANNEL_PRIVATE_THREAD and self.thread_state(c)["archived"]
+            and self.bot_user.id in self._members_of(c)
+        ]  # fmt: skip
+        threads = [self._channel_json(c) for c in joined]
+        return {"threads": threads, "members": [], "has_more": False}
