@@ -35,7 +35,7 @@ SEARCH = Call("search_messages", json.dumps({"query": "launch"}))
 
 async def knowledge_server(discord_api: DiscordStandIn, start_bot, **settings: str) -> ChatBot:
     """The server above, knowledge turned on for it, every message indexed."""
-    discord_api.add_role("staff")
+    await discord_api.add_role("staff")
     discord_api.give_role("alice", "staff")
     await discord_api.set_overwrite("random", "everyone", deny=["VIEW_CHANNEL"])
     await discord_api.set_overwrite("random", "staff", allow=["VIEW_CHANNEL"])

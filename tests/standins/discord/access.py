@@ -36,15 +36,19 @@ class Access:
 
     # ---- set-up by tests -----------------------------------------------------------------
 
-    def add_role(self, name: str, permissions: Sequence[str | int] = ()) -> int:
+    async def add_role(self, name: str, permissions: Sequence[str | int] = ()) -> int:
         """A new role ``name`` with these server-wide permissions (Discord's names, or
-        bits); its id. Set up before the bot connects (it is in GUILD_CREATE)."""
+        bits); its id. A connected bot gets GUILD_ROLE_CREATE; later ones see it in
+        GUILD_CREATE."""
         if name in self.roles:
             raise ValueError(f"there is a role {name!r} already")
         role_id = self._snowflake()
         self.roles[name] = role_id
         bits = self._permission_bits(permissions) if permissions else 0
         self._added_roles[role_id] = (name, bits)
+        role = self._role_json(role_id, name, bits, 1)
+        await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": role})
+        await self.notify()
         return role_id
 
     def give_role(self, user: FakeUser | str | int, role: str | int) -> None:
