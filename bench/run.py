@@ -87,6 +87,9 @@ turns) and 4 (2 x 20,000 turns) through real bot processes, figure 10 about 3 mi
    message) as a share of the budget, and the billed input cost per answer at
    gpt-5.4-mini's prices (PRICE_INPUT, PRICE_CACHED_INPUT).
 
+11a. Knowledge search: 1,000,000 indexed messages on SQLite (`--quick`: 100,000), a
+   person who reads 50 of 200 channels; see bench/knowledge_search.py.
+
 Output: a table on stdout (figure, ours, relay, ours/relay, target), then the same as
 JSON, also written to bench/results/latest.json.
 """
@@ -114,6 +117,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import discord
+import knowledge_search
 import tiktoken
 from harness import (
     KINDS,
@@ -133,6 +137,7 @@ from harness import (
     settle,
     standins,
 )
+from knowledge_index import figures_11bc
 
 import memory
 from config import Settings
@@ -924,6 +929,11 @@ async def figure_10(plan: Plan, counter: TokenCounter, results: Results) -> None
     results.details["prompt_cache"] = details
 
 
+async def figure_11a(plan: Plan, results: Results) -> None:
+    rows, results.details["knowledge_search"] = await knowledge_search.measure(plan is QUICK)
+    results.rows += [Row("11a", *row) for row in rows]
+
+
 def figure_order(row: Row) -> tuple[int, str]:
     """Rows in figure order: 1a, 1b, 2, ..., 9, 10 (not 10 before 1a)."""
     digits = "".join(itertools.takewhile(str.isdigit, row.figure))
@@ -1005,6 +1015,8 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("8", "busy channel", lambda: figure_8(plan, results)),
         ("9", "many channels", lambda: figure_9(plan, results)),
         ("10", "prompt cache", lambda: figure_10(plan, counter, results)),
+        ("11", "knowledge search", lambda: figure_11a(plan, results)),
+        ("11", "knowledge upkeep", lambda: figures_11bc(plan is QUICK, counter, results, Row)),
     ]
     for figure, name, step in steps:
         if not wanted(figure):

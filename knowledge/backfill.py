@@ -39,6 +39,7 @@ log = logging.getLogger("chatbot")
 PAGE = 100  # Discord's largest page of history
 PAGE_PAUSE = 0.2  # seconds between two pages of history
 REPORT_SECONDS = 2.0
+CLOSE_SECONDS = 5.0  # how long closing waits for the page being read
 Report = Callable[[str], Awaitable[None]]
 
 
@@ -112,6 +113,7 @@ class Backfiller:
         self.jobs: list[Job] = []  # waiting and running, oldest first
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self, guild_id: int, channel_id: int | None, report: Report | None = None) -> Job:
         """Read the history of a server (`channel_id` None) or of one channel."""
@@ -154,15 +156,20 @@ class Backfiller:
             self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        """Stop reading (what is done is saved; a restart resumes the rest)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop reading after the page being read is saved (waiting at most
+        CLOSE_SECONDS for it), so a restart resumes at the next page and reads none twice."""
+        self._closing = True
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), CLOSE_SECONDS)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def _run(self) -> None:
         await self.client.wait_until_ready()
-        while self.jobs:
+        while self.jobs and not self._closing:
             job = self.jobs[0]
             try:
                 await self._do(job)
@@ -176,9 +183,14 @@ class Backfiller:
             job.rows = await self._plan(job)
         job.progress.channels = len(job.rows)
         for row in job.rows:
+            if self._closing:
+                return
             channel = await self._channel(row)
             if channel is not None and job.covers(channel):
-                await self._read(job, channel, row)
+                if await self._on(channel):
+                    await self._read(job, channel, row)
+                else:  # turned off while the bot was away
+                    await self.store.forget_backfill(row.channel_id)
             job.progress.done += 1
             await self._report(job)
         job.progress.finished = not job.cancelled
@@ -224,7 +236,7 @@ class Backfiller:
                 log.info("knowledge: cannot list #%s's archived threads: %s", parent.name, error)
         return found
 
-    async def _on(self, channel: discord.abc.GuildChannel) -> bool:
+    async def _on(self, channel: discord.abc.GuildChannel | discord.Thread) -> bool:
         return await self.keeper.knowledge_on(Place.of(channel))
 
     async def _channel(self, row: Backfill) -> discord.abc.GuildChannel | discord.Thread | None:
@@ -245,7 +257,7 @@ class Backfiller:
     ) -> None:
         """Read `channel`'s history from `row`'s point, a page at a time, saving each."""
         me = self.client.user.id if self.client.user else 0
-        while job.covers(channel):
+        while job.covers(channel) and not self._closing:
             before = discord.Object(row.before_id) if row.before_id is not None else None
             try:
                 page = [m async for m in channel.history(limit=PAGE, before=before)]  # type: ignore[union-attr]
@@ -265,7 +277,7 @@ class Backfiller:
             await self.store.save_backfill(row)
             job.progress.messages += written
             await self._report(job)
-            if done:
+            if done or self._closing:
                 return
             await asyncio.sleep(self.page_pause)
 

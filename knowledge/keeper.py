@@ -81,10 +81,13 @@ class Keeper:
     def saw(self, message: discord.Message) -> None:
         """A new message anywhere: queued if it counts (the bot's own answers come
         through `answered` once final, not here)."""
-        me = self.me_id()
-        if message.author.id == me or not counts(message, me):
-            return
-        self.queue(indexed(message))
+        try:
+            me = self.me_id()
+            if message.author.id == me or not counts(message, me):
+                return
+            self.queue(indexed(message))
+        except Exception:  # the index must never cost an answer
+            log.exception("knowledge: message %s not indexed", message.id)
 
     def edited(self, message: discord.Message) -> None:
         """A person's message was edited: its new text replaces the old (an upsert)."""
@@ -94,7 +97,10 @@ class Keeper:
         """The bot's answer is final: `posted[i]` shows `texts[i]` (the text its last
         edit leaves, not a streamed part)."""
         for message, text in zip(posted, texts, strict=False):
-            self.queue(indexed(message, text))
+            try:
+                self.queue(indexed(message, text))
+            except Exception:  # as in `saw`
+                log.exception("knowledge: answer %s not indexed", message.id)
 
     def deleted(self, message_ids: Iterable[int]) -> None:
         """Messages were deleted: never found again (also when still queued)."""

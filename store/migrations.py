@@ -66,6 +66,9 @@ CREATE TABLE knowledge_messages (
     PRIMARY KEY (message_id)
 )"""
 
+# What migration 4's FTS5 `tags` column holds for a row (`new` or `old` in a trigger).
+_TAGS = "'a' || {row}.author_id || ' c' || {row}.channel_id"
+
 # In order; append only. A released migration is never edited: a later change to a
 # table is a new migration.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -127,10 +130,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         ("ALTER TABLE usage ADD COLUMN cached_tokens BIGINT NOT NULL DEFAULT 0",),
     ),
     # The server's messages for search (issue 23; store/knowledge.py). SQLite: the
-    # message_id is the rowid (INTEGER PRIMARY KEY), and an external-content FTS5 table
-    # holds only the word index, kept by triggers, so an edit's upsert or a delete
-    # changes both in the same statement. PostgreSQL: a generated tsvector with a GIN
-    # index. Both stem English words (Porter; 'english'), so "decided" finds "decide".
+    # message_id is the rowid (INTEGER PRIMARY KEY), and a contentless FTS5 table holds
+    # only the word index, kept by triggers, so an edit's upsert or a delete changes both
+    # in the same statement; its second column, `tags`, indexes "a<author_id>
+    # c<channel_id>", which lets a search by author or in a few channels intersect word
+    # lists instead of scanning every match of a common word. PostgreSQL: a generated
+    # tsvector with a GIN index. Both stem English words (Porter; 'english').
     Migration(
         4,
         "knowledge index and backfill progress",
@@ -150,36 +155,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX knowledge_messages_author ON knowledge_messages (author_id)",
             "CREATE INDEX knowledge_messages_created ON knowledge_messages (created_at)",
             PerBackend(
-                "CREATE VIRTUAL TABLE knowledge_fts USING fts5(text, "
-                "content='knowledge_messages', content_rowid='message_id', "
+                "CREATE VIRTUAL TABLE knowledge_fts USING fts5(text, tags, content='', "
                 "tokenize='porter unicode61 remove_diacritics 2')",
                 "CREATE INDEX knowledge_messages_words ON knowledge_messages USING GIN (words)",
             ),
             PerBackend(
-                """
+                f"""
                 CREATE TRIGGER knowledge_messages_inserted AFTER INSERT ON knowledge_messages
                 BEGIN
-                    INSERT INTO knowledge_fts (rowid, text) VALUES (new.message_id, new.text);
+                    INSERT INTO knowledge_fts (rowid, text, tags)
+                    VALUES (new.message_id, new.text, {_TAGS.format(row="new")});
                 END""",
                 None,
             ),
             PerBackend(
-                """
+                f"""
                 CREATE TRIGGER knowledge_messages_deleted AFTER DELETE ON knowledge_messages
                 BEGIN
-                    INSERT INTO knowledge_fts (knowledge_fts, rowid, text)
-                    VALUES ('delete', old.message_id, old.text);
+                    INSERT INTO knowledge_fts (knowledge_fts, rowid, text, tags)
+                    VALUES ('delete', old.message_id, old.text, {_TAGS.format(row="old")});
                 END""",
                 None,
             ),
             PerBackend(
-                """
-                CREATE TRIGGER knowledge_messages_edited AFTER UPDATE OF text
-                ON knowledge_messages
+                f"""
+                CREATE TRIGGER knowledge_messages_edited AFTER UPDATE ON knowledge_messages
                 BEGIN
-                    INSERT INTO knowledge_fts (knowledge_fts, rowid, text)
-                    VALUES ('delete', old.message_id, old.text);
-                    INSERT INTO knowledge_fts (rowid, text) VALUES (new.message_id, new.text);
+                    INSERT INTO knowledge_fts (knowledge_fts, rowid, text, tags)
+                    VALUES ('delete', old.message_id, old.text, {_TAGS.format(row="old")});
+                    INSERT INTO knowledge_fts (rowid, text, tags)
+                    VALUES (new.message_id, new.text, {_TAGS.format(row="new")});
                 END""",
                 None,
             ),

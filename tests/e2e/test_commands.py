@@ -19,11 +19,17 @@ async def test_commands_are_registered_globally_or_in_the_dev_guild(
 ) -> None:
     first = await start_bot()
     names = {c["name"] for c in discord_api.registered_commands()}
-    assert names == {"reset", "memory", "settings", "usage"}
+    assert names == {"reset", "memory", "settings", "usage", "knowledge"}
     await first.close()
     await start_bot(DEV_GUILD_ID=str(discord_api.guild_id))
     guild_commands = discord_api.registered_commands(discord_api.guild_id)
-    assert {c["name"] for c in guild_commands} == {"reset", "memory", "settings", "usage"}
+    assert {c["name"] for c in guild_commands} == {
+        "reset",
+        "memory",
+        "settings",
+        "usage",
+        "knowledge",
+    }
 
 
 async def test_reset_forgets_and_the_boundary_survives_a_restart(

@@ -50,7 +50,7 @@ KNOWLEDGE_COLUMNS = {
 }  # fmt: skip
 KNOWLEDGE_SEARCH_COLUMNS = {
     "sqlite": {
-        "knowledge_fts": ["text"],
+        "knowledge_fts": ["text", "tags"],
         "knowledge_fts_config": ["k", "v"],
         "knowledge_fts_data": ["id", "block"],
         "knowledge_fts_docsize": ["id", "sz"],
