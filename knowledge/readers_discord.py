@@ -60,15 +60,21 @@ def overwrites_of(channel: discord.abc.GuildChannel) -> tuple[Overwrite, ...]:
     return tuple(found)
 
 
-def room_of(channel: Readable) -> Room | None:
+def room_of(
+    channel: Readable, overwrites: dict[int, tuple[Overwrite, ...]] | None = None
+) -> Room | None:
     """The `Room` of a channel or thread with messages; None for others (a category) or
-    a thread whose parent is not cached."""
+    a thread whose parent is not cached. `overwrites`: parents' overwrites already read,
+    by parent id (filled in as they are read)."""
     if isinstance(channel, discord.Thread):
         parent = channel.parent
         if parent is None:
             return None
         private = channel.type is discord.ChannelType.private_thread
-        return Room(channel.id, channel.guild.id, parent.id, overwrites_of(parent), READ, private)
+        known = overwrites if overwrites is not None else {}
+        if parent.id not in known:
+            known[parent.id] = overwrites_of(parent)
+        return Room(channel.id, channel.guild.id, parent.id, known[parent.id], READ, private)
     if channel.type not in TEXT_TYPES:
         return None
     needs = VOICE_READ if channel.type in VOICE_TYPES else READ
@@ -111,8 +117,9 @@ class Readers:
         channels: list[Readable] = list(guild.channels)
         channels += [t for t in self._threads.values() if t.guild.id == guild.id]
         found = []
+        parents: dict[int, tuple[Overwrite, ...]] = {}
         for channel in channels:
-            room = room_of(channel)
+            room = room_of(channel, parents)
             if room is not None:
                 found.append((channel, room))
         return found
@@ -166,13 +173,16 @@ class Readers:
         """The ids of `member`'s server's rooms (those `among`, if given) they can read
         now."""
         found: set[int] = set()
+        resolved: dict[int, int] = {}  # source channel id -> the member's permissions there
         for channel, room in self.rooms(member.guild):
             if among is not None and room.channel_id not in among:
                 continue
             source = channel.parent if isinstance(channel, discord.Thread) else channel
             if source is None:
                 continue
-            permissions = source.permissions_for(member).value
+            if source.id not in resolved:
+                resolved[source.id] = source.permissions_for(member).value
+            permissions = resolved[source.id]
             if not may_read(permissions, room):
                 if not room.private or not may_read(permissions, room, thread_member=True):
                     continue
