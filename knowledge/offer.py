@@ -129,9 +129,13 @@ class KnowledgeOffer:
             log.warning("knowledge: could not read where it is on: %s", error)
             return
         self.guilds_on = on | self._learnt
-        for guild_id in self.guilds_on:
+        for guild_id in list(self.guilds_on):  # answers may add to it meanwhile
             guild = self.client.get_guild(guild_id)
             listed = self._listed_at.get(guild_id)
-            if guild is not None and (listed is None or self._read_at - listed >= ARCHIVED_SECONDS):
-                self._listed_at[guild_id] = self._read_at
+            if guild is None or (listed is not None and self._read_at - listed < ARCHIVED_SECONDS):
+                continue
+            self._listed_at[guild_id] = self._read_at
+            try:
                 await self.readers.find_archived(guild)
+            except Exception as error:  # a background read: logged, never unretrieved
+                log.warning("knowledge: could not list server %s's threads: %r", guild_id, error)

@@ -25,6 +25,7 @@ from tests.postgres import (  # noqa: F401 - fixtures
 )
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import Call, OpenAIStandIn, Reply, ToolCalls
+from tools.base import Tool, ToolResult
 
 PUBLIC = "the launch moves to Tuesday, public news"
 STAFF = "staff only: the launch budget is forty thousand"
@@ -164,3 +165,43 @@ async def test_archived_threads_and_forum_posts_are_still_found_by_their_readers
     # Archived, the private thread is still carol's (she is in it), and still not bob's.
     assert PRIVATE in await ask(discord_api, openai_api, "dm", "carol")
     assert PRIVATE not in await ask(discord_api, openai_api, "dm", "bob")
+
+
+class Clock:
+    """A one-tool toolbox standing for MCP_CONFIG's servers."""
+
+    def tools(self) -> list[Tool]:
+        return [Tool("time__now", "time: now", "The time", {"type": "object"}, False)]
+
+    async def call(self, name: str, arguments: dict) -> ToolResult:
+        return ToolResult("12:00")
+
+
+async def test_knowledge_tools_come_beside_mcp_s_and_follow_the_knowledge_setting(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await knowledge_server(discord_api, start_bot)
+    bot.tool_use.toolbox = Clock()
+    openai_api.script(ToolCalls([SEARCH, Call("time__now")]), Reply("Tuesday, at noon."))
+    await discord_api.user_says("general", "bob", "when is the launch?", mention_bot=True)
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 2, timeout=20)
+    first, second = openai_api.completions
+    offered = [t["function"]["name"] for t in first["tools"]]
+    assert offered == ["search_messages", "read_around", "read_channel", "time__now"]
+    results = [m["content"] for m in second["messages"] if m["role"] == "tool"]
+    assert PUBLIC in results[0] and results[1].endswith("12:00")
+    # Tools off here: MCP's go, the knowledge tools stay; knowledge off: they go.
+    await run_command(discord_api, "general", "owner", "settings tools", mode="off")
+    openai_api.script(Reply("ok"))
+    await discord_api.user_says("general", "bob", "and now?", mention_bot=True)
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 3, timeout=20)
+    assert [t["function"]["name"] for t in openai_api.completions[2]["tools"]] == [
+        "search_messages", "read_around", "read_channel"
+    ]  # fmt: skip
+    await run_command(
+        discord_api, "general", "owner", "settings knowledge", mode="off", scope="server"
+    )
+    openai_api.script(Reply("ok"))
+    await discord_api.user_says("general", "bob", "and now?", mention_bot=True)
+    await discord_api.wait_for(lambda: len(openai_api.completions) == 4, timeout=20)
+    assert "tools" not in openai_api.completions[3]
