@@ -7,6 +7,8 @@ agrees with the stand-in's own rule, which REST enforces for the bot."""
 
 from __future__ import annotations
 
+import random
+
 import discord
 import pytest
 
@@ -75,3 +77,46 @@ async def test_private_thread_members_are_asked_one_at_a_time(
     joined = [t async for t in general.archived_threads(private=True, joined=True)]
     assert [t.id for t in joined] == [standin.private_thread.id]
     assert [t.id async for t in general.archived_threads()] == []  # public ones only
+
+
+async def test_random_overwrites_read_alike_in_discord_py_and_the_stand_in(
+    standin: DiscordStandIn, client: ProbeClient
+) -> None:
+    """Twenty random overwrite sets on one channel: discord.py's permissions_for, from
+    what the stand-in sends, and the stand-in's own rule agree on the bits that decide
+    reading, for members with and without roles and overwrites of their own."""
+    rng = random.Random(23)
+    await standin.add_role("staff")
+    standin.give_role("alice", "staff")
+    guild = client.get_guild(standin.guild_id)
+    members = [await guild.fetch_member(standin.user(n).id) for n in ("alice", "bob", "carol")]
+    names = ("VIEW_CHANNEL", "READ_MESSAGE_HISTORY", "MANAGE_THREADS")
+    channel = client.get_channel(standin.general.id)
+    for round_number in range(20):
+        for target, member in (
+            ("everyone", False),
+            ("staff", False),
+            ("moderators", False),
+            ("bob", True),
+        ):
+            allow = [n for n in names if rng.random() < 0.3]
+            deny = [n for n in names if n not in allow and rng.random() < 0.3]
+            await standin.set_overwrite("general", target, allow=allow, deny=deny, member=member)
+        sent = {
+            int(o["id"]): (int(o["allow"]), int(o["deny"]))
+            for o in standin.get_overwrites("general")
+        }
+        await client.wait_until(lambda sent=sent: seen(channel) == sent)
+        for member in members:
+            ours = standin.user_permissions(member.id, "general")
+            theirs = channel.permissions_for(member).value
+            assert (ours ^ theirs) & DECIDING == 0, (round_number, member.name)
+
+
+def seen(channel: discord.abc.GuildChannel) -> dict[int, tuple[int, int]]:
+    """The overwrites discord.py holds for `channel`: {target id: (allow, deny)}."""
+    found = {}
+    for target, overwrite in channel.overwrites.items():
+        allow, deny = overwrite.pair()
+        found[target.id] = (allow.value, deny.value)
+    return found

@@ -83,6 +83,11 @@ class Access:
         self._overwrites.setdefault(where.id, {})[key] = (allowed, denied)
         await self._channel_updated(where)
 
+    def get_overwrites(self, channel: FakeChannel | str | int) -> list[dict[str, Any]]:
+        """The overwrites set on ``channel`` as Discord shows them (``id``, ``type``,
+        ``allow``, ``deny``; strings)."""
+        return self._overwrites_json(self.channel(channel))
+
     def add_to_thread(self, thread: FakeChannel | str | int, user: FakeUser | str | int) -> None:
         """``user`` joins (or is added to) the private ``thread``."""
         self._members_of(self.channel(thread)).add(self.user(user).id)
