@@ -4,12 +4,12 @@ In a server, an answer is offered them where /settings knowledge is on; what the
 is what both the asker and everyone who can read where the answer is posted can read
 (readers.py). In a DM (a private answer), they are offered when knowledge is on
 somewhere in a server the bot is in, and read everything the asker can read in those
-servers. Which servers have knowledge on (and their archived threads, every
-ARCHIVED_SECONDS) is read from the stored settings in the
+servers. Which servers have knowledge on is read from the stored settings in the
 background when an answer finds the last read older than REFRESH_SECONDS (the settings'
 own cache time), and learnt at once from any answer in such a server; so a DM may go
-without the tools for that long after knowledge is first turned on (tools_for is
-synchronous: it cannot wait for the store).
+without the tools for that long after knowledge is first turned on, or after a restart
+until the first answer (tools_for is synchronous: it cannot wait for the store). The
+same read lists each such server's archived threads, every ARCHIVED_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING
 
 import discord
@@ -67,10 +67,12 @@ class KnowledgeOffer:
             return None
         self.guilds_on.add(guild.id)
         self._learnt.add(guild.id)
-        posted = channel  # type: ignore[assignment]
-        return self._tools(lambda: self._posted(posted, reply.message.author), home=channel.id)
+        author = reply.message.author
+        return self._tools(lambda: self._posted(channel, author), home=channel.id)
 
-    def _tools(self, allowed, *, home: int | None) -> KnowledgeTools:  # type: ignore[no-untyped-def]
+    def _tools(
+        self, allowed: Callable[[], Awaitable[Collection[int]]], *, home: int | None
+    ) -> KnowledgeTools:
         return KnowledgeTools(self.store, Audience(allowed, self.name_of, home))
 
     async def _private(self, user: discord.abc.User) -> Collection[int]:
