@@ -265,6 +265,21 @@ async def test_a_restart_mid_backfill_resumes_where_it_stopped(
     assert getattr(discord_api, "history_429s", 0) == 0  # paced by the headers
 
 
+async def test_history_is_read_back_within_the_retention_and_forwards_by_their_text(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    kept = discord_api.past_messages("general", [("alice", "recent budget")], days_ago=10)
+    discord_api.past_messages("general", [("alice", "stale budget")], days_ago=40)
+    bot = await start_bot(REPLY_TO="mention", KNOWLEDGE_RETENTION_DAYS="30")
+    await backfilled(discord_api, await turn(discord_api, "on"))
+    assert set(await indexed(bot, discord_api)) == ids(kept)  # 30 days, not 90
+    source = await discord_api.user_says("random", "carol", "the vendor quote", deliver=False)
+    await discord_api.user_forwards("general", "bob", source)
+    await eventually(lambda: has(bot, discord_api, "vendor", {"the vendor quote"}))
+    (forward,) = await hits(bot, discord_api, "vendor")
+    assert forward.author_id == discord_api.users["bob"].id  # who forwarded it
+
+
 async def test_dms_are_never_indexed_and_knowledge_cannot_be_set_there(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
