@@ -130,7 +130,9 @@ class ChatBot(discord.AutoShardedClient):
         self.keeper = Keeper(services.store, knowledge_on, lambda: self.user.id if self.user else 0)
         self.keeper.start(self.settings.knowledge_retention_days)
         self.conversations.answered = self.keeper.answered
-        self.backfiller = Backfiller(self, self.keeper, self.settings.knowledge_backfill_days)
+        # History older than the retention would only be forgotten again at once.
+        days = min(self.settings.knowledge_backfill_days, self.settings.knowledge_retention_days)
+        self.backfiller = Backfiller(self, self.keeper, days)
         await self.backfiller.resume()  # what a restart left unread, once connected
 
     @tasks.loop(seconds=IDLE_SECONDS)

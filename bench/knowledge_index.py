@@ -106,4 +106,6 @@ async def figures_11bc(quick: bool, counter: TokenCounter, results: Any, row: ty
     added = on.p99 - off.p99
     add_row("11c", "knowledge on: added p99, busy channel message -> model", "ms", added,
             None, "<= 1 ms", added <= 1.0)  # fmt: skip
+    add_row("11c", "knowledge on: added median, busy channel message -> model", "ms",
+            on.median - off.median)  # fmt: skip
     add_row("11c", "busy channel message -> model p99, knowledge on", "ms", on.p99)

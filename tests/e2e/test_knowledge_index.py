@@ -25,16 +25,26 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = FLUS
 
 
 def every_channel(discord_api: DiscordStandIn) -> list[int]:
-    return [c.id for c in discord_api.channels.values()] + [
-        discord_api.dm_channel(u).id for u in ("alice", "bob")
-    ]
+    """Every channel, thread and DM there is or was (deleted ones stay listed, so that
+    their messages would be seen if they were still indexed)."""
+    known: set[int] = discord_api.__dict__.setdefault("known_channel_ids", set())
+    known |= {c.id for c in discord_api.channels.values()}
+    known |= {discord_api.dm_channel(u).id for u in ("alice", "bob")}
+    return sorted(known)
 
 
 async def indexed(bot: ChatBot, discord_api: DiscordStandIn, words: str = "") -> dict[int, str]:
-    """What the index holds (matching `words`, if given), anywhere: {message id: text}."""
+    """What the index holds (matching `words`, if given), anywhere: {message id: text}.
+    Every message is listed channel by channel (a search ranks its newest matches only)."""
     store = bot.services.store
-    hits = await store.search(words, channel_ids=every_channel(discord_api), limit=100_000)
-    return {hit.message.message_id: hit.message.text for hit in hits}
+    if words:
+        hits = await store.search(words, channel_ids=every_channel(discord_api), limit=400)
+        return {hit.message.message_id: hit.message.text for hit in hits}
+    held: dict[int, str] = {}
+    for channel_id in every_channel(discord_api):
+        for message in await store.recent(channel_id, limit=100_000):
+            held[message.message_id] = message.text
+    return held
 
 
 async def texts(bot: ChatBot, discord_api: DiscordStandIn, words: str = "") -> set[str]:
@@ -243,7 +253,7 @@ async def test_a_restart_mid_backfill_resumes_where_it_stopped(
     (row,) = [r for r in await bot.services.store.backfills() if r.channel_id == general]
     assert 300 <= row.messages < 1000 and row.before_id is not None
     await eventually(lambda: finished(bot), 15)
-    assert len(await indexed(bot, discord_api, "history")) == 1000
+    assert len(await indexed(bot, discord_api)) == 1000
     saved = {r.channel_id: r for r in await bot.services.store.backfills(unfinished_only=False)}
     saved = saved[general]
     assert saved.finished and saved.messages == 1000  # each message counted once
@@ -253,6 +263,21 @@ async def test_a_restart_mid_backfill_resumes_where_it_stopped(
     pages = [r.query.get("before") for r in reads if r.status == 200]
     assert len(pages) == 11 == len(set(pages))  # ten full pages, an empty one: each once
     assert getattr(discord_api, "history_429s", 0) == 0  # paced by the headers
+
+
+async def test_history_is_read_back_within_the_retention_and_forwards_by_their_text(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    kept = discord_api.past_messages("general", [("alice", "recent budget")], days_ago=10)
+    discord_api.past_messages("general", [("alice", "stale budget")], days_ago=40)
+    bot = await start_bot(REPLY_TO="mention", KNOWLEDGE_RETENTION_DAYS="30")
+    await backfilled(discord_api, await turn(discord_api, "on"))
+    assert set(await indexed(bot, discord_api)) == ids(kept)  # 30 days, not 90
+    source = await discord_api.user_says("random", "carol", "the vendor quote", deliver=False)
+    await discord_api.user_forwards("general", "bob", source)
+    await eventually(lambda: has(bot, discord_api, "vendor", {"the vendor quote"}))
+    (forward,) = await hits(bot, discord_api, "vendor")
+    assert forward.author_id == discord_api.users["bob"].id  # who forwarded it
 
 
 async def test_dms_are_never_indexed_and_knowledge_cannot_be_set_there(

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.standins.discord.errors import invalid_form_body, missing_permissions
+from tests.standins.discord.errors import missing_permissions
 from tests.standins.discord.objects import ApiCall, FakeChannel, FakeUser, json_response
 from tests.standins.discord.protocol import (
     CHANNEL_PUBLIC_THREAD,
@@ -82,12 +82,7 @@ class History:
         channel = self._channel_param(call)
         if not self._check_may_read(channel) & P_READ_HISTORY:
             raise missing_permissions()
-        try:
-            limit = int(call.query.get("limit", 50))
-        except ValueError:
-            raise invalid_form_body("limit", "NUMBER_TYPE_COERCE", "Value is not int.") from None
-        if not 2 <= limit <= 100:
-            raise invalid_form_body("limit", "NUMBER_TYPE_MAX", "Must be between 2 and 100.")
+        limit = self._limit_param(call, lowest=2)
         archived = [
             c for c in reversed(self.threads_in(channel))
             if c.type == CHANNEL_PUBLIC_THREAD and self.thread_state(c)["archived"]

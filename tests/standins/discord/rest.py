@@ -210,6 +210,19 @@ class RestApi:
         except (KeyError, ValueError):
             raise unknown_message() from None
 
+    @staticmethod
+    def _limit_param(call: ApiCall, *, lowest: int, default: int = 50, highest: int = 100) -> int:
+        """The ``limit`` query parameter of a listing, checked as Discord checks it."""
+        try:
+            limit = int(call.query.get("limit", default))
+        except ValueError:
+            raise invalid_form_body("limit", "NUMBER_TYPE_COERCE", "Value is not int.") from None
+        if not lowest <= limit <= highest:
+            raise invalid_form_body(
+                "limit", "NUMBER_TYPE_MAX", f"Must be between {lowest} and {highest}."
+            )
+        return limit
+
     def _check_may_view(self, channel: FakeChannel) -> int:
         """The bot's permissions in ``channel``; 403 / 50001 if it cannot see it."""
         permissions = self.bot_permissions(channel)
@@ -325,12 +338,7 @@ class RestApi:
         """
         channel = self._channel_param(call)
         permissions = self._check_may_read(channel)
-        try:
-            limit = int(call.query.get("limit", 50))
-        except ValueError:
-            raise invalid_form_body("limit", "NUMBER_TYPE_COERCE", "Value is not int.") from None
-        if not 1 <= limit <= 100:
-            raise invalid_form_body("limit", "NUMBER_TYPE_MAX", "Must be between 1 and 100.")
+        limit = self._limit_param(call, lowest=1)
         ids = sorted(self._messages[channel.id])  # oldest first
         if "around" in call.query:
             around = int(call.query["around"])
