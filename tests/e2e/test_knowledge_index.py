@@ -5,6 +5,7 @@ live messages, edits and deletions, the bot's own answers, forget-me, DMs never.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
@@ -240,10 +241,13 @@ async def test_a_restart_mid_backfill_resumes_where_it_stopped(
     discord_api.past_messages("general", lines, days_ago=20, spacing=timedelta(seconds=10))
     discord_api.limit_history_reads(1, 0.4)  # one page per 0.4 s: ten pages take 4 s
     bot = await start_bot(REPLY_TO="mention")  # answers only when asked
-    await run_command(
+    answer = await run_command(
         discord_api, "general", "owner", "settings knowledge", mode="on", scope="channel"
     )
     await eventually(lambda: read_at_least(bot, 300), 10)  # general is read first
+    # The reply shows the progress as it goes: general and its two threads to read.
+    edits = [r["content"] for r in discord_api.interaction_responses(answer["interaction_id"])]
+    assert any(re.search(r"Reading history: 0 of 3 channels, [1-9]\d* messages", e) for e in edits)
     await bot.close()
     path = rf"/channels/{discord_api.general.id}/messages"
     first_run = len(discord_api.requests_to("GET", path))
