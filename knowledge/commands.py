@@ -156,6 +156,7 @@ class ForgetMe(discord.ui.View):
         self.stop()
         await interaction.response.defer()  # the store may be slow: edit afterwards
         try:
+            await self.client.keeper.settle_author(self.user_id)
             removed = await self.client.services.store.forget_author(self.user_id)
         except StoreError as error:
             log.warning("knowledge: forget-me failed: %s", error)

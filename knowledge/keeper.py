@@ -127,6 +127,12 @@ class Keeper:
             if m.channel_id not in channel_ids and m.parent_id not in channel_ids
         }
 
+    async def settle_author(self, author_id: int) -> None:
+        """Before forgetting a person: their queued messages are dropped, and a write
+        under way is waited for, so nothing of theirs lands after the forgetting."""
+        self._pending = {i: m for i, m in self._pending.items() if m.author_id != author_id}
+        await self.flush()
+
     def queue(self, message: IndexedMessage | None) -> None:
         """Index `message` (None: nothing) at the next flush, unless deleted meanwhile."""
         if message is None or message.message_id in self._deleted:

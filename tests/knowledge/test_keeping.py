@@ -221,6 +221,14 @@ async def test_a_failed_deletion_is_tried_again_and_a_failed_write_dropped(index
     assert await index.held() == {}
 
 
+async def test_forgetting_a_person_drops_their_queued_messages_first(index: Index) -> None:
+    kept = keeper(index)
+    kept.queue(message(1, author_id=7))
+    kept.queue(message(2, author_id=8))
+    await kept.settle_author(7)
+    assert sorted(await index.held()) == [2]
+
+
 async def test_retention_forgets_what_is_older_than_the_setting(index: Index) -> None:
     kept = keeper(index)
     kept.queue(message(1, created_at=NOW - dt.timedelta(days=400)))
