@@ -33,6 +33,7 @@ from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.references import is_forward
 from discord_side.threads import answer_channel, opening_text
 from knowledge.backfill import Backfiller
+from knowledge.catchup_command import catchup
 from knowledge.commands import COMMANDS as KNOWLEDGE_COMMANDS
 from knowledge.keeper import Keeper
 from knowledge.offer import KnowledgeOffer
@@ -66,7 +67,7 @@ class ChatBot(discord.Client):
         self._conversations: Conversations | None = None
         self._closing: asyncio.Future[None] | None = None
         self.tree = ChatTree(self)
-        for command in (*COMMANDS, *KNOWLEDGE_COMMANDS):
+        for command in (*COMMANDS, *KNOWLEDGE_COMMANDS, catchup):
             self.tree.add_command(command)
 
     async def setup_hook(self) -> None:

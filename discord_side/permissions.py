@@ -268,6 +268,26 @@ def may_see_server_usage(interaction: discord.Interaction[ChatBot]) -> bool:
     return True
 
 
+def may_catch_up(interaction: discord.Interaction[ChatBot]) -> bool:
+    """/catchup: in a server channel whose history both the person and the bot may read
+    (View Channel and Read Message History, as Discord resolved them for this
+    interaction: `permissions` and `app_permissions`). Raises `CheckFailure` worded for
+    the user when refused."""
+    if interaction.guild is None:
+        raise app_commands.CheckFailure("Catch-up is for server channels.")
+    mine, theirs = interaction.app_permissions, interaction.permissions
+    if not (theirs.view_channel and theirs.read_message_history):
+        raise app_commands.CheckFailure(
+            "You need the Read Message History permission here to catch up on it."
+        )
+    if not (mine.view_channel and mine.read_message_history):
+        raise app_commands.CheckFailure(
+            "I can't read this channel's history: I need View Channel and Read Message "
+            "History here."
+        )
+    return True
+
+
 def can_reset() -> Callable[[T], T]:
     """The check of /reset (`may_reset`)."""
     return app_commands.check(may_reset)
@@ -281,3 +301,8 @@ def can_change_settings() -> Callable[[T], T]:
 def can_see_server_usage() -> Callable[[T], T]:
     """The check of /usage server (`may_see_server_usage`)."""
     return app_commands.check(may_see_server_usage)
+
+
+def can_catch_up() -> Callable[[T], T]:
+    """The check of /catchup (`may_catch_up`)."""
+    return app_commands.check(may_catch_up)

@@ -4,16 +4,21 @@ In a server, an answer is offered them where /settings knowledge is on; what the
 is what both the asker and everyone who can read where the answer is posted can read
 (readers.py). In a DM (a private answer), they are offered when knowledge is on
 somewhere in a server the bot is in, and read everything the asker can read in those
-servers. Which servers have knowledge on is read from the stored settings every
-REFRESH_SECONDS in the background (and learnt at once from any answer in such a server).
+servers. Which servers have knowledge on is read from the stored settings in the
+background when an answer finds the last read older than REFRESH_SECONDS (the settings'
+own cache time), and learnt at once from any answer in such a server; so a DM may go
+without the tools for that long after knowledge is first turned on, or after a restart
+until the first answer (tools_for is synchronous: it cannot wait for the store). The
+same read lists each such server's archived threads, every ARCHIVED_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING
 
 import discord
@@ -29,7 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatbot")
 
-REFRESH_SECONDS = 60.0
+REFRESH_SECONDS = 30.0
+ARCHIVED_SECONDS = 600.0  # how often a server's archived threads are listed again
+SETTLE_SECONDS = 5.0  # the longest an answer's first tool call waits for a read under way
 SCOPES_PER_READ = 500  # scopes per settings query (PostgreSQL takes at most 32,767 values)
 
 
@@ -41,8 +48,10 @@ class KnowledgeOffer:
         self.store = store
         self.readers = Readers(client)
         self.guilds_on: set[int] = set()  # servers with knowledge on somewhere
+        self._learnt: set[int] = set()  # servers learnt from answers during a read
         self._read_at = -REFRESH_SECONDS
         self._reading: asyncio.Task[None] | None = None
+        self._listed_at: dict[int, float] = {}  # guild id -> when its archived threads were
 
     def __call__(self, reply: Reply, effective: Effective) -> KnowledgeTools | None:
         """The knowledge tools for the answer `reply` shows, or None where not offered."""
@@ -53,20 +62,28 @@ class KnowledgeOffer:
             if not self.guilds_on:
                 return None
             user = reply.message.author
-            guilds = frozenset(self.guilds_on)
-            return self._tools(lambda: self.readers.private_for(user, guilds), home=None)
+            return self._tools(lambda: self._private(user), home=None)
         if not getattr(effective, "knowledge", False):
             return None
         self.guilds_on.add(guild.id)
-        posted = channel  # type: ignore[assignment]
-        return self._tools(lambda: self._posted(posted, reply.message.author), home=channel.id)
+        self._learnt.add(guild.id)
+        author = reply.message.author
+        return self._tools(lambda: self._posted(channel, author), home=channel.id)
 
-    def _tools(self, allowed, *, home: int | None) -> KnowledgeTools:  # type: ignore[no-untyped-def]
+    def _tools(
+        self, allowed: Callable[[], Awaitable[Collection[int]]], *, home: int | None
+    ) -> KnowledgeTools:
         return KnowledgeTools(self.store, Audience(allowed, self.name_of, home))
+
+    async def _private(self, user: discord.abc.User) -> Collection[int]:
+        """What a private answer to `user` may use: all they read where knowledge is on."""
+        await self._settled()
+        return await self.readers.private_for(user, frozenset(self.guilds_on))
 
     async def _posted(self, channel: Readable, author: discord.abc.User) -> Collection[int]:
         """What an answer to `author` posted in `channel` may use: what every reader of
         `channel` reads, and the asker too (they may lack Read Message History there)."""
+        await self._settled()
         shown = self.readers.posted_in(channel)
         member = author if isinstance(author, discord.Member) else None
         if member is None:
@@ -80,6 +97,12 @@ class KnowledgeOffer:
         channel = self.client.get_channel(channel_id) or self.readers.thread(channel_id)
         return getattr(channel, "name", None)
 
+    async def _settled(self) -> None:
+        """Wait (a little) for a read of the settings and threads under way."""
+        if self._reading is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reading), SETTLE_SECONDS)
+
     def _refresh_soon(self) -> None:
         if self._reading is None and time.monotonic() - self._read_at >= REFRESH_SECONDS:
             self._reading = asyncio.get_running_loop().create_task(self._refresh())
@@ -89,6 +112,7 @@ class KnowledgeOffer:
         """Read which of the bot's servers have knowledge on (server default, a channel
         or a thread)."""
         self._read_at = time.monotonic()
+        self._learnt.clear()
         owner: dict[Scope, int] = {}
         for guild in self.client.guilds:
             owner[Scope("guild", guild.id)] = guild.id
@@ -106,4 +130,14 @@ class KnowledgeOffer:
         except StoreError as error:
             log.warning("knowledge: could not read where it is on: %s", error)
             return
-        self.guilds_on = on
+        self.guilds_on = on | self._learnt
+        for guild_id in list(self.guilds_on):  # answers may add to it meanwhile
+            guild = self.client.get_guild(guild_id)
+            listed = self._listed_at.get(guild_id)
+            if guild is None or (listed is not None and self._read_at - listed < ARCHIVED_SECONDS):
+                continue
+            self._listed_at[guild_id] = self._read_at
+            try:
+                await self.readers.find_archived(guild)
+            except Exception as error:  # a background read: logged, never unretrieved
+                log.warning("knowledge: could not list server %s's threads: %r", guild_id, error)

@@ -139,5 +139,14 @@ def allowed_for_post(where: Room, rooms: Iterable[Room], everyone: int) -> froze
     that everyone who reads `where` also reads (always `where` itself). `everyone`: the
     server's @everyone role permissions."""
     allowed = {where.channel_id}
-    allowed.update(room.channel_id for room in rooms if _shown_in(room, where, everyone))
+    # Rooms of one source with the same needs are decided alike (a forum's thousands of
+    # posts): each kind is decided once.
+    decided: dict[tuple[int, int, int, bool], bool] = {}
+    for room in rooms:
+        kind = (room.guild_id, room.source_id, room.needs, room.private)
+        shown = decided.get(kind) if room.channel_id != where.channel_id else True
+        if shown is None:
+            shown = decided[kind] = _shown_in(room, where, everyone)
+        if shown:
+            allowed.add(room.channel_id)
     return frozenset(allowed)

@@ -13,9 +13,11 @@ thread ids a member can read now, and which an answer may show.
   cached (GET /guilds/{id}/members/{user}; not a member: nothing there).
 
 The rooms are the server's channels with text (text, announcement, forum, voice and stage
-chats) and the threads discord.py knows (active ones, and any looked up by id with
-`room_of`); a thread whose parent is unknown is left out. Failures of Discord requests
-leave the room out (logged): never more than can be established.
+chats) and its threads: the active ones discord.py knows, remembered after they are
+archived (discord.py forgets those), and the archived ones `find_archived` lists from
+Discord (public ones, and private ones the bot is in); a thread whose parent is unknown
+is left out. Failures of
+Discord requests leave the room out (logged): never more than can be established.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ log = logging.getLogger("chatbot")
 
 CACHE_SECONDS = 60.0  # how long a thread membership or a fetched member is trusted
 CACHE_LIMIT = 10_000
+THREADS_LIMIT = 50_000  # threads remembered (archived ones are not in discord.py's cache)
 TEXT_TYPES = frozenset(
     {
         discord.ChannelType.text,
@@ -57,15 +60,21 @@ def overwrites_of(channel: discord.abc.GuildChannel) -> tuple[Overwrite, ...]:
     return tuple(found)
 
 
-def room_of(channel: Readable) -> Room | None:
+def room_of(
+    channel: Readable, overwrites: dict[int, tuple[Overwrite, ...]] | None = None
+) -> Room | None:
     """The `Room` of a channel or thread with messages; None for others (a category) or
-    a thread whose parent is not cached."""
+    a thread whose parent is not cached. `overwrites`: parents' overwrites already read,
+    by parent id (filled in as they are read)."""
     if isinstance(channel, discord.Thread):
         parent = channel.parent
         if parent is None:
             return None
         private = channel.type is discord.ChannelType.private_thread
-        return Room(channel.id, channel.guild.id, parent.id, overwrites_of(parent), READ, private)
+        known = overwrites if overwrites is not None else {}
+        if parent.id not in known:
+            known[parent.id] = overwrites_of(parent)
+        return Room(channel.id, channel.guild.id, parent.id, known[parent.id], READ, private)
     if channel.type not in TEXT_TYPES:
         return None
     needs = VOICE_READ if channel.type in VOICE_TYPES else READ
@@ -97,23 +106,54 @@ class Readers:
         self.client = client
         self._members = _Expiring()  # (guild id, user id) -> Member | None
         self._in_threads = _Expiring()  # (thread id, user id) -> bool
-        self._threads: dict[int, discord.Thread] = {}  # threads looked up by id
+        self._threads: dict[int, discord.Thread] = {}  # id -> thread, oldest remembered first
 
     def rooms(self, guild: discord.Guild) -> list[tuple[Readable, Room]]:
-        """The rooms of `guild` discord.py knows, each with its channel."""
-        channels: list[Readable] = [*guild.channels, *guild.threads]
-        known = {channel.id for channel in channels}
-        channels += [t for t in self._threads.values() if t.guild == guild and t.id not in known]
+        """The rooms of `guild` discord.py knows, each with its channel: its channels,
+        its active threads, and the threads remembered (discord.py drops a thread from
+        its cache when it is archived, but its messages stay in the index)."""
+        for thread in guild.threads:
+            self.remember_thread(thread)
+        channels: list[Readable] = list(guild.channels)
+        channels += [t for t in self._threads.values() if t.guild.id == guild.id]
         found = []
+        parents: dict[int, tuple[Overwrite, ...]] = {}
         for channel in channels:
-            room = room_of(channel)
+            room = room_of(channel, parents)
             if room is not None:
                 found.append((channel, room))
         return found
 
     def remember_thread(self, thread: discord.Thread) -> None:
-        """Count `thread` (an archived one, fetched by id) among its server's rooms."""
+        """Count `thread` among its server's rooms, archived or not (the oldest
+        remembered are forgotten past THREADS_LIMIT; listing finds them again)."""
+        self._threads.pop(thread.id, None)
         self._threads[thread.id] = thread
+        while len(self._threads) > THREADS_LIMIT:
+            del self._threads[next(iter(self._threads))]
+
+    async def find_archived(self, guild: discord.Guild) -> int:
+        """Remember `guild`'s archived threads in the channels whose history the bot
+        reads (Discord's listings need Read Message History): the public ones (forum
+        posts too) and the private ones the bot is in; how many. A channel Discord
+        refuses is skipped (logged)."""
+        found = 0
+        for channel in guild.channels:
+            if not isinstance(channel, discord.TextChannel | discord.ForumChannel):
+                continue
+            if not channel.permissions_for(guild.me).read_message_history:
+                continue
+            try:
+                async for thread in channel.archived_threads(limit=None):
+                    self.remember_thread(thread)
+                    found += 1
+                if isinstance(channel, discord.TextChannel):  # those it is in (to read them)
+                    async for thread in channel.archived_threads(private=True, joined=True):
+                        self.remember_thread(thread)
+                        found += 1
+            except REQUEST_FAILURES as error:
+                log.warning("could not list %s's archived threads: %s", channel.id, describe(error))
+        return found
 
     def posted_in(self, channel: Readable) -> frozenset[int]:
         """The ids an answer posted in `channel` (a server's channel or thread) may use."""
@@ -124,7 +164,7 @@ class Readers:
         return allowed_for_post(where, (room for _, room in self.rooms(channel.guild)), everyone)
 
     def thread(self, thread_id: int) -> discord.Thread | None:
-        """A thread looked up by id earlier (`remember_thread`)."""
+        """A thread remembered (`remember_thread`), archived or not."""
         return self._threads.get(thread_id)
 
     async def readable_by(
@@ -133,13 +173,16 @@ class Readers:
         """The ids of `member`'s server's rooms (those `among`, if given) they can read
         now."""
         found: set[int] = set()
+        resolved: dict[int, int] = {}  # source channel id -> the member's permissions there
         for channel, room in self.rooms(member.guild):
             if among is not None and room.channel_id not in among:
                 continue
             source = channel.parent if isinstance(channel, discord.Thread) else channel
             if source is None:
                 continue
-            permissions = source.permissions_for(member).value
+            if source.id not in resolved:
+                resolved[source.id] = source.permissions_for(member).value
+            permissions = resolved[source.id]
             if not may_read(permissions, room):
                 if not room.private or not may_read(permissions, room, thread_member=True):
                     continue

@@ -145,3 +145,10 @@ def test_text_model_and_store_load_no_discord() -> None:
         check=True,
     )
     assert ran.stdout.strip() == "", f"importing {ran.stdout.strip()} loads discord"
+
+
+def test_the_readers_rule_and_the_search_tools_import_no_discord() -> None:
+    """Who may read what (knowledge/readers.py) and the tools over the index
+    (knowledge/tools.py) are pure; their discord.py side is readers_discord.py and offer.py."""
+    paths = files("knowledge/readers.py", "knowledge/tools.py")
+    assert offences(paths, DISCORD_SIDE, runtime_only=False) == []

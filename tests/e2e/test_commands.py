@@ -19,7 +19,7 @@ async def test_commands_are_registered_globally_or_in_the_dev_guild(
 ) -> None:
     first = await start_bot()
     names = {c["name"] for c in discord_api.registered_commands()}
-    assert names == {"reset", "memory", "settings", "usage", "knowledge"}
+    assert names == {"reset", "memory", "settings", "usage", "knowledge", "catchup"}
     await first.close()
     await start_bot(DEV_GUILD_ID=str(discord_api.guild_id))
     guild_commands = discord_api.registered_commands(discord_api.guild_id)
@@ -29,6 +29,7 @@ async def test_commands_are_registered_globally_or_in_the_dev_guild(
         "settings",
         "usage",
         "knowledge",
+        "catchup",
     }
 
 

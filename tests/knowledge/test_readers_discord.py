@@ -12,7 +12,7 @@ from tests.standins.discord import DiscordStandIn
 
 async def staff_server(discord_api: DiscordStandIn, client: discord.Client) -> int:
     """A "staff" role held by alice; #random hidden from everyone but staff (and the bot)."""
-    staff = discord_api.add_role("staff")
+    staff = await discord_api.add_role("staff")
     discord_api.give_role("alice", "staff")
     await discord_api.set_overwrite("random", "everyone", deny=["VIEW_CHANNEL"])
     await discord_api.set_overwrite("random", "staff", allow=["VIEW_CHANNEL"])

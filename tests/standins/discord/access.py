@@ -1,6 +1,9 @@
 """Who may read what: roles people hold, channels' permission overwrites for roles and
 members, and private threads' members (GET /channels/{id}/thread-members/{user}).
 
+The bot lists the archived private threads it is in
+(GET /channels/{id}/users/@me/threads/archived/private).
+
 Discord computes a member's permissions in a channel from their roles, then the
 channel's @everyone overwrite, the overwrites of their roles (denials, then allows),
 then their own (topics/permissions#permission-overwrites); a thread has its parent's;
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tests.standins.discord.errors import unknown_member
+from tests.standins.discord.errors import missing_permissions, unknown_member
 from tests.standins.discord.objects import ApiCall, FakeChannel, FakeUser
 from tests.standins.discord.protocol import (
     ALL_PERMISSIONS,
@@ -33,15 +36,19 @@ class Access:
 
     # ---- set-up by tests -----------------------------------------------------------------
 
-    def add_role(self, name: str, permissions: Sequence[str | int] = ()) -> int:
+    async def add_role(self, name: str, permissions: Sequence[str | int] = ()) -> int:
         """A new role ``name`` with these server-wide permissions (Discord's names, or
-        bits); its id. Set up before the bot connects (it is in GUILD_CREATE)."""
+        bits); its id. A connected bot gets GUILD_ROLE_CREATE; later ones see it in
+        GUILD_CREATE."""
         if name in self.roles:
             raise ValueError(f"there is a role {name!r} already")
         role_id = self._snowflake()
         self.roles[name] = role_id
         bits = self._permission_bits(permissions) if permissions else 0
         self._added_roles[role_id] = (name, bits)
+        role = self._role_json(role_id, name, bits, 1)
+        await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": role})
+        await self.notify()
         return role_id
 
     def give_role(self, user: FakeUser | str | int, role: str | int) -> None:
@@ -75,6 +82,11 @@ class Access:
         denied = self._permission_bits(deny) if deny else 0
         self._overwrites.setdefault(where.id, {})[key] = (allowed, denied)
         await self._channel_updated(where)
+
+    def get_overwrites(self, channel: FakeChannel | str | int) -> list[dict[str, Any]]:
+        """The overwrites set on ``channel`` as Discord shows them (``id``, ``type``,
+        ``allow``, ``deny``; strings)."""
+        return self._overwrites_json(self.channel(channel))
 
     def add_to_thread(self, thread: FakeChannel | str | int, user: FakeUser | str | int) -> None:
         """``user`` joins (or is added to) the private ``thread``."""
@@ -160,3 +172,18 @@ class Access:
             "join_timestamp": self.joined_at,
             "flags": 0,
         }
+
+    async def api_list_joined_private_archived_threads(self, call: ApiCall) -> Any:
+        """The archived private threads of a channel that the bot is in, newest first
+        (resources/channel#list-joined-private-archived-threads); needs Read Message
+        History. ``{"threads", "members", "has_more"}``."""
+        channel = self._channel_param(call)
+        if not self._check_may_read(channel) & P_READ_HISTORY:
+            raise missing_permissions()
+        joined = [
+            c for c in reversed(self.threads_in(channel))
+            if c.type == CHANNEL_PRIVATE_THREAD and self.thread_state(c)["archived"]
+            and self.bot_user.id in self._members_of(c)
+        ]  # fmt: skip
+        threads = [self._channel_json(c) for c in joined]
+        return {"threads": threads, "members": [], "has_more": False}

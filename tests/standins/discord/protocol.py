@@ -28,6 +28,11 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/channels/{channel_id}/messages", "create_message"),
     ("GET", "/channels/{channel_id}/messages/{message_id}", "get_message"),
     ("GET", "/channels/{channel_id}/thread-members/{user_id}", "get_thread_member"),
+    (
+        "GET",
+        "/channels/{channel_id}/users/@me/threads/archived/private",
+        "list_joined_private_archived_threads",
+    ),
     ("PATCH", "/channels/{channel_id}/messages/{message_id}", "edit_message"),
     ("DELETE", "/channels/{channel_id}/messages/{message_id}", "delete_message"),
     ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", "add_reaction"),

@@ -1,0 +1,133 @@
+"""/catchup end to end: a private summary of this channel since the asker's last message
+(or the last hours), read from Discord's history, with links; long spans in parts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.standins.discord import DiscordStandIn
+from tests.standins.openai_standin import OpenAIStandIn, Reply
+
+
+async def final_reply(discord_api: DiscordStandIn, sent: dict[str, Any]) -> dict[str, Any]:
+    """The deferred reply once it holds the answer (not a progress line)."""
+
+    def done() -> dict[str, Any] | None:
+        for entry in reversed(discord_api.interaction_responses(sent)):
+            text = entry["content"]
+            if entry["kind"] == "edit" and not text.startswith(
+                ("Reading…", "Summarising", "Putting")
+            ):
+                return entry
+        return None
+
+    return await discord_api.wait_for(done, timeout=15)
+
+
+def link(discord_api: DiscordStandIn, message: dict[str, Any]) -> str:
+    return (
+        f"https://discord.com/channels/{discord_api.guild_id}/{message['channel_id']}/"
+        f"{message['id']}"
+    )
+
+
+def transcript(request: Any) -> str:
+    """The user message of a request (an `OpenAIRequest` or its JSON body)."""
+    body = request if isinstance(request, dict) else request.json
+    return body["messages"][-1]["content"]
+
+
+async def test_catchup_summarises_only_this_channel_since_the_askers_last_message(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    say = discord_api.user_says
+    await say("general", "bob", "old news from before", deliver=False)
+    await say("general", "alice", "I'm off for lunch", deliver=False)
+    ship = await say("general", "bob", "We decided to ship on Friday", deliver=False)
+    review = await say("general", "carol", "Can someone review PR 42?", deliver=False)
+    await say("random", "bob", "random chatter elsewhere", deliver=False)
+    await start_bot()
+
+    sent = await discord_api.user_runs_command("general", "alice", "catchup")
+    reply = await final_reply(discord_api, sent)
+
+    [request] = openai_api.completions
+    text = transcript(request)
+    assert "ship on Friday" in text and "review PR 42" in text
+    assert "old news" not in text and "off for lunch" not in text and "random chatter" not in text
+    assert "Alice" in request["messages"][0]["content"]  # written for the asker
+    # The echo repeats the numbered transcript: each cited number became a link.
+    content = reply["content"]
+    assert content.startswith("**Catch-up in #general**: 2 messages since your last message")
+    assert f"[1](<{link(discord_api, ship)}>)" in content
+    assert f"[2](<{link(discord_api, review)}>)" in content
+    responses = discord_api.interaction_responses(sent)
+    assert responses[0]["deferred"] and all(r["ephemeral"] for r in responses)
+    assert discord_api.bot_messages("general") == []  # nothing posted in the channel
+
+
+async def test_a_long_span_is_summarised_in_parts_with_progress(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await discord_api.user_says("general", "alice", "back later", deliver=False)
+    filler = "we talked about the release train and the build queue and the docs again"
+    for n in range(300):
+        await discord_api.user_says(
+            "general", ("bob", "carol")[n % 2], f"{n}: {filler}", deliver=False
+        )
+    openai_api.script(*(Reply(f"- point {k} [{k}]") for k in range(1, 30)))
+    bot = await start_bot()
+
+    sent = await discord_api.user_runs_command("general", "alice", "catchup")
+    reply = await final_reply(discord_api, sent)
+
+    requests = openai_api.chat_requests
+    parts = [r for r in requests if "Messages in #general" in transcript(r)]
+    merges = [r for r in requests if "Summaries of #general" in transcript(r)]
+    assert len(parts) >= 3 and merges and len(parts) + len(merges) == len(requests)
+    for request in requests:  # every request within the prompt budget
+        assert request.usage is not None
+        assert request.usage["prompt_tokens"] <= bot.settings.prompt_budget
+    numbers = [int(n) for r in parts for n in re.findall(r"^\[(\d+)\]", transcript(r), re.M)]
+    assert numbers == list(range(1, 301))  # each message once, in order
+    shown = [r["content"] for r in discord_api.interaction_responses(sent) if r["kind"] == "edit"]
+    assert {"Reading… 100 messages", "Reading… 300 messages"} <= set(shown)
+    assert f"Summarising part 2 of {len(parts)}…" in shown
+    assert f"Putting {len(parts)} parts together…" in shown
+    assert reply["content"].startswith("**Catch-up in #general**: 300 messages")
+    assert "discord.com/channels/" in reply["content"] and reply["ephemeral"]
+
+
+async def test_nothing_new_and_the_last_hours(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    discord_api.past_messages("general", [("bob", "yesterday's plan")], days_ago=1)
+    recent = discord_api.past_messages("general", [("bob", "this morning's plan")], days_ago=0.05)
+    await discord_api.user_says("general", "alice", "I'm here", deliver=False)
+    await start_bot()
+
+    nothing = await discord_api.user_runs_command("general", "alice", "catchup")
+    answer = await final_reply(discord_api, nothing)
+    assert answer["content"].startswith("Nothing new in #general since your last message")
+    assert openai_api.completions == []
+
+    hours = await discord_api.user_runs_command("general", "alice", "catchup", {"hours": 6})
+    answer = await final_reply(discord_api, hours)
+    [request] = openai_api.completions
+    assert "this morning's plan" in transcript(request) and "I'm here" in transcript(request)
+    assert "yesterday" not in transcript(request)
+    assert answer["content"].startswith("**Catch-up in #general**: 2 messages in the last 6 hours")
+    assert link(discord_api, recent[0]) in answer["content"]
+
+
+async def test_catchup_needs_the_bot_to_read_the_history(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await discord_api.user_says("general", "bob", "secret-ish", deliver=False)
+    await start_bot()
+    discord_api.forbid_read("general")
+    sent = await discord_api.user_runs_command("general", "alice", "catchup")
+    answer = await discord_api.wait_for_interaction_response(sent, timeout=5)
+    assert answer["ephemeral"] and "Read Message History" in answer["content"]
+    assert openai_api.completions == []
