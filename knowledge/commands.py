@@ -146,10 +146,20 @@ knowledge_group = app_commands.Group(
 class ForgetMe(discord.ui.View):
     """Confirm and Cancel buttons for /knowledge forget-me; only the asker sees them."""
 
-    def __init__(self, client: ChatBot, user_id: int) -> None:
+    def __init__(self, interaction: discord.Interaction[ChatBot]) -> None:
         super().__init__(timeout=CONFIRM_SECONDS)
-        self.client = client
-        self.user_id = user_id
+        self.asked = interaction  # its private reply holds the buttons
+        self.client = interaction.client
+        self.user_id = interaction.user.id
+
+    async def on_timeout(self) -> None:
+        """Unanswered: the buttons go (a press would no longer be heard)."""
+        try:
+            await self.asked.edit_original_response(
+                content="Nothing was removed (no answer within a minute).", view=None
+            )
+        except discord.HTTPException as error:
+            log.info("knowledge: forget-me question not closed: %s", error)
 
     @discord.ui.button(label="Remove my messages", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
@@ -175,7 +185,7 @@ class ForgetMe(discord.ui.View):
 @knowledge_group.command(name="forget-me")
 async def knowledge_forget_me(interaction: discord.Interaction[ChatBot]) -> None:
     """Remove every message you wrote from the search index (asks first)."""
-    view = ForgetMe(interaction.client, interaction.user.id)
+    view = ForgetMe(interaction)
     await interaction.response.send_message(FORGET_QUESTION, view=view, ephemeral=True)
 
 

@@ -9,6 +9,9 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
+import pytest
+
+import knowledge.commands
 from bot import ChatBot
 from tests.helpers import run_command
 from tests.standins.discord import DiscordStandIn
@@ -232,6 +235,26 @@ async def test_forget_me_removes_exactly_that_persons_messages_from_a_dm_too(
     shown = await discord_api.wait_for(status, 5)
     assert shown["ephemeral"] and f"<#{discord_api.general.id}>" in shown["content"]
     assert f"<#{discord_api.random.id}>" in shown["content"]  # on for the whole server
+
+
+async def test_an_unanswered_forget_me_question_closes_and_removes_nothing(
+    start_bot, discord_api: DiscordStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(knowledge.commands, "CONFIRM_SECONDS", 0.3)
+    bot = await start_bot(REPLY_TO="mention")
+    await turn(discord_api, "on")
+    await discord_api.user_says("general", "alice", "an idea to keep")
+    await eventually(lambda: count(bot, discord_api, "idea", 1))
+    asked = await run_command(discord_api, "general", "alice", "knowledge forget-me")
+
+    def closed() -> dict | None:
+        shown = discord_api.interaction_responses(asked["interaction_id"])
+        return next((r for r in shown if r["kind"] == "edit"), None)
+
+    edit = await discord_api.wait_for(closed, 5)
+    assert edit["content"] == "Nothing was removed (no answer within a minute)."
+    assert edit["payload"]["components"] == []  # the buttons are gone
+    assert await texts(bot, discord_api, "idea") == {"an idea to keep"}
 
 
 async def test_a_restart_mid_backfill_resumes_where_it_stopped(
