@@ -189,12 +189,28 @@ async def test_turning_it_off_stops_indexing_and_forgets_what_was_indexed(
     await discord_api.wait_for(lambda: discord_api.bot_messages("general")[1:])  # handled
     await bot.keeper.flush()
     assert await texts(bot, discord_api, "remember") == set()
-    refused = await run_command(discord_api, "thread", "owner", "settings knowledge", mode="on")
-    assert refused["ephemeral"] and "follows its channel" in refused["content"]
     refused = await run_command(
         discord_api, "general", "alice", "settings knowledge", mode="on", scope="server"
     )
     assert "Manage Server" in refused["content"]
+
+
+async def test_in_a_forum_post_it_is_turned_on_for_the_forum_and_its_posts(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    bot = await start_bot(REPLY_TO="mention")
+    post, _ = await discord_api.user_posts_in_forum("forum", "alice", "Printer", "jams")
+    other, _ = await discord_api.user_posts_in_forum("forum", "bob", "Scanner", "stripes")
+    await discord_api.user_says("random", "carol", "jams in random")
+    answer = await run_command(discord_api, post, "owner", "settings knowledge", mode="on")
+    forum = discord_api.forum.id
+    assert f"turned knowledge on for <#{forum}> and its threads" in answer["content"]
+    assert "2 channels" in await backfilled(discord_api, answer)  # both posts
+    assert set((await indexed(bot, discord_api)).values()) == {
+        "Printer\njams", "Scanner\nstripes",
+    }  # fmt: skip
+    await discord_api.user_says(other, "carol", "try new drivers")
+    await eventually(lambda: has(bot, discord_api, "drivers", {"try new drivers"}))
 
 
 async def test_forget_me_removes_exactly_that_persons_messages_from_a_dm_too(
@@ -235,6 +251,25 @@ async def test_forget_me_removes_exactly_that_persons_messages_from_a_dm_too(
     shown = await discord_api.wait_for(status, 5)
     assert shown["ephemeral"] and f"<#{discord_api.general.id}>" in shown["content"]
     assert f"<#{discord_api.random.id}>" in shown["content"]  # on for the whole server
+
+
+async def test_forget_me_during_a_backfill_brings_none_of_theirs_back(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    lines = [(("alice", "bob")[n % 2], f"old note {n}") for n in range(600)]
+    discord_api.past_messages("general", lines, days_ago=5)
+    discord_api.limit_history_reads(1, 0.3)  # six pages: about two seconds
+    bot = await start_bot(REPLY_TO="mention")
+    turned = await turn(discord_api, "on", scope="channel")
+    await eventually(lambda: read_at_least(bot, 100))
+    asked = await run_command(discord_api, "general", "alice", "knowledge forget-me")
+    await discord_api.press(asked["message_id"], "Remove my messages", "alice")
+    await backfilled(discord_api, turned)
+    await discord_api.user_says("general", "alice", "a new note")
+    await eventually(lambda: count(bot, discord_api, "note", 301))
+    held = await bot.services.store.recent(discord_api.general.id, limit=1000)
+    alice = discord_api.users["alice"].id
+    assert [m.text for m in held if m.author_id == alice] == ["a new note"]  # hers from now on
 
 
 async def test_an_unanswered_forget_me_question_closes_and_removes_nothing(

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config import load_settings
-from conversation.channel_settings import Place, knowledge_refusal, parse, resolve, show
+from conversation.channel_settings import Place, knowledge_place, parse, resolve, show
 from knowledge.backfill import Progress, next_point
 from knowledge.indexing import ATTACHED, is_kept, readable_text
 from knowledge.keeper import Keeper
@@ -42,13 +42,11 @@ def test_knowledge_is_off_by_default_and_set_per_server_or_channel() -> None:
         parse("knowledge", "yes")
 
 
-def test_dms_and_threads_cannot_set_knowledge_but_channels_and_servers_can() -> None:
+def test_knowledge_is_set_for_a_channel_from_its_threads_and_never_in_a_dm() -> None:
     channel, thread, dm = Place(1, 2), Place(1, 3, parent_id=2), Place(None, 9)
-    assert knowledge_refusal(channel, "channel") is None
-    assert knowledge_refusal(channel, "server") is None
-    assert knowledge_refusal(thread, "server") is None
-    assert "follows its channel" in (knowledge_refusal(thread, "channel") or "")
-    assert "never indexed" in (knowledge_refusal(dm, "channel") or "")
+    assert knowledge_place(channel) == channel
+    assert knowledge_place(thread) == channel  # a thread or forum post follows its channel
+    assert knowledge_place(dm) is None
 
 
 def author(user_id: int, *, bot: bool = False) -> SimpleNamespace:
@@ -227,6 +225,11 @@ async def test_forgetting_a_person_drops_their_queued_messages_first(index: Inde
     kept.queue(message(2, author_id=8))
     await kept.settle_author(7)
     assert sorted(await index.held()) == [2]
+    # A backfill page read afterwards brings back none of what they had written...
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    old, new = message(3, author_id=7), message(4, author_id=7, created_at=later)
+    assert await kept.write([old, new, message(5, author_id=8)]) == 2
+    assert sorted(await index.held()) == [2, 4, 5]  # ...but what they write next is kept
 
 
 async def test_retention_forgets_what_is_older_than_the_setting(index: Index) -> None:
