@@ -8,13 +8,14 @@ History, theirs and the bot's, as Discord resolved them for the interaction). Th
 is ephemeral and deferred; the deferred message shows progress ("Reading… 300
 messages", "Summarising part 2 of 4…") and then the summary (knowledge/catchup.py).
 The requests go through the model client as every answer's do, on the channel's model,
-and count in the asker's usage.
+and count in the asker's usage; the per-person limits apply as to a message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatbot")
 
 UNREADABLE = "I couldn't read this channel's history just now. Please try again."
+# When the limits refuse and their notice was given already (it is given once a period).
+LIMITED = "You've reached your limit for using the model for now; please try again later."
 
 
 @app_commands.command(name="catchup")
@@ -69,6 +72,10 @@ async def catchup(
         return
     if not span.messages:
         await reply.finish(nothing_new(span, name))
+        return
+    refusal = await _limit_refusal(interaction)
+    if refusal is not None:
+        await reply.finish(refusal)
         return
     try:
         summary = await _summary(interaction, span, name, reply)
@@ -114,6 +121,17 @@ async def read_span(
     return Span(found[::-1], hours=hours, cut=read >= MAX_MESSAGES)
 
 
+async def _limit_refusal(interaction: discord.Interaction[ChatBot]) -> str | None:
+    """Why the asker may not use the model now (USER_RATE_LIMIT, USER_DAILY_TOKENS, as
+    for a message; a /catchup counts as one), or None."""
+    bot, user_id = interaction.client, interaction.user.id
+    await bot.conversations.load_allowance(user_id)  # today's tokens, as stored
+    allowed, notice = bot.audience.limits.check(user_id, time.monotonic(), discord.utils.utcnow())
+    if allowed:
+        return None
+    return notice or LIMITED
+
+
 async def _summary(
     interaction: discord.Interaction[ChatBot], span: Span, name: str, reply: _PrivateReply
 ) -> str:
@@ -150,6 +168,9 @@ async def _summary(
             answers=1 if requests == 0 else 0,  # one /catchup is one answer
         )
         requests += 1
+        limits = bot.audience.limits
+        if limits.daily_tokens:
+            limits.record_usage(user.id, prompt + completion, discord.utils.utcnow())
         return answer.text
 
     return await summarise(

@@ -28,7 +28,8 @@ from store.values import read_moment
 # Search ranks at most this many matches, the newest first (message ids are Discord
 # snowflakes, so id order is time order): a word found in 300,000 messages is not
 # scored 300,000 times. Past it, older matches are not seen; narrowing the query (more
-# words, a channel, an author, a time range) reaches them.
+# words, a channel, an author, a time range) reaches them. A search asking for more
+# (offset + limit) ranks that many.
 SEARCH_CANDIDATES = 500
 # And it examines at most this many of a word's newest matches in the whole index when
 # the channels are filtered in SQL alone (see KnowledgeTable._floor).
@@ -38,9 +39,9 @@ _NO_FLOOR = -(2**63)
 
 # At most this many channel ids also go into SQLite's FTS5 query as tags (see
 # migration 4): a search in a few channels then reads only their matches. The SQL filter
-# on channel_id stays the rule either way. (Measured at 1,000,000 messages: a common
-# word in 1-4 channels takes 3-20 ms by tags against 180-330 ms by lookups; at 16
-# channels the two cost about the same, past that the tags cost more.)
+# on channel_id stays the rule either way. (Measured at 1,000,000 messages on a loaded
+# 2-core machine: a common word in 1-8 channels took 3-34 ms by tags against 80-330 ms
+# by lookups; in 16 to 249 channels the tags' OR took 31-170 ms, more than lookups.)
 TAGGED_CHANNELS = 8
 
 # CROSS JOIN keeps the FTS index as the outer loop, read newest first and stopped at the
@@ -205,12 +206,12 @@ class KnowledgeTable(Table):
         after `after` and before `before`. Any text is accepted (see `parse_query`); a
         query with no word to look for lists the newest messages that pass the filters,
         each with rank 0. Ranking (SQLite's bm25, PostgreSQL's ts_rank) covers the
-        SEARCH_CANDIDATES newest matches that pass the filters, so a very common word
-        costs a bounded scan; `limit` + `offset` past that bound return fewer hits. With
-        more than TAGGED_CHANNELS channels, only a word's SEARCH_SCAN newest matches in
-        the whole index are examined (`_floor`), so a common word in a small share of
-        the index is not looked up in all of it. Raises ValueError for a negative limit
-        or offset.
+        newest SEARCH_CANDIDATES (or `offset` + `limit`, if more) matches that pass the
+        filters, so a very common word costs a bounded scan. With more than
+        TAGGED_CHANNELS channels, only a word's newest SEARCH_SCAN (or `offset` +
+        `limit`) matches in the whole index are examined (`_floor`), so a common word
+        in a small share of the index is not looked up in all of it. Raises ValueError
+        for a negative limit or offset.
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
@@ -218,6 +219,8 @@ class KnowledgeTable(Table):
             return []
         parsed = parse_query(query)
         filters, args = self._filters(channel_ids, author_id, after, before)
+        candidates = max(SEARCH_CANDIDATES, offset + limit)
+        scan = max(SEARCH_SCAN, offset + limit) if len(channel_ids) > TAGGED_CHANNELS else 0
         async with self._failing_as("search messages"), self._db.transaction() as tx:
             if parsed is None:
                 columns = ", ".join(f"f.{c}" for c in _COLUMNS.split(", "))
@@ -228,17 +231,17 @@ class KnowledgeTable(Table):
                 )  # fmt: skip
             elif self._postgres:
                 words = parsed.websearch()
-                floor = await self._floor(tx, words, author_id, len(channel_ids))
+                floor = await self._floor(tx, words, author_id, scan)
                 rows = await tx.fetch(
                     _TSQUERY_SEARCH.format(filters=filters),
-                    words, *args, floor, SEARCH_CANDIDATES, limit, offset,
+                    words, *args, floor, candidates, limit, offset,
                 )  # fmt: skip
             else:
                 match = parsed.fts5(_tags(channel_ids, author_id))
-                floor = await self._floor(tx, match, author_id, len(channel_ids))
+                floor = await self._floor(tx, match, author_id, scan)
                 rows = await tx.fetch(
                     _FTS5_SEARCH.format(filters=filters),
-                    match, *args, floor, SEARCH_CANDIDATES, limit, offset,
+                    match, *args, floor, candidates, limit, offset,
                 )  # fmt: skip
         return [Hit(_message(row), float(row[8])) for row in rows]
 
@@ -342,12 +345,13 @@ class KnowledgeTable(Table):
                 args.append(value)
         return " AND ".join(where), args
 
-    async def _floor(self, tx: Any, words: str, author_id: int | None, channels: int) -> int:
-        """The lowest message id a search may examine: that of the SEARCH_SCAN-th newest
-        match of `words` (by `author_id`, if given), when the channels are filtered in
-        SQL alone (more than TAGGED_CHANNELS: each match then costs a row lookup, and a
-        common word in a small share of the index would be looked up everywhere)."""
-        if channels <= TAGGED_CHANNELS:
+    async def _floor(self, tx: Any, words: str, author_id: int | None, scan: int) -> int:
+        """The lowest message id a search may examine: that of the `scan`-th newest match
+        of `words` (by `author_id`, if given); no floor for `scan` 0. Used when the
+        channels are filtered in SQL alone (more than TAGGED_CHANNELS): each match then
+        costs a row lookup, and a common word in a small share of the index would be
+        looked up everywhere."""
+        if scan <= 0:
             return _NO_FLOOR
         if self._postgres:
             by = "" if author_id is None else f" AND author_id = {int(author_id)}"
@@ -361,7 +365,7 @@ class KnowledgeTable(Table):
                 "SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ? "
                 "ORDER BY rowid DESC LIMIT 1 OFFSET ?"
             )
-        rows = await tx.fetch(sql, words, SEARCH_SCAN - 1)
+        rows = await tx.fetch(sql, words, scan - 1)
         return int(rows[0][0]) if rows else _NO_FLOOR
 
     def _in_list(self, ids: Collection[int]) -> tuple[str, object]:

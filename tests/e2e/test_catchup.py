@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from tests.standins.discord import DiscordStandIn
-from tests.standins.openai_standin import OpenAIStandIn, Reply
+from tests.standins.openai_standin import Error, OpenAIStandIn, Reply
 
 
 async def final_reply(discord_api: DiscordStandIn, sent: dict[str, Any]) -> dict[str, Any]:
@@ -131,3 +131,45 @@ async def test_catchup_needs_the_bot_to_read_the_history(
     answer = await discord_api.wait_for_interaction_response(sent, timeout=5)
     assert answer["ephemeral"] and "Read Message History" in answer["content"]
     assert openai_api.completions == []
+
+
+async def test_catchup_is_refused_to_a_member_who_cannot_read_the_history(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await discord_api.user_says("general", "bob", "for readers only", deliver=False)
+    await start_bot()
+    await discord_api.set_overwrite("general", "alice", deny=["READ_MESSAGE_HISTORY"], member=True)
+    sent = await discord_api.user_runs_command("general", "alice", "catchup")
+    answer = await discord_api.wait_for_interaction_response(sent, timeout=5)
+    assert answer["ephemeral"] and "You need the Read Message History" in answer["content"]
+    assert openai_api.completions == []
+    allowed = await discord_api.user_runs_command("general", "bob", "catchup")
+    assert (await final_reply(discord_api, allowed))["content"].startswith("Nothing new")
+
+
+async def test_catchup_counts_against_the_daily_allowance(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await discord_api.user_says("general", "bob", "a long day of news", deliver=False)
+    await start_bot(USER_DAILY_TOKENS="50")
+    first = await discord_api.user_runs_command("general", "alice", "catchup")
+    assert (await final_reply(discord_api, first))["content"].startswith("**Catch-up")
+    again = await discord_api.user_runs_command("general", "alice", "catchup", {"hours": 1})
+    answer = await final_reply(discord_api, again)
+    assert "used your share of the model for today" in answer["content"]
+    assert len(openai_api.completions) == 1  # the first request spent more than 50 tokens
+
+
+async def test_a_model_failure_is_told_briefly_and_privately(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await discord_api.user_says("general", "bob", "news", deliver=False)
+    openai_api.script(Error.bad_auth())
+    await start_bot()
+    sent = await discord_api.user_runs_command("general", "alice", "catchup")
+    answer = await final_reply(discord_api, sent)
+    assert answer["ephemeral"] and not answer["content"].startswith("**Catch-up")
+    assert answer["content"] == (
+        "The model service rejected the bot's API key. "
+        "The bot's owner needs to check OPENAI_API_KEY."
+    )

@@ -167,7 +167,7 @@ class Interactions:
         """The interaction's ``channel``: the channel, with the user's permissions there."""
         data = self._channel_json(where)
         if where.guild_id is not None:
-            data["permissions"] = str(self._permissions(who))
+            data["permissions"] = str(self.user_permissions(who, where))
         return data
 
     def _app_permissions(self, where: FakeChannel) -> int:

@@ -488,7 +488,12 @@ class People:
                 guild_id=str(self.guild_id),
                 guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
                 guild_locale="en-US",
-                member={**self._member_json(who), "permissions": str(self._permissions(who))},
+                # Discord sends the member's permissions in this channel, overwrites
+                # included (interactions/receiving-and-responding#interaction-object).
+                member={
+                    **self._member_json(who),
+                    "permissions": str(self.user_permissions(who, where)),
+                },
             )
         else:
             payload["user"] = who.to_json()
