@@ -209,40 +209,25 @@ def reply_to_refusal(mode: str, place: Place, target: ScopeTarget) -> str | None
     """
     if mode not in THREAD_MODES:
         return None
-    return _server_channel_only(
-        place,
-        target,
-        in_dm="There are no threads in a DM: choose all or mention here.",
-        in_thread="A thread can't start threads: set this mode on its channel (its threads "
-        "inherit it), or choose all or mention for this thread.",
-    )
-
-
-def knowledge_refusal(place: Place, target: ScopeTarget) -> str | None:
-    """Why knowledge may not be turned on or off at `target` from `place`, or None.
-
-    DMs are never indexed, and a thread or forum post follows its channel (issue 23), so
-    it is set for a server or a channel only.
-    """
-    return _server_channel_only(
-        place,
-        target,
-        in_dm="DMs are never indexed: knowledge is for a server's channels.",
-        in_thread="A thread follows its channel: turn knowledge on or off for the channel "
-        "(or with scope server).",
-    )
-
-
-def _server_channel_only(
-    place: Place, target: ScopeTarget, *, in_dm: str, in_thread: str
-) -> str | None:
-    """`in_dm` in a DM, `in_thread` for a thread's own scope, else None: for the
-    settings that belong to a server or a channel only."""
     if place.guild_id is None:
-        return in_dm
+        return "There are no threads in a DM: choose all or mention here."
     if target == "channel" and place.parent_id is not None:
-        return in_thread
+        return (
+            "A thread can't start threads: set this mode on its channel (its threads "
+            "inherit it), or choose all or mention for this thread."
+        )
     return None
+
+
+def knowledge_place(place: Place) -> Place | None:
+    """Where /settings knowledge given at `place` applies: there, or for a thread or a
+    forum post its channel (they follow it: issue 23), or nowhere (None) in a DM, which
+    is never indexed."""
+    if place.guild_id is None:
+        return None
+    if place.parent_id is not None:
+        return Place(place.guild_id, place.parent_id)
+    return place
 
 
 def describe(key: SettingKey, value: str | None) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import discord
 from discord import app_commands
 
-from conversation.channel_settings import Place, knowledge_refusal
+from conversation.channel_settings import Place, knowledge_place
 from discord_side import permissions
 from discord_side.commands import SCOPE_HELP, STORE_DOWN, settings_group
 from discord_side.deadline import Answer, in_time, respond
@@ -32,6 +32,7 @@ log = logging.getLogger("chatbot")
 # An interaction's token works for 15 minutes; edits stop a little before.
 EDITABLE_SECONDS = 14 * 60.0
 CONFIRM_SECONDS = 60.0
+NOT_IN_DMS = "DMs are never indexed: knowledge is for a server's channels."
 FORGET_QUESTION = (
     "Remove every message you wrote from my search index, in every server? The messages "
     "stay on Discord; I just won't find them any more. New messages are indexed again "
@@ -52,14 +53,13 @@ async def settings_knowledge(
     scope: ScopeTarget = "channel",
 ) -> None:
     """Index this channel's (or server's) messages so answers can search them, or stop."""
-    place = Place.of(interaction.channel)
-    refusal = knowledge_refusal(place, scope)
-    if refusal is not None:
-        await interaction.response.send_message(refusal, ephemeral=True)
+    place = knowledge_place(Place.of(interaction.channel))  # a thread: its channel
+    if place is None:
+        await interaction.response.send_message(NOT_IN_DMS, ephemeral=True)
         return
     answer = await in_time(interaction, _turn(interaction, place, mode, scope))
     message = await _say(interaction, answer)
-    if mode == "on" and answer.public and place.guild_id is not None:
+    if mode == "on" and answer.public:
         channel_id = None if scope == "server" else place.channel_id
         report = _reporter(message, answer.text) if message is not None else None
         interaction.client.backfiller.start(place.guild_id, channel_id, report)
@@ -79,7 +79,12 @@ async def _turn(
     except StoreError as error:
         log.warning("knowledge: could not turn %s: %s", mode, error)
         return Answer(STORE_DOWN)
-    where = "this server" if scope == "server" else "this channel"
+    if scope == "server":
+        where = "this server"
+    elif place.channel_id != interaction.channel_id:  # asked in a thread or forum post
+        where = f"<#{place.channel_id}> and its threads"
+    else:
+        where = "this channel"
     who = interaction.user.display_name
     log.info("knowledge: %s (%s) turned it %s for %s", who, interaction.user.id, mode, target)
     if mode == "on":
@@ -146,16 +151,27 @@ knowledge_group = app_commands.Group(
 class ForgetMe(discord.ui.View):
     """Confirm and Cancel buttons for /knowledge forget-me; only the asker sees them."""
 
-    def __init__(self, client: ChatBot, user_id: int) -> None:
+    def __init__(self, interaction: discord.Interaction[ChatBot]) -> None:
         super().__init__(timeout=CONFIRM_SECONDS)
-        self.client = client
-        self.user_id = user_id
+        self.asked = interaction  # its private reply holds the buttons
+        self.client = interaction.client
+        self.user_id = interaction.user.id
+
+    async def on_timeout(self) -> None:
+        """Unanswered: the buttons go (a press would no longer be heard)."""
+        try:
+            await self.asked.edit_original_response(
+                content="Nothing was removed (no answer within a minute).", view=None
+            )
+        except discord.HTTPException as error:
+            log.info("knowledge: forget-me question not closed: %s", error)
 
     @discord.ui.button(label="Remove my messages", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         self.stop()
         await interaction.response.defer()  # the store may be slow: edit afterwards
         try:
+            await self.client.keeper.settle_author(self.user_id)
             removed = await self.client.services.store.forget_author(self.user_id)
         except StoreError as error:
             log.warning("knowledge: forget-me failed: %s", error)
@@ -174,7 +190,7 @@ class ForgetMe(discord.ui.View):
 @knowledge_group.command(name="forget-me")
 async def knowledge_forget_me(interaction: discord.Interaction[ChatBot]) -> None:
     """Remove every message you wrote from the search index (asks first)."""
-    view = ForgetMe(interaction.client, interaction.user.id)
+    view = ForgetMe(interaction)
     await interaction.response.send_message(FORGET_QUESTION, view=view, ephemeral=True)
 
 
@@ -188,7 +204,7 @@ async def knowledge_status(interaction: discord.Interaction[ChatBot]) -> None:
 async def _status(interaction: discord.Interaction[ChatBot]) -> str:
     guild = interaction.guild
     if guild is None:
-        return "DMs are never indexed. /knowledge forget-me works here too."
+        return f"{NOT_IN_DMS} /knowledge forget-me works here too."
     client = interaction.client
     channel_settings = client.services.channel_settings
     on = []

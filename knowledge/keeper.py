@@ -72,6 +72,7 @@ class Keeper:
         self._forget: set[int] = set()
         self._forget_channels: set[int] = set()
         self._deleted: OrderedDict[int, None] = OrderedDict()  # recent deletions, oldest first
+        self._forgotten: dict[int, dt.datetime] = {}  # author id -> when forget-me ran
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one flush at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,6 +128,15 @@ class Keeper:
             if m.channel_id not in channel_ids and m.parent_id not in channel_ids
         }
 
+    async def settle_author(self, author_id: int) -> None:
+        """Before forgetting a person: their queued messages are dropped, a write under
+        way is waited for, and a backfill page read later leaves out what they wrote
+        until now, so nothing of theirs lands after the forgetting (what they write
+        next is indexed again)."""
+        self._pending = {i: m for i, m in self._pending.items() if m.author_id != author_id}
+        self._forgotten[author_id] = dt.datetime.now(dt.UTC)
+        await self.flush()
+
     def queue(self, message: IndexedMessage | None) -> None:
         """Index `message` (None: nothing) at the next flush, unless deleted meanwhile."""
         if message is None or message.message_id in self._deleted:
@@ -144,10 +154,15 @@ class Keeper:
     async def write(self, messages: Collection[IndexedMessage]) -> int:
         """Index `messages` now (a backfill page), leaving out those deleted meanwhile;
         how many were written. Raises StoreError."""
-        kept = [m for m in messages if m.message_id not in self._deleted]
+        kept = [m for m in messages if m.message_id not in self._deleted and not self._gone(m)]
         if kept:
             await self.store.index_messages(kept)
         return len(kept)
+
+    def _gone(self, message: IndexedMessage) -> bool:
+        """Whether `message`'s author asked to be forgotten after writing it."""
+        forgotten = self._forgotten.get(message.author_id)
+        return forgotten is not None and message.created_at <= forgotten
 
     async def flush(self) -> None:
         """Write what is queued: deletions first, then the messages of places where

@@ -5,9 +5,13 @@ live messages, edits and deletions, the bot's own answers, forget-me, DMs never.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
+import pytest
+
+import knowledge.commands
 from bot import ChatBot
 from tests.helpers import run_command
 from tests.standins.discord import DiscordStandIn
@@ -185,12 +189,28 @@ async def test_turning_it_off_stops_indexing_and_forgets_what_was_indexed(
     await discord_api.wait_for(lambda: discord_api.bot_messages("general")[1:])  # handled
     await bot.keeper.flush()
     assert await texts(bot, discord_api, "remember") == set()
-    refused = await run_command(discord_api, "thread", "owner", "settings knowledge", mode="on")
-    assert refused["ephemeral"] and "follows its channel" in refused["content"]
     refused = await run_command(
         discord_api, "general", "alice", "settings knowledge", mode="on", scope="server"
     )
     assert "Manage Server" in refused["content"]
+
+
+async def test_in_a_forum_post_it_is_turned_on_for_the_forum_and_its_posts(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    bot = await start_bot(REPLY_TO="mention")
+    post, _ = await discord_api.user_posts_in_forum("forum", "alice", "Printer", "jams")
+    other, _ = await discord_api.user_posts_in_forum("forum", "bob", "Scanner", "stripes")
+    await discord_api.user_says("random", "carol", "jams in random")
+    answer = await run_command(discord_api, post, "owner", "settings knowledge", mode="on")
+    forum = discord_api.forum.id
+    assert f"turned knowledge on for <#{forum}> and its threads" in answer["content"]
+    assert "2 channels" in await backfilled(discord_api, answer)  # both posts
+    assert set((await indexed(bot, discord_api)).values()) == {
+        "Printer\njams", "Scanner\nstripes",
+    }  # fmt: skip
+    await discord_api.user_says(other, "carol", "try new drivers")
+    await eventually(lambda: has(bot, discord_api, "drivers", {"try new drivers"}))
 
 
 async def test_forget_me_removes_exactly_that_persons_messages_from_a_dm_too(
@@ -233,6 +253,45 @@ async def test_forget_me_removes_exactly_that_persons_messages_from_a_dm_too(
     assert f"<#{discord_api.random.id}>" in shown["content"]  # on for the whole server
 
 
+async def test_forget_me_during_a_backfill_brings_none_of_theirs_back(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    lines = [(("alice", "bob")[n % 2], f"old note {n}") for n in range(600)]
+    discord_api.past_messages("general", lines, days_ago=5)
+    discord_api.limit_history_reads(1, 0.3)  # six pages: about two seconds
+    bot = await start_bot(REPLY_TO="mention")
+    turned = await turn(discord_api, "on", scope="channel")
+    await eventually(lambda: read_at_least(bot, 100))
+    asked = await run_command(discord_api, "general", "alice", "knowledge forget-me")
+    await discord_api.press(asked["message_id"], "Remove my messages", "alice")
+    await backfilled(discord_api, turned)
+    await discord_api.user_says("general", "alice", "a new note")
+    await eventually(lambda: count(bot, discord_api, "note", 301))
+    held = await bot.services.store.recent(discord_api.general.id, limit=1000)
+    alice = discord_api.users["alice"].id
+    assert [m.text for m in held if m.author_id == alice] == ["a new note"]  # hers from now on
+
+
+async def test_an_unanswered_forget_me_question_closes_and_removes_nothing(
+    start_bot, discord_api: DiscordStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(knowledge.commands, "CONFIRM_SECONDS", 0.3)
+    bot = await start_bot(REPLY_TO="mention")
+    await turn(discord_api, "on")
+    await discord_api.user_says("general", "alice", "an idea to keep")
+    await eventually(lambda: count(bot, discord_api, "idea", 1))
+    asked = await run_command(discord_api, "general", "alice", "knowledge forget-me")
+
+    def closed() -> dict | None:
+        shown = discord_api.interaction_responses(asked["interaction_id"])
+        return next((r for r in shown if r["kind"] == "edit"), None)
+
+    edit = await discord_api.wait_for(closed, 5)
+    assert edit["content"] == "Nothing was removed (no answer within a minute)."
+    assert edit["payload"]["components"] == []  # the buttons are gone
+    assert await texts(bot, discord_api, "idea") == {"an idea to keep"}
+
+
 async def test_a_restart_mid_backfill_resumes_where_it_stopped(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
@@ -240,10 +299,13 @@ async def test_a_restart_mid_backfill_resumes_where_it_stopped(
     discord_api.past_messages("general", lines, days_ago=20, spacing=timedelta(seconds=10))
     discord_api.limit_history_reads(1, 0.4)  # one page per 0.4 s: ten pages take 4 s
     bot = await start_bot(REPLY_TO="mention")  # answers only when asked
-    await run_command(
+    answer = await run_command(
         discord_api, "general", "owner", "settings knowledge", mode="on", scope="channel"
     )
     await eventually(lambda: read_at_least(bot, 300), 10)  # general is read first
+    # The reply shows the progress as it goes: general and its two threads to read.
+    edits = [r["content"] for r in discord_api.interaction_responses(answer["interaction_id"])]
+    assert any(re.search(r"Reading history: 0 of 3 channels, [1-9]\d* messages", e) for e in edits)
     await bot.close()
     path = rf"/channels/{discord_api.general.id}/messages"
     first_run = len(discord_api.requests_to("GET", path))

@@ -1,24 +1,26 @@
 """The pure rules of keeping the knowledge index: which messages count, their text, the
-setting, the backfill's paging and progress, and the keeper's queue (its writes go to an
-in-memory index with the store's methods; the real store is in tests/e2e)."""
+setting, the backfill's paging and progress, and the keeper's queue over the real store
+(SQLite; the index itself is tested on both backends in tests/store)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from config import load_settings
-from conversation.channel_settings import Place, knowledge_refusal, parse, resolve, show
+from conversation.channel_settings import Place, knowledge_place, parse, resolve, show
 from knowledge.backfill import Progress, next_point
 from knowledge.indexing import ATTACHED, is_kept, readable_text
 from knowledge.keeper import Keeper
-from store import StoreError
+from store import Store, StoreError
 from store.knowledge import IndexedMessage
 
 SETTINGS = load_settings({"DISCORD_BOT_TOKEN": "x", "OPENAI_API_KEY": "sk"})
@@ -40,13 +42,11 @@ def test_knowledge_is_off_by_default_and_set_per_server_or_channel() -> None:
         parse("knowledge", "yes")
 
 
-def test_dms_and_threads_cannot_set_knowledge_but_channels_and_servers_can() -> None:
+def test_knowledge_is_set_for_a_channel_from_its_threads_and_never_in_a_dm() -> None:
     channel, thread, dm = Place(1, 2), Place(1, 3, parent_id=2), Place(None, 9)
-    assert knowledge_refusal(channel, "channel") is None
-    assert knowledge_refusal(channel, "server") is None
-    assert knowledge_refusal(thread, "server") is None
-    assert "follows its channel" in (knowledge_refusal(thread, "channel") or "")
-    assert "never indexed" in (knowledge_refusal(dm, "channel") or "")
+    assert knowledge_place(channel) == channel
+    assert knowledge_place(thread) == channel  # a thread or forum post follows its channel
+    assert knowledge_place(dm) is None
 
 
 def author(user_id: int, *, bot: bool = False) -> SimpleNamespace:
@@ -110,36 +110,40 @@ def test_progress_reads_as_the_admin_sees_it() -> None:
     assert Progress(channels=1, done=0).line() == "Reading history: 0 of 1 channel, 0 messages"
 
 
-class MemoryIndex:
-    """The store's knowledge methods the keeper calls, over a dict."""
+class Index:
+    """The real store (SQLite in a temporary folder), with a switch that makes its
+    writes fail as a database that stopped answering does (StoreError)."""
 
-    def __init__(self) -> None:
-        self.messages: dict[int, IndexedMessage] = {}
-        self.writes: list[int] = []  # messages per index_messages call
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.failing = False
+        self.writes: list[int] = []  # messages per index_messages call
 
-    async def index_messages(self, messages: Sequence[IndexedMessage]) -> None:
-        if self.failing:
-            raise StoreError("index down")
-        self.writes.append(len(messages))
-        self.messages.update({m.message_id: m for m in messages})
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
 
-    async def forget_messages(self, message_ids: Collection[int]) -> int:
-        if self.failing:
-            raise StoreError("index down")
-        return sum(self.messages.pop(i, None) is not None for i in message_ids)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if self.failing:
+                raise StoreError(f"{name}: the database is not answering")
+            if name == "index_messages":
+                self.writes.append(len(args[0]))
+            return await method(*args, **kwargs)
 
-    async def forget_channel(self, channel_id: int) -> int:
-        gone = [i for i, m in self.messages.items() if channel_id in (m.channel_id, m.parent_id)]
-        for i in gone:
-            del self.messages[i]
-        return len(gone)
+        return call
 
-    async def forget_older_than(self, cutoff: dt.datetime) -> int:
-        gone = [i for i, m in self.messages.items() if m.created_at < cutoff]
-        for i in gone:
-            del self.messages[i]
-        return len(gone)
+    async def held(self) -> dict[int, IndexedMessage]:
+        found = {}
+        for channel_id in (10, 11, 20, 30, 31):
+            for m in await self.store.recent(channel_id, limit=1000):
+                found[m.message_id] = m
+        return found
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[Index]:
+    store = await Store.open(str(tmp_path / "bot.db"))
+    yield Index(store)
+    await store.close()
 
 
 def message(message_id: int, channel_id: int = 10, parent_id: int | None = None, **kw: object):
@@ -150,15 +154,14 @@ def message(message_id: int, channel_id: int = 10, parent_id: int | None = None,
     return IndexedMessage(**{**fields, **kw})  # type: ignore[arg-type]
 
 
-def keeper(index: MemoryIndex, on: Collection[int] = (10, 20), batch: int = 200) -> Keeper:
+def keeper(index: Index, on: Collection[int] = (10, 20), batch: int = 200) -> Keeper:
     async def knowledge_on(place: Place) -> bool:
         return place.channel_id in on or place.parent_id in on
 
     return Keeper(index, knowledge_on, lambda: ME, batch=batch)  # type: ignore[arg-type]
 
 
-async def test_the_queue_is_written_in_batches_only_where_knowledge_is_on() -> None:
-    index = MemoryIndex()
+async def test_the_queue_is_written_in_batches_only_where_knowledge_is_on(index: Index) -> None:
     kept = keeper(index, batch=3)
     for n in range(7):
         kept.queue(message(n))
@@ -166,35 +169,33 @@ async def test_the_queue_is_written_in_batches_only_where_knowledge_is_on() -> N
     kept.queue(message(60, channel_id=31, parent_id=20))  # a thread of a channel where on
     kept.queue(None)
     await kept.flush()
-    assert sorted(index.messages) == [0, 1, 2, 3, 4, 5, 6, 60]
+    assert sorted(await index.held()) == [0, 1, 2, 3, 4, 5, 6, 60]
     assert index.writes == [3, 3, 2]
     kept.queue(message(3, text="new words"))  # an edit replaces the text
     await kept.flush()
-    assert index.messages[3].text == "new words"
+    assert (await index.held())[3].text == "new words"
 
 
-async def test_a_deleted_message_is_never_written_or_found_and_a_backfill_cannot_restore_it() -> (
-    None
-):
-    index = MemoryIndex()
+async def test_a_deleted_message_is_never_written_or_found_and_a_backfill_cannot_restore_it(
+    index: Index,
+) -> None:
     kept = keeper(index)
     kept.queue(message(1))
     kept.queue(message(2))
     kept.deleted([1])  # still queued: never written
     await kept.flush()
-    assert sorted(index.messages) == [2]
+    assert sorted(await index.held()) == [2]
     kept.deleted([2])
     await kept.flush()
-    assert index.messages == {}
+    assert await index.held() == {}
     assert await kept.write([message(1), message(2), message(3)]) == 1  # a stale page
-    assert sorted(index.messages) == [3]
+    assert sorted(await index.held()) == [3]
     kept.queue(message(2))  # a late event for a deleted message
     await kept.flush()
-    assert sorted(index.messages) == [3]
+    assert sorted(await index.held()) == [3]
 
 
-async def test_a_deleted_channel_takes_its_threads_and_queued_messages() -> None:
-    index = MemoryIndex()
+async def test_a_deleted_channel_takes_its_threads_and_queued_messages(index: Index) -> None:
     kept = keeper(index)
     for n, (channel, parent) in enumerate([(10, None), (11, 10), (20, None)]):
         kept.queue(message(n, channel, parent))
@@ -202,11 +203,10 @@ async def test_a_deleted_channel_takes_its_threads_and_queued_messages() -> None
     kept.queue(message(7, 11, 10))
     kept.channel_deleted(10)
     await kept.flush()
-    assert sorted(index.messages) == [2]
+    assert sorted(await index.held()) == [2]
 
 
-async def test_a_failed_deletion_is_tried_again_and_a_failed_write_dropped() -> None:
-    index = MemoryIndex()
+async def test_a_failed_deletion_is_tried_again_and_a_failed_write_dropped(index: Index) -> None:
     kept = keeper(index)
     kept.queue(message(1))
     await kept.flush()
@@ -216,32 +216,43 @@ async def test_a_failed_deletion_is_tried_again_and_a_failed_write_dropped() -> 
     await kept.flush()  # logged, not raised
     index.failing = False
     await kept.flush()
-    assert index.messages == {}
+    assert await index.held() == {}
 
 
-async def test_retention_forgets_what_is_older_than_the_setting() -> None:
-    index = MemoryIndex()
+async def test_forgetting_a_person_drops_their_queued_messages_first(index: Index) -> None:
+    kept = keeper(index)
+    kept.queue(message(1, author_id=7))
+    kept.queue(message(2, author_id=8))
+    await kept.settle_author(7)
+    assert sorted(await index.held()) == [2]
+    # A backfill page read afterwards brings back none of what they had written...
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    old, new = message(3, author_id=7), message(4, author_id=7, created_at=later)
+    assert await kept.write([old, new, message(5, author_id=8)]) == 2
+    assert sorted(await index.held()) == [2, 4, 5]  # ...but what they write next is kept
+
+
+async def test_retention_forgets_what_is_older_than_the_setting(index: Index) -> None:
     kept = keeper(index)
     kept.queue(message(1, created_at=NOW - dt.timedelta(days=400)))
     kept.queue(message(2, created_at=NOW - dt.timedelta(days=10)))
     await kept.flush()
     assert await kept.forget_old(365, now=NOW) == 1
-    assert sorted(index.messages) == [2]
+    assert sorted(await index.held()) == [2]
 
 
-async def test_the_background_writer_flushes_soon_and_at_close() -> None:
-    index = MemoryIndex()
+async def test_the_background_writer_flushes_soon_and_at_close(index: Index) -> None:
     kept = Keeper(index, lambda place: _true(), lambda: ME, flush_seconds=0.05)  # type: ignore[arg-type]
     kept.start(365)
     kept.queue(message(1))
     for _ in range(100):
-        if index.messages:
+        if await index.held():
             break
         await asyncio.sleep(0.01)
-    assert sorted(index.messages) == [1]
+    assert sorted(await index.held()) == [1]
     kept.queue(message(2))
     await kept.close()
-    assert sorted(index.messages) == [1, 2]
+    assert sorted(await index.held()) == [1, 2]
 
 
 async def _true() -> bool:
