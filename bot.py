@@ -31,6 +31,7 @@ from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.references import is_forward
 from discord_side.threads import answer_channel, opening_text
+from operations.claims import Claims, claims_for
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
@@ -60,6 +61,7 @@ class ChatBot(discord.Client):
         self._services: Services | None = None
         self._conversations: Conversations | None = None
         self._closing: asyncio.Future[None] | None = None
+        self.claims = Claims()  # which events are this process's: see setup_hook
         self.tree = ChatTree(self)
         for command in COMMANDS:
             self.tree.add_command(command)
@@ -71,6 +73,10 @@ class ChatBot(discord.Client):
         # The tools offered to each answer, and who approves their calls (approvals.py).
         self.tool_use = ToolUse(self.settings, self._services.toolbox)
         self._conversations.answers.tools_for = self.tool_use.tools_for
+        # Shared PostgreSQL: each message and command claimed there (operations/claims.py).
+        self.claims = self._conversations.claims = claims_for(
+            self._services, self.audience.limits, self._conversations
+        )
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
 
@@ -102,6 +108,7 @@ class ChatBot(discord.Client):
         self.forget_idle_rate_limits.cancel()
         if self._conversations is not None:
             await self._conversations.close()
+        await self.claims.close()
         if self._services is not None:
             await self._services.close()
         await super().close()

@@ -1,4 +1,5 @@
-"""The bot's persistent store: per-scope settings, per-person usage and running summaries.
+"""The bot's persistent store: per-scope settings, per-person usage, running summaries,
+and the claims that let several processes share one database.
 
 One `Store` talks to either an SQLite file through aiosqlite (store.sqlite: the default,
 one bot process) or PostgreSQL through an asyncpg pool (store.postgres: several bot
@@ -12,8 +13,10 @@ module beside store/settings.py with its rows' dataclasses and a `Table` mixin h
 methods, which `Store` (store/store.py) then inherits.
 """
 
+from store.claims import CLAIM_RETENTION, ClaimKind, RateCheck
 from store.errors import StoreError
 from store.migrations import MIGRATIONS, Migration
+from store.notifications import Listener
 from store.settings import MAX_KEY_LENGTH, SCOPE_KINDS, Scope, ScopeKind, ScopeTarget, Setting
 from store.store import Store
 from store.summaries import Summary
@@ -29,14 +32,18 @@ from store.usage import (
 )
 
 __all__ = [
+    "CLAIM_RETENTION",
     "DEFAULT_RETENTION_DAYS",
     "MAX_KEY_LENGTH",
     "MAX_MODEL_LENGTH",
     "MIGRATIONS",
     "SCOPE_KINDS",
     "ChannelUsage",
+    "ClaimKind",
     "DatabaseURL",
+    "Listener",
     "Migration",
+    "RateCheck",
     "Scope",
     "ScopeKind",
     "ScopeTarget",

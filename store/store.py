@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from store.claims import ClaimsTable
 from store.database import Database
 from store.migrations import set_up
+from store.notifications import Listener
 from store.postgres import PostgreSQL
 from store.settings import SettingsTable
 from store.sqlite import SQLite, prepare_sqlite_path
@@ -14,13 +17,17 @@ from store.urls import database_url
 from store.usage import UsageTable
 
 
-class Store(SettingsTable, UsageTable, SummariesTable):
-    """Settings, usage and summaries in one database; create it with `await Store.open(url)`.
+class Store(SettingsTable, UsageTable, SummariesTable, ClaimsTable):
+    """Settings, usage, summaries and claims in one database; create it with
+    `await Store.open(url)`.
 
     All methods are coroutines that do their I/O on the async driver. Any database
     failure raises StoreError (one line, naming the operation and the reason); invalid
     arguments raise ValueError.
     """
+
+    # PostgreSQL: the URL a listener connects to on a connection of its own.
+    _listen_url: str | None = None
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -42,7 +49,30 @@ class Store(SettingsTable, UsageTable, SummariesTable):
         except BaseException:
             await db.close()
             raise
-        return cls(db, parsed.where)
+        store = cls(db, parsed.where)
+        if parsed.backend == "postgresql":
+            store._listen_url = parsed.target
+        return store
+
+    @property
+    def shared(self) -> bool:
+        """Whether other bot processes may use this database too (PostgreSQL); SQLite is
+        one process's."""
+        return self._listen_url is not None
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Send `payload` to every process LISTENing on `channel` (PostgreSQL's
+        pg_notify; delivered when it commits, to this process's listener too)."""
+        await self._execute("send news", "SELECT pg_notify(?, ?)", channel, payload)
+
+    def listener(
+        self, channel: str, on_news: Callable[[str], None], on_gap: Callable[[], None]
+    ) -> Listener:
+        """A `Listener` (not yet started) on `channel` of this PostgreSQL; ValueError on
+        SQLite, which has no notifications."""
+        if self._listen_url is None:
+            raise ValueError("only PostgreSQL sends notifications")
+        return Listener(self._listen_url, channel, on_news, on_gap)
 
     async def close(self) -> None:
         """Close the database connections; the store is unusable afterwards."""

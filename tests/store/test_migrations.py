@@ -35,6 +35,8 @@ from tests.store.helpers import (
 )
 from text.setting_values import MAX_MODEL_NAME
 
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
+
 
 async def test_migrated_schema_matches_the_tables_the_queries_use(store_url: str) -> None:
     opened = await Store.open(store_url)
@@ -50,6 +52,8 @@ async def test_migrated_schema_matches_the_tables_the_queries_use(store_url: str
             "prompt_tokens", "completion_tokens", "answers", "cached_tokens",
         ],
         "summaries": ["channel_id", "text", "tokens", "last_message_id", "updated_at"],
+        "claims": ["id", "kind", "user_id", "created_at", "counted"],
+        "user_limits": ["user_id", "noticed", "updated_at"],
     }  # fmt: skip
     indexes = {str(name) for _, name, *_ in await shape(store_url, "indexes")}
     assert {"usage_guild_day", "usage_user_day"} <= indexes
@@ -75,7 +79,7 @@ async def test_upgrade_from_version_1_keeps_the_data(
 
     new = await Store.open(store_url)
     try:
-        assert await schema_versions(store_url) == [1, 2, 3]
+        assert await schema_versions(store_url) == ALL_VERSIONS
         assert await resolved(new, [Scope("guild", 1)]) == {"model": "kept"}
         assert (await new.user_totals(1, today=TODAY)).today == Totals(11, 22, 1)
         summary = await new.get_summary(5)
@@ -95,7 +99,7 @@ async def test_reopening_changes_nothing(store_url: str) -> None:
         assert await resolved(again, [Scope("channel", 4)]) == {"model": "m"}
     finally:
         await again.close()
-    assert await schema_versions(store_url) == before == [1, 2, 3]
+    assert await schema_versions(store_url) == before == ALL_VERSIONS
 
 
 async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> None:
@@ -103,14 +107,15 @@ async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> Non
     opened = await asyncio.gather(*(Store.open(store_url) for _ in range(4)))
     for each in opened:
         await each.close()
-    assert await schema_versions(store_url) == [1, 2, 3]
+    assert await schema_versions(store_url) == ALL_VERSIONS
 
 
 async def test_a_newer_schema_is_refused(store_url: str) -> None:
     opened = await Store.open(store_url)
     await opened.close()
     await run_sql(store_url, "INSERT INTO schema_version VALUES (99, '2026-03-31 12:00:00.000000')")
-    with pytest.raises(StoreError, match="schema version 99, newer than this bot's 3"):
+    newest = ALL_VERSIONS[-1]
+    with pytest.raises(StoreError, match=f"schema version 99, newer than this bot's {newest}"):
         await Store.open(store_url)
 
 
@@ -254,7 +259,7 @@ async def test_a_database_written_by_the_sqlalchemy_version_reads_and_writes(
         assert await opened.prune_usage(1, today=TODAY) == 1
     finally:
         await opened.close()
-    assert await schema_versions(version_2_url) == [1, 2, 3]
+    assert await schema_versions(version_2_url) == ALL_VERSIONS
 
 
 async def test_a_new_database_has_the_shape_the_sqlalchemy_version_upgraded_to(
