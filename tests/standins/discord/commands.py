@@ -36,9 +36,10 @@ class Commands:
             raise missing_access()
 
     def _command_guild(self, call: ApiCall) -> int:
-        if call.params["guild_id"] != str(self.guild_id):
-            raise error(404, 10004, "Unknown Guild")
-        return self.guild_id
+        try:
+            return self.guild_of(int(call.params["guild_id"])).id
+        except (KeyError, ValueError):
+            raise error(404, 10004, "Unknown Guild") from None
 
     async def api_get_global_commands(self, call: ApiCall) -> Any:
         self._check_application(call)

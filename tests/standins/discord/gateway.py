@@ -1,4 +1,10 @@
-"""The gateway websocket: sessions, opcodes and dispatching events."""
+"""The gateway websocket: sessions, opcodes and dispatching events.
+
+Sharding as Discord does it (topics/gateway#sharding): IDENTIFY's ``shard: [id, count]``
+picks the events a session gets: a guild's go to shard ``(guild_id >> 22) % count``, DMs
+to shard 0, and every live session of that shard gets each of them (two processes on one
+shard both see every message). A session without ``shard`` is shard 0 of 1: everything.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.standins.discord.objects import GatewaySession
+from tests.standins.discord.objects import GatewaySession, shard_of
 from tests.standins.discord.protocol import (
     GATEWAY_OPS,
     OP_DISPATCH,
@@ -54,8 +60,6 @@ class Gateway:
                     await self._on_frame(session, frame.data.decode("utf-8", "replace"))
         finally:
             self._sessions.discard(session)
-            if self._current is session:
-                self._current = None
             await self.notify()
         return ws
 
@@ -98,13 +102,18 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS and not self.message_content_intent_enabled:
             await session.ws.close(code=4014, message=b"Disallowed intent(s)")
             return
+        shard = _valid_shard(data.get("shard", [0, 1]))
+        if shard is None:
+            await session.ws.close(code=4010, message=b"Invalid shard.")
+            return
         session.intents = intents
+        session.shard = shard
         session.identified = True
-        self._current = session  # the newest session gets the events
+        guilds = [g for g in self.guilds.values() if session.receives(g.id)]
         ready: dict[str, Any] = {
             "v": 10,
             "user": self._bot_user_json(),
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -121,7 +130,8 @@ class Gateway:
         if "shard" in data:
             ready["shard"] = data["shard"]
         await self._send_dispatch(session, "READY", ready)
-        await self._send_dispatch(session, "GUILD_CREATE", self._guild_json(session))
+        for guild in guilds:
+            await self._send_dispatch(session, "GUILD_CREATE", self._guild_json(session, guild))
         self.ready_count += 1
         await self.notify()
 
@@ -140,7 +150,7 @@ class Gateway:
             if (not wanted or u.id in wanted) and u.username.lower().startswith(query)
         ][:limit]
         chunk: dict[str, Any] = {
-            "guild_id": str(self.guild_id),
+            "guild_id": str(data.get("guild_id", self.guild_id)),
             "members": [self._member_json(u) for u in members],
             "chunk_index": 0,
             "chunk_count": 1,
@@ -157,6 +167,38 @@ class Gateway:
 
     async def _op_voice_state_update(self, session: GatewaySession, data: Any) -> None:
         """Recorded in ``gateway_frames``; there is no voice here."""
+
+    # ---- who gets an event ---------------------------------------------------------------
+
+    @property
+    def live_sessions(self) -> list[GatewaySession]:
+        """Every identified, open gateway session (``.shard`` says which shard it is)."""
+        return [s for s in self._sessions if s.live]
+
+    def sessions_of_shard(self, shard_id: int) -> list[GatewaySession]:
+        """The live sessions that identified as shard ``shard_id`` (of any count)."""
+        return [s for s in self.live_sessions if s.shard[0] == shard_id]
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> bool:
+        """Send a DISPATCH event to every live session of the shard its ``guild_id`` is on
+        (shard 0 without one: a DM); whether any session was sent it."""
+        guild_id = data.get("guild_id")
+        sent = False
+        for session in self._receivers(int(guild_id) if guild_id is not None else None):
+            sent = await self._send_dispatch(session, event, data) or sent
+        return sent
+
+    def _receivers(self, guild_id: int | None) -> list[GatewaySession]:
+        """The live sessions that get the events of ``guild_id`` (None: of a DM)."""
+        return [s for s in self.live_sessions if s.receives(guild_id)]
+
+    def shard_of(self, where: Any, shard_count: int) -> int:
+        """The shard of ``shard_count`` that gets the events of ``where``: a guild, a
+        channel (a DM: 0) or their key or id."""
+        try:
+            return shard_of(self.guild_of(where).id, shard_count)
+        except KeyError:
+            return shard_of(self.channel(where).guild_id, shard_count)
 
     async def _send_dispatch(self, session: GatewaySession, event: str, data: Any) -> bool:
         async with session.send_lock:
@@ -179,3 +221,13 @@ class Gateway:
             log.debug("gateway frame not sent: %r", failure)
             return False
         return True
+
+
+def _valid_shard(value: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard`` as (id, count), or None when Discord would refuse it (4010)."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    shard_id, shard_count = value
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in value):
+        return None
+    return (shard_id, shard_count) if 0 <= shard_id < shard_count else None

@@ -348,16 +348,17 @@ class Messages:
         return {"message": {key: copy.deepcopy(source[key]) for key in copied if key in source}}
 
     async def _dispatch_message_event(self, event: str, message: dict[str, Any]) -> bool:
-        """Send MESSAGE_CREATE / MESSAGE_UPDATE if the session's intents allow it."""
-        session = self._current
-        if session is None or not session.identified:
-            return False
-        needed = INTENT_GUILD_MESSAGES if "guild_id" in message else INTENT_DIRECT_MESSAGES
-        if not session.has(needed):
-            return False
-        content_intent = session.has(INTENT_MESSAGE_CONTENT)
-        data = self._render(message, rest=False, content_intent=content_intent)
-        return await self._send_dispatch(session, event, data)
+        """Send MESSAGE_CREATE / MESSAGE_UPDATE to each session of the message's shard whose
+        intents allow it; whether any was sent it."""
+        guild_id = int(message["guild_id"]) if "guild_id" in message else None
+        needed = INTENT_GUILD_MESSAGES if guild_id is not None else INTENT_DIRECT_MESSAGES
+        sent = False
+        for session in self._receivers(guild_id):
+            if session.has(needed):
+                content_intent = session.has(INTENT_MESSAGE_CONTENT)
+                data = self._render(message, rest=False, content_intent=content_intent)
+                sent = await self._send_dispatch(session, event, data) or sent
+        return sent
 
 
 def _validate_components(rows: list[dict[str, Any]]) -> None:

@@ -320,13 +320,6 @@ class People:
             raise KeyError(f"no message {message_id}")
         return stored
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> bool:
-        """Send any DISPATCH event to the connected bot; whether it was sent."""
-        session = self._current
-        if session is None or not session.identified:
-            return False
-        return await self._send_dispatch(session, event, data)
-
     async def user_runs_command(
         self,
         channel: FakeChannel | str | int,
@@ -479,14 +472,14 @@ class People:
             "app_permissions": str(self._app_permissions(where)),
             "locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id) if in_guild else "0"},
+            "authorizing_integration_owners": {"0": str(where.guild_id) if in_guild else "0"},
             "context": CONTEXT_GUILD if in_guild else CONTEXT_BOT_DM,
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
         if in_guild:
             payload.update(
-                guild_id=str(self.guild_id),
-                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
+                guild_id=str(where.guild_id),
+                guild={"id": str(where.guild_id), "locale": "en-US", "features": []},
                 guild_locale="en-US",
                 member={**self._member_json(who), "permissions": str(self._permissions(who))},
             )

@@ -252,12 +252,12 @@ class RestApi:
     async def api_get_gateway_bot(self, call: ApiCall) -> Any:
         return {
             "url": self.gateway_url,
-            "shards": 1,
+            "shards": self.recommended_shards,
             "session_start_limit": {
                 "total": 1000,
                 "remaining": 1000 - len(self.identifies),
                 "reset_after": 86_400_000,
-                "max_concurrency": 1,
+                "max_concurrency": self.max_concurrency,
             },
         }
 
@@ -286,8 +286,10 @@ class RestApi:
             user = self.user(int(call.params["user_id"]))
         except (KeyError, ValueError):
             raise unknown_member() from None
-        if call.params["guild_id"] != str(self.guild_id):
-            raise error(404, 10004, "Unknown Guild")
+        try:
+            self.guild_of(int(call.params["guild_id"]))
+        except (KeyError, ValueError):
+            raise error(404, 10004, "Unknown Guild") from None
         return self._member_json(user)
 
     async def api_get_channel(self, call: ApiCall) -> Any:

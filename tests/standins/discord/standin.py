@@ -112,12 +112,15 @@ class DiscordStandIn(
         self._download_faults: list[InjectedFault] = []
         self._stopping = asyncio.Event()  # releases hanging answers when the server stops
         self._route_names: dict[tuple[str, str], str] = {}  # (method, path pattern) -> name
+        # GET /gateway/bot: the shard count Discord recommends, and how many shards may
+        # IDENTIFY at once (session_start_limit.max_concurrency). Tests may change both.
+        self.recommended_shards = 1
+        self.max_concurrency = 1
         # Application commands: guild id (None: global) -> commands as Discord stores them.
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._interactions: dict[int, InteractionRecord] = {}
         self._interaction_log: list[dict[str, Any]] = []  # see interaction_responses()
         self._sessions: set[GatewaySession] = set()
-        self._current: GatewaySession | None = None  # receives dispatched events
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -177,7 +180,7 @@ class DiscordStandIn(
     @property
     def connected(self) -> bool:
         """Whether a bot session has been sent READY and is still open."""
-        return self._current is not None and not self._current.ws.closed
+        return bool(self.live_sessions)
 
     async def wait_until_ready(self, timeout: float = 5.0, count: int = 1) -> None:
         """Wait until READY and GUILD_CREATE have been sent to ``count`` sessions in all.

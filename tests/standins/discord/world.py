@@ -7,7 +7,13 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from tests.standins.discord.objects import FakeChannel, FakeUser, GatewaySession, iso_timestamp
+from tests.standins.discord.objects import (
+    FakeChannel,
+    FakeGuild,
+    FakeUser,
+    GatewaySession,
+    iso_timestamp,
+)
 from tests.standins.discord.protocol import (
     ALL_PERMISSIONS,
     APP_FLAG_GUILD_MEMBERS_LIMITED,
@@ -46,7 +52,7 @@ class World:
 
     def _build_world(self) -> None:
         new_id = self._snowflake
-        self.guild_id = new_id()
+        self.guild_id = new_id.on_shard_zero()  # shard 0 of any count up to 16
         self.everyone_role_id = self.guild_id  # as on Discord
         self.moderators_role_id = new_id()
         self.bot_role_id = new_id()  # the managed role Discord gives a bot on joining
@@ -59,6 +65,9 @@ class World:
             "bot": self.bot_role_id,
         }
         self.guild_name = "Stand-in Guild"
+        self.guild = FakeGuild("guild", self.guild_id, self.guild_name)
+        # Every guild the bot is in, by key: the fixed one and those from add_guild().
+        self.guilds: dict[str, FakeGuild] = {"guild": self.guild}
 
         def user(key: str, username: str, global_name: str | None, **kw: Any) -> FakeUser:
             return FakeUser(key=key, id=new_id(), username=username, global_name=global_name, **kw)
@@ -124,6 +133,45 @@ class World:
                 self.voice, self.stage, self.private_thread, self.forum,
             )
         }  # fmt: skip
+
+    async def add_guild(
+        self, key: str, *, shard: tuple[int, int] | None = None, name: str | None = None
+    ) -> FakeGuild:
+        """Another guild the bot is in, with text channels "KEY/general" and "KEY/random".
+
+        Everyone is a member, with the roles they have in the fixed guild. ``shard=(id,
+        count)`` gives it an id whose events go to that shard (the fixed guild is on shard
+        0 of any count up to 16). Sessions of its shard are sent GUILD_CREATE, as when a
+        bot is added to a server.
+        """
+        if key in self.guilds:
+            raise ValueError(f"there is a guild {key!r} already")
+        guild_id = self._snowflake.on_shard(*shard) if shard else self._snowflake()
+        guild = FakeGuild(key, guild_id, name or f"Guild {key}")
+        self.guilds[key] = guild
+        for position, channel_name in enumerate(("general", "random")):
+            channel = FakeChannel(
+                f"{key}/{channel_name}", self._snowflake(), CHANNEL_TEXT, channel_name,
+                guild_id=guild_id, position=position,
+            )  # fmt: skip
+            self.channels[channel.key] = channel
+            self._messages[channel.id] = {}
+        for session in self._receivers(guild_id):
+            await self._send_dispatch(session, "GUILD_CREATE", self._guild_json(session, guild))
+        await self.notify()
+        return guild
+
+    def guild_of(self, ref: FakeGuild | str | int) -> FakeGuild:
+        """The guild named ``ref`` ("guild": the fixed one), or with that id."""
+        if isinstance(ref, FakeGuild):
+            return ref
+        if isinstance(ref, str) and ref in self.guilds:
+            return self.guilds[ref]
+        with contextlib.suppress(TypeError, ValueError):
+            for guild in self.guilds.values():
+                if guild.id == int(ref):
+                    return guild
+        raise KeyError(f"no guild {ref!r}; known: {sorted(self.guilds)}")
 
     def user(self, ref: FakeUser | str | int) -> FakeUser:
         """The user named ``ref`` ("alice"), or with that id (int or digit string).
@@ -378,18 +426,22 @@ class World:
                 data["topic"] = None
         return data
 
-    def _guild_json(self, session: GatewaySession) -> dict[str, Any]:
-        """The full guild of GUILD_CREATE.
+    def _guild_json(
+        self, session: GatewaySession, guild: FakeGuild | None = None
+    ) -> dict[str, Any]:
+        """The full guild of GUILD_CREATE (the fixed guild unless ``guild`` is given).
 
         As on Discord, ``members`` lists everyone only with the GUILD_PRESENCES intent;
         otherwise just the bot (discord.py then chunks if it has GUILD_MEMBERS).
         """
+        guild = guild or self.guild
         everyone = list(self.users.values())
         listed = everyone if session.has(INTENT_GUILD_PRESENCES) else [self.bot_user]
-        guild_channels = [c for c in self.channels.values() if c.guild_id is not None]
+        guild_channels = [c for c in self.channels.values() if c.guild_id == guild.id]
+        system_channel = next(c for c in guild_channels if c.type == CHANNEL_TEXT)
         return {
-            "id": str(self.guild_id),
-            "name": self.guild_name,
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -408,7 +460,7 @@ class World:
             "premium_progress_bar_enabled": False,
             "preferred_locale": "en-US",
             "features": [],
-            "system_channel_id": str(self.general.id),
+            "system_channel_id": str(system_channel.id),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,
@@ -423,7 +475,8 @@ class World:
             "lazy": True,
             "member_count": len(everyone),
             "roles": [
-                self._role_json(self.everyone_role_id, "@everyone", EVERYONE_PERMISSIONS, 0),
+                # @everyone has the guild's id (in the fixed guild: everyone_role_id).
+                self._role_json(guild.id, "@everyone", EVERYONE_PERMISSIONS, 0),
                 self._role_json(
                     self.moderators_role_id, "Moderators", MODERATOR_PERMISSIONS, 1, hoist=True
                 ),
