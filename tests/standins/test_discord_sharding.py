@@ -252,15 +252,3 @@ def test_the_fixed_guild_is_on_shard_zero_of_any_count_up_to_16():
     guild_id = DiscordStandIn().guild_id
     assert [shard_of(guild_id, n) for n in range(1, 17)] == [0] * 16
     assert shard_of(None, 5) == 0  # DMs
-
-
-
-async def test_a_message_delivered_again_reaches_every_session_of_its_shard_twice(
-    standin, connect
-):
-    first, second = await connect([0, 1]), await connect([0, 1])
-    await standin.wait_until_ready(count=2)
-    sent = await standin.user_says("general", "alice", "twice")
-    assert await standin.deliver_again(sent)
-    await until(lambda: len(first.message_ids()) == len(second.message_ids()) == 2)
-    assert first.message_ids() == second.message_ids() == [int(sent["id"])] * 2
