@@ -32,13 +32,15 @@ from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.references import is_forward
 from discord_side.threads import answer_channel, opening_text
 from operations.claims import Claims, claims_for
+from operations.shards import LeaseLost, ShardLeases, describe, servers_line, shard_list
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
 log = logging.getLogger("chatbot")
 
 
-class ChatBot(discord.Client):
-    """A Discord client that chats with an OpenAI model in every channel it can read."""
+class ChatBot(discord.AutoShardedClient):
+    """A Discord client that chats with an OpenAI model in every channel it can read, on
+    the shards SHARD_COUNT/SHARD_IDS name (unset: every shard of Discord's count)."""
 
     def __init__(self, settings: Settings, tokenizer: Awaitable[TokenCounter]) -> None:
         """`tokenizer` may still be loading (it takes ~0.5 s) while the bot logs in."""
@@ -54,8 +56,15 @@ class ChatBot(discord.Client):
             # No message cache: edits and deletions arrive as raw events, and a reply
             # carries the message it answers. discord.py's default keeps 1,000 messages.
             max_messages=None,
+            shard_count=settings.shard_count,
+            shard_ids=None if settings.shard_ids is None else list(settings.shard_ids),
         )
         self.settings = settings
+        # With PostgreSQL, a lease per shard keeps each with one live process; one lost
+        # while running closes the bot (operations/shards.py says why it does not wait again).
+        self.leases = ShardLeases.for_database(
+            settings.database_url, lambda _why: asyncio.ensure_future(self.close())
+        )
         self.audience = Audience(settings)
         self.tokenizer = asyncio.ensure_future(tokenizer)
         self._services: Services | None = None
@@ -79,6 +88,17 @@ class ChatBot(discord.Client):
         )
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
+        if self.leases is not None:  # last: a spare waits here, ready to take over at once
+            await self._hold_shards(self.leases)
+
+    async def _hold_shards(self, leases: ShardLeases) -> None:
+        """Take the lease on each shard before connecting; if closed while waiting as a
+        spare, wait for the shutdown so that discord.py connects nothing."""
+        if self.shard_count is None:  # a lease names the count: ask Discord for it now
+            self.shard_count = (await self.http.get_bot_gateway())[0]
+        if not await leases.hold(self.shard_count, shard_list(self.shard_count, self.shard_ids)):
+            assert self._closing is not None
+            await asyncio.shield(self._closing)
 
     @tasks.loop(seconds=IDLE_SECONDS)
     async def forget_idle_rate_limits(self) -> None:
@@ -105,6 +125,8 @@ class ChatBot(discord.Client):
         await asyncio.shield(self._closing)
 
     async def _shut_down(self) -> None:
+        if self.leases is not None and not self.leases.held:
+            await self.leases.close()  # a spare: stop waiting first
         self.forget_idle_rate_limits.cancel()
         if self._conversations is not None:
             await self._conversations.close()
@@ -112,6 +134,8 @@ class ChatBot(discord.Client):
         if self._services is not None:
             await self._services.close()
         await super().close()
+        if self.leases is not None:  # only now may a spare connect these shards
+            await self.leases.close()
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -119,10 +143,19 @@ class ChatBot(discord.Client):
         invite = discord.utils.oauth_url(
             self.user.id, permissions=INVITE_PERMISSIONS, scopes=scopes
         )
+        shards = describe(shard_list(self.shard_count or 1, self.shard_ids), self.shard_count or 1)
         log.info(
-            "Connected as %s (id %s) to %d server(s), model %s. Invite link: %s",
-            *(self.user, self.user.id, len(self.guilds), self.settings.openai_model, invite),
+            "Connected as %s (id %s) to %d server(s) on %s, model %s. Invite link: %s",
+            *(self.user, self.user.id, len(self.guilds), shards, self.settings.openai_model),
+            invite,
         )
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        servers = [(g.name, g.id) for g in self.guilds if g.shard_id == shard_id]
+        log.info("shard %d of %s ready: %s", shard_id, self.shard_count, servers_line(servers))
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        log.info("joined server %s (id %d) on shard %d", guild.name, guild.id, guild.shard_id)
 
     async def on_message(self, message: discord.Message) -> None:
         if not is_conversation(message):
@@ -172,8 +205,8 @@ def point_discord_at(url: str) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base.with_scheme(scheme) / "gateway"
 
 
-async def run(settings: Settings) -> None:
-    """Run the bot until it is closed by SIGINT or SIGTERM."""
+async def run(settings: Settings) -> int:
+    """Run the bot until it is closed by SIGINT or SIGTERM (0) or loses a shard lease (1)."""
     if settings.discord_api_url:
         point_discord_at(settings.discord_api_url)
     # Building the encoding takes ~0.5 s of CPU: do it in a thread while the bot connects.
@@ -185,6 +218,7 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
     async with bot:
         await bot.start(settings.discord_bot_token)
+    return 1 if bot.leases is not None and bot.leases.lost else 0
 
 
 def configure_logging(settings: Settings) -> None:
@@ -231,15 +265,15 @@ def main() -> int:
     try:
         settings = load_settings(read_environment())
         configure_logging(settings)
-        asyncio.run(run(settings))
+        return asyncio.run(run(settings))
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
     except (discord.LoginFailure, discord.PrivilegedIntentsRequired) as error:
         print(START_UP_FAILURES[type(error)], file=sys.stderr)
     except (aiohttp.ClientError, OSError) as error:
         print(f"Could not reach Discord ({error}): check the network connection.", file=sys.stderr)
-    else:
-        return 0
+    except LeaseLost as error:
+        print(f"Could not hold the shards: {error}", file=sys.stderr)
     return 1
 
 

@@ -62,14 +62,21 @@ async def processes(
     postgres_server: PostgresServer,  # noqa: F811 - the fixture
 ):
     """`await start(**settings)`: one more bot process on this test's own PostgreSQL
-    database, connected and ready; all are stopped at the end."""
+    database, connected and ready; all are stopped at the end.
+
+    Process n runs shard 0 of n + 1. A shard's lease (operations/shards.py) keeps a
+    second process off the same shard of the same count, so this models what gets past
+    it: a re-shard's rolling restart, old processes on one count and new ones on
+    another, while both are connected. The stand-in's guild is on shard 0 of every
+    count, so each process receives every message, as two sessions of one shard do."""
     url = postgres_server.create_database()
     started: list[BotProcess] = []
 
     async def start(**settings: str) -> BotProcess:
         folder = tmp_path / f"bot-{len(started)}"
         folder.mkdir()
-        dotenv = {**dotenv_for(discord_api, openai_api), "DATABASE_URL": url, **settings}
+        shard = {"SHARD_COUNT": str(len(started) + 1), "SHARD_IDS": "0"}
+        dotenv = {**dotenv_for(discord_api, openai_api), "DATABASE_URL": url, **shard, **settings}
         bot = BotProcess(await launch(folder, dotenv))
         started.append(bot)
         live = len([b for b in started if b.process.returncode is None])
