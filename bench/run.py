@@ -87,6 +87,9 @@ turns) and 4 (2 x 20,000 turns) through real bot processes, figure 10 about 3 mi
    message) as a share of the budget, and the billed input cost per answer at
    gpt-5.4-mini's prices (PRICE_INPUT, PRICE_CACHED_INPUT).
 
+13. One process against two shard processes on one PostgreSQL, and the p99 the message
+   claim adds to dispatch -> model; see bench/shard_throughput.py.
+
 Output: a table on stdout (figure, ours, relay, ours/relay, target), then the same as
 JSON, also written to bench/results/latest.json.
 """
@@ -114,6 +117,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import discord
+import shard_throughput
 import tiktoken
 from harness import (
     KINDS,
@@ -924,6 +928,11 @@ async def figure_10(plan: Plan, counter: TokenCounter, results: Results) -> None
     results.details["prompt_cache"] = details
 
 
+async def figure_13(plan: Plan, results: Results) -> None:
+    rows, results.details["shards"] = await shard_throughput.measure(plan is QUICK)
+    results.rows += [Row("13", label, unit, ours, None, goal) for label, unit, ours, goal in rows]
+
+
 def figure_order(row: Row) -> tuple[int, str]:
     """Rows in figure order: 1a, 1b, 2, ..., 9, 10 (not 10 before 1a)."""
     digits = "".join(itertools.takewhile(str.isdigit, row.figure))
@@ -1005,6 +1014,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("8", "busy channel", lambda: figure_8(plan, results)),
         ("9", "many channels", lambda: figure_9(plan, results)),
         ("10", "prompt cache", lambda: figure_10(plan, counter, results)),
+        ("13", "one vs two shard processes", lambda: figure_13(plan, results)),
     ]
     for figure, name, step in steps:
         if not wanted(figure):
