@@ -18,6 +18,7 @@ import pytest
 
 from conversation.access import RATE_WINDOW
 from conversation.channel_settings import CACHE_SECONDS
+from operations.claims import Claims
 from tests.helpers import answered, dotenv_for, launch, replies, run_command, until
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.standins.discord import DiscordStandIn
@@ -212,3 +213,20 @@ async def test_a_setting_changed_through_one_process_applies_in_the_other_at_onc
     assert systems == [pirate] * 10
     after = [len(bot.logged("answered channel=")) - b for bot, b in zip(bots, before, strict=True)]
     assert min(after) > 0, after  # both answered after the change
+
+
+async def test_alone_on_sqlite_a_message_delivered_twice_is_answered_once(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await start_bot()
+    assert type(bot.claims) is Claims  # one process: no query on the message path
+    said = await discord_api.user_says("general", "alice", "hello once")
+    await replies(discord_api, "general")
+    assert await discord_api.deliver_again(said)
+    sent = await discord_api.user_runs_command("general", "alice", "settings show", {})
+    await discord_api.wait_for_interaction_response(sent, timeout=5)
+    assert await discord_api.dispatch("INTERACTION_CREATE", sent)
+    await asyncio.sleep(1.0)
+    assert answered(openai_api) == ["hello once"]
+    assert len(discord_api.bot_messages("general")) == 1
+    assert len(callbacks(discord_api)) == 1
