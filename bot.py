@@ -239,6 +239,12 @@ START_UP_FAILURES = {
     "Gateway Intents).",
 }
 
+# Gateway close code 4011: a shard would hold more servers than Discord allows (2,500).
+SHARDING_REQUIRED = (
+    "Discord requires more shards (each may hold at most 2,500 servers): raise SHARD_COUNT, "
+    "or unset SHARD_COUNT and SHARD_IDS to use Discord's recommended count."
+)
+
 
 M_ARENA_MAX = -8  # glibc's <malloc.h>
 
@@ -272,6 +278,9 @@ def main() -> int:
         print(START_UP_FAILURES[type(error)], file=sys.stderr)
     except (aiohttp.ClientError, OSError) as error:
         print(f"Could not reach Discord ({error}): check the network connection.", file=sys.stderr)
+    except discord.ConnectionClosed as error:  # codes it cannot reconnect after
+        text = SHARDING_REQUIRED if error.code == 4011 else f"Discord closed the gateway: {error}"
+        print(text, file=sys.stderr)
     except LeaseLost as error:
         print(f"Could not hold the shards: {error}", file=sys.stderr)
     return 1

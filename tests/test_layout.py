@@ -145,3 +145,7 @@ def test_text_model_and_store_load_no_discord() -> None:
         check=True,
     )
     assert ran.stdout.strip() == "", f"importing {ran.stdout.strip()} loads discord"
+
+
+def test_the_shards_and_their_leases_import_no_discord_nor_the_bot_s_sides() -> None:
+    assert offences(files("operations/shards.py"), DISCORD_SIDE, runtime_only=False) == []

@@ -12,10 +12,11 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import dotenv_for, launch, until
+from tests.helpers import dotenv_for, launch, run_command, until
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
@@ -60,7 +61,7 @@ class BotProcess:
 @pytest.fixture
 async def start(
     tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
-) -> AsyncIterator[Callable[..., object]]:
+) -> AsyncIterator[Callable[..., Any]]:
     """`await start(n, **settings)`: bot process n (its own folder and model) running."""
     running: list[BotProcess] = []
 
@@ -75,6 +76,24 @@ async def start(
     yield make
     for bot in running:
         await bot.stop(signal.SIGKILL)
+
+
+async def active_and_spare(
+    start: Callable[..., Any], discord_api: DiscordStandIn, **settings: str
+) -> tuple[BotProcess, BotProcess]:
+    """Bot process 0 connected, then bot process 1 waiting as its spare."""
+    active = await start(0, **settings)
+    await discord_api.wait_until_ready(timeout=30)
+    spare = await start(1, **settings)
+    await until(lambda: spare.said("shard 0 is held by another process: waiting as a spare"), 20)
+    assert len(discord_api.live_sessions) == 1 and len(discord_api.identifies) == 1
+    return active, spare
+
+
+@pytest.fixture
+def shared_database(postgres_server: PostgresServer) -> str:  # noqa: F811 - the fixture
+    """The URL of a new database on the test PostgreSQL, for the processes to share."""
+    return postgres_server.create_database()
 
 
 async def answered_by(
@@ -115,23 +134,49 @@ async def test_two_shard_processes_answer_only_their_own_servers(
     assert "Traceback" not in zero.output + one.output
 
 
-async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
-    discord_api: DiscordStandIn,
-    openai_api: OpenAIStandIn,
-    start,
-    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+async def test_one_process_on_two_shards_answers_messages_threads_commands_and_dms(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, start_bot
 ) -> None:
-    shared = {"DATABASE_URL": postgres_server.create_database()}
-    active = await start(0, **shared)  # no SHARD_COUNT: Discord's recommended count, 1
-    await discord_api.wait_until_ready(timeout=30)
-    spare = await start(1, **shared)
-    await until(lambda: spare.said("shard 0 is held by another process: waiting as a spare"), 20)
-    assert len(discord_api.live_sessions) == 1 and len(discord_api.identifies) == 1
+    far = await discord_api.add_guild("far", shard=(1, 2))
+    bot = await start_bot(SHARD_COUNT="2", REPLY_TO="mention-thread")
+    # discord.py identifies the second shard 5 s after the first.
+    await until(lambda: bot.get_guild(far.id), timeout=20)
+    assert sorted(s.shard for s in discord_api.live_sessions) == [(0, 2), (1, 2)]
+    assert (bot.get_guild(discord_api.guild_id).shard_id, bot.get_guild(far.id).shard_id) == (0, 1)
+
+    await discord_api.user_says("far/general", "alice", "a question", mention_bot=True)
+    [thread] = await discord_api.wait_for(lambda: discord_api.threads_in("far/general"))
+    await discord_api.wait_for(lambda: discord_api.bot_messages(thread.id))
+    answer = await run_command(discord_api, "far/random", "carol", "reset")
+    assert "Conversation reset" in answer["content"]
+    await discord_api.user_says(discord_api.dm_channel("bob"), "bob", "hello in a DM")
+    await discord_api.wait_for(lambda: discord_api.bot_messages(discord_api.dm_channel("bob")))
+    assert len(openai_api.chat_requests) == 2
+
+
+async def test_too_few_shards_for_discord_says_what_to_set(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, start
+) -> None:
+    discord_api.max_guilds_per_session = 1  # Discord's is 2,500
+    await discord_api.add_guild("far", shard=(1, 2))
+    bot = await start(0, SHARD_COUNT="1")
+    assert await asyncio.wait_for(bot.process.wait(), 30) == 1
+    await bot.stop()
+    assert bot.lines[-1].startswith("Discord requires more shards")
+    assert "Traceback" not in bot.output
+
+
+async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
+    discord_api, openai_api, start, shared_database
+) -> None:
+    shared = {"DATABASE_URL": shared_database}
+    # No SHARD_COUNT: Discord's recommended count, 1.
+    active, spare = await active_and_spare(start, discord_api, **shared)
     assert await answered_by(discord_api, openai_api, "general", "first?") == [MODELS[0]]
 
     assert await active.stop(signal.SIGKILL) == -signal.SIGKILL
     await discord_api.wait_until_ready(count=2, timeout=30)
-    assert spare.said("took over the lease on shard 0 of 1")
+    await until(lambda: spare.said("took over the lease on shard 0 of 1"))
     assert [s.shard for s in discord_api.live_sessions] == [(0, 1)]
     assert await answered_by(discord_api, openai_api, "general", "second?") == [MODELS[1]]
 
@@ -147,16 +192,10 @@ async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
 
 
 async def test_a_waiting_spare_stops_cleanly_without_connecting(
-    discord_api: DiscordStandIn,
-    openai_api: OpenAIStandIn,
-    start,
-    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    discord_api, openai_api, start, shared_database
 ) -> None:
-    shared = {"DATABASE_URL": postgres_server.create_database(), "SHARD_COUNT": "1"}
-    active = await start(0, **shared)
-    await discord_api.wait_until_ready(timeout=30)
-    spare = await start(1, **shared)
-    await until(lambda: spare.said("waiting as a spare"), 20)
+    shared = {"DATABASE_URL": shared_database, "SHARD_COUNT": "1"}
+    active, spare = await active_and_spare(start, discord_api, **shared)
     assert await spare.stop(signal.SIGTERM) == 0
     assert len(discord_api.identifies) == 1  # the spare never connected
     assert await answered_by(discord_api, openai_api, "general", "still here?") == [MODELS[0]]
@@ -165,16 +204,16 @@ async def test_a_waiting_spare_stops_cleanly_without_connecting(
 
 
 async def test_a_process_that_loses_its_lease_stops_and_exits_1(
-    discord_api: DiscordStandIn,
-    openai_api: OpenAIStandIn,
+    discord_api,
+    openai_api,
     start,
-    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    shared_database,
+    postgres_server,  # noqa: F811 - fixture
 ) -> None:
-    url = postgres_server.create_database()
-    active = await start(0, DATABASE_URL=url, SHARD_COUNT="1")
-    await discord_api.wait_until_ready(timeout=30)
-    spare = await start(1, DATABASE_URL=url, SHARD_COUNT="1")
-    await until(lambda: spare.said("waiting as a spare"), 20)
+    url = shared_database
+    active, _spare = await active_and_spare(
+        start, discord_api, DATABASE_URL=url, SHARD_COUNT="2", SHARD_IDS="0"
+    )
     # The database ends the holder's lease session (a restart, a network cut).
     postgres_server.sql(
         url.rsplit("/", 1)[1],
@@ -183,7 +222,8 @@ async def test_a_process_that_loses_its_lease_stops_and_exits_1(
         " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     assert await asyncio.wait_for(active.process.wait(), 30) == 1
-    assert active.said("lost the lease on shard 0 of 1 (its database connection closed)")
+    await active.stop()  # all its output read
+    assert active.said("lost the lease on shard 0 of 2 (its database connection closed)")
     await discord_api.wait_until_ready(count=2, timeout=30)
     assert len(discord_api.live_sessions) == 1
     assert await answered_by(discord_api, openai_api, "general", "who now?") == [MODELS[1]]

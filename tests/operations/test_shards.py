@@ -153,3 +153,22 @@ async def test_an_unreachable_database_is_a_lease_lost_saying_where():
     with pytest.raises(LeaseLost, match=r"shard leases in PostgreSQL at 127\.0\.0\.1"):
         await lease.hold(1, [0])
     await lease.close()
+
+
+async def test_a_spare_whose_connection_fails_while_waiting_gets_lease_lost(
+    leases,
+    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+):
+    count = next(counts)
+    holder, spare = leases(), leases()
+    assert await holder.hold(count, [0])
+    waiting = asyncio.create_task(spare.hold(count, [0]))
+    await asyncio.sleep(0.3)
+    postgres_server.sql(
+        "bot",
+        "SELECT pg_terminate_backend(pid) FROM pg_locks"
+        f" WHERE locktype = 'advisory' AND NOT granted AND objid = {count << 20}",
+    )
+    with pytest.raises(LeaseLost, match=r"^shard leases in PostgreSQL at 127\.0\.0\.1:\d+: "):
+        await asyncio.wait_for(waiting, 10)
+    assert holder.held and holder.losses == []

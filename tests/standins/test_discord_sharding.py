@@ -252,3 +252,14 @@ def test_the_fixed_guild_is_on_shard_zero_of_any_count_up_to_16():
     guild_id = DiscordStandIn().guild_id
     assert [shard_of(guild_id, n) for n in range(1, 17)] == [0] * 16
     assert shard_of(None, 5) == 0  # DMs
+
+
+async def test_too_many_guilds_for_one_session_is_closed_with_4011(standin, connect):
+    standin.max_guilds_per_session = 1
+    await standin.add_guild("far", shard=(1, 2))
+    whole = await connect()
+    await asyncio.wait_for(whole._reader, 2)
+    assert whole.ws is not None and whole.ws.close_code == 4011
+    halves = await connect([0, 2]), await connect([1, 2])
+    await standin.wait_until_ready(count=2)
+    await until(lambda: [len(half.guild_ids()) for half in halves] == [1, 1])

@@ -26,11 +26,12 @@ Behaviour copied from Discord (and relied on by discord.py):
   0 of 1) picks the guilds of READY / GUILD_CREATE and the events a session is sent:
   a guild's go to shard ``(guild_id >> 22) % count``, DMs to shard 0, and every live
   session of that shard gets each one (a restarted bot's old session too, until it
-  closes); an impossible shard is closed with 4010. ``add_guild("far", shard=(1, 2))``
-  adds a guild on a chosen shard with channels "far/general" and "far/random"; the fixed
-  guild is on shard 0 of any count up to 16. GET /gateway/bot answers
-  ``recommended_shards`` and ``max_concurrency`` (both settable). ``live_sessions`` and
-  ``sessions_of_shard(n)`` show who is connected.
+  closes); an impossible shard is closed with 4010, and a session that would hold more
+  than ``max_guilds_per_session`` guilds (Discord: 2,500) with 4011.
+  ``add_guild("far", shard=(1, 2))`` adds a guild on a chosen shard with channels
+  "far/general" and "far/random"; the fixed guild is on shard 0 of any count up to 16.
+  GET /gateway/bot answers ``recommended_shards`` and ``max_concurrency`` (both
+  settable). ``live_sessions`` and ``sessions_of_shard(n)`` show who is connected.
 * Without the Message Content intent in IDENTIFY, guild messages arrive with empty
   content, embeds, attachments and components unless they mention the bot or are
   the bot's own; DMs keep their content. MESSAGE_CREATE also needs the

@@ -106,10 +106,14 @@ class Gateway:
         if shard is None:
             await session.ws.close(code=4010, message=b"Invalid shard.")
             return
-        session.intents = intents
         session.shard = shard
-        session.identified = True
         guilds = [g for g in self.guilds.values() if session.receives(g.id)]
+        limit = self.max_guilds_per_session
+        if limit is not None and len(guilds) > limit:
+            await session.ws.close(code=4011, message=b"Sharding required.")
+            return
+        session.intents = intents
+        session.identified = True
         ready: dict[str, Any] = {
             "v": 10,
             "user": self._bot_user_json(),

@@ -116,6 +116,9 @@ class DiscordStandIn(
         # IDENTIFY at once (session_start_limit.max_concurrency). Tests may change both.
         self.recommended_shards = 1
         self.max_concurrency = 1
+        # Guilds one session may hold before IDENTIFY is closed with 4011 "Sharding
+        # required" (Discord: 2,500); None: no limit. Tests set a small one.
+        self.max_guilds_per_session: int | None = None
         # Application commands: guild id (None: global) -> commands as Discord stores them.
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._interactions: dict[int, InteractionRecord] = {}
