@@ -83,8 +83,7 @@ class Claims:
         if not (verdict.remember or acts(verdict)):
             return verdict
         if not self.first_sight(message.id):
-            log.info("channel %s: message %s delivered again; skipped", message.channel.id,
-                     message.id)  # fmt: skip
+            log.info("message %s delivered again: skipped", message.id)
             return skipped(verdict)
         return verdict
 
@@ -210,8 +209,7 @@ def unloader(conversations: Conversations) -> Callable[[int], None]:
         conversation = conversations.channels.get(channel_id)
         if conversation is not None and conversation.memory is not None:
             conversation.memory = None
-            log.info("channel %s: another process answered; reading it back next time",
-                     channel_id)  # fmt: skip
+            log.info("channel %s: answered by another process; read back next time", channel_id)
 
     return unload
 
