@@ -6,7 +6,9 @@ meanwhile is kept."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +99,30 @@ def test_scopes_are_announced_as_kind_and_id() -> None:
     assert scope_of("dm:3") == Scope("dm", 3)
     for nonsense in ("", "channel", "channel:", "user:1", "guild:-1", "guild:x"):
         assert scope_of(nonsense) is None
+
+
+async def test_news_heard_during_a_read_keeps_that_read_from_being_trusted(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(str(tmp_path / "bot.db"))
+    settings = ChannelSettings(store, SETTINGS, ttl=HOUR)
+    reads = 0
+    real_read = store.get_settings
+
+    async def read_while_news_arrives(scopes: Sequence[Scope]) -> dict[Scope, Any]:
+        nonlocal reads
+        reads += 1
+        found = await real_read(scopes)
+        settings.forget(Scope("guild", 1))  # news of a change committed after this read
+        return found
+
+    store.get_settings = read_while_news_arrives  # type: ignore[method-assign]
+    try:
+        await settings.effective(PLACE)
+        await settings.effective(PLACE)  # the first read was not kept: read again
+        assert reads == 2
+        settings.forget()  # everything, as after a reconnection
+        await settings.effective(PLACE)
+        assert reads == 3
+    finally:
+        await store.close()
