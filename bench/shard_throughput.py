@@ -52,7 +52,7 @@ from store import Store
 from tests.postgres import SUPERUSER, PostgresServer, find_server_binaries
 from text.tokens import TokenCounter, load_encoding
 
-# (figure row label, unit, value, target) tuples, as run.py's Row takes them after "13".
+# (label, unit, value, target): the rows run.py shows as figure 13.
 Rows = list[tuple[str, str, float | None, str]]
 FULL = {"guilds": 20, "messages": 10, "samples": 200}
 QUICK = {"guilds": 8, "messages": 4, "samples": 40}
