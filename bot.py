@@ -38,6 +38,7 @@ from knowledge.catchup_command import catchup
 from knowledge.commands import COMMANDS as KNOWLEDGE_COMMANDS
 from knowledge.keeper import Keeper
 from knowledge.offer import KnowledgeOffer
+from operations.claims import Claims, claims_for
 from operations.shards import LeaseLost, ShardLeases, describe, servers_line, shard_list
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
@@ -83,6 +84,7 @@ class ChatBot(discord.AutoShardedClient):
         # HEALTH_PORT's server and what it counts (operations/), built in setup_hook.
         self.health: Health | None = None
         self.metrics: Metrics | None = None
+        self.claims = Claims()  # which events are this process's: see setup_hook
         self.tree = ChatTree(self)
         for command in (*COMMANDS, *KNOWLEDGE_COMMANDS, catchup):
             self.tree.add_command(command)
@@ -95,8 +97,12 @@ class ChatBot(discord.AutoShardedClient):
         knowledge = KnowledgeOffer(self, self._services.store)  # built-in tools (issue 23)
         self.tool_use = ToolUse(self.settings, self._services.toolbox, knowledge)
         self._conversations.answers.tools_for = self.tool_use.tools_for
+        await self._start_knowledge(self._services)  # first: close() stops what it starts
+        # Shared PostgreSQL: each message and command claimed there (operations/claims.py).
+        self.claims = self._conversations.claims = claims_for(
+            self._services, self.audience.limits, self._conversations
+        )
         await self._serve_health()
-        await self._start_knowledge(self._services)
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
         if self.leases is not None:  # last: a spare waits here, ready to take over at once
@@ -171,6 +177,7 @@ class ChatBot(discord.AutoShardedClient):
             await self._conversations.close()
             await self.backfiller.close()
             await self.keeper.close()
+        await self.claims.close()
         if self._services is not None:
             await self._services.close()
         if self.health is not None:

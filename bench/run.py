@@ -90,6 +90,9 @@ turns) and 4 (2 x 20,000 turns) through real bot processes, figure 10 about 3 mi
 11a. Knowledge search: 1,000,000 indexed messages on SQLite (`--quick`: 100,000), a
    person who reads 50 of 200 channels; see bench/knowledge_search.py.
 
+13. One process against two shard processes on one PostgreSQL, and the p99 the message
+   claim adds to dispatch -> model; see bench/shard_throughput.py.
+
 Output: a table on stdout (figure, ours, relay, ours/relay, target), then the same as
 JSON, also written to bench/results/latest.json.
 """
@@ -118,6 +121,7 @@ from typing import Any
 
 import discord
 import knowledge_search
+import shard_throughput
 import tiktoken
 from harness import (
     KINDS,
@@ -934,6 +938,11 @@ async def figure_11a(plan: Plan, results: Results) -> None:
     results.rows += [Row("11a", *row) for row in rows]
 
 
+async def figure_13(plan: Plan, results: Results) -> None:
+    rows, results.details["shards"] = await shard_throughput.measure(plan is QUICK)
+    results.rows += [Row("13", label, unit, ours, None, goal) for label, unit, ours, goal in rows]
+
+
 def figure_order(row: Row) -> tuple[int, str]:
     """Rows in figure order: 1a, 1b, 2, ..., 9, 10 (not 10 before 1a)."""
     digits = "".join(itertools.takewhile(str.isdigit, row.figure))
@@ -1017,6 +1026,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("10", "prompt cache", lambda: figure_10(plan, counter, results)),
         ("11", "knowledge search", lambda: figure_11a(plan, results)),
         ("11", "knowledge upkeep", lambda: figures_11bc(plan is QUICK, counter, results, Row)),
+        ("13", "one vs two shard processes", lambda: figure_13(plan, results)),
     ]
     for figure, name, step in steps:
         if not wanted(figure):

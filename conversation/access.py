@@ -73,6 +73,10 @@ class UserLimits:
     Of users whose limits no longer hold anything (no message in the last minute, no
     tokens spent today), only the `max_users` most recent are kept: the rest are
     forgotten, which changes no answer. Users still counted are never forgotten.
+
+    `rate_elsewhere`: the rate limit is counted in the shared database instead
+    (operations/claims.py, when several processes share PostgreSQL); `check` then
+    leaves it alone.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class UserLimits:
         self._recent: defaultdict[int, deque[float]] = defaultdict(deque)
         self._spent: dict[int, tuple[str, int]] = {}  # user -> (UTC day, tokens)
         self._noticed: dict[int, str] = {}  # user -> limit period they were told about
+        self.rate_elsewhere = False
 
     def check(self, user_id: int, now: float, today: datetime) -> tuple[bool, str | None]:
         """Whether to answer `user_id` now (monotonic `now`, UTC `today`), and a notice.
@@ -96,16 +101,12 @@ class UserLimits:
         self._use(user_id, now, today)
         if self.daily_tokens and self.tokens_spent(user_id, today) >= self.daily_tokens:
             return False, self._notice_once(user_id, f"day:{today.date()}", _daily_notice(today))
-        if self.rate_limit:
+        if self.rate_limit and not self.rate_elsewhere:
             recent = self._recent[user_id]
             while recent and recent[0] <= now - RATE_WINDOW:
                 recent.popleft()
             if len(recent) >= self.rate_limit:
-                wait = math.ceil(recent[0] + RATE_WINDOW - now)
-                notice = (
-                    f"You're sending messages faster than I can answer ({self.rate_limit} a "
-                    f"minute). I'll answer you again in {wait} s; until then I'm only reading."
-                )
+                notice = rate_notice(self.rate_limit, recent[0] + RATE_WINDOW - now)
                 return False, self._notice_once(user_id, f"rate:{recent[0]}", notice)
             recent.append(now)
         return True, None
@@ -143,6 +144,15 @@ class UserLimits:
             return None
         self._noticed[user_id] = period
         return notice
+
+
+def rate_notice(limit: int, wait: float) -> str:
+    """What a user over USER_RATE_LIMIT (`limit` a minute) is told, once: answers resume
+    in `wait` seconds (rounded up)."""
+    return (
+        f"You're sending messages faster than I can answer ({limit} a minute). "
+        f"I'll answer you again in {math.ceil(wait)} s; until then I'm only reading."
+    )
 
 
 def _daily_notice(today: datetime) -> str:

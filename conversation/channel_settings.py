@@ -8,16 +8,17 @@ its chain of scopes (store.Scope), over the environment's value (config.Settings
 
 A thread inherits its parent channel's settings. A DM's chain is only its own scope.
 `resolve` is the pure rule; `ChannelSettings` reads the store through a short cache
-(so a change made by another bot process shows within CACHE_SECONDS), forgets a scope
-when it is changed here, and, when the database fails while running, keeps using the
-values of the last good read (logged).
+(so a change made by another bot process shows within CACHE_SECONDS, or at once when
+processes share PostgreSQL: operations/settings_news.py), forgets a scope when it is
+changed here, and, when the database fails while running, keeps using the values of
+the last good read (logged).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast, get_args
 
@@ -295,6 +296,9 @@ class ChannelSettings:
         self.clock = clock
         self._read: dict[Scope, tuple[float, dict[str, str]]] = {}  # scope -> (when, values)
         self._failing = False
+        # Called after each change here, to tell other processes (operations/settings_news.py).
+        self.changed: Callable[[Scope], Awaitable[None]] | None = None
+        self._forgotten = 0  # how many times `forget` was called
 
     async def effective(self, place: Place) -> Effective:
         """The settings that apply at `place`; never raises for a database failure."""
@@ -302,6 +306,7 @@ class ChannelSettings:
         now = self.clock()
         stale = [s for s, _ in chain if s not in self._read or now - self._read[s][0] >= self.ttl]
         if stale:
+            forgotten = self._forgotten
             try:
                 found = await self.store.get_settings(stale)
             except StoreError as error:
@@ -312,8 +317,10 @@ class ChannelSettings:
                 if self._failing:
                     log.info("settings: the database answers again")
                 self._failing = False
+                # A change heard of during the read may be newer: use it, keep it no longer.
+                when = now if self._forgotten == forgotten else now - self.ttl
                 for scope in stale:
-                    self._read[scope] = (now, {k: s.value for k, s in found[scope].items()})
+                    self._read[scope] = (when, {k: s.value for k, s in found[scope].items()})
                 self._forget_expired(now)
         layers = [(label, self._read.get(scope, (0.0, {}))[1]) for scope, label in chain]
         return resolve(self.settings, layers)
@@ -325,6 +332,20 @@ class ChannelSettings:
         if len(self._read) > CACHE_LIMIT:
             self._read = {s: read for s, read in self._read.items() if now - read[0] < self.ttl}
 
+    def forget(self, scope: Scope | None = None) -> None:
+        """Drop `scope` (None: every scope) from the cache: read again when next needed."""
+        self._forgotten += 1
+        if scope is None:
+            self._read.clear()
+        else:
+            self._read.pop(scope, None)
+
+    async def _changed(self, scope: Scope) -> None:
+        """`scope` was changed here: seen at once here, and told to other processes."""
+        self.forget(scope)
+        if self.changed is not None:
+            await self.changed(scope)
+
     async def change(self, scope: Scope, key: SettingKey, value: str, *, by: int) -> str:
         """Store `key` = `value` (checked by `parse`) for `scope`; returns the stored text.
 
@@ -332,7 +353,7 @@ class ChannelSettings:
         """
         text = parse(key, value)
         await self.store.set_setting(scope, key, text, updated_by=by)
-        self._read.pop(scope, None)
+        await self._changed(scope)
         return text
 
     async def unset(self, scope: Scope, key: SettingKey) -> bool:
@@ -341,7 +362,7 @@ class ChannelSettings:
         Raises StoreError when the database fails.
         """
         removed = await self.store.delete_setting(scope, key)
-        self._read.pop(scope, None)
+        await self._changed(scope)
         return removed
 
     async def reset(self, scope: Scope) -> int:
@@ -350,5 +371,5 @@ class ChannelSettings:
         Raises StoreError when the database fails.
         """
         removed = await self.store.clear_scope(scope)
-        self._read.pop(scope, None)
+        await self._changed(scope)
         return removed

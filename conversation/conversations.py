@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 
     from discord.abc import MessageableChannel
 
+    from operations.claims import Claims
+
 log = logging.getLogger("chatbot")
 
 NO_VISION_NOTE = subtext("This model can't see pictures, so I answered from the text alone.")
@@ -93,6 +95,7 @@ class Conversations:
         self.channels: dict[int, Conversation] = {}  # by channel id
         # The channels above, most recently active last; the rest give their state up.
         self.active: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
+        self.claims: Claims | None = None  # which messages are this process's (bot.py)
 
     async def receive(
         self,
@@ -437,7 +440,8 @@ class Conversations:
             place = Place.of(message.channel)
             effective = await self.services.channel_settings.effective(place)
             await self.load_allowance(message.author.id)
-            return self.audience.judge(message, me, effective.reply_to)
+            verdict = self.audience.judge(message, me, effective.reply_to)
+            return await self.claims.message(message, verdict) if self.claims else verdict
 
     async def load_allowance(self, user_id: int) -> None:
         """Bring the user's tokens today from the store (every process's answers) into

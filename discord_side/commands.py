@@ -79,6 +79,8 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
     async def interaction_check(self, interaction: discord.Interaction[ChatBot]) -> bool:
         """The access rules apply to commands as to messages; say so if they refuse."""
         arrived(interaction)
+        if not await interaction.client.claims.interaction(interaction):
+            return False  # another process (or this one, delivered twice) has it
         return await permissions.may_use_commands(interaction)
 
     async def on_error(

@@ -1,5 +1,6 @@
-"""The bot's persistent store: per-scope settings, per-person usage, running summaries and
-the knowledge index of the server's messages.
+"""The bot's persistent store: per-scope settings, per-person usage, running summaries,
+the knowledge index of the server's messages, and the claims that let several processes
+share one database.
 
 One `Store` talks to either an SQLite file through aiosqlite (store.sqlite: the default,
 one bot process) or PostgreSQL through an asyncpg pool (store.postgres: several bot
@@ -14,9 +15,11 @@ module beside store/settings.py with its rows' dataclasses and a `Table` mixin h
 methods, which `Store` (store/store.py) then inherits.
 """
 
+from store.claims import CLAIM_RETENTION, ClaimKind, RateCheck
 from store.errors import StoreError
 from store.knowledge import Backfill, Hit, IndexedMessage
 from store.migrations import MIGRATIONS, Migration, PerBackend
+from store.notifications import Listener
 from store.settings import MAX_KEY_LENGTH, SCOPE_KINDS, Scope, ScopeKind, ScopeTarget, Setting
 from store.store import Store
 from store.summaries import Summary
@@ -32,6 +35,7 @@ from store.usage import (
 )
 
 __all__ = [
+    "CLAIM_RETENTION",
     "DEFAULT_RETENTION_DAYS",
     "MAX_KEY_LENGTH",
     "MAX_MODEL_LENGTH",
@@ -39,11 +43,14 @@ __all__ = [
     "SCOPE_KINDS",
     "Backfill",
     "ChannelUsage",
+    "ClaimKind",
     "DatabaseURL",
     "Hit",
     "IndexedMessage",
+    "Listener",
     "Migration",
     "PerBackend",
+    "RateCheck",
     "Scope",
     "ScopeKind",
     "ScopeTarget",

@@ -200,6 +200,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # Several processes on one database (store.claims): each message or interaction is
+    # answered by the process whose INSERT of its id wins; `counted` marks the messages
+    # a user's rate limit counts, and user_limits is the row each rate decision locks
+    # (with when that user was last told about it). Both are pruned after an hour.
+    Migration(
+        5,
+        "claims of messages and interactions, and shared rate limits",
+        (
+            """
+            CREATE TABLE claims (
+                id BIGINT NOT NULL,
+                kind VARCHAR(16) NOT NULL,
+                user_id BIGINT NOT NULL,
+                created_at {timestamp} NOT NULL,
+                counted INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (id)
+            )""",
+            "CREATE INDEX claims_user_created ON claims (user_id, created_at)",
+            "CREATE INDEX claims_created ON claims (created_at)",
+            """
+            CREATE TABLE user_limits (
+                user_id BIGINT NOT NULL,
+                noticed {timestamp},
+                updated_at {timestamp} NOT NULL,
+                PRIMARY KEY (user_id)
+            )""",
+        ),
+    ),
 )
 
 # A real write that changes nothing: opening proves the database is writable with it.

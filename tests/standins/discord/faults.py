@@ -28,6 +28,12 @@ class Faults:
 
     # ---- fault injection ---------------------------------------------------------------
 
+    async def deliver_again(self, message: dict[str, Any] | str | int) -> bool:
+        """Send the stored ``message``'s MESSAGE_CREATE once more, to every session of its
+        shard, as Discord may deliver an event twice (an at-least-once gateway; a resumed
+        session replays what it missed). Whether any session was sent it."""
+        return await self._dispatch_message_event("MESSAGE_CREATE", self._stored_message(message))
+
     def forbid_read(self, channel: FakeChannel | str | int) -> None:
         """Reading ``channel`` over REST (history, one message) now gets 403 / 50001
         Missing Access, as when the bot lost View Channel there, while posting still works."""
