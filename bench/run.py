@@ -86,6 +86,7 @@ turns) and 4 (2 x 20,000 turns) through real bot processes, figure 10 about 3 mi
    served from its cache, the mean history tokens sent (the prompt without its system
    message) as a share of the budget, and the billed input cost per answer at
    gpt-5.4-mini's prices (PRICE_INPUT, PRICE_CACHED_INPUT).
+12. llama.cpp prefix reuse: bench/llama_prefix.py (its docstring says what and why).
 
 Output: a table on stdout (figure, ours, relay, ours/relay, target), then the same as
 JSON, also written to bench/results/latest.json.
@@ -114,6 +115,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import discord
+import llama_prefix
 import tiktoken
 from harness import (
     KINDS,
@@ -987,7 +989,7 @@ def series_table(series: list[dict[str, float]]) -> str:
 # ---------------------------------------------------------------------------------
 
 
-async def run(plan: Plan, only: set[str] | None) -> Results:
+async def run(plan: Plan, only: set[str] | None, quick: bool = False) -> Results:
     results = Results()
     encoding = await asyncio.to_thread(load_encoding, "o200k_base")
     counter = TokenCounter(encoding)
@@ -1005,6 +1007,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("8", "busy channel", lambda: figure_8(plan, results)),
         ("9", "many channels", lambda: figure_9(plan, results)),
         ("10", "prompt cache", lambda: figure_10(plan, counter, results)),
+        ("12", "llama.cpp prefix", lambda: llama_prefix.figure_12(quick, counter, Row, results)),
     ]
     for figure, name, step in steps:
         if not wanted(figure):
@@ -1029,13 +1032,13 @@ def main() -> None:
     if args.channels:
         checkpoints = tuple(int(n) for n in args.channels.split(","))
         plan = dataclasses.replace(plan, seen_checkpoints=checkpoints)
-    only = set(args.only.replace("2", "1").split(",")) if args.only else None
+    only = {"1" if f == "2" else f for f in args.only.split(",")} if args.only else None
     # A text bot needs no voice: skip discord.py's warnings about voice libraries (as bot.py).
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
 
     started = time.monotonic()
     load_before = os.getloadavg()
-    results = asyncio.run(run(plan, only))
+    results = asyncio.run(run(plan, only, args.quick))
     output = {
         "mode": "quick" if args.quick else "full",
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
