@@ -461,34 +461,28 @@ async def figure_3(plan: Plan, counter: TokenCounter, results: Results) -> None:
 # ---------------------------------------------------------------------------------
 
 
-async def memory_figures(kind: Kind, plan: Plan) -> dict[str, float]:
+async def memory_figures(kind: Kind, plan: Plan, waves: bool = False) -> dict[str, float]:
     """RSS of one bot process at READY and after every channel had its turns.
 
     Turn t of every channel is sent before turn t+1 of any, as a steady stream with
     at most MEMORY_IN_FLIGHT messages unanswered: what is measured is what a thousand
     conversations leave in memory, not a burst (figure 3 is the burst). A larger
     window only burns CPU in the relay, whose HTTP pool then grows to one connection
-    per request in flight and scans them all for every request.
+    per request in flight and scans them all for every request. `waves`: the burst
+    form instead: each turn, a message (~60 tokens) in every channel dispatched at once
+    (a busy server after an outage, or a raid); the next wave once all are answered.
     """
     channels = [f"channel-{c}" for c in range(plan.memory_channels)]
+    send = send_waves if waves else send_steadily
     with tempfile.TemporaryDirectory() as folder:
         async with (
             standins(extra_text_channels=plan.memory_channels) as apis,
             bot_process(kind, apis, Path(folder)) as bot,
         ):
             ready_rss = bot.rss()
-            answers = AnswerTracker(apis.discord)
-            said: list[str] = []
             started = time.monotonic()
             with RssSampler(bot) as sampler:
-                for turn in range(plan.memory_turns):
-                    for c, channel in enumerate(channels):
-                        if len(said) >= MEMORY_IN_FLIGHT:
-                            await answers.wait_for([said[-MEMORY_IN_FLIGHT]])
-                        text = chat_text(1_000_000 * turn + c, 200)
-                        message = await apis.discord.user_says(channel, "alice", text)
-                        said.append(message["id"])
-                await answers.wait_for(said)
+                await send(apis, channels, plan.memory_turns)
             return {
                 "ready_mb": ready_rss / MIB,
                 "end_mb": bot.rss() / MIB,
@@ -498,33 +492,32 @@ async def memory_figures(kind: Kind, plan: Plan) -> dict[str, float]:
             }
 
 
-async def memory_under_bursts(kind: Kind, plan: Plan) -> dict[str, float]:
-    """RSS of one bot process under waves: each turn, one message in every channel,
-    all dispatched at once (a busy server after an outage, or a raid), ~60 tokens each;
-    the next wave once the bot has answered every channel."""
-    channels = [f"channel-{c}" for c in range(plan.memory_channels)]
-    with tempfile.TemporaryDirectory() as folder:
-        async with (
-            standins(extra_text_channels=plan.memory_channels) as apis,
-            bot_process(kind, apis, Path(folder)) as bot,
-        ):
-            ready_rss = bot.rss()
-            answers = AnswerTracker(apis.discord)
-            started = time.monotonic()
-            for turn in range(plan.memory_turns):
-                wave = [
-                    await apis.discord.user_says(
-                        channel, "alice", chat_text(2_000_000 * turn + c, BURST_CHARS)
-                    )
-                    for c, channel in enumerate(channels)
-                ]
-                await answers.wait_for(message["id"] for message in wave)
-            return {
-                "ready_mb": ready_rss / MIB,
-                "end_mb": bot.rss() / MIB,
-                "peak_mb": bot.peak_rss() / MIB,
-                "seconds": time.monotonic() - started,
-            }
+async def send_steadily(apis: StandIns, channels: list[str], turns: int) -> None:
+    """Turn t of every channel before turn t+1, at most MEMORY_IN_FLIGHT unanswered."""
+    answers = AnswerTracker(apis.discord)
+    said: list[str] = []
+    for turn in range(turns):
+        for c, channel in enumerate(channels):
+            if len(said) >= MEMORY_IN_FLIGHT:
+                await answers.wait_for([said[-MEMORY_IN_FLIGHT]])
+            message = await apis.discord.user_says(
+                channel, "alice", chat_text(1_000_000 * turn + c, 200)
+            )
+            said.append(message["id"])
+    await answers.wait_for(said)
+
+
+async def send_waves(apis: StandIns, channels: list[str], turns: int) -> None:
+    """Each turn, a message in every channel at once; the next once all are answered."""
+    answers = AnswerTracker(apis.discord)
+    for turn in range(turns):
+        wave = [
+            await apis.discord.user_says(
+                channel, "alice", chat_text(2_000_000 * turn + c, BURST_CHARS)
+            )
+            for c, channel in enumerate(channels)
+        ]
+        await answers.wait_for(message["id"] for message in wave)
 
 
 async def figure_4(plan: Plan, results: Results) -> None:
@@ -532,7 +525,7 @@ async def figure_4(plan: Plan, results: Results) -> None:
     # CPU contention, and this figure is most of the run's time (2 x 20,000 turns).
     ours, relay = await asyncio.gather(*(memory_figures(kind, plan) for kind in KINDS))
     memory = {"ours": ours, "relay": relay}
-    bursts = await asyncio.gather(*(memory_under_bursts(kind, plan) for kind in KINDS))
+    bursts = await asyncio.gather(*(memory_figures(kind, plan, waves=True) for kind in KINDS))
     memory["bursts"] = dict(zip(KINDS, bursts, strict=True))
     results.details["memory"] = memory
     name = f"{plan.memory_channels} ch x {plan.memory_turns} turns"
