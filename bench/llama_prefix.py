@@ -125,6 +125,7 @@ def summary(run: list[Answered]) -> dict[str, Any]:
         "evaluated_per_answer": mean([a.evaluation.evaluated for a in counted]),
         "prompt_tokens_per_answer": mean([a.evaluation.prompt_tokens for a in counted]),
         "between_steps_evaluated_per_new_token": between / new if new else None,
+        "between_steps_evaluated_per_answer": between / len(appended) if appended else 0.0,
         "server_prompt_eval_ms": mean([1000 * a.evaluation.seconds for a in counted]),
         "to_post_ms_median": statistics.median(1000 * a.to_post for a in counted)
         if counted
@@ -170,6 +171,8 @@ async def figure_12(
             steps["evaluated_per_answer"]),
         row("12", f"{name}: prompt tokens evaluated/answer, one at a time", "tokens",
             old["evaluated_per_answer"]),
+        row("12", f"{name}: between steps, evaluated/answer, in steps", "tokens",
+            steps["between_steps_evaluated_per_answer"]),
         row("12", f"{name}: between steps, evaluated / new tokens", "x", share, None,
             f"1 +- {WITHIN:.0%}", share is not None and abs(share - 1) <= WITHIN),
         row("12", f"{name}: evaluated, in steps / one at a time", "x",
