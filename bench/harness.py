@@ -73,9 +73,9 @@ async def standins(extra_text_channels: int = 0) -> AsyncIterator[StandIns]:
 
 
 def bot_environment(apis: StandIns, *, stream: bool = False, **extra: str) -> dict[str, str]:
-    """The .env a user would write, pointed at the stand-ins (`extra`: more settings)."""
+    """The .env a user would write, pointed at the stand-ins (`extra`: more settings,
+    or others in place of these, e.g. OPENAI_BASE_URL for a real model server)."""
     return {
-        **extra,
         "DISCORD_BOT_TOKEN": apis.discord.bot_token,
         "OPENAI_API_KEY": OPENAI_KEY,
         "OPENAI_BASE_URL": apis.openai.base_url,
@@ -85,6 +85,7 @@ def bot_environment(apis: StandIns, *, stream: bool = False, **extra: str) -> di
         # All the load comes from one user (alice): measure the bot's work, never its
         # per-user rate limiter, whatever that setting's default.
         "USER_RATE_LIMIT": "0",
+        **extra,
     }
 
 

@@ -50,7 +50,10 @@ turns) and 4 (2 x 20,000 turns) through real bot processes, figure 10 about 3 mi
    RSS once on_ready has logged, then after 1000 channels x 20 turns of ~200 characters
    (turn t of every channel before turn t+1; at most 16 messages unanswered; instant
    model), and the
-   peak: the kernel's high-water mark (VmHWM), which includes start-up.
+   peak: the kernel's high-water mark (VmHWM), which includes start-up. In waves: a
+   fresh process of ours (the relay's floor is the steady form's), the same channels
+   and turns, but each turn one message (~60 tokens) in every channel dispatched at
+   once, the next wave once all are answered; the peak (VmHWM).
 5. Token work per turn. Our bot in-process with a TokenCounter that records every
    `count_text` call; one channel, turns 1..N of ~64 tokens each (N = 80), so the
    history grows to the budget and is then trimmed. Per turn: characters and tokens
@@ -86,9 +89,10 @@ turns) and 4 (2 x 20,000 turns) through real bot processes, figure 10 about 3 mi
    served from its cache, the mean history tokens sent (the prompt without its system
    message) as a share of the budget, and the billed input cost per answer at
    gpt-5.4-mini's prices (PRICE_INPUT, PRICE_CACHED_INPUT).
-
 11a. Knowledge search: 1,000,000 indexed messages on SQLite (`--quick`: 100,000), a
    person who reads 50 of 200 channels; see bench/knowledge_search.py.
+
+12. llama.cpp prefix reuse: bench/llama_prefix.py (its docstring says what and why).
 
 13. One process against two shard processes on one PostgreSQL, and the p99 the message
    claim adds to dispatch -> model; see bench/shard_throughput.py.
@@ -121,6 +125,7 @@ from typing import Any
 
 import discord
 import knowledge_search
+import llama_prefix
 import shard_throughput
 import tiktoken
 from harness import (
@@ -158,6 +163,7 @@ LONG_TURN_CHARS = 360  # ~64 tokens: the turns that fill a history to the budget
 UNSEEN_HISTORY = 50  # figure 1c: messages in a channel before the bot's first (> budget)
 MIB = 1024 * 1024
 MEMORY_IN_FLIGHT = 16  # figure 4: unanswered messages at most
+BURST_CHARS = 270  # figure 4 in waves: ~60 tokens a message
 # Figure 10: gpt-5.4-mini's standard prices in USD per million input tokens, as listed
 # for March 2026 (input $0.75; cached input $0.075, i.e. 90 % off, as for the GPT-5
 # family). Not found on openai.com from here: taken from a pricing table that cites
@@ -464,34 +470,28 @@ async def figure_3(plan: Plan, counter: TokenCounter, results: Results) -> None:
 # ---------------------------------------------------------------------------------
 
 
-async def memory_figures(kind: Kind, plan: Plan) -> dict[str, float]:
+async def memory_figures(kind: Kind, plan: Plan, waves: bool = False) -> dict[str, float]:
     """RSS of one bot process at READY and after every channel had its turns.
 
     Turn t of every channel is sent before turn t+1 of any, as a steady stream with
     at most MEMORY_IN_FLIGHT messages unanswered: what is measured is what a thousand
     conversations leave in memory, not a burst (figure 3 is the burst). A larger
     window only burns CPU in the relay, whose HTTP pool then grows to one connection
-    per request in flight and scans them all for every request.
+    per request in flight and scans them all for every request. `waves`: the burst
+    form instead: each turn, a message (~60 tokens) in every channel dispatched at once
+    (a busy server after an outage, or a raid); the next wave once all are answered.
     """
     channels = [f"channel-{c}" for c in range(plan.memory_channels)]
+    send = send_waves if waves else send_steadily
     with tempfile.TemporaryDirectory() as folder:
         async with (
             standins(extra_text_channels=plan.memory_channels) as apis,
             bot_process(kind, apis, Path(folder)) as bot,
         ):
             ready_rss = bot.rss()
-            answers = AnswerTracker(apis.discord)
-            said: list[str] = []
             started = time.monotonic()
             with RssSampler(bot) as sampler:
-                for turn in range(plan.memory_turns):
-                    for c, channel in enumerate(channels):
-                        if len(said) >= MEMORY_IN_FLIGHT:
-                            await answers.wait_for([said[-MEMORY_IN_FLIGHT]])
-                        text = chat_text(1_000_000 * turn + c, 200)
-                        message = await apis.discord.user_says(channel, "alice", text)
-                        said.append(message["id"])
-                await answers.wait_for(said)
+                await send(apis, channels, plan.memory_turns)
             return {
                 "ready_mb": ready_rss / MIB,
                 "end_mb": bot.rss() / MIB,
@@ -501,20 +501,54 @@ async def memory_figures(kind: Kind, plan: Plan) -> dict[str, float]:
             }
 
 
+async def send_steadily(apis: StandIns, channels: list[str], turns: int) -> None:
+    """Turn t of every channel before turn t+1, at most MEMORY_IN_FLIGHT unanswered."""
+    answers = AnswerTracker(apis.discord)
+    said: list[str] = []
+    for turn in range(turns):
+        for c, channel in enumerate(channels):
+            if len(said) >= MEMORY_IN_FLIGHT:
+                await answers.wait_for([said[-MEMORY_IN_FLIGHT]])
+            message = await apis.discord.user_says(
+                channel, "alice", chat_text(1_000_000 * turn + c, 200)
+            )
+            said.append(message["id"])
+    await answers.wait_for(said)
+
+
+async def send_waves(apis: StandIns, channels: list[str], turns: int) -> None:
+    """Each turn, a message in every channel at once; the next once all are answered."""
+    answers = AnswerTracker(apis.discord)
+    for turn in range(turns):
+        wave = [
+            await apis.discord.user_says(
+                channel, "alice", chat_text(2_000_000 * turn + c, BURST_CHARS)
+            )
+            for c, channel in enumerate(channels)
+        ]
+        await answers.wait_for(message["id"] for message in wave)
+
+
 async def figure_4(plan: Plan, results: Results) -> None:
     # Both bots at once, each a process with its own stand-ins: RSS does not depend on
     # CPU contention, and this figure is most of the run's time (2 x 20,000 turns).
     ours, relay = await asyncio.gather(*(memory_figures(kind, plan) for kind in KINDS))
     memory = {"ours": ours, "relay": relay}
+    # In waves, ours only: the relay's floor is the steady form's, and both at once (with
+    # other runs on the machine) once waited on a wave past STUCK_AFTER.
+    memory["bursts"] = {"ours": await memory_figures("ours", plan, waves=True)}
     results.details["memory"] = memory
     name = f"{plan.memory_channels} ch x {plan.memory_turns} turns"
     peak = {kind: memory[kind]["peak_mb"] for kind in KINDS}
+    burst = memory["bursts"]["ours"]["peak_mb"]
     results.rows += [
         Row("4", "RSS at READY (on_ready)", "MB",
             memory["ours"]["ready_mb"], memory["relay"]["ready_mb"]),
         Row("4", f"RSS after {name}", "MB", memory["ours"]["end_mb"], memory["relay"]["end_mb"]),
         Row("4", f"peak RSS (VmHWM), {name}", "MB", peak["ours"], peak["relay"],
             "<= 150 MB", peak["ours"] <= 150),
+        Row("4", f"peak RSS, {name} in waves of {plan.memory_channels}", "MB",
+            burst, None, "<= 150 MB", burst <= 150),
     ]  # fmt: skip
 
 
@@ -1006,7 +1040,7 @@ def series_table(series: list[dict[str, float]]) -> str:
 # ---------------------------------------------------------------------------------
 
 
-async def run(plan: Plan, only: set[str] | None) -> Results:
+async def run(plan: Plan, only: set[str] | None, quick: bool = False) -> Results:
     results = Results()
     encoding = await asyncio.to_thread(load_encoding, "o200k_base")
     counter = TokenCounter(encoding)
@@ -1026,6 +1060,7 @@ async def run(plan: Plan, only: set[str] | None) -> Results:
         ("10", "prompt cache", lambda: figure_10(plan, counter, results)),
         ("11", "knowledge search", lambda: figure_11a(plan, results)),
         ("11", "knowledge upkeep", lambda: figures_11bc(plan is QUICK, counter, results, Row)),
+        ("12", "llama.cpp prefix", lambda: llama_prefix.figure_12(quick, counter, Row, results)),
         ("13", "one vs two shard processes", lambda: figure_13(plan, results)),
     ]
     for figure, name, step in steps:
@@ -1051,13 +1086,13 @@ def main() -> None:
     if args.channels:
         checkpoints = tuple(int(n) for n in args.channels.split(","))
         plan = dataclasses.replace(plan, seen_checkpoints=checkpoints)
-    only = set(args.only.replace("2", "1").split(",")) if args.only else None
+    only = {"1" if f == "2" else f for f in args.only.split(",")} if args.only else None
     # A text bot needs no voice: skip discord.py's warnings about voice libraries (as bot.py).
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
 
     started = time.monotonic()
     load_before = os.getloadavg()
-    results = asyncio.run(run(plan, only))
+    results = asyncio.run(run(plan, only, args.quick))
     output = {
         "mode": "quick" if args.quick else "full",
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -126,7 +126,7 @@ class Conversations:
         for notice in verdict.notices:
             await self._reply(message).notice(notice)
         await asyncio.wait(ahead)
-        async with conversation.turns:
+        async with conversation.turns, self.in_flight.turns:  # a place: one per channel
             if not conversation.waiting or self.in_flight.closing:
                 return  # answered together with others
             await self._take_turns(conversation, self._next_batch(conversation))

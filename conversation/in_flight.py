@@ -20,16 +20,28 @@ SHUTDOWN_GRACE = 2.0
 SHUTDOWN_CLOSE_OFF = 6.0
 # At shutdown, wait at most this long (seconds) for answers' last edits to land.
 FINAL_EDITS_TIMEOUT = 10.0
+# At most this many channels take a turn (remember, ask the model, post) at once; the
+# others' messages wait in their queues as they arrived. A burst (a message in each of
+# 1,000 channels at once: a busy server after an outage, or a raid) otherwise holds a
+# prompt, a model request, an answer and a reply for each at once: ~24 MB more at its
+# peak (bench figure 4, in waves: 178 MB, 155 MB with this bound). More would hardly
+# answer sooner: Discord takes 50 requests a second from a bot, and each answer is one
+# or more. A turn waiting for a person to approve a tool keeps its place meanwhile
+# (TOOL_ANSWER_TIMEOUT at most). A channel takes its place under its own turn lock, so
+# it never holds a place it cannot use.
+TURNS_AT_ONCE = 32
 
 Answered = TypeVar("Answered")
 
 
 class InFlight:
-    """The answers in flight (`answering`, each with its `Reply`) and the last edits
-    still under way outside the channels' turn locks (`final_edits`)."""
+    """The answers in flight (`answering`, each with its `Reply`), the last edits
+    still under way outside the channels' turn locks (`final_edits`), and the places
+    for turns in progress across channels (`turns`, TURNS_AT_ONCE)."""
 
     def __init__(self) -> None:
         self.answering: dict[asyncio.Task[object], Reply] = {}
+        self.turns = asyncio.Semaphore(TURNS_AT_ONCE)  # read here, so a test can set it
         self.final_edits: set[asyncio.Task[None]] = set()
         self.closing = False
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import importlib.util
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -219,6 +221,53 @@ def write_tiny_model(
 
 
 # --------------------------------------------------------------------------
+# The server's own report of each completion
+# --------------------------------------------------------------------------
+
+# llama-cpp-python 0.3.x, verbose (the server's default): before evaluating a prompt
+# that starts like the tokens it holds (the previous prompt and its answer), it logs
+# "Llama.generate: N prefix-match hit, remaining M prompt tokens to eval"; after every
+# completion, llama.cpp's timings, "prompt eval time = X ms / M tokens" among them.
+PREFIX_HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit")
+PROMPT_EVAL = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
+ANSWER_HELD = re.compile(r"\beval time =\s*[\d.]+ ms /\s*(\d+) runs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One completion as the server logged it: `reused`, the prompt tokens it kept from
+    before (0 without a prefix hit); `evaluated`, the prompt tokens it evaluated;
+    `seconds`, how long that took (the time to first token, less the sampling);
+    `answer_held`, the tokens of its answer it evaluated after sampling them (all but
+    the last), which it then holds after the prompt."""
+
+    reused: int
+    evaluated: int
+    seconds: float
+    answer_held: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The whole prompt, in the server's tokens."""
+        return self.reused + self.evaluated
+
+
+def evaluations(log: str) -> list[Evaluation]:
+    """Every completion in `log` (a verbose server's output), in order."""
+    found: list[Evaluation] = []
+    reused = 0
+    for line in log.splitlines():
+        if hit := PREFIX_HIT.search(line):
+            reused = int(hit.group(1))
+        elif timing := PROMPT_EVAL.search(line):
+            found.append(Evaluation(reused, int(timing.group(2)), float(timing.group(1)) / 1000))
+            reused = 0
+        elif (runs := ANSWER_HELD.search(line)) and found:
+            found[-1] = dataclasses.replace(found[-1], answer_held=int(runs.group(1)))
+    return found
+
+
+# --------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------
 
@@ -303,6 +352,7 @@ class LlamaServer:
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--n_threads", "1",
+            "--verbose", "true",  # the default; `evaluations` reads what it logs
             *self.extra_args,
         ]  # fmt: skip
         started = time.monotonic()
@@ -363,6 +413,19 @@ class LlamaServer:
         """Stop the server if it runs, and start it again on the same port."""
         self.stop()
         self.start(timeout)
+
+    def log_size(self) -> int:
+        """How many bytes the log holds now: `evaluations(since=...)` reads on from it."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def evaluations(self, since: int = 0) -> list[Evaluation]:
+        """The completions the server logged after byte `since` of its log (`log_size`)."""
+        with self.log_path.open("rb") as log:
+            log.seek(since)
+            return evaluations(log.read().decode(errors="replace"))
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last `lines` lines the server printed."""

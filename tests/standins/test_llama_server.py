@@ -414,6 +414,38 @@ async def test_kill_breaks_a_stream_and_restart_serves_on_the_same_url(
         assert answer.choices[0].message.content
 
 
+async def test_the_log_says_what_a_prompt_reused_and_evaluated(
+    client: openai.AsyncOpenAI, llama_server: LlamaServer
+) -> None:
+    since = llama_server.log_size()
+    first = [{"role": "system", "content": "Be brief."}, *user("tell me about tea " * 20)]
+    answer = await client.chat.completions.create(
+        model=llama_server.model, messages=first, max_tokens=3
+    )
+    said = answer.choices[0].message.content or ""
+    longer = [*first, {"role": "assistant", "content": said}, *user("and coffee?")]
+    other = [{"role": "system", "content": "Be long."}, *user("and coffee?")]
+    tokens = []
+    for messages in (longer, other):
+        asked = await client.chat.completions.create(
+            model=llama_server.model, messages=messages, max_tokens=3
+        )
+        assert asked.usage is not None
+        tokens.append(asked.usage.prompt_tokens)
+    assert answer.usage is not None
+    one, two, three = llama_server.evaluations(since)
+
+    assert one.prompt_tokens == answer.usage.prompt_tokens
+    assert one.answer_held == answer.usage.completion_tokens - 1  # the last is not fed back
+    # The second starts with the first prompt: only what follows it is evaluated.
+    assert two.prompt_tokens == tokens[0]
+    assert two.reused >= one.prompt_tokens
+    assert two.evaluated <= tokens[0] - one.prompt_tokens
+    # The third shares only "<|im_start|>system\nBe" (10 tokens) with it.
+    assert three.prompt_tokens == tokens[1]
+    assert three.reused <= 10
+
+
 def test_the_model_file_is_small_and_the_same_for_the_same_seed(tmp_path) -> None:
     first = write_tiny_model(tmp_path / "a.gguf", seed=7)
     second = write_tiny_model(tmp_path / "b.gguf", seed=7)
