@@ -223,7 +223,10 @@ class ChatBot(discord.AutoShardedClient):
         if verdict.answer and not may_answer_in(message.channel, notes):
             verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
         if self.metrics is not None and not verdict.answer:  # answers: counted as they end
-            self.metrics.judged(remember=verdict.remember, refused=bool(verdict.notices))
+            refused = bool(verdict.notices)
+            self.metrics.judged(
+                remember=verdict.remember, refused=refused, elsewhere=verdict.elsewhere
+            )
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own
