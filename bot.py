@@ -94,8 +94,9 @@ class ChatBot(discord.AutoShardedClient):
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
         # The tools offered to each answer, and who approves their calls (approvals.py).
-        knowledge = KnowledgeOffer(self, self._services.store)  # built-in tools (issue 23)
-        self.tool_use = ToolUse(self.settings, self._services.toolbox, knowledge)
+        self.knowledge_offer = KnowledgeOffer(self, self._services.store)  # issue 23's tools
+        self.tool_use = ToolUse(self.settings, self._services.toolbox, self.knowledge_offer)
+        await self.knowledge_offer.start()  # a DM right after a restart is offered them
         self._conversations.answers.tools_for = self.tool_use.tools_for
         await self._start_knowledge(self._services)  # first: close() stops what it starts
         # Shared PostgreSQL: each message and command claimed there (operations/claims.py).
@@ -202,6 +203,11 @@ class ChatBot(discord.AutoShardedClient):
     async def on_shard_ready(self, shard_id: int) -> None:
         servers = [(g.name, g.id) for g in self.guilds if g.shard_id == shard_id]
         log.info("shard %d of %s ready: %s", shard_id, self.shard_count, servers_line(servers))
+        self.knowledge_offer.read_now()  # its servers are known now
+
+    async def on_thread_update(self, _before: discord.Thread, after: discord.Thread) -> None:
+        if after.archived:  # discord.py forgets it now: its messages stay findable
+            self.knowledge_offer.readers.remember_thread(after)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         log.info("joined server %s (id %d) on shard %d", guild.name, guild.id, guild.shard_id)

@@ -298,6 +298,7 @@ async def test_forget_me_during_a_backfill_holds_across_a_restart_mid_read(
     await discord_api.user_edits(past[0], "history line 0, edited")  # hers, from before
     await eventually(lambda: finished(bot), 15)
     await discord_api.user_says("general", "alice", "a new line")
+
     async def held_all() -> bool:  # bob's 500 and her new one
         return len(await indexed(bot, discord_api)) >= 501
 
