@@ -49,6 +49,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatbot")
 
 
+# What shutdown closes, in this order: the answers in flight first (they need Discord,
+# the model and the store), the health server last (its /readyz says "shutting down").
+CLOSED_IN_ORDER = (
+    "_conversations", "knowledge_offer", "backfiller", "keeper", "claims", "_services", "health",
+)  # fmt: skip
+
+
 class ChatBot(discord.AutoShardedClient):
     """A Discord client that chats with an OpenAI model in every channel it can read, on
     the shards SHARD_COUNT/SHARD_IDS name (unset: every shard of Discord's count)."""
@@ -174,15 +181,11 @@ class ChatBot(discord.AutoShardedClient):
         if self.leases is not None and not self.leases.held:
             await self.leases.close()  # a spare: stop waiting first
         self.forget_idle_rate_limits.cancel()
-        if self._conversations is not None:
-            await self._conversations.close()
-            await self.backfiller.close()
-            await self.keeper.close()
-        await self.claims.close()
-        if self._services is not None:
-            await self._services.close()
-        if self.health is not None:
-            await self.health.close()
+        # setup_hook may have stopped at any step: close only what it got to make.
+        for name in CLOSED_IN_ORDER:
+            part = getattr(self, name, None)
+            if part is not None:
+                await part.close()
         await super().close()
         if self.leases is not None:  # only now may a spare connect these shards
             await self.leases.close()

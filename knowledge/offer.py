@@ -52,6 +52,7 @@ class KnowledgeOffer:
         self.readers = Readers(client)
         self.guilds_on: set[int] = set()  # servers with knowledge on somewhere
         self._stored_on = False  # on somewhere, as stored at start-up, until the first read
+        self._closed = False
         self._learnt: set[int] = set()  # servers learnt from answers during a read
         self._read_at = -REFRESH_SECONDS
         self._reading: asyncio.Task[None] | None = None
@@ -115,6 +116,14 @@ class KnowledgeOffer:
         except StoreError as error:
             log.warning("knowledge: could not read where it is on: %s", error)
 
+    async def close(self) -> None:
+        """Stop a read under way, and read no more (at shutdown)."""
+        self._closed = True
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+
     def read_now(self) -> None:
         """Read which servers have knowledge on now, whenever it was last read (a shard
         has just connected: its servers are known); after the read under way, if any
@@ -126,6 +135,8 @@ class KnowledgeOffer:
         self._refresh_soon()
 
     def _refresh_soon(self) -> None:
+        if self._closed:
+            return
         if self._reading is None and time.monotonic() - self._read_at >= REFRESH_SECONDS:
             self._reading = asyncio.get_running_loop().create_task(self._refresh())
             self._reading.add_done_callback(lambda _: setattr(self, "_reading", None))
