@@ -104,21 +104,24 @@ class LiveCollector(Collector):
             "Channels whose conversation is held in memory now.",
             value=self.live.channels(),
         )
-        yield CounterMetricFamily(
-            PREFIX + "store_errors",
-            "Errors the store raised (a database that failed a read or write).",
-            value=self.live.store_errors(),
-        )
-        yield CounterMetricFamily(
-            PREFIX + "shard_lease_takeovers",
-            "Shard leases taken over after waiting as a spare.",
-            value=self.live.lease_takeovers(),
-        )
-        yield CounterMetricFamily(
-            PREFIX + "shard_leases_lost",
-            "Shard leases lost while held (the process then stops).",
-            value=self.live.leases_lost(),
-        )
+        for name, documentation, read in (
+            (
+                "store_errors",
+                "Errors the store raised (a database that failed a read or write).",
+                self.live.store_errors,
+            ),
+            (
+                "shard_lease_takeovers",
+                "Shard leases taken over after waiting as a spare.",
+                self.live.lease_takeovers,
+            ),
+            (
+                "shard_leases_lost",
+                "Shard leases lost while held (the process then stops).",
+                self.live.leases_lost,
+            ),
+        ):
+            yield CounterMetricFamily(PREFIX + name, documentation, value=read())
 
     def describe(self) -> Iterator[Metric]:
         """The families without reading the bot (the registry checks names with it)."""
