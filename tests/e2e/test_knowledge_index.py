@@ -169,6 +169,44 @@ async def test_a_deleted_channel_is_forgotten_with_its_threads(
     await eventually(lambda: has(bot, discord_api, "plans", {"general plans"}))
 
 
+@pytest.mark.parametrize("kind", ["thread", "channel"])
+async def test_a_channel_or_thread_deleted_while_its_history_is_read_stays_forgotten(
+    start_bot, discord_api: DiscordStandIn, kind: str
+) -> None:
+    start = await discord_api.user_says("random", "bob", "start", deliver=False)
+    thread = await discord_api.user_starts_thread("bob", start, "doomed")
+    doomed = thread if kind == "thread" else discord_api.channel("random")
+    lines = [("alice", f"doomed secret {n}") for n in range(150)]  # two pages
+    discord_api.past_messages(doomed, lines, days_ago=1)
+    bot = await start_bot(REPLY_TO="mention")  # answers only when asked
+    doomed_id = discord_api.channel(doomed).id
+    every_channel(discord_api)  # searched after the deletion too
+    write, pages = bot.keeper.write, []
+
+    async def deleted_while_in_hand(messages):  # the page read, its channel then deleted
+        if any(m.channel_id == doomed_id for m in messages) and not pages:
+            pages.append(len(messages))
+            if kind == "thread":
+                await discord_api.delete_thread(thread)
+            else:
+                await discord_api.delete_channel("random")
+            await asyncio.sleep(0.3)  # the deletion's event arrives, and is written
+            await bot.keeper.flush()
+        return await write(messages)
+
+    bot.keeper.write = deleted_while_in_hand
+    await backfilled(discord_api, await turn(discord_api, "on"))
+    await bot.keeper.flush()
+    assert pages == [100]
+    assert await texts(bot, discord_api, "doomed") == set()
+    rows = await bot.services.store.backfills(unfinished_only=False)
+    assert doomed_id not in {row.channel_id for row in rows}  # nothing left to resume
+    reads = discord_api.requests_to("GET", rf"/channels/{doomed_id}/messages")
+    assert len(reads) == 1  # its job ended: no second page asked for
+    await discord_api.user_says("general", "alice", "still indexed")
+    await eventually(lambda: has(bot, discord_api, "still", {"still indexed"}))
+
+
 async def test_turning_it_off_stops_indexing_and_forgets_what_was_indexed(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
