@@ -95,6 +95,7 @@ class ChatBot(discord.AutoShardedClient):
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
         # The tools offered to each answer, and who approves their calls (approvals.py).
         knowledge = KnowledgeOffer(self, self._services.store)  # built-in tools (issue 23)
+        self.knowledge = knowledge
         self.tool_use = ToolUse(self.settings, self._services.toolbox, knowledge)
         self._conversations.answers.tools_for = self.tool_use.tools_for
         await self._start_knowledge(self._services)  # first: close() stops what it starts
@@ -235,10 +236,12 @@ class ChatBot(discord.AutoShardedClient):
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
         self.keeper.channel_deleted(payload.thread_id)
+        self.knowledge.channel_deleted(payload.thread_id)
         self.conversations.forget_channel(payload.thread_id)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         self.keeper.channel_deleted(channel.id)  # its threads' messages go with it
+        self.knowledge.channel_deleted(channel.id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         self.keeper.deleted({payload.message_id})

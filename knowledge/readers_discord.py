@@ -16,7 +16,8 @@ The rooms are the server's channels with text (text, announcement, forum, voice 
 chats) and its threads: the active ones discord.py knows, remembered after they are
 archived (discord.py forgets those), and the archived ones `find_archived` lists from
 Discord (public ones, and private ones the bot is in); a thread whose parent is unknown
-is left out. Failures of
+is left out, and so is one deleted (`forget_channel`: a deleted thread, or a deleted
+channel's threads, never counts again, even if the index still holds some of it). Failures of
 Discord requests leave the room out (logged): never more than can be established.
 """
 
@@ -107,6 +108,7 @@ class Readers:
         self._members = _Expiring()  # (guild id, user id) -> Member | None
         self._in_threads = _Expiring()  # (thread id, user id) -> bool
         self._threads: dict[int, discord.Thread] = {}  # id -> thread, oldest remembered first
+        self._deleted: dict[int, None] = {}  # deleted channels and threads, oldest first
 
     def rooms(self, guild: discord.Guild) -> list[tuple[Readable, Room]]:
         """The rooms of `guild` discord.py knows, each with its channel: its channels,
@@ -114,7 +116,7 @@ class Readers:
         its cache when it is archived, but its messages stay in the index)."""
         for thread in guild.threads:
             self.remember_thread(thread)
-        channels: list[Readable] = list(guild.channels)
+        channels: list[Readable] = [c for c in guild.channels if c.id not in self._deleted]
         channels += [t for t in self._threads.values() if t.guild.id == guild.id]
         found = []
         parents: dict[int, tuple[Overwrite, ...]] = {}
@@ -128,9 +130,21 @@ class Readers:
         """Count `thread` among its server's rooms, archived or not (the oldest
         remembered are forgotten past THREADS_LIMIT; listing finds them again)."""
         self._threads.pop(thread.id, None)
+        if thread.id in self._deleted or thread.parent_id in self._deleted:
+            return  # listed, or in discord.py's cache, just before its deletion arrived
         self._threads[thread.id] = thread
         while len(self._threads) > THREADS_LIMIT:
             del self._threads[next(iter(self._threads))]
+
+    def forget_channel(self, channel_id: int) -> None:
+        """A channel or thread was deleted: neither it nor a thread of it is a room again
+        (the last THREADS_LIMIT deletions are remembered)."""
+        self._deleted[channel_id] = None
+        while len(self._deleted) > THREADS_LIMIT:
+            del self._deleted[next(iter(self._deleted))]
+        gone = [t.id for t in self._threads.values() if channel_id in (t.id, t.parent_id)]
+        for thread_id in gone:
+            del self._threads[thread_id]
 
     async def find_archived(self, guild: discord.Guild) -> int:
         """Remember `guild`'s archived threads in the channels whose history the bot

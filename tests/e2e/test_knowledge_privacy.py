@@ -17,6 +17,7 @@ import pytest
 
 from bot import ChatBot
 from knowledge.tools import jump_link
+from store import StoreError
 from tests.helpers import run_command
 from tests.postgres import (  # noqa: F401 - fixtures
     PostgresServer,
@@ -205,3 +206,27 @@ async def test_knowledge_tools_come_beside_mcp_s_and_follow_the_knowledge_settin
     await discord_api.user_says("general", "bob", "and now?", mention_bot=True)
     await discord_api.wait_for(lambda: len(openai_api.completions) == 4, timeout=20)
     assert "tools" not in openai_api.completions[3]
+
+
+async def test_a_deleted_thread_is_no_longer_read_even_before_its_messages_are_forgotten(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """The readers forget a deleted thread (and a deleted channel's threads): what the
+    index still holds of it (its deletion not written yet) is nobody's to read."""
+    old = "the thread about the launch party, soon deleted"
+    await discord_api.user_says("thread", "bob", old, deliver=False)
+    await discord_api.archive_thread("thread")  # remembered by the readers, not discord.py
+    bot = await knowledge_server(discord_api, start_bot)
+    thread_id = discord_api.channel("thread").id
+    await indexed(bot, 5, thread_id)
+    assert old in await ask(discord_api, openai_api, "general", "bob")
+
+    async def not_answering(channel_id: int) -> int:
+        raise StoreError("forget a channel: the database is not answering")
+
+    bot.services.store.forget_channel = not_answering  # the deletion stays unwritten
+    await discord_api.delete_thread("thread")
+    await asyncio.sleep(0.6)  # the keeper tried (and keeps trying) to forget it
+    assert [m.text for m in await bot.services.store.recent(thread_id, limit=10)] == [old]
+    assert old not in await ask(discord_api, openai_api, "general", "bob")
+    assert old not in await ask(discord_api, openai_api, "dm", "bob")
