@@ -15,6 +15,7 @@ import json
 
 import pytest
 
+import knowledge.readers_discord
 from bot import ChatBot
 from knowledge.tools import jump_link
 from store import StoreError
@@ -118,6 +119,25 @@ async def test_the_private_thread_reaches_only_its_members(
     assert PRIVATE not in in_public and PUBLIC in in_public
     # Bob and alice are not in it.
     assert PRIVATE not in await ask(discord_api, openai_api, "dm", "bob")
+    assert PRIVATE not in await ask(discord_api, openai_api, "dm", "alice")
+
+
+async def test_a_lost_role_or_thread_membership_applies_to_the_next_private_answer(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """Read now: a search for a person uses their current roles (their Member fetched per
+    private answer) and, within CACHE_SECONDS, their current private threads."""
+    await knowledge_server(discord_api, start_bot)
+    discord_api.add_to_thread("private_thread", "alice")
+    await ask(discord_api, openai_api, "general", "bob")  # the server is known to be on
+    found = await ask(discord_api, openai_api, "dm", "alice")
+    assert STAFF in found and PRIVATE in found
+    discord_api.take_role("alice", "staff")  # no event: the bot learns it when it asks
+    found = await ask(discord_api, openai_api, "dm", "alice")
+    assert STAFF not in found and PRIVATE in found
+    discord_api.remove_from_thread("private_thread", "alice")
+    assert knowledge.readers_discord.CACHE_SECONDS <= 5  # "a few seconds at most"
+    await asyncio.sleep(knowledge.readers_discord.CACHE_SECONDS)
     assert PRIVATE not in await ask(discord_api, openai_api, "dm", "alice")
 
 
