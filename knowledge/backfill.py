@@ -203,15 +203,16 @@ class Backfiller:
         log.info("knowledge: backfill of %s: %s", where, job.progress.line())
 
     async def _plan(self, job: Job) -> list[Backfill]:
-        """The channels and threads of `job` to read, each saved as a Backfill row
-        (those already read, finished, are left out)."""
+        """The channels and threads of `job` to read, each saved as a Backfill row from
+        the newest message: all of them, those read before too, since turning knowledge
+        on reads everything again (off and on again: what was written meanwhile, in a
+        thread empty before too; a message read twice is written once)."""
         guild = self.client.get_guild(job.guild_id)
         if guild is None:
             return []
         wanted = await self._readable(guild, job.channel_id)
-        done = {row.channel_id for row in await self.store.backfills(unfinished_only=False)}
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.days)
-        rows = [Backfill(c.id, guild.id, None, since, 0, False) for c in wanted if c.id not in done]
+        rows = [Backfill(c.id, guild.id, None, since, 0, False) for c in wanted]
         for row in rows:
             await self.store.save_backfill(row)
         return rows

@@ -233,6 +233,29 @@ async def test_turning_it_off_stops_indexing_and_forgets_what_was_indexed(
     assert "Manage Server" in refused["content"]
 
 
+async def test_turned_off_and_on_again_it_reads_every_channel_and_thread_again(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    discord_api.past_messages("general", [("alice", "ancient roadmap note")], days_ago=3)
+    start = await discord_api.user_says("general", "bob", "thread start", deliver=False)
+    thread = await discord_api.user_starts_thread("bob", start, "side")  # empty for now
+    bot = await start_bot(REPLY_TO="mention")  # answers only when asked
+    first = await backfilled(discord_api, await turn(discord_api, "on", scope="channel"))
+    assert await texts(bot, discord_api, "roadmap") == {"ancient roadmap note"}
+    await turn(discord_api, "off", scope="channel")
+    assert await texts(bot, discord_api, "roadmap") == set()
+    # Written while knowledge is off (so not indexed live), in the thread and the channel.
+    await discord_api.user_says(thread, "carol", "thread roadmap while off")
+    await discord_api.user_says("general", "carol", "general roadmap while off")
+    await bot.keeper.flush()
+    again = await backfilled(discord_api, await turn(discord_api, "on", scope="channel"))
+    channels = re.compile(r"Read the history: (\d+) channel")
+    assert channels.search(again)[1] == channels.search(first)[1] == "4"  # and its threads
+    assert await texts(bot, discord_api, "roadmap") == {
+        "ancient roadmap note", "thread roadmap while off", "general roadmap while off",
+    }  # fmt: skip
+
+
 async def test_in_a_forum_post_it_is_turned_on_for_the_forum_and_its_posts(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
