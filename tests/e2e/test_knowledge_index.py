@@ -303,6 +303,11 @@ async def test_forget_me_removes_exactly_that_persons_messages_from_a_dm_too(
         "Removed 3 of your messages from the search index."
     )
     assert await texts(bot, discord_api, "idea") == {"bob idea"}
+    # An edit of a message she wrote before asking does not bring it back.
+    first = next(m for m in discord_api.messages("general") if m["content"] == "alice idea 0")
+    await discord_api.user_edits(first, "alice idea 0, edited")
+    await discord_api.user_says("general", "bob", "a later idea")
+    await eventually(lambda: has(bot, discord_api, "idea", {"bob idea", "a later idea"}))
     sent = await discord_api.user_runs_command("general", "owner", "knowledge status")
 
     def status() -> dict | None:
