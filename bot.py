@@ -247,10 +247,12 @@ class ChatBot(discord.AutoShardedClient):
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
         self.keeper.channel_deleted(payload.thread_id)
+        self.knowledge_offer.channel_deleted(payload.thread_id)
         self.conversations.forget_channel(payload.thread_id)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         self.keeper.channel_deleted(channel.id)  # its threads' messages go with it
+        self.knowledge_offer.channel_deleted(channel.id)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         self.keeper.deleted({payload.message_id})

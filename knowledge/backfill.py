@@ -7,7 +7,9 @@ from Discord), those the bot may read (View Channel and Read Message History) an
 knowledge is on. Each gets a `Backfill` row in the store; then the history of each is
 read newest first, back to KNOWLEDGE_BACKFILL_DAYS, 100 messages a request (Discord's
 most per page: resources/message#get-channel-messages), and each page is indexed and
-its resume point saved, so a restart resumes where it stopped (`resume`).
+its resume point saved, so a restart resumes where it stopped (`resume`). A channel or
+thread deleted meanwhile is read no further and its row dropped (the keeper leaves out
+what was read of it: Keeper.channel_gone).
 
 Pacing: one job reads at a time, one page at a time, with PAGE_PAUSE seconds between
 pages, so answers keep most of Discord's rate limit for the bot; discord.py itself waits
@@ -186,7 +188,9 @@ class Backfiller:
             if self._closing:
                 return
             channel = await self._channel(row)
-            if channel is not None and job.covers(channel):
+            if channel is not None and self._gone(channel):
+                await self.store.forget_backfill(row.channel_id)
+            elif channel is not None and job.covers(channel):
                 if await self._on(channel):
                     await self._read(job, channel, row)
                 else:  # turned off while the bot was away
@@ -199,15 +203,16 @@ class Backfiller:
         log.info("knowledge: backfill of %s: %s", where, job.progress.line())
 
     async def _plan(self, job: Job) -> list[Backfill]:
-        """The channels and threads of `job` to read, each saved as a Backfill row
-        (those already read, finished, are left out)."""
+        """The channels and threads of `job` to read, each saved as a Backfill row from
+        the newest message: all of them, those read before too, since turning knowledge
+        on reads everything again (off and on again: what was written meanwhile, in a
+        thread empty before too; a message read twice is written once)."""
         guild = self.client.get_guild(job.guild_id)
         if guild is None:
             return []
         wanted = await self._readable(guild, job.channel_id)
-        done = {row.channel_id for row in await self.store.backfills(unfinished_only=False)}
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.days)
-        rows = [Backfill(c.id, guild.id, None, since, 0, False) for c in wanted if c.id not in done]
+        rows = [Backfill(c.id, guild.id, None, since, 0, False) for c in wanted]
         for row in rows:
             await self.store.save_backfill(row)
         return rows
@@ -236,6 +241,10 @@ class Backfiller:
                 log.info("knowledge: cannot list #%s's archived threads: %s", parent.name, error)
         return found
 
+    def _gone(self, channel: discord.abc.GuildChannel | discord.Thread) -> bool:
+        """Whether `channel` (or a thread's parent) was deleted: its job reads no more."""
+        return self.keeper.channel_gone(channel.id, getattr(channel, "parent_id", None))
+
     async def _on(self, channel: discord.abc.GuildChannel | discord.Thread) -> bool:
         return await self.keeper.knowledge_on(Place.of(channel))
 
@@ -257,7 +266,7 @@ class Backfiller:
     ) -> None:
         """Read `channel`'s history from `row`'s point, a page at a time, saving each."""
         me = self.client.user.id if self.client.user else 0
-        while job.covers(channel) and not self._closing:
+        while job.covers(channel) and not self._gone(channel) and not self._closing:
             before = discord.Object(row.before_id) if row.before_id is not None else None
             try:
                 page = [m async for m in channel.history(limit=PAGE, before=before)]  # type: ignore[union-attr]
@@ -271,6 +280,9 @@ class Backfiller:
                 row.channel_id, row.guild_id, point or row.before_id, row.since,
                 row.messages + written, done,
             )  # fmt: skip
+            if self._gone(channel):  # deleted meanwhile: the keeper forgot its messages
+                await self.store.forget_backfill(row.channel_id)
+                return
             if not job.covers(channel):  # turned off while this page was read: forget it
                 await self.store.forget_messages([m.message_id for m in kept])
                 return

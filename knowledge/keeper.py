@@ -9,7 +9,11 @@ through the channel settings' cache, so the message path never reads the store e
 
 A deletion also drops the message from the queue, and is remembered for a while
 (RECENT_DELETIONS ids) so that a backfill page read just before it cannot bring the
-message back: a deleted message is never found again. A failed write of messages is
+message back: a deleted message is never found again. A deleted channel or thread is
+remembered the same way (its id), so that neither the queue nor a backfill page, nor
+its threads' messages, write anything of it later (and the backfill stops reading it:
+`channel_gone`); a backfill page is written under the flush's lock, so a deletion
+arriving meanwhile is written after it. A failed write of messages is
 logged and dropped (the index is a best effort); a failed deletion is kept and tried
 again at the next flush.
 """
@@ -72,6 +76,7 @@ class Keeper:
         self._forget: set[int] = set()
         self._forget_channels: set[int] = set()
         self._deleted: OrderedDict[int, None] = OrderedDict()  # recent deletions, oldest first
+        self._deleted_channels: OrderedDict[int, None] = OrderedDict()  # as `_deleted`
         self._forgotten: dict[int, dt.datetime] = {}  # author id -> when forget-me ran
         self._forgotten_read = False  # those the store recorded (earlier runs) read yet
         self._wake = asyncio.Event()
@@ -109,17 +114,20 @@ class Keeper:
         for message_id in message_ids:
             self._pending.pop(message_id, None)
             self._forget.add(message_id)
-            self._deleted[message_id] = None
-            self._deleted.move_to_end(message_id)
-        while len(self._deleted) > RECENT_DELETIONS:
-            self._deleted.popitem(last=False)
+            _remember(self._deleted, message_id)
         self._wake.set()
 
     def channel_deleted(self, channel_id: int) -> None:
-        """A channel or thread was deleted: its messages (and its threads') go."""
+        """A channel or thread was deleted: its messages (and its threads') go, and
+        none of them is written later (`channel_gone`)."""
         self.drop_queued({channel_id})
         self._forget_channels.add(channel_id)
+        _remember(self._deleted_channels, channel_id)
         self._wake.set()
+
+    def channel_gone(self, channel_id: int, parent_id: int | None) -> bool:
+        """Whether the channel `channel_id` (a thread: of `parent_id`) was deleted lately."""
+        return channel_id in self._deleted_channels or parent_id in self._deleted_channels
 
     def drop_queued(self, channel_ids: Collection[int]) -> None:
         """Leave the queued messages of `channel_ids` (and their threads) unwritten."""
@@ -148,7 +156,7 @@ class Keeper:
 
     def queue(self, message: IndexedMessage | None) -> None:
         """Index `message` (None: nothing) at the next flush, unless deleted meanwhile."""
-        if message is None or message.message_id in self._deleted:
+        if message is None or self._dropped(message):
             return
         self._pending[message.message_id] = message
         if len(self._pending) >= self.batch:
@@ -160,13 +168,20 @@ class Keeper:
         """Whether `message_id` was deleted lately (a backfill page may predate it)."""
         return message_id in self._deleted
 
+    def _dropped(self, message: IndexedMessage) -> bool:
+        """Whether `message`, or its channel or thread, was deleted lately."""
+        gone = self.channel_gone(message.channel_id, message.parent_id)
+        return gone or message.message_id in self._deleted
+
     async def write(self, messages: Collection[IndexedMessage]) -> int:
-        """Index `messages` now (a backfill page), leaving out those deleted meanwhile;
-        how many were written. Raises StoreError."""
-        await self._read_forgotten()
-        kept = [m for m in messages if m.message_id not in self._deleted and not self._gone(m)]
-        if kept:
-            await self.store.index_messages(kept)
+        """Index `messages` now (a backfill page), leaving out those deleted meanwhile
+        (or whose channel or thread was) and those of people forgotten since; how many
+        were written. Raises StoreError."""
+        async with self._lock:  # a deletion arriving now is written after this page
+            await self._read_forgotten()
+            kept = [m for m in messages if not self._dropped(m) and not self._gone(m)]
+            if kept:
+                await self.store.index_messages(kept)
         return len(kept)
 
     async def _read_forgotten(self) -> None:
@@ -209,7 +224,7 @@ class Keeper:
             place = place_of(message)
             if place not in on:
                 on[place] = await self.knowledge_on(place)
-        return [m for m in messages if on[place_of(m)] and m.message_id not in self._deleted]
+        return [m for m in messages if on[place_of(m)] and not self._dropped(m)]
 
     async def _forget_queued(self) -> None:
         forget, self._forget = self._forget, set()
@@ -268,3 +283,11 @@ class Keeper:
                 await task
         self._tasks = []
         await self.flush()
+
+
+def _remember(recent: OrderedDict[int, None], key: int) -> None:
+    """Put `key` last in `recent`, dropping the oldest past RECENT_DELETIONS."""
+    recent[key] = None
+    recent.move_to_end(key)
+    while len(recent) > RECENT_DELETIONS:
+        recent.popitem(last=False)

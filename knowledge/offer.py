@@ -97,6 +97,10 @@ class KnowledgeOffer:
             return frozenset()
         return shown & await self.readers.readable_by(member, among=shown)
 
+    def channel_deleted(self, channel_id: int) -> None:
+        """A channel or thread was deleted: nobody reads it (or its threads) again."""
+        self.readers.forget_channel(channel_id)
+
     def name_of(self, channel_id: int) -> str | None:
         """A channel's or thread's name, if discord.py knows it."""
         channel = self.client.get_channel(channel_id) or self.readers.thread(channel_id)

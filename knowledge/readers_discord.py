@@ -5,19 +5,23 @@ thread ids a member can read now, and which an answer may show.
   discord.py's `permissions_for` (roles and overwrites as the cache holds them; a thread:
   its parent's) and, for a private thread, whether they are in it (Discord's Get Thread
   Member, GET /channels/{id}/thread-members/{user}: listing all members would need the
-  privileged members intent), cached for CACHE_SECONDS.
+  privileged members intent), cached for CACHE_SECONDS only, so that leaving a thread
+  applies within seconds.
 - `Readers.posted_in(channel)`: the rooms an answer posted in `channel` may show
   (readers.allowed_for_post).
 - `Readers.private_for(user, guild_ids)`: for an answer only `user` sees (a DM, an
-  ephemeral reply): everything they read in those servers, their Member fetched when not
-  cached (GET /guilds/{id}/members/{user}; not a member: nothing there).
+  ephemeral reply): everything they read in those servers, their Member fetched afresh
+  for each answer (GET /guilds/{id}/members/{user}: one request per server; not a
+  member: nothing there), so a role lost applies at once.
 
 The rooms are the server's channels with text (text, announcement, forum, voice and stage
 chats) and its threads: the active ones discord.py knows, remembered after they are
 archived (discord.py forgets those), and the archived ones `find_archived` lists from
 Discord (public ones, and private ones the bot is in); a thread whose parent is unknown
-is left out. Failures of
-Discord requests leave the room out (logged): never more than can be established.
+is left out, and so is one deleted (`forget_channel`: a deleted thread, or a deleted
+channel's threads, never counts again, even if the index still holds some of it).
+Failures of Discord requests leave the room out (logged): never more than can be
+established.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from knowledge.readers import READ, VOICE_READ, Overwrite, Room, allowed_for_pos
 
 log = logging.getLogger("chatbot")
 
-CACHE_SECONDS = 60.0  # how long a thread membership or a fetched member is trusted
+CACHE_SECONDS = 2.0  # how long a private thread's membership is trusted ("read now")
 CACHE_LIMIT = 10_000
 THREADS_LIMIT = 50_000  # threads remembered (archived ones are not in discord.py's cache)
 TEXT_TYPES = frozenset(
@@ -104,9 +108,9 @@ class Readers:
 
     def __init__(self, client: discord.Client) -> None:
         self.client = client
-        self._members = _Expiring()  # (guild id, user id) -> Member | None
         self._in_threads = _Expiring()  # (thread id, user id) -> bool
         self._threads: dict[int, discord.Thread] = {}  # id -> thread, oldest remembered first
+        self._deleted: dict[int, None] = {}  # deleted channels and threads, oldest first
 
     def rooms(self, guild: discord.Guild) -> list[tuple[Readable, Room]]:
         """The rooms of `guild` discord.py knows, each with its channel: its channels,
@@ -114,7 +118,7 @@ class Readers:
         its cache when it is archived, but its messages stay in the index)."""
         for thread in guild.threads:
             self.remember_thread(thread)
-        channels: list[Readable] = list(guild.channels)
+        channels: list[Readable] = [c for c in guild.channels if c.id not in self._deleted]
         channels += [t for t in self._threads.values() if t.guild.id == guild.id]
         found = []
         parents: dict[int, tuple[Overwrite, ...]] = {}
@@ -128,9 +132,21 @@ class Readers:
         """Count `thread` among its server's rooms, archived or not (the oldest
         remembered are forgotten past THREADS_LIMIT; listing finds them again)."""
         self._threads.pop(thread.id, None)
+        if thread.id in self._deleted or thread.parent_id in self._deleted:
+            return  # listed, or in discord.py's cache, just before its deletion arrived
         self._threads[thread.id] = thread
         while len(self._threads) > THREADS_LIMIT:
             del self._threads[next(iter(self._threads))]
+
+    def forget_channel(self, channel_id: int) -> None:
+        """A channel or thread was deleted: neither it nor a thread of it is a room again
+        (the last THREADS_LIMIT deletions are remembered)."""
+        self._deleted[channel_id] = None
+        while len(self._deleted) > THREADS_LIMIT:
+            del self._deleted[next(iter(self._deleted))]
+        gone = [t.id for t in self._threads.values() if channel_id in (t.id, t.parent_id)]
+        for thread_id in gone:
+            del self._threads[thread_id]
 
     async def find_archived(self, guild: discord.Guild) -> int:
         """Remember `guild`'s archived threads in the channels whose history the bot
@@ -204,13 +220,10 @@ class Readers:
         return frozenset(found)
 
     async def member(self, guild: discord.Guild, user_id: int) -> discord.Member | None:
-        """`user_id`'s Member in `guild` (cached, else fetched), or None if not in it."""
-        member = guild.get_member(user_id)
-        if member is not None:
-            return member
-        cached, value = self._members.get((guild.id, user_id))
-        if cached:
-            return value  # type: ignore[return-value]
+        """`user_id`'s Member in `guild` as it is now, or None if not in it (or not
+        known: the request failed). Always fetched, never kept: without the members
+        intent no event says when their roles change (discord.py's cache may hold a
+        member seen in voice, with the roles they had then)."""
         try:
             member = await guild.fetch_member(user_id)
         except discord.NotFound:
@@ -220,7 +233,6 @@ class Readers:
                 "could not read member %s of server %s: %s", user_id, guild.id, describe(error)
             )
             return None
-        self._members.put((guild.id, user_id), member)
         return member
 
     async def _in_thread(self, thread: discord.Thread, user_id: int) -> bool:

@@ -169,6 +169,44 @@ async def test_a_deleted_channel_is_forgotten_with_its_threads(
     await eventually(lambda: has(bot, discord_api, "plans", {"general plans"}))
 
 
+@pytest.mark.parametrize("kind", ["thread", "channel"])
+async def test_a_channel_or_thread_deleted_while_its_history_is_read_stays_forgotten(
+    start_bot, discord_api: DiscordStandIn, kind: str
+) -> None:
+    start = await discord_api.user_says("random", "bob", "start", deliver=False)
+    thread = await discord_api.user_starts_thread("bob", start, "doomed")
+    doomed = thread if kind == "thread" else discord_api.channel("random")
+    lines = [("alice", f"doomed secret {n}") for n in range(150)]  # two pages
+    discord_api.past_messages(doomed, lines, days_ago=1)
+    bot = await start_bot(REPLY_TO="mention")  # answers only when asked
+    doomed_id = discord_api.channel(doomed).id
+    every_channel(discord_api)  # searched after the deletion too
+    write, pages = bot.keeper.write, []
+
+    async def deleted_while_in_hand(messages):  # the page read, its channel then deleted
+        if any(m.channel_id == doomed_id for m in messages) and not pages:
+            pages.append(len(messages))
+            if kind == "thread":
+                await discord_api.delete_thread(thread)
+            else:
+                await discord_api.delete_channel("random")
+            await asyncio.sleep(0.3)  # the deletion's event arrives, and is written
+            await bot.keeper.flush()
+        return await write(messages)
+
+    bot.keeper.write = deleted_while_in_hand
+    await backfilled(discord_api, await turn(discord_api, "on"))
+    await bot.keeper.flush()
+    assert pages == [100]
+    assert await texts(bot, discord_api, "doomed") == set()
+    rows = await bot.services.store.backfills(unfinished_only=False)
+    assert doomed_id not in {row.channel_id for row in rows}  # nothing left to resume
+    reads = discord_api.requests_to("GET", rf"/channels/{doomed_id}/messages")
+    assert len(reads) == 1  # its job ended: no second page asked for
+    await discord_api.user_says("general", "alice", "still indexed")
+    await eventually(lambda: has(bot, discord_api, "still", {"still indexed"}))
+
+
 async def test_turning_it_off_stops_indexing_and_forgets_what_was_indexed(
     start_bot, discord_api: DiscordStandIn
 ) -> None:
@@ -193,6 +231,29 @@ async def test_turning_it_off_stops_indexing_and_forgets_what_was_indexed(
         discord_api, "general", "alice", "settings knowledge", mode="on", scope="server"
     )
     assert "Manage Server" in refused["content"]
+
+
+async def test_turned_off_and_on_again_it_reads_every_channel_and_thread_again(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    discord_api.past_messages("general", [("alice", "ancient roadmap note")], days_ago=3)
+    start = await discord_api.user_says("general", "bob", "thread start", deliver=False)
+    thread = await discord_api.user_starts_thread("bob", start, "side")  # empty for now
+    bot = await start_bot(REPLY_TO="mention")  # answers only when asked
+    first = await backfilled(discord_api, await turn(discord_api, "on", scope="channel"))
+    assert await texts(bot, discord_api, "roadmap") == {"ancient roadmap note"}
+    await turn(discord_api, "off", scope="channel")
+    assert await texts(bot, discord_api, "roadmap") == set()
+    # Written while knowledge is off (so not indexed live), in the thread and the channel.
+    await discord_api.user_says(thread, "carol", "thread roadmap while off")
+    await discord_api.user_says("general", "carol", "general roadmap while off")
+    await bot.keeper.flush()
+    again = await backfilled(discord_api, await turn(discord_api, "on", scope="channel"))
+    channels = re.compile(r"Read the history: (\d+) channel")
+    assert channels.search(again)[1] == channels.search(first)[1] == "4"  # and its threads
+    assert await texts(bot, discord_api, "roadmap") == {
+        "ancient roadmap note", "thread roadmap while off", "general roadmap while off",
+    }  # fmt: skip
 
 
 async def test_in_a_forum_post_it_is_turned_on_for_the_forum_and_its_posts(
@@ -242,6 +303,11 @@ async def test_forget_me_removes_exactly_that_persons_messages_from_a_dm_too(
         "Removed 3 of your messages from the search index."
     )
     assert await texts(bot, discord_api, "idea") == {"bob idea"}
+    # An edit of a message she wrote before asking does not bring it back.
+    first = next(m for m in discord_api.messages("general") if m["content"] == "alice idea 0")
+    await discord_api.user_edits(first, "alice idea 0, edited")
+    await discord_api.user_says("general", "bob", "a later idea")
+    await eventually(lambda: has(bot, discord_api, "idea", {"bob idea", "a later idea"}))
     sent = await discord_api.user_runs_command("general", "owner", "knowledge status")
 
     def status() -> dict | None:

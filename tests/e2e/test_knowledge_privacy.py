@@ -15,8 +15,10 @@ import json
 
 import pytest
 
+import knowledge.readers_discord
 from bot import ChatBot
 from knowledge.tools import jump_link
+from store import StoreError
 from tests.helpers import run_command
 from tests.postgres import (  # noqa: F401 - fixtures
     PostgresServer,
@@ -130,6 +132,25 @@ async def test_the_private_thread_reaches_only_its_members(
     assert PRIVATE not in await ask(discord_api, openai_api, "dm", "alice")
 
 
+async def test_a_lost_role_or_thread_membership_applies_to_the_next_private_answer(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """Read now: a search for a person uses their current roles (their Member fetched per
+    private answer) and, within CACHE_SECONDS, their current private threads."""
+    await knowledge_server(discord_api, start_bot)
+    discord_api.add_to_thread("private_thread", "alice")
+    await ask(discord_api, openai_api, "general", "bob")  # the server is known to be on
+    found = await ask(discord_api, openai_api, "dm", "alice")
+    assert STAFF in found and PRIVATE in found
+    discord_api.take_role("alice", "staff")  # no event: the bot learns it when it asks
+    found = await ask(discord_api, openai_api, "dm", "alice")
+    assert STAFF not in found and PRIVATE in found
+    discord_api.remove_from_thread("private_thread", "alice")
+    assert knowledge.readers_discord.CACHE_SECONDS <= 5  # "a few seconds at most"
+    await asyncio.sleep(knowledge.readers_discord.CACHE_SECONDS)
+    assert PRIVATE not in await ask(discord_api, openai_api, "dm", "alice")
+
+
 async def test_a_hidden_link_reads_as_missing_and_links_in_answers_never_ping(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
@@ -215,3 +236,27 @@ async def test_knowledge_tools_come_beside_mcp_s_and_follow_the_knowledge_settin
     await discord_api.user_says("general", "bob", "and now?", mention_bot=True)
     await discord_api.wait_for(lambda: len(openai_api.completions) == 4, timeout=20)
     assert "tools" not in openai_api.completions[3]
+
+
+async def test_a_deleted_thread_is_no_longer_read_even_before_its_messages_are_forgotten(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    """The readers forget a deleted thread (and a deleted channel's threads): what the
+    index still holds of it (its deletion not written yet) is nobody's to read."""
+    old = "the thread about the launch party, soon deleted"
+    await discord_api.user_says("thread", "bob", old, deliver=False)
+    await discord_api.archive_thread("thread")  # remembered by the readers, not discord.py
+    bot = await knowledge_server(discord_api, start_bot)
+    thread_id = discord_api.channel("thread").id
+    await indexed(bot, 5, thread_id)
+    assert old in await ask(discord_api, openai_api, "general", "bob")
+
+    async def not_answering(channel_id: int) -> int:
+        raise StoreError("forget a channel: the database is not answering")
+
+    bot.services.store.forget_channel = not_answering  # the deletion stays unwritten
+    await discord_api.delete_thread("thread")
+    await asyncio.sleep(0.6)  # the keeper tried (and keeps trying) to forget it
+    assert [m.text for m in await bot.services.store.recent(thread_id, limit=10)] == [old]
+    assert old not in await ask(discord_api, openai_api, "general", "bob")
+    assert old not in await ask(discord_api, openai_api, "dm", "bob")

@@ -206,6 +206,22 @@ async def test_a_deleted_channel_takes_its_threads_and_queued_messages(index: In
     assert sorted(await index.held()) == [2]
 
 
+async def test_nothing_of_a_deleted_channel_or_thread_is_written_later(index: Index) -> None:
+    kept = keeper(index)
+    kept.channel_deleted(11)  # a thread of channel 10
+    kept.channel_deleted(20)  # a channel, with its threads
+    await kept.flush()
+    # A backfill page read before the deletions, written after them: none of it lands.
+    page = [message(1, 11, 10), message(2, 20), message(3, 31, 20), message(4, 10)]
+    assert await kept.write(page) == 1
+    assert kept.channel_gone(11, 10) and kept.channel_gone(31, 20)
+    assert not kept.channel_gone(10, None)
+    for late in page:  # late events (an edit, a new message) are dropped too
+        kept.queue(late)
+    await kept.flush()
+    assert sorted(await index.held()) == [4]
+
+
 async def test_a_failed_deletion_is_tried_again_and_a_failed_write_dropped(index: Index) -> None:
     kept = keeper(index)
     kept.queue(message(1))

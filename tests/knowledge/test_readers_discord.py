@@ -83,3 +83,20 @@ async def test_rooms_are_channels_with_text(discord_api, discord_client) -> None
         voice is not None
         and voice.needs != room_of(guild.get_channel(discord_api.channel("general").id)).needs
     )
+
+
+async def test_a_deleted_thread_or_channel_is_never_a_room_again(
+    discord_api, discord_client
+) -> None:
+    guild = discord_client.get_guild(discord_api.guild_id)
+    readers = Readers(discord_client)
+    thread = guild.get_thread(discord_api.channel("thread").id)
+    general = discord_api.channel("general").id
+    alice = await readers.member(guild, discord_api.user("alice").id)
+    assert {thread.id, general} <= await readers.readable_by(alice)
+    readers.forget_channel(thread.id)
+    readers.remember_thread(thread)  # listed just before its deletion arrived
+    assert thread.id not in {room.channel_id for _, room in readers.rooms(guild)}
+    readers.forget_channel(general)  # a channel: with its threads
+    readable = await readers.readable_by(alice)
+    assert general not in readable and discord_api.channel("random").id in readable

@@ -51,6 +51,9 @@ async def test_roles_and_overwrites_reach_discord_py_and_agree(
             assert reads == standin.may_read(name, channel), (name, channel)
     assert standin.may_read("alice", "random") and not standin.may_read("bob", "random")
     assert not standin.may_read("bob", "general") and standin.may_read("carol", "general")
+    standin.take_role("alice", "staff")  # GET member shows it at once
+    assert staff not in [r.id for r in (await guild.fetch_member(standin.user("alice").id)).roles]
+    assert not standin.may_read("alice", "random")
 
 
 async def test_an_overwrite_hiding_a_channel_from_everyone_hides_it_from_the_bot_too(
@@ -72,6 +75,9 @@ async def test_private_thread_members_are_asked_one_at_a_time(
         await thread.fetch_member(standin.user("alice").id)
     standin.add_to_thread("private_thread", "alice")
     assert await thread.fetch_member(standin.user("alice").id)
+    standin.remove_from_thread("private_thread", "alice")
+    with pytest.raises(discord.NotFound):
+        await thread.fetch_member(standin.user("alice").id)
     await standin.archive_thread("private_thread")
     general = client.get_channel(standin.general.id)
     joined = [t async for t in general.archived_threads(private=True, joined=True)]

@@ -58,6 +58,12 @@ class Access:
         if self.role(role) not in roles:
             roles.append(self.role(role))
 
+    def take_role(self, user: FakeUser | str | int, role: str | int) -> None:
+        """``user`` no longer holds ``role`` (as `give_role`: no event reaches the bot)."""
+        roles = self.member_roles.setdefault(self.user(user).id, [])
+        if self.role(role) in roles:
+            roles.remove(self.role(role))
+
     async def set_overwrite(
         self,
         channel: FakeChannel | str | int,
@@ -91,6 +97,12 @@ class Access:
     def add_to_thread(self, thread: FakeChannel | str | int, user: FakeUser | str | int) -> None:
         """``user`` joins (or is added to) the private ``thread``."""
         self._members_of(self.channel(thread)).add(self.user(user).id)
+
+    def remove_from_thread(
+        self, thread: FakeChannel | str | int, user: FakeUser | str | int
+    ) -> None:
+        """``user`` leaves (or is removed from) the private ``thread``."""
+        self._members_of(self.channel(thread)).discard(self.user(user).id)
 
     # ---- what Discord computes -------------------------------------------------------------
 
