@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -44,6 +45,8 @@ FLUSH_SECONDS = 0.5
 BATCH = 200  # messages written in one call, and a queue this long is written at once
 RECENT_DELETIONS = 10_000
 RETENTION_CHECK_SECONDS = 24 * 3600.0
+# With a shared store, how stale this process's list of forgotten people may be.
+FORGOTTEN_READ_SECONDS = 2.0
 
 
 def place_of(message: IndexedMessage) -> Place:
@@ -78,7 +81,7 @@ class Keeper:
         self._deleted: OrderedDict[int, None] = OrderedDict()  # recent deletions, oldest first
         self._deleted_channels: OrderedDict[int, None] = OrderedDict()  # as `_deleted`
         self._forgotten: dict[int, dt.datetime] = {}  # author id -> when forget-me ran
-        self._forgotten_read = False  # those the store recorded (earlier runs) read yet
+        self._forgotten_read: float | None = None  # when the store's record was read
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one flush at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,14 +188,19 @@ class Keeper:
         return len(kept)
 
     async def _read_forgotten(self) -> None:
-        """Once per process, before anything is written: who asked to be forgotten in
-        an earlier run, so that neither a backfill page nor an edit brings back what
-        they had written. Raises StoreError (then nothing is written)."""
-        if self._forgotten_read:
-            return
+        """Before anything is written: who asked to be forgotten (in an earlier run, or
+        through another process sharing the store), so that neither a backfill page nor
+        an edit brings back what they had written. Read once per process with SQLite
+        (one process); with a shared store again after FORGOTTEN_READ_SECONDS, as a
+        sibling process may have recorded a forget-me. Raises StoreError (then nothing
+        is written)."""
+        now = time.monotonic()
+        if self._forgotten_read is not None:
+            if not self.store.shared or now - self._forgotten_read < FORGOTTEN_READ_SECONDS:
+                return
         for author_id, asked_at in (await self.store.forgotten_authors()).items():
             self._forgotten[author_id] = max(asked_at, self._forgotten.get(author_id, asked_at))
-        self._forgotten_read = True
+        self._forgotten_read = now
 
     def _gone(self, message: IndexedMessage) -> bool:
         """Whether `message`'s author asked to be forgotten after writing it."""

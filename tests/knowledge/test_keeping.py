@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 
 from config import load_settings
 from conversation.channel_settings import Place, knowledge_place, parse, resolve, show
+from knowledge import keeper as keeper_module
 from knowledge.backfill import Progress, next_point
 from knowledge.indexing import ATTACHED, is_kept, readable_text
 from knowledge.keeper import Keeper
 from store import Store, StoreError
 from store.knowledge import IndexedMessage
+from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixtures
 
 SETTINGS = load_settings({"DISCORD_BOT_TOKEN": "x", "OPENAI_API_KEY": "sk"})
 ME = 99
@@ -288,3 +290,28 @@ async def test_the_background_writer_flushes_soon_and_at_close(index: Index) -> 
 
 async def _true() -> bool:
     return True
+
+
+async def test_a_forget_me_made_through_another_process_reaches_this_one(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes on one PostgreSQL: a person forgotten through one is not indexed
+    again by the other's backfill page or edit, once its list is read again."""
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    monkeypatch.setattr(keeper_module, "FORGOTTEN_READ_SECONDS", 0.0)
+    url = server.create_database()
+    first, second = await Store.open(url), await Store.open(url)
+    try:
+        here, there = keeper(Index(first)), keeper(Index(second))
+        assert await here.write([message(1, author_id=8)]) == 1  # `here` has read the list
+        assert await there.forget_author(7) == 0  # through the other process
+        assert await here.write([message(2, author_id=7), message(3, author_id=8)]) == 1
+        here.queue(message(4, author_id=7))  # an old message of theirs, edited
+        await here.flush()
+        assert sorted(await Index(first).held()) == [1, 3]
+        await here.close()
+        await there.close()
+    finally:
+        await first.close()
+        await second.close()
+        server.drop_database(url.rsplit("/", 1)[1])
