@@ -31,8 +31,9 @@ from store.values import read_moment
 # words, a channel, an author, a time range) reaches them. A search asking for more
 # (offset + limit) ranks that many.
 SEARCH_CANDIDATES = 500
-# And it examines at most this many of a word's newest matches in the whole index when
-# the channels are filtered in SQL alone (see KnowledgeTable._floor).
+# And it examines first this many of a word's newest matches in the whole index when
+# the channels are filtered in SQL alone (see KnowledgeTable._floor); a page that pass
+# leaves short is searched again over all of them.
 SEARCH_SCAN = 4_000
 _NO_FLOOR = -(2**63)
 
@@ -208,10 +209,12 @@ class KnowledgeTable(Table):
         each with rank 0. Ranking (SQLite's bm25, PostgreSQL's ts_rank) covers the
         newest SEARCH_CANDIDATES (or `offset` + `limit`, if more) matches that pass the
         filters, so a very common word costs a bounded scan. With more than
-        TAGGED_CHANNELS channels, only a word's newest SEARCH_SCAN (or `offset` +
-        `limit`) matches in the whole index are examined (`_floor`), so a common word
-        in a small share of the index is not looked up in all of it. Raises ValueError
-        for a negative limit or offset.
+        TAGGED_CHANNELS channels, a word's newest SEARCH_SCAN (or `offset` + `limit`)
+        matches in the whole index are examined first (`_floor`), so a common word in a
+        small share of the index is not looked up in all of it; when they give fewer
+        than `limit` hits, all matches are examined, so the permission filter never hides
+        a match that a search in fewer channels finds. Raises ValueError for a negative
+        limit or offset.
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
@@ -229,20 +232,20 @@ class KnowledgeTable(Table):
                     "ORDER BY f.message_id DESC LIMIT ? OFFSET ?",
                     *args, limit, offset,
                 )  # fmt: skip
-            elif self._postgres:
-                words = parsed.websearch()
-                floor = await self._floor(tx, words, author_id, scan)
-                rows = await tx.fetch(
-                    _TSQUERY_SEARCH.format(filters=filters),
-                    words, *args, floor, candidates, limit, offset,
-                )  # fmt: skip
             else:
-                match = parsed.fts5(_tags(channel_ids, author_id))
-                floor = await self._floor(tx, match, author_id, scan)
-                rows = await tx.fetch(
-                    _FTS5_SEARCH.format(filters=filters),
-                    match, *args, floor, candidates, limit, offset,
-                )  # fmt: skip
+                if self._postgres:
+                    sql, words = _TSQUERY_SEARCH.format(filters=filters), parsed.websearch()
+                else:
+                    sql = _FTS5_SEARCH.format(filters=filters)
+                    words = parsed.fts5(_tags(channel_ids, author_id))
+                floor = await self._floor(tx, words, author_id, scan)
+                rows = await tx.fetch(sql, words, *args, floor, candidates, limit, offset)
+                if floor != _NO_FLOOR and len(rows) < limit:
+                    # The floor left the page short: the readable matches may be older
+                    # than the other channels' newest. Only a full search can tell.
+                    rows = await tx.fetch(
+                        sql, words, *args, _NO_FLOOR, candidates, limit, offset
+                    )
         return [Hit(_message(row), float(row[8])) for row in rows]
 
     async def around(
@@ -346,7 +349,7 @@ class KnowledgeTable(Table):
         return " AND ".join(where), args
 
     async def _floor(self, tx: Any, words: str, author_id: int | None, scan: int) -> int:
-        """The lowest message id a search may examine: that of the `scan`-th newest match
+        """The lowest message id a first search pass examines: that of the `scan`-th newest match
         of `words` (by `author_id`, if given); no floor for `scan` 0. Used when the
         channels are filtered in SQL alone (more than TAGGED_CHANNELS): each match then
         costs a row lookup, and a common word in a small share of the index would be

@@ -224,18 +224,34 @@ async def test_a_common_word_ranks_only_the_newest_candidates(
     assert await found(store, "sync", author_id=1, before=START + dt.timedelta(minutes=2)) == [1]
 
 
-async def test_with_many_channels_only_the_newest_matches_are_examined(
+async def test_a_readable_match_is_found_however_common_its_word_is_elsewhere(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The floor (SEARCH_SCAN newest matches in the whole index) may only save work: a
+    # page it leaves short is searched again in full, so a readable match a narrower
+    # search finds is never hidden by other channels' traffic.
     monkeypatch.setattr(knowledge, "SEARCH_SCAN", 3)
     mine = message("rollout plan", channel=10, message_id=1, minutes=1)
     others = [message("rollout", channel=99, message_id=n, minutes=n) for n in range(2, 6)]
     await store.index_messages([mine, *others])
     many = [10, *range(1000, 1000 + knowledge.TAGGED_CHANNELS)]
-    assert await found(store, "rollout", many, limit=1) == []  # not in the 3 newest matches
-    assert await found(store, "rollout", many, limit=5) == [1]  # asked for 5: 5 examined
-    assert await found(store, "rollout", [10]) == [1]  # a few channels: all their matches
-    assert await found(store, "rollout plan", many) == [1]  # narrower words reach it
+    assert await found(store, "rollout", many, limit=1) == [1]
+    assert await found(store, "rollout", many, limit=5) == [1]
+    assert await found(store, "rollout", [10]) == [1]
+    assert await found(store, "rollout plan", many) == [1]
+    assert await found(store, "rollout", many, limit=1, offset=1) == []
+
+
+async def test_the_floor_never_hides_a_match_with_the_real_bounds(store: Store) -> None:
+    mine = message("rollout plan for the mobile app", channel=10, message_id=1, minutes=1)
+    others = [
+        message(f"rollout step {n}", channel=99, message_id=n, minutes=n)
+        for n in range(2, 2 + knowledge.SEARCH_SCAN + 1)
+    ]
+    await store.index_messages([mine, *others])
+    many = [10, *range(1000, 1000 + knowledge.TAGGED_CHANNELS)]
+    assert await found(store, "rollout", [10]) == [1]
+    assert await found(store, "rollout", many) == [1]
 
 
 async def test_around_and_recent_windows(store: Store) -> None:
