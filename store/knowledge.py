@@ -3,10 +3,11 @@
 Rows live in knowledge_messages (migration 4). SQLite searches an FTS5 index of their
 text (Porter-stemmed unicode61 words, diacritics folded: "cafe" finds "café"), PostgreSQL
 a generated tsvector ('english', which keeps diacritics: its unaccent is an extension)
-with a GIN index. A person's query is read by `parse_query`
-(store/knowledge_query.py) the way PostgreSQL's websearch_to_tsquery reads it and
-rendered for each backend from that one reading, so no text can be an FTS syntax error
-and both backends find the same messages.
+of the text with its punctuation made spaces (migration 4), with a GIN index. A
+person's query is read by `parse_query` (store/knowledge_query.py) the way
+PostgreSQL's websearch_to_tsquery reads it and rendered for each backend from that one
+reading, so no text can be an FTS syntax error and both backends find the same messages
+(accents apart).
 
 Permission filtering is the caller's: every search names the channel and thread ids it
 may return, and SQL returns nothing outside them.

@@ -69,7 +69,8 @@ def parse_query(text: str) -> Query | None:
 
     Only \\w runs survive as words (the characters both backends index), so quotes, FTS
     operators (NEAR, AND, *, ^, :) and brackets are plain text here. Stop words are left
-    out of unquoted words, as PostgreSQL's 'english' configuration does.
+    out of unquoted words, as PostgreSQL's 'english' configuration does, and a quoted
+    phrase made only of stop words is left out too (PostgreSQL's index holds none).
     """
     groups: list[list[tuple[str, ...]]] = []
     excluded: list[tuple[str, ...]] = []
@@ -82,8 +83,10 @@ def parse_query(text: str) -> Query | None:
         if bare is not None:
             negated = "-" if bare.startswith("-") else ""
             words = tuple(w for w in _WORD.findall(bare.lower()) if w not in STOP_WORDS)
-        else:
+        else:  # a phrase keeps its stop words (SQLite matches them in place)...
             words = tuple(_WORD.findall(quoted.lower()))
+            if STOP_WORDS.issuperset(words):  # ...but PostgreSQL cannot match them alone
+                words = ()
         if not words:
             continue
         if negated:

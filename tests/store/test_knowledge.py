@@ -163,6 +163,41 @@ async def test_any_text_is_a_query(store: Store, query: str) -> None:
     await store.search(query, channel_ids=[10], author_id=1, after=START, before=START)
 
 
+async def test_both_backends_split_words_at_the_same_characters(store: Store) -> None:
+    # Emails, host names, URLs, versions and numbers are words split at their
+    # punctuation on both backends, as parse_query splits the query.
+    texts = {
+        "email": "email bob@example.com about the v2.0 release",
+        "url": "see https://example.com/path?x=1 now",
+        "pi": "50% off, $100 price; 3.14 pi",
+        "names": "snake_case_name and kebab-case-name",
+        "book": "O'Reilly book",
+    }
+    ids = {key: next(_ids) for key in texts}
+    await store.index_messages([message(t, message_id=ids[k]) for k, t in texts.items()])
+    expected = {
+        "bob@example.com": {"email"},
+        "example.com": {"email", "url"},
+        "v2.0": {"email"},
+        "3.14": {"pi"},
+        "$100": {"pi"},
+        "https://example.com/path?x=1": {"url"},
+        "snake_case_name": {"names"},
+        "kebab-case-name": {"names"},
+        "kebab": {"names"},
+        "O'Reilly": {"book"},
+        "path": {"url"},
+    }
+    for query, keys in expected.items():
+        assert set(await found(store, query, limit=100)) == {ids[k] for k in keys}, query
+    # PostgreSQL's 'english' index holds no stop words: a phrase of them alone is no
+    # search on either backend; within a phrase they are kept where SQLite needs them.
+    assert parse_query('"to be or not to be"') is None
+    assert parse_query('"the who" -"of the"') is None
+    await store.index_messages([message("to be or not to be", message_id=ids["book"] + 100)])
+    assert await found(store, '"deploy to café" or "bob example"') == [ids["email"]]
+
+
 async def test_ranking_puts_the_best_match_first(store: Store) -> None:
     weak = message("a long message that mentions the outage once among many other words here")
     strong = message("outage outage: outage review")
