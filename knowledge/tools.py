@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
 
 from store.knowledge import Hit, IndexedMessage
+from store.knowledge_query import only_excludes, parse_query
 from text.markdown import one_line
 from tools.base import Tool, ToolResult
 
@@ -173,6 +174,19 @@ def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def no_words(query: str) -> str:
+    """What the model is told when `query` has no word to look for (see parse_query)."""
+    why = (
+        "it only excludes words (-word); say what to look for too"
+        if only_excludes(query)
+        else "very common words (the, to, don't), punctuation and emoji are not indexed"
+    )
+    return (
+        f"{query.strip()[:80]!r} has no searchable words: {why}. Add a distinctive word, "
+        "or use read_channel to read a channel's recent messages."
+    )
+
+
 def parse_id(text: str) -> int | None:
     """A snowflake id in `text` (digits, a <#id> or <@id> mention), or None."""
     text = text.strip()
@@ -229,6 +243,8 @@ class KnowledgeTools:
     ) -> str:
         if not query.strip():
             raise ToolError("Give some words to search for.")
+        if parse_query(query) is None:
+            raise ToolError(no_words(query))
         allowed = await self.allowed()
         channels = allowed if channel is None else {await self.channel_id(channel)}
         author_id = parse_id(author) if author else None

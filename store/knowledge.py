@@ -89,7 +89,7 @@ class IndexedMessage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A search result; `rank` is higher for a better match (0 for a wordless search)."""
+    """A search result; `rank` is higher for a better match."""
 
     message: IndexedMessage
     rank: float
@@ -206,10 +206,11 @@ class KnowledgeTable(Table):
         Only messages whose channel_id is in `channel_ids` (the caller's permission
         filter, applied in SQL); empty -> []. Optionally by `author_id` and written at or
         after `after` and before `before`. Any text is accepted (see `parse_query`); a
-        query with no word to look for lists the newest messages that pass the filters,
-        each with rank 0. Ranking (SQLite's bm25, PostgreSQL's ts_rank) covers the
-        newest SEARCH_CANDIDATES (or `offset` + `limit`, if more) matches that pass the
-        filters, so a very common word costs a bounded scan. With more than
+        query with no word to look for (emoji, stop words, only `-excluded` words) finds
+        nothing: an exclusion alone excludes, it never lists the rest. Ranking (SQLite's
+        bm25, PostgreSQL's ts_rank) covers the newest SEARCH_CANDIDATES (or `offset` +
+        `limit`, if more) matches that pass the filters, so a very common word costs a
+        bounded scan. With more than
         TAGGED_CHANNELS channels, a word's newest SEARCH_SCAN (or `offset` + `limit`)
         matches in the whole index are examined first (`_floor`), so a common word in a
         small share of the index is not looked up in all of it; when they give fewer
@@ -219,34 +220,24 @@ class KnowledgeTable(Table):
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        if not channel_ids or limit == 0:
-            return []
         parsed = parse_query(query)
+        if not channel_ids or limit == 0 or parsed is None:
+            return []
         filters, args = self._filters(channel_ids, author_id, after, before)
         candidates = max(SEARCH_CANDIDATES, offset + limit)
         scan = max(SEARCH_SCAN, offset + limit) if len(channel_ids) > TAGGED_CHANNELS else 0
         async with self._failing_as("search messages"), self._db.transaction() as tx:
-            if parsed is None:
-                columns = ", ".join(f"f.{c}" for c in _COLUMNS.split(", "))
-                rows = await tx.fetch(
-                    f"SELECT {columns}, 0 FROM knowledge_messages AS f WHERE {filters} "
-                    "ORDER BY f.message_id DESC LIMIT ? OFFSET ?",
-                    *args, limit, offset,
-                )  # fmt: skip
+            if self._postgres:
+                sql, words = _TSQUERY_SEARCH.format(filters=filters), parsed.websearch()
             else:
-                if self._postgres:
-                    sql, words = _TSQUERY_SEARCH.format(filters=filters), parsed.websearch()
-                else:
-                    sql = _FTS5_SEARCH.format(filters=filters)
-                    words = parsed.fts5(_tags(channel_ids, author_id))
-                floor = await self._floor(tx, words, author_id, scan)
-                rows = await tx.fetch(sql, words, *args, floor, candidates, limit, offset)
-                if floor != _NO_FLOOR and len(rows) < limit:
-                    # The floor left the page short: the readable matches may be older
-                    # than the other channels' newest. Only a full search can tell.
-                    rows = await tx.fetch(
-                        sql, words, *args, _NO_FLOOR, candidates, limit, offset
-                    )
+                sql = _FTS5_SEARCH.format(filters=filters)
+                words = parsed.fts5(_tags(channel_ids, author_id))
+            floor = await self._floor(tx, words, author_id, scan)
+            rows = await tx.fetch(sql, words, *args, floor, candidates, limit, offset)
+            if floor != _NO_FLOOR and len(rows) < limit:
+                # The floor left the page short: the readable matches may be older than
+                # the other channels' newest. Only a full search can tell.
+                rows = await tx.fetch(sql, words, *args, _NO_FLOOR, candidates, limit, offset)
         return [Hit(_message(row), float(row[8])) for row in rows]
 
     async def around(

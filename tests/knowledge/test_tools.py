@@ -130,6 +130,19 @@ async def test_bad_calls_are_errors_for_the_model(store, indexed) -> None:
     assert failed.is_error and "could not be read" in failed.text
 
 
+async def test_a_query_with_no_searchable_word_says_so(store, indexed) -> None:
+    # Emoji, stop words, "don't" (don + t), a phrase of stop words: nothing to look for,
+    # which the model is told, instead of the newest messages passed off as matches.
+    tools = toolbox(store, {PUBLIC, THREAD})
+    for query in ("🎉", "don't", "the who", '"to be or not to be"', "-deploy", "-deploy -lunch"):
+        result = await tools.call("search_messages", {"query": query})
+        assert result.is_error, query
+        assert "no searchable words" in result.text and "read_channel" in result.text
+        assert "Fridays" not in result.text and "checklist" not in result.text
+    excluded = await tools.call("search_messages", {"query": "-deploy"})
+    assert "only excludes" in excluded.text
+
+
 def test_the_tools_are_read_only_and_ask_for_links() -> None:
     tools = KnowledgeTools(None, Audience(set, NAMES.get))  # type: ignore[arg-type]
     assert {t.name for t in tools.tools()} == {"search_messages", "read_around", "read_channel"}
