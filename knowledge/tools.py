@@ -24,7 +24,7 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from store.knowledge import Hit, IndexedMessage
 from store.knowledge_query import only_excludes, parse_query
@@ -32,6 +32,7 @@ from text.markdown import one_line
 from tools.base import Tool, ToolResult
 
 log = logging.getLogger("chatbot")
+T = TypeVar("T")
 
 SEARCH_LIMIT = 10  # hits per page
 MAX_SEARCH_LIMIT = 25
@@ -40,6 +41,8 @@ PAGE = 20  # messages of a channel per page
 SNIPPET = 300  # characters of a message's text in a search hit
 TEXT = 600  # characters of a message's text when reading a channel
 AUTHOR_SCAN = 50  # hits scanned when the author is given by name
+MAX_PAGE = 100  # the last page of search results offered (1,000 hits)
+MAX_ID = 2**63 - 1  # Discord's snowflakes are 64-bit; the store keeps them as BIGINT
 JUMP = "https://discord.com/channels/{guild}/{channel}/{message}"
 LINK = re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+)/(\d+)/(\d+)")
 CHANNEL_MENTION = re.compile(r"<#(\d+)>")
@@ -171,7 +174,37 @@ def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ToolError(f"{text!r} is not a date (YYYY-MM-DD) or time (ISO 8601)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved across midnight UTC
+        raise ToolError(f"{text!r} is out of range: give a date from 0001 to 9999") from None
+
+
+def argument(name: str, parse: Callable[[str], T], text: str) -> T:
+    """`parse(text)`, a ToolError from it naming the argument `name`."""
+    try:
+        return parse(text)
+    except ToolError as error:
+        raise ToolError(f"Bad {name}: {error}") from None
+
+
+def parse_page(text: str | None) -> int:
+    """A search's page number, 1 to MAX_PAGE (None: 1); ToolError otherwise."""
+    if text is None:
+        return 1
+    if text.strip().isdigit() and 1 <= int(text) <= MAX_PAGE:
+        return int(text)
+    raise ToolError(f"Bad page: {text.strip()[:30]!r} is not a page from 1 to {MAX_PAGE}.")
+
+
+def parse_message(text: str) -> tuple[int | None, int]:
+    """The (channel id or None, message id) a jump link or a bare id gives; ToolError
+    for anything else, ids past 64 bits included."""
+    link = LINK.search(text)
+    ids = (int(link[2]), int(link[3])) if link else (None, parse_id(text))
+    if ids[1] is None or max(i or 0 for i in ids) > MAX_ID:
+        raise ToolError(f"{text.strip()[:120]!r} is not a jump link or a message id.")
+    return ids[0], ids[1]
 
 
 def no_words(query: str) -> str:
@@ -192,7 +225,9 @@ def parse_id(text: str) -> int | None:
     text = text.strip()
     if found := CHANNEL_MENTION.fullmatch(text) or USER_MENTION.fullmatch(text):
         return int(found[1])
-    return int(text) if text.isdigit() and len(text) <= 20 else None
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
+        return None
+    return int(text)
 
 
 class KnowledgeTools:
@@ -245,18 +280,22 @@ class KnowledgeTools:
             raise ToolError("Give some words to search for.")
         if parse_query(query) is None:
             raise ToolError(no_words(query))
+        number = parse_page(page)
+        since = argument("after", parse_moment, after) if after else None
+        until = argument("before", parse_moment, before) if before else None
+        author_id = parse_id(author) if author else None
+        if author and author_id is None and author.strip().isdigit():
+            raise ToolError(f"Bad author: {author.strip()[:30]!r} is not a user id or name.")
         allowed = await self.allowed()
         channels = allowed if channel is None else {await self.channel_id(channel)}
-        author_id = parse_id(author) if author else None
-        number = max(int(page), 1) if page and page.isdigit() else 1
         by_name = author is not None and author_id is None
         limit = AUTHOR_SCAN if by_name else SEARCH_LIMIT
         hits = await self.index.search(
             query,
             channel_ids=channels,
             author_id=author_id,
-            after=parse_moment(after) if after else None,
-            before=parse_moment(before) if before else None,
+            after=since,
+            before=until,
             limit=limit,
             offset=0 if by_name else (number - 1) * SEARCH_LIMIT,
         )
@@ -277,17 +316,15 @@ class KnowledgeTools:
 
     async def read_around(self, message: str, channel: str | None = None) -> str:
         allowed = await self.allowed()
-        link = LINK.search(message)
-        if link is not None:
-            channel_id, message_id = int(link[2]), int(link[3])
+        linked_channel, message_id = argument("message", parse_message, message)
+        if linked_channel is not None:
+            channel_id = linked_channel
+        elif channel is not None:
+            channel_id = await self.channel_id(channel)
+        elif self.audience.home is not None:
+            channel_id = self.audience.home
         else:
-            message_id = parse_id(message) or 0
-            if channel is not None:
-                channel_id = await self.channel_id(channel)
-            elif self.audience.home is not None:
-                channel_id = self.audience.home
-            else:
-                raise ToolError("Give the message's jump link, or its channel too.")
+            raise ToolError("Give the message's jump link, or its channel too.")
         if channel_id not in allowed or not message_id:
             return NOT_FOUND
         window = await self.index.around(channel_id, message_id, before=WINDOW, after=WINDOW)
@@ -309,12 +346,7 @@ class KnowledgeTools:
                 return "This channel's messages are not in the index."
         else:
             channel_id = await self.channel_id(channel)
-        before_id = None
-        if before:
-            link = LINK.search(before)
-            before_id = int(link[3]) if link else parse_id(before)
-            if before_id is None:
-                raise ToolError(f"{before!r} is not a message id or link")
+        before_id = argument("before", parse_message, before)[1] if before else None
         messages = await self.index.recent(channel_id, limit=PAGE, before_id=before_id)
         if not messages:
             return "No messages found." if before_id is None else "No older messages."

@@ -130,6 +130,31 @@ async def test_bad_calls_are_errors_for_the_model(store, indexed) -> None:
     assert failed.is_error and "could not be read" in failed.text
 
 
+async def test_out_of_range_arguments_are_argument_errors(store, indexed, caplog) -> None:
+    tools = toolbox(store, {PUBLIC, THREAD})
+    huge = "99999999999999999999"  # 20 digits: past any snowflake (64 bits)
+    link = f"https://discord.com/channels/{GUILD}/{PUBLIC}/{huge}"
+    calls = [
+        ("search_messages", {"query": "deploy", "after": "0001-01-01T00:00:00+01:00"}, "after"),
+        ("search_messages", {"query": "deploy", "before": "9999-12-31T23:59:59-05:00"}, "before"),
+        ("search_messages", {"query": "deploy", "page": int(huge)}, "page"),
+        ("search_messages", {"query": "deploy", "page": "-3"}, "page"),
+        ("search_messages", {"query": "deploy", "page": "two"}, "page"),
+        ("search_messages", {"query": "deploy", "author": huge}, "author"),
+        ("search_messages", {"query": "deploy", "channel": huge}, huge),
+        ("read_around", {"message": huge}, "message"),
+        ("read_around", {"message": link}, "message"),
+        ("read_channel", {"before": huge}, "before"),
+    ]
+    for name, arguments, named in calls:
+        result = await tools.call(name, arguments)
+        assert result.is_error, arguments
+        assert "could not be read" not in result.text and named in result.text, result.text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    last = await tools.call("search_messages", {"query": "deploy", "page": 100})
+    assert not last.is_error and last.text == "No more results."
+
+
 async def test_a_query_with_no_searchable_word_says_so(store, indexed) -> None:
     # Emoji, stop words, "don't" (don + t), a phrase of stop words: nothing to look for,
     # which the model is told, instead of the newest messages passed off as matches.
