@@ -49,6 +49,7 @@ CHANNEL_MENTION = re.compile(r"<#(\d+)>")
 USER_MENTION = re.compile(r"<@!?(\d+)>")
 NOT_FOUND = "No such message was found (it may not exist, or may not be readable here)."
 NO_CHANNEL = "No channel {name!r} was found among those readable here."
+SEVERAL = "Several channels are named {name!r}: {choices}. Call again with the channel's id."
 CITE = (
     " Cite every message you use by its jump link (https://discord.com/channels/…), "
     "written as a plain link, so people can check it."
@@ -84,11 +85,14 @@ class Index(Protocol):
 class Audience:
     """Who an answer is for: `allowed` gives the channel and thread ids its messages may
     come from (awaited once, on the first tool call); `names` gives a channel's name for
-    people (None: unknown); `home` is the channel asked in (None in a DM)."""
+    people (None: unknown); `home` is the channel asked in (None in a DM); `server`
+    gives the (id, name) of a channel's server (None: unknown), said in results and
+    asked for when the allowed channels span several servers (a DM)."""
 
     allowed: Callable[[], Awaitable[Collection[int]]]
     names: Callable[[int], str | None]
     home: int | None = None
+    server: Callable[[int], tuple[int, str] | None] = lambda _: None
 
 
 class ToolError(Exception):
@@ -238,6 +242,7 @@ class KnowledgeTools:
         self.index = index
         self.audience = audience
         self._allowed: frozenset[int] | None = None
+        self._servers: dict[int, str] = {}  # channel id -> its server's name, when several
 
     def tools(self) -> Sequence[Tool]:
         return TOOLS
@@ -246,6 +251,9 @@ class KnowledgeTools:
         """The allowed channel ids, computed on first use."""
         if self._allowed is None:
             self._allowed = frozenset(await self.audience.allowed())
+            known = {c: self.audience.server(c) for c in self._allowed}
+            if len({s[0] for s in known.values() if s is not None}) > 1:
+                self._servers = {c: s[1] for c, s in known.items() if s is not None}
         return self._allowed
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
@@ -367,18 +375,28 @@ class KnowledgeTools:
                 return wanted
             raise ToolError(NO_CHANNEL.format(name=text.strip()))
         name = text.strip().lstrip("#").casefold()
-        for channel_id in sorted(allowed):
-            if (self.audience.names(channel_id) or "").casefold() == name:
-                return channel_id
+        named = [c for c in sorted(allowed) if (self.audience.names(c) or "").casefold() == name]
+        if len(named) > 1:
+            choices = ", ".join(f"{self.channel_name(c)} (id {c})" for c in named)
+            raise ToolError(SEVERAL.format(name=text.strip(), choices=choices))
+        if named:
+            return named[0]
         raise ToolError(NO_CHANNEL.format(name=text.strip()))
+
+    def channel_name(self, channel_id: int) -> str:
+        """The "#name" people know it by, and its server's when the allowed set spans
+        several servers."""
+        name = f"#{self.audience.names(channel_id) or channel_id}"
+        server = self._servers.get(channel_id)
+        return name if server is None else f"{name} ({one_line(server, 60)})"
 
     def line(self, message: IndexedMessage, limit: int) -> str:
         """One message for the model: author, channel, time, text, jump link."""
-        channel = self.audience.names(message.channel_id) or str(message.channel_id)
+        channel = self.channel_name(message.channel_id)
         author = one_line(message.author_name, 80)
         text = one_line(message.text, limit)
         return (
-            f"- {author} in #{channel} at {when(message.created_at)}: {text} <{jump_link(message)}>"
+            f"- {author} in {channel} at {when(message.created_at)}: {text} <{jump_link(message)}>"
         )
 
 

@@ -205,3 +205,28 @@ async def test_knowledge_tools_come_beside_mcp_s_and_follow_the_knowledge_settin
     await discord_api.user_says("general", "bob", "and now?", mention_bot=True)
     await discord_api.wait_for(lambda: len(openai_api.completions) == 4, timeout=20)
     assert "tools" not in openai_api.completions[3]
+
+
+async def test_a_dm_across_two_servers_names_the_server_and_asks_which_general(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await knowledge_server(discord_api, start_bot)
+    await discord_api.add_guild("far")
+    await run_command(
+        discord_api, "far/general", "owner", "settings knowledge", mode="on", scope="server"
+    )
+    await discord_api.user_says("far/general", "carol", "far general: launch is cancelled")
+    far = discord_api.channel("far/general").id
+    await indexed(bot, 5, far)
+    await ask(discord_api, openai_api, "general", "bob")  # bot learns knowledge is on there
+    before = len(openai_api.completions)
+    by_name = Call("search_messages", json.dumps({"query": "launch", "channel": "general"}))
+    openai_api.script(ToolCalls([SEARCH, by_name]), Reply("ok"))
+    await discord_api.user_dms("bob", "what about launch in general?")
+    await discord_api.wait_for(lambda: len(openai_api.completions) >= before + 2, timeout=20)
+    second = openai_api.completions[before + 1]
+    everywhere, ambiguous = [m["content"] for m in second["messages"] if m["role"] == "tool"]
+    assert "in #general (Guild far) at " in everywhere
+    assert "in #general (Stand-in Guild) at " in everywhere
+    assert "Several channels are named 'general'" in ambiguous and str(far) in ambiguous
+    assert "#general (Guild far)" in ambiguous and "#general (Stand-in Guild)" in ambiguous

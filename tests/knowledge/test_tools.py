@@ -130,6 +130,37 @@ async def test_bad_calls_are_errors_for_the_model(store, indexed) -> None:
     assert failed.is_error and "could not be read" in failed.text
 
 
+async def test_across_servers_results_name_the_server_and_a_shared_name_is_asked(
+    store, indexed
+) -> None:
+    far_general, far_guild = 30, GUILD + 1
+    far = IndexedMessage(
+        next(_ids), far_guild, far_general, None, 4, "Dan", START, "the deploy is cancelled"
+    )
+    await store.index_messages([far])
+    servers = {PUBLIC: (GUILD, "Home"), THREAD: (GUILD, "Home"), far_general: (far_guild, "Far")}
+    names = {**NAMES, far_general: "general"}
+
+    async def both() -> set[int]:
+        return {PUBLIC, THREAD, far_general}
+
+    tools = KnowledgeTools(store, Audience(both, names.get, None, servers.get))
+    result = await tools.call("search_messages", {"query": "deploy"})
+    assert "Dan in #general (Far) at " in result.text
+    assert "Alice in #general (Home) at " in result.text
+    assert "in #a thread (Home) at " in result.text
+    ambiguous = await tools.call("search_messages", {"query": "deploy", "channel": "general"})
+    assert ambiguous.is_error and "#general (Home)" in ambiguous.text
+    assert "#general (Far)" in ambiguous.text
+    assert str(PUBLIC) in ambiguous.text and str(far_general) in ambiguous.text
+    chosen = await tools.call("search_messages", {"query": "deploy", "channel": str(far_general)})
+    assert "cancelled" in chosen.text and "Fridays" not in chosen.text
+    # Within one server, the server goes unsaid.
+    home = toolbox(store, {PUBLIC, THREAD})
+    home.audience.server = servers.get
+    assert "Alice in #general at " in (await home.call("search_messages", {"query": "deploy"})).text
+
+
 async def test_out_of_range_arguments_are_argument_errors(store, indexed, caplog) -> None:
     tools = toolbox(store, {PUBLIC, THREAD})
     huge = "99999999999999999999"  # 20 digits: past any snowflake (64 bits)
