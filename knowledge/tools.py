@@ -114,7 +114,12 @@ TOOLS = (
                 "author": {"type": "string", "description": "only this author: name or id"},
                 "after": {"type": "string", "description": "only after this date (YYYY-MM-DD)"},
                 "before": {"type": "string", "description": "only before this date"},
-                "page": {"type": "integer", "minimum": 1, "description": "page of results"},
+                "page": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_PAGE,
+                    "description": "page of results",
+                },
             },
             "required": ["query"],
         },

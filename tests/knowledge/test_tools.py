@@ -182,6 +182,8 @@ async def test_out_of_range_arguments_are_argument_errors(store, indexed, caplog
         assert result.is_error, arguments
         assert "could not be read" not in result.text and named in result.text, result.text
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    schema = tools.tools()[0].parameters["properties"]["page"]
+    assert schema["maximum"] == 100
     last = await tools.call("search_messages", {"query": "deploy", "page": 100})
     assert not last.is_error and last.text == "No more results."
 
