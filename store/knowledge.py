@@ -2,12 +2,11 @@
 
 Rows live in knowledge_messages (migration 4). SQLite searches an FTS5 index of their
 text (Porter-stemmed unicode61 words, diacritics folded: "cafe" finds "café"), PostgreSQL
-a generated tsvector ('english', which keeps diacritics: its unaccent is an extension)
-of the text with its punctuation made spaces (migration 4), with a GIN index. A
+a generated tsvector ('english') of the text with its punctuation made spaces and its
+accented Latin letters folded (migration 4; the query folded alike), with a GIN index. A
 person's query is read by `parse_query` (store/knowledge_query.py) the way
 PostgreSQL's websearch_to_tsquery reads it and rendered for each backend from that one
-reading, so no text can be an FTS syntax error and both backends find the same messages
-(accents apart).
+reading, so no text can be an FTS syntax error and both backends find the same messages.
 
 Permission filtering is the caller's: every search names the channel and thread ids it
 may return, and SQL returns nothing outside them.
@@ -23,6 +22,7 @@ from typing import Any
 
 from store.database import Table
 from store.knowledge_query import parse_query
+from store.migrations import ACCENTED, UNACCENTED
 from store.postgres import PostgreSQL
 from store.values import read_moment
 
@@ -37,6 +37,8 @@ SEARCH_CANDIDATES = 500
 # leaves short is searched again over all of them.
 SEARCH_SCAN = 4_000
 _NO_FLOOR = -(2**63)
+# PostgreSQL's query folded as migration 4 folds its text (SQLite's FTS5 folds both).
+_UNACCENT = str.maketrans(ACCENTED, UNACCENTED)
 
 
 # At most this many channel ids also go into SQLite's FTS5 query as tags (see
@@ -228,7 +230,8 @@ class KnowledgeTable(Table):
         scan = max(SEARCH_SCAN, offset + limit) if len(channel_ids) > TAGGED_CHANNELS else 0
         async with self._failing_as("search messages"), self._db.transaction() as tx:
             if self._postgres:
-                sql, words = _TSQUERY_SEARCH.format(filters=filters), parsed.websearch()
+                sql = _TSQUERY_SEARCH.format(filters=filters)
+                words = parsed.websearch().translate(_UNACCENT)
             else:
                 sql = _FTS5_SEARCH.format(filters=filters)
                 words = parsed.fts5(_tags(channel_ids, author_id))

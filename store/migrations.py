@@ -73,7 +73,25 @@ _TAGS = "'a' || {row}.author_id || ' c' || {row}.channel_id"
 # ("bob@example.com" is one lexeme) where SQLite's unicode61 and parse_query split them
 # into words: ASCII punctuation becomes spaces before PostgreSQL parses, so both
 # backends index the same words ("bob", "example", "com").
-_WORD_TEXT = "regexp_replace(text, '[[:punct:]]+', ' ', 'g')"
+# And PostgreSQL keeps accents where SQLite's unicode61 (remove_diacritics 2) folds them
+# ("cafe" finds "café"); unaccent is an extension, so the Latin letters with accents
+# (U+00C0-U+024F that decompose to an ASCII letter and combining marks) are folded
+# with translate(), the query too (store/knowledge.py).
+ACCENTED = (
+    "ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜ"
+    "ĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽ"
+    "žƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯ"
+    "ȰȱȲȳ"
+)
+UNACCENTED = (
+    "AAAAAACEEEEIIIINOOOOOUUUUYaaaaaaceeeeiiiinooooouuuuyyAaAaAaCcCcCcCcDdEeEeEeEeEeG"
+    "gGgGgGgHhIiIiIiIiIJjKkLlLlLlNnNnNnOoOoOoRrRrRrSsSsSsSsTtTtUuUuUuUuUuUuWwYyYZzZzZ"
+    "zOoUuAaIiOoUuUuUuUuUuAaAaGgKkOoOojGgNnAaAaAaEeEeIiIiOoOoRrRrUuUuSsTtHhAaEeOoOoOo"
+    "OoYy"
+)
+_WORD_TEXT = (
+    f"translate(regexp_replace(text, '[[:punct:]]+', ' ', 'g'), '{ACCENTED}', '{UNACCENTED}')"
+)
 
 # In order; append only. A released migration is never edited: a later change to a
 # table is a new migration.
