@@ -201,8 +201,9 @@ def parse_page(text: str | None) -> int:
     """A search's page number, 1 to MAX_PAGE (None: 1); ToolError otherwise."""
     if text is None:
         return 1
-    if text.strip().isdigit() and 1 <= int(text) <= MAX_PAGE:
-        return int(text)
+    number = snowflake(text.strip())
+    if number is not None and 1 <= number <= MAX_PAGE:
+        return number
     raise ToolError(f"Bad page: {text.strip()[:30]!r} is not a page from 1 to {MAX_PAGE}.")
 
 
@@ -210,10 +211,12 @@ def parse_message(text: str) -> tuple[int | None, int]:
     """The (channel id or None, message id) a jump link or a bare id gives; ToolError
     for anything else, ids past 64 bits included."""
     link = LINK.search(text)
-    ids = (int(link[2]), int(link[3])) if link else (None, parse_id(text))
-    if ids[1] is None or max(i or 0 for i in ids) > MAX_ID:
+    channel_id, message_id = (snowflake(link[2]), snowflake(link[3])) if link else (0, None)
+    if not link:
+        message_id = parse_id(text)
+    if channel_id is None or message_id is None:
         raise ToolError(f"{text.strip()[:120]!r} is not a jump link or a message id.")
-    return ids[0], ids[1]
+    return channel_id or None, message_id
 
 
 def no_words(query: str) -> str:
@@ -234,9 +237,14 @@ def parse_id(text: str) -> int | None:
     text = text.strip()
     if found := CHANNEL_MENTION.fullmatch(text) or USER_MENTION.fullmatch(text):
         return int(found[1])
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
+    return snowflake(text)
+
+
+def snowflake(digits: str) -> int | None:
+    """`digits` as an id (ASCII digits, at most MAX_ID), or None."""
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 20):
         return None
-    return int(text)
+    return int(digits) if int(digits) <= MAX_ID else None
 
 
 class KnowledgeTools:
@@ -374,7 +382,7 @@ class KnowledgeTools:
         with or without #); ToolError, the same for a hidden one as for none."""
         allowed = await self.allowed()
         link = LINK.search(text)
-        wanted = int(link[2]) if link else parse_id(text)
+        wanted = snowflake(link[2]) if link else parse_id(text)
         if wanted is not None:
             if wanted in allowed:
                 return wanted

@@ -176,6 +176,10 @@ async def test_out_of_range_arguments_are_argument_errors(store, indexed, caplog
         ("read_around", {"message": huge}, "message"),
         ("read_around", {"message": link}, "message"),
         ("read_channel", {"before": huge}, "before"),
+        ("read_channel", {"before": "9" * 5000}, "before"),
+        ("read_around", {"message": f"https://discord.com/channels/1/{'9' * 5000}/2"}, "message"),
+        ("search_messages", {"query": "deploy", "page": "²"}, "page"),
+        ("search_messages", {"query": "deploy", "author": "9" * 5000}, "author"),
     ]
     for name, arguments, named in calls:
         result = await tools.call(name, arguments)
