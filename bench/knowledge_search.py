@@ -24,7 +24,7 @@ p50 and p99; per kind and the load average before and after in the JSON.
 
 The search (store/knowledge.py) ranks with bm25 only the SEARCH_CANDIDATES (500)
 newest matches that pass the filters, so a common word costs a bounded scan; with
-more than TAGGED_CHANNELS channels it examines at most a word's SEARCH_SCAN newest
+more than TAGGED_CHANNELS channels it examines first a word's SEARCH_SCAN newest
 matches; a search by author or in a few channels intersects FTS5 tags instead.
 """
 

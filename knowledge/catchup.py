@@ -108,6 +108,52 @@ def request_overhead(asker: str, channel: str, count: Callable[[str], int]) -> i
     return sum(count(m["content"]) for m in request) + 16
 
 
+def merge_overhead(asker: str, channel: str, count: Callable[[str], int]) -> int:
+    """Tokens a merge request spends besides its summaries and their "Part n:" lines."""
+    request = merge_request([], asker=asker, channel=channel)
+    return sum(count(m["content"]) for m in request) + 16
+
+
+def merge_groups(
+    summaries: Sequence[str], room: int, count: Callable[[str], int]
+) -> list[list[str]]:
+    """`summaries`, in order, grouped so each group's merge request spends at most `room`
+    tokens on them (headings and blank lines counted). When no two fit together, they
+    go in pairs, each cut to its half of the room (`cut`), so every round merges."""
+    heading = count(f"Part {len(summaries)}:") + 2
+
+    def size(summary: str) -> int:
+        return count(summary) + heading
+
+    groups = in_parts(summaries, room, size)
+    if len(groups) == len(summaries) > 1:
+        groups = [list(summaries[i : i + 2]) for i in range(0, len(summaries), 2)]
+    return [
+        group
+        if len(group) == 1 or sum(size(s) + 1 for s in group) <= room
+        else [cut(s, room // len(group) - heading - 1, count) for s in group]
+        for group in groups
+    ]
+
+
+def cut(text: str, tokens: int, count: Callable[[str], int]) -> str:
+    """`text`'s first lines (a summary's first bullet points) within `tokens`, by
+    `count`, one newline each; a first line alone over it is cut short, with "…"."""
+    kept: list[str] = []
+    size = 0
+    for line in text.strip().splitlines():
+        size += count(line) + 1
+        if size > tokens:
+            break
+        kept.append(line)
+    if kept or not text.strip():
+        return "\n".join(kept)
+    line = text.strip().splitlines()[0]
+    while line and count(line + "…") > max(tokens, 0):
+        line = line[: min(len(line) - 1, len(line) * max(tokens, 1) // count(line + "…"))]
+    return line + "…" if line else ""
+
+
 def linked(summary: str, messages: Sequence[IndexedMessage]) -> str:
     """`summary` with each cited number ("[12]", "[3, 7]") made a link to that message
     of `messages` (numbered from 1); numbers that name no message are dropped. The
@@ -191,11 +237,13 @@ async def summarise(
 
     Each request stays within `budget` prompt tokens (by `count`): the transcript is cut
     into parts, each summarised by `complete` (a chat request -> the model's text), then
-    the summaries merged in groups that fit, round after round, until one is left.
+    the summaries merged in groups that fit, round after round, until one is left (a
+    summary too long to merge with another keeps its first lines: `merge_groups`).
     `progress` is told what is being done before each request. Raises what `complete`
     raises.
     """
     room = max(budget - request_overhead(asker, channel, count), 1)
+    merge_room = max(budget - merge_overhead(asker, channel, count), 1)
     lines = [transcript_line(n, message) for n, message in enumerate(messages, 1)]
     parts = in_parts(lines, room, count)
     summaries: list[str] = []
@@ -205,9 +253,7 @@ async def summarise(
         summaries.append(await complete(request))
     while len(summaries) > 1:
         await progress(summarising_progress(0, len(summaries)))
-        groups = in_parts(summaries, room, count)
-        if len(groups) == len(summaries):  # each alone fills the room: merge pairs anyway
-            groups = [summaries[i : i + 2] for i in range(0, len(summaries), 2)]
+        groups = merge_groups(summaries, merge_room, count)
         summaries = [
             group[0]
             if len(group) == 1

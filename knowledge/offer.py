@@ -78,7 +78,7 @@ class KnowledgeOffer:
     def _tools(
         self, allowed: Callable[[], Awaitable[Collection[int]]], *, home: int | None
     ) -> KnowledgeTools:
-        return KnowledgeTools(self.store, Audience(allowed, self.name_of, home))
+        return KnowledgeTools(self.store, Audience(allowed, self.name_of, home, self.server_of))
 
     async def _private(self, user: discord.abc.User) -> Collection[int]:
         """What a private answer to `user` may use: all they read where knowledge is on."""
@@ -105,6 +105,12 @@ class KnowledgeOffer:
         """A channel's or thread's name, if discord.py knows it."""
         channel = self.client.get_channel(channel_id) or self.readers.thread(channel_id)
         return getattr(channel, "name", None)
+
+    def server_of(self, channel_id: int) -> tuple[int, str] | None:
+        """A channel's or thread's server, (id, name), if discord.py knows it."""
+        channel = self.client.get_channel(channel_id) or self.readers.thread(channel_id)
+        guild = getattr(channel, "guild", None)
+        return None if guild is None else (guild.id, guild.name)
 
     async def _settled(self) -> None:
         """Wait (a little) for a read of the settings and threads under way."""

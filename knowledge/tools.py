@@ -24,13 +24,15 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from store.knowledge import Hit, IndexedMessage
+from store.knowledge_query import only_excludes, parse_query
 from text.markdown import one_line
 from tools.base import Tool, ToolResult
 
 log = logging.getLogger("chatbot")
+T = TypeVar("T")
 
 SEARCH_LIMIT = 10  # hits per page
 MAX_SEARCH_LIMIT = 25
@@ -39,12 +41,15 @@ PAGE = 20  # messages of a channel per page
 SNIPPET = 300  # characters of a message's text in a search hit
 TEXT = 600  # characters of a message's text when reading a channel
 AUTHOR_SCAN = 50  # hits scanned when the author is given by name
+MAX_PAGE = 100  # the last page of search results offered (1,000 hits)
+MAX_ID = 2**63 - 1  # Discord's snowflakes are 64-bit; the store keeps them as BIGINT
 JUMP = "https://discord.com/channels/{guild}/{channel}/{message}"
 LINK = re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+)/(\d+)/(\d+)")
 CHANNEL_MENTION = re.compile(r"<#(\d+)>")
 USER_MENTION = re.compile(r"<@!?(\d+)>")
 NOT_FOUND = "No such message was found (it may not exist, or may not be readable here)."
 NO_CHANNEL = "No channel {name!r} was found among those readable here."
+SEVERAL = "Several channels are named {name!r}: {choices}. Call again with the channel's id."
 CITE = (
     " Cite every message you use by its jump link (https://discord.com/channels/…), "
     "written as a plain link, so people can check it."
@@ -80,11 +85,14 @@ class Index(Protocol):
 class Audience:
     """Who an answer is for: `allowed` gives the channel and thread ids its messages may
     come from (awaited once, on the first tool call); `names` gives a channel's name for
-    people (None: unknown); `home` is the channel asked in (None in a DM)."""
+    people (None: unknown); `home` is the channel asked in (None in a DM); `server`
+    gives the (id, name) of a channel's server (None: unknown), said in results and
+    asked for when the allowed channels span several servers (a DM)."""
 
     allowed: Callable[[], Awaitable[Collection[int]]]
     names: Callable[[int], str | None]
     home: int | None = None
+    server: Callable[[int], tuple[int, str] | None] = lambda _: None
 
 
 class ToolError(Exception):
@@ -106,7 +114,12 @@ TOOLS = (
                 "author": {"type": "string", "description": "only this author: name or id"},
                 "after": {"type": "string", "description": "only after this date (YYYY-MM-DD)"},
                 "before": {"type": "string", "description": "only before this date"},
-                "page": {"type": "integer", "minimum": 1, "description": "page of results"},
+                "page": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_PAGE,
+                    "description": "page of results",
+                },
             },
             "required": ["query"],
         },
@@ -170,7 +183,53 @@ def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ToolError(f"{text!r} is not a date (YYYY-MM-DD) or time (ISO 8601)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved across midnight UTC
+        raise ToolError(f"{text!r} is out of range: give a date from 0001 to 9999") from None
+
+
+def argument(name: str, parse: Callable[[str], T], text: str) -> T:
+    """`parse(text)`, a ToolError from it naming the argument `name`."""
+    try:
+        return parse(text)
+    except ToolError as error:
+        raise ToolError(f"Bad {name}: {error}") from None
+
+
+def parse_page(text: str | None) -> int:
+    """A search's page number, 1 to MAX_PAGE (None: 1); ToolError otherwise."""
+    if text is None:
+        return 1
+    number = snowflake(text.strip())
+    if number is not None and 1 <= number <= MAX_PAGE:
+        return number
+    raise ToolError(f"Bad page: {text.strip()[:30]!r} is not a page from 1 to {MAX_PAGE}.")
+
+
+def parse_message(text: str) -> tuple[int | None, int]:
+    """The (channel id or None, message id) a jump link or a bare id gives; ToolError
+    for anything else, ids past 64 bits included."""
+    link = LINK.search(text)
+    channel_id, message_id = (snowflake(link[2]), snowflake(link[3])) if link else (0, None)
+    if not link:
+        message_id = parse_id(text)
+    if channel_id is None or message_id is None:
+        raise ToolError(f"{text.strip()[:120]!r} is not a jump link or a message id.")
+    return channel_id or None, message_id
+
+
+def no_words(query: str) -> str:
+    """What the model is told when `query` has no word to look for (see parse_query)."""
+    why = (
+        "it only excludes words (-word); say what to look for too"
+        if only_excludes(query)
+        else "very common words (the, to, don't), punctuation and emoji are not indexed"
+    )
+    return (
+        f"{query.strip()[:80]!r} has no searchable words: {why}. Add a distinctive word, "
+        "or use read_channel to read a channel's recent messages."
+    )
 
 
 def parse_id(text: str) -> int | None:
@@ -178,7 +237,14 @@ def parse_id(text: str) -> int | None:
     text = text.strip()
     if found := CHANNEL_MENTION.fullmatch(text) or USER_MENTION.fullmatch(text):
         return int(found[1])
-    return int(text) if text.isdigit() and len(text) <= 20 else None
+    return snowflake(text)
+
+
+def snowflake(digits: str) -> int | None:
+    """`digits` as an id (ASCII digits, at most MAX_ID), or None."""
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 20):
+        return None
+    return int(digits) if int(digits) <= MAX_ID else None
 
 
 class KnowledgeTools:
@@ -189,6 +255,7 @@ class KnowledgeTools:
         self.index = index
         self.audience = audience
         self._allowed: frozenset[int] | None = None
+        self._servers: dict[int, str] = {}  # channel id -> its server's name, when several
 
     def tools(self) -> Sequence[Tool]:
         return TOOLS
@@ -197,6 +264,9 @@ class KnowledgeTools:
         """The allowed channel ids, computed on first use."""
         if self._allowed is None:
             self._allowed = frozenset(await self.audience.allowed())
+            known = {c: self.audience.server(c) for c in self._allowed}
+            if len({s[0] for s in known.values() if s is not None}) > 1:
+                self._servers = {c: s[1] for c, s in known.items() if s is not None}
         return self._allowed
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
@@ -229,18 +299,24 @@ class KnowledgeTools:
     ) -> str:
         if not query.strip():
             raise ToolError("Give some words to search for.")
+        if parse_query(query) is None:
+            raise ToolError(no_words(query))
+        number = parse_page(page)
+        since = argument("after", parse_moment, after) if after else None
+        until = argument("before", parse_moment, before) if before else None
+        author_id = parse_id(author) if author else None
+        if author and author_id is None and author.strip().isdigit():
+            raise ToolError(f"Bad author: {author.strip()[:30]!r} is not a user id or name.")
         allowed = await self.allowed()
         channels = allowed if channel is None else {await self.channel_id(channel)}
-        author_id = parse_id(author) if author else None
-        number = max(int(page), 1) if page and page.isdigit() else 1
         by_name = author is not None and author_id is None
         limit = AUTHOR_SCAN if by_name else SEARCH_LIMIT
         hits = await self.index.search(
             query,
             channel_ids=channels,
             author_id=author_id,
-            after=parse_moment(after) if after else None,
-            before=parse_moment(before) if before else None,
+            after=since,
+            before=until,
             limit=limit,
             offset=0 if by_name else (number - 1) * SEARCH_LIMIT,
         )
@@ -261,17 +337,15 @@ class KnowledgeTools:
 
     async def read_around(self, message: str, channel: str | None = None) -> str:
         allowed = await self.allowed()
-        link = LINK.search(message)
-        if link is not None:
-            channel_id, message_id = int(link[2]), int(link[3])
+        linked_channel, message_id = argument("message", parse_message, message)
+        if linked_channel is not None:
+            channel_id = linked_channel
+        elif channel is not None:
+            channel_id = await self.channel_id(channel)
+        elif self.audience.home is not None:
+            channel_id = self.audience.home
         else:
-            message_id = parse_id(message) or 0
-            if channel is not None:
-                channel_id = await self.channel_id(channel)
-            elif self.audience.home is not None:
-                channel_id = self.audience.home
-            else:
-                raise ToolError("Give the message's jump link, or its channel too.")
+            raise ToolError("Give the message's jump link, or its channel too.")
         if channel_id not in allowed or not message_id:
             return NOT_FOUND
         window = await self.index.around(channel_id, message_id, before=WINDOW, after=WINDOW)
@@ -293,12 +367,7 @@ class KnowledgeTools:
                 return "This channel's messages are not in the index."
         else:
             channel_id = await self.channel_id(channel)
-        before_id = None
-        if before:
-            link = LINK.search(before)
-            before_id = int(link[3]) if link else parse_id(before)
-            if before_id is None:
-                raise ToolError(f"{before!r} is not a message id or link")
+        before_id = argument("before", parse_message, before)[1] if before else None
         messages = await self.index.recent(channel_id, limit=PAGE, before_id=before_id)
         if not messages:
             return "No messages found." if before_id is None else "No older messages."
@@ -313,24 +382,34 @@ class KnowledgeTools:
         with or without #); ToolError, the same for a hidden one as for none."""
         allowed = await self.allowed()
         link = LINK.search(text)
-        wanted = int(link[2]) if link else parse_id(text)
+        wanted = snowflake(link[2]) if link else parse_id(text)
         if wanted is not None:
             if wanted in allowed:
                 return wanted
             raise ToolError(NO_CHANNEL.format(name=text.strip()))
         name = text.strip().lstrip("#").casefold()
-        for channel_id in sorted(allowed):
-            if (self.audience.names(channel_id) or "").casefold() == name:
-                return channel_id
+        named = [c for c in sorted(allowed) if (self.audience.names(c) or "").casefold() == name]
+        if len(named) > 1:
+            choices = ", ".join(f"{self.channel_name(c)} (id {c})" for c in named)
+            raise ToolError(SEVERAL.format(name=text.strip(), choices=choices))
+        if named:
+            return named[0]
         raise ToolError(NO_CHANNEL.format(name=text.strip()))
+
+    def channel_name(self, channel_id: int) -> str:
+        """The "#name" people know it by, and its server's when the allowed set spans
+        several servers."""
+        name = f"#{self.audience.names(channel_id) or channel_id}"
+        server = self._servers.get(channel_id)
+        return name if server is None else f"{name} ({one_line(server, 60)})"
 
     def line(self, message: IndexedMessage, limit: int) -> str:
         """One message for the model: author, channel, time, text, jump link."""
-        channel = self.audience.names(message.channel_id) or str(message.channel_id)
+        channel = self.channel_name(message.channel_id)
         author = one_line(message.author_name, 80)
         text = one_line(message.text, limit)
         return (
-            f"- {author} in #{channel} at {when(message.created_at)}: {text} <{jump_link(message)}>"
+            f"- {author} in {channel} at {when(message.created_at)}: {text} <{jump_link(message)}>"
         )
 
 

@@ -2,11 +2,11 @@
 
 Rows live in knowledge_messages (migration 4). SQLite searches an FTS5 index of their
 text (Porter-stemmed unicode61 words, diacritics folded: "cafe" finds "café"), PostgreSQL
-a generated tsvector ('english', which keeps diacritics: its unaccent is an extension)
-with a GIN index. A person's query is read by `parse_query`
-(store/knowledge_query.py) the way PostgreSQL's websearch_to_tsquery reads it and
-rendered for each backend from that one reading, so no text can be an FTS syntax error
-and both backends find the same messages.
+a generated tsvector ('english') of the text with its punctuation made spaces and its
+accented Latin letters folded (migration 4; the query folded alike), with a GIN index. A
+person's query is read by `parse_query` (store/knowledge_query.py) the way
+PostgreSQL's websearch_to_tsquery reads it and rendered for each backend from that one
+reading, so no text can be an FTS syntax error and both backends find the same messages.
 
 Permission filtering is the caller's: every search names the channel and thread ids it
 may return, and SQL returns nothing outside them.
@@ -22,6 +22,7 @@ from typing import Any
 
 from store.database import Table
 from store.knowledge_query import parse_query
+from store.migrations import ACCENTED, UNACCENTED
 from store.postgres import PostgreSQL
 from store.values import read_moment
 
@@ -31,10 +32,13 @@ from store.values import read_moment
 # words, a channel, an author, a time range) reaches them. A search asking for more
 # (offset + limit) ranks that many.
 SEARCH_CANDIDATES = 500
-# And it examines at most this many of a word's newest matches in the whole index when
-# the channels are filtered in SQL alone (see KnowledgeTable._floor).
+# And it examines first this many of a word's newest matches in the whole index when
+# the channels are filtered in SQL alone (see KnowledgeTable._floor); a page that pass
+# leaves short is searched again over all of them.
 SEARCH_SCAN = 4_000
 _NO_FLOOR = -(2**63)
+# PostgreSQL's query folded as migration 4 folds its text (SQLite's FTS5 folds both).
+_UNACCENT = str.maketrans(ACCENTED, UNACCENTED)
 
 
 # At most this many channel ids also go into SQLite's FTS5 query as tags (see
@@ -87,7 +91,7 @@ class IndexedMessage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A search result; `rank` is higher for a better match (0 for a wordless search)."""
+    """A search result; `rank` is higher for a better match."""
 
     message: IndexedMessage
     rank: float
@@ -217,45 +221,39 @@ class KnowledgeTable(Table):
         Only messages whose channel_id is in `channel_ids` (the caller's permission
         filter, applied in SQL); empty -> []. Optionally by `author_id` and written at or
         after `after` and before `before`. Any text is accepted (see `parse_query`); a
-        query with no word to look for lists the newest messages that pass the filters,
-        each with rank 0. Ranking (SQLite's bm25, PostgreSQL's ts_rank) covers the
-        newest SEARCH_CANDIDATES (or `offset` + `limit`, if more) matches that pass the
-        filters, so a very common word costs a bounded scan. With more than
-        TAGGED_CHANNELS channels, only a word's newest SEARCH_SCAN (or `offset` +
-        `limit`) matches in the whole index are examined (`_floor`), so a common word
-        in a small share of the index is not looked up in all of it. Raises ValueError
-        for a negative limit or offset.
+        query with no word to look for (emoji, stop words, only `-excluded` words) finds
+        nothing: an exclusion alone excludes, it never lists the rest. Ranking (SQLite's
+        bm25, PostgreSQL's ts_rank) covers the newest SEARCH_CANDIDATES (or `offset` +
+        `limit`, if more) matches that pass the filters, so a very common word costs a
+        bounded scan. With more than
+        TAGGED_CHANNELS channels, a word's newest SEARCH_SCAN (or `offset` + `limit`)
+        matches in the whole index are examined first (`_floor`), so a common word in a
+        small share of the index is not looked up in all of it; when they give fewer
+        than `limit` hits, all matches are examined, so the permission filter never hides
+        a match that a search in fewer channels finds. Raises ValueError for a negative
+        limit or offset.
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        if not channel_ids or limit == 0:
-            return []
         parsed = parse_query(query)
+        if not channel_ids or limit == 0 or parsed is None:
+            return []
         filters, args = self._filters(channel_ids, author_id, after, before)
         candidates = max(SEARCH_CANDIDATES, offset + limit)
         scan = max(SEARCH_SCAN, offset + limit) if len(channel_ids) > TAGGED_CHANNELS else 0
         async with self._failing_as("search messages"), self._db.transaction() as tx:
-            if parsed is None:
-                columns = ", ".join(f"f.{c}" for c in _COLUMNS.split(", "))
-                rows = await tx.fetch(
-                    f"SELECT {columns}, 0 FROM knowledge_messages AS f WHERE {filters} "
-                    "ORDER BY f.message_id DESC LIMIT ? OFFSET ?",
-                    *args, limit, offset,
-                )  # fmt: skip
-            elif self._postgres:
-                words = parsed.websearch()
-                floor = await self._floor(tx, words, author_id, scan)
-                rows = await tx.fetch(
-                    _TSQUERY_SEARCH.format(filters=filters),
-                    words, *args, floor, candidates, limit, offset,
-                )  # fmt: skip
+            if self._postgres:
+                sql = _TSQUERY_SEARCH.format(filters=filters)
+                words = parsed.websearch().translate(_UNACCENT)
             else:
-                match = parsed.fts5(_tags(channel_ids, author_id))
-                floor = await self._floor(tx, match, author_id, scan)
-                rows = await tx.fetch(
-                    _FTS5_SEARCH.format(filters=filters),
-                    match, *args, floor, candidates, limit, offset,
-                )  # fmt: skip
+                sql = _FTS5_SEARCH.format(filters=filters)
+                words = parsed.fts5(_tags(channel_ids, author_id))
+            floor = await self._floor(tx, words, author_id, scan)
+            rows = await tx.fetch(sql, words, *args, floor, candidates, limit, offset)
+            if floor != _NO_FLOOR and len(rows) < limit:
+                # The floor left the page short: the readable matches may be older than
+                # the other channels' newest. Only a full search can tell.
+                rows = await tx.fetch(sql, words, *args, _NO_FLOOR, candidates, limit, offset)
         return [Hit(_message(row), float(row[8])) for row in rows]
 
     async def around(
@@ -359,7 +357,7 @@ class KnowledgeTable(Table):
         return " AND ".join(where), args
 
     async def _floor(self, tx: Any, words: str, author_id: int | None, scan: int) -> int:
-        """The lowest message id a search may examine: that of the `scan`-th newest match
+        """The lowest message id a first search pass examines: that of the `scan`-th newest match
         of `words` (by `author_id`, if given); no floor for `scan` 0. Used when the
         channels are filtered in SQL alone (more than TAGGED_CHANNELS): each match then
         costs a row lookup, and a common word in a small share of the index would be

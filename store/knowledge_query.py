@@ -65,12 +65,28 @@ class Query:
 
 def parse_query(text: str) -> Query | None:
     """Read a person's words as websearch_to_tsquery does; None when no word is left to
-    look for (empty, punctuation or emoji only, stop words only, or only exclusions).
+    look for (empty, punctuation or emoji only, stop words only, or only exclusions:
+    `only_excludes` tells that case apart).
 
     Only \\w runs survive as words (the characters both backends index), so quotes, FTS
     operators (NEAR, AND, *, ^, :) and brackets are plain text here. Stop words are left
-    out of unquoted words, as PostgreSQL's 'english' configuration does.
+    out of unquoted words, as PostgreSQL's 'english' configuration does, and a quoted
+    phrase made only of stop words is left out too (PostgreSQL's index holds none).
     """
+    groups, excluded = _read(text)
+    if not groups:
+        return None
+    return Query(tuple(tuple(g) for g in groups), tuple(excluded))
+
+
+def only_excludes(text: str) -> bool:
+    """Whether `text` names words to leave out ("-launch") and none to look for."""
+    groups, excluded = _read(text)
+    return not groups and bool(excluded)
+
+
+def _read(text: str) -> tuple[list[list[tuple[str, ...]]], list[tuple[str, ...]]]:
+    """`text`'s groups of alternative phrases and its excluded phrases (`parse_query`)."""
     groups: list[list[tuple[str, ...]]] = []
     excluded: list[tuple[str, ...]] = []
     join_next = False
@@ -82,8 +98,10 @@ def parse_query(text: str) -> Query | None:
         if bare is not None:
             negated = "-" if bare.startswith("-") else ""
             words = tuple(w for w in _WORD.findall(bare.lower()) if w not in STOP_WORDS)
-        else:
+        else:  # a phrase keeps its stop words (SQLite matches them in place)...
             words = tuple(_WORD.findall(quoted.lower()))
+            if STOP_WORDS.issuperset(words):  # ...but PostgreSQL cannot match them alone
+                words = ()
         if not words:
             continue
         if negated:
@@ -93,6 +111,4 @@ def parse_query(text: str) -> Query | None:
         else:
             groups.append([words])
         join_next = False
-    if not groups:
-        return None
-    return Query(tuple(tuple(g) for g in groups), tuple(excluded))
+    return groups, excluded

@@ -69,6 +69,30 @@ CREATE TABLE knowledge_messages (
 # What migration 4's FTS5 `tags` column holds for a row (`new` or `old` in a trigger).
 _TAGS = "'a' || {row}.author_id || ' c' || {row}.channel_id"
 
+# PostgreSQL's parser keeps emails, host names, URLs and versions whole
+# ("bob@example.com" is one lexeme) where SQLite's unicode61 and parse_query split them
+# into words: ASCII punctuation becomes spaces before PostgreSQL parses, so both
+# backends index the same words ("bob", "example", "com").
+# And PostgreSQL keeps accents where SQLite's unicode61 (remove_diacritics 2) folds them
+# ("cafe" finds "café"); unaccent is an extension, so the Latin letters with accents
+# (U+00C0-U+024F that decompose to an ASCII letter and combining marks) are folded
+# with translate(), the query too (store/knowledge.py).
+ACCENTED = (
+    "ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜ"
+    "ĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽ"
+    "žƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯ"
+    "ȰȱȲȳ"
+)
+UNACCENTED = (
+    "AAAAAACEEEEIIIINOOOOOUUUUYaaaaaaceeeeiiiinooooouuuuyyAaAaAaCcCcCcCcDdEeEeEeEeEeG"
+    "gGgGgGgHhIiIiIiIiIJjKkLlLlLlNnNnNnOoOoOoRrRrRrSsSsSsSsTtTtUuUuUuUuUuUuWwYyYZzZzZ"
+    "zOoUuAaIiOoUuUuUuUuUuAaAaGgKkOoOojGgNnAaAaAaEeEeIiIiOoOoRrRrUuUuSsTtHhAaEeOoOoOo"
+    "OoYy"
+)
+_WORD_TEXT = (
+    f"translate(regexp_replace(text, '[[:punct:]]+', ' ', 'g'), '{ACCENTED}', '{UNACCENTED}')"
+)
+
 # In order; append only. A released migration is never edited: a later change to a
 # table is a new migration.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -135,7 +159,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # in the same statement; its second column, `tags`, indexes "a<author_id>
     # c<channel_id>", which lets a search by author or in a few channels intersect word
     # lists instead of scanning every match of a common word. PostgreSQL: a generated
-    # tsvector with a GIN index. Both stem English words (Porter; 'english').
+    # tsvector with a GIN index, of the text split at punctuation as SQLite splits it
+    # (_WORD_TEXT). Both stem English words (Porter; 'english').
     Migration(
         4,
         "knowledge index and backfill progress",
@@ -145,7 +170,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 _KNOWLEDGE_MESSAGES.format(
                     id_type="BIGINT",
                     words=",\n    words tsvector GENERATED ALWAYS AS "
-                    "(to_tsvector('english', text)) STORED",
+                    f"(to_tsvector('english', {_WORD_TEXT})) STORED",
                     timestamp="{timestamp}",
                 ),
             ),

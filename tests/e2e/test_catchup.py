@@ -67,15 +67,20 @@ async def test_catchup_summarises_only_this_channel_since_the_askers_last_messag
     assert discord_api.bot_messages("general") == []  # nothing posted in the channel
 
 
-async def test_a_long_span_is_summarised_in_parts_with_progress(
-    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
-) -> None:
+async def missed(discord_api: DiscordStandIn, count: int) -> None:
+    """Alice writes in #general, then bob and carol write `count` messages she missed."""
     await discord_api.user_says("general", "alice", "back later", deliver=False)
     filler = "we talked about the release train and the build queue and the docs again"
-    for n in range(300):
+    for n in range(count):
         await discord_api.user_says(
             "general", ("bob", "carol")[n % 2], f"{n}: {filler}", deliver=False
         )
+
+
+async def test_a_long_span_is_summarised_in_parts_with_progress(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    await missed(discord_api, 300)
     openai_api.script(*(Reply(f"- point {k} [{k}]") for k in range(1, 30)))
     bot = await start_bot()
 
@@ -97,6 +102,27 @@ async def test_a_long_span_is_summarised_in_parts_with_progress(
     assert f"Putting {len(parts)} parts together…" in shown
     assert reply["content"].startswith("**Catch-up in #general**: 300 messages")
     assert "discord.com/channels/" in reply["content"] and reply["ephemeral"]
+
+
+async def test_merges_fit_the_budget_when_each_part_summary_is_as_long_as_allowed(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # Each part's summary near MAX_REPLY_TOKENS (1,300 of 1,400) while a prompt has
+    # 1,600: two of them do not fit one merge, so each gets its share, cut.
+    await missed(discord_api, 200)
+    long = "\n".join(f"- point{k} [1]" for k in range(260))  # about 1,300 tokens
+    openai_api.script(*(Reply(long) for _ in range(40)))
+    bot = await start_bot(MAX_CONTEXT_TOKENS="3000", MAX_REPLY_TOKENS="1400")
+
+    sent = await discord_api.user_runs_command("general", "alice", "catchup")
+    reply = await final_reply(discord_api, sent)
+
+    requests = openai_api.chat_requests
+    merges = [r for r in requests if "Summaries of #general" in transcript(r)]
+    assert merges and reply["content"].startswith("**Catch-up in #general**: 200 messages")
+    for request in requests:
+        assert request.usage is not None
+        assert request.usage["prompt_tokens"] <= bot.settings.prompt_budget == 1600
 
 
 async def test_nothing_new_and_the_last_hours(

@@ -260,3 +260,28 @@ async def test_a_deleted_thread_is_no_longer_read_even_before_its_messages_are_f
     assert [m.text for m in await bot.services.store.recent(thread_id, limit=10)] == [old]
     assert old not in await ask(discord_api, openai_api, "general", "bob")
     assert old not in await ask(discord_api, openai_api, "dm", "bob")
+
+
+async def test_a_dm_across_two_servers_names_the_server_and_asks_which_general(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await knowledge_server(discord_api, start_bot)
+    await discord_api.add_guild("far")
+    await run_command(
+        discord_api, "far/general", "owner", "settings knowledge", mode="on", scope="server"
+    )
+    await discord_api.user_says("far/general", "carol", "far general: launch is cancelled")
+    far = discord_api.channel("far/general").id
+    await indexed(bot, 5, far)
+    await ask(discord_api, openai_api, "general", "bob")  # bot learns knowledge is on there
+    before = len(openai_api.completions)
+    by_name = Call("search_messages", json.dumps({"query": "launch", "channel": "general"}))
+    openai_api.script(ToolCalls([SEARCH, by_name]), Reply("ok"))
+    await discord_api.user_dms("bob", "what about launch in general?")
+    await discord_api.wait_for(lambda: len(openai_api.completions) >= before + 2, timeout=20)
+    second = openai_api.completions[before + 1]
+    everywhere, ambiguous = [m["content"] for m in second["messages"] if m["role"] == "tool"]
+    assert "in #general (Guild far) at " in everywhere
+    assert "in #general (Stand-in Guild) at " in everywhere
+    assert "Several channels are named 'general'" in ambiguous and str(far) in ambiguous
+    assert "#general (Guild far)" in ambiguous and "#general (Stand-in Guild)" in ambiguous

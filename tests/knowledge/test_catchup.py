@@ -125,6 +125,36 @@ async def test_a_long_span_is_summarised_in_parts_then_merged_within_the_budget(
     assert summary.startswith(f"summary {len(asked)} (")  # the last merge is the answer
 
 
+@given(
+    reply_words=st.integers(1, 400),
+    lines=st.integers(1, 80),
+    budget=st.integers(150, 400),
+)
+async def test_every_merge_fits_the_budget_however_long_the_summaries(
+    reply_words: int, lines: int, budget: int
+) -> None:
+    # The model may answer each part with up to its reply cap, near or over the room a
+    # merge has: merges then take each summary's share of it, never more.
+    messages = [message(n, " ".join(["word"] * 20)) for n in range(1, lines + 1)]
+    asked: list[list[dict[str, str]]] = []
+
+    async def complete(request: list[dict[str, str]]) -> str:
+        asked.append(request)
+        return "\n".join(f"- point{k} [{k % lines + 1}]" for k in range(1 + reply_words // 2))
+
+    async def progress(text: str) -> None:
+        pass
+
+    summary = await summarise(
+        messages, asker="Bo", channel="#general", budget=budget, count=words,
+        complete=complete, progress=progress,
+    )  # fmt: skip
+    assert summary
+    assert len(asked) < 4 * lines  # rounds end
+    for request in asked:
+        assert sum(words(m["content"]) for m in request) <= budget
+
+
 def test_the_request_overhead_covers_the_instructions() -> None:
     request = part_request(["[1] 09:30 Ana: hi"], asker="Bo", part=1, parts=2, channel="#g")
     overhead = request_overhead("Bo", "#g", words)

@@ -130,6 +130,81 @@ async def test_bad_calls_are_errors_for_the_model(store, indexed) -> None:
     assert failed.is_error and "could not be read" in failed.text
 
 
+async def test_across_servers_results_name_the_server_and_a_shared_name_is_asked(
+    store, indexed
+) -> None:
+    far_general, far_guild = 30, GUILD + 1
+    far = IndexedMessage(
+        next(_ids), far_guild, far_general, None, 4, "Dan", START, "the deploy is cancelled"
+    )
+    await store.index_messages([far])
+    servers = {PUBLIC: (GUILD, "Home"), THREAD: (GUILD, "Home"), far_general: (far_guild, "Far")}
+    names = {**NAMES, far_general: "general"}
+
+    async def both() -> set[int]:
+        return {PUBLIC, THREAD, far_general}
+
+    tools = KnowledgeTools(store, Audience(both, names.get, None, servers.get))
+    result = await tools.call("search_messages", {"query": "deploy"})
+    assert "Dan in #general (Far) at " in result.text
+    assert "Alice in #general (Home) at " in result.text
+    assert "in #a thread (Home) at " in result.text
+    ambiguous = await tools.call("search_messages", {"query": "deploy", "channel": "general"})
+    assert ambiguous.is_error and "#general (Home)" in ambiguous.text
+    assert "#general (Far)" in ambiguous.text
+    assert str(PUBLIC) in ambiguous.text and str(far_general) in ambiguous.text
+    chosen = await tools.call("search_messages", {"query": "deploy", "channel": str(far_general)})
+    assert "cancelled" in chosen.text and "Fridays" not in chosen.text
+    # Within one server, the server goes unsaid.
+    home = toolbox(store, {PUBLIC, THREAD})
+    home.audience.server = servers.get
+    assert "Alice in #general at " in (await home.call("search_messages", {"query": "deploy"})).text
+
+
+async def test_out_of_range_arguments_are_argument_errors(store, indexed, caplog) -> None:
+    tools = toolbox(store, {PUBLIC, THREAD})
+    huge = "99999999999999999999"  # 20 digits: past any snowflake (64 bits)
+    link = f"https://discord.com/channels/{GUILD}/{PUBLIC}/{huge}"
+    calls = [
+        ("search_messages", {"query": "deploy", "after": "0001-01-01T00:00:00+01:00"}, "after"),
+        ("search_messages", {"query": "deploy", "before": "9999-12-31T23:59:59-05:00"}, "before"),
+        ("search_messages", {"query": "deploy", "page": int(huge)}, "page"),
+        ("search_messages", {"query": "deploy", "page": "-3"}, "page"),
+        ("search_messages", {"query": "deploy", "page": "two"}, "page"),
+        ("search_messages", {"query": "deploy", "author": huge}, "author"),
+        ("search_messages", {"query": "deploy", "channel": huge}, huge),
+        ("read_around", {"message": huge}, "message"),
+        ("read_around", {"message": link}, "message"),
+        ("read_channel", {"before": huge}, "before"),
+        ("read_channel", {"before": "9" * 5000}, "before"),
+        ("read_around", {"message": f"https://discord.com/channels/1/{'9' * 5000}/2"}, "message"),
+        ("search_messages", {"query": "deploy", "page": "²"}, "page"),
+        ("search_messages", {"query": "deploy", "author": "9" * 5000}, "author"),
+    ]
+    for name, arguments, named in calls:
+        result = await tools.call(name, arguments)
+        assert result.is_error, arguments
+        assert "could not be read" not in result.text and named in result.text, result.text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    schema = tools.tools()[0].parameters["properties"]["page"]
+    assert schema["maximum"] == 100
+    last = await tools.call("search_messages", {"query": "deploy", "page": 100})
+    assert not last.is_error and last.text == "No more results."
+
+
+async def test_a_query_with_no_searchable_word_says_so(store, indexed) -> None:
+    # Emoji, stop words, "don't" (don + t), a phrase of stop words: nothing to look for,
+    # which the model is told, instead of the newest messages passed off as matches.
+    tools = toolbox(store, {PUBLIC, THREAD})
+    for query in ("🎉", "don't", "the who", '"to be or not to be"', "-deploy", "-deploy -lunch"):
+        result = await tools.call("search_messages", {"query": query})
+        assert result.is_error, query
+        assert "no searchable words" in result.text and "read_channel" in result.text
+        assert "Fridays" not in result.text and "checklist" not in result.text
+    excluded = await tools.call("search_messages", {"query": "-deploy"})
+    assert "only excludes" in excluded.text
+
+
 def test_the_tools_are_read_only_and_ask_for_links() -> None:
     tools = KnowledgeTools(None, Audience(set, NAMES.get))  # type: ignore[arg-type]
     assert {t.name for t in tools.tools()} == {"search_messages", "read_around", "read_channel"}
