@@ -59,6 +59,8 @@ async def settings_knowledge(
         return
     answer = await in_time(interaction, _turn(interaction, place, mode, scope))
     message = await _say(interaction, answer)
+    if answer.public:  # changed: a DM is offered the tools (or not) from now on
+        interaction.client.knowledge_offer.read_now()
     if mode == "on" and answer.public:
         channel_id = None if scope == "server" else place.channel_id
         report = _reporter(message, answer.text) if message is not None else None
