@@ -6,8 +6,9 @@ after the answers in flight and the store (/readyz says "shutting down" meanwhil
 
 - `/healthz`: 200 while the event loop answers (the handler runs on it).
 - `/readyz`: 200 once the bot is connected and READY on every shard it holds and the
-  store answers a trivial query; 503 with a one-line reason before that, while a shard
-  is disconnected, when the store fails, and once shutdown has begun.
+  store answers a trivial query; 503 with a one-line reason before that (a spare says
+  which shards it waits for), while a shard is disconnected, when the store fails, and
+  once shutdown has begun.
 - `/metrics`: the bot's own `Metrics` registry (metrics.py) in Prometheus' text
   format, through prometheus_client's aiohttp handler.
 
@@ -28,6 +29,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from config import ConfigError
 from operations.metrics import Live, Metrics
+from operations.shards import shards_named
 from store import StoreError
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ async def readiness(bot: ChatBot) -> str | None:
     """Why `bot` is not ready to answer (one line), or None when it is."""
     if bot.is_closing():
         return "shutting down"
+    if bot.leases is not None and bot.leases.waiting_for:
+        return f"waiting as a spare for {shards_named(bot.leases.waiting_for)}"
     if not bot.is_ready():
         return "waiting for Discord's READY"
     shards = getattr(bot, "shards", None)  # an AutoShardedClient's, by shard id

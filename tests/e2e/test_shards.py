@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import dotenv_for, launch, run_command, until
+from tests.e2e.test_health import get
+from tests.helpers import dotenv_for, free_port, launch, run_command, until
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
@@ -195,7 +196,14 @@ async def test_a_waiting_spare_stops_cleanly_without_connecting(
     discord_api, openai_api, start, shared_database
 ) -> None:
     shared = {"DATABASE_URL": shared_database, "SHARD_COUNT": "1"}
-    active, spare = await active_and_spare(start, discord_api, **shared)
+    active = await start(0, **shared)
+    await discord_api.wait_until_ready(timeout=30)
+    port = free_port()
+    spare = await start(1, HEALTH_PORT=str(port), **shared)
+    await until(lambda: spare.said("waiting as a spare for shard 0"), 20)
+    # Alive (a container's HEALTHCHECK asks /healthz) but not ready, and says why.
+    assert await get(port, "/healthz") == (200, "ok\n")
+    assert await get(port, "/readyz") == (503, "not ready: waiting as a spare for shard 0\n")
     assert await spare.stop(signal.SIGTERM) == 0
     assert len(discord_api.identifies) == 1  # the spare never connected
     assert await answered_by(discord_api, openai_api, "general", "still here?") == [MODELS[0]]
