@@ -29,6 +29,8 @@ from conversation.conversations import Conversations
 from conversation.services import Services
 from discord_side.approvals import ToolUse
 from discord_side.commands import COMMANDS, ChatTree
+from discord_side.failures import REQUEST_FAILURES, retrying
+from discord_side.failures import describe as describe_failure
 from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.references import is_forward
@@ -47,6 +49,14 @@ if TYPE_CHECKING:
     from operations.metrics import Metrics
 
 log = logging.getLogger("chatbot")
+
+# Seconds between the tries at Discord's recommended shard count (GET /gateway/bot) while
+# it fails transiently (a 503): ~30 s in all, as discord.py's own retries of other 5xx.
+GATEWAY_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+class ShardCountUnknown(Exception):
+    """Discord did not say how many shards to run; str() is the last failure."""
 
 
 class ChatBot(discord.AutoShardedClient):
@@ -108,11 +118,32 @@ class ChatBot(discord.AutoShardedClient):
         if self.leases is not None:  # last: a spare waits here, ready to take over at once
             await self._hold_shards(self.leases)
 
+    async def recommended_shard_count(self) -> int:
+        """Discord's recommended shard count (GET /gateway/bot), asked again with backoff
+        while Discord fails transiently. Raises ShardCountUnknown when it gives up."""
+
+        async def ask() -> int:
+            try:
+                return (await self.http.get_bot_gateway())[0]
+            except discord.GatewayNotFound as error:  # discord.py's wrapper hides the status
+                raise (error.__cause__ or error) from None
+
+        try:
+            return await retrying(ask, GATEWAY_RETRY_DELAYS, "GET /gateway/bot")
+        except (*REQUEST_FAILURES, discord.GatewayNotFound) as error:
+            raise ShardCountUnknown(describe_failure(error)) from None
+
+    async def launch_shards(self) -> None:
+        # discord.py asks GET /gateway/bot once and lets one 503 end start-up.
+        if self.shard_count is None and not self.is_closed():
+            self.shard_count = await self.recommended_shard_count()
+        await super().launch_shards()
+
     async def _hold_shards(self, leases: ShardLeases) -> None:
         """Take the lease on each shard before connecting; if closed while waiting as a
         spare, wait for the shutdown so that discord.py connects nothing."""
         if self.shard_count is None:  # a lease names the count: ask Discord for it now
-            self.shard_count = (await self.http.get_bot_gateway())[0]
+            self.shard_count = await self.recommended_shard_count()
         if not await leases.hold(self.shard_count, shard_list(self.shard_count, self.shard_ids)):
             assert self._closing is not None
             await asyncio.shield(self._closing)
@@ -345,6 +376,12 @@ def main() -> int:
         print(text, file=sys.stderr)
     except LeaseLost as error:
         print(f"Could not hold the shards: {error}", file=sys.stderr)
+    except ShardCountUnknown as error:
+        print(
+            f"Could not ask Discord how many shards to run (GET /gateway/bot: {error}): "
+            "Discord may be down, try again later, or set SHARD_COUNT.",
+            file=sys.stderr,
+        )
     return 1
 
 

@@ -167,6 +167,37 @@ async def test_too_few_shards_for_discord_says_what_to_set(
     assert "Traceback" not in bot.output
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_discord_s_recommended_count_is_asked_again_after_a_503(
+    discord_api,
+    openai_api,
+    start,
+    postgres_server,
+    database,  # noqa: F811 - fixture
+) -> None:
+    # No SHARD_COUNT: the count comes from GET /gateway/bot, asked by discord.py (SQLite)
+    # or before the leases (PostgreSQL). One 503 is waited out, not a crash.
+    fault = discord_api.fail_requests("GET", "get_gateway_bot", status=503, times=1)
+    shared = {"DATABASE_URL": postgres_server.create_database()} if database != "sqlite" else {}
+    bot = await start(0, **shared)
+    await discord_api.wait_until_ready(timeout=30)
+    assert len(fault.hits) == 1
+    assert await bot.stop() == 0
+    assert "Traceback" not in bot.output
+
+
+async def test_discord_s_count_never_answered_is_one_line_and_exit_1(
+    discord_api, openai_api, start
+) -> None:
+    discord_api.fail_requests("GET", "get_gateway_bot", status=503, times=100)
+    bot = await start(0)
+    assert await asyncio.wait_for(bot.process.wait(), 90) == 1
+    await bot.stop()
+    assert bot.lines[-1].startswith("Could not ask Discord how many shards to run")
+    assert "503" in bot.lines[-1] and "SHARD_COUNT" in bot.lines[-1]
+    assert "Traceback" not in bot.output
+
+
 async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
     discord_api, openai_api, start, shared_database
 ) -> None:
