@@ -172,8 +172,8 @@ async def test_discord_s_recommended_count_is_asked_again_after_a_503(
     discord_api,
     openai_api,
     start,
-    postgres_server,
-    database,  # noqa: F811 - fixture
+    postgres_server,  # noqa: F811 - fixture
+    database,
 ) -> None:
     # No SHARD_COUNT: the count comes from GET /gateway/bot, asked by discord.py (SQLite)
     # or before the leases (PostgreSQL). One 503 is waited out, not a crash.
