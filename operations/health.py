@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -86,7 +87,8 @@ class Health:
         """Build the bot's `Metrics` and serve them with the checks on HEALTH_HOST:
         HEALTH_PORT. Call once the bot's services and conversations exist. Raises
         ConfigError naming HEALTH_PORT when the address cannot be had (a port in use,
-        a privileged port, a HEALTH_HOST that is not this machine's)."""
+        a privileged port, a HEALTH_HOST that is not this machine's), or HEALTH_HOST
+        when that name does not resolve."""
         metrics = Metrics()
         metrics.watch(
             Live(
@@ -107,8 +109,14 @@ class Health:
             await web.TCPSite(runner, host, port).start()
         except OSError as error:
             await runner.cleanup()
-            why = os.strerror(error.errno).lower() if error.errno else str(error)
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            if isinstance(error, socket.gaierror):  # its errno is getaddrinfo's, not errno's
+                raise ConfigError(
+                    f"HEALTH_HOST: cannot serve health checks on {where}: the name {host} "
+                    f"could not be resolved ({error.strerror}): give an address of this "
+                    "machine, such as 127.0.0.1 or 0.0.0.0."
+                ) from None
+            why = os.strerror(error.errno).lower() if error.errno else str(error)
             raise ConfigError(
                 f"HEALTH_PORT: cannot serve health checks on {where}: {why}."
             ) from None
