@@ -7,13 +7,24 @@ person's message to conversations.py, which remembers and answers it.
 
 from __future__ import annotations
 
+import signal
+import sys
+
+
+def _stop_early(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+# A SIGTERM before run() installs the event loop's handlers (while discord.py and the
+# SDK import, ~1-2 s) would otherwise kill the process (status 143): it is a clean stop.
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop_early)
+
 import asyncio
 import ctypes
 import ctypes.util
 import dataclasses
 import logging
-import signal
-import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -360,6 +371,7 @@ def use_one_malloc_arena() -> None:
 
 def main() -> int:
     """Start the bot; the exit status is 0 after a clean shutdown, 1 if it cannot start."""
+    signal.signal(signal.SIGTERM, _stop_early)  # until run() installs the loop's handler
     use_one_malloc_arena()
     try:
         settings = load_settings(read_environment())

@@ -88,6 +88,20 @@ async def test_unreachable_discord_says_so(tmp_path: Path, openai_api: OpenAISta
     assert output.strip().splitlines()[-1].startswith("Could not reach Discord")
 
 
+@pytest.mark.parametrize("after", [0.3, 0.8, 1.5])
+async def test_sigterm_while_starting_exits_0(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, after: float
+) -> None:
+    # Before the event loop's handlers exist (importing, reading settings, logging in):
+    # a stop as early is still a clean one, not death by the signal (status 143).
+    process = await launch(tmp_path, dotenv_for(discord_api, openai_api))
+    await asyncio.sleep(after)
+    process.send_signal(signal.SIGTERM)
+    status, output = await finish(process)
+    assert status == 0, output
+    assert "Traceback" not in output
+
+
 async def test_sigterm_while_answering_exits_cleanly(
     tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:
