@@ -52,7 +52,14 @@ from knowledge.commands import COMMANDS as KNOWLEDGE_COMMANDS
 from knowledge.keeper import Keeper
 from knowledge.offer import KnowledgeOffer
 from operations.claims import Claims, claims_for
-from operations.shards import LeaseLost, ShardLeases, describe, servers_line, shard_list
+from operations.shards import (
+    LeaseLost,
+    ShardLeases,
+    claim_sqlite_file,
+    describe,
+    servers_line,
+    shard_list,
+)
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
 if TYPE_CHECKING:
@@ -313,6 +320,7 @@ async def run(settings: Settings) -> int:
     """Run the bot until it is closed by SIGINT or SIGTERM (0) or loses a shard lease (1)."""
     if settings.discord_api_url:
         point_discord_at(settings.discord_api_url)
+    claim = await claim_sqlite_file(settings.database_url)  # SQLite: this process's alone
     # Building the encoding takes ~0.5 s of CPU: do it in a thread while the bot connects.
     encoding_name = encoding_name_for_model(settings.openai_model)
     tokenizer = asyncio.to_thread(lambda: TokenCounter(load_encoding(encoding_name)))
@@ -320,8 +328,12 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
-    async with bot:
-        await bot.start(settings.discord_bot_token)
+    try:
+        async with bot:
+            await bot.start(settings.discord_bot_token)
+    finally:
+        if claim is not None:
+            claim.close()
     return 1 if bot.leases is not None and bot.leases.lost else 0
 
 

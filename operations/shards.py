@@ -5,7 +5,8 @@ on every shard it runs before it connects to Discord (store.leases: an advisory 
 shard on a connection of its own). The first to take them connects; the others wait as
 spares, and the one whose wait ends first (PostgreSQL frees a dead holder's locks when
 its connection drops) connects in its place. With SQLite there is one process and no
-lease: nothing here runs.
+lease: nothing here runs but `claim_sqlite_file`, which keeps a second process off the
+file.
 
 A holder that loses its lease connection while it runs stops: it logs why, closes, and
 exits with status 1, for its service manager to start it again (it then waits as a spare
@@ -22,9 +23,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
 
+from config import ConfigError
 from store import StoreError, database_url
 from store.leases import LeaseConnection, lease_key
+from store.sqlite import hold_file, prepare_sqlite_path
 
 log = logging.getLogger("chatbot.shards")
 
@@ -32,6 +37,25 @@ log = logging.getLogger("chatbot.shards")
 # check may take: a lease lost silently is noticed within the sum of the two.
 CHECK_INTERVAL_S = 5.0
 CHECK_TIMEOUT_S = 5.0
+
+
+async def claim_sqlite_file(url: str) -> IO[bytes] | None:
+    """With SQLite (DATABASE_URL `url`), this process's claim on the database file, to
+    keep open for the process's life (store.sqlite.hold_file); None for PostgreSQL.
+
+    SQLite has no leases or claims: a second bot process on the same file would answer
+    every message too, so it stops at start-up instead. Raises ConfigError naming
+    DATABASE_URL when another process holds the file or its folder cannot be made.
+    """
+    target = database_url(url)
+    if target.backend != "sqlite":
+        return None
+    path = Path(target.target)
+    try:
+        await prepare_sqlite_path(path)
+        return await asyncio.to_thread(hold_file, path)
+    except StoreError as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
 
 
 class LeaseLost(Exception):

@@ -198,6 +198,32 @@ async def test_discord_s_count_never_answered_is_one_line_and_exit_1(
     assert "Traceback" not in bot.output
 
 
+async def test_a_second_process_on_the_same_sqlite_file_refuses_to_start(
+    discord_api, openai_api, start, tmp_path
+) -> None:
+    # SQLite is one process's: two would both answer every message (no leases, no claims).
+    shared = {"DATABASE_URL": str(tmp_path / "shared" / "bot.db")}
+    first = await start(0, **shared)
+    await discord_api.wait_until_ready(timeout=30)
+    second = await start(1, **shared)
+    assert await asyncio.wait_for(second.process.wait(), 30) == 1
+    await second.stop()
+    assert second.lines[-1] == (
+        f"Configuration error: DATABASE_URL: {shared['DATABASE_URL']} is in use by another"
+        " bot process: SQLite serves one process; for several, use PostgreSQL"
+        " (DATABASE_URL=postgresql://...)."
+    ), second.output
+    assert "Traceback" not in second.output
+    assert len(discord_api.identifies) == 1  # the second never connected
+    assert await answered_by(discord_api, openai_api, "general", "one?") == [MODELS[0]]
+
+    assert await first.stop() == 0
+    third = await start(2, **shared)  # the file is free again once the first has gone
+    await discord_api.wait_until_ready(count=2, timeout=30)
+    assert await answered_by(discord_api, openai_api, "general", "three?") == [MODELS[2]]
+    assert await third.stop() == 0
+
+
 async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
     discord_api, openai_api, start, shared_database
 ) -> None:
