@@ -77,6 +77,13 @@ class ShardCountUnknown(Exception):
     """Discord did not say how many shards to run; str() is the last failure."""
 
 
+# What shutdown closes, in this order: the answers in flight first (they need Discord,
+# the model and the store), the health server last (its /readyz says "shutting down").
+CLOSED_IN_ORDER = (
+    "_conversations", "knowledge_offer", "backfiller", "keeper", "claims", "_services", "health",
+)  # fmt: skip
+
+
 class ChatBot(discord.AutoShardedClient):
     """A Discord client that chats with an OpenAI model in every channel it can read, on
     the shards SHARD_COUNT/SHARD_IDS name (unset: every shard of Discord's count)."""
@@ -122,8 +129,9 @@ class ChatBot(discord.AutoShardedClient):
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
         # The tools offered to each answer, and who approves their calls (approvals.py).
-        knowledge = KnowledgeOffer(self, self._services.store)  # built-in tools (issue 23)
-        self.tool_use = ToolUse(self.settings, self._services.toolbox, knowledge)
+        self.knowledge_offer = KnowledgeOffer(self, self._services.store)  # issue 23's tools
+        self.tool_use = ToolUse(self.settings, self._services.toolbox, self.knowledge_offer)
+        await self.knowledge_offer.start()  # a DM right after a restart is offered them
         self._conversations.answers.tools_for = self.tool_use.tools_for
         await self._start_knowledge(self._services)  # first: close() stops what it starts
         # Shared PostgreSQL: each message and command claimed there (operations/claims.py).
@@ -222,15 +230,11 @@ class ChatBot(discord.AutoShardedClient):
         if self.leases is not None and not self.leases.held:
             await self.leases.close()  # a spare: stop waiting first
         self.forget_idle_rate_limits.cancel()
-        if self._conversations is not None:
-            await self._conversations.close()
-            await self.backfiller.close()
-            await self.keeper.close()
-        await self.claims.close()
-        if self._services is not None:
-            await self._services.close()
-        if self.health is not None:
-            await self.health.close()
+        # setup_hook may have stopped at any step: close only what it got to make.
+        for name in CLOSED_IN_ORDER:
+            part = getattr(self, name, None)
+            if part is not None:
+                await part.close()
         await super().close()
         if self.leases is not None:  # only now may a spare connect these shards
             await self.leases.close()
@@ -251,6 +255,11 @@ class ChatBot(discord.AutoShardedClient):
     async def on_shard_ready(self, shard_id: int) -> None:
         servers = [(g.name, g.id) for g in self.guilds if g.shard_id == shard_id]
         log.info("shard %d of %s ready: %s", shard_id, self.shard_count, servers_line(servers))
+        self.knowledge_offer.read_now()  # its servers are known now
+
+    async def on_thread_update(self, _before: discord.Thread, after: discord.Thread) -> None:
+        if after.archived:  # discord.py forgets it now: its messages stay findable
+            self.knowledge_offer.readers.remember_thread(after)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         log.info("joined server %s (id %d) on shard %d", guild.name, guild.id, guild.shard_id)
@@ -272,7 +281,10 @@ class ChatBot(discord.AutoShardedClient):
         if verdict.answer and not may_answer_in(message.channel, notes):
             verdict = dataclasses.replace(verdict, answer=False)  # a locked thread, say
         if self.metrics is not None and not verdict.answer:  # answers: counted as they end
-            self.metrics.judged(remember=verdict.remember, refused=bool(verdict.notices))
+            refused = bool(verdict.notices)
+            self.metrics.judged(
+                remember=verdict.remember, refused=refused, elsewhere=verdict.elsewhere
+            )
         if verdict.remember or verdict.notices:
             channel = message.channel
             if verdict.answer:  # in thread mode, a thread of its own

@@ -39,7 +39,7 @@ from model.reading import RETRACT, Answer
 from model.request import Caller
 from text.markdown import subtext
 from text.tokens import REPLY_PRIMING, counts_exactly
-from tools.base import Toolbox
+from tools.base import Tool, Toolbox
 
 if TYPE_CHECKING:
     from operations.metrics import Metrics
@@ -213,16 +213,7 @@ class Answers:
             self, reply, memory, prompts, effective, note, refuse_images, reserved if tools else 0
         )
         if tools and toolbox is not None:
-            asking.asker = ToolRounds(
-                self.model,
-                tools,
-                toolbox,
-                approve,
-                asking,
-                reply,
-                # A tool round: its tokens count, the answer is counted once, at the end.
-                lambda answer: self._charge(reply, answer, asking, answers=0),
-            )
+            asking.asker = self._tool_rounds(asking, reply, tools, toolbox, approve)
         started = time.monotonic()
         try:
             if effective.streaming:
@@ -244,6 +235,26 @@ class Answers:
         if answer.prompt_tokens is not None:
             asking.window.observe(asking.counted, answer.prompt_tokens)
         return answer, asking.prompt
+
+    def _tool_rounds(
+        self,
+        asking: Asking,
+        reply: Reply,
+        tools: list[Tool],
+        toolbox: Toolbox,
+        approve: Approve | None,
+    ) -> ToolRounds:
+        """The tool rounds that answer `asking` in the model's place (tool_rounds.py)."""
+        return ToolRounds(
+            self.model,
+            tools,
+            toolbox,
+            approve,
+            asking,
+            reply,
+            # A tool round: its tokens count, the answer is counted once, at the end.
+            lambda answer: self._charge(reply, answer, asking, answers=0),
+        )
 
     def window(self, model: str, prompts: PromptBuilder) -> ContextWindow:
         """The learnt prompt budget of `model` (one per model, for every channel)."""

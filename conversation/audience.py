@@ -75,6 +75,7 @@ class Verdict:
     answer: bool
     notices: tuple[str, ...] = ()
     reply_to: ReplyTo = "all"  # the reply mode it was judged by: where to answer (threads.py)
+    elsewhere: bool = False  # another process claimed it (operations/claims.py): left alone
 
 
 class Audience:

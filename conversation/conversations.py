@@ -7,8 +7,8 @@ budget. Each channel's settings (model, persona, streaming, reply mode) come fro
 `Reply` (replies.py).
 
 The turn remembered for an answer is what the channel shows (`Reply.final_text`,
-notes included), which is also what read-back rebuilds after a restart; the answer to
-a message that is deleted goes with it.
+notes included: answer_turns.py), which is also what read-back rebuilds after a
+restart; the answer to a message that is deleted goes with it.
 
 A message's attachments (downloads.py), the message it replies to and the messages it
 forwards (references.py) become part of its user turn; they are fetched as it arrives,
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from config import Settings
+from conversation.answer_turns import AnswerTurns
 from conversation.answers import Answers, log_answer
 from conversation.audience import Audience, Verdict
 from conversation.channel import Conversation, PendingTurn
@@ -96,6 +97,7 @@ class Conversations:
         # The channels above, most recently active last; the rest give their state up.
         self.active: RecentlyUsed[int] = RecentlyUsed(settings.max_cached_channels)
         self.claims: Claims | None = None  # which messages are this process's (bot.py)
+        self.answer_turns = AnswerTurns(self.recall, self.channels)
 
     async def receive(
         self,
@@ -320,7 +322,7 @@ class Conversations:
             log.info("channel %s: the question was deleted; its answer is forgotten", channel.id)
             return
         answer, prompt = answered
-        self._remember_answer(conversation, memory, reply, prompts)
+        self.answer_turns.remember(conversation, memory, reply, prompts)
         self.answered(reply.posted, reply.final)
         log_answer(channel.id, prompt.tokens, answer, time.perf_counter() - started)
 
@@ -344,43 +346,6 @@ class Conversations:
         )
         self.told_no_vision |= done.unseen_images  # set only by messages to answer
         return done.has_turn, done.shortened, done.notes
-
-    def _remember_answer(
-        self,
-        conversation: Conversation,
-        memory: ChannelMemory,
-        reply: Reply,
-        prompts: PromptBuilder,
-    ) -> None:
-        """Remember the answer as the channel will show it once the last edits land
-        (they run outside the lock); corrected if Discord refuses one."""
-        turn = prompts.turn("assistant", reply.final_text)[0]
-        turn = dataclasses.replace(
-            turn, message_ids=tuple(m.id for m in reply.posted), replies_to=reply.message.id
-        )
-        self.recall.remember(conversation, memory, turn)
-        if reply.final_edits is not None:
-            reply.final_edits.add_done_callback(
-                lambda _: self._remember_as_shown(conversation.id, reply, prompts)
-            )
-
-    def _remember_as_shown(self, channel_id: int, reply: Reply, prompts: PromptBuilder) -> None:
-        """After an answer's last edits: if Discord refused one, the remembered answer
-        becomes what the channel shows after all (nothing, if it was deleted)."""
-        conversation = self.channels.get(channel_id)
-        memory = conversation.memory if conversation is not None else None
-        if memory is None:
-            return
-        if reply.withdrawn:
-            memory.forget({message.id for message in reply.posted})
-            return
-        if reply.shown_text == reply.final_text:
-            return
-        turn = prompts.turn("assistant", reply.shown_text)[0]
-        turn = dataclasses.replace(
-            turn, message_ids=tuple(m.id for m in reply.posted), replies_to=reply.message.id
-        )
-        memory.replace(reply.posted[0].id, turn)
 
     def _refuse_images(self, model: str) -> str:
         """`model` takes no images: send it none again, in any channel. Returns the note

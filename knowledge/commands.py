@@ -171,8 +171,7 @@ class ForgetMe(discord.ui.View):
         self.stop()
         await interaction.response.defer()  # the store may be slow: edit afterwards
         try:
-            await self.client.keeper.settle_author(self.user_id)
-            removed = await self.client.services.store.forget_author(self.user_id)
+            removed = await self.client.keeper.forget_author(self.user_id)
         except StoreError as error:
             log.warning("knowledge: forget-me failed: %s", error)
             text = "The index is not answering right now; nothing was removed. Try again later."

@@ -73,6 +73,7 @@ class Keeper:
         self._forget_channels: set[int] = set()
         self._deleted: OrderedDict[int, None] = OrderedDict()  # recent deletions, oldest first
         self._forgotten: dict[int, dt.datetime] = {}  # author id -> when forget-me ran
+        self._forgotten_read = False  # those the store recorded (earlier runs) read yet
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one flush at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -128,14 +129,22 @@ class Keeper:
             if m.channel_id not in channel_ids and m.parent_id not in channel_ids
         }
 
-    async def settle_author(self, author_id: int) -> None:
+    async def forget_author(self, author_id: int) -> int:
+        """/knowledge forget-me: `settle_author`, then remove what they wrote from the
+        index, recording when they asked (it holds after a restart); how many messages
+        were removed. Raises StoreError."""
+        asked_at = await self.settle_author(author_id)
+        return await self.store.forget_author(author_id, asked_at)
+
+    async def settle_author(self, author_id: int) -> dt.datetime:
         """Before forgetting a person: their queued messages are dropped, a write under
         way is waited for, and a backfill page read later leaves out what they wrote
         until now, so nothing of theirs lands after the forgetting (what they write
-        next is indexed again)."""
+        next is indexed again). Returns that moment."""
         self._pending = {i: m for i, m in self._pending.items() if m.author_id != author_id}
-        self._forgotten[author_id] = dt.datetime.now(dt.UTC)
+        asked_at = self._forgotten[author_id] = dt.datetime.now(dt.UTC)
         await self.flush()
+        return asked_at
 
     def queue(self, message: IndexedMessage | None) -> None:
         """Index `message` (None: nothing) at the next flush, unless deleted meanwhile."""
@@ -154,10 +163,21 @@ class Keeper:
     async def write(self, messages: Collection[IndexedMessage]) -> int:
         """Index `messages` now (a backfill page), leaving out those deleted meanwhile;
         how many were written. Raises StoreError."""
+        await self._read_forgotten()
         kept = [m for m in messages if m.message_id not in self._deleted and not self._gone(m)]
         if kept:
             await self.store.index_messages(kept)
         return len(kept)
+
+    async def _read_forgotten(self) -> None:
+        """Once per process, before anything is written: who asked to be forgotten in
+        an earlier run, so that neither a backfill page nor an edit brings back what
+        they had written. Raises StoreError (then nothing is written)."""
+        if self._forgotten_read:
+            return
+        for author_id, asked_at in (await self.store.forgotten_authors()).items():
+            self._forgotten[author_id] = max(asked_at, self._forgotten.get(author_id, asked_at))
+        self._forgotten_read = True
 
     def _gone(self, message: IndexedMessage) -> bool:
         """Whether `message`'s author asked to be forgotten after writing it."""
@@ -182,6 +202,8 @@ class Keeper:
             await self._forget_queued()  # deletions that arrived while writing
 
     async def _wanted(self, messages: list[IndexedMessage]) -> list[IndexedMessage]:
+        await self._read_forgotten()
+        messages = [m for m in messages if not self._gone(m)]  # an old message edited
         on: dict[Place, bool] = {}
         for message in messages:
             place = place_of(message)

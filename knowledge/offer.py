@@ -4,12 +4,15 @@ In a server, an answer is offered them where /settings knowledge is on; what the
 is what both the asker and everyone who can read where the answer is posted can read
 (readers.py). In a DM (a private answer), they are offered when knowledge is on
 somewhere in a server the bot is in, and read everything the asker can read in those
-servers. Which servers have knowledge on is read from the stored settings in the
+servers. Which servers have knowledge on is read from the stored settings as soon as a
+shard is ready (`read_now`), then in the
 background when an answer finds the last read older than REFRESH_SECONDS (the settings'
 own cache time), and learnt at once from any answer in such a server; so a DM may go
-without the tools for that long after knowledge is first turned on, or after a restart
-until the first answer (tools_for is synchronous: it cannot wait for the store). The
-same read lists each such server's archived threads, every ARCHIVED_SECONDS.
+without the tools for that long after knowledge is first turned on (tools_for is
+synchronous: it cannot wait for the store). Before the first such read, a DM is offered
+them if knowledge is on anywhere in the stored settings (read at start-up, `start`), and
+waits for that read: the first DM after a restart has them. The same read lists each
+such server's archived threads, every ARCHIVED_SECONDS.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class KnowledgeOffer:
         self.store = store
         self.readers = Readers(client)
         self.guilds_on: set[int] = set()  # servers with knowledge on somewhere
+        self._stored_on = False  # on somewhere, as stored at start-up, until the first read
+        self._closed = False
         self._learnt: set[int] = set()  # servers learnt from answers during a read
         self._read_at = -REFRESH_SECONDS
         self._reading: asyncio.Task[None] | None = None
@@ -59,7 +64,7 @@ class KnowledgeOffer:
         channel = reply.channel
         guild = getattr(channel, "guild", None)
         if guild is None:  # a DM: a private answer
-            if not self.guilds_on:
+            if not (self.guilds_on or self._stored_on):
                 return None
             user = reply.message.author
             return self._tools(lambda: self._private(user), home=None)
@@ -103,7 +108,35 @@ class KnowledgeOffer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._reading), SETTLE_SECONDS)
 
+    async def start(self) -> None:
+        """At start-up, before Discord connects: whether knowledge is on anywhere, as
+        stored. Never raises (a failure is logged: DMs then wait for the first read)."""
+        try:
+            self._stored_on = bool(await self.store.scopes_where("knowledge", "on"))
+        except StoreError as error:
+            log.warning("knowledge: could not read where it is on: %s", error)
+
+    async def close(self) -> None:
+        """Stop a read under way, and read no more (at shutdown)."""
+        self._closed = True
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+
+    def read_now(self) -> None:
+        """Read which servers have knowledge on now, whenever it was last read (a shard
+        has just connected: its servers are known); after the read under way, if any
+        (it may have missed those servers)."""
+        if self._reading is not None:
+            self._reading.add_done_callback(lambda _: self.read_now())
+            return
+        self._read_at = -REFRESH_SECONDS
+        self._refresh_soon()
+
     def _refresh_soon(self) -> None:
+        if self._closed:
+            return
         if self._reading is None and time.monotonic() - self._read_at >= REFRESH_SECONDS:
             self._reading = asyncio.get_running_loop().create_task(self._refresh())
             self._reading.add_done_callback(lambda _: setattr(self, "_reading", None))
@@ -131,6 +164,7 @@ class KnowledgeOffer:
             log.warning("knowledge: could not read where it is on: %s", error)
             return
         self.guilds_on = on | self._learnt
+        self._stored_on = False  # read with the servers known: guilds_on says it now
         for guild_id in list(self.guilds_on):  # answers may add to it meanwhile
             guild = self.client.get_guild(guild_id)
             listed = self._listed_at.get(guild_id)

@@ -59,9 +59,10 @@ def acts(verdict: Verdict) -> bool:
     return verdict.answer or bool(verdict.notices)
 
 
-def skipped(verdict: Verdict) -> Verdict:
-    """`verdict` for a message this process leaves alone: not remembered, not answered."""
-    return Verdict(remember=False, answer=False, reply_to=verdict.reply_to)
+def skipped(verdict: Verdict, *, elsewhere: bool = False) -> Verdict:
+    """`verdict` for a message this process leaves alone: not remembered, not answered
+    (`elsewhere`: because another process claimed it)."""
+    return Verdict(remember=False, answer=False, reply_to=verdict.reply_to, elsewhere=elsewhere)
 
 
 class Claims:
@@ -113,7 +114,7 @@ class SharedClaims(Claims):
         self.limits = limits
         self.unload = unload  # gives a channel's loaded memory up (read back when next used)
         self.news = news
-        self.lost = 0  # events another process took (H's metrics count these at merge)
+        self.lost = 0  # events another process took (messages: bot.py counts them)
         limits.rate_elsewhere = True
         self._failing = False
         self._pruner = asyncio.create_task(self._prune())
@@ -125,7 +126,7 @@ class SharedClaims(Claims):
         if not await self._claim("message", message.id, message.author.id, message.created_at):
             if verdict.answer:
                 self.unload(message.channel.id)
-            return skipped(verdict)
+            return skipped(verdict, elsewhere=True)
         limits = self.limits
         if verdict.answer and limits.rate_limit and message.author.id not in limits.admins:
             return await self._rate(message, verdict)

@@ -95,6 +95,8 @@ class Health:
                 latencies=lambda: latencies(bot),
                 channels=lambda: len(bot.conversations.channels),
                 store_errors=lambda: bot.services.store.failures,
+                lease_takeovers=lambda: bot.leases.takeovers if bot.leases else 0,
+                leases_lost=lambda: bot.leases.times_lost if bot.leases else 0,
             )
         )
         app = web.Application()

@@ -8,8 +8,10 @@ without HEALTH_PORT):
     chatbot_messages_total{outcome}          people's messages by what became of them:
         answered, remembered (only), ignored (by the access rules, or nothing to read),
         refused (a rate limit, the daily allowance, a blocked DM), failed (no answer
-        shown). Judged in bot.py's on_message; answered and failed where the answer
-        ends (conversations.py), each message of a backlog answered at once counted.
+        shown), claimed_elsewhere (another process on the shared database claimed it
+        first: operations/claims.py). Judged in bot.py's on_message; answered and
+        failed where the answer ends (conversations.py), each message of a backlog
+        answered at once counted.
     chatbot_answer_duration_seconds{model,outcome}   a histogram: from asking the model
         to the answer shown or failed (its retries and tool rounds included), by the
         channel's model and outcome (answered, cut_off: a stream that broke or stalled
@@ -25,6 +27,10 @@ without HEALTH_PORT):
     chatbot_gateway_latency_seconds{shard}   heartbeat round trip per shard (read at
         scrape time; absent until the first heartbeat is acknowledged).
     chatbot_channels_in_memory               channels whose conversation is held now.
+    chatbot_shard_lease_takeovers_total      shard leases this process took after
+        waiting for them as a spare (operations/shards.py; read at scrape time).
+    chatbot_shard_leases_lost_total          shard leases lost while held (the process
+        then stops; read at scrape time). Both stay 0 without PostgreSQL.
 
 Names follow prometheus.io's naming practices: the `chatbot_` prefix, base units
 (seconds), `_total` on counters. Label values are a fixed few or model names: never a
@@ -46,7 +52,7 @@ from model.errors import EmptyAnswer
 from model.failures import Cause
 
 PREFIX = "chatbot_"
-OUTCOMES = ("answered", "remembered", "ignored", "refused", "failed")
+OUTCOMES = ("answered", "remembered", "ignored", "refused", "failed", "claimed_elsewhere")
 ANSWER_OUTCOMES = ("answered", "cut_off", "failed")
 TOKEN_KINDS = ("prompt", "completion", "cached")
 EMPTY_ANSWER = "empty_answer"
@@ -67,11 +73,14 @@ def failure_cause(cause: Cause, error: BaseException) -> str:
 @dataclass(frozen=True, slots=True)
 class Live:
     """What is read at scrape time: the shards' latencies as (shard id, seconds), the
-    channels held in memory, and the store's StoreErrors so far."""
+    channels held in memory, the store's StoreErrors so far, and the shard leases taken
+    over and lost so far (none without leases)."""
 
     latencies: Callable[[], Iterable[tuple[int, float]]]
     channels: Callable[[], int]
     store_errors: Callable[[], int]
+    lease_takeovers: Callable[[], int] = lambda: 0
+    leases_lost: Callable[[], int] = lambda: 0
 
 
 class LiveCollector(Collector):
@@ -95,11 +104,24 @@ class LiveCollector(Collector):
             "Channels whose conversation is held in memory now.",
             value=self.live.channels(),
         )
-        yield CounterMetricFamily(
-            PREFIX + "store_errors",
-            "Errors the store raised (a database that failed a read or write).",
-            value=self.live.store_errors(),
-        )
+        for name, documentation, read in (
+            (
+                "store_errors",
+                "Errors the store raised (a database that failed a read or write).",
+                self.live.store_errors,
+            ),
+            (
+                "shard_lease_takeovers",
+                "Shard leases taken over after waiting as a spare.",
+                self.live.lease_takeovers,
+            ),
+            (
+                "shard_leases_lost",
+                "Shard leases lost while held (the process then stops).",
+                self.live.leases_lost,
+            ),
+        ):
+            yield CounterMetricFamily(PREFIX + name, documentation, value=read())
 
     def describe(self) -> Iterator[Metric]:
         """The families without reading the bot (the registry checks names with it)."""
@@ -154,9 +176,13 @@ class Metrics:
         assert outcome in OUTCOMES, outcome
         self.messages.labels(outcome).inc(count)
 
-    def judged(self, *, remember: bool, refused: bool) -> None:
-        """A message that is not to be answered: refused (the author was told why),
-        else remembered only, else ignored."""
+    def judged(self, *, remember: bool, refused: bool, elsewhere: bool = False) -> None:
+        """A message that is not to be answered: claimed by another process
+        (`elsewhere`), else refused (the author was told why), else remembered only,
+        else ignored."""
+        if elsewhere:
+            self.message("claimed_elsewhere")
+            return
         self.message("refused" if refused else "remembered" if remember else "ignored")
 
     def answered(self, model: str, seconds: float, *, cut_off: bool = False) -> None:

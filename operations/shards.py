@@ -113,6 +113,9 @@ class ShardLeases:
         self._held = ""
         self.lost: str | None = None
         self.waiting_for: list[int] = []  # the held shards a spare waits for, meanwhile
+        # For chatbot_shard_lease_takeovers_total and _leases_lost_total (metrics.py).
+        self.takeovers = 0  # leases taken after waiting as a spare
+        self.times_lost = 0
 
     @classmethod
     def for_database(cls, url: str, on_lost: Callable[[str], None]) -> ShardLeases | None:
@@ -172,6 +175,7 @@ class ShardLeases:
             await connection.lock(keys[held[0]])
             waited = True
         self.waiting_for = []
+        self.takeovers += waited
         verb = "took over" if waited else "holding"
         log.info("%s the lease on %s", verb, describe(shard_ids, shard_count))
 
@@ -194,6 +198,7 @@ class ShardLeases:
 
     def _lose(self, why: str) -> None:
         self.lost = f"lost the lease on {self._held} ({why})"
+        self.times_lost += 1
         log.error("%s: stopping, so that no two processes answer for them", self.lost)
         self._on_lost(self.lost)
 

@@ -174,13 +174,26 @@ class KnowledgeTable(Table):
                 channel_id,
             )
 
-    async def forget_author(self, author_id: int) -> int:
-        """Remove everything this person wrote, in every server; how many messages."""
-        return await self._execute(
-            "forget an author's messages",
-            "DELETE FROM knowledge_messages WHERE author_id = ?",
-            author_id,
+    async def forget_author(self, author_id: int, asked_at: dt.datetime | None = None) -> int:
+        """Remove everything this person wrote, in every server, and record that they
+        asked at `asked_at` (default: now; asked again, the latest time is kept) for
+        `forgotten_authors`; how many messages were removed."""
+        asked_at = asked_at or dt.datetime.now(dt.UTC)
+        async with self._failing_as("forget an author's messages"), self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO knowledge_forgotten (author_id, asked_at) VALUES (?, ?) "
+                "ON CONFLICT (author_id) DO UPDATE SET asked_at = excluded.asked_at",
+                author_id,
+                asked_at,
+            )
+            return await tx.execute("DELETE FROM knowledge_messages WHERE author_id = ?", author_id)
+
+    async def forgotten_authors(self) -> dict[int, dt.datetime]:
+        """Who asked to be forgotten, and when they last asked (aware UTC)."""
+        rows = await self._fetch(
+            "read who asked to be forgotten", "SELECT author_id, asked_at FROM knowledge_forgotten"
         )
+        return {int(author_id): read_moment(asked_at) for author_id, asked_at in rows}
 
     async def forget_older_than(self, cutoff: dt.datetime) -> int:
         """Remove messages written before `cutoff` (retention); how many."""

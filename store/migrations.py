@@ -198,6 +198,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 finished BOOLEAN NOT NULL,
                 PRIMARY KEY (channel_id)
             )""",
+            # Who asked /knowledge forget-me, and when: their messages written before then
+            # are never indexed again, by a history read resumed after a restart either.
+            """
+            CREATE TABLE knowledge_forgotten (
+                author_id BIGINT NOT NULL,
+                asked_at {timestamp} NOT NULL,
+                PRIMARY KEY (author_id)
+            )""",
         ),
     ),
     # Several processes on one database (store.claims): each message or interaction is

@@ -100,6 +100,16 @@ class SettingsTable(Table):
             scope.id,
         )
 
+    async def scopes_where(self, key: str, value: str) -> list[Scope]:
+        """Every scope whose setting `key` is `value` (any server, channel or thread)."""
+        rows = await self._fetch(
+            "read settings",
+            'SELECT scope_kind, scope_id FROM settings WHERE "key" = ? AND value = ?',
+            key,
+            value,
+        )
+        return [Scope(kind, int(scope_id)) for kind, scope_id in rows]
+
     async def get_settings(self, scopes: Sequence[Scope]) -> dict[Scope, dict[str, Setting]]:
         """The settings of each of `scopes`, in one query: {scope: {key: Setting}}.
 

@@ -19,7 +19,8 @@ import pytest
 from conversation.access import RATE_WINDOW
 from conversation.channel_settings import CACHE_SECONDS
 from operations.claims import Claims
-from tests.helpers import answered, dotenv_for, launch, replies, run_command, until
+from tests.e2e.test_health import metrics, value
+from tests.helpers import answered, dotenv_for, free_port, launch, replies, run_command, until
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
@@ -129,6 +130,29 @@ async def test_two_processes_on_one_shard_answer_each_message_of_a_burst_once(
     # Both took part: the claims split the burst between them.
     counts = [len(bot.logged("answered channel=")) for bot in (first, second)]
     assert sum(counts) == len(sent) and min(counts) > 0, counts
+
+
+async def test_messages_another_process_claimed_are_counted_apart(
+    processes, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    ports = [free_port(), free_port()]
+    for port in ports:
+        await processes(HEALTH_PORT=str(port))
+    sent = [await discord_api.user_says("general", USERS[n], f"hello {n}") for n in range(3)]
+    await discord_api.wait_for(
+        lambda: len(reply_targets(discord_api, ["general"])) >= len(sent), timeout=30
+    )
+    await asyncio.sleep(1.0)  # a second answer to anything would have come by now
+    pages = [await metrics(port) for port in ports]
+
+    def outcome(page: dict, name: str) -> float:
+        return value(page, "chatbot_messages_total", outcome=name)
+
+    answers = [outcome(page, "answered") for page in pages]
+    assert sum(answers) == len(sent)
+    # What one process answered, the other counts as claimed elsewhere, not as ignored.
+    assert [outcome(page, "claimed_elsewhere") for page in pages] == answers[::-1]
+    assert [outcome(page, "ignored") for page in pages] == [0, 0]
 
 
 async def test_a_message_or_command_delivered_twice_is_answered_once(

@@ -272,6 +272,43 @@ async def test_forget_me_during_a_backfill_brings_none_of_theirs_back(
     assert [m.text for m in held if m.author_id == alice] == ["a new note"]  # hers from now on
 
 
+async def test_forget_me_during_a_backfill_holds_across_a_restart_mid_read(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    lines = [(("alice", "bob")[n % 2], f"history line {n}") for n in range(1000)]
+    past = discord_api.past_messages("general", lines, days_ago=20, spacing=timedelta(seconds=10))
+    discord_api.limit_history_reads(1, 0.4)  # one page per 0.4 s: ten pages take 4 s
+    bot = await start_bot(REPLY_TO="mention")
+    await turn(discord_api, "on", scope="channel")
+    await eventually(lambda: read_at_least(bot, 200), 10)  # general, newest first
+    asked = await run_command(discord_api, "general", "alice", "knowledge forget-me")
+    pressed = await discord_api.press(asked["message_id"], "Remove my messages", "alice")
+
+    def removed() -> str | None:
+        done = [r["content"] for r in discord_api.interaction_responses(pressed)]
+        return next((c for c in done if c and c.startswith("Removed")), None)
+
+    await discord_api.wait_for(removed, 5)
+    await bot.close()  # mid-read: the rest of the history is read after the restart
+
+    bot = await start_bot(REPLY_TO="mention")
+    general = discord_api.general.id
+    (row,) = [r for r in await bot.services.store.backfills() if r.channel_id == general]
+    assert row.messages < 1000  # the restart came before the read was done
+    await discord_api.user_edits(past[0], "history line 0, edited")  # hers, from before
+    await eventually(lambda: finished(bot), 15)
+    await discord_api.user_says("general", "alice", "a new line")
+
+    async def held_all() -> bool:  # bob's 500 and her new one
+        return len(await indexed(bot, discord_api)) >= 501
+
+    await eventually(held_all)
+    held = await bot.services.store.recent(general, limit=2000)
+    alice = discord_api.users["alice"].id
+    assert [m.text for m in held if m.author_id == alice] == ["a new line"]  # hers from now on
+    assert len(held) == 501
+
+
 async def test_an_unanswered_forget_me_question_closes_and_removes_nothing(
     start_bot, discord_api: DiscordStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -105,6 +105,16 @@ async def test_the_staff_channel_reaches_only_staff_and_never_a_public_channel(
         assert PUBLIC in found and STAFF not in found and PRIVATE not in found
 
 
+async def test_the_first_dm_after_a_restart_is_offered_the_knowledge_tools(
+    start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    bot = await knowledge_server(discord_api, start_bot)
+    await bot.close()
+    await start_bot(REPLY_TO="mention")  # no answer in a server yet to learn it from
+    staff_in_dm = await ask(discord_api, openai_api, "dm", "alice")
+    assert STAFF in staff_in_dm and PUBLIC in staff_in_dm and PRIVATE not in staff_in_dm
+
+
 async def test_the_private_thread_reaches_only_its_members(
     start_bot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:

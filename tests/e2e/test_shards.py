@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_health import get
+from tests.e2e.test_health import get, metrics, value
 from tests.helpers import dotenv_for, free_port, launch, run_command, until
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.standins.discord import DiscordStandIn
@@ -240,12 +240,18 @@ async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
 
     # A third process waits; the second is stopped as systemd stops it: it exits 0, and
     # only then does the third connect and answer.
-    third = await start(2, **shared)
+    port = free_port()  # its /metrics count the takeover (served while it waits)
+    third = await start(2, **shared, HEALTH_PORT=str(port))
     await until(lambda: third.said("waiting as a spare"), 20)
+    takeovers = "chatbot_shard_lease_takeovers_total"
+    assert value(await metrics(port), takeovers) == 0
     assert await spare.stop(signal.SIGTERM) == 0
     await discord_api.wait_until_ready(count=3, timeout=30)
     assert len(discord_api.live_sessions) == 1
     assert await answered_by(discord_api, openai_api, "general", "third?") == [MODELS[2]]
+    page = await metrics(port)
+    assert value(page, takeovers) == 1
+    assert value(page, "chatbot_shard_leases_lost_total") == 0
     assert "Traceback" not in spare.output + third.output
 
 

@@ -232,6 +232,21 @@ async def test_forgetting_a_person_drops_their_queued_messages_first(index: Inde
     assert sorted(await index.held()) == [2, 4, 5]  # ...but what they write next is kept
 
 
+async def test_a_forgotten_person_stays_forgotten_after_a_restart(index: Index) -> None:
+    kept = keeper(index)
+    kept.queue(message(1, author_id=7))
+    await kept.flush()
+    assert await kept.forget_author(7) == 1
+    await kept.close()
+    restarted = keeper(index)  # knows of the forgetting from the store alone
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    old, new = message(3, author_id=7), message(4, author_id=7, created_at=later)
+    assert await restarted.write([old, new, message(5, author_id=8)]) == 2  # a backfill page
+    restarted.queue(message(6, author_id=7))  # an old message of theirs, edited
+    await restarted.flush()
+    assert sorted(await index.held()) == [4, 5]
+
+
 async def test_retention_forgets_what_is_older_than_the_setting(index: Index) -> None:
     kept = keeper(index)
     kept.queue(message(1, created_at=NOW - dt.timedelta(days=400)))

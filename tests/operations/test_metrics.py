@@ -41,10 +41,21 @@ def scraped(metrics: Metrics) -> dict[str, list]:
 
 
 def watched(
-    latencies: list[tuple[int, float]] | None = None, channels: int = 0, errors: int = 0
+    latencies: list[tuple[int, float]] | None = None,
+    channels: int = 0,
+    errors: int = 0,
+    leases: tuple[int, int] = (0, 0),
 ) -> Metrics:
     metrics = Metrics()
-    metrics.watch(Live(lambda: latencies or [], lambda: channels, lambda: errors))
+    metrics.watch(
+        Live(
+            lambda: latencies or [],
+            lambda: channels,
+            lambda: errors,
+            lease_takeovers=lambda: leases[0],
+            leases_lost=lambda: leases[1],
+        )
+    )
     return metrics
 
 
@@ -59,6 +70,8 @@ def test_names_follow_prometheus_conventions() -> None:
         "chatbot_store_errors",
         "chatbot_gateway_latency_seconds",
         "chatbot_channels_in_memory",
+        "chatbot_shard_lease_takeovers",
+        "chatbot_shard_leases_lost",
     }
     for name, family in families.items():
         assert family.documentation, name
@@ -92,12 +105,16 @@ def test_each_bot_counts_in_its_own_registry() -> None:
     first.judged(remember=True, refused=True)
     second.judged(remember=True, refused=False)
     second.judged(remember=False, refused=False)
+    second.judged(remember=False, refused=False, elsewhere=True)
     assert first.registry.get_sample_value("chatbot_messages_total", {"outcome": "answered"}) == 3
     assert first.registry.get_sample_value("chatbot_messages_total", {"outcome": "refused"}) == 1
     assert second.registry.get_sample_value("chatbot_messages_total", {"outcome": "answered"}) == 0
     for outcome in ("remembered", "ignored"):
         labels = {"outcome": outcome}
         assert second.registry.get_sample_value("chatbot_messages_total", labels) == 1
+    labels = {"outcome": "claimed_elsewhere"}  # another process's: neither ignored nor ours
+    assert second.registry.get_sample_value("chatbot_messages_total", labels) == 1
+    assert first.registry.get_sample_value("chatbot_messages_total", labels) == 0
     assert REGISTRY.get_sample_value("chatbot_messages_total", {"outcome": "answered"}) is None
     with pytest.raises(AssertionError):
         first.message("answered, with the user's id 1234")  # never a free-form label
@@ -144,13 +161,19 @@ def test_an_empty_answer_taken_for_an_overflow_keeps_that_cause() -> None:
 
 def test_what_is_read_at_scrape_time() -> None:
     latencies = [(0, 0.042), (1, math.inf), (2, math.nan)]  # shard 1: no ACK yet
-    metrics = watched(latencies, channels=7, errors=2)
+    metrics = watched(latencies, channels=7, errors=2, leases=(3, 1))
     get = metrics.registry.get_sample_value
     assert get("chatbot_gateway_latency_seconds", {"shard": "0"}) == 0.042
     assert get("chatbot_gateway_latency_seconds", {"shard": "1"}) is None
     assert get("chatbot_gateway_latency_seconds", {"shard": "2"}) is None
     assert get("chatbot_channels_in_memory") == 7
     assert get("chatbot_store_errors_total") == 2
+    assert get("chatbot_shard_lease_takeovers_total") == 3
+    assert get("chatbot_shard_leases_lost_total") == 1
+    # Without leases (SQLite: one process), both read 0.
+    alone = Metrics()
+    alone.watch(Live(lambda: [], lambda: 0, lambda: 0))
+    assert alone.registry.get_sample_value("chatbot_shard_leases_lost_total") == 0
 
 
 async def test_the_store_counts_its_errors_and_answers_a_health_check(tmp_path: Path) -> None:

@@ -104,6 +104,7 @@ async def test_a_spare_waits_and_takes_over_when_the_holder_lets_go(leases, capl
     assert spare.held and not holder.held
     assert f"took over the lease on shard 0 of {count}" in caplog.text
     assert holder.losses == [] and spare.losses == []
+    assert (spare.takeovers, holder.takeovers) == (1, 0)  # chatbot_shard_lease_takeovers_total
 
 
 async def test_other_shards_and_other_counts_are_other_leases(leases):
@@ -135,6 +136,8 @@ async def test_a_killed_holder_loses_its_lease_and_the_spare_takes_over(
     [reason] = holder.losses
     assert reason.startswith(f"lost the lease on shards 0 and 1 of {count}")
     assert holder.lost == reason and spare.lost is None
+    assert (holder.times_lost, spare.times_lost) == (1, 0)  # chatbot_shard_leases_lost_total
+    assert spare.takeovers == 1
 
 
 async def test_closing_a_spare_ends_its_wait(leases):

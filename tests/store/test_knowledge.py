@@ -102,6 +102,19 @@ async def test_forget_author_removes_exactly_their_messages_in_every_server(stor
     assert await found(store, "note") == [theirs.message_id]
 
 
+async def test_forget_author_records_who_asked_and_when(store: Store) -> None:
+    """The keeper and the backfill read it after a restart (knowledge/keeper.py)."""
+    assert await store.forgotten_authors() == {}
+    await store.index_messages([message("an old note", author=7)])
+    asked = START + dt.timedelta(days=3)
+    assert await store.forget_author(7, asked) == 1
+    assert await store.forgotten_authors() == {7: asked}
+    later = asked + dt.timedelta(hours=1, microseconds=5)
+    assert await store.forget_author(7, later) == 0  # asked again: from the latest time
+    await store.forget_author(8, asked)
+    assert await store.forgotten_authors() == {7: later, 8: asked}
+
+
 async def test_forget_older_than_is_retention(store: Store) -> None:
     old = message("release notes", minutes=0)
     new = message("release notes again", minutes=60 * 24 * 400)

@@ -43,6 +43,7 @@ KNOWLEDGE_COLUMNS = {
     "knowledge_backfills": [
         "channel_id", "guild_id", "before_id", "since", "messages", "finished",
     ],
+    "knowledge_forgotten": ["author_id", "asked_at"],
     "knowledge_messages": [
         "message_id", "guild_id", "channel_id", "parent_id", "author_id", "author_name",
         "created_at", "text",

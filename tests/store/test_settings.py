@@ -74,3 +74,14 @@ async def test_scope_chain_most_specific_wins(store: Store) -> None:
     assert sorted(everything[parent]) == ["model", "persona"]
     assert everything[Scope("dm", 5)] == {}
     assert await store.get_settings([]) == {}
+
+
+async def test_scopes_where_a_key_has_a_value(store: Store) -> None:
+    """What knowledge/offer.py reads at start-up: where knowledge is on, anywhere."""
+    assert await store.scopes_where("knowledge", "on") == []
+    await store.set_setting(Scope("guild", 1), "knowledge", "on")
+    await store.set_setting(Scope("channel", 2), "knowledge", "on")
+    await store.set_setting(Scope("channel", 3), "knowledge", "off")
+    await store.set_setting(Scope("channel", 4), "persona", "on")
+    found = await store.scopes_where("knowledge", "on")
+    assert sorted(found) == [Scope("channel", 2), Scope("guild", 1)]
