@@ -120,11 +120,31 @@ class ChatBot(discord.AutoShardedClient):
         self.health: Health | None = None
         self.metrics: Metrics | None = None
         self.claims = Claims()  # which events are this process's: see setup_hook
+        self._setting_up = self._stop_asked = False  # see stop()
         self.tree = ChatTree(self)
         for command in (*COMMANDS, *KNOWLEDGE_COMMANDS, catchup):
             self.tree.add_command(command)
 
+    def stop(self) -> None:
+        """Begin shutdown (SIGINT, SIGTERM). Asked while setup_hook builds the services,
+        it begins once they are built: closing them half-built would leave their tasks
+        using a closed store, and a store opened after close() ran, open for good."""
+        self._stop_asked = True
+        if not self._setting_up:
+            self._stopping = asyncio.ensure_future(self.close())
+
     async def setup_hook(self) -> None:
+        self._setting_up = True
+        try:
+            await self._set_up()
+        finally:
+            self._setting_up = False
+        if self._stop_asked:
+            await self.close()  # discord.py then connects nothing
+        elif self.leases is not None:  # last: a spare waits here, ready to take over at once
+            await self._hold_shards(self.leases)
+
+    async def _set_up(self) -> None:
         # Before the gateway connects: a bad DATABASE_URL or SYSTEM_PROMPT stops start-up.
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
@@ -141,8 +161,6 @@ class ChatBot(discord.AutoShardedClient):
         await self._serve_health()
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
-        if self.leases is not None:  # last: a spare waits here, ready to take over at once
-            await self._hold_shards(self.leases)
 
     async def recommended_shard_count(self) -> int:
         """Discord's recommended shard count (GET /gateway/bot), asked again with backoff
@@ -339,10 +357,14 @@ async def run(settings: Settings) -> int:
     bot = ChatBot(settings, tokenizer)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
+        loop.add_signal_handler(signum, bot.stop)
     try:
         async with bot:
             await bot.start(settings.discord_bot_token)
+    except (aiohttp.ClientError, discord.HTTPException):
+        if not bot.is_closing():
+            raise  # main() says what failed
+        # Stopped while logging in: discord.py's request fails as its session closes.
     finally:
         if claim is not None:
             claim.close()
