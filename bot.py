@@ -120,7 +120,7 @@ class ChatBot(discord.AutoShardedClient):
         self.health: Health | None = None
         self.metrics: Metrics | None = None
         self.claims = Claims()  # which events are this process's: see setup_hook
-        self._setting_up = self._stop_asked = False  # see stop()
+        self._setting_up = self.stop_asked = False  # see stop()
         self.tree = ChatTree(self)
         for command in (*COMMANDS, *KNOWLEDGE_COMMANDS, catchup):
             self.tree.add_command(command)
@@ -129,7 +129,7 @@ class ChatBot(discord.AutoShardedClient):
         """Begin shutdown (SIGINT, SIGTERM). Asked while setup_hook builds the services,
         it begins once they are built: closing them half-built would leave their tasks
         using a closed store, and a store opened after close() ran, open for good."""
-        self._stop_asked = True
+        self.stop_asked = True
         if not self._setting_up:
             self._stopping = asyncio.ensure_future(self.close())
 
@@ -139,7 +139,7 @@ class ChatBot(discord.AutoShardedClient):
             await self._set_up()
         finally:
             self._setting_up = False
-        if self._stop_asked:
+        if self.stop_asked:
             await self.close()  # discord.py then connects nothing
         elif self.leases is not None:  # last: a spare waits here, ready to take over at once
             await self._hold_shards(self.leases)
@@ -362,7 +362,7 @@ async def run(settings: Settings) -> int:
         async with bot:
             await bot.start(settings.discord_bot_token)
     except (aiohttp.ClientError, discord.HTTPException):
-        if not bot.is_closing():
+        if not bot.stop_asked:
             raise  # main() says what failed
         # Stopped while logging in: discord.py's request fails as its session closes.
     finally:
