@@ -383,7 +383,7 @@ def configure_logging(settings: Settings) -> None:
 # The one line printed for an error that stops the bot from starting.
 START_UP_FAILURES = {
     discord.LoginFailure: "Discord rejected DISCORD_BOT_TOKEN: copy a fresh token from the "
-    "Developer Portal (your application -> Bot -> Reset Token) into .env.",
+    "Developer Portal (your application -> Bot -> Reset Token) into .env (or the environment).",
     discord.PrivilegedIntentsRequired: "Discord refused the Message Content intent: enable "
     "MESSAGE CONTENT INTENT in the Developer Portal (your application -> Bot -> Privileged "
     "Gateway Intents).",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -91,7 +92,8 @@ class SQLite:
                 await asyncio.sleep(0.05 * attempt)
             return await cls._connect(path)
         except _SQLITE_ERRORS as error:
-            raise StoreError(f"cannot open {path}: {reason(error)}") from None
+            hint = unwritable(Path(path).parent)
+            raise StoreError(f"cannot open {path}: {reason(error)}{hint}") from None
 
     @classmethod
     async def _connect(cls, path: str) -> SQLite:
@@ -140,6 +142,15 @@ class SQLite:
             await self._conn.close()
 
 
+def unwritable(folder: Path) -> str:
+    """ "; <folder> is not writable by this user (uid N): ..." when it is not (a
+    root-owned bind mount on a container's data folder, say), else "": the end of a
+    message about a file in `folder` that could not be opened."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return ""
+    return f"; {folder} is not writable by this user (uid {os.getuid()}): chown or chmod it"
+
+
 def hold_file(path: Path) -> IO[bytes]:
     """Claim the database file `path` for this process: an exclusive POSIX lock on
     `<name>.lock` beside it, held while the returned file stays open (the OS lets it go
@@ -152,7 +163,7 @@ def hold_file(path: Path) -> IO[bytes]:
         handle = open(lock_path, "ab")
     except OSError as error:
         why = (error.strerror or str(error)).lower()
-        raise StoreError(f"cannot open {lock_path}: {why}") from None
+        raise StoreError(f"cannot open {lock_path}: {why}{unwritable(path.parent)}") from None
     try:
         fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
