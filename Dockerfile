@@ -41,8 +41,11 @@ USER 10001:10001
 # exits 0. It runs as PID 1 and installs its own handler, so no init process is needed.
 STOPSIGNAL SIGTERM
 
-# /readyz when HEALTH_PORT is set (healthy with no port: there is nothing to ask).
+# Liveness: /healthz when HEALTH_PORT is set (healthy with no port: nothing to ask). Not
+# /readyz: a spare waiting for its shards is alive and well but not ready, and would be
+# "unhealthy" for as long as it waits (`docker compose up --scale bot=2`). /readyz stays
+# for load balancers and monitoring that should see which process serves.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as u; p = os.environ.get('HEALTH_PORT'); p and u.urlopen(f'http://127.0.0.1:{p}/readyz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as u; p = os.environ.get('HEALTH_PORT'); p and u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
 
 CMD ["python", "bot.py"]

@@ -7,13 +7,24 @@ person's message to conversations.py, which remembers and answers it.
 
 from __future__ import annotations
 
+import signal
+import sys
+
+
+def _stop_early(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+# A SIGTERM before run() installs the event loop's handlers (while discord.py and the
+# SDK import, ~1-2 s) would otherwise kill the process (status 143): it is a clean stop.
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop_early)
+
 import asyncio
 import ctypes
 import ctypes.util
 import dataclasses
 import logging
-import signal
-import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -29,6 +40,8 @@ from conversation.conversations import Conversations
 from conversation.services import Services
 from discord_side.approvals import ToolUse
 from discord_side.commands import COMMANDS, ChatTree
+from discord_side.failures import REQUEST_FAILURES, retrying
+from discord_side.failures import describe as describe_failure
 from discord_side.idle_buckets import IDLE_SECONDS, forget_idle_buckets
 from discord_side.permissions import INVITE_PERMISSIONS, may_answer_in
 from discord_side.references import is_forward
@@ -39,7 +52,14 @@ from knowledge.commands import COMMANDS as KNOWLEDGE_COMMANDS
 from knowledge.keeper import Keeper
 from knowledge.offer import KnowledgeOffer
 from operations.claims import Claims, claims_for
-from operations.shards import LeaseLost, ShardLeases, describe, servers_line, shard_list
+from operations.shards import (
+    LeaseLost,
+    ShardLeases,
+    claim_sqlite_file,
+    describe,
+    servers_line,
+    shard_list,
+)
 from text.tokens import TokenCounter, encoding_name_for_model, load_encoding
 
 if TYPE_CHECKING:
@@ -47,6 +67,14 @@ if TYPE_CHECKING:
     from operations.metrics import Metrics
 
 log = logging.getLogger("chatbot")
+
+# Seconds between the tries at Discord's recommended shard count (GET /gateway/bot) while
+# it fails transiently (a 503): ~30 s in all, as discord.py's own retries of other 5xx.
+GATEWAY_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+class ShardCountUnknown(Exception):
+    """Discord did not say how many shards to run; str() is the last failure."""
 
 
 # What shutdown closes, in this order: the answers in flight first (they need Discord,
@@ -92,11 +120,31 @@ class ChatBot(discord.AutoShardedClient):
         self.health: Health | None = None
         self.metrics: Metrics | None = None
         self.claims = Claims()  # which events are this process's: see setup_hook
+        self._setting_up = self.stop_asked = False  # see stop()
         self.tree = ChatTree(self)
         for command in (*COMMANDS, *KNOWLEDGE_COMMANDS, catchup):
             self.tree.add_command(command)
 
+    def stop(self) -> None:
+        """Begin shutdown (SIGINT, SIGTERM). Asked while setup_hook builds the services,
+        it begins once they are built: closing them half-built would leave their tasks
+        using a closed store, and a store opened after close() ran, open for good."""
+        self.stop_asked = True
+        if not self._setting_up:
+            self._stopping = asyncio.ensure_future(self.close())
+
     async def setup_hook(self) -> None:
+        self._setting_up = True
+        try:
+            await self._set_up()
+        finally:
+            self._setting_up = False
+        if self.stop_asked:
+            await self.close()  # discord.py then connects nothing
+        elif self.leases is not None:  # last: a spare waits here, ready to take over at once
+            await self._hold_shards(self.leases)
+
+    async def _set_up(self) -> None:
         # Before the gateway connects: a bad DATABASE_URL or SYSTEM_PROMPT stops start-up.
         self._services = await Services.open(self.settings, self.tokenizer)
         self._conversations = Conversations(self.settings, self._services, self.audience, self)
@@ -113,14 +161,33 @@ class ChatBot(discord.AutoShardedClient):
         await self._serve_health()
         await self.tree.register(self.settings.dev_guild_id)
         self.forget_idle_rate_limits.start()
-        if self.leases is not None:  # last: a spare waits here, ready to take over at once
-            await self._hold_shards(self.leases)
+
+    async def recommended_shard_count(self) -> int:
+        """Discord's recommended shard count (GET /gateway/bot), asked again with backoff
+        while Discord fails transiently. Raises ShardCountUnknown when it gives up."""
+
+        async def ask() -> int:
+            try:
+                return (await self.http.get_bot_gateway())[0]
+            except discord.GatewayNotFound as error:  # discord.py's wrapper hides the status
+                raise (error.__cause__ or error) from None
+
+        try:
+            return await retrying(ask, GATEWAY_RETRY_DELAYS, "GET /gateway/bot")
+        except (*REQUEST_FAILURES, discord.GatewayNotFound) as error:
+            raise ShardCountUnknown(describe_failure(error)) from None
+
+    async def launch_shards(self) -> None:
+        # discord.py asks GET /gateway/bot once and lets one 503 end start-up.
+        if self.shard_count is None and not self.is_closed():
+            self.shard_count = await self.recommended_shard_count()
+        await super().launch_shards()
 
     async def _hold_shards(self, leases: ShardLeases) -> None:
         """Take the lease on each shard before connecting; if closed while waiting as a
         spare, wait for the shutdown so that discord.py connects nothing."""
         if self.shard_count is None:  # a lease names the count: ask Discord for it now
-            self.shard_count = (await self.http.get_bot_gateway())[0]
+            self.shard_count = await self.recommended_shard_count()
         if not await leases.hold(self.shard_count, shard_list(self.shard_count, self.shard_ids)):
             assert self._closing is not None
             await asyncio.shield(self._closing)
@@ -285,15 +352,24 @@ async def run(settings: Settings) -> int:
     """Run the bot until it is closed by SIGINT or SIGTERM (0) or loses a shard lease (1)."""
     if settings.discord_api_url:
         point_discord_at(settings.discord_api_url)
+    claim = await claim_sqlite_file(settings.database_url)  # SQLite: this process's alone
     # Building the encoding takes ~0.5 s of CPU: do it in a thread while the bot connects.
     encoding_name = encoding_name_for_model(settings.openai_model)
     tokenizer = asyncio.to_thread(lambda: TokenCounter(load_encoding(encoding_name)))
     bot = ChatBot(settings, tokenizer)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
-    async with bot:
-        await bot.start(settings.discord_bot_token)
+        loop.add_signal_handler(signum, bot.stop)
+    try:
+        async with bot:
+            await bot.start(settings.discord_bot_token)
+    except (aiohttp.ClientError, discord.HTTPException):
+        if not bot.stop_asked:
+            raise  # main() says what failed
+        # Stopped while logging in: discord.py's request fails as its session closes.
+    finally:
+        if claim is not None:
+            claim.close()
     return 1 if bot.leases is not None and bot.leases.lost else 0
 
 
@@ -309,7 +385,7 @@ def configure_logging(settings: Settings) -> None:
 # The one line printed for an error that stops the bot from starting.
 START_UP_FAILURES = {
     discord.LoginFailure: "Discord rejected DISCORD_BOT_TOKEN: copy a fresh token from the "
-    "Developer Portal (your application -> Bot -> Reset Token) into .env.",
+    "Developer Portal (your application -> Bot -> Reset Token) into .env (or the environment).",
     discord.PrivilegedIntentsRequired: "Discord refused the Message Content intent: enable "
     "MESSAGE CONTENT INTENT in the Developer Portal (your application -> Bot -> Privileged "
     "Gateway Intents).",
@@ -343,6 +419,7 @@ def use_one_malloc_arena() -> None:
 
 def main() -> int:
     """Start the bot; the exit status is 0 after a clean shutdown, 1 if it cannot start."""
+    signal.signal(signal.SIGTERM, _stop_early)  # until run() installs the loop's handler
     use_one_malloc_arena()
     try:
         settings = load_settings(read_environment())
@@ -359,6 +436,12 @@ def main() -> int:
         print(text, file=sys.stderr)
     except LeaseLost as error:
         print(f"Could not hold the shards: {error}", file=sys.stderr)
+    except ShardCountUnknown as error:
+        print(
+            f"Could not ask Discord how many shards to run (GET /gateway/bot: {error}): "
+            "Discord may be down, try again later, or set SHARD_COUNT.",
+            file=sys.stderr,
+        )
     return 1
 
 

@@ -282,7 +282,7 @@ def _discord_token(get: Getter) -> str:
     if token is None:
         raise ConfigError(
             "DISCORD_BOT_TOKEN is not set: copy your bot's token from the Discord Developer "
-            "Portal (your application -> Bot -> Reset Token) into .env."
+            "Portal (your application -> Bot -> Reset Token) into .env (or the environment)."
         )
     if token.lower().startswith("bot ") or any(c.isspace() for c in token):
         raise ConfigError(

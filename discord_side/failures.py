@@ -136,14 +136,15 @@ def refusal(error: Exception) -> Refusal:
 async def retrying(
     request: Callable[[], Awaitable[T]],
     delays: tuple[float, ...],
-    channel_id: int | None,
+    channel_id: int | str | None,
     metrics: Metrics | None = None,
 ) -> T:
     """`request()`, tried again after each of `delays` (seconds) while it fails
     transiently (each retry counted in `metrics`, when given); the last failure is
     raised. One that Discord leaves unanswered for REQUEST_TIMEOUT seconds raises
-    NoAnswerFromDiscord and is not tried again: the channel (`channel_id`, for the log)
-    moves on."""
+    NoAnswerFromDiscord and is not tried again: the channel (`channel_id`, for the log;
+    a str names a request that is no channel's) moves on."""
+    where = channel_id if isinstance(channel_id, str) else f"channel {channel_id}"
     for delay in delays:
         try:
             return await _timed(request)
@@ -151,8 +152,8 @@ async def retrying(
             if not is_transient(error):
                 raise
             log.info(
-                "channel %s: Discord failed transiently (%s); trying again in %.1f s",
-                channel_id,
+                "%s: Discord failed transiently (%s); trying again in %.1f s",
+                where,
                 describe(error),
                 delay,
             )

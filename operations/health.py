@@ -6,8 +6,9 @@ after the answers in flight and the store (/readyz says "shutting down" meanwhil
 
 - `/healthz`: 200 while the event loop answers (the handler runs on it).
 - `/readyz`: 200 once the bot is connected and READY on every shard it holds and the
-  store answers a trivial query; 503 with a one-line reason before that, while a shard
-  is disconnected, when the store fails, and once shutdown has begun.
+  store answers a trivial query; 503 with a one-line reason before that (a spare says
+  which shards it waits for), while a shard is disconnected, when the store fails, and
+  once shutdown has begun.
 - `/metrics`: the bot's own `Metrics` registry (metrics.py) in Prometheus' text
   format, through prometheus_client's aiohttp handler.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -28,6 +30,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from config import ConfigError
 from operations.metrics import Live, Metrics
+from operations.shards import shards_named
 from store import StoreError
 
 if TYPE_CHECKING:
@@ -42,6 +45,8 @@ async def readiness(bot: ChatBot) -> str | None:
     """Why `bot` is not ready to answer (one line), or None when it is."""
     if bot.is_closing():
         return "shutting down"
+    if bot.leases is not None and bot.leases.waiting_for:
+        return f"waiting as a spare for {shards_named(bot.leases.waiting_for)}"
     if not bot.is_ready():
         return "waiting for Discord's READY"
     shards = getattr(bot, "shards", None)  # an AutoShardedClient's, by shard id
@@ -82,7 +87,8 @@ class Health:
         """Build the bot's `Metrics` and serve them with the checks on HEALTH_HOST:
         HEALTH_PORT. Call once the bot's services and conversations exist. Raises
         ConfigError naming HEALTH_PORT when the address cannot be had (a port in use,
-        a privileged port, a HEALTH_HOST that is not this machine's)."""
+        a privileged port, a HEALTH_HOST that is not this machine's), or HEALTH_HOST
+        when that name does not resolve."""
         metrics = Metrics()
         metrics.watch(
             Live(
@@ -105,8 +111,14 @@ class Health:
             await web.TCPSite(runner, host, port).start()
         except OSError as error:
             await runner.cleanup()
-            why = os.strerror(error.errno).lower() if error.errno else str(error)
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            if isinstance(error, socket.gaierror):  # its errno is getaddrinfo's, not errno's
+                raise ConfigError(
+                    f"HEALTH_HOST: cannot serve health checks on {where}: the name {host} "
+                    f"could not be resolved ({error.strerror}): give an address of this "
+                    "machine, such as 127.0.0.1 or 0.0.0.0."
+                ) from None
+            why = os.strerror(error.errno).lower() if error.errno else str(error)
             raise ConfigError(
                 f"HEALTH_PORT: cannot serve health checks on {where}: {why}."
             ) from None

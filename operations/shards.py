@@ -5,7 +5,8 @@ on every shard it runs before it connects to Discord (store.leases: an advisory 
 shard on a connection of its own). The first to take them connects; the others wait as
 spares, and the one whose wait ends first (PostgreSQL frees a dead holder's locks when
 its connection drops) connects in its place. With SQLite there is one process and no
-lease: nothing here runs.
+lease: nothing here runs but `claim_sqlite_file`, which keeps a second process off the
+file.
 
 A holder that loses its lease connection while it runs stops: it logs why, closes, and
 exits with status 1, for its service manager to start it again (it then waits as a spare
@@ -22,9 +23,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
 
+from config import ConfigError
 from store import StoreError, database_url
 from store.leases import LeaseConnection, lease_key
+from store.sqlite import hold_file, prepare_sqlite_path
 
 log = logging.getLogger("chatbot.shards")
 
@@ -32,6 +37,25 @@ log = logging.getLogger("chatbot.shards")
 # check may take: a lease lost silently is noticed within the sum of the two.
 CHECK_INTERVAL_S = 5.0
 CHECK_TIMEOUT_S = 5.0
+
+
+async def claim_sqlite_file(url: str) -> IO[bytes] | None:
+    """With SQLite (DATABASE_URL `url`), this process's claim on the database file, to
+    keep open for the process's life (store.sqlite.hold_file); None for PostgreSQL.
+
+    SQLite has no leases or claims: a second bot process on the same file would answer
+    every message too, so it stops at start-up instead. Raises ConfigError naming
+    DATABASE_URL when another process holds the file or its folder cannot be made.
+    """
+    target = database_url(url)
+    if target.backend != "sqlite":
+        return None
+    path = Path(target.target)
+    try:
+        await prepare_sqlite_path(path)
+        return await asyncio.to_thread(hold_file, path)
+    except StoreError as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
 
 
 class LeaseLost(Exception):
@@ -63,6 +87,14 @@ def servers_line(servers: Sequence[tuple[str, int]], limit: int = 10) -> str:
     return f"{len(servers)} server(s)" + (f": {named}{more}" if servers else "")
 
 
+def shards_named(shard_ids: Sequence[int], verb: bool = False) -> str:
+    """ "shard 1", "shards 0 and 2"; with `verb`, "shard 1 is", "shards 0 and 2 are"."""
+    ids = [str(i) for i in shard_ids]
+    if len(ids) == 1:
+        return f"shard {ids[0]}" + (" is" if verb else "")
+    return "shards " + ", ".join(ids[:-1]) + f" and {ids[-1]}" + (" are" if verb else "")
+
+
 class ShardLeases:
     """The leases of one process on its shards (PostgreSQL only; see `for_database`).
 
@@ -80,6 +112,7 @@ class ShardLeases:
         self._closing = False
         self._held = ""
         self.lost: str | None = None
+        self.waiting_for: list[int] = []  # the held shards a spare waits for, meanwhile
         # For chatbot_shard_lease_takeovers_total and _leases_lost_total (metrics.py).
         self.takeovers = 0  # leases taken after waiting as a spare
         self.times_lost = 0
@@ -98,7 +131,8 @@ class ShardLeases:
         return bool(self._held) and not self._closing
 
     async def hold(self, shard_count: int, shard_ids: Sequence[int]) -> bool:
-        """Take the lease on every shard of `shard_ids`, waiting for held ones.
+        """Take the lease on every shard of `shard_ids` together, waiting (holding none)
+        while another process holds any; `waiting_for` names those meanwhile.
 
         True once all are held; False when `close` was called meanwhile. Raises LeaseLost
         when the database cannot be reached or the connection fails while waiting.
@@ -119,17 +153,28 @@ class ShardLeases:
         return True
 
     async def _take(self, shard_count: int, shard_ids: list[int]) -> None:
+        """All of `shard_ids` or none: a lease held while waiting for another would leave
+        its shard served by nobody (another process could run it meanwhile)."""
         self._connection = connection = await LeaseConnection.open(self._url, self._where)
-        # Always in ascending order: two processes that want overlapping shards wait
-        # for each other in the same order, so neither holds one the other waits on.
         waited = False
-        for shard_id in sorted(shard_ids):
-            key = lease_key(shard_id, shard_count)
-            if await connection.try_lock(key):
-                continue
-            log.info("shard %d is held by another process: waiting as a spare", shard_id)
-            await connection.lock(key)
+        while True:
+            keys = {i: lease_key(i, shard_count) for i in sorted(shard_ids)}
+            held = [i for i, key in keys.items() if not await connection.try_lock(key)]
+            if not held:
+                break
+            await connection.unlock_all()
+            self.waiting_for = held
+            log.info(
+                "%s held by another process: waiting as a spare for %s, holding none of %s"
+                " until all are free",
+                *(shards_named(held, verb=True), shards_named(held)),
+                describe(shard_ids, shard_count),
+            )
+            # Wait for the first held one; the next round takes it again (advisory locks
+            # nest) with the others, or lets it go if another is still held.
+            await connection.lock(keys[held[0]])
             waited = True
+        self.waiting_for = []
         self.takeovers += waited
         verb = "took over" if waited else "holding"
         log.info("%s the lease on %s", verb, describe(shard_ids, shard_count))

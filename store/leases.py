@@ -92,6 +92,13 @@ class LeaseConnection:
         except self._errors as error:
             raise StoreError(reason(error)) from None
 
+    async def unlock_all(self) -> None:
+        """Let go of every lock this connection holds (pg_advisory_unlock_all)."""
+        try:
+            await self._conn.execute("SELECT pg_advisory_unlock_all()")
+        except self._errors as error:
+            raise StoreError(reason(error)) from None
+
     async def ping(self, within: float) -> None:
         """A trivial query answered within `within` seconds, else StoreError: the
         connection (and with it every lock) may be gone."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,38 @@ POSTGRES_CONNECT_TIMEOUT_S = 10.0
 # and a small pool leaves the server's connection slots to the other instances.
 POSTGRES_MIN_CONNECTIONS = 1
 POSTGRES_MAX_CONNECTIONS = 4
+
+
+class _OneLinePerOutage(logging.Filter):
+    """For asyncpg's pool logger: its "Failed to restore the pool connection floor"
+    warning comes with a traceback every 1-4 s while the server is down. Keep the first
+    of an outage, as one line with the reason, and drop the rest until a transaction
+    succeeds again (`answered`)."""
+
+    FLOOR = "Failed to restore the pool connection floor"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.FLOOR):
+            return True
+        if self.told:
+            return False
+        self.told = True
+        error = record.exc_info[1] if record.exc_info else None
+        why = reason(error) if isinstance(error, Exception) else "unknown error"
+        record.msg = "PostgreSQL unreachable (%s): reconnecting (said once until it answers)"
+        record.args = (why,)
+        record.exc_info = record.exc_text = None
+        return True
+
+    def answered(self) -> None:
+        self.told = False
+
+
+_outages = _OneLinePerOutage()
 
 
 def _numbered(sql: str) -> str:
@@ -101,6 +134,7 @@ class PostgreSQL:
             )
         except _postgres_errors() as error:
             raise StoreError(f"cannot connect to {where}: {reason(error)}") from None
+        logging.getLogger("asyncpg.pool").addFilter(_outages)  # once: a set of filters
         return cls(pool)
 
     @contextlib.asynccontextmanager
@@ -111,6 +145,7 @@ class PostgreSQL:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             yield PostgreSQLTransaction(conn)
+        _outages.answered()
 
     async def close(self) -> None:
         """Close every pooled connection, once the transactions in progress have ended."""

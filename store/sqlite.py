@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiosqlite
 
@@ -56,9 +58,10 @@ _SQLITE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
 class SQLite:
     """One aiosqlite connection to the database file, one transaction at a time.
 
-    The bot is one process, so one connection is enough; other processes on the same
-    file wait on busy_timeout. The lock keeps two coroutines from interleaving their
-    statements inside one transaction on the shared connection.
+    The bot is one process, so one connection is enough (bot.py refuses a second bot
+    process on the same file: `hold_file`); other programs on the file wait on
+    busy_timeout. The lock keeps two coroutines from interleaving their statements
+    inside one transaction on the shared connection.
     """
 
     TIMESTAMP = "DATETIME"
@@ -89,7 +92,8 @@ class SQLite:
                 await asyncio.sleep(0.05 * attempt)
             return await cls._connect(path)
         except _SQLITE_ERRORS as error:
-            raise StoreError(f"cannot open {path}: {reason(error)}") from None
+            hint = unwritable(Path(path).parent)
+            raise StoreError(f"cannot open {path}: {reason(error)}{hint}") from None
 
     @classmethod
     async def _connect(cls, path: str) -> SQLite:
@@ -136,6 +140,39 @@ class SQLite:
         """Close the connection once the transaction in progress, if any, has ended."""
         async with self._lock:
             await self._conn.close()
+
+
+def unwritable(folder: Path) -> str:
+    """ "; <folder> is not writable by this user (uid N): ..." when it is not (a
+    root-owned bind mount on a container's data folder, say), else "": the end of a
+    message about a file in `folder` that could not be opened."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return ""
+    return f"; {folder} is not writable by this user (uid {os.getuid()}): chown or chmod it"
+
+
+def hold_file(path: Path) -> IO[bytes]:
+    """Claim the database file `path` for this process: an exclusive POSIX lock on
+    `<name>.lock` beside it, held while the returned file stays open (the OS lets it go
+    when the process dies, SIGKILL included). Raises StoreError when another process
+    holds it: SQLite has no leases or claims, so two bot processes on one file would
+    both answer every message. POSIX locks are per process: several stores opened by one
+    process share the claim. Blocking I/O (a local file): call it in a thread."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        handle = open(lock_path, "ab")
+    except OSError as error:
+        why = (error.strerror or str(error)).lower()
+        raise StoreError(f"cannot open {lock_path}: {why}{unwritable(path.parent)}") from None
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreError(
+            f"{path} is in use by another bot process: SQLite serves one process; for"
+            " several, use PostgreSQL (DATABASE_URL=postgresql://...)."
+        ) from None
+    return handle
 
 
 async def _pragma(conn: aiosqlite.Connection, pragma: str) -> object:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import discord
 import httpx2
 import pytest
 import yarl
@@ -720,3 +721,13 @@ def test_knowledge_shard_and_health_settings() -> None:
 )
 def test_bad_knowledge_shard_and_health_settings_are_named(env: dict[str, str], words: str) -> None:
     assert words in refusal(MINIMAL | env)
+
+
+def test_a_missing_or_rejected_token_says_where_settings_come_from() -> None:
+    # In a container the settings come from the environment, not a .env file.
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"OPENAI_API_KEY": "sk-test"})
+    assert str(raised.value).endswith("into .env (or the environment).")
+    from bot import START_UP_FAILURES
+
+    assert START_UP_FAILURES[discord.LoginFailure].endswith("into .env (or the environment).")

@@ -244,6 +244,7 @@ def test_compose_gives_the_bot_settings_it_accepts() -> None:
         == f"postgresql://{pg['POSTGRES_USER']}:pw@postgres:5432/{pg['POSTGRES_DB']}"
     )
     assert settings.health_host == "0.0.0.0"
-    assert f"127.0.0.1:{settings.health_port}/readyz" in " ".join(bot["healthcheck"]["test"])
+    # Liveness, not readiness: a waiting spare (--scale bot=2) is healthy.
+    assert f"127.0.0.1:{settings.health_port}/healthz" in " ".join(bot["healthcheck"]["test"])
     assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert postgres["volumes"][0].split(":")[0] in compose["volumes"]

@@ -103,6 +103,24 @@ async def test_a_second_bot_on_a_taken_port_says_so_and_exits_1(
     assert (await get(port, "/readyz"))[0] == 200  # the first bot serves on
 
 
+async def test_a_health_host_that_does_not_resolve_is_named(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    port = free_port()
+    dotenv = {
+        **dotenv_for(discord_api, openai_api),
+        **{"HEALTH_PORT": str(port), "HEALTH_HOST": "nosuchhost.invalid"},
+    }
+    status, output = await finish(await launch(tmp_path, dotenv))
+    assert status == 1
+    assert "Traceback" not in output
+    line = output.strip().splitlines()[-1]
+    assert line.startswith(
+        "Configuration error: HEALTH_HOST: cannot serve health checks on "
+        f"nosuchhost.invalid:{port}: the name nosuchhost.invalid could not be resolved ("
+    ), line
+
+
 async def test_metrics_move_by_exactly_what_happened(
     start_bot: StartBot, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
 ) -> None:

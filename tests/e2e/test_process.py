@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conversation.in_flight import SHUTDOWN_GRACE, SHUTDOWN_NOTE, SHUTDOWN_NOTICE
-from tests.helpers import MARKER, closed_port_url, dotenv_for, finish, launch, replies
+from tests.helpers import MARKER, closed_port_url, dotenv_for, finish, launch, replies, until
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 
@@ -86,6 +86,35 @@ async def test_unreachable_discord_says_so(tmp_path: Path, openai_api: OpenAISta
     assert status == 1
     assert "Traceback" not in output
     assert output.strip().splitlines()[-1].startswith("Could not reach Discord")
+
+
+@pytest.mark.parametrize("after", [0.3, 0.8, 1.5])
+async def test_sigterm_while_starting_exits_0(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn, after: float
+) -> None:
+    # Before the event loop's handlers exist (importing, reading settings, logging in):
+    # a stop as early is still a clean one, not death by the signal (status 143).
+    process = await launch(tmp_path, dotenv_for(discord_api, openai_api))
+    await asyncio.sleep(after)
+    process.send_signal(signal.SIGTERM)
+    status, output = await finish(process)
+    assert status == 0, output
+    assert "Traceback" not in output
+
+
+async def test_sigterm_while_logging_in_exits_0_without_opening_what_would_hang(
+    tmp_path: Path, discord_api: DiscordStandIn, openai_api: OpenAIStandIn
+) -> None:
+    # Stopped while discord.py logs in (slow: a 500, retried after 1 s): discord.py still
+    # runs setup_hook after, and the store it opens must not keep the process alive.
+    login = discord_api.fail_requests("GET", "get_current_user", status=500, delay=2)
+    process = await launch(tmp_path, dotenv_for(discord_api, openai_api))
+    await until(lambda: login.hits, timeout=30)
+    process.send_signal(signal.SIGTERM)
+    status, output = await finish(process)
+    assert status == 0, output
+    assert "Traceback" not in output
+    assert not discord_api.identifies
 
 
 async def test_sigterm_while_answering_exits_cleanly(

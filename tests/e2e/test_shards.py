@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_health import metrics, value
+from tests.e2e.test_health import get, metrics, value
 from tests.helpers import dotenv_for, free_port, launch, run_command, until
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.standins.discord import DiscordStandIn
@@ -167,6 +167,63 @@ async def test_too_few_shards_for_discord_says_what_to_set(
     assert "Traceback" not in bot.output
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_discord_s_recommended_count_is_asked_again_after_a_503(
+    discord_api,
+    openai_api,
+    start,
+    postgres_server,  # noqa: F811 - fixture
+    database,
+) -> None:
+    # No SHARD_COUNT: the count comes from GET /gateway/bot, asked by discord.py (SQLite)
+    # or before the leases (PostgreSQL). One 503 is waited out, not a crash.
+    fault = discord_api.fail_requests("GET", "get_gateway_bot", status=503, times=1)
+    shared = {"DATABASE_URL": postgres_server.create_database()} if database != "sqlite" else {}
+    bot = await start(0, **shared)
+    await discord_api.wait_until_ready(timeout=30)
+    assert len(fault.hits) == 1
+    assert await bot.stop() == 0
+    assert "Traceback" not in bot.output
+
+
+async def test_discord_s_count_never_answered_is_one_line_and_exit_1(
+    discord_api, openai_api, start
+) -> None:
+    discord_api.fail_requests("GET", "get_gateway_bot", status=503, times=100)
+    bot = await start(0)
+    assert await asyncio.wait_for(bot.process.wait(), 90) == 1
+    await bot.stop()
+    assert bot.lines[-1].startswith("Could not ask Discord how many shards to run")
+    assert "503" in bot.lines[-1] and "SHARD_COUNT" in bot.lines[-1]
+    assert "Traceback" not in bot.output
+
+
+async def test_a_second_process_on_the_same_sqlite_file_refuses_to_start(
+    discord_api, openai_api, start, tmp_path
+) -> None:
+    # SQLite is one process's: two would both answer every message (no leases, no claims).
+    shared = {"DATABASE_URL": str(tmp_path / "shared" / "bot.db")}
+    first = await start(0, **shared)
+    await discord_api.wait_until_ready(timeout=30)
+    second = await start(1, **shared)
+    assert await asyncio.wait_for(second.process.wait(), 30) == 1
+    await second.stop()
+    assert second.lines[-1] == (
+        f"Configuration error: DATABASE_URL: {shared['DATABASE_URL']} is in use by another"
+        " bot process: SQLite serves one process; for several, use PostgreSQL"
+        " (DATABASE_URL=postgresql://...)."
+    ), second.output
+    assert "Traceback" not in second.output
+    assert len(discord_api.identifies) == 1  # the second never connected
+    assert await answered_by(discord_api, openai_api, "general", "one?") == [MODELS[0]]
+
+    assert await first.stop() == 0
+    third = await start(2, **shared)  # the file is free again once the first has gone
+    await discord_api.wait_until_ready(count=2, timeout=30)
+    assert await answered_by(discord_api, openai_api, "general", "three?") == [MODELS[2]]
+    assert await third.stop() == 0
+
+
 async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
     discord_api, openai_api, start, shared_database
 ) -> None:
@@ -202,7 +259,14 @@ async def test_a_waiting_spare_stops_cleanly_without_connecting(
     discord_api, openai_api, start, shared_database
 ) -> None:
     shared = {"DATABASE_URL": shared_database, "SHARD_COUNT": "1"}
-    active, spare = await active_and_spare(start, discord_api, **shared)
+    active = await start(0, **shared)
+    await discord_api.wait_until_ready(timeout=30)
+    port = free_port()
+    spare = await start(1, HEALTH_PORT=str(port), **shared)
+    await until(lambda: spare.said("waiting as a spare for shard 0"), 20)
+    # Alive (a container's HEALTHCHECK asks /healthz) but not ready, and says why.
+    assert await get(port, "/healthz") == (200, "ok\n")
+    assert await get(port, "/readyz") == (503, "not ready: waiting as a spare for shard 0\n")
     assert await spare.stop(signal.SIGTERM) == 0
     assert len(discord_api.identifies) == 1  # the spare never connected
     assert await answered_by(discord_api, openai_api, "general", "still here?") == [MODELS[0]]

@@ -94,7 +94,8 @@ async def test_a_spare_waits_and_takes_over_when_the_holder_lets_go(leases, capl
     assert await holder.hold(count, [0])
     assert holder.held
     waiting = asyncio.create_task(spare.hold(count, [0]))
-    await until(lambda: "shard 0 is held by another process: waiting as a spare" in caplog.text)
+    waits = "shard 0 is held by another process: waiting as a spare for shard 0"
+    await until(lambda: waits in caplog.text)
     await asyncio.sleep(0.3)
     assert not waiting.done() and not spare.held
 
@@ -175,3 +176,29 @@ async def test_a_spare_whose_connection_fails_while_waiting_gets_lease_lost(
     with pytest.raises(LeaseLost, match=r"^shard leases in PostgreSQL at 127\.0\.0\.1:\d+: "):
         await asyncio.wait_for(waiting, 10)
     assert holder.held and holder.losses == []
+
+
+async def test_a_process_wanting_several_shards_holds_none_while_it_waits(leases, caplog):
+    # One process holds shard 1; another wants 0 and 1. It must not sit on 0 while it waits
+    # for 1 (shard 0 would then be served by nobody): a third process wanting 0 gets it.
+    caplog.set_level(logging.INFO, "chatbot.shards")
+    count = next(counts)
+    one, both, zero = leases(), leases(), leases()
+    assert await one.hold(count, [1])
+    waiting = asyncio.create_task(both.hold(count, [0, 1]))
+    await until(lambda: "waiting as a spare for shard 1" in caplog.text)
+    assert both.waiting_for == [1]
+    assert await asyncio.wait_for(zero.hold(count, [0]), 5)
+    assert not waiting.done() and not both.held
+
+    await one.close()  # shard 1 frees, but 0 is zero's: both still holds nothing
+    await until(lambda: both.waiting_for == [0])
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    second = leases()
+    assert await asyncio.wait_for(second.hold(count, [1]), 5)  # 1 is free for anyone
+    await second.close()
+    await zero.close()
+    assert await asyncio.wait_for(waiting, 10) is True
+    assert both.held and both.waiting_for == []
+    assert f"took over the lease on shards 0 and 1 of {count}" in caplog.text

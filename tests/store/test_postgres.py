@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -97,5 +98,29 @@ async def test_a_connection_the_server_ended_while_idle_raises_store_error(
                 server.sql, "postgres", "ALTER DATABASE bot ALLOW_CONNECTIONS true"
             )
             await opened.ping()  # the pool connects again
+    finally:
+        await opened.close()
+
+
+async def test_an_outage_is_one_warning_line_not_a_traceback_every_second(
+    own_postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # asyncpg's pool tries to restore its floor of connections every 1-4 s while the
+    # server is down, and logs each failure with a traceback.
+    caplog.set_level(logging.WARNING, "asyncpg")
+    server = own_postgres_server
+    opened = await Store.open(server.url())
+    try:
+        for outage in (1, 2):
+            await asyncio.to_thread(server.halt)
+            with pytest.raises(StoreError):
+                await record(opened, TODAY, 1, 1)  # the pool's connection breaks
+            await asyncio.sleep(6)
+            floor = [r for r in caplog.records if r.name == "asyncpg.pool"]
+            assert len(floor) == outage, [r.getMessage() for r in floor]
+            assert floor[-1].exc_info is None and "\n" not in floor[-1].getMessage()
+            assert floor[-1].getMessage().startswith("PostgreSQL unreachable (")
+            await asyncio.to_thread(server.resume)
+            await record(opened, TODAY, 2, 2)  # answering again: a next outage is told
     finally:
         await opened.close()

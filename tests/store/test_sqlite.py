@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from store import (
     Store,
     StoreError,
 )
-from store.sqlite import SQLITE_BUSY_TIMEOUT_MS
+from store.sqlite import SQLITE_BUSY_TIMEOUT_MS, hold_file
 
 
 async def test_open_creates_the_directory_of_the_file(tmp_path: Path) -> None:
@@ -52,3 +54,29 @@ async def test_sqlite_runs_in_wal_with_full_sync_and_a_busy_timeout(tmp_path: Pa
         "synchronous": 2,
         "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
     }
+
+
+async def test_an_unwritable_folder_is_named_with_the_user_who_must_write_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A root-owned bind mount on a container's /app/data (the tests run as root, who may
+    # write anywhere: the folder's verdict is the OS's os.access, taken as "no" here).
+    path = tmp_path / "bot.db"
+    monkeypatch.setattr("store.sqlite.os.access", lambda *_a, **_k: False)
+    monkeypatch.setattr("store.sqlite.sqlite3.connect", _refuse)
+    hint = f"{tmp_path} is not writable by this user (uid {os.getuid()}): chown or chmod it"
+    with pytest.raises(StoreError) as raised:
+        await Store.open(str(path))
+    assert str(raised.value) == f"cannot open {path}: unable to open database file; {hint}"
+    monkeypatch.setattr("store.sqlite.open", _no_permission, raising=False)
+    with pytest.raises(StoreError) as raised:
+        hold_file(path)
+    assert str(raised.value) == f"cannot open {path}.lock: permission denied; {hint}"
+
+
+def _refuse(*_args: object, **_kwargs: object) -> None:
+    raise sqlite3.OperationalError("unable to open database file")
+
+
+def _no_permission(*_args: object, **_kwargs: object) -> None:
+    raise PermissionError(13, "Permission denied")
