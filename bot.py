@@ -21,8 +21,6 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _stop_early)
 
 import asyncio
-import ctypes
-import ctypes.util
 import dataclasses
 import logging
 from collections.abc import Awaitable
@@ -30,10 +28,9 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
-import yarl
 from discord.ext import tasks
 
-from config import ConfigError, Settings, load_settings, read_environment
+from config import Settings, load_settings, read_environment
 from conversation.audience import Audience, is_conversation
 from conversation.channel_settings import Place
 from conversation.conversations import Conversations
@@ -52,8 +49,15 @@ from knowledge.commands import COMMANDS as KNOWLEDGE_COMMANDS
 from knowledge.keeper import Keeper
 from knowledge.offer import KnowledgeOffer
 from operations.claims import Claims, claims_for
+from operations.process import (
+    START_UP_ERRORS,
+    ShardCountUnknown,
+    configure_logging,
+    point_discord_at,
+    start_up_failure,
+    use_one_malloc_arena,
+)
 from operations.shards import (
-    LeaseLost,
     ShardLeases,
     claim_sqlite_file,
     describe,
@@ -71,10 +75,6 @@ log = logging.getLogger("chatbot")
 # Seconds between the tries at Discord's recommended shard count (GET /gateway/bot) while
 # it fails transiently (a 503): ~30 s in all, as discord.py's own retries of other 5xx.
 GATEWAY_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)
-
-
-class ShardCountUnknown(Exception):
-    """Discord did not say how many shards to run; str() is the last failure."""
 
 
 # What shutdown closes, in this order: the answers in flight first (they need Discord,
@@ -340,14 +340,6 @@ class ChatBot(discord.AutoShardedClient):
         self.conversations.replace(message, message.clean_content.strip())
 
 
-def point_discord_at(url: str) -> None:
-    """Send discord.py's REST and gateway traffic to `url` (the test stand-in)."""
-    base = yarl.URL(url)
-    discord.http.Route.BASE = str(base / "api" / "v10")
-    scheme = "wss" if base.scheme == "https" else "ws"
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base.with_scheme(scheme) / "gateway"
-
-
 async def run(settings: Settings) -> int:
     """Run the bot until it is closed by SIGINT or SIGTERM (0) or loses a shard lease (1)."""
     if settings.discord_api_url:
@@ -373,50 +365,6 @@ async def run(settings: Settings) -> int:
     return 1 if bot.leases is not None and bot.leases.lost else 0
 
 
-def configure_logging(settings: Settings) -> None:
-    discord.utils.setup_logging(level=getattr(logging, settings.log_level))
-    # A text bot needs no voice: skip discord.py's start-up warnings about voice libraries.
-    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-    if settings.log_level != "DEBUG":  # the SDK's HTTP library logs each request at INFO
-        for name in ("httpx", "httpx2"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
-# The one line printed for an error that stops the bot from starting.
-START_UP_FAILURES = {
-    discord.LoginFailure: "Discord rejected DISCORD_BOT_TOKEN: copy a fresh token from the "
-    "Developer Portal (your application -> Bot -> Reset Token) into .env (or the environment).",
-    discord.PrivilegedIntentsRequired: "Discord refused the Message Content intent: enable "
-    "MESSAGE CONTENT INTENT in the Developer Portal (your application -> Bot -> Privileged "
-    "Gateway Intents).",
-}
-
-# Gateway close code 4011: a shard would hold more servers than Discord allows (2,500).
-SHARDING_REQUIRED = (
-    "Discord requires more shards (each may hold at most 2,500 servers): raise SHARD_COUNT, "
-    "or unset SHARD_COUNT and SHARD_IDS to use Discord's recommended count."
-)
-
-
-M_ARENA_MAX = -8  # glibc's <malloc.h>
-
-
-def use_one_malloc_arena() -> None:
-    """Have every thread allocate from glibc's main arena; call before any thread starts.
-
-    glibc gives threads arenas of their own (up to 8 per core), and memory freed in one
-    is reused by that arena alone. The bot's few threads (aiosqlite's connection, the
-    tokenizer being built, images and PDFs being read) mostly hold the GIL, so more
-    arenas buy no speed and strand memory: ~6 MB of RSS after 1,000 channels. Does
-    nothing where the C library is not glibc.
-    """
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError, TypeError):
-        return
-    mallopt(M_ARENA_MAX, 1)
-
-
 def main() -> int:
     """Start the bot; the exit status is 0 after a clean shutdown, 1 if it cannot start."""
     signal.signal(signal.SIGTERM, _stop_early)  # until run() installs the loop's handler
@@ -425,23 +373,8 @@ def main() -> int:
         settings = load_settings(read_environment())
         configure_logging(settings)
         return asyncio.run(run(settings))
-    except ConfigError as error:
-        print(f"Configuration error: {error}", file=sys.stderr)
-    except (discord.LoginFailure, discord.PrivilegedIntentsRequired) as error:
-        print(START_UP_FAILURES[type(error)], file=sys.stderr)
-    except (aiohttp.ClientError, OSError) as error:
-        print(f"Could not reach Discord ({error}): check the network connection.", file=sys.stderr)
-    except discord.ConnectionClosed as error:  # codes it cannot reconnect after
-        text = SHARDING_REQUIRED if error.code == 4011 else f"Discord closed the gateway: {error}"
-        print(text, file=sys.stderr)
-    except LeaseLost as error:
-        print(f"Could not hold the shards: {error}", file=sys.stderr)
-    except ShardCountUnknown as error:
-        print(
-            f"Could not ask Discord how many shards to run (GET /gateway/bot: {error}): "
-            "Discord may be down, try again later, or set SHARD_COUNT.",
-            file=sys.stderr,
-        )
+    except START_UP_ERRORS as error:
+        print(start_up_failure(error), file=sys.stderr)
     return 1
 
 

@@ -29,8 +29,9 @@ import openai
 import psutil
 import relay_bot
 
-from bot import ChatBot, point_discord_at
+from bot import ChatBot
 from config import load_settings
+from operations.process import point_discord_at
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 from tests.standins.recording import RecordedRequest, Recorder

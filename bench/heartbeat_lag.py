@@ -30,7 +30,7 @@ import discord
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import point_discord_at
+from operations.process import point_discord_at
 from tests.standins.discord import DiscordStandIn
 
 latencies: list[float] = []

@@ -21,7 +21,7 @@ import discord
 import pytest
 import regex
 
-from bot import point_discord_at
+from operations.process import point_discord_at
 from tests.standins.discord import DiscordStandIn
 from tests.standins.openai_standin import OpenAIStandIn
 
@@ -79,7 +79,7 @@ def closed_port_url() -> str:
 
 
 def point_discord_at_standin(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
-    """`bot.point_discord_at(url)` for one test: discord.py's class attributes it changes
+    """`point_discord_at(url)` (operations/process.py) for one test: discord.py's class attributes it changes
     are put back after the test."""
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     gateway = discord.gateway.DiscordWebSocket

@@ -728,6 +728,6 @@ def test_a_missing_or_rejected_token_says_where_settings_come_from() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({"OPENAI_API_KEY": "sk-test"})
     assert str(raised.value).endswith("into .env (or the environment).")
-    from bot import START_UP_FAILURES
+    from operations.process import START_UP_FAILURES
 
     assert START_UP_FAILURES[discord.LoginFailure].endswith("into .env (or the environment).")
