@@ -79,8 +79,8 @@ def closed_port_url() -> str:
 
 
 def point_discord_at_standin(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
-    """`point_discord_at(url)` (operations/process.py) for one test: discord.py's class attributes it changes
-    are put back after the test."""
+    """`operations.process.point_discord_at(url)` for one test: discord.py's class
+    attributes it changes are put back after the test."""
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     gateway = discord.gateway.DiscordWebSocket
     monkeypatch.setattr(gateway, "DEFAULT_GATEWAY", gateway.DEFAULT_GATEWAY)
