@@ -477,3 +477,24 @@ async def read_at_least(bot: ChatBot, messages: int) -> bool:
 
 async def finished(bot: ChatBot) -> bool:
     return await bot.services.store.backfills() == []
+
+
+async def test_a_member_without_manage_rights_cannot_turn_knowledge_on(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    discord_api.past_messages("general", [("bob", "old secret plan")], days_ago=5)
+    bot = await start_bot(REPLY_TO="mention")  # answers only when asked
+    for scope, needed in (("channel", "Manage Channels"), ("server", "Manage Server")):
+        refused = await run_command(
+            discord_api, "general", "alice", "settings knowledge", mode="on", scope=scope
+        )
+        assert refused["ephemeral"] and needed in refused["content"]
+    assert bot.backfiller.jobs_in(discord_api.guild_id) == []  # no history read started
+    assert await bot.services.store.backfills() == []
+    reads = discord_api.requests_to("GET", rf"/channels/{discord_api.general.id}/messages")
+    assert reads == []
+    await discord_api.user_says("general", "alice", "a live word")
+    await discord_api.user_says("general", "alice", "then a question", mention_bot=True)
+    await discord_api.wait_for(lambda: discord_api.bot_messages("general"))  # handled
+    await bot.keeper.flush()
+    assert await indexed(bot, discord_api) == {}  # still off: nothing kept
