@@ -285,3 +285,26 @@ async def test_a_dm_across_two_servers_names_the_server_and_asks_which_general(
     assert "in #general (Stand-in Guild) at " in everywhere
     assert "Several channels are named 'general'" in ambiguous and str(far) in ambiguous
     assert "#general (Guild far)" in ambiguous and "#general (Stand-in Guild)" in ambiguous
+
+
+async def test_knowledge_status_names_only_the_channels_the_asker_reads(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    await knowledge_server(discord_api, start_bot)
+    staff = f"<#{discord_api.random.id}>"
+
+    async def status(who: str) -> str:
+        sent = await discord_api.user_runs_command("general", who, "knowledge status")
+
+        def shown() -> str | None:
+            for entry in discord_api.interaction_responses(sent):
+                if "Indexed channels" in (entry["content"] or ""):
+                    assert entry["ephemeral"]
+                    return entry["content"]
+            return None
+
+        return await discord_api.wait_for(shown, 5)
+
+    for_bob = await status("bob")  # no staff role: the staff channel is not named
+    assert f"<#{discord_api.general.id}>" in for_bob and staff not in for_bob
+    assert staff in await status("alice")  # staff: she reads it
