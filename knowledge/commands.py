@@ -208,11 +208,15 @@ async def _status(interaction: discord.Interaction[ChatBot]) -> str:
         return f"{NOT_IN_DMS} /knowledge forget-me works here too."
     client = interaction.client
     channel_settings = client.services.channel_settings
+    user = interaction.user  # a channel they cannot read is not theirs to know about
+    reads = (
+        await client.knowledge_offer.readers.readable_by(user)
+        if isinstance(user, discord.Member)
+        else frozenset()
+    )
     on = []
     for channel in [*guild.text_channels, *guild.forums]:
-        if not _reads(channel, interaction.user):
-            continue  # a channel they cannot read is not theirs to know about
-        if (await channel_settings.effective(Place.of(channel))).knowledge:
+        if channel.id in reads and (await channel_settings.effective(Place.of(channel))).knowledge:
             on.append(channel.mention)
     lines = [f"**Indexed channels:** {', '.join(on) if on else 'none'}"]
     lines += [job.progress.line() for job in client.backfiller.jobs_in(guild.id)]
@@ -225,14 +229,6 @@ async def _status(interaction: discord.Interaction[ChatBot]) -> str:
     days = client.settings.knowledge_retention_days
     lines.append(f"Messages are kept {days:,} days; /knowledge forget-me removes yours.")
     return "\n".join(lines)
-
-
-def _reads(channel: discord.abc.GuildChannel, user: discord.abc.User) -> bool:
-    """Whether `user` (a member of the channel's server) reads `channel`'s history."""
-    if not isinstance(user, discord.Member):
-        return False
-    seen = channel.permissions_for(user)
-    return seen.view_channel and seen.read_message_history
 
 
 COMMANDS = (knowledge_group,)
