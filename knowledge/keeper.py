@@ -167,10 +167,6 @@ class Keeper:
 
     # ---- writing -----------------------------------------------------------------------
 
-    def was_deleted(self, message_id: int) -> bool:
-        """Whether `message_id` was deleted lately (a backfill page may predate it)."""
-        return message_id in self._deleted
-
     def _dropped(self, message: IndexedMessage) -> bool:
         """Whether `message`, or its channel or thread, was deleted lately."""
         gone = self.channel_gone(message.channel_id, message.parent_id)
