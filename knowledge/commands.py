@@ -38,6 +38,7 @@ FORGET_QUESTION = (
     "stay on Discord; I just won't find them any more. New messages are indexed again "
     "where knowledge is on."
 )
+NOT_YOURS = "This question is for the person who asked; /knowledge forget-me asks for yours."
 
 
 @settings_group.command(name="knowledge")
@@ -158,6 +159,14 @@ class ForgetMe(discord.ui.View):
         self.asked = interaction  # its private reply holds the buttons
         self.client = interaction.client
         self.user_id = interaction.user.id
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Only the asker decides (the question is private, but its buttons must not
+        remove one person's messages on another's press); anyone else is told privately."""
+        if interaction.user.id == self.user_id:
+            return True
+        await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+        return False
 
     async def on_timeout(self) -> None:
         """Unanswered: the buttons go (a press would no longer be heard)."""

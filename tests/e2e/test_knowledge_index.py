@@ -498,3 +498,22 @@ async def test_a_member_without_manage_rights_cannot_turn_knowledge_on(
     await discord_api.wait_for(lambda: discord_api.bot_messages("general"))  # handled
     await bot.keeper.flush()
     assert await indexed(bot, discord_api) == {}  # still off: nothing kept
+
+
+async def test_only_the_asker_can_confirm_their_forget_me(
+    start_bot, discord_api: DiscordStandIn
+) -> None:
+    bot = await start_bot(REPLY_TO="mention")  # answers only when asked
+    await turn(discord_api, "on")
+    await discord_api.user_says("general", "alice", "alice idea")
+    await discord_api.user_says("general", "bob", "bob idea")
+    await eventually(lambda: count(bot, discord_api, "idea", 2))
+    asked = await run_command(discord_api, "general", "alice", "knowledge forget-me")
+    pressed = await discord_api.press(asked["message_id"], "Remove my messages", "bob")
+    refused = await discord_api.wait_for_interaction_response(pressed)
+    assert refused["ephemeral"] and "for the person who asked" in refused["content"]
+    await bot.keeper.flush()
+    assert await texts(bot, discord_api, "idea") == {"alice idea", "bob idea"}
+    cancelled = await discord_api.press(asked["message_id"], "Cancel", "alice")  # still hers
+    answer = await discord_api.wait_for_interaction_response(cancelled)
+    assert answer["content"] == "Nothing was removed."
