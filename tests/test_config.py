@@ -709,7 +709,10 @@ def test_knowledge_shard_and_health_settings() -> None:
     [
         ({"SHARD_IDS": "0"}, "SHARD_IDS needs SHARD_COUNT"),
         ({"SHARD_COUNT": "2", "SHARD_IDS": "2"}, "SHARD_IDS must name numbers from 0 to 1"),
-        ({"SHARD_COUNT": "4", "SHARD_IDS": "3-1"}, "SHARD_IDS must name numbers"),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "3-1"},
+            "SHARD_IDS has a range that runs backwards: write '1-3'",
+        ),
         ({"SHARD_COUNT": "4", "SHARD_IDS": "a"}, "SHARD_IDS must be numbers or ranges"),
         ({"SHARD_COUNT": "4", "SHARD_IDS": "1-"}, "SHARD_IDS must be numbers or ranges"),
         ({"SHARD_COUNT": "4", "SHARD_IDS": "9" * 5000}, "SHARD_IDS must be numbers or ranges"),

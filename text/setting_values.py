@@ -243,7 +243,12 @@ def number_ranges(get: Getter, name: str, *, below: int) -> tuple[int, ...] | No
                 f"got {quoted(part)}."
             )
         low, high = int(match[1]), int(match[2] or match[1])
-        if low > high or high >= below:
+        if low > high:
+            raise ConfigError(
+                f"{name} has a range that runs backwards: write {quoted(f'{high}-{low}')}, "
+                f"got {quoted(part)}."
+            )
+        if high >= below:
             raise ConfigError(
                 f"{name} must name numbers from 0 to {below - 1}, got {quoted(part)}."
             )
