@@ -167,6 +167,28 @@ async def test_too_few_shards_for_discord_says_what_to_set(
     assert "Traceback" not in bot.output
 
 
+# Close codes discord.py does not reconnect after, and how the one line it prints begins.
+GATEWAY_REFUSALS = {
+    4004: ("Authentication failed", "Discord rejected DISCORD_BOT_TOKEN"),
+    4010: ("Invalid shard.", "Discord refused the shard"),
+    4012: ("Invalid API version", "Discord refused the gateway API version"),
+    4013: ("Invalid intent(s).", "Discord refused the bot's intents"),
+}
+
+
+@pytest.mark.parametrize("code", list(GATEWAY_REFUSALS))
+async def test_each_gateway_refusal_is_one_clear_line_and_exit_1(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, start, code: int
+) -> None:
+    reason, line = GATEWAY_REFUSALS[code]
+    discord_api.identify_closed_with = (code, reason)
+    bot = await start(0)
+    assert await asyncio.wait_for(bot.process.wait(), 30) == 1
+    await bot.stop()
+    assert bot.lines[-1].startswith(line), bot.output
+    assert "Traceback" not in bot.output
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 async def test_discord_s_recommended_count_is_asked_again_after_a_503(
     discord_api,
