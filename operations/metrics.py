@@ -53,7 +53,6 @@ from model.failures import Cause
 
 PREFIX = "chatbot_"
 OUTCOMES = ("answered", "remembered", "ignored", "refused", "failed", "claimed_elsewhere")
-ANSWER_OUTCOMES = ("answered", "cut_off", "failed")
 TOKEN_KINDS = ("prompt", "completion", "cached")
 EMPTY_ANSWER = "empty_answer"
 CAUSES = (*(cause.name.lower() for cause in Cause), EMPTY_ANSWER)

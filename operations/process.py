@@ -28,11 +28,22 @@ START_UP_FAILURES = {
     "Gateway Intents).",
 }
 
-# Gateway close code 4011: a shard would hold more servers than Discord allows (2,500).
+# Gateway close codes discord.py does not reconnect after (4014 is PrivilegedIntentsRequired
+# above): the one line for each. A code not here keeps discord.py's own wording.
 SHARDING_REQUIRED = (
     "Discord requires more shards (each may hold at most 2,500 servers): raise SHARD_COUNT, "
     "or unset SHARD_COUNT and SHARD_IDS to use Discord's recommended count."
 )
+GATEWAY_CLOSES = {
+    4004: START_UP_FAILURES[discord.LoginFailure],
+    4010: "Discord refused the shard: SHARD_IDS must each be below SHARD_COUNT, and "
+    "SHARD_COUNT must match Discord's (unset both to use Discord's recommended count).",
+    4011: SHARDING_REQUIRED,
+    4012: "Discord refused the gateway API version: upgrade discord.py "
+    "(pip install -r requirements.txt).",
+    4013: "Discord refused the bot's intents as invalid: upgrade discord.py "
+    "(pip install -r requirements.txt).",
+}
 
 # Every error `start_up_failure` has a line for.
 START_UP_ERRORS = (
@@ -55,7 +66,7 @@ def start_up_failure(error: BaseException) -> str:
         if isinstance(error, kind):
             return line
     if isinstance(error, discord.ConnectionClosed):  # codes it cannot reconnect after
-        return SHARDING_REQUIRED if error.code == 4011 else f"Discord closed the gateway: {error}"
+        return GATEWAY_CLOSES.get(error.code, f"Discord closed the gateway: {error}")
     if isinstance(error, LeaseLost):
         return f"Could not hold the shards: {error}"
     if isinstance(error, ShardCountUnknown):

@@ -20,7 +20,7 @@ from tests.e2e.test_health import get, metrics, value
 from tests.helpers import dotenv_for, free_port, launch, run_command, until
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.standins.discord import DiscordStandIn
-from tests.standins.openai_standin import OpenAIStandIn
+from tests.standins.openai_standin import OpenAIStandIn, Reply
 
 MODELS = ("gpt-5.4-mini", "gpt-4.1-mini", "gpt-4o-mini")
 
@@ -167,6 +167,28 @@ async def test_too_few_shards_for_discord_says_what_to_set(
     assert "Traceback" not in bot.output
 
 
+# Close codes discord.py does not reconnect after, and how the one line it prints begins.
+GATEWAY_REFUSALS = {
+    4004: ("Authentication failed", "Discord rejected DISCORD_BOT_TOKEN"),
+    4010: ("Invalid shard.", "Discord refused the shard"),
+    4012: ("Invalid API version", "Discord refused the gateway API version"),
+    4013: ("Invalid intent(s).", "Discord refused the bot's intents"),
+}
+
+
+@pytest.mark.parametrize("code", list(GATEWAY_REFUSALS))
+async def test_each_gateway_refusal_is_one_clear_line_and_exit_1(
+    discord_api: DiscordStandIn, openai_api: OpenAIStandIn, start, code: int
+) -> None:
+    reason, line = GATEWAY_REFUSALS[code]
+    discord_api.identify_closed_with = (code, reason)
+    bot = await start(0)
+    assert await asyncio.wait_for(bot.process.wait(), 30) == 1
+    await bot.stop()
+    assert bot.lines[-1].startswith(line), bot.output
+    assert "Traceback" not in bot.output
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 async def test_discord_s_recommended_count_is_asked_again_after_a_503(
     discord_api,
@@ -253,6 +275,38 @@ async def test_a_spare_takes_over_from_a_killed_process_then_from_a_stopped_one(
     assert value(page, takeovers) == 1
     assert value(page, "chatbot_shard_leases_lost_total") == 0
     assert "Traceback" not in spare.output + third.output
+
+
+async def test_a_spare_taking_over_mid_burst_answers_each_message_at_most_once(
+    discord_api, openai_api, start, shared_database
+) -> None:
+    shared = {"DATABASE_URL": shared_database}
+    active, spare = await active_and_spare(start, discord_api, **shared)
+    # The active process is killed while its answers are still being written.
+    openai_api.script(Reply("slow answer", delay=5.0, times=3))
+    before = [
+        await discord_api.user_says("general", user, f"in flight {user}", mention_bot=True)
+        for user in ("alice", "bob", "carol")
+    ]
+    await until(lambda: len(openai_api.chat_requests) >= 1)
+    assert await active.stop(signal.SIGKILL) == -signal.SIGKILL
+    openai_api.clear_script()
+    await discord_api.wait_until_ready(count=2, timeout=30)
+    await until(lambda: spare.said("took over the lease on shard 0 of 1"))
+
+    after = [f"after takeover {n}?" for n in range(3)]
+    for text in after:
+        assert await answered_by(discord_api, openai_api, "general", text) == [MODELS[1]]
+    targets = [
+        int(m["message_reference"]["message_id"])
+        for m in discord_api.bot_messages("general")
+        if m.get("message_reference")
+    ]
+    assert len(targets) == len(set(targets))  # nothing answered twice
+    # What the killed process had in flight died with it: the spare never received those
+    # messages (Discord does not deliver them again to a new session) and answers none.
+    assert not {int(m["id"]) for m in before} & set(targets)
+    assert await spare.stop() == 0
 
 
 async def test_a_waiting_spare_stops_cleanly_without_connecting(

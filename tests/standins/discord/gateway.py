@@ -92,6 +92,10 @@ class Gateway:
         if session.identified:
             await session.ws.close(code=4005, message=b"Already authenticated.")
             return
+        if self.identify_closed_with is not None:
+            code, reason = self.identify_closed_with
+            await session.ws.close(code=code, message=reason.encode())
+            return
         if data.get("token") != self.bot_token:
             await session.ws.close(code=4004, message=b"Authentication failed")
             return

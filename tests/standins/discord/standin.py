@@ -139,6 +139,9 @@ class DiscordStandIn(
         # Guilds one session may hold before IDENTIFY is closed with 4011 "Sharding
         # required" (Discord: 2,500); None: no limit. Tests set a small one.
         self.max_guilds_per_session: int | None = None
+        # (code, reason) every IDENTIFY is closed with, as Discord would for a token reset
+        # since login (4004) or an outdated library (4012, 4013); None: IDENTIFY as usual.
+        self.identify_closed_with: tuple[int, str] | None = None
         # Application commands: guild id (None: global) -> commands as Discord stores them.
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._interactions: dict[int, InteractionRecord] = {}
