@@ -56,15 +56,15 @@ class ModelList:
             self._reading.add_done_callback(lambda _: setattr(self, "_reading", None))
         # Shielded: one caller giving up (autocomplete's deadline) ends no one's read.
         try:
-            return await asyncio.wait_for(asyncio.shield(self._reading), wait)
+            async with asyncio.timeout(wait):
+                return await asyncio.shield(self._reading)
         except TimeoutError:
             return None
 
     async def _read_models(self) -> list[str] | None:
         try:
-            listed: list[str] | None = await asyncio.wait_for(
-                self.model.list_models(), MODELS_READ_SECONDS
-            )
+            async with asyncio.timeout(MODELS_READ_SECONDS):
+                listed: list[str] | None = await self.model.list_models()
         except (openai.APIConnectionError, TimeoutError) as error:
             # No answer: any model name is accepted this time, and the next caller asks.
             log.info("the model list could not be read (%r): any model name is accepted", error)

@@ -160,7 +160,8 @@ class UsageLedger:
                 await self._pruner
         if self._writer is not None and not self._writer.done():
             try:
-                await asyncio.wait_for(asyncio.shield(self._writer), CLOSE_SECONDS)
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await asyncio.shield(self._writer)
             except TimeoutError:
                 self._writer.cancel()
         if self._unwritten:

@@ -284,7 +284,8 @@ class Reply:
         delay = self.pacer.delay()
         if delay > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._finishing.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._finishing.wait()
         return not self._finishing.is_set()
 
     async def _show(self, wanted: list[str]) -> None:

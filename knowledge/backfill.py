@@ -164,7 +164,8 @@ class Backfiller:
         if self._task is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._task), CLOSE_SECONDS)
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await asyncio.shield(self._task)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

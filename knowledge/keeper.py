@@ -257,7 +257,8 @@ class Keeper:
     async def _writing(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
+                async with asyncio.timeout(self.flush_seconds):
+                    await self._wake.wait()
             await self.flush()
 
     async def _retention(self, days: int) -> None:

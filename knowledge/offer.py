@@ -116,7 +116,8 @@ class KnowledgeOffer:
         """Wait (a little) for a read of the settings and threads under way."""
         if self._reading is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._reading), SETTLE_SECONDS)
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    await asyncio.shield(self._reading)
 
     async def start(self) -> None:
         """At start-up, before Discord connects: whether knowledge is on anywhere, as

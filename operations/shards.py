@@ -186,7 +186,8 @@ class ShardLeases:
         connection.when_closed(dropped.set)
         while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(dropped.wait(), CHECK_INTERVAL_S)
+                async with asyncio.timeout(CHECK_INTERVAL_S):
+                    await dropped.wait()
             if self._closing:
                 return
             if dropped.is_set():

@@ -121,6 +121,7 @@ class LeaseConnection:
         if self._conn.is_closed():
             return
         try:
-            await asyncio.wait_for(self._conn.close(), POSTGRES_CONNECT_TIMEOUT_S)
+            async with asyncio.timeout(POSTGRES_CONNECT_TIMEOUT_S):
+                await self._conn.close()
         except (TimeoutError, *self._errors):
             self._conn.terminate()

@@ -156,3 +156,22 @@ def test_the_readers_rule_and_the_search_tools_import_no_discord() -> None:
     (knowledge/tools.py) are pure; their discord.py side is readers_discord.py and offer.py."""
     paths = files("knowledge/readers.py", "knowledge/tools.py")
     assert offences(paths, DISCORD_SIDE, runtime_only=False) == []
+
+
+BOT_PARTS = ("bot.py", "config.py", "memory.py", "conversation", "discord_side", "knowledge",
+             "model", "operations", "store", "text", "tools")  # fmt: skip
+
+
+def test_timeouts_use_asyncio_timeout_never_wait_for() -> None:
+    """On Python 3.11, `asyncio.wait_for` returns normally when the task running it is
+    cancelled in the same loop turn as the awaited thing completes: a background loop
+    then never ends and shutdown waits for it forever (fixed in 3.12, whose wait_for is
+    `asyncio.timeout`). The bot's code uses `asyncio.timeout` everywhere."""
+    calls = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in files(*BOT_PARTS)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "wait_for"
+        and isinstance(node.value, ast.Name) and node.value.id == "asyncio"
+    ]  # fmt: skip
+    assert calls == []

@@ -315,3 +315,15 @@ async def test_a_forget_me_made_through_another_process_reaches_this_one(
         await first.close()
         await second.close()
         server.drop_database(url.rsplit("/", 1)[1])
+
+
+async def test_close_ends_the_writer_when_a_wake_up_races_the_cancellation(index: Index) -> None:
+    # The writer's wake-up completing in the same loop turn as close()'s cancel once
+    # swallowed the cancellation (Python 3.11's wait_for), so close() never returned.
+    kept = keeper(index)
+    kept.start(retention_days=30)
+    await asyncio.sleep(0.05)  # the writer waits for its wake-up
+    kept.deleted([1])  # sets the wake-up ...
+    closing = asyncio.create_task(kept.close())  # ... and cancels the writer in the same turn
+    done, _ = await asyncio.wait([closing], timeout=5)  # (a timeout that cancels: swallowed)
+    assert closing in done
