@@ -17,6 +17,7 @@ import random
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -208,37 +209,40 @@ async def bot_in_process(
     kind: Kind, apis: StandIns, counter: TokenCounter, *, stream: bool = False, **extra: str
 ) -> AsyncIterator[discord.Client]:
     """Run our bot or the relay in this event loop until the block ends (`extra`: more
-    settings for our bot, e.g. MAX_CONTEXT_TOKENS="32768").
+    settings for our bot, e.g. MAX_CONTEXT_TOKENS="32768"; by default each bot has a
+    database of its own in a temporary folder).
 
     Yields once on_ready has fired (the server and its channels are cached).
     """
-    env = bot_environment(apis, stream=stream, **extra)
-    client: discord.Client
-    if kind == "ours":
-        point_discord_at(apis.discord.url)
-        loaded = asyncio.get_running_loop().create_future()
-        loaded.set_result(counter)  # loaded once for the whole run
-        client = ChatBot(load_settings(env), loaded)
-    else:
-        relay_bot.point_discord_at(apis.discord.url)
-        client = relay_bot.RelayBot(
-            MODEL, openai.AsyncOpenAI(api_key=OPENAI_KEY, base_url=apis.openai.base_url)
-        )
-    async with client:  # sets up the client's loop state, closes it at the end
-        running = asyncio.create_task(client.start(env["DISCORD_BOT_TOKEN"]))
-        ready = asyncio.create_task(client.wait_until_ready())
-        await asyncio.wait({running, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            ready.cancel()
-            running.result()  # raise what stopped it
-            raise RuntimeError(f"{kind} bot stopped before it was ready")
-        if not ready.done():
-            raise RuntimeError(f"{kind} bot was not ready within 30 s")
-        try:
-            yield client
-        finally:
-            await client.close()
-            await asyncio.wait_for(running, 10)
+    with tempfile.TemporaryDirectory() as folder:
+        extra = {"DATABASE_URL": str(Path(folder) / "bot.db"), **extra}
+        env = bot_environment(apis, stream=stream, **extra)
+        client: discord.Client
+        if kind == "ours":
+            point_discord_at(apis.discord.url)
+            loaded = asyncio.get_running_loop().create_future()
+            loaded.set_result(counter)  # loaded once for the whole run
+            client = ChatBot(load_settings(env), loaded)
+        else:
+            relay_bot.point_discord_at(apis.discord.url)
+            client = relay_bot.RelayBot(
+                MODEL, openai.AsyncOpenAI(api_key=OPENAI_KEY, base_url=apis.openai.base_url)
+            )
+        async with client:  # sets up the client's loop state, closes it at the end
+            running = asyncio.create_task(client.start(env["DISCORD_BOT_TOKEN"]))
+            ready = asyncio.create_task(client.wait_until_ready())
+            await asyncio.wait({running, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            if running.done():
+                ready.cancel()
+                running.result()  # raise what stopped it
+                raise RuntimeError(f"{kind} bot stopped before it was ready")
+            if not ready.done():
+                raise RuntimeError(f"{kind} bot was not ready within 30 s")
+            try:
+                yield client
+            finally:
+                await client.close()
+                await asyncio.wait_for(running, 10)
 
 
 # ---------------------------------------------------------------------------------
@@ -316,6 +320,8 @@ async def launch(
 
     Both get a bare environment; the relay reads the same variables from it.
     """
+    # A database of its own: two bots never share a SQLite file (the second refuses to).
+    extra = {"DATABASE_URL": str(folder / "bot.db"), **extra}
     settings = bot_environment(apis, stream=stream, **extra)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder)}
     if kind == "ours":
@@ -345,7 +351,11 @@ async def bot_process(
     """A bot process, connected (its on_ready logged) for the block, stopped after."""
     bot = await launch(kind, apis, folder, stream=stream, **extra)
     try:
-        await apis.discord.wait_until_ready(timeout=30)
+        try:
+            await apis.discord.wait_until_ready(timeout=30)
+        except AssertionError:
+            output = "\n".join(bot.tail)
+            raise RuntimeError(f"{kind} bot never became ready; it said:\n{output}") from None
         await bot.wait_connected()
         yield bot
     finally:
