@@ -186,7 +186,9 @@ class KnowledgeTable(Table):
         async with self._failing_as("forget an author's messages"), self._db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO knowledge_forgotten (author_id, asked_at) VALUES (?, ?) "
-                "ON CONFLICT (author_id) DO UPDATE SET asked_at = excluded.asked_at",
+                "ON CONFLICT (author_id) DO UPDATE SET asked_at = CASE WHEN "
+                "excluded.asked_at > knowledge_forgotten.asked_at THEN excluded.asked_at "
+                "ELSE knowledge_forgotten.asked_at END",
                 author_id,
                 asked_at,
             )

@@ -113,6 +113,8 @@ async def test_forget_author_records_who_asked_and_when(store: Store) -> None:
     assert await store.forget_author(7, later) == 0  # asked again: from the latest time
     await store.forget_author(8, asked)
     assert await store.forgotten_authors() == {7: later, 8: asked}
+    await store.forget_author(7, asked)  # an older request arriving late (another process)
+    assert await store.forgotten_authors() == {7: later, 8: asked}  # the latest still holds
 
 
 async def test_forget_older_than_is_retention(store: Store) -> None:
