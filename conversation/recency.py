@@ -1,5 +1,6 @@
-"""Which channels or users were active most recently: `RecentlyUsed`, a bound on
-what the bot keeps per channel (conversations.py) and per user (access.py, audience.py).
+"""Which keys were used most recently: `RecentlyUsed`, a bound on what the bot keeps per
+channel (conversations.py) and per user (access.py, audience.py), and on the events it
+remembers (claims, deletions: operations/claims.py, knowledge/keeper.py).
 """
 
 from __future__ import annotations

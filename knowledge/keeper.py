@@ -25,11 +25,11 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from conversation.channel_settings import Place
+from conversation.recency import RecentlyUsed
 from knowledge.indexing import counts, indexed
 from store import StoreError
 from store.knowledge import IndexedMessage
@@ -78,8 +78,8 @@ class Keeper:
         self._pending: dict[int, IndexedMessage] = {}  # message id -> its newest form
         self._forget: set[int] = set()
         self._forget_channels: set[int] = set()
-        self._deleted: OrderedDict[int, None] = OrderedDict()  # recent deletions, oldest first
-        self._deleted_channels: OrderedDict[int, None] = OrderedDict()  # as `_deleted`
+        self._deleted: RecentlyUsed[int] = RecentlyUsed(RECENT_DELETIONS)  # message ids
+        self._deleted_channels: RecentlyUsed[int] = RecentlyUsed(RECENT_DELETIONS)
         self._forgotten: dict[int, dt.datetime] = {}  # author id -> when forget-me ran
         self._forgotten_read: float | None = None  # when the store's record was read
         self._wake = asyncio.Event()
@@ -117,7 +117,8 @@ class Keeper:
         for message_id in message_ids:
             self._pending.pop(message_id, None)
             self._forget.add(message_id)
-            _remember(self._deleted, message_id)
+            self._deleted.use(message_id)
+        self._deleted.overflow()
         self._wake.set()
 
     def channel_deleted(self, channel_id: int) -> None:
@@ -125,7 +126,8 @@ class Keeper:
         none of them is written later (`channel_gone`)."""
         self.drop_queued({channel_id})
         self._forget_channels.add(channel_id)
-        _remember(self._deleted_channels, channel_id)
+        self._deleted_channels.use(channel_id)
+        self._deleted_channels.overflow()
         self._wake.set()
 
     def channel_gone(self, channel_id: int, parent_id: int | None) -> bool:
@@ -288,11 +290,3 @@ class Keeper:
                 await task
         self._tasks = []
         await self.flush()
-
-
-def _remember(recent: OrderedDict[int, None], key: int) -> None:
-    """Put `key` last in `recent`, dropping the oldest past RECENT_DELETIONS."""
-    recent[key] = None
-    recent.move_to_end(key)
-    while len(recent) > RECENT_DELETIONS:
-        recent.popitem(last=False)

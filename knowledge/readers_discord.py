@@ -33,6 +33,7 @@ from collections.abc import Collection, Iterable
 
 import discord
 
+from conversation.recency import RecentlyUsed
 from discord_side.failures import REQUEST_FAILURES, describe
 from knowledge.readers import READ, VOICE_READ, Overwrite, Room, allowed_for_post, may_read
 
@@ -110,7 +111,7 @@ class Readers:
         self.client = client
         self._in_threads = _Expiring()  # (thread id, user id) -> bool
         self._threads: dict[int, discord.Thread] = {}  # id -> thread, oldest remembered first
-        self._deleted: dict[int, None] = {}  # deleted channels and threads, oldest first
+        self._deleted: RecentlyUsed[int] = RecentlyUsed(THREADS_LIMIT)  # channels, threads
 
     def rooms(self, guild: discord.Guild) -> list[tuple[Readable, Room]]:
         """The rooms of `guild` discord.py knows, each with its channel: its channels,
@@ -141,9 +142,8 @@ class Readers:
     def forget_channel(self, channel_id: int) -> None:
         """A channel or thread was deleted: neither it nor a thread of it is a room again
         (the last THREADS_LIMIT deletions are remembered)."""
-        self._deleted[channel_id] = None
-        while len(self._deleted) > THREADS_LIMIT:
-            del self._deleted[next(iter(self._deleted))]
+        self._deleted.use(channel_id)
+        self._deleted.overflow()
         gone = [t.id for t in self._threads.values() if channel_id in (t.id, t.parent_id)]
         for thread_id in gone:
             del self._threads[thread_id]
